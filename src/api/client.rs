@@ -1,0 +1,171 @@
+//! The control-socket client `sentinelctl` uses: one request per connection, errors that tell a
+//! person what to do next.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+use tokio::net::UnixStream;
+
+use super::peer::{Accounts, SystemAccounts};
+use super::types::ErrorResponse;
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("cannot connect to {path}: no such file — is sentineld running? (pick another socket with --socket)")]
+    NoSocket { path: PathBuf },
+    #[error("cannot connect to {path}: permission denied — add your user to group {group}")]
+    PermissionDenied { path: PathBuf, group: String },
+    #[error(
+        "cannot connect to {path}: connection refused — sentineld is not running (stale socket)"
+    )]
+    Refused { path: PathBuf },
+    #[error("cannot connect to {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("lost the connection to sentineld: {0}")]
+    Protocol(#[from] hyper::Error),
+    /// The daemon answered with an error status; `message` is its explanation.
+    #[error("{message}")]
+    Api { status: u16, message: String },
+    #[error("unexpected answer from sentineld: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub struct ControlClient {
+    socket: PathBuf,
+}
+
+impl ControlClient {
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        Self {
+            socket: socket.into(),
+        }
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::GET, path).await
+    }
+
+    pub async fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::POST, path).await
+    }
+
+    /// POST whose error answers also carry a typed body (reload: a rejection is a report too).
+    pub async fn post_report<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<(u16, T), ClientError> {
+        let response = self.send(Method::POST, path).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        match serde_json::from_slice::<T>(&body) {
+            Ok(value) => Ok((status, value)),
+            Err(_) => Err(api_error(status, &body)),
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let response = self.send(method, path).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            return Err(api_error(status.as_u16(), &body));
+        }
+        serde_json::from_slice(&body).map_err(|err| ClientError::Decode(err.to_string()))
+    }
+
+    /// GET a streaming route and hand each complete line to `on_line` until the daemon ends it.
+    pub async fn stream_lines(
+        &self,
+        path: &str,
+        mut on_line: impl FnMut(&[u8]),
+    ) -> Result<(), ClientError> {
+        let response = self.send(Method::GET, path).await?;
+        let status = response.status();
+        let mut body = response.into_body();
+        if status != StatusCode::OK {
+            let bytes = body.collect().await?.to_bytes();
+            return Err(api_error(status.as_u16(), &bytes));
+        }
+        let mut pending = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                pending.extend_from_slice(&data);
+                while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    on_line(&line[..line.len() - 1]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&self, method: Method, path: &str) -> Result<Response<Incoming>, ClientError> {
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|err| self.connect_error(err))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "sentineld")
+            .body(Empty::<Bytes>::new())
+            .map_err(|err| ClientError::Decode(err.to_string()))?;
+        Ok(sender.send_request(request).await?)
+    }
+
+    fn connect_error(&self, err: std::io::Error) -> ClientError {
+        let path = self.socket.clone();
+        match err.kind() {
+            ErrorKind::NotFound => ClientError::NoSocket { path },
+            ErrorKind::PermissionDenied => {
+                let group = std::fs::metadata(&path)
+                    .ok()
+                    .and_then(|meta| SystemAccounts.group_name(meta.gid()))
+                    .unwrap_or_else(|| crate::config::paths::DEFAULT_SOCKET_GROUP.to_string());
+                ClientError::PermissionDenied { path, group }
+            }
+            ErrorKind::ConnectionRefused => ClientError::Refused { path },
+            _ => ClientError::Connect { path, source: err },
+        }
+    }
+}
+
+fn api_error(status: u16, body: &[u8]) -> ClientError {
+    let message = serde_json::from_slice::<ErrorResponse>(body)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| format!("HTTP {status}: {}", String::from_utf8_lossy(body).trim()));
+    ClientError::Api { status, message }
+}

@@ -1,0 +1,14 @@
+//! The control socket: HTTP/1.1 + JSON over a Unix socket. `server` answers, `client` is what
+//! `sentinelctl` uses, `types` are the bodies both share, `peer` decides who may change things.
+
+mod client;
+mod peer;
+mod server;
+mod types;
+
+pub use client::{ClientError, ControlClient};
+pub use peer::{authorize, Accounts, Peer, SystemAccounts};
+pub use server::{parse_events_params, parse_since, serve, ApiState, ControlCommand, EventsParams};
+pub use types::{
+    DaemonInfo, ErrorResponse, EventsResponse, ReloadOutcome, ReloadReport, StatusResponse,
+};

@@ -1,0 +1,70 @@
+//! Request and response bodies of the control socket, shared by `sentineld` and `sentinelctl`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{JournaledEvent, Timestamp};
+use crate::probe::ProbeSnapshot;
+
+/// What the daemon knows about itself; the parts that do not change per request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub version: String,
+    pub pid: u32,
+    pub started_at: Timestamp,
+    pub config_path: PathBuf,
+    pub config_hash: String,
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    /// Things an operator should know about how the daemon runs (fallback paths, ...).
+    pub notes: Vec<String>,
+    pub last_reload: Option<ReloadReport>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    #[serde(flatten)]
+    pub daemon: DaemonInfo,
+    pub uptime_secs: u64,
+    pub probes: Vec<ProbeSnapshot>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadOutcome {
+    /// The new config was valid and its differences were applied.
+    Applied,
+    /// The file's content was the same as the running config: nothing to do.
+    Unchanged,
+    /// The new config was invalid; the running one was kept untouched.
+    Rejected,
+}
+
+/// The result of one reload attempt; `POST /v1/reload` answers with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    pub at: Timestamp,
+    /// What asked for it: `api`, `sighup` or `file-change`.
+    pub trigger: String,
+    pub outcome: ReloadOutcome,
+    pub config_hash: Option<String>,
+    pub error: Option<String>,
+    #[serde(default)]
+    pub changes: Vec<String>,
+    #[serde(default)]
+    pub restart_required: Vec<String>,
+}
+
+/// `GET /v1/events` without `follow`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventsResponse {
+    pub events: Vec<JournaledEvent>,
+}
+
+/// Every non-2xx answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub error: String,
+}

@@ -1,0 +1,128 @@
+//! sentinelctl: a thin client. It asks sentineld over the control socket and renders the answer.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use sentinel::api::{ControlClient, EventsResponse, ReloadOutcome, ReloadReport, StatusResponse};
+use sentinel::cli::{render, CtlCli, CtlCommand, EventsArgs};
+use sentinel::config::paths;
+use sentinel::event::JournaledEvent;
+
+fn main() -> ExitCode {
+    let cli = CtlCli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("sentinelctl: cannot start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("sentinelctl: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
+    let client = ControlClient::new(cli.socket.clone().unwrap_or_else(paths::discover_socket));
+    match cli.command {
+        CtlCommand::Status => {
+            let status: StatusResponse = client.get("/v1/status").await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", render::status(&status));
+            }
+        }
+        CtlCommand::Reload => {
+            let (_, report): (u16, ReloadReport) = client.post_report("/v1/reload").await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if report.outcome == ReloadOutcome::Rejected {
+                eprint!("{}", render::reload(&report));
+            } else {
+                print!("{}", render::reload(&report));
+            }
+            if report.outcome == ReloadOutcome::Rejected {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        CtlCommand::Events(args) => events(&client, &args, cli.json).await?,
+        CtlCommand::Version => {
+            println!("sentinelctl {}", env!("CARGO_PKG_VERSION"));
+            match client.get::<StatusResponse>("/v1/status").await {
+                Ok(status) => println!("sentineld   {}", status.daemon.version),
+                Err(err) => println!("sentineld   unknown ({err})"),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn events(client: &ControlClient, args: &EventsArgs, json: bool) -> anyhow::Result<()> {
+    let mut query = vec![format!("limit={}", args.limit)];
+    if let Some(since) = &args.since {
+        query.push(format!("since={}", encode(since)));
+    }
+    if !args.kind.is_empty() {
+        query.push(format!("kind={}", encode(&args.kind.join(","))));
+    }
+    if !args.follow {
+        let response: EventsResponse = client
+            .get(&format!("/v1/events?{}", query.join("&")))
+            .await?;
+        if json {
+            for event in &response.events {
+                println!("{}", serde_json::to_string(event)?);
+            }
+        } else {
+            print!("{}", render::events(&response.events));
+        }
+        return Ok(());
+    }
+    query.push("follow=1".into());
+    if !json {
+        println!("{}", render::EVENT_HEADER.join("  "));
+    }
+    let stdout = std::io::stdout();
+    client
+        .stream_lines(&format!("/v1/events?{}", query.join("&")), |line| {
+            let mut out = stdout.lock();
+            if json {
+                let _ = out.write_all(line);
+                let _ = out.write_all(b"\n");
+            } else {
+                match serde_json::from_slice::<JournaledEvent>(line) {
+                    Ok(event) => {
+                        let _ = writeln!(out, "{}", render::event_row(&event).join("  "));
+                    }
+                    Err(_) => {
+                        let _ = writeln!(out, "{}", String::from_utf8_lossy(line));
+                    }
+                }
+            }
+            let _ = out.flush();
+        })
+        .await?;
+    Ok(())
+}
+
+/// Percent-encode a query value (RFC 3339 times carry ':' and '+').
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,75 @@
+//! sentineld: parse flags, set up logging, run the daemon until SIGTERM or SIGINT.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use sentinel::cli::{DaemonCli, DaemonCommand};
+use sentinel::{config, daemon, logging};
+use tokio::signal::unix::{signal, SignalKind};
+
+fn main() -> ExitCode {
+    let cli = DaemonCli::parse();
+    match cli.command {
+        Some(DaemonCommand::CheckConfig { ref file }) => {
+            let path = file.clone().unwrap_or_else(|| cli.config.clone());
+            match config::load(&path) {
+                Ok(loaded) => {
+                    println!(
+                        "{}: ok ({} probe{})",
+                        path.display(),
+                        loaded.config.probes.len(),
+                        if loaded.config.probes.len() == 1 {
+                            ""
+                        } else {
+                            "s"
+                        }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("{err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(DaemonCommand::PrintDefaultConfig) => {
+            print!("{}", config::EXAMPLE_CONFIG);
+            ExitCode::SUCCESS
+        }
+        Some(DaemonCommand::Run) | None => {
+            logging::init(cli.log_format, &cli.log_level, "sentineld");
+            match run(cli) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!("{err:#}");
+                    eprintln!("sentineld: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn run(cli: DaemonCli) -> anyhow::Result<()> {
+    // Two workers: the daemon is I/O-bound, and a small fixed pool keeps idle memory low.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM received"),
+                _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            }
+        };
+        daemon::run(cli.config, shutdown)
+            .await
+            .map_err(anyhow::Error::from)
+    })
+}

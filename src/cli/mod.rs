@@ -1,0 +1,95 @@
+//! Command-line definitions of the three binaries (here, not in `src/bin/`, so man pages and
+//! completions are generated from the same source) and the renderers `sentinelctl` prints with.
+
+pub mod render;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::paths;
+use crate::logging::LogFormat;
+
+/// sentineld — keeps a host's services alive, breaks them on purpose, names the tenant that hurts.
+#[derive(Debug, Parser)]
+#[command(name = "sentineld", version, about, long_about = None)]
+pub struct DaemonCli {
+    /// Configuration file (TOML).
+    #[arg(long, short = 'c', global = true, env = "SENTINEL_CONFIG", default_value = paths::DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// Log output: journald under systemd, text on a terminal, or json.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+    /// Default log filter (RUST_LOG overrides it), e.g. info or sentinel=debug.
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Option<DaemonCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Run the daemon (the default when no command is given).
+    Run,
+    /// Validate a config file and exit 0 (valid) or 1 (invalid, with file:line:col).
+    CheckConfig {
+        /// File to check; defaults to --config.
+        file: Option<PathBuf>,
+    },
+    /// Print the built-in example configuration, a starting point for /etc/sentinel/sentineld.toml.
+    PrintDefaultConfig,
+}
+
+/// sentinelctl — talks to sentineld over its control socket.
+#[derive(Debug, Parser)]
+#[command(name = "sentinelctl", version, about, long_about = None)]
+pub struct CtlCli {
+    /// Control socket of sentineld [default: /run/sentinel/sentinel.sock, else this user's fallback]
+    #[arg(long, short = 's', global = true, env = "SENTINEL_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Print the daemon's JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Daemon version, uptime, config, last reload, probes.
+    Status,
+    /// Re-read the config; prints what changed, or the validation error (exit 1).
+    Reload,
+    /// Events from the journal.
+    Events(EventsArgs),
+    /// Versions of sentinelctl and of the running daemon.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events since then: a duration (10m, 2h) or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Keep printing new events as they happen.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only events of this kind (repeatable), e.g. probe_transition.
+    #[arg(long)]
+    pub kind: Vec<String>,
+    /// At most this many past events (the newest).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
+
+/// sentinel-agent — the sidecar that ships an application's tenant events to sentineld.
+#[derive(Debug, Parser)]
+#[command(name = "sentinel-agent", version, about, long_about = None)]
+pub struct AgentCli {
+    /// Access log to tail (JSON lines or nginx combined with a tenant field).
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+    /// sentineld's public ingest URL.
+    #[arg(long, default_value = "http://127.0.0.1:9137/v1/events")]
+    pub endpoint: String,
+}

@@ -1,0 +1,225 @@
+//! Turns the daemon's JSON answers into what a person reads: aligned tables and short lines.
+
+use std::fmt::Write;
+
+use crate::api::{ReloadOutcome, ReloadReport, StatusResponse};
+use crate::event::JournaledEvent;
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let columns = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(columns) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count();
+                text.push_str(cell);
+                text.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+pub fn status(status: &StatusResponse) -> String {
+    let daemon = &status.daemon;
+    let mut out = String::new();
+    let uptime = humantime::format_duration(std::time::Duration::from_secs(status.uptime_secs));
+    let _ = writeln!(
+        out,
+        "sentineld {} (pid {}), up {uptime}",
+        daemon.version, daemon.pid
+    );
+    let mut facts = vec![
+        (
+            "config",
+            format!(
+                "{} ({})",
+                daemon.config_path.display(),
+                &daemon.config_hash[..12.min(daemon.config_hash.len())]
+            ),
+        ),
+        ("socket", daemon.socket.display().to_string()),
+        ("state dir", daemon.state_dir.display().to_string()),
+    ];
+    facts.push((
+        "last reload",
+        daemon
+            .last_reload
+            .as_ref()
+            .map_or_else(|| "never".to_string(), reload_line),
+    ));
+    facts.extend(daemon.notes.iter().map(|n| ("note", n.clone())));
+    for (label, value) in facts {
+        let _ = writeln!(out, "{label:<12}{value}");
+    }
+    out.push('\n');
+    if status.probes.is_empty() {
+        out.push_str("no probes configured\n");
+        return out;
+    }
+    let rows: Vec<Vec<String>> = status
+        .probes
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                p.kind.clone(),
+                p.state.as_str().to_string(),
+                p.since.to_rfc3339(),
+                p.last_latency_ms
+                    .map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms")),
+                p.recoveries_total.to_string(),
+                p.last_failure.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "PROBE",
+            "KIND",
+            "STATE",
+            "SINCE",
+            "LATENCY",
+            "RECOVERIES",
+            "LAST FAILURE",
+        ],
+        &rows,
+    ));
+    out
+}
+
+fn reload_line(report: &ReloadReport) -> String {
+    let when = report.at.to_rfc3339();
+    match report.outcome {
+        ReloadOutcome::Rejected => format!(
+            "{when} ({}): rejected, old config kept: {}",
+            report.trigger,
+            report.error.as_deref().unwrap_or("?")
+        ),
+        outcome => format!("{when} ({}): {}", report.trigger, outcome_word(outcome)),
+    }
+}
+
+fn outcome_word(outcome: ReloadOutcome) -> &'static str {
+    match outcome {
+        ReloadOutcome::Applied => "applied",
+        ReloadOutcome::Unchanged => "unchanged",
+        ReloadOutcome::Rejected => "rejected",
+    }
+}
+
+/// What `sentinelctl reload` prints.
+pub fn reload(report: &ReloadReport) -> String {
+    match report.outcome {
+        ReloadOutcome::Rejected => format!(
+            "config rejected; the running config is unchanged:\n  {}\n",
+            report.error.as_deref().unwrap_or("unknown error")
+        ),
+        ReloadOutcome::Unchanged => "config unchanged; nothing to do\n".to_string(),
+        ReloadOutcome::Applied => {
+            let mut out = String::from("config applied\n");
+            if report.changes.is_empty() {
+                out.push_str("  (no running component affected)\n");
+            }
+            for change in &report.changes {
+                let _ = writeln!(out, "  {change}");
+            }
+            for field in &report.restart_required {
+                let _ = writeln!(out, "  {field} changed: takes effect after a restart");
+            }
+            out
+        }
+    }
+}
+
+pub fn event_row(event: &JournaledEvent) -> Vec<String> {
+    vec![
+        event.id.to_string(),
+        event.event.at.to_rfc3339(),
+        event.event.kind.name().to_string(),
+        event.event.kind.summary(),
+    ]
+}
+
+pub const EVENT_HEADER: [&str; 4] = ["ID", "TIME", "KIND", "SUMMARY"];
+
+pub fn events(events: &[JournaledEvent]) -> String {
+    if events.is_empty() {
+        return "no events\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = events.iter().map(event_row).collect();
+    table(&EVENT_HEADER, &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventKind, Timestamp};
+
+    #[test]
+    fn table_aligns_columns() {
+        let text = table(
+            &["A", "LONG HEADER", "C"],
+            &[
+                vec!["wide value".into(), "x".into(), "last".into()],
+                vec!["y".into(), "z".into(), "".into()],
+            ],
+        );
+        assert_eq!(
+            text,
+            "A           LONG HEADER  C\n\
+             wide value  x            last\n\
+             y           z\n"
+        );
+    }
+
+    #[test]
+    fn events_render_one_row_each() {
+        let event = JournaledEvent {
+            id: 7,
+            event: Event {
+                at: Timestamp(1_700_000_000_000),
+                kind: EventKind::DaemonStopping {
+                    reason: "signal".into(),
+                },
+            },
+        };
+        let text = events(&[event]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines[1].starts_with("7   2023-11-14T22:13:20.000Z  daemon_stopping  stopping: signal"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn rejected_reload_shows_the_error() {
+        let report = ReloadReport {
+            at: Timestamp(0),
+            trigger: "api".into(),
+            outcome: ReloadOutcome::Rejected,
+            config_hash: None,
+            error: Some("c.toml:3:8: unknown probe kind \"htp\"".into()),
+            changes: vec![],
+            restart_required: vec![],
+        };
+        assert!(reload(&report).contains("c.toml:3:8: unknown probe kind"));
+    }
+}

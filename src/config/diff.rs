@@ -1,0 +1,157 @@
+//! What changed between the running config and a new one, so reload touches only that.
+
+use std::collections::BTreeMap;
+
+use super::{Config, ProbeConfig};
+
+/// The difference between two valid configs, computed before anything is touched.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ConfigDiff {
+    pub probes_added: Vec<String>,
+    pub probes_removed: Vec<String>,
+    pub probes_changed: Vec<String>,
+    pub journal_changed: bool,
+    pub http_changed: bool,
+    /// `[daemon]` settings that differ; they are read once at start and need a restart.
+    pub restart_required: Vec<String>,
+}
+
+impl ConfigDiff {
+    pub fn between(old: &Config, new: &Config) -> Self {
+        let old_probes = by_name(&old.probes);
+        let new_probes = by_name(&new.probes);
+        let mut diff = ConfigDiff {
+            journal_changed: old.journal != new.journal,
+            http_changed: old.http != new.http,
+            ..Default::default()
+        };
+        for (name, probe) in &new_probes {
+            match old_probes.get(name) {
+                None => diff.probes_added.push(name.to_string()),
+                Some(old_probe) if *old_probe != *probe => {
+                    diff.probes_changed.push(name.to_string())
+                }
+                Some(_) => {}
+            }
+        }
+        diff.probes_removed = old_probes
+            .keys()
+            .filter(|name| !new_probes.contains_key(*name))
+            .map(|name| name.to_string())
+            .collect();
+
+        let (a, b) = (&old.daemon, &new.daemon);
+        let fields = [
+            ("daemon.state_dir", a.state_dir != b.state_dir),
+            ("daemon.socket", a.socket != b.socket),
+            ("daemon.socket_group", a.socket_group != b.socket_group),
+            (
+                "daemon.socket_mode",
+                a.socket_mode_bits() != b.socket_mode_bits(),
+            ),
+        ];
+        diff.restart_required = fields
+            .iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(field, _)| field.to_string())
+            .collect();
+        diff
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes().is_empty() && self.restart_required.is_empty()
+    }
+
+    /// Human-readable list of what a reload will do ("probe api added", "journal retention").
+    pub fn changes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        out.extend(self.probes_added.iter().map(|n| format!("probe {n} added")));
+        out.extend(
+            self.probes_changed
+                .iter()
+                .map(|n| format!("probe {n} changed")),
+        );
+        out.extend(
+            self.probes_removed
+                .iter()
+                .map(|n| format!("probe {n} removed")),
+        );
+        if self.journal_changed {
+            out.push("journal retention changed".into());
+        }
+        if self.http_changed {
+            out.push("http listener changed".into());
+        }
+        out
+    }
+}
+
+fn by_name(probes: &[ProbeConfig]) -> BTreeMap<&str, &ProbeConfig> {
+    probes.iter().map(|p| (p.name(), p)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(source: &str) -> Config {
+        crate::config::parse(source, Path::new("t.toml")).unwrap()
+    }
+
+    const BASE: &str = r#"
+[[probe]]
+name = "a"
+kind = "tcp"
+address = "127.0.0.1:1"
+
+[[probe]]
+name = "b"
+kind = "tcp"
+address = "127.0.0.1:2"
+"#;
+
+    #[test]
+    fn diff_table() {
+        let cases: &[(&str, &str, &[&str], &[&str])] = &[
+            ("identical", BASE, &[], &[]),
+            (
+                // moving text around changes spans but not meaning: no diff
+                "reformatted",
+                "[[probe]]\nname=\"a\"\nkind=\"tcp\"\naddress=\"127.0.0.1:1\"\n[[probe]]\nname=\"b\"\nkind=\"tcp\"\naddress=\"127.0.0.1:2\"\n",
+                &[],
+                &[],
+            ),
+            (
+                "one changed one removed one added",
+                "[[probe]]\nname=\"a\"\nkind=\"tcp\"\naddress=\"127.0.0.1:9\"\n[[probe]]\nname=\"c\"\nkind=\"tcp\"\naddress=\"127.0.0.1:3\"\n",
+                &["probe c added", "probe a changed", "probe b removed"],
+                &[],
+            ),
+            (
+                "journal and daemon",
+                &format!("[daemon]\nsocket = \"/tmp/x.sock\"\n[journal]\nmax_events = 5\n{BASE}"),
+                &["journal retention changed"],
+                &["daemon.socket"],
+            ),
+            (
+                "http listener",
+                &format!("[http]\nlisten = \"127.0.0.1:1\"\n{BASE}"),
+                &["http listener changed"],
+                &[],
+            ),
+        ];
+        let old = config(BASE);
+        for (label, new, changes, restart) in cases {
+            let diff = ConfigDiff::between(&old, &config(new));
+            assert_eq!(diff.changes(), *changes, "{label}");
+            assert_eq!(diff.restart_required, *restart, "{label}");
+            assert_eq!(
+                diff.is_empty(),
+                changes.is_empty() && restart.is_empty(),
+                "{label}"
+            );
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! `HumanDuration`: durations written the way people write them ("30s", "5m", "1h 30m").
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub const fn from_secs(secs: u64) -> Self {
+        Self(Duration::from_secs(secs))
+    }
+
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl std::str::FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(text.trim())
+            .map(Self)
+            .map_err(|err| {
+                format!("invalid duration \"{text}\": {err} (write e.g. 30s, 5m, 2h, 7d)")
+            })
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_forms() {
+        let cases = [("30s", 30), ("5m", 300), ("1h 30m", 5400), ("7d", 604_800)];
+        for (text, secs) in cases {
+            assert_eq!(text.parse::<HumanDuration>().unwrap().get().as_secs(), secs);
+        }
+    }
+
+    #[test]
+    fn rejects_garbage_with_an_example() {
+        let err = "5x".parse::<HumanDuration>().unwrap_err();
+        assert!(err.contains("invalid duration \"5x\""), "{err}");
+        assert!(err.contains("30s"), "{err}");
+    }
+}

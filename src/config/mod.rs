@@ -1,0 +1,509 @@
+//! The TOML schema of `sentineld.toml`, its validation (errors carry file:line:col), the diff
+//! between two configs that hot reload applies, and the file watcher that triggers reloads.
+
+mod diff;
+mod duration;
+mod error;
+pub mod paths;
+mod watch;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+pub use diff::ConfigDiff;
+pub use duration::HumanDuration;
+pub use error::{line_column, ConfigError};
+pub use watch::{ConfigWatcher, WatchError};
+
+/// The configuration shipped as `sentineld.toml.example`, compiled in so `sentineld
+/// print-default-config` can bootstrap a fresh host.
+pub const EXAMPLE_CONFIG: &str = include_str!("../../sentineld.toml.example");
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub daemon: DaemonSection,
+    #[serde(default)]
+    pub journal: JournalSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default, rename = "probe")]
+    pub probes: Vec<ProbeConfig>,
+}
+
+/// Process-wide settings. They are read once at start: changing them needs a restart, and a
+/// reload says so instead of half-applying them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonSection {
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    /// Group that owns the control socket; its members may call mutating routes.
+    pub socket_group: String,
+    /// Octal permission bits of the control socket, e.g. "0660".
+    pub socket_mode: Option<Spanned<String>>,
+}
+
+impl Default for DaemonSection {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from(paths::DEFAULT_STATE_DIR),
+            socket: PathBuf::from(paths::DEFAULT_SOCKET_PATH),
+            socket_group: paths::DEFAULT_SOCKET_GROUP.to_string(),
+            socket_mode: None,
+        }
+    }
+}
+
+impl DaemonSection {
+    pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
+
+    /// The socket mode, already validated by [`Config::validate`].
+    pub fn socket_mode_bits(&self) -> u32 {
+        self.socket_mode
+            .as_ref()
+            .and_then(|mode| parse_octal_mode(mode.get_ref()).ok())
+            .unwrap_or(Self::DEFAULT_SOCKET_MODE)
+    }
+}
+
+fn parse_octal_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(bits) if bits <= 0o777 => Ok(bits),
+        _ => Err(format!(
+            "invalid socket_mode \"{text}\": expected octal permission bits such as \"0660\""
+        )),
+    }
+}
+
+/// Journal retention: events older than `max_age` or beyond the newest `max_events` are pruned.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalSection {
+    pub max_age: HumanDuration,
+    pub max_events: u64,
+}
+
+impl Default for JournalSection {
+    fn default() -> Self {
+        Self {
+            max_age: HumanDuration::from_secs(30 * 24 * 3600),
+            max_events: 1_000_000,
+        }
+    }
+}
+
+/// The public TCP listener (`/healthz` now; metrics, ingest and the status page later).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9137)),
+        }
+    }
+}
+
+/// One probe. Common settings first, then the settings of each kind; a setting that does not
+/// belong to the probe's kind is an error, so a typo never silently does nothing.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    pub name: Spanned<String>,
+    pub kind: Spanned<ProbeKind>,
+    #[serde(default = "ProbeConfig::default_interval")]
+    pub interval: HumanDuration,
+    #[serde(default = "ProbeConfig::default_timeout")]
+    pub timeout: Spanned<HumanDuration>,
+    /// Consecutive failures before the probe is Down.
+    #[serde(default = "ProbeConfig::default_fail_after")]
+    pub fail_after: Spanned<u32>,
+    /// Consecutive successes before a Down probe is Up again.
+    #[serde(default = "ProbeConfig::default_recover_after")]
+    pub recover_after: Spanned<u32>,
+
+    // kind = "http"
+    pub url: Option<Spanned<String>>,
+    /// Accepted status codes; default: any 2xx.
+    pub expect_status: Option<Spanned<Vec<u16>>>,
+
+    // kind = "tcp"
+    pub address: Option<Spanned<String>>,
+}
+
+impl ProbeConfig {
+    fn default_interval() -> HumanDuration {
+        HumanDuration::from_secs(10)
+    }
+    fn default_timeout() -> Spanned<HumanDuration> {
+        Spanned::new(0..0, HumanDuration::from_secs(5))
+    }
+    fn default_fail_after() -> Spanned<u32> {
+        Spanned::new(0..0, 3)
+    }
+    fn default_recover_after() -> Spanned<u32> {
+        Spanned::new(0..0, 1)
+    }
+
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+
+    pub fn kind(&self) -> ProbeKind {
+        *self.kind.get_ref()
+    }
+}
+
+/// The kinds of probe this build runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    Http,
+    Tcp,
+}
+
+impl ProbeKind {
+    pub const ALL: [ProbeKind; 2] = [ProbeKind::Http, ProbeKind::Tcp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+impl fmt::Display for ProbeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ProbeKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ProbeKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| {
+                let expected: Vec<&str> = ProbeKind::ALL.iter().map(|k| k.as_str()).collect();
+                serde::de::Error::custom(format!(
+                    "unknown probe kind \"{text}\" (expected one of {})",
+                    expected.join(", ")
+                ))
+            })
+    }
+}
+
+/// A config as loaded from disk: the parsed value plus where it came from and its content hash.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, hex: tells whether a reload changed anything.
+    pub hash: String,
+}
+
+/// Read, parse and validate the config at `path`.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let config = parse(&source, path)?;
+    Ok(LoadedConfig {
+        config,
+        path: path.to_path_buf(),
+        hash: content_hash(source.as_bytes()),
+    })
+}
+
+pub fn content_hash(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parse and validate config text; `path` is only used in error messages.
+pub fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
+    let config: Config = toml::from_str(source).map_err(|err| {
+        let offset = err.span().map_or(0, |span| span.start);
+        invalid_at(source, path, offset, err.message().trim().to_string())
+    })?;
+    config.validate().map_err(|issue| match issue.offset {
+        Some(offset) => invalid_at(source, path, offset, issue.message),
+        None => ConfigError::Whole {
+            path: path.to_path_buf(),
+            message: issue.message,
+        },
+    })?;
+    Ok(config)
+}
+
+fn invalid_at(source: &str, path: &Path, offset: usize, message: String) -> ConfigError {
+    let (line, column) = line_column(source, offset);
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// A validation finding before it is placed in the file.
+struct Issue {
+    offset: Option<usize>,
+    message: String,
+}
+
+impl Issue {
+    fn at<T>(value: &Spanned<T>, message: impl Into<String>) -> Self {
+        Self {
+            offset: Some(value.span().start),
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), Issue> {
+        if let Some(mode) = &self.daemon.socket_mode {
+            parse_octal_mode(mode.get_ref()).map_err(|message| Issue::at(mode, message))?;
+        }
+        if self.journal.max_events == 0 {
+            return Err(Issue {
+                offset: None,
+                message: "journal.max_events must be at least 1".into(),
+            });
+        }
+        let mut names = HashSet::new();
+        for probe in &self.probes {
+            probe.validate()?;
+            if !names.insert(probe.name()) {
+                return Err(Issue::at(
+                    &probe.name,
+                    format!("duplicate probe name \"{}\"", probe.name()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ProbeConfig {
+    fn validate(&self) -> Result<(), Issue> {
+        let name = self.name();
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !name_ok {
+            return Err(Issue::at(
+                &self.name,
+                format!("invalid probe name \"{name}\": use 1-64 letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        let timeout = self.timeout.get_ref().get();
+        if timeout.is_zero() || timeout > self.interval.get() {
+            return Err(Issue::at(
+                &self.timeout,
+                format!(
+                    "probe \"{name}\": timeout {} must be above zero and at most the interval ({})",
+                    self.timeout.get_ref(),
+                    self.interval
+                ),
+            ));
+        }
+        for (threshold, field) in [
+            (&self.fail_after, "fail_after"),
+            (&self.recover_after, "recover_after"),
+        ] {
+            if !(1..=64).contains(threshold.get_ref()) {
+                return Err(Issue::at(
+                    threshold,
+                    format!("probe \"{name}\": {field} must be between 1 and 64"),
+                ));
+            }
+        }
+        match self.kind() {
+            ProbeKind::Http => {
+                self.refuse_field(&self.address, "address")?;
+                let url = self.require_field(&self.url, "url")?;
+                crate::probe::HttpTarget::parse(url.get_ref())
+                    .map_err(|err| Issue::at(url, format!("probe \"{name}\": {err}")))?;
+                if let Some(codes) = &self.expect_status {
+                    if codes.get_ref().is_empty()
+                        || codes.get_ref().iter().any(|c| !(100..=599).contains(c))
+                    {
+                        return Err(Issue::at(
+                            codes,
+                            format!(
+                                "probe \"{name}\": expect_status must list HTTP codes between 100 and 599"
+                            ),
+                        ));
+                    }
+                }
+            }
+            ProbeKind::Tcp => {
+                self.refuse_field(&self.url, "url")?;
+                self.refuse_field(&self.expect_status, "expect_status")?;
+                let address = self.require_field(&self.address, "address")?;
+                if crate::probe::split_host_port(address.get_ref()).is_none() {
+                    return Err(Issue::at(
+                        address,
+                        format!(
+                            "probe \"{name}\": invalid address \"{}\": expected host:port",
+                            address.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn require_field<'a, T>(
+        &self,
+        field: &'a Option<Spanned<T>>,
+        field_name: &str,
+    ) -> Result<&'a Spanned<T>, Issue> {
+        field.as_ref().ok_or_else(|| {
+            Issue::at(
+                &self.kind,
+                format!(
+                    "probe \"{}\": {} probes need `{field_name}`",
+                    self.name(),
+                    self.kind()
+                ),
+            )
+        })
+    }
+
+    fn refuse_field<T>(&self, field: &Option<Spanned<T>>, field_name: &str) -> Result<(), Issue> {
+        match field {
+            Some(value) => Err(Issue::at(
+                value,
+                format!(
+                    "probe \"{}\": `{field_name}` does not apply to {} probes",
+                    self.name(),
+                    self.kind()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(source: &str) -> Result<Config, String> {
+        parse(source, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let config = parse_str(EXAMPLE_CONFIG).expect("example config must parse");
+        assert!(
+            !config.probes.is_empty(),
+            "the example must do something visible"
+        );
+    }
+
+    #[test]
+    fn empty_config_uses_defaults() {
+        let config = parse_str("").unwrap();
+        assert_eq!(
+            config.daemon.socket,
+            PathBuf::from(paths::DEFAULT_SOCKET_PATH)
+        );
+        assert_eq!(config.daemon.socket_mode_bits(), 0o660);
+        assert_eq!(config.journal.max_events, 1_000_000);
+        assert!(config.http.enabled);
+    }
+
+    #[test]
+    fn errors_point_at_file_line_column() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"htp\"\n",
+                "t.toml:3:8: unknown probe kind \"htp\" (expected one of http, tcp)",
+            ),
+            ("[daemon]\nsokcet = \"/x\"\n", "t.toml:2:1: unknown field `sokcet`"),
+            ("[journal]\nmax_age = \"5x\"\n", "t.toml:2:11: invalid duration \"5x\""),
+            ("[daemon]\nsocket_mode = \"0999\"\n", "t.toml:2:15: invalid socket_mode \"0999\""),
+            ("[http]\nlisten = \"nowhere\"\n", "t.toml:2:10:"),
+            ("a = [\n", "t.toml:1:6: unclosed array"),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"http\"\n",
+                "t.toml:3:8: probe \"a\": http probes need `url`",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\nurl = \"http://x/\"\n",
+                "t.toml:5:7: probe \"a\": `url` does not apply to tcp probes",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"nope\"\n",
+                "t.toml:4:11: probe \"a\": invalid address \"nope\": expected host:port",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"ftp://x/\"\n",
+                "t.toml:4:7: probe \"a\": unsupported URL scheme",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"h:1\"\ninterval = \"5s\"\ntimeout = \"10s\"\n",
+                "t.toml:6:11: probe \"a\": timeout 10s must be above zero and at most the interval (5s)",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"h:1\"\nfail_after = 0\n",
+                "t.toml:5:14: probe \"a\": fail_after must be between 1 and 64",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"h:1\"\n[[probe]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"h:2\"\n",
+                "t.toml:6:8: duplicate probe name \"a\"",
+            ),
+            (
+                "[[probe]]\nname = \"a b\"\nkind = \"tcp\"\naddress = \"h:1\"\n",
+                "t.toml:2:8: invalid probe name \"a b\"",
+            ),
+            ("[journal]\nmax_events = 0\n", "t.toml: journal.max_events must be at least 1"),
+        ];
+        for (source, expected) in cases {
+            let err = parse_str(source).expect_err(source);
+            assert!(
+                err.starts_with(expected),
+                "source {source:?}\n  got:  {err}\n  want: {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_file_says_which() {
+        let err = load(Path::new("/nonexistent/sentineld.toml")).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("cannot read config /nonexistent/sentineld.toml"));
+    }
+
+    #[test]
+    fn hash_is_stable_and_content_sensitive() {
+        assert_eq!(content_hash(b"a"), content_hash(b"a"));
+        assert_ne!(content_hash(b"a"), content_hash(b"b"));
+        assert_eq!(content_hash(b"").len(), 64);
+    }
+}

@@ -1,0 +1,236 @@
+//! The supervisor: builds the running system from a config, applies diffs on reload, owns
+//! shutdown, and keeps systemd informed (READY, RELOADING, STOPPING, STATUS, WATCHDOG).
+
+mod notify;
+mod paths;
+mod socket;
+mod supervisor;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState, ControlCommand, DaemonInfo, SystemAccounts};
+use crate::config::{self, ConfigError, ConfigWatcher};
+use crate::event::{Bus, EventKind, Timestamp};
+use crate::journal::{Journal, JournalError};
+pub use notify::{watchdog_interval, Notifier};
+pub use paths::RuntimePaths;
+use supervisor::{ReloadTrigger, Supervisor};
+
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot use directory {path}: {source}")]
+    Directory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create control socket {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another sentineld is already listening on {path}")]
+    AlreadyRunning { path: PathBuf },
+    #[error("{path} exists and is not a socket; refusing to replace it")]
+    SocketPathTaken { path: PathBuf },
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("cannot install signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// How long shutdown waits for components to finish before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Quiet time after a file-change notification before reloading: editors write in several steps.
+const FILE_CHANGE_SETTLE: Duration = Duration::from_millis(250);
+
+/// Run the daemon with the config at `config_path` until `shutdown` completes.
+pub async fn run(
+    config_path: PathBuf,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let loaded = config::load(&config_path)?;
+    let is_root = nix::unistd::geteuid().is_root();
+    let runtime_paths = paths::resolve(&loaded.config.daemon, is_root)?;
+    let notifier = Notifier::from_env();
+    let bus = Bus::new();
+
+    // The journal outlives every other component so their last events are stored.
+    let journal_stop = CancellationToken::new();
+    let (retention_tx, retention_rx) = watch::channel(supervisor::retention_of(&loaded.config));
+    let (journal, journal_task) = Journal::start(
+        &runtime_paths.state_dir,
+        &bus,
+        retention_rx,
+        journal_stop.clone(),
+    )?;
+
+    let bound = socket::bind(
+        &runtime_paths.socket,
+        loaded.config.daemon.socket_mode_bits(),
+        &loaded.config.daemon.socket_group,
+    )?;
+    let mut notes = runtime_paths.notes.clone();
+    notes.extend(bound.notes);
+    for note in &notes {
+        tracing::warn!("{note}");
+    }
+
+    let components_stop = CancellationToken::new();
+    let (info_tx, info_rx) = watch::channel(DaemonInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        started_at: Timestamp::now(),
+        config_path: config_path.clone(),
+        config_hash: loaded.hash.clone(),
+        state_dir: runtime_paths.state_dir.clone(),
+        socket: runtime_paths.socket.clone(),
+        notes,
+        last_reload: None,
+    });
+    let mut supervisor = Supervisor::start(
+        loaded,
+        bus.clone(),
+        retention_tx,
+        info_tx,
+        components_stop.clone(),
+    )
+    .await?;
+
+    let (command_tx, mut command_rx) = mpsc::channel::<ControlCommand>(8);
+    let api_state = ApiState {
+        info: info_rx,
+        probes: supervisor.board(),
+        journal,
+        bus: bus.clone(),
+        commands: command_tx,
+        socket_gid: bound.gid,
+        accounts: Arc::new(SystemAccounts),
+    };
+    let api_task = tokio::spawn(api::serve(
+        bound.listener,
+        api_state,
+        components_stop.clone(),
+    ));
+
+    let (file_tx, mut file_rx) = mpsc::channel::<()>(1);
+    let mut watcher = match ConfigWatcher::start(&config_path, file_tx) {
+        Ok(watcher) => Some(watcher),
+        Err(err) => {
+            tracing::warn!(error = %err, "config file changes will not be noticed; use SIGHUP or sentinelctl reload");
+            None
+        }
+    };
+    let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+
+    let info = supervisor.info();
+    bus.publish(EventKind::DaemonStarted {
+        version: info.version.clone(),
+        config_path: config_path.display().to_string(),
+        config_hash: info.config_hash.clone(),
+    });
+    tracing::info!(
+        socket = %runtime_paths.socket.display(),
+        state_dir = %runtime_paths.state_dir.display(),
+        config = %config_path.display(),
+        "sentineld {} running",
+        info.version
+    );
+    notifier.ready(&supervisor.status_line());
+
+    let watchdog_period = notifier
+        .watchdog_interval()
+        .map(|interval| interval / 2)
+        .unwrap_or(Duration::from_secs(3600));
+    let mut watchdog = tokio::time::interval(watchdog_period);
+    tokio::pin!(shutdown);
+    loop {
+        let trigger = tokio::select! {
+            _ = &mut shutdown => break,
+            _ = watchdog.tick() => {
+                if notifier.watchdog_interval().is_some() {
+                    notifier.watchdog();
+                }
+                continue;
+            }
+            _ = hangup.recv() => ReloadTrigger::Signal,
+            Some(()) = file_rx.recv() => {
+                // Let the editor finish; fold the burst of notifications into one reload.
+                tokio::time::sleep(FILE_CHANGE_SETTLE).await;
+                while file_rx.try_recv().is_ok() {}
+                ReloadTrigger::FileChange
+            }
+            Some(command) = command_rx.recv() => match command {
+                ControlCommand::Reload { reply } => {
+                    let report = reload(&mut supervisor, &notifier, ReloadTrigger::Api).await;
+                    let _ = reply.send(report);
+                    refresh_watch(&mut watcher);
+                    continue;
+                }
+            },
+        };
+        reload(&mut supervisor, &notifier, trigger).await;
+        refresh_watch(&mut watcher);
+    }
+
+    tracing::info!("shutting down");
+    notifier.stopping();
+    bus.publish(EventKind::DaemonStopping {
+        reason: "signal".into(),
+    });
+    components_stop.cancel();
+    supervisor.stop(SHUTDOWN_GRACE).await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, api_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("control socket did not close in time");
+    }
+    journal_stop.cancel();
+    if tokio::time::timeout(SHUTDOWN_GRACE, journal_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("journal did not finish writing in time");
+    }
+    let _ = std::fs::remove_file(&runtime_paths.socket);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn reload(
+    supervisor: &mut Supervisor,
+    notifier: &Notifier,
+    trigger: ReloadTrigger,
+) -> api::ReloadReport {
+    notifier.reloading();
+    let report = supervisor.reload(trigger).await;
+    notifier.ready(&supervisor.status_line());
+    report
+}
+
+fn refresh_watch(watcher: &mut Option<ConfigWatcher>) {
+    if let Some(watcher) = watcher {
+        if let Err(err) = watcher.refresh() {
+            tracing::warn!(error = %err, "cannot follow the config file's new location");
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! `Supervisor`: the running components built from the effective config, and reload as a
+//! diff — prepare everything that can fail first, then swap, so a failed reload changes nothing.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::DaemonError;
+use crate::api::{DaemonInfo, ReloadOutcome, ReloadReport};
+use crate::config::{self, Config, ConfigDiff, LoadedConfig};
+use crate::event::{Bus, EventKind, Timestamp};
+use crate::journal::Retention;
+use crate::probe::{self, ProbeBoard, ProbeState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadTrigger {
+    Api,
+    Signal,
+    FileChange,
+}
+
+impl ReloadTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Signal => "sighup",
+            Self::FileChange => "file-change",
+        }
+    }
+}
+
+pub fn retention_of(config: &Config) -> Retention {
+    Retention {
+        max_age: config.journal.max_age.get(),
+        max_events: config.journal.max_events,
+    }
+}
+
+struct Task {
+    cancel: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+impl Task {
+    async fn stop(self, grace: Duration) {
+        self.cancel.cancel();
+        if tokio::time::timeout(grace, self.handle).await.is_err() {
+            tracing::warn!("a component did not stop within {grace:?}");
+        }
+    }
+}
+
+pub struct Supervisor {
+    /// The config in force: the file's content, except `[daemon]`, which keeps its start value.
+    config: Config,
+    hash: String,
+    bus: Bus,
+    board: ProbeBoard,
+    probes: BTreeMap<String, Task>,
+    http: Option<(SocketAddr, Task)>,
+    retention: watch::Sender<Retention>,
+    info: watch::Sender<DaemonInfo>,
+    stop: CancellationToken,
+}
+
+impl Supervisor {
+    pub async fn start(
+        loaded: LoadedConfig,
+        bus: Bus,
+        retention: watch::Sender<Retention>,
+        info: watch::Sender<DaemonInfo>,
+        stop: CancellationToken,
+    ) -> Result<Self, DaemonError> {
+        let mut supervisor = Self {
+            config: Config::default(),
+            hash: loaded.hash,
+            bus,
+            board: ProbeBoard::default(),
+            probes: BTreeMap::new(),
+            http: None,
+            retention,
+            info,
+            stop,
+        };
+        let listener = match loaded.config.http.enabled {
+            true => Some(bind_http(loaded.config.http.listen).await?),
+            false => None,
+        };
+        supervisor.start_http(listener);
+        for probe in &loaded.config.probes {
+            supervisor.start_probe(probe);
+        }
+        supervisor.config = loaded.config;
+        Ok(supervisor)
+    }
+
+    pub fn board(&self) -> ProbeBoard {
+        self.board.clone()
+    }
+
+    pub fn info(&self) -> DaemonInfo {
+        self.info.borrow().clone()
+    }
+
+    /// The STATUS= line for systemd: what runs and how it is doing.
+    pub fn status_line(&self) -> String {
+        let snapshots = self.board.snapshot();
+        let down = snapshots
+            .iter()
+            .filter(|s| s.state == ProbeState::Down)
+            .count();
+        let plural = if snapshots.len() == 1 { "" } else { "s" };
+        format!(
+            "Running: {} probe{plural}, {down} down; config {}",
+            snapshots.len(),
+            &self.hash[..12.min(self.hash.len())]
+        )
+    }
+
+    pub async fn reload(&mut self, trigger: ReloadTrigger) -> ReloadReport {
+        let path = self.info.borrow().config_path.clone();
+        let report = match self.try_reload(&path, trigger).await {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::error!(
+                    trigger = trigger.as_str(),
+                    "config rejected, keeping the running one: {error}"
+                );
+                self.bus.publish(EventKind::ConfigRejected {
+                    trigger: trigger.as_str().into(),
+                    error: error.clone(),
+                });
+                ReloadReport {
+                    at: Timestamp::now(),
+                    trigger: trigger.as_str().into(),
+                    outcome: ReloadOutcome::Rejected,
+                    config_hash: None,
+                    error: Some(error),
+                    changes: vec![],
+                    restart_required: vec![],
+                }
+            }
+        };
+        self.info.send_modify(|info| {
+            info.config_hash = self.hash.clone();
+            info.last_reload = Some(report.clone());
+        });
+        report
+    }
+
+    async fn try_reload(
+        &mut self,
+        path: &Path,
+        trigger: ReloadTrigger,
+    ) -> Result<ReloadReport, String> {
+        let loaded = config::load(path).map_err(|e| e.to_string())?;
+        let mut report = ReloadReport {
+            at: Timestamp::now(),
+            trigger: trigger.as_str().into(),
+            outcome: ReloadOutcome::Unchanged,
+            config_hash: Some(loaded.hash.clone()),
+            error: None,
+            changes: vec![],
+            restart_required: vec![],
+        };
+        if loaded.hash == self.hash {
+            tracing::info!(trigger = trigger.as_str(), "config unchanged");
+            return Ok(report);
+        }
+        let mut new_config = loaded.config;
+        let diff = ConfigDiff::between(&self.config, &new_config);
+        // Process-wide settings stay as started; the report says a restart is needed.
+        new_config.daemon = self.config.daemon.clone();
+
+        // Prepare: the only step that can fail is binding a new listener, so do it first.
+        let new_listener = match (diff.http_changed, new_config.http.enabled) {
+            (true, true) if self.http.as_ref().map(|(a, _)| *a) != Some(new_config.http.listen) => {
+                Some(
+                    bind_http(new_config.http.listen)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            _ => None,
+        };
+
+        // Apply.
+        if diff.journal_changed {
+            let _ = self.retention.send(retention_of(&new_config));
+        }
+        if diff.http_changed {
+            let keep = new_config.http.enabled
+                && self.http.as_ref().map(|(a, _)| *a) == Some(new_config.http.listen);
+            if !keep {
+                if let Some((_, task)) = self.http.take() {
+                    task.stop(super::SHUTDOWN_GRACE).await;
+                }
+                self.start_http(new_listener);
+            }
+        }
+        for name in diff.probes_removed.iter().chain(&diff.probes_changed) {
+            if let Some(task) = self.probes.remove(name) {
+                task.stop(super::SHUTDOWN_GRACE).await;
+            }
+        }
+        for probe in new_config.probes.iter().filter(|p| {
+            diff.probes_added.iter().any(|n| n == p.name())
+                || diff.probes_changed.iter().any(|n| n == p.name())
+        }) {
+            self.start_probe(probe);
+        }
+
+        self.config = new_config;
+        self.hash = loaded.hash.clone();
+        report.outcome = ReloadOutcome::Applied;
+        report.changes = diff.changes();
+        report.restart_required = diff.restart_required.clone();
+        tracing::info!(
+            trigger = trigger.as_str(),
+            changes = ?report.changes,
+            restart_required = ?report.restart_required,
+            "config applied"
+        );
+        self.bus.publish(EventKind::ConfigApplied {
+            config_hash: loaded.hash,
+            trigger: trigger.as_str().into(),
+            changes: report.changes.clone(),
+            restart_required: report.restart_required.clone(),
+        });
+        Ok(report)
+    }
+
+    fn start_probe(&mut self, probe: &config::ProbeConfig) {
+        let cancel = self.stop.child_token();
+        match probe::spawn(probe, self.bus.clone(), self.board.clone(), cancel.clone()) {
+            Some(handle) => {
+                self.probes
+                    .insert(probe.name().to_string(), Task { cancel, handle });
+            }
+            None => tracing::error!(
+                probe = probe.name(),
+                "probe config passed validation but cannot be built"
+            ),
+        }
+    }
+
+    fn start_http(&mut self, listener: Option<TcpListener>) {
+        let Some(listener) = listener else { return };
+        let Ok(address) = listener.local_addr() else {
+            return;
+        };
+        let cancel = self.stop.child_token();
+        let handle = tokio::spawn(crate::http::serve(listener, cancel.clone()));
+        tracing::info!(%address, "public listener on http://{address}");
+        self.http = Some((address, Task { cancel, handle }));
+    }
+
+    /// Stop every component (the caller already cancelled the shared token).
+    pub async fn stop(self, grace: Duration) {
+        for (_, task) in self.probes {
+            task.stop(grace).await;
+        }
+        if let Some((_, task)) = self.http {
+            task.stop(grace).await;
+        }
+    }
+}
+
+async fn bind_http(address: SocketAddr) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| DaemonError::Listen { address, source })
+}

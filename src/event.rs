@@ -1,0 +1,324 @@
+//! The one typed `Event` every area emits, and the `Bus` that carries it.
+//! Sources publish; consumers (journal, status view, API followers) subscribe. Nothing flows back.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// How many events a slow subscriber may fall behind before it starts missing some.
+///
+/// The journal drains in batches and keeps up with far more than this per second; a subscriber
+/// that lags anyway is told how many it missed (`broadcast::error::RecvError::Lagged`) and the
+/// journal records that loss as an event of its own, so a gap is never silent.
+pub const BUS_CAPACITY: usize = 4096;
+
+/// Milliseconds since the Unix epoch: what the journal stores and the API returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self::from(SystemTime::now())
+    }
+
+    pub fn as_millis(self) -> i64 {
+        self.0
+    }
+
+    /// RFC 3339 with milliseconds, in UTC: what people read in tables and logs.
+    pub fn to_rfc3339(self) -> String {
+        let time = UNIX_EPOCH + Duration::from_millis(self.0.max(0) as u64);
+        humantime::format_rfc3339_millis(time).to_string()
+    }
+
+    pub fn saturating_sub(self, duration: Duration) -> Self {
+        Self(self.0.saturating_sub(duration.as_millis() as i64))
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(time: SystemTime) -> Self {
+        let millis = time
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Self(millis)
+    }
+}
+
+/// One thing that happened, stamped with when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    pub fn now(kind: EventKind) -> Self {
+        Self {
+            at: Timestamp::now(),
+            kind,
+        }
+    }
+}
+
+/// Everything that can happen, one variant per fact. The serialized `kind` tag is the stable
+/// name used by the journal, the API filter and `sentinelctl events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    DaemonStarted {
+        version: String,
+        config_path: String,
+        config_hash: String,
+    },
+    DaemonStopping {
+        reason: String,
+    },
+    /// A new configuration passed validation and was applied; `changes` says what moved.
+    ConfigApplied {
+        config_hash: String,
+        trigger: String,
+        changes: Vec<String>,
+        /// Settings that changed in the file but only take effect after a restart.
+        restart_required: Vec<String>,
+    },
+    /// A new configuration failed validation; the running one was kept untouched.
+    ConfigRejected {
+        trigger: String,
+        error: String,
+    },
+    /// A mutating call on the control socket, with who made it and how it ended.
+    ControlRequest {
+        method: String,
+        route: String,
+        uid: u32,
+        pid: Option<i32>,
+        status: u16,
+    },
+    ProbeTransition {
+        probe: String,
+        from: String,
+        to: String,
+        reason: Option<String>,
+        status_code: Option<u16>,
+        latency_ms: Option<f64>,
+        recoveries_total: u64,
+    },
+    /// A bus subscriber fell behind and missed events: recorded so the gap is visible.
+    EventsDropped {
+        subscriber: String,
+        missed: u64,
+    },
+}
+
+impl EventKind {
+    /// The serialized tag (`probe_transition`, `config_rejected`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::DaemonStarted { .. } => "daemon_started",
+            Self::DaemonStopping { .. } => "daemon_stopping",
+            Self::ConfigApplied { .. } => "config_applied",
+            Self::ConfigRejected { .. } => "config_rejected",
+            Self::ControlRequest { .. } => "control_request",
+            Self::ProbeTransition { .. } => "probe_transition",
+            Self::EventsDropped { .. } => "events_dropped",
+        }
+    }
+
+    /// A one-line human summary, for `sentinelctl events` and log lines.
+    pub fn summary(&self) -> String {
+        match self {
+            Self::DaemonStarted {
+                version,
+                config_hash,
+                ..
+            } => format!(
+                "sentineld {version} started (config {})",
+                short(config_hash)
+            ),
+            Self::DaemonStopping { reason } => format!("stopping: {reason}"),
+            Self::ConfigApplied {
+                config_hash,
+                trigger,
+                changes,
+                restart_required,
+            } => {
+                let mut text = format!("config {} applied ({trigger})", short(config_hash));
+                if !changes.is_empty() {
+                    text.push_str(&format!(": {}", changes.join(", ")));
+                }
+                if !restart_required.is_empty() {
+                    text.push_str(&format!(
+                        "; restart required for {}",
+                        restart_required.join(", ")
+                    ));
+                }
+                text
+            }
+            Self::ConfigRejected { trigger, error } => {
+                format!("config rejected ({trigger}), old config kept: {error}")
+            }
+            Self::ControlRequest {
+                method,
+                route,
+                uid,
+                pid,
+                status,
+            } => {
+                let pid = pid.map_or_else(|| "?".to_string(), |p| p.to_string());
+                format!("{method} {route} by uid {uid} pid {pid} -> {status}")
+            }
+            Self::ProbeTransition {
+                probe,
+                from,
+                to,
+                reason,
+                ..
+            } => match reason {
+                Some(reason) => format!("{probe}: {from} -> {to} ({reason})"),
+                None => format!("{probe}: {from} -> {to}"),
+            },
+            Self::EventsDropped { subscriber, missed } => {
+                format!("{subscriber} fell behind and missed {missed} events")
+            }
+        }
+    }
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+/// An event after the journal stored it: `id` is its position, increasing, never reused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournaledEvent {
+    pub id: i64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// The broadcast bus. Cloning is cheap; every clone publishes to the same subscribers.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    sender: broadcast::Sender<Event>,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Bus {
+    pub fn new() -> Self {
+        let (sender, _) = broadcast::channel(BUS_CAPACITY);
+        Self { sender }
+    }
+
+    /// Publish an event. With no subscriber it is dropped: publishing never blocks a source.
+    pub fn publish(&self, kind: EventKind) {
+        let _ = self.sender.send(Event::now(kind));
+    }
+
+    pub fn publish_event(&self, event: Event) {
+        let _ = self.sender.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_serializes_with_flat_kind_tag() {
+        let event = Event {
+            at: Timestamp(1_700_000_000_123),
+            kind: EventKind::ConfigRejected {
+                trigger: "sighup".into(),
+                error: "x.toml:1:1: boom".into(),
+            },
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["kind"], "config_rejected");
+        assert_eq!(json["at"], 1_700_000_000_123_i64);
+        assert_eq!(json["error"], "x.toml:1:1: boom");
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+        assert_eq!(back.kind.name(), "config_rejected");
+    }
+
+    #[test]
+    fn name_matches_serialized_tag_for_every_kind() {
+        let kinds = vec![
+            EventKind::DaemonStarted {
+                version: "1".into(),
+                config_path: "/c".into(),
+                config_hash: "abc".into(),
+            },
+            EventKind::DaemonStopping { reason: "r".into() },
+            EventKind::ConfigApplied {
+                config_hash: "h".into(),
+                trigger: "t".into(),
+                changes: vec![],
+                restart_required: vec![],
+            },
+            EventKind::ConfigRejected {
+                trigger: "t".into(),
+                error: "e".into(),
+            },
+            EventKind::ControlRequest {
+                method: "POST".into(),
+                route: "/v1/reload".into(),
+                uid: 0,
+                pid: Some(1),
+                status: 200,
+            },
+            EventKind::ProbeTransition {
+                probe: "p".into(),
+                from: "up".into(),
+                to: "down".into(),
+                reason: None,
+                status_code: None,
+                latency_ms: None,
+                recoveries_total: 0,
+            },
+            EventKind::EventsDropped {
+                subscriber: "s".into(),
+                missed: 1,
+            },
+        ];
+        for kind in kinds {
+            let json = serde_json::to_value(&kind).unwrap();
+            assert_eq!(json["kind"], kind.name());
+            assert!(!kind.summary().is_empty());
+        }
+    }
+
+    #[test]
+    fn timestamp_renders_rfc3339_utc() {
+        assert_eq!(
+            Timestamp(1_700_000_000_123).to_rfc3339(),
+            "2023-11-14T22:13:20.123Z"
+        );
+    }
+
+    #[tokio::test]
+    async fn bus_delivers_to_every_subscriber() {
+        let bus = Bus::new();
+        let mut first = bus.subscribe();
+        let mut second = bus.subscribe();
+        bus.publish(EventKind::DaemonStopping {
+            reason: "test".into(),
+        });
+        assert_eq!(first.recv().await.unwrap().kind.name(), "daemon_stopping");
+        assert_eq!(second.recv().await.unwrap().kind.name(), "daemon_stopping");
+    }
+}

@@ -1,0 +1,27 @@
+//! Sentinel: one daemon (`sentineld`) that keeps a Linux host's services alive, breaks them on
+//! purpose to prove they survive, and says which tenant is hurting.
+//!
+//! # Layout
+//! - [`config`]: the TOML schema, validation with file:line:col errors, diff and file watching.
+//! - [`event`]: the typed `Event` every area emits and the broadcast `Bus` that carries it.
+//! - [`journal`]: every event stored in SQLite, with retention; history and live feed for the API.
+//! - [`daemon`]: the supervisor — builds components from a config, reloads as a diff, shutdown,
+//!   sd_notify.
+//! - [`probe`]: health checks and the threshold machine that turns results into Up/Down.
+//! - [`api`]: the control socket (server, client, shared types, peer authorization).
+//! - [`http`]: the public TCP listener.
+//! - [`cli`]: command-line definitions of the binaries and the renderers of `sentinelctl`.
+//! - [`logging`]: journald / text / JSON log output.
+//!
+//! Data flows one way: sources publish on the bus, consumers subscribe; areas share types from
+//! `event` and `config`, never each other's internals.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod event;
+pub mod http;
+pub mod journal;
+pub mod logging;
+pub mod probe;

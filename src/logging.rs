@@ -1,0 +1,99 @@
+//! Log output: journald when systemd connected our stderr to the journal, human-readable
+//! stderr otherwise, JSON lines on request.
+
+use std::os::unix::fs::MetadataExt;
+
+use clap::ValueEnum;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// journald under systemd, text otherwise
+    Auto,
+    Text,
+    Json,
+    Journald,
+}
+
+/// Which output `init` chose, so the caller can say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    Text,
+    Json,
+    Journald,
+}
+
+/// Install the global subscriber. `level` is a default filter; `RUST_LOG` overrides it.
+pub fn init(format: LogFormat, level: &str, identifier: &str) -> LogTarget {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let wants_journald = match format {
+        LogFormat::Journald => true,
+        LogFormat::Auto => stderr_is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref()),
+        LogFormat::Text | LogFormat::Json => false,
+    };
+    if wants_journald {
+        match tracing_journald::layer() {
+            Ok(layer) => {
+                let layer = layer
+                    .with_syslog_identifier(identifier.to_string())
+                    .with_field_prefix(Some("SENTINEL".into()));
+                tracing_subscriber::registry()
+                    .with(filter)
+                    .with(layer)
+                    .init();
+                return LogTarget::Journald;
+            }
+            Err(err) => eprintln!("{identifier}: journald unavailable ({err}); logging to stderr"),
+        }
+    }
+    if format == LogFormat::Json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+        LogTarget::Json
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+        LogTarget::Text
+    }
+}
+
+/// systemd sets `JOURNAL_STREAM=DEV:INODE` for the stream it connected to our stdout/stderr;
+/// stderr going there (and not redirected since) means the journal is our log.
+pub fn stderr_is_journal(journal_stream: Option<&str>) -> bool {
+    let Some((device, inode)) = journal_stream.and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let (Ok(device), Ok(inode)) = (device.parse::<u64>(), inode.parse::<u64>()) else {
+        return false;
+    };
+    match std::fs::metadata("/proc/self/fd/2") {
+        Ok(meta) => meta.dev() == device && meta.ino() == inode,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_stream_must_match_stderr() {
+        let meta = std::fs::metadata("/proc/self/fd/2").unwrap();
+        let matching = format!("{}:{}", meta.dev(), meta.ino());
+        assert!(stderr_is_journal(Some(&matching)));
+        assert!(!stderr_is_journal(Some(&format!(
+            "{}:{}",
+            meta.dev(),
+            meta.ino() + 1
+        ))));
+        assert!(!stderr_is_journal(Some("garbage")));
+        assert!(!stderr_is_journal(None));
+    }
+}

@@ -1,0 +1,255 @@
+//! Probes: one file per kind behind `AnyProbe`, the threshold machine in `state.rs`, and the
+//! runner loop that checks, decides and publishes transitions on the bus.
+
+mod http;
+mod runner;
+mod state;
+mod tcp;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
+
+use crate::config::{ProbeConfig, ProbeKind};
+use crate::event::Timestamp;
+pub use http::{HttpProbe, HttpTarget};
+pub use runner::spawn;
+pub use state::{ProbeState, ThresholdMachine, Transition};
+pub use tcp::TcpProbe;
+
+/// Why a check failed, typed so alerts and metrics can group by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    Dns,
+    Refused,
+    Timeout,
+    /// Connected, but the peer broke the protocol or the connection (reset, garbage).
+    Protocol,
+    HttpStatus,
+    Io,
+}
+
+impl FailureReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dns => "dns",
+            Self::Refused => "refused",
+            Self::Timeout => "timeout",
+            Self::Protocol => "protocol",
+            Self::HttpStatus => "http_status",
+            Self::Io => "io",
+        }
+    }
+
+    /// The word the original Sentinel monitor logged for a service going down.
+    pub fn down_event(self) -> &'static str {
+        match self {
+            Self::Dns | Self::Refused | Self::Timeout | Self::Io => "unreachable",
+            Self::Protocol => "protocol_error",
+            Self::HttpStatus => "bad_status",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub reason: FailureReason,
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(reason: FailureReason, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    pub latency: Duration,
+    pub status_code: Option<u16>,
+    pub failure: Option<Failure>,
+}
+
+impl CheckResult {
+    pub fn success(latency: Duration, status_code: Option<u16>) -> Self {
+        Self {
+            latency,
+            status_code,
+            failure: None,
+        }
+    }
+
+    pub fn failure(latency: Duration, failure: Failure, status_code: Option<u16>) -> Self {
+        Self {
+            latency,
+            status_code,
+            failure: Some(failure),
+        }
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Every probe kind, dispatched by enum rather than `dyn` so each stays a plain struct.
+#[derive(Debug, Clone)]
+pub enum AnyProbe {
+    Http(HttpProbe),
+    Tcp(TcpProbe),
+}
+
+impl AnyProbe {
+    /// Build from a validated config (validation already checked the fields of the kind).
+    pub fn from_config(config: &ProbeConfig) -> Option<Self> {
+        match config.kind() {
+            ProbeKind::Http => Some(Self::Http(HttpProbe {
+                target: HttpTarget::parse(config.url.as_ref()?.get_ref()).ok()?,
+                expect_status: config
+                    .expect_status
+                    .as_ref()
+                    .map(|codes| codes.get_ref().clone())
+                    .unwrap_or_default(),
+            })),
+            ProbeKind::Tcp => TcpProbe::new(config.address.as_ref()?.get_ref()).map(Self::Tcp),
+        }
+    }
+
+    pub async fn check(&self, timeout: Duration) -> CheckResult {
+        let check = async {
+            match self {
+                Self::Http(probe) => probe.check().await,
+                Self::Tcp(probe) => probe.check().await,
+            }
+        };
+        match tokio::time::timeout(timeout, check).await {
+            Ok(result) => result,
+            Err(_) => CheckResult::failure(
+                timeout,
+                Failure::new(
+                    FailureReason::Timeout,
+                    format!("no answer within {}", humantime::format_duration(timeout)),
+                ),
+                None,
+            ),
+        }
+    }
+}
+
+/// `host:port` (or `[v6]:port`) split into its parts.
+pub fn split_host_port(address: &str) -> Option<(String, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+/// Resolve and connect, mapping errors to typed reasons.
+pub(crate) async fn connect(host: &str, port: u16) -> Result<TcpStream, Failure> {
+    let addresses: Vec<_> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|err| Failure::new(FailureReason::Dns, format!("cannot resolve {host}: {err}")))?
+        .collect();
+    let mut last_error = None;
+    for address in addresses {
+        match TcpStream::connect(address).await {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last_error = Some((address, err)),
+        }
+    }
+    Err(match last_error {
+        None => Failure::new(FailureReason::Dns, format!("{host} has no addresses")),
+        Some((address, err)) => {
+            let reason = match err.kind() {
+                std::io::ErrorKind::ConnectionRefused => FailureReason::Refused,
+                std::io::ErrorKind::TimedOut => FailureReason::Timeout,
+                _ => FailureReason::Io,
+            };
+            Failure::new(reason, format!("connect {address}: {err}"))
+        }
+    })
+}
+
+/// The latest known state of one probe, as `/v1/status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeSnapshot {
+    pub name: String,
+    pub kind: String,
+    pub state: ProbeState,
+    /// When the probe entered its current state.
+    pub since: Timestamp,
+    pub last_check: Option<Timestamp>,
+    pub last_latency_ms: Option<f64>,
+    pub last_status_code: Option<u16>,
+    pub last_failure: Option<String>,
+    pub recoveries_total: u64,
+}
+
+/// Latest snapshot of every running probe, written by the runners and read by the API.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeBoard {
+    inner: Arc<RwLock<BTreeMap<String, ProbeSnapshot>>>,
+}
+
+impl ProbeBoard {
+    pub fn snapshot(&self) -> Vec<ProbeSnapshot> {
+        let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        map.values().cloned().collect()
+    }
+
+    pub(crate) fn put(&self, snapshot: ProbeSnapshot) {
+        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(snapshot.name.clone(), snapshot);
+    }
+
+    pub fn remove(&self, name: &str) {
+        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_host_port_table() {
+        let cases = [
+            ("127.0.0.1:80", Some(("127.0.0.1", 80))),
+            ("[::1]:5432", Some(("::1", 5432))),
+            ("db.internal:5432", Some(("db.internal", 5432))),
+            ("nope", None),
+            (":80", None),
+            ("h:99999", None),
+        ];
+        for (input, expected) in cases {
+            let got = split_host_port(input);
+            assert_eq!(
+                got.as_ref().map(|(h, p)| (h.as_str(), *p)),
+                expected,
+                "{input}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn tcp_check_against_real_listener_and_closed_port() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = listener.local_addr().unwrap();
+        let probe = TcpProbe::new(&open.to_string()).unwrap();
+        assert!(probe.check().await.is_success());
+
+        drop(listener);
+        let result = probe.check().await;
+        assert_eq!(result.failure.unwrap().reason, FailureReason::Refused);
+    }
+}

@@ -1,0 +1,153 @@
+//! The per-probe loop: check on an interval, feed the threshold machine, publish transitions.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{AnyProbe, CheckResult, ProbeBoard, ProbeSnapshot, ProbeState, ThresholdMachine};
+use crate::config::ProbeConfig;
+use crate::event::{Bus, EventKind, Timestamp};
+
+/// Start checking `config` until `cancel` fires. The caller keeps the handle to await the stop.
+pub fn spawn(
+    config: &ProbeConfig,
+    bus: Bus,
+    board: ProbeBoard,
+    cancel: CancellationToken,
+) -> Option<JoinHandle<()>> {
+    let probe = AnyProbe::from_config(config)?;
+    let name = config.name().to_string();
+    let kind = config.kind().to_string();
+    let interval = config.interval.get();
+    let timeout = config.timeout.get_ref().get();
+    let machine = ThresholdMachine::new(
+        *config.fail_after.get_ref(),
+        *config.recover_after.get_ref(),
+    );
+    board.put(ProbeSnapshot {
+        name: name.clone(),
+        kind,
+        state: ProbeState::Unknown,
+        since: Timestamp::now(),
+        last_check: None,
+        last_latency_ms: None,
+        last_status_code: None,
+        last_failure: None,
+        recoveries_total: 0,
+    });
+    Some(tokio::spawn(run(
+        name, probe, interval, timeout, machine, bus, board, cancel,
+    )))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    name: String,
+    probe: AnyProbe,
+    interval: Duration,
+    timeout: Duration,
+    mut machine: ThresholdMachine,
+    bus: Bus,
+    board: ProbeBoard,
+    cancel: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let result = tokio::select! {
+            _ = cancel.cancelled() => break,
+            result = probe.check(timeout) => result,
+        };
+        let transition = machine.observe(result.is_success());
+        update_board(&board, &name, &machine, &result, transition.is_some());
+        if let Some(transition) = transition {
+            announce(
+                &name,
+                &machine,
+                &result,
+                transition.from,
+                transition.to,
+                &bus,
+            );
+        }
+    }
+    board.remove(&name);
+}
+
+fn update_board(
+    board: &ProbeBoard,
+    name: &str,
+    machine: &ThresholdMachine,
+    result: &CheckResult,
+    changed: bool,
+) {
+    let now = Timestamp::now();
+    let previous_since = board
+        .snapshot()
+        .into_iter()
+        .find(|s| s.name == name)
+        .map(|s| (s.since, s.kind));
+    let (since, kind) = previous_since.unwrap_or((now, String::new()));
+    board.put(ProbeSnapshot {
+        name: name.to_string(),
+        kind,
+        state: machine.state(),
+        since: if changed { now } else { since },
+        last_check: Some(now),
+        last_latency_ms: Some(result.latency.as_secs_f64() * 1000.0),
+        last_status_code: result.status_code,
+        last_failure: result
+            .failure
+            .as_ref()
+            .map(|f| format!("{}: {}", f.reason.as_str(), f.detail)),
+        recoveries_total: machine.recoveries_total(),
+    });
+}
+
+fn announce(
+    name: &str,
+    machine: &ThresholdMachine,
+    result: &CheckResult,
+    from: ProbeState,
+    to: ProbeState,
+    bus: &Bus,
+) {
+    let status_code = result
+        .status_code
+        .map_or_else(|| "na".to_string(), |c| c.to_string());
+    match (to, &result.failure) {
+        // The shape the original Sentinel monitor printed, kept so existing greps still work.
+        (ProbeState::Down, Some(failure)) => tracing::warn!(
+            "service={name} status=down status_code={status_code} event={} reason={} detail=\"{}\"",
+            failure.reason.down_event(),
+            failure.reason.as_str(),
+            failure.detail
+        ),
+        (ProbeState::Up, _) => tracing::info!(
+            "service={name} status=up status_code={status_code} recoveries_total={} event=healthy",
+            machine.recoveries_total()
+        ),
+        _ => tracing::info!(
+            "service={name} status={} status_code={status_code} event=transition from={}",
+            to.as_str(),
+            from.as_str()
+        ),
+    }
+    bus.publish(EventKind::ProbeTransition {
+        probe: name.to_string(),
+        from: from.as_str().to_string(),
+        to: to.as_str().to_string(),
+        reason: result
+            .failure
+            .as_ref()
+            .map(|f| f.reason.as_str().to_string()),
+        status_code: result.status_code,
+        latency_ms: Some(result.latency.as_secs_f64() * 1000.0),
+        recoveries_total: machine.recoveries_total(),
+    });
+}

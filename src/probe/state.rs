@@ -1,0 +1,224 @@
+//! The threshold machine: turns a stream of check results into Up/Down decisions, so one
+//! blip does not page anyone and one lucky success does not declare a recovery.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeState {
+    /// No check has finished yet.
+    Unknown,
+    Up,
+    /// Failing, but fewer than `fail_after` times in a row.
+    Failing,
+    Down,
+    /// Passing again after Down, but fewer than `recover_after` times in a row.
+    Recovering,
+}
+
+impl ProbeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Up => "up",
+            Self::Failing => "failing",
+            Self::Down => "down",
+            Self::Recovering => "recovering",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub from: ProbeState,
+    pub to: ProbeState,
+}
+
+impl Transition {
+    /// Down -> Up: the moment a recovery is counted.
+    pub fn is_recovery(self) -> bool {
+        self.to == ProbeState::Up && matches!(self.from, ProbeState::Down | ProbeState::Recovering)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ThresholdMachine {
+    fail_after: u32,
+    recover_after: u32,
+    state: ProbeState,
+    /// Consecutive results agreeing with the direction the state is moving in.
+    streak: u32,
+    recoveries_total: u64,
+}
+
+impl ThresholdMachine {
+    pub fn new(fail_after: u32, recover_after: u32) -> Self {
+        Self {
+            fail_after: fail_after.max(1),
+            recover_after: recover_after.max(1),
+            state: ProbeState::Unknown,
+            streak: 0,
+            recoveries_total: 0,
+        }
+    }
+
+    pub fn state(&self) -> ProbeState {
+        self.state
+    }
+
+    pub fn recoveries_total(&self) -> u64 {
+        self.recoveries_total
+    }
+
+    /// Feed one check result; returns the transition it caused, if any.
+    pub fn observe(&mut self, success: bool) -> Option<Transition> {
+        use ProbeState::*;
+        let next = match (self.state, success) {
+            (Unknown | Up, true) => {
+                self.streak = 0;
+                Up
+            }
+            (Unknown | Up | Failing, false) => {
+                self.streak = if self.state == Failing {
+                    self.streak + 1
+                } else {
+                    1
+                };
+                if self.streak >= self.fail_after {
+                    Down
+                } else {
+                    Failing
+                }
+            }
+            (Failing, true) => {
+                self.streak = 0;
+                Up
+            }
+            (Down, false) => Down,
+            (Down | Recovering, true) => {
+                self.streak = if self.state == Recovering {
+                    self.streak + 1
+                } else {
+                    1
+                };
+                if self.streak >= self.recover_after {
+                    Up
+                } else {
+                    Recovering
+                }
+            }
+            (Recovering, false) => {
+                self.streak = 0;
+                Down
+            }
+        };
+        if next == self.state {
+            return None;
+        }
+        let transition = Transition {
+            from: self.state,
+            to: next,
+        };
+        if transition.is_recovery() {
+            self.recoveries_total += 1;
+        }
+        if next == Down || next == Up {
+            self.streak = 0;
+        }
+        self.state = next;
+        Some(transition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProbeState::*;
+    use super::*;
+
+    /// (fail_after, recover_after, results as 'o'/'x', states after each result, recoveries)
+    const CASES: &[(u32, u32, &str, &[ProbeState], u64)] = &[
+        (3, 1, "ooo", &[Up, Up, Up], 0),
+        (3, 1, "xxx", &[Failing, Failing, Down], 0),
+        (3, 1, "oxxo", &[Up, Failing, Failing, Up], 0),
+        (3, 1, "oxxxo", &[Up, Failing, Failing, Down, Up], 1),
+        (1, 1, "oxoxo", &[Up, Down, Up, Down, Up], 2),
+        (
+            2,
+            3,
+            "xxooo",
+            &[Failing, Down, Recovering, Recovering, Up],
+            1,
+        ),
+        (
+            2,
+            3,
+            "xxooxo",
+            &[Failing, Down, Recovering, Recovering, Down, Recovering],
+            0,
+        ),
+        (
+            2,
+            2,
+            "xxxxxxoo",
+            &[Failing, Down, Down, Down, Down, Down, Recovering, Up],
+            1,
+        ),
+        // a failure streak after a recovery starts from zero again
+        (
+            2,
+            1,
+            "xxoxox",
+            &[Failing, Down, Up, Failing, Up, Failing],
+            1,
+        ),
+    ];
+
+    #[test]
+    fn threshold_table() {
+        for (fail_after, recover_after, results, states, recoveries) in CASES {
+            let mut machine = ThresholdMachine::new(*fail_after, *recover_after);
+            let seen: Vec<ProbeState> = results
+                .chars()
+                .map(|c| {
+                    machine.observe(c == 'o');
+                    machine.state()
+                })
+                .collect();
+            assert_eq!(
+                &seen, states,
+                "fail_after={fail_after} recover_after={recover_after} {results}"
+            );
+            assert_eq!(machine.recoveries_total(), *recoveries, "{results}");
+        }
+    }
+
+    #[test]
+    fn reports_only_real_transitions() {
+        let mut machine = ThresholdMachine::new(2, 1);
+        assert_eq!(
+            machine.observe(true),
+            Some(Transition {
+                from: Unknown,
+                to: Up
+            })
+        );
+        assert_eq!(machine.observe(true), None);
+        assert_eq!(
+            machine.observe(false),
+            Some(Transition {
+                from: Up,
+                to: Failing
+            })
+        );
+        assert_eq!(
+            machine.observe(false),
+            Some(Transition {
+                from: Failing,
+                to: Down
+            })
+        );
+        assert_eq!(machine.observe(false), None);
+        let recovery = machine.observe(true).unwrap();
+        assert!(recovery.is_recovery());
+    }
+}
