@@ -1,6 +1,7 @@
 //! Log output: journald when systemd connected our stderr to the journal, human-readable
 //! stderr otherwise, JSON lines on request.
 
+use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
 
 use clap::ValueEnum;
@@ -58,6 +59,7 @@ pub fn init(format: LogFormat, level: &str, identifier: &str) -> LogTarget {
     } else {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .init();
         LogTarget::Text

@@ -31,8 +31,12 @@ pub fn user_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("sentinel");
     }
-    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(home).join(".local/state/sentinel");
+    // Service accounts often have HOME=/nonexistent: only use a home that is really there.
+    if let Some(home) = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+    {
+        return home.join(".local/state/sentinel");
     }
     user_runtime_dir().join("state")
 }

@@ -1,0 +1,242 @@
+//! Starts the real `sentineld` binary in a temp dir and drives it with the real `sentinelctl`.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SENTINELD: &str = env!("CARGO_BIN_EXE_sentineld");
+pub const SENTINELCTL: &str = env!("CARGO_BIN_EXE_sentinelctl");
+
+/// True when running as root. Without root, a test that needs it fails under CI and skips loudly
+/// on a developer machine.
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} needs root, and CI must run it: run the suite as root");
+    }
+    eprintln!("\n!!! SKIPPING {test}: it needs root (this is allowed only outside CI) !!!\n");
+    false
+}
+
+/// Poll `check` until it returns Some or `limit` passes.
+pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if started.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A temp dir every user can traverse (so a client running as `nobody` reaches the socket).
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Self {
+            dir,
+            port: free_port(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.path().join("run/sentinel.sock")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("etc/sentineld.toml")
+    }
+
+    /// A config whose paths live in the sandbox, plus `extra` (probes, overrides).
+    pub fn config(&self, daemon_extra: &str, extra: &str) -> String {
+        format!(
+            r#"[daemon]
+state_dir = "{state}"
+socket = "{socket}"
+{daemon_extra}
+
+[http]
+listen = "127.0.0.1:{port}"
+
+{extra}"#,
+            state = self.path().join("state").display(),
+            socket = self.socket().display(),
+            port = self.port,
+        )
+    }
+
+    /// The self-probe of the example config, fast.
+    pub fn healthz_probe(&self, name: &str) -> String {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"http://127.0.0.1:{}/healthz\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\n",
+            self.port
+        )
+    }
+
+    /// Write the config the way editors do: a temp file renamed over the old one.
+    pub fn write_config(&self, text: &str) {
+        let path = self.config_path();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let temp = path.with_extension("toml.tmp");
+        std::fs::write(&temp, text).unwrap();
+        std::fs::rename(&temp, &path).unwrap();
+    }
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub stderr_path: PathBuf,
+    pub socket: PathBuf,
+}
+
+impl Daemon {
+    /// Start sentineld on the sandbox config and wait until its socket answers.
+    pub fn start(sandbox: &Sandbox, configure: impl FnOnce(&mut Command)) -> Self {
+        Self::start_with(sandbox, &[], "text", configure)
+    }
+
+    /// Start sentineld behind `wrapper` (a command that ends by exec'ing its arguments) with
+    /// the given `--log-format`.
+    pub fn start_with(
+        sandbox: &Sandbox,
+        wrapper: &[String],
+        log_format: &str,
+        configure: impl FnOnce(&mut Command),
+    ) -> Self {
+        let stderr_path = sandbox.path().join("sentineld.stderr");
+        let stderr = File::create(&stderr_path).unwrap();
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(SENTINELD);
+                command
+            }
+            None => Command::new(SENTINELD),
+        };
+        command
+            .arg("--config")
+            .arg(sandbox.config_path())
+            .arg("--log-format")
+            .arg(log_format)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        configure(&mut command);
+        let child = command.spawn().expect("spawn sentineld");
+        let mut daemon = Daemon {
+            child,
+            stderr_path,
+            socket: sandbox.socket(),
+        };
+        daemon.wait_ready();
+        daemon
+    }
+
+    fn wait_ready(&mut self) {
+        let socket = self.socket.clone();
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("sentineld exited early ({status}):\n{}", self.stderr());
+            }
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                return;
+            }
+            if started.elapsed() > Duration::from_secs(15) {
+                panic!(
+                    "sentineld did not open {}:\n{}",
+                    socket.display(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(), signal).unwrap();
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Run sentinelctl against this daemon.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        ctl_as(&self.socket, args, |_| {})
+    }
+
+    /// `sentinelctl --json ARGS`, parsed; panics with stderr when it fails.
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        let output = self.ctl(&full);
+        assert!(
+            output.status.success(),
+            "sentinelctl {args:?}: {}",
+            text(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("sentinelctl --json prints JSON")
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = wait_for(Duration::from_secs(15), "sentineld to exit", || {
+            self.child.try_wait().unwrap()
+        });
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn ctl_as(socket: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Output {
+    let mut command = Command::new(SENTINELCTL);
+    command.arg("--socket").arg(socket).args(args);
+    configure(&mut command);
+    command.output().expect("run sentinelctl")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -1,0 +1,9 @@
+//! Integration tests against the real binaries: one test binary, one module per concern.
+
+mod harness;
+
+mod check_config;
+mod control;
+mod journald;
+mod reload;
+mod systemd_notify;
