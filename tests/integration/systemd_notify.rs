@@ -43,7 +43,7 @@ fn notify_messages_and_clean_sigterm() {
                 seen.push(message);
             }
             let position = seen.iter().position(|m| predicate(m))?;
-            Some(seen.drain(..=position).last().unwrap())
+            seen.drain(..=position).next_back()
         })
     };
 
