@@ -36,21 +36,26 @@ pub fn bind(path: &Path, mode: u32, group: &str) -> Result<BoundSocket, DaemonEr
     }
     let listener = UnixListener::bind(path).map_err(socket_error)?;
     let mut notes = Vec::new();
-    match Group::from_name(group) {
-        Ok(Some(found)) => {
-            if let Err(err) = nix::unistd::chown(path, None, Some(found.gid)) {
-                notes.push(format!(
-                    "cannot give {} to group {group} ({err}); only root and this user's group may change things",
-                    path.display()
-                ));
-            }
-        }
-        _ => notes.push(format!(
-            "group {group} does not exist; only root may call mutating routes (create it: groupadd --system {group})"
-        )),
-    }
+    let wanted = Group::from_name(group).ok().flatten();
+    let chown_error = match &wanted {
+        Some(found) => nix::unistd::chown(path, None, Some(found.gid)).err(),
+        None => None,
+    };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(socket_error)?;
     let gid = std::fs::metadata(path).map_err(socket_error)?.gid();
+    if wanted.as_ref().map(|g| g.gid.as_raw()) != Some(gid) {
+        let in_force = Group::from_gid(nix::unistd::Gid::from_raw(gid))
+            .ok()
+            .flatten()
+            .map_or_else(|| format!("gid {gid}"), |g| g.name);
+        let why = match chown_error {
+            Some(err) => format!("cannot give the socket to group {group} ({err})"),
+            None => format!("group {group} does not exist (create it: groupadd --system {group})"),
+        };
+        notes.push(format!(
+            "{why}; mutating routes are open to root and members of group {in_force}"
+        ));
+    }
     Ok(BoundSocket {
         listener,
         gid,
