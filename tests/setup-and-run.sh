@@ -63,11 +63,15 @@ cargo clippy --all-targets --quiet -- -D warnings
 
 step "unit and integration tests (real sentineld and sentinelctl binaries)"
 # CI=true makes tests that need root fail instead of skipping; we are root here anyway.
-CI="${CI:-true}" cargo test --all-targets
+CI="${CI:-true}" cargo test --lib --tests 2>&1 | tee target/test-output.txt
 
 step "packages: build, check contents, lintian, unit file"
 bash packaging/build-packages.sh
-bash packaging/check-packages.sh
+bash packaging/check-packages.sh | tee target/packaging-output.txt
 bash packaging/check-unit.sh target/release/sentineld
 
-step "all checks passed"
+# One closing line for the whole run: every Rust test plus every packaging check.
+awk '/^test result:/ { passed += $4; failed += $6 }
+     /^packaging: [0-9]+ passed/ { passed += $2; failed += $4 }
+     END { printf "setup-and-run: %d passed, %d failed\n", passed, failed }' \
+    target/test-output.txt target/packaging-output.txt

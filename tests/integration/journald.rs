@@ -114,3 +114,36 @@ fn native_protocol_parser_handles_both_encodings() {
     assert_eq!(fields["PRIORITY"], "5");
     assert_eq!(fields["MULTI"], "a\nb c");
 }
+
+#[test]
+fn json_log_format_writes_one_object_per_line() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&sandbox.config("", &sandbox.healthz_probe("api")));
+    let daemon = Daemon::start_with(&sandbox, &[], "json", |_| {});
+    let lines = wait_for(Duration::from_secs(10), "probe log line", || {
+        let stderr = daemon.stderr();
+        stderr.contains("event=healthy").then_some(stderr)
+    });
+    let stderr = daemon.stderr();
+    assert!(daemon.stop().success());
+    let mut messages = Vec::new();
+    for line in lines
+        .lines()
+        .chain(stderr.lines())
+        .filter(|l| !l.is_empty())
+    {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(object["timestamp"].is_string(), "{line}");
+        assert!(object["level"].is_string(), "{line}");
+        messages.push(
+            object["fields"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    assert!(messages.iter().any(
+        |m| m.starts_with("service=api status=up status_code=200 recoveries_total=0 event=healthy")
+    ));
+}
