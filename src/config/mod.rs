@@ -5,20 +5,21 @@ mod diff;
 mod duration;
 mod error;
 pub mod paths;
+mod probe;
 mod watch;
 
 use std::collections::HashSet;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 pub use diff::ConfigDiff;
 pub use duration::HumanDuration;
 pub use error::{line_column, ConfigError};
+pub use probe::{FlapConfig, JsonExpectation, ProbeConfig, ProbeKind, HTTP_METHODS};
 pub use watch::{ConfigWatcher, WatchError};
 
 /// The configuration shipped as `sentineld.toml.example`, compiled in so `sentineld
@@ -118,97 +119,6 @@ impl Default for HttpSection {
     }
 }
 
-/// One probe. Common settings first, then the settings of each kind; a setting that does not
-/// belong to the probe's kind is an error, so a typo never silently does nothing.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProbeConfig {
-    pub name: Spanned<String>,
-    pub kind: Spanned<ProbeKind>,
-    #[serde(default = "ProbeConfig::default_interval")]
-    pub interval: HumanDuration,
-    #[serde(default = "ProbeConfig::default_timeout")]
-    pub timeout: Spanned<HumanDuration>,
-    /// Consecutive failures before the probe is Down.
-    #[serde(default = "ProbeConfig::default_fail_after")]
-    pub fail_after: Spanned<u32>,
-    /// Consecutive successes before a Down probe is Up again.
-    #[serde(default = "ProbeConfig::default_recover_after")]
-    pub recover_after: Spanned<u32>,
-
-    // kind = "http"
-    pub url: Option<Spanned<String>>,
-    /// Accepted status codes; default: any 2xx.
-    pub expect_status: Option<Spanned<Vec<u16>>>,
-
-    // kind = "tcp"
-    pub address: Option<Spanned<String>>,
-}
-
-impl ProbeConfig {
-    fn default_interval() -> HumanDuration {
-        HumanDuration::from_secs(10)
-    }
-    fn default_timeout() -> Spanned<HumanDuration> {
-        Spanned::new(0..0, HumanDuration::from_secs(5))
-    }
-    fn default_fail_after() -> Spanned<u32> {
-        Spanned::new(0..0, 3)
-    }
-    fn default_recover_after() -> Spanned<u32> {
-        Spanned::new(0..0, 1)
-    }
-
-    pub fn name(&self) -> &str {
-        self.name.get_ref()
-    }
-
-    pub fn kind(&self) -> ProbeKind {
-        *self.kind.get_ref()
-    }
-}
-
-/// The kinds of probe this build runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeKind {
-    Http,
-    Tcp,
-}
-
-impl ProbeKind {
-    pub const ALL: [ProbeKind; 2] = [ProbeKind::Http, ProbeKind::Tcp];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Http => "http",
-            Self::Tcp => "tcp",
-        }
-    }
-}
-
-impl fmt::Display for ProbeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ProbeKind {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        ProbeKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
-            .ok_or_else(|| {
-                let expected: Vec<&str> = ProbeKind::ALL.iter().map(|k| k.as_str()).collect();
-                serde::de::Error::custom(format!(
-                    "unknown probe kind \"{text}\" (expected one of {})",
-                    expected.join(", ")
-                ))
-            })
-    }
-}
-
 /// A config as loaded from disk: the parsed value plus where it came from and its content hash.
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
@@ -264,13 +174,13 @@ fn invalid_at(source: &str, path: &Path, offset: usize, message: String) -> Conf
 }
 
 /// A validation finding before it is placed in the file.
-struct Issue {
-    offset: Option<usize>,
-    message: String,
+pub(crate) struct Issue {
+    pub(crate) offset: Option<usize>,
+    pub(crate) message: String,
 }
 
 impl Issue {
-    fn at<T>(value: &Spanned<T>, message: impl Into<String>) -> Self {
+    pub(crate) fn at<T>(value: &Spanned<T>, message: impl Into<String>) -> Self {
         Self {
             offset: Some(value.span().start),
             message: message.into(),
@@ -300,111 +210,6 @@ impl Config {
             }
         }
         Ok(())
-    }
-}
-
-impl ProbeConfig {
-    fn validate(&self) -> Result<(), Issue> {
-        let name = self.name();
-        let name_ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !name_ok {
-            return Err(Issue::at(
-                &self.name,
-                format!("invalid probe name \"{name}\": use 1-64 letters, digits, '-', '_' or '.'"),
-            ));
-        }
-        let timeout = self.timeout.get_ref().get();
-        if timeout.is_zero() || timeout > self.interval.get() {
-            return Err(Issue::at(
-                &self.timeout,
-                format!(
-                    "probe \"{name}\": timeout {} must be above zero and at most the interval ({})",
-                    self.timeout.get_ref(),
-                    self.interval
-                ),
-            ));
-        }
-        for (threshold, field) in [
-            (&self.fail_after, "fail_after"),
-            (&self.recover_after, "recover_after"),
-        ] {
-            if !(1..=64).contains(threshold.get_ref()) {
-                return Err(Issue::at(
-                    threshold,
-                    format!("probe \"{name}\": {field} must be between 1 and 64"),
-                ));
-            }
-        }
-        match self.kind() {
-            ProbeKind::Http => {
-                self.refuse_field(&self.address, "address")?;
-                let url = self.require_field(&self.url, "url")?;
-                crate::probe::HttpTarget::parse(url.get_ref())
-                    .map_err(|err| Issue::at(url, format!("probe \"{name}\": {err}")))?;
-                if let Some(codes) = &self.expect_status {
-                    if codes.get_ref().is_empty()
-                        || codes.get_ref().iter().any(|c| !(100..=599).contains(c))
-                    {
-                        return Err(Issue::at(
-                            codes,
-                            format!(
-                                "probe \"{name}\": expect_status must list HTTP codes between 100 and 599"
-                            ),
-                        ));
-                    }
-                }
-            }
-            ProbeKind::Tcp => {
-                self.refuse_field(&self.url, "url")?;
-                self.refuse_field(&self.expect_status, "expect_status")?;
-                let address = self.require_field(&self.address, "address")?;
-                if crate::probe::split_host_port(address.get_ref()).is_none() {
-                    return Err(Issue::at(
-                        address,
-                        format!(
-                            "probe \"{name}\": invalid address \"{}\": expected host:port",
-                            address.get_ref()
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn require_field<'a, T>(
-        &self,
-        field: &'a Option<Spanned<T>>,
-        field_name: &str,
-    ) -> Result<&'a Spanned<T>, Issue> {
-        field.as_ref().ok_or_else(|| {
-            Issue::at(
-                &self.kind,
-                format!(
-                    "probe \"{}\": {} probes need `{field_name}`",
-                    self.name(),
-                    self.kind()
-                ),
-            )
-        })
-    }
-
-    fn refuse_field<T>(&self, field: &Option<Spanned<T>>, field_name: &str) -> Result<(), Issue> {
-        match field {
-            Some(value) => Err(Issue::at(
-                value,
-                format!(
-                    "probe \"{}\": `{field_name}` does not apply to {} probes",
-                    self.name(),
-                    self.kind()
-                ),
-            )),
-            None => Ok(()),
-        }
     }
 }
 
@@ -442,7 +247,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "[[probe]]\nname = \"a\"\nkind = \"htp\"\n",
-                "t.toml:3:8: unknown probe kind \"htp\" (expected one of http, tcp)",
+                "t.toml:3:8: unknown probe kind \"htp\" (expected one of http, tcp, exec)",
             ),
             ("[daemon]\nsokcet = \"/x\"\n", "t.toml:2:1: unknown field `sokcet`"),
             ("[journal]\nmax_age = \"5x\"\n", "t.toml:2:11: invalid duration \"5x\""),
@@ -482,6 +287,42 @@ mod tests {
                 "t.toml:2:8: invalid probe name \"a b\"",
             ),
             ("[journal]\nmax_events = 0\n", "t.toml: journal.max_events must be at least 1"),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"exec\"\n",
+                "t.toml:3:8: probe \"a\": exec probes need `command`",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"exec\"\ncommand = []\n",
+                "t.toml:4:11: probe \"a\": command needs a program",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/\"\nsend = \"PING\"\n",
+                "t.toml:5:8: probe \"a\": `send` does not apply to http probes",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"exec\"\ncommand = [\"true\"]\nmax_latency = \"1s\"\n",
+                "t.toml:5:15: probe \"a\": `max_latency` does not apply to exec probes",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/\"\nbody_regex = \"(\"\n",
+                "t.toml:5:14: probe \"a\": invalid regular expression",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/\"\nmethod = \"FETCH\"\n",
+                "t.toml:5:10: probe \"a\": unknown method \"FETCH\" (expected one of GET, HEAD",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"h:1\"\nflap = { failures = 5, within = 3 }\n",
+                "t.toml:5:8: probe \"a\": flap needs 1 <= failures <= within <= 64",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/\"\nexpect_json = { pointer = \"status\", equals = \"ok\" }\n",
+                "t.toml:5:15: probe \"a\": invalid JSON pointer \"status\"",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/\"\nexpect_json = { pointer = \"/s\", equal = 1 }\n",
+                "t.toml:5:",
+            ),
         ];
         for (source, expected) in cases {
             let err = parse_str(source).expect_err(source);

@@ -3,11 +3,15 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::Empty;
-use hyper::{Request, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
+use regex::Regex;
 
-use super::{connect, CheckResult, Failure, FailureReason};
+use super::{connect, excerpt, CheckResult, Failure, FailureReason};
+
+/// Most body bytes read for assertions; a health endpoint that sends more is misbehaving.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A parsed probe URL: where to connect and what to ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,8 +58,62 @@ impl HttpTarget {
 #[derive(Debug, Clone)]
 pub struct HttpProbe {
     pub target: HttpTarget,
+    pub method: Method,
+    pub headers: Vec<(String, String)>,
     /// Accepted codes; empty means any 2xx.
     pub expect_status: Vec<u16>,
+    pub body_regex: Option<Regex>,
+    /// JSON pointer and the value expected there.
+    pub expect_json: Option<(String, serde_json::Value)>,
+}
+
+impl HttpProbe {
+    pub fn get(target: HttpTarget) -> Self {
+        Self {
+            target,
+            method: Method::GET,
+            headers: Vec::new(),
+            expect_status: Vec::new(),
+            body_regex: None,
+            expect_json: None,
+        }
+    }
+
+    fn reads_body(&self) -> bool {
+        self.body_regex.is_some() || self.expect_json.is_some()
+    }
+
+    /// Check the body against the configured assertions.
+    fn assert_body(&self, body: &[u8]) -> Result<(), Failure> {
+        let assertion = |detail: String| Failure::new(FailureReason::Assertion, detail);
+        if let Some(regex) = &self.body_regex {
+            let text = String::from_utf8_lossy(body);
+            if !regex.is_match(&text) {
+                return Err(assertion(format!(
+                    "body does not match /{regex}/: {}",
+                    excerpt(&text)
+                )));
+            }
+        }
+        if let Some((pointer, expected)) = &self.expect_json {
+            let document: serde_json::Value = serde_json::from_slice(body).map_err(|err| {
+                assertion(format!(
+                    "body is not JSON ({err}): {}",
+                    excerpt(&String::from_utf8_lossy(body))
+                ))
+            })?;
+            match document.pointer(pointer) {
+                Some(found) if found == expected => {}
+                Some(found) => {
+                    return Err(assertion(format!(
+                        "JSON {pointer} is {found}, expected {expected}"
+                    )))
+                }
+                None => return Err(assertion(format!("JSON has no {pointer}"))),
+            }
+        }
+        Ok(())
+    }
 }
 
 impl HttpProbe {
@@ -72,8 +130,11 @@ impl HttpProbe {
         let result = self.request().await;
         let elapsed = started.elapsed();
         match result {
-            Ok(status) if self.accepts(status) => CheckResult::success(elapsed, Some(status)),
-            Ok(status) => CheckResult::failure(
+            Ok((status, body)) if self.accepts(status) => match self.assert_body(&body) {
+                Ok(()) => CheckResult::success(elapsed, Some(status)),
+                Err(failure) => CheckResult::failure(elapsed, failure, Some(status)),
+            },
+            Ok((status, _)) => CheckResult::failure(
                 elapsed,
                 Failure::new(
                     FailureReason::HttpStatus,
@@ -85,14 +146,20 @@ impl HttpProbe {
         }
     }
 
-    async fn request(&self) -> Result<u16, Failure> {
+    async fn request(&self) -> Result<(u16, Bytes), Failure> {
         let stream = connect(&self.target.host, self.target.port).await?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|err| Failure::new(FailureReason::Protocol, err.to_string()))?;
         let connection = tokio::spawn(connection);
-        let request = Request::get(self.target.path_and_query.as_str())
-            .header(hyper::header::HOST, self.target.authority.as_str())
+        let mut request = Request::builder()
+            .method(self.method.clone())
+            .uri(self.target.path_and_query.as_str())
+            .header(hyper::header::HOST, self.target.authority.as_str());
+        for (name, value) in &self.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let request = request
             .header(
                 hyper::header::USER_AGENT,
                 concat!("sentineld/", env!("CARGO_PKG_VERSION")),
@@ -100,18 +167,93 @@ impl HttpProbe {
             .header(hyper::header::CONNECTION, "close")
             .body(Empty::<Bytes>::new())
             .map_err(|err| Failure::new(FailureReason::Protocol, err.to_string()))?;
+        let protocol = |err: String| Failure::new(FailureReason::Protocol, err);
         let response = sender
             .send_request(request)
             .await
-            .map_err(|err| Failure::new(FailureReason::Protocol, err.to_string()));
+            .map_err(|err| protocol(err.to_string()));
+        let result = match response {
+            Ok(response) if self.reads_body() => {
+                let status = response.status().as_u16();
+                Limited::new(response.into_body(), MAX_BODY_BYTES)
+                    .collect()
+                    .await
+                    .map(|body| (status, body.to_bytes()))
+                    .map_err(|err| protocol(format!("reading the body: {err}")))
+            }
+            Ok(response) => Ok((response.status().as_u16(), Bytes::new())),
+            Err(failure) => Err(failure),
+        };
         connection.abort();
-        Ok(response?.status().as_u16())
+        result
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_assertions_table() {
+        let target = HttpTarget::parse("http://127.0.0.1/").unwrap();
+        let with = |regex: Option<&str>, json: Option<(&str, serde_json::Value)>| HttpProbe {
+            body_regex: regex.map(|r| Regex::new(r).unwrap()),
+            expect_json: json.map(|(p, v)| (p.to_string(), v)),
+            ..HttpProbe::get(target.clone())
+        };
+        let ok = serde_json::json!("ok");
+        let cases = [
+            (
+                with(Some("healthy"), None),
+                r#"{"status":"healthy"}"#,
+                Ok(()),
+            ),
+            (
+                with(Some("^ok$"), None),
+                "not ok",
+                Err("body does not match /^ok$/"),
+            ),
+            (
+                with(None, Some(("/status", ok.clone()))),
+                r#"{"status":"ok"}"#,
+                Ok(()),
+            ),
+            (
+                with(None, Some(("/checks/0/ok", serde_json::json!(true)))),
+                r#"{"checks":[{"ok":true}]}"#,
+                Ok(()),
+            ),
+            (
+                with(None, Some(("/status", ok.clone()))),
+                r#"{"status":"degraded"}"#,
+                Err(r#"JSON /status is "degraded", expected "ok""#),
+            ),
+            (
+                with(None, Some(("/status", ok.clone()))),
+                r#"{}"#,
+                Err("JSON has no /status"),
+            ),
+            (
+                with(None, Some(("/status", ok))),
+                "<html>",
+                Err("body is not JSON"),
+            ),
+        ];
+        for (probe, body, expected) in cases {
+            match (probe.assert_body(body.as_bytes()), expected) {
+                (Ok(()), Ok(())) => {}
+                (Err(failure), Err(start)) => {
+                    assert_eq!(failure.reason, FailureReason::Assertion);
+                    assert!(
+                        failure.detail.starts_with(start),
+                        "{body}: {}",
+                        failure.detail
+                    );
+                }
+                (got, want) => panic!("{body}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 
     #[test]
     fn parse_table() {

@@ -1,6 +1,7 @@
 //! Probes: one file per kind behind `AnyProbe`, the threshold machine in `state.rs`, and the
 //! runner loop that checks, decides and publishes transitions on the bus.
 
+mod exec;
 mod http;
 mod runner;
 mod state;
@@ -15,9 +16,10 @@ use tokio::net::TcpStream;
 
 use crate::config::{ProbeConfig, ProbeKind};
 use crate::event::Timestamp;
+pub use exec::ExecProbe;
 pub use http::{HttpProbe, HttpTarget};
 pub use runner::spawn;
-pub use state::{ProbeState, ThresholdMachine, Transition};
+pub use state::{FlapRule, ProbeState, ThresholdMachine, Transition};
 pub use tcp::TcpProbe;
 
 /// Why a check failed, typed so alerts and metrics can group by it.
@@ -30,6 +32,12 @@ pub enum FailureReason {
     /// Connected, but the peer broke the protocol or the connection (reset, garbage).
     Protocol,
     HttpStatus,
+    /// The answer came, but not the one configured (body, JSON, output, latency).
+    Assertion,
+    /// An exec probe's program exited with an unexpected code or signal.
+    ExitStatus,
+    /// An exec probe's program could not be run at all.
+    Exec,
     Io,
 }
 
@@ -41,6 +49,9 @@ impl FailureReason {
             Self::Timeout => "timeout",
             Self::Protocol => "protocol",
             Self::HttpStatus => "http_status",
+            Self::Assertion => "assertion",
+            Self::ExitStatus => "exit_status",
+            Self::Exec => "exec",
             Self::Io => "io",
         }
     }
@@ -51,6 +62,7 @@ impl FailureReason {
             Self::Dns | Self::Refused | Self::Timeout | Self::Io => "unreachable",
             Self::Protocol => "protocol_error",
             Self::HttpStatus => "bad_status",
+            Self::Assertion | Self::ExitStatus | Self::Exec => "check_failed",
         }
     }
 }
@@ -104,32 +116,75 @@ impl CheckResult {
 pub enum AnyProbe {
     Http(HttpProbe),
     Tcp(TcpProbe),
+    Exec(ExecProbe),
 }
 
 impl AnyProbe {
     /// Build from a validated config (validation already checked the fields of the kind).
     pub fn from_config(config: &ProbeConfig) -> Option<Self> {
+        let value =
+            |field: &Option<toml::Spanned<String>>| field.as_ref().map(|f| f.get_ref().clone());
+        let regex = |field: &Option<toml::Spanned<String>>| {
+            field
+                .as_ref()
+                .and_then(|f| regex::Regex::new(f.get_ref()).ok())
+        };
         match config.kind() {
             ProbeKind::Http => Some(Self::Http(HttpProbe {
                 target: HttpTarget::parse(config.url.as_ref()?.get_ref()).ok()?,
+                method: value(&config.method)
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(hyper::Method::GET),
+                headers: config
+                    .headers
+                    .as_ref()
+                    .map(|h| h.get_ref().clone().into_iter().collect())
+                    .unwrap_or_default(),
                 expect_status: config
                     .expect_status
                     .as_ref()
                     .map(|codes| codes.get_ref().clone())
                     .unwrap_or_default(),
+                body_regex: regex(&config.body_regex),
+                expect_json: config.expect_json.as_ref().and_then(|json| {
+                    let json = json.get_ref();
+                    Some((
+                        json.pointer.clone(),
+                        serde_json::to_value(&json.equals).ok()?,
+                    ))
+                }),
             })),
-            ProbeKind::Tcp => TcpProbe::new(config.address.as_ref()?.get_ref()).map(Self::Tcp),
+            ProbeKind::Tcp => {
+                let mut probe = TcpProbe::new(config.address.as_ref()?.get_ref())?;
+                probe.send = value(&config.send).map(String::into_bytes);
+                probe.expect = config
+                    .expect
+                    .as_ref()
+                    .and_then(|e| regex::bytes::Regex::new(e.get_ref()).ok());
+                Some(Self::Tcp(probe))
+            }
+            ProbeKind::Exec => {
+                let (program, args) = config.command.as_ref()?.get_ref().split_first()?;
+                Some(Self::Exec(ExecProbe {
+                    program: program.clone(),
+                    args: args.to_vec(),
+                    expect_exit: config.expect_exit.as_ref().map_or(0, |e| *e.get_ref()),
+                    output_regex: regex(&config.output_regex),
+                }))
+            }
         }
     }
 
-    pub async fn check(&self, timeout: Duration) -> CheckResult {
+    /// Run one check, bounded by `timeout`; a success slower than `max_latency` fails.
+    pub async fn check(&self, timeout: Duration, max_latency: Option<Duration>) -> CheckResult {
         let check = async {
             match self {
                 Self::Http(probe) => probe.check().await,
                 Self::Tcp(probe) => probe.check().await,
+                Self::Exec(probe) => probe.check().await,
             }
         };
-        match tokio::time::timeout(timeout, check).await {
+        let result = match tokio::time::timeout(timeout, check).await {
             Ok(result) => result,
             Err(_) => CheckResult::failure(
                 timeout,
@@ -139,8 +194,33 @@ impl AnyProbe {
                 ),
                 None,
             ),
+        };
+        match max_latency {
+            Some(limit) if result.is_success() && result.latency > limit => CheckResult::failure(
+                result.latency,
+                Failure::new(
+                    FailureReason::Assertion,
+                    format!(
+                        "answered in {:.1} ms, above max_latency {}",
+                        result.latency.as_secs_f64() * 1000.0,
+                        humantime::format_duration(limit)
+                    ),
+                ),
+                result.status_code,
+            ),
+            _ => result,
         }
     }
+}
+
+/// A short quoted excerpt of some output, for a failure message.
+pub(crate) fn excerpt(text: &str) -> String {
+    let trimmed = text.trim();
+    let mut short: String = trimmed.chars().take(120).collect();
+    if short.len() < trimmed.len() {
+        short.push('…');
+    }
+    format!("{short:?}")
 }
 
 /// `host:port` (or `[v6]:port`) split into its parts.

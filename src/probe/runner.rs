@@ -5,7 +5,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{AnyProbe, CheckResult, ProbeBoard, ProbeSnapshot, ProbeState, ThresholdMachine};
+use super::{
+    AnyProbe, CheckResult, FlapRule, ProbeBoard, ProbeSnapshot, ProbeState, ThresholdMachine,
+};
 use crate::config::ProbeConfig;
 use crate::event::{Bus, EventKind, Timestamp};
 
@@ -21,10 +23,15 @@ pub fn spawn(
     let kind = config.kind().to_string();
     let interval = config.interval.get();
     let timeout = config.timeout.get_ref().get();
+    let max_latency = config.max_latency.as_ref().map(|l| l.get_ref().get());
     let machine = ThresholdMachine::new(
         *config.fail_after.get_ref(),
         *config.recover_after.get_ref(),
-    );
+    )
+    .with_flap_rule(config.flap.as_ref().map(|flap| FlapRule {
+        failures: flap.get_ref().failures,
+        within: flap.get_ref().within,
+    }));
     board.put(ProbeSnapshot {
         name: name.clone(),
         kind,
@@ -37,22 +44,37 @@ pub fn spawn(
         recoveries_total: 0,
     });
     Some(tokio::spawn(run(
-        name, probe, interval, timeout, machine, bus, board, cancel,
+        name,
+        probe,
+        Limits {
+            interval,
+            timeout,
+            max_latency,
+        },
+        machine,
+        bus,
+        board,
+        cancel,
     )))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// When and how long a probe checks.
+struct Limits {
+    interval: Duration,
+    timeout: Duration,
+    max_latency: Option<Duration>,
+}
+
 async fn run(
     name: String,
     probe: AnyProbe,
-    interval: Duration,
-    timeout: Duration,
+    limits: Limits,
     mut machine: ThresholdMachine,
     bus: Bus,
     board: ProbeBoard,
     cancel: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
+    let mut ticker = tokio::time::interval(limits.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -61,7 +83,7 @@ async fn run(
         }
         let result = tokio::select! {
             _ = cancel.cancelled() => break,
-            result = probe.check(timeout) => result,
+            result = probe.check(limits.timeout, limits.max_latency) => result,
         };
         let transition = machine.observe(result.is_success());
         update_board(&board, &name, &machine, &result, transition.is_some());

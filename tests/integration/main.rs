@@ -6,5 +6,6 @@ mod bounds;
 mod check_config;
 mod control;
 mod journald;
+mod probes;
 mod reload;
 mod systemd_notify;

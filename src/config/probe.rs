@@ -1,0 +1,336 @@
+//! The `[[probe]]` schema: common settings, the settings of each kind, and their validation.
+//! A setting that does not belong to the probe's kind is an error, so a typo never does nothing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use toml::Spanned;
+
+use super::{HumanDuration, Issue};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    pub name: Spanned<String>,
+    pub kind: Spanned<ProbeKind>,
+    #[serde(default = "ProbeConfig::default_interval")]
+    pub interval: HumanDuration,
+    #[serde(default = "ProbeConfig::default_timeout")]
+    pub timeout: Spanned<HumanDuration>,
+    /// Consecutive failures before the probe is Down.
+    #[serde(default = "ProbeConfig::default_fail_after")]
+    pub fail_after: Spanned<u32>,
+    /// Consecutive successes before a Down probe is Up again.
+    #[serde(default = "ProbeConfig::default_recover_after")]
+    pub recover_after: Spanned<u32>,
+    /// Also Down when `failures` of the last `within` checks failed (flapping).
+    pub flap: Option<Spanned<FlapConfig>>,
+    /// A check slower than this fails (reason `assertion`) even if it answered correctly.
+    pub max_latency: Option<Spanned<HumanDuration>>,
+
+    // kind = "http"
+    pub url: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
+    pub headers: Option<Spanned<BTreeMap<String, String>>>,
+    /// Accepted status codes; default: any 2xx.
+    pub expect_status: Option<Spanned<Vec<u16>>>,
+    /// The response body must match this regular expression.
+    pub body_regex: Option<Spanned<String>>,
+    /// The response body is JSON and the value at `pointer` equals `equals`.
+    pub expect_json: Option<Spanned<JsonExpectation>>,
+
+    // kind = "tcp"
+    pub address: Option<Spanned<String>>,
+    /// Bytes to write after connecting (TOML escapes such as "\r\n" work).
+    pub send: Option<Spanned<String>>,
+    /// What the peer must answer: a regular expression over the first bytes read.
+    pub expect: Option<Spanned<String>>,
+
+    // kind = "exec"
+    /// Program and arguments; no shell is involved.
+    pub command: Option<Spanned<Vec<String>>>,
+    /// Expected exit code; default 0.
+    pub expect_exit: Option<Spanned<i32>>,
+    /// stdout+stderr must match this regular expression.
+    pub output_regex: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlapConfig {
+    pub failures: u32,
+    pub within: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonExpectation {
+    /// RFC 6901 JSON pointer, e.g. "/status" or "/checks/0/ok".
+    pub pointer: String,
+    pub equals: toml::Value,
+}
+
+/// HTTP methods a health check may use.
+pub const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+impl ProbeConfig {
+    fn default_interval() -> HumanDuration {
+        HumanDuration::from_secs(10)
+    }
+    fn default_timeout() -> Spanned<HumanDuration> {
+        Spanned::new(0..0, HumanDuration::from_secs(5))
+    }
+    fn default_fail_after() -> Spanned<u32> {
+        Spanned::new(0..0, 3)
+    }
+    fn default_recover_after() -> Spanned<u32> {
+        Spanned::new(0..0, 1)
+    }
+
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+
+    pub fn kind(&self) -> ProbeKind {
+        *self.kind.get_ref()
+    }
+}
+
+/// The kinds of probe this build runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    Http,
+    Tcp,
+    Exec,
+}
+
+impl ProbeKind {
+    pub const ALL: [ProbeKind; 3] = [ProbeKind::Http, ProbeKind::Tcp, ProbeKind::Exec];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Tcp => "tcp",
+            Self::Exec => "exec",
+        }
+    }
+}
+
+impl fmt::Display for ProbeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ProbeKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ProbeKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| {
+                let expected: Vec<&str> = ProbeKind::ALL.iter().map(|k| k.as_str()).collect();
+                serde::de::Error::custom(format!(
+                    "unknown probe kind \"{text}\" (expected one of {})",
+                    expected.join(", ")
+                ))
+            })
+    }
+}
+
+/// Where a set field sits in the file, if it is set.
+type FieldSpan = Option<usize>;
+
+fn at<T>(field: &Option<Spanned<T>>) -> FieldSpan {
+    field.as_ref().map(|f| f.span().start)
+}
+
+impl ProbeConfig {
+    /// Every kind-specific field, the kinds it belongs to, and where it is set.
+    fn kind_fields(&self) -> [(&'static str, &'static [ProbeKind], FieldSpan); 13] {
+        use ProbeKind::*;
+        [
+            ("url", &[Http], at(&self.url)),
+            ("method", &[Http], at(&self.method)),
+            ("headers", &[Http], at(&self.headers)),
+            ("expect_status", &[Http], at(&self.expect_status)),
+            ("body_regex", &[Http], at(&self.body_regex)),
+            ("expect_json", &[Http], at(&self.expect_json)),
+            ("address", &[Tcp], at(&self.address)),
+            ("send", &[Tcp], at(&self.send)),
+            ("expect", &[Tcp], at(&self.expect)),
+            ("command", &[Exec], at(&self.command)),
+            ("expect_exit", &[Exec], at(&self.expect_exit)),
+            ("output_regex", &[Exec], at(&self.output_regex)),
+            ("max_latency", &[Http, Tcp], at(&self.max_latency)),
+        ]
+    }
+
+    pub(super) fn validate(&self) -> Result<(), Issue> {
+        let name = self.name();
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !name_ok {
+            return Err(Issue::at(
+                &self.name,
+                format!("invalid probe name \"{name}\": use 1-64 letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        let problem = |message: String| format!("probe \"{name}\": {message}");
+        let timeout = self.timeout.get_ref().get();
+        if timeout.is_zero() || timeout > self.interval.get() {
+            return Err(Issue::at(
+                &self.timeout,
+                problem(format!(
+                    "timeout {} must be above zero and at most the interval ({})",
+                    self.timeout.get_ref(),
+                    self.interval
+                )),
+            ));
+        }
+        for (threshold, field) in [
+            (&self.fail_after, "fail_after"),
+            (&self.recover_after, "recover_after"),
+        ] {
+            if !(1..=64).contains(threshold.get_ref()) {
+                return Err(Issue::at(
+                    threshold,
+                    problem(format!("{field} must be between 1 and 64")),
+                ));
+            }
+        }
+        if let Some(flap) = &self.flap {
+            let FlapConfig { failures, within } = *flap.get_ref();
+            if !(1..=64).contains(&within) || !(1..=within).contains(&failures) {
+                return Err(Issue::at(
+                    flap,
+                    problem("flap needs 1 <= failures <= within <= 64".into()),
+                ));
+            }
+        }
+        let kind = self.kind();
+        for (field, kinds, span) in self.kind_fields() {
+            if let (Some(offset), false) = (span, kinds.contains(&kind)) {
+                return Err(Issue {
+                    offset: Some(offset),
+                    message: problem(format!("`{field}` does not apply to {kind} probes")),
+                });
+            }
+        }
+        for regex in [&self.body_regex, &self.expect, &self.output_regex]
+            .into_iter()
+            .flatten()
+        {
+            regex::Regex::new(regex.get_ref()).map_err(|err| {
+                Issue::at(regex, problem(format!("invalid regular expression: {err}")))
+            })?;
+        }
+        match kind {
+            ProbeKind::Http => self.validate_http(&problem),
+            ProbeKind::Tcp => {
+                let address = self.require(&self.address, "address")?;
+                if crate::probe::split_host_port(address.get_ref()).is_none() {
+                    return Err(Issue::at(
+                        address,
+                        problem(format!(
+                            "invalid address \"{}\": expected host:port",
+                            address.get_ref()
+                        )),
+                    ));
+                }
+                Ok(())
+            }
+            ProbeKind::Exec => {
+                let command = self.require(&self.command, "command")?;
+                if command
+                    .get_ref()
+                    .first()
+                    .is_none_or(|program| program.is_empty())
+                {
+                    return Err(Issue::at(
+                        command,
+                        problem(
+                            "command needs a program, e.g. [\"/usr/bin/pg_isready\", \"-q\"]"
+                                .into(),
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn validate_http(&self, problem: &dyn Fn(String) -> String) -> Result<(), Issue> {
+        let url = self.require(&self.url, "url")?;
+        crate::probe::HttpTarget::parse(url.get_ref())
+            .map_err(|err| Issue::at(url, problem(err)))?;
+        if let Some(method) = &self.method {
+            if !HTTP_METHODS.contains(&method.get_ref().as_str()) {
+                return Err(Issue::at(
+                    method,
+                    problem(format!(
+                        "unknown method \"{}\" (expected one of {})",
+                        method.get_ref(),
+                        HTTP_METHODS.join(", ")
+                    )),
+                ));
+            }
+        }
+        if let Some(headers) = &self.headers {
+            for (key, value) in headers.get_ref() {
+                let valid = hyper::header::HeaderName::from_bytes(key.as_bytes()).is_ok()
+                    && hyper::header::HeaderValue::from_str(value).is_ok();
+                if !valid {
+                    return Err(Issue::at(
+                        headers,
+                        problem(format!("invalid header \"{key}: {value}\"")),
+                    ));
+                }
+            }
+        }
+        if let Some(codes) = &self.expect_status {
+            if codes.get_ref().is_empty()
+                || codes.get_ref().iter().any(|c| !(100..=599).contains(c))
+            {
+                return Err(Issue::at(
+                    codes,
+                    problem("expect_status must list HTTP codes between 100 and 599".into()),
+                ));
+            }
+        }
+        if let Some(json) = &self.expect_json {
+            let pointer = &json.get_ref().pointer;
+            if !(pointer.is_empty() || pointer.starts_with('/')) {
+                return Err(Issue::at(
+                    json,
+                    problem(format!(
+                        "invalid JSON pointer \"{pointer}\": it starts with '/'"
+                    )),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn require<'a, T>(
+        &self,
+        field: &'a Option<Spanned<T>>,
+        field_name: &str,
+    ) -> Result<&'a Spanned<T>, Issue> {
+        field.as_ref().ok_or_else(|| {
+            Issue::at(
+                &self.kind,
+                format!(
+                    "probe \"{}\": {} probes need `{field_name}`",
+                    self.name(),
+                    self.kind()
+                ),
+            )
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! Probes through the real daemon: an exec probe toggled by a file goes Down and recovers, with
+//! transitions journaled and logged in the original Sentinel shape; HTTP JSON assertions.
+
+use std::time::Duration;
+
+use crate::harness::{text, wait_for, Daemon, Sandbox};
+
+fn probe<'a>(status: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    status["probes"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+}
+
+#[test]
+fn exec_probe_down_and_recovery_with_json_http_probe() {
+    let sandbox = Sandbox::new();
+    let marker = sandbox.path().join("service-alive");
+    std::fs::write(&marker, "").unwrap();
+    let probes = format!(
+        r#"[[probe]]
+name = "marker"
+kind = "exec"
+command = ["/bin/sh", "-c", "test -f '{marker}' && echo alive"]
+output_regex = "^alive"
+interval = "100ms"
+timeout = "100ms"
+fail_after = 2
+recover_after = 2
+
+[[probe]]
+name = "healthz-json"
+kind = "http"
+url = "http://127.0.0.1:{port}/healthz"
+expect_json = {{ pointer = "/status", equals = "ok" }}
+max_latency = "500ms"
+interval = "100ms"
+timeout = "100ms"
+"#,
+        marker = marker.display(),
+        port = sandbox.port
+    );
+    sandbox.write_config(&sandbox.config("", &probes));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    let state = |name: &str| {
+        let status = daemon.ctl_json(&["status"]);
+        probe(&status, name).map(|p| p["state"].as_str().unwrap().to_string())
+    };
+    wait_for(Duration::from_secs(10), "both probes up", || {
+        (state("marker").as_deref() == Some("up") && state("healthz-json").as_deref() == Some("up"))
+            .then_some(())
+    });
+
+    std::fs::remove_file(&marker).unwrap();
+    let down = wait_for(Duration::from_secs(10), "marker down", || {
+        let status = daemon.ctl_json(&["status"]);
+        let p = probe(&status, "marker")?.clone();
+        (p["state"] == "down").then_some(p)
+    });
+    assert!(
+        down["last_failure"]
+            .as_str()
+            .unwrap()
+            .starts_with("exit_status: exit code 1"),
+        "{down}"
+    );
+
+    std::fs::write(&marker, "").unwrap();
+    let up = wait_for(Duration::from_secs(10), "marker up again", || {
+        let status = daemon.ctl_json(&["status"]);
+        let p = probe(&status, "marker")?.clone();
+        (p["state"] == "up").then_some(p)
+    });
+    assert_eq!(up["recoveries_total"], 1);
+
+    // unknown -> up, up -> failing, failing -> down, down -> recovering, recovering -> up
+    let out = daemon.ctl(&["--json", "events", "--kind", "probe_transition"]);
+    let path: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["probe"] == "marker")
+        .map(|e| {
+            format!(
+                "{}>{}",
+                e["from"].as_str().unwrap(),
+                e["to"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        path,
+        [
+            "unknown>up",
+            "up>failing",
+            "failing>down",
+            "down>recovering",
+            "recovering>up"
+        ]
+    );
+
+    let log = daemon.stderr();
+    assert!(
+        log.contains(
+            "service=marker status=down status_code=na event=check_failed reason=exit_status"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("service=marker status=up status_code=na recoveries_total=1 event=healthy"),
+        "{log}"
+    );
+    assert!(log.contains(
+        "service=healthz-json status=up status_code=200 recoveries_total=0 event=healthy"
+    ));
+    assert!(daemon.stop().success());
+}
