@@ -108,6 +108,18 @@ pub enum EventKind {
         latency_ms: Option<f64>,
         recoveries_total: u64,
     },
+    /// The Docker engine reported something about a container (die, oom, health_status, ...).
+    ContainerEvent {
+        container: String,
+        container_id: String,
+        action: String,
+        exit_code: Option<i64>,
+    },
+    /// The Docker event stream was connected or lost.
+    DockerEngine {
+        connected: bool,
+        detail: String,
+    },
     /// A bus subscriber fell behind and missed events: recorded so the gap is visible.
     EventsDropped {
         subscriber: String,
@@ -125,6 +137,8 @@ impl EventKind {
             Self::ConfigRejected { .. } => "config_rejected",
             Self::ControlRequest { .. } => "control_request",
             Self::ProbeTransition { .. } => "probe_transition",
+            Self::ContainerEvent { .. } => "container_event",
+            Self::DockerEngine { .. } => "docker_engine",
             Self::EventsDropped { .. } => "events_dropped",
         }
     }
@@ -182,6 +196,23 @@ impl EventKind {
                 Some(reason) => format!("{probe}: {from} -> {to} ({reason})"),
                 None => format!("{probe}: {from} -> {to}"),
             },
+            Self::ContainerEvent {
+                container,
+                action,
+                exit_code,
+                ..
+            } => match exit_code {
+                Some(code) => format!("container {container}: {action} (exit code {code})"),
+                None => format!("container {container}: {action}"),
+            },
+            Self::DockerEngine { connected, detail } => {
+                let state = if *connected {
+                    "connected"
+                } else {
+                    "disconnected"
+                };
+                format!("docker engine {state}: {detail}")
+            }
             Self::EventsDropped { subscriber, missed } => {
                 format!("{subscriber} fell behind and missed {missed} events")
             }
@@ -289,6 +320,16 @@ mod tests {
                 status_code: None,
                 latency_ms: None,
                 recoveries_total: 0,
+            },
+            EventKind::ContainerEvent {
+                container: "c".into(),
+                container_id: "id".into(),
+                action: "die".into(),
+                exit_code: Some(137),
+            },
+            EventKind::DockerEngine {
+                connected: true,
+                detail: "d".into(),
             },
             EventKind::EventsDropped {
                 subscriber: "s".into(),

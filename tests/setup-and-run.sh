@@ -17,7 +17,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 #   systemd            systemd-analyze verify on our unit (no systemd needs to run)
 #   util-linux, mount  unshare + mount for the journald test's private mount namespace
 #   gzip               man pages in the packages
-APT_PACKAGES=(lintian rpm systemd util-linux mount gzip)
+#   docker.io          a real Docker engine for the container probe and (later) healing tests
+#   busybox-static     the rootfs of the locally built test image (no registry here)
+APT_PACKAGES=(lintian rpm systemd util-linux mount gzip docker.io busybox-static)
 CARGO_TOOLS=(cargo-deb cargo-generate-rpm)
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -53,9 +55,32 @@ stop_services() {
 }
 trap stop_services EXIT
 
+# The Docker engine, started with exactly these flags: no docker0 bridge, no iptables changes,
+# no private-range addresses (test containers use --network host or none). An engine that
+# already answers is used as it is and left running.
+start_dockerd() {
+    if docker version >/dev/null 2>&1; then
+        return
+    fi
+    step "starting dockerd"
+    mkdir -p target
+    dockerd --host unix:///var/run/docker.sock --bridge=none --iptables=false --ip6tables=false \
+        >target/dockerd.log 2>&1 &
+    SERVICE_PIDS+=("$!")
+    for _ in $(seq 1 60); do
+        docker version >/dev/null 2>&1 && return
+        sleep 0.5
+    done
+    echo "dockerd did not start; its log:" >&2
+    cat target/dockerd.log >&2
+    exit 1
+}
+
 step "installing what the suite needs"
 install_apt_packages
 install_cargo_tools
+start_dockerd
+bash tests/images/build-busybox.sh
 
 step "format and lints"
 cargo fmt --check

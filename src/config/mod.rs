@@ -19,7 +19,9 @@ use toml::Spanned;
 pub use diff::ConfigDiff;
 pub use duration::HumanDuration;
 pub use error::{line_column, ConfigError};
-pub use probe::{FlapConfig, JsonExpectation, ProbeConfig, ProbeKind, HTTP_METHODS};
+pub use probe::{
+    CrashLoopConfig, FlapConfig, JsonExpectation, ProbeConfig, ProbeKind, HTTP_METHODS,
+};
 pub use watch::{ConfigWatcher, WatchError};
 
 /// The configuration shipped as `sentineld.toml.example`, compiled in so `sentineld
@@ -35,6 +37,8 @@ pub struct Config {
     pub journal: JournalSection,
     #[serde(default)]
     pub http: HttpSection,
+    #[serde(default)]
+    pub docker: DockerSection,
     #[serde(default, rename = "probe")]
     pub probes: Vec<ProbeConfig>,
 }
@@ -82,6 +86,21 @@ fn parse_octal_mode(text: &str) -> Result<u32, String> {
         _ => Err(format!(
             "invalid socket_mode \"{text}\": expected octal permission bits such as \"0660\""
         )),
+    }
+}
+
+/// Where the Docker engine listens (used only when a probe or action needs it).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerSection {
+    pub socket: PathBuf,
+}
+
+impl Default for DockerSection {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::from(crate::docker::DEFAULT_SOCKET),
+        }
     }
 }
 
@@ -247,7 +266,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "[[probe]]\nname = \"a\"\nkind = \"htp\"\n",
-                "t.toml:3:8: unknown probe kind \"htp\" (expected one of http, tcp, exec)",
+                "t.toml:3:8: unknown probe kind \"htp\" (expected one of http, tcp, exec, docker)",
             ),
             ("[daemon]\nsokcet = \"/x\"\n", "t.toml:2:1: unknown field `sokcet`"),
             ("[journal]\nmax_age = \"5x\"\n", "t.toml:2:11: invalid duration \"5x\""),
@@ -287,6 +306,14 @@ mod tests {
                 "t.toml:2:8: invalid probe name \"a b\"",
             ),
             ("[journal]\nmax_events = 0\n", "t.toml: journal.max_events must be at least 1"),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"docker\"\n",
+                "t.toml:3:8: probe \"a\": docker probes need `container`",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"docker\"\ncontainer = \"c\"\ncrash_loop = { restarts = 0, within = \"1m\" }\n",
+                "t.toml:5:14: probe \"a\": crash_loop needs restarts >= 1",
+            ),
             (
                 "[[probe]]\nname = \"a\"\nkind = \"exec\"\n",
                 "t.toml:3:8: probe \"a\": exec probes need `command`",

@@ -54,6 +54,19 @@ pub struct ProbeConfig {
     pub expect_exit: Option<Spanned<i32>>,
     /// stdout+stderr must match this regular expression.
     pub output_regex: Option<Spanned<String>>,
+
+    // kind = "docker"
+    /// Container name or id.
+    pub container: Option<Spanned<String>>,
+    /// Down when the container restarted `restarts` times within `within`.
+    pub crash_loop: Option<Spanned<CrashLoopConfig>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashLoopConfig {
+    pub restarts: u32,
+    pub within: HumanDuration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -104,16 +117,23 @@ pub enum ProbeKind {
     Http,
     Tcp,
     Exec,
+    Docker,
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 3] = [ProbeKind::Http, ProbeKind::Tcp, ProbeKind::Exec];
+    pub const ALL: [ProbeKind; 4] = [
+        ProbeKind::Http,
+        ProbeKind::Tcp,
+        ProbeKind::Exec,
+        ProbeKind::Docker,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Http => "http",
             Self::Tcp => "tcp",
             Self::Exec => "exec",
+            Self::Docker => "docker",
         }
     }
 }
@@ -149,7 +169,7 @@ fn at<T>(field: &Option<Spanned<T>>) -> FieldSpan {
 
 impl ProbeConfig {
     /// Every kind-specific field, the kinds it belongs to, and where it is set.
-    fn kind_fields(&self) -> [(&'static str, &'static [ProbeKind], FieldSpan); 13] {
+    fn kind_fields(&self) -> [(&'static str, &'static [ProbeKind], FieldSpan); 15] {
         use ProbeKind::*;
         [
             ("url", &[Http], at(&self.url)),
@@ -165,6 +185,8 @@ impl ProbeConfig {
             ("expect_exit", &[Exec], at(&self.expect_exit)),
             ("output_regex", &[Exec], at(&self.output_regex)),
             ("max_latency", &[Http, Tcp], at(&self.max_latency)),
+            ("container", &[Docker], at(&self.container)),
+            ("crash_loop", &[Docker], at(&self.crash_loop)),
         ]
     }
 
@@ -242,6 +264,24 @@ impl ProbeConfig {
                             address.get_ref()
                         )),
                     ));
+                }
+                Ok(())
+            }
+            ProbeKind::Docker => {
+                let container = self.require(&self.container, "container")?;
+                if container.get_ref().trim_start_matches('/').is_empty() {
+                    return Err(Issue::at(
+                        container,
+                        problem("container name is empty".into()),
+                    ));
+                }
+                if let Some(rule) = &self.crash_loop {
+                    if rule.get_ref().restarts == 0 || rule.get_ref().within.get().is_zero() {
+                        return Err(Issue::at(
+                            rule,
+                            problem("crash_loop needs restarts >= 1 and a non-zero within".into()),
+                        ));
+                    }
                 }
                 Ok(())
             }

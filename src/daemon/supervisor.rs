@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::DaemonError;
 use crate::api::{DaemonInfo, ReloadOutcome, ReloadReport};
 use crate::config::{self, Config, ConfigDiff, LoadedConfig};
+use crate::docker::DockerEngine;
 use crate::event::{Bus, EventKind, Timestamp};
 use crate::journal::Retention;
 use crate::probe::{self, ProbeBoard, ProbeState};
@@ -64,6 +65,9 @@ pub struct Supervisor {
     board: ProbeBoard,
     probes: BTreeMap<String, Task>,
     http: Option<(SocketAddr, Task)>,
+    docker: DockerEngine,
+    /// Follows the engine's events while any container probe exists.
+    docker_events: Option<Task>,
     retention: watch::Sender<Retention>,
     info: watch::Sender<DaemonInfo>,
     stop: CancellationToken,
@@ -84,6 +88,8 @@ impl Supervisor {
             board: ProbeBoard::default(),
             probes: BTreeMap::new(),
             http: None,
+            docker: DockerEngine::new(&loaded.config.docker.socket),
+            docker_events: None,
             retention,
             info,
             stop,
@@ -97,6 +103,7 @@ impl Supervisor {
             supervisor.start_probe(probe);
         }
         supervisor.config = loaded.config;
+        supervisor.follow_docker_events_if_needed().await;
         Ok(supervisor)
     }
 
@@ -177,6 +184,7 @@ impl Supervisor {
         let diff = ConfigDiff::between(&self.config, &new_config);
         // Process-wide settings stay as started; the report says a restart is needed.
         new_config.daemon = self.config.daemon.clone();
+        new_config.docker = self.config.docker.clone();
 
         // Prepare: the only step that can fail is binding a new listener, so do it first.
         let new_listener = match (diff.http_changed, new_config.http.enabled) {
@@ -218,6 +226,7 @@ impl Supervisor {
 
         self.config = new_config;
         self.hash = loaded.hash.clone();
+        self.follow_docker_events_if_needed().await;
         report.outcome = ReloadOutcome::Applied;
         report.changes = diff.changes();
         report.restart_required = diff.restart_required.clone();
@@ -238,7 +247,13 @@ impl Supervisor {
 
     fn start_probe(&mut self, probe: &config::ProbeConfig) {
         let cancel = self.stop.child_token();
-        match probe::spawn(probe, self.bus.clone(), self.board.clone(), cancel.clone()) {
+        match probe::spawn(
+            probe,
+            &self.docker,
+            self.bus.clone(),
+            self.board.clone(),
+            cancel.clone(),
+        ) {
             Some(handle) => {
                 self.probes
                     .insert(probe.name().to_string(), Task { cancel, handle });
@@ -247,6 +262,32 @@ impl Supervisor {
                 probe = probe.name(),
                 "probe config passed validation but cannot be built"
             ),
+        }
+    }
+
+    /// Follow Docker events exactly while some probe watches a container.
+    async fn follow_docker_events_if_needed(&mut self) {
+        let needed = self
+            .config
+            .probes
+            .iter()
+            .any(|p| p.kind() == config::ProbeKind::Docker);
+        match (needed, self.docker_events.is_some()) {
+            (true, false) => {
+                let cancel = self.stop.child_token();
+                let handle = tokio::spawn(crate::docker::watch_events(
+                    self.docker.clone(),
+                    self.bus.clone(),
+                    cancel.clone(),
+                ));
+                self.docker_events = Some(Task { cancel, handle });
+            }
+            (false, true) => {
+                if let Some(task) = self.docker_events.take() {
+                    task.stop(super::SHUTDOWN_GRACE).await;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -267,6 +308,9 @@ impl Supervisor {
             task.stop(grace).await;
         }
         if let Some((_, task)) = self.http {
+            task.stop(grace).await;
+        }
+        if let Some(task) = self.docker_events {
             task.stop(grace).await;
         }
     }

@@ -1,6 +1,7 @@
 //! Probes: one file per kind behind `AnyProbe`, the threshold machine in `state.rs`, and the
 //! runner loop that checks, decides and publishes transitions on the bus.
 
+mod docker;
 mod exec;
 mod http;
 mod runner;
@@ -15,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
 use crate::config::{ProbeConfig, ProbeKind};
+use crate::docker::DockerEngine;
 use crate::event::Timestamp;
+pub use docker::{CrashLoopRule, DockerProbe};
 pub use exec::ExecProbe;
 pub use http::{HttpProbe, HttpTarget};
 pub use runner::spawn;
@@ -38,6 +41,17 @@ pub enum FailureReason {
     ExitStatus,
     /// An exec probe's program could not be run at all.
     Exec,
+    /// The Docker engine could not be asked.
+    Docker,
+    ContainerMissing,
+    /// Not running: exited, dead, restarting or paused.
+    ContainerExited,
+    /// Killed by the OOM killer.
+    Oom,
+    /// Running, but its own HEALTHCHECK says unhealthy.
+    Unhealthy,
+    /// Restarting too often (RestartCount growing).
+    CrashLoop,
     Io,
 }
 
@@ -52,6 +66,12 @@ impl FailureReason {
             Self::Assertion => "assertion",
             Self::ExitStatus => "exit_status",
             Self::Exec => "exec",
+            Self::Docker => "docker",
+            Self::ContainerMissing => "container_missing",
+            Self::ContainerExited => "container_exited",
+            Self::Oom => "oom",
+            Self::Unhealthy => "unhealthy",
+            Self::CrashLoop => "crash_loop",
             Self::Io => "io",
         }
     }
@@ -63,6 +83,10 @@ impl FailureReason {
             Self::Protocol => "protocol_error",
             Self::HttpStatus => "bad_status",
             Self::Assertion | Self::ExitStatus | Self::Exec => "check_failed",
+            Self::ContainerMissing | Self::ContainerExited | Self::Oom => "container_down",
+            Self::Unhealthy => "unhealthy",
+            Self::CrashLoop => "crash_loop",
+            Self::Docker => "docker_unreachable",
         }
     }
 }
@@ -117,11 +141,12 @@ pub enum AnyProbe {
     Http(HttpProbe),
     Tcp(TcpProbe),
     Exec(ExecProbe),
+    Docker(DockerProbe),
 }
 
 impl AnyProbe {
     /// Build from a validated config (validation already checked the fields of the kind).
-    pub fn from_config(config: &ProbeConfig) -> Option<Self> {
+    pub fn from_config(config: &ProbeConfig, docker: &DockerEngine) -> Option<Self> {
         let value =
             |field: &Option<toml::Spanned<String>>| field.as_ref().map(|f| f.get_ref().clone());
         let regex = |field: &Option<toml::Spanned<String>>| {
@@ -172,6 +197,14 @@ impl AnyProbe {
                     output_regex: regex(&config.output_regex),
                 }))
             }
+            ProbeKind::Docker => Some(Self::Docker(DockerProbe::new(
+                docker.clone(),
+                value(&config.container)?,
+                config.crash_loop.as_ref().map(|rule| CrashLoopRule {
+                    restarts: rule.get_ref().restarts,
+                    within: rule.get_ref().within.get(),
+                }),
+            ))),
         }
     }
 
@@ -182,6 +215,7 @@ impl AnyProbe {
                 Self::Http(probe) => probe.check().await,
                 Self::Tcp(probe) => probe.check().await,
                 Self::Exec(probe) => probe.check().await,
+                Self::Docker(probe) => probe.check().await,
             }
         };
         let result = match tokio::time::timeout(timeout, check).await {

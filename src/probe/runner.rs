@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -9,16 +10,18 @@ use super::{
     AnyProbe, CheckResult, FlapRule, ProbeBoard, ProbeSnapshot, ProbeState, ThresholdMachine,
 };
 use crate::config::ProbeConfig;
-use crate::event::{Bus, EventKind, Timestamp};
+use crate::docker::DockerEngine;
+use crate::event::{Bus, Event, EventKind, Timestamp};
 
 /// Start checking `config` until `cancel` fires. The caller keeps the handle to await the stop.
 pub fn spawn(
     config: &ProbeConfig,
+    docker: &DockerEngine,
     bus: Bus,
     board: ProbeBoard,
     cancel: CancellationToken,
 ) -> Option<JoinHandle<()>> {
-    let probe = AnyProbe::from_config(config)?;
+    let probe = AnyProbe::from_config(config, docker)?;
     let name = config.name().to_string();
     let kind = config.kind().to_string();
     let interval = config.interval.get();
@@ -76,10 +79,17 @@ async fn run(
 ) {
     let mut ticker = tokio::time::interval(limits.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A container probe also wakes on the engine's events: a death is checked at once, and the
+    // interval is only the reconcile that covers a missed event.
+    let mut container_events = match &probe {
+        AnyProbe::Docker(_) => Some(bus.subscribe()),
+        _ => None,
+    };
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = ticker.tick() => {}
+            _ = next_container_event(&probe, &mut container_events) => ticker.reset(),
         }
         let result = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -99,6 +109,30 @@ async fn run(
         }
     }
     board.remove(&name);
+}
+
+/// Wait for a bus event about this probe's container; never returns for other probes.
+async fn next_container_event(probe: &AnyProbe, events: &mut Option<broadcast::Receiver<Event>>) {
+    let (AnyProbe::Docker(docker), Some(events)) = (probe, events.as_mut()) else {
+        return std::future::pending().await;
+    };
+    loop {
+        match events.recv().await {
+            Ok(Event {
+                kind:
+                    EventKind::ContainerEvent {
+                        container,
+                        container_id,
+                        ..
+                    },
+                ..
+            }) if docker.concerns(&container, &container_id) => return,
+            Ok(_) => {}
+            // Missed some: one of them may have been ours, so check now.
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+        }
+    }
 }
 
 fn update_board(

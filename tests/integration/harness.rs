@@ -240,3 +240,75 @@ pub fn ctl_as(socket: &Path, args: &[&str], configure: impl FnOnce(&mut Command)
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// True when a Docker engine answers. Without one, a test that needs it fails under CI and
+/// skips loudly on a developer machine.
+pub fn require_docker(test: &str) -> bool {
+    let answers = Command::new("docker")
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if answers {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} needs a Docker engine, and CI must run it: start it with tests/setup-and-run.sh");
+    }
+    eprintln!("\n!!! SKIPPING {test}: no Docker engine answers (allowed only outside CI) !!!\n");
+    false
+}
+
+/// Run `docker ARGS`, panicking with its stderr on failure; returns stdout.
+pub fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout).trim().to_string()
+}
+
+/// A container removed when dropped, even if the test fails.
+pub struct TestContainer {
+    pub name: String,
+}
+
+impl TestContainer {
+    /// `docker run -d` the test image (built locally, no registry) with `args` after the image.
+    pub fn run(label: &str, args: &[&str]) -> Self {
+        let status = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/images/build-busybox.sh"
+            ))
+            .status()
+            .expect("build test image");
+        assert!(status.success(), "building the test image failed");
+        let name = format!("sentinel-test-{label}-{}", std::process::id());
+        let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+        let mut full = vec![
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            "sentinel-test/busybox:latest",
+        ];
+        full.extend_from_slice(args);
+        docker(&full);
+        Self { name }
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}

@@ -5,6 +5,7 @@ mod harness;
 mod bounds;
 mod check_config;
 mod control;
+mod docker;
 mod journald;
 mod probes;
 mod reload;
