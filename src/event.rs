@@ -120,6 +120,32 @@ pub enum EventKind {
         connected: bool,
         detail: String,
     },
+    /// A heal action starts (attempt counts within this incident).
+    HealStarted {
+        probe: String,
+        action: String,
+        attempt: u32,
+    },
+    HealFinished {
+        probe: String,
+        action: String,
+        ok: bool,
+        detail: String,
+    },
+    /// The restart budget is exhausted: no more heals until `retry_at` or a reset.
+    HealGaveUp {
+        probe: String,
+        attempts: u32,
+        retry_at: Timestamp,
+    },
+    /// A probe that went Down is Up again; the times of the incident, in milliseconds.
+    IncidentClosed {
+        probe: String,
+        healed: bool,
+        time_to_detect_ms: Option<u64>,
+        time_to_act_ms: Option<u64>,
+        time_to_recover_ms: Option<u64>,
+    },
     /// A bus subscriber fell behind and missed events: recorded so the gap is visible.
     EventsDropped {
         subscriber: String,
@@ -138,6 +164,10 @@ impl EventKind {
             Self::ControlRequest { .. } => "control_request",
             Self::ProbeTransition { .. } => "probe_transition",
             Self::ContainerEvent { .. } => "container_event",
+            Self::HealStarted { .. } => "heal_started",
+            Self::HealFinished { .. } => "heal_finished",
+            Self::HealGaveUp { .. } => "heal_gave_up",
+            Self::IncidentClosed { .. } => "incident_closed",
             Self::DockerEngine { .. } => "docker_engine",
             Self::EventsDropped { .. } => "events_dropped",
         }
@@ -205,6 +235,45 @@ impl EventKind {
                 Some(code) => format!("container {container}: {action} (exit code {code})"),
                 None => format!("container {container}: {action}"),
             },
+            Self::HealStarted {
+                probe,
+                action,
+                attempt,
+            } => format!("{probe}: healing, attempt {attempt}: {action}"),
+            Self::HealFinished {
+                probe, ok, detail, ..
+            } => {
+                let result = if *ok { "done" } else { "failed" };
+                format!("{probe}: heal {result}: {detail}")
+            }
+            Self::HealGaveUp {
+                probe,
+                attempts,
+                retry_at,
+            } => format!(
+                "{probe}: gave up after {attempts} heals; next try at {}",
+                retry_at.to_rfc3339()
+            ),
+            Self::IncidentClosed {
+                probe,
+                healed,
+                time_to_detect_ms,
+                time_to_act_ms,
+                time_to_recover_ms,
+            } => {
+                let ms = |v: &Option<u64>| v.map_or_else(|| "-".to_string(), |v| format!("{v} ms"));
+                let how = if *healed {
+                    "recovered after healing"
+                } else {
+                    "recovered"
+                };
+                format!(
+                    "{probe}: {how}; detect {}, act {}, recover {}",
+                    ms(time_to_detect_ms),
+                    ms(time_to_act_ms),
+                    ms(time_to_recover_ms)
+                )
+            }
             Self::DockerEngine { connected, detail } => {
                 let state = if *connected {
                     "connected"
@@ -330,6 +399,29 @@ mod tests {
             EventKind::DockerEngine {
                 connected: true,
                 detail: "d".into(),
+            },
+            EventKind::HealStarted {
+                probe: "p".into(),
+                action: "a".into(),
+                attempt: 1,
+            },
+            EventKind::HealFinished {
+                probe: "p".into(),
+                action: "a".into(),
+                ok: true,
+                detail: "d".into(),
+            },
+            EventKind::HealGaveUp {
+                probe: "p".into(),
+                attempts: 3,
+                retry_at: Timestamp(0),
+            },
+            EventKind::IncidentClosed {
+                probe: "p".into(),
+                healed: true,
+                time_to_detect_ms: Some(1),
+                time_to_act_ms: None,
+                time_to_recover_ms: Some(3),
             },
             EventKind::EventsDropped {
                 subscriber: "s".into(),

@@ -10,6 +10,7 @@
 //! - [`probe`]: health checks and the threshold machine that turns results into Up/Down.
 //! - [`api`]: the control socket (server, client, shared types, peer authorization).
 //! - [`http`]: the public TCP listener.
+//! - [`heal`]: heal actions on Down, restart budget and backoff, verified recovery, incident times.
 //! - [`docker`]: the Docker engine edge — one negotiated client, the event stream on the bus.
 //! - [`cli`]: command-line definitions of the binaries and the renderers of `sentinelctl`.
 //! - [`logging`]: journald / text / JSON log output.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod daemon;
 pub mod docker;
 pub mod event;
+pub mod heal;
 pub mod http;
 pub mod journal;
 pub mod logging;

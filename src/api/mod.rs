@@ -10,5 +10,6 @@ pub use client::{ClientError, ControlClient};
 pub use peer::{authorize, Accounts, Peer, SystemAccounts};
 pub use server::{parse_events_params, parse_since, serve, ApiState, ControlCommand, EventsParams};
 pub use types::{
-    DaemonInfo, ErrorResponse, EventsResponse, ReloadOutcome, ReloadReport, StatusResponse,
+    DaemonInfo, ErrorResponse, EventsResponse, HealResponse, ReloadOutcome, ReloadReport,
+    StatusResponse,
 };

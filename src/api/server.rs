@@ -20,9 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::peer::{authorize, Accounts, Peer};
 use super::types::{
-    DaemonInfo, ErrorResponse, EventsResponse, ReloadOutcome, ReloadReport, StatusResponse,
+    DaemonInfo, ErrorResponse, EventsResponse, HealResponse, ReloadOutcome, ReloadReport,
+    StatusResponse,
 };
 use crate::event::{Bus, EventKind, Timestamp};
+use crate::heal::{HealBoard, HealCommand};
 use crate::journal::{EventQuery, Journal};
 use crate::probe::ProbeBoard;
 
@@ -40,6 +42,12 @@ pub enum ControlCommand {
     Reload {
         reply: oneshot::Sender<ReloadReport>,
     },
+    /// Pass `command` to the healer of `probe`; the reply says why not if it cannot.
+    Heal {
+        probe: String,
+        command: HealCommand,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// Everything a request handler may read or ask for.
@@ -47,6 +55,7 @@ pub enum ControlCommand {
 pub struct ApiState {
     pub info: watch::Receiver<DaemonInfo>,
     pub probes: ProbeBoard,
+    pub heals: HealBoard,
     pub journal: Journal,
     pub bus: Bus,
     pub commands: mpsc::Sender<ControlCommand>,
@@ -129,6 +138,17 @@ async fn route(
             audit(state, &peer, &method, &path, response.status());
             response
         }
+        (Method::POST, heal_path) if heal_path.starts_with("/v1/heal/") => {
+            if let Err(response) = read_small_body(request).await {
+                return response;
+            }
+            let response = match authorize(&peer, state.socket_gid, state.accounts.as_ref()) {
+                Ok(()) => heal(state, heal_path).await,
+                Err(reason) => error(StatusCode::FORBIDDEN, reason),
+            };
+            audit(state, &peer, &method, &path, response.status());
+            response
+        }
         (_, "/v1/status" | "/v1/events" | "/v1/reload") => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),
@@ -156,6 +176,7 @@ fn status(state: &ApiState) -> StatusResponse {
         daemon,
         uptime_secs: (uptime_ms / 1000) as u64,
         probes: state.probes.snapshot(),
+        heals: state.heals.snapshot(),
     }
 }
 
@@ -181,6 +202,45 @@ async fn reload(state: &ApiState) -> Response<Body> {
             json(code, &report)
         }
         Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sentineld is shutting down".into(),
+        ),
+    }
+}
+
+/// `/v1/heal/{probe}/now` or `/v1/heal/{probe}/reset`.
+async fn heal(state: &ApiState, path: &str) -> Response<Body> {
+    let rest = path.trim_start_matches("/v1/heal/");
+    let (probe, command) = match rest.rsplit_once('/') {
+        Some((probe, "now")) => (probe, HealCommand::Now),
+        Some((probe, "reset")) => (probe, HealCommand::Reset),
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no such route: {path} (use /v1/heal/PROBE/now or /v1/heal/PROBE/reset)"),
+            )
+        }
+    };
+    let probe = percent_decode(probe);
+    let (reply, answer) = oneshot::channel();
+    let sent = state
+        .commands
+        .send(ControlCommand::Heal {
+            probe: probe.clone(),
+            command,
+            reply,
+        })
+        .await;
+    match (sent, answer.await) {
+        (Ok(()), Ok(Ok(()))) => json(
+            StatusCode::ACCEPTED,
+            &HealResponse {
+                probe,
+                accepted: format!("{command:?}").to_lowercase(),
+            },
+        ),
+        (Ok(()), Ok(Err(message))) => error(StatusCode::NOT_FOUND, message),
+        _ => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "sentineld is shutting down".into(),
         ),

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{JournaledEvent, Timestamp};
+use crate::heal::HealSnapshot;
 use crate::probe::ProbeSnapshot;
 
 /// What the daemon knows about itself; the parts that do not change per request.
@@ -29,6 +30,16 @@ pub struct StatusResponse {
     pub daemon: DaemonInfo,
     pub uptime_secs: u64,
     pub probes: Vec<ProbeSnapshot>,
+    /// Healing state of every probe that has a heal action.
+    #[serde(default)]
+    pub heals: Vec<HealSnapshot>,
+}
+
+/// `POST /v1/heal/{probe}/now|reset`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealResponse {
+    pub probe: String,
+    pub accepted: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

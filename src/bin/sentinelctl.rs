@@ -4,8 +4,10 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sentinel::api::{ControlClient, EventsResponse, ReloadOutcome, ReloadReport, StatusResponse};
-use sentinel::cli::{render, CtlCli, CtlCommand, EventsArgs};
+use sentinel::api::{
+    ControlClient, EventsResponse, HealResponse, ReloadOutcome, ReloadReport, StatusResponse,
+};
+use sentinel::cli::{render, CtlCli, CtlCommand, EventsArgs, HealCommandArgs};
 use sentinel::config::paths;
 use sentinel::event::JournaledEvent;
 
@@ -55,6 +57,19 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
             }
         }
         CtlCommand::Events(args) => events(&client, &args, cli.json).await?,
+        CtlCommand::Heal(command) => {
+            let (verb, probe) = match &command {
+                HealCommandArgs::Now { probe } => ("now", probe),
+                HealCommandArgs::Reset { probe } => ("reset", probe),
+            };
+            let path = format!("/v1/heal/{}/{verb}", encode(probe));
+            let response: HealResponse = client.post(&path).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&response)?);
+            } else {
+                println!("{}: heal {} accepted", response.probe, response.accepted);
+            }
+        }
         CtlCommand::Version => {
             println!("sentinelctl {}", env!("CARGO_PKG_VERSION"));
             match client.get::<StatusResponse>("/v1/status").await {

@@ -64,6 +64,17 @@ pub enum CtlCommand {
     Events(EventsArgs),
     /// Versions of sentinelctl and of the running daemon.
     Version,
+    /// Operate a probe's healing.
+    #[command(subcommand)]
+    Heal(HealCommandArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HealCommandArgs {
+    /// Run the probe's heal action now (within its restart budget).
+    Now { probe: String },
+    /// Refill the probe's restart budget; a probe that gave up is healed again.
+    Reset { probe: String },
 }
 
 #[derive(Debug, Args)]

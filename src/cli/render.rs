@@ -73,6 +73,15 @@ pub fn status(status: &StatusResponse) -> String {
         out.push_str("no probes configured\n");
         return out;
     }
+    let budget = |name: &str| {
+        status.heals.iter().find(|h| h.probe == name).map_or_else(
+            || "-".to_string(),
+            |h| match h.gave_up {
+                true => "gave up".to_string(),
+                false => format!("{}/{}", h.budget_remaining, h.budget_max),
+            },
+        )
+    };
     let rows: Vec<Vec<String>> = status
         .probes
         .iter()
@@ -85,6 +94,7 @@ pub fn status(status: &StatusResponse) -> String {
                 p.last_latency_ms
                     .map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms")),
                 p.recoveries_total.to_string(),
+                budget(&p.name),
                 p.last_failure.clone().unwrap_or_else(|| "-".into()),
             ]
         })

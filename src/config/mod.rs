@@ -20,7 +20,8 @@ pub use diff::ConfigDiff;
 pub use duration::HumanDuration;
 pub use error::{line_column, ConfigError};
 pub use probe::{
-    CrashLoopConfig, FlapConfig, JsonExpectation, ProbeConfig, ProbeKind, HTTP_METHODS,
+    CrashLoopConfig, FlapConfig, HealActionKind, HealConfig, JsonExpectation, ProbeConfig,
+    ProbeKind, HTTP_METHODS,
 };
 pub use watch::{ConfigWatcher, WatchError};
 
@@ -306,6 +307,14 @@ mod tests {
                 "t.toml:2:8: invalid probe name \"a b\"",
             ),
             ("[journal]\nmax_events = 0\n", "t.toml: journal.max_events must be at least 1"),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"h:1\"\nheal = { action = \"docker_restart\" }\n",
+                "t.toml:5:8: probe \"a\": heal action docker_restart needs `container`",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"h:1\"\nheal = { action = \"reboot\" }\n",
+                "t.toml:5:19: unknown variant `reboot`, expected `docker_restart` or `exec`",
+            ),
             (
                 "[[probe]]\nname = \"a\"\nkind = \"docker\"\n",
                 "t.toml:3:8: probe \"a\": docker probes need `container`",

@@ -60,6 +60,71 @@ pub struct ProbeConfig {
     pub container: Option<Spanned<String>>,
     /// Down when the container restarted `restarts` times within `within`.
     pub crash_loop: Option<Spanned<CrashLoopConfig>>,
+
+    /// What to do when the probe goes Down.
+    pub heal: Option<Spanned<HealConfig>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealActionKind {
+    /// Restart the container (start it if it exited).
+    DockerRestart,
+    /// Run a command.
+    Exec,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealConfig {
+    pub action: HealActionKind,
+    /// docker_restart: container to restart; default: the docker probe's own container.
+    pub container: Option<String>,
+    /// exec: program and arguments, no shell.
+    pub command: Option<Vec<String>>,
+    /// docker_restart: seconds Docker waits after SIGTERM before SIGKILL.
+    #[serde(default = "HealConfig::default_stop_timeout")]
+    pub stop_timeout: HumanDuration,
+    /// exec: the command is killed after this long.
+    #[serde(default = "HealConfig::default_exec_timeout")]
+    pub timeout: HumanDuration,
+    /// Restart budget: at most `max_attempts` heals within `window`.
+    #[serde(default = "HealConfig::default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "HealConfig::default_window")]
+    pub window: HumanDuration,
+    /// First wait after a failed attempt; doubles up to `max_backoff`.
+    #[serde(default = "HealConfig::default_backoff")]
+    pub backoff: HumanDuration,
+    #[serde(default = "HealConfig::default_max_backoff")]
+    pub max_backoff: HumanDuration,
+    /// The probe must be Up again this soon after an action, or the attempt failed.
+    #[serde(default = "HealConfig::default_verify_within")]
+    pub verify_within: HumanDuration,
+}
+
+impl HealConfig {
+    fn default_stop_timeout() -> HumanDuration {
+        HumanDuration::from_secs(10)
+    }
+    fn default_exec_timeout() -> HumanDuration {
+        HumanDuration::from_secs(60)
+    }
+    fn default_max_attempts() -> u32 {
+        3
+    }
+    fn default_window() -> HumanDuration {
+        HumanDuration::from_secs(600)
+    }
+    fn default_backoff() -> HumanDuration {
+        HumanDuration::from_secs(5)
+    }
+    fn default_max_backoff() -> HumanDuration {
+        HumanDuration::from_secs(300)
+    }
+    fn default_verify_within() -> HumanDuration {
+        HumanDuration::from_secs(60)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -235,6 +300,10 @@ impl ProbeConfig {
                 ));
             }
         }
+        if let Some(heal) = &self.heal {
+            self.validate_heal(heal)
+                .map_err(|message| Issue::at(heal, problem(message)))?;
+        }
         let kind = self.kind();
         for (field, kinds, span) in self.kind_fields() {
             if let (Some(offset), false) = (span, kinds.contains(&kind)) {
@@ -353,6 +422,40 @@ impl ProbeConfig {
                     )),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// The container a docker_restart heal acts on: its own setting, else the probe's container.
+    pub fn heal_container(&self) -> Option<String> {
+        let heal = self.heal.as_ref()?.get_ref();
+        heal.container
+            .clone()
+            .or_else(|| self.container.as_ref().map(|c| c.get_ref().clone()))
+    }
+
+    fn validate_heal(&self, heal: &Spanned<HealConfig>) -> Result<(), String> {
+        let config = heal.get_ref();
+        match config.action {
+            HealActionKind::DockerRestart if self.heal_container().is_none() => {
+                return Err("heal action docker_restart needs `container` (or a docker probe)".into())
+            }
+            HealActionKind::Exec
+                if config
+                    .command
+                    .as_ref()
+                    .and_then(|c| c.first())
+                    .is_none_or(|p| p.is_empty()) =>
+            {
+                return Err("heal action exec needs `command`, e.g. [\"/usr/bin/systemctl\", \"restart\", \"app\"]".into())
+            }
+            _ => {}
+        }
+        if !(1..=100).contains(&config.max_attempts) {
+            return Err("heal max_attempts must be between 1 and 100".into());
+        }
+        if config.window.get().is_zero() || config.verify_within.get().is_zero() {
+            return Err("heal window and verify_within must be above zero".into());
         }
         Ok(())
     }

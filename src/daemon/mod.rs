@@ -108,6 +108,7 @@ pub async fn run(
     });
     let mut supervisor = Supervisor::start(
         loaded,
+        journal.clone(),
         bus.clone(),
         retention_tx,
         info_tx,
@@ -119,6 +120,7 @@ pub async fn run(
     let api_state = ApiState {
         info: info_rx,
         probes: supervisor.board(),
+        heals: supervisor.heal_board(),
         journal,
         bus: bus.clone(),
         commands: command_tx,
@@ -183,6 +185,10 @@ pub async fn run(
                     let report = reload(&mut supervisor, &notifier, ReloadTrigger::Api).await;
                     let _ = reply.send(report);
                     refresh_watch(&mut watcher);
+                    continue;
+                }
+                ControlCommand::Heal { probe, command, reply } => {
+                    let _ = reply.send(supervisor.heal_command(&probe, command).await);
                     continue;
                 }
             },

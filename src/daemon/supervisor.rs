@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +16,9 @@ use crate::api::{DaemonInfo, ReloadOutcome, ReloadReport};
 use crate::config::{self, Config, ConfigDiff, LoadedConfig};
 use crate::docker::DockerEngine;
 use crate::event::{Bus, EventKind, Timestamp};
+use crate::heal::{HealBoard, HealCommand, HealerSpec};
 use crate::journal::Retention;
+use crate::journal::{EventQuery, Journal};
 use crate::probe::{self, ProbeBoard, ProbeState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +70,9 @@ pub struct Supervisor {
     docker: DockerEngine,
     /// Follows the engine's events while any container probe exists.
     docker_events: Option<Task>,
+    journal: Journal,
+    heal_board: HealBoard,
+    healers: BTreeMap<String, (Task, mpsc::Sender<HealCommand>)>,
     retention: watch::Sender<Retention>,
     info: watch::Sender<DaemonInfo>,
     stop: CancellationToken,
@@ -76,6 +81,7 @@ pub struct Supervisor {
 impl Supervisor {
     pub async fn start(
         loaded: LoadedConfig,
+        journal: Journal,
         bus: Bus,
         retention: watch::Sender<Retention>,
         info: watch::Sender<DaemonInfo>,
@@ -90,6 +96,9 @@ impl Supervisor {
             http: None,
             docker: DockerEngine::new(&loaded.config.docker.socket),
             docker_events: None,
+            journal,
+            heal_board: HealBoard::default(),
+            healers: BTreeMap::new(),
             retention,
             info,
             stop,
@@ -100,7 +109,7 @@ impl Supervisor {
         };
         supervisor.start_http(listener);
         for probe in &loaded.config.probes {
-            supervisor.start_probe(probe);
+            supervisor.start_probe(probe).await;
         }
         supervisor.config = loaded.config;
         supervisor.follow_docker_events_if_needed().await;
@@ -216,12 +225,21 @@ impl Supervisor {
             if let Some(task) = self.probes.remove(name) {
                 task.stop(super::SHUTDOWN_GRACE).await;
             }
+            if let Some((task, _)) = self.healers.remove(name) {
+                task.stop(super::SHUTDOWN_GRACE).await;
+            }
         }
-        for probe in new_config.probes.iter().filter(|p| {
-            diff.probes_added.iter().any(|n| n == p.name())
-                || diff.probes_changed.iter().any(|n| n == p.name())
-        }) {
-            self.start_probe(probe);
+        let starting: Vec<config::ProbeConfig> = new_config
+            .probes
+            .iter()
+            .filter(|p| {
+                diff.probes_added.iter().any(|n| n == p.name())
+                    || diff.probes_changed.iter().any(|n| n == p.name())
+            })
+            .cloned()
+            .collect();
+        for probe in &starting {
+            self.start_probe(probe).await;
         }
 
         self.config = new_config;
@@ -245,7 +263,44 @@ impl Supervisor {
         Ok(report)
     }
 
-    fn start_probe(&mut self, probe: &config::ProbeConfig) {
+    pub fn heal_board(&self) -> HealBoard {
+        self.heal_board.clone()
+    }
+
+    /// Pass an operator request to a probe's healer.
+    pub async fn heal_command(&self, probe: &str, command: HealCommand) -> Result<(), String> {
+        match self.healers.get(probe) {
+            Some((_, sender)) => sender
+                .send(command)
+                .await
+                .map_err(|_| format!("the healer of {probe} has stopped")),
+            None if self.probes.contains_key(probe) => {
+                Err(format!("probe {probe} has no heal action configured"))
+            }
+            None => Err(format!("no such probe: {probe}")),
+        }
+    }
+
+    /// Start the probe's healer first, so it is subscribed before the probe's first transition.
+    async fn start_probe(&mut self, probe: &config::ProbeConfig) {
+        if let Some(heal) = &probe.heal {
+            let history = self
+                .heal_history(probe.name(), heal.get_ref().window.get())
+                .await;
+            if let Some(spec) = HealerSpec::from_config(probe, &self.docker, history) {
+                let cancel = self.stop.child_token();
+                let (commands, handle) = crate::heal::spawn(
+                    spec,
+                    self.bus.clone(),
+                    self.heal_board.clone(),
+                    cancel.clone(),
+                );
+                self.healers.insert(
+                    probe.name().to_string(),
+                    (Task { cancel, handle }, commands),
+                );
+            }
+        }
         let cancel = self.stop.child_token();
         match probe::spawn(
             probe,
@@ -262,6 +317,27 @@ impl Supervisor {
                 probe = probe.name(),
                 "probe config passed validation but cannot be built"
             ),
+        }
+    }
+
+    /// When this probe was healed within `window`, from the journal: the budget survives restarts.
+    async fn heal_history(&self, probe: &str, window: Duration) -> Vec<Timestamp> {
+        let query = EventQuery {
+            since: Some(Timestamp::now().saturating_sub(window)),
+            kinds: vec!["heal_started".into()],
+            limit: EventQuery::MAX_LIMIT,
+            ..Default::default()
+        };
+        match self.journal.query(query).await {
+            Ok(events) => events
+                .into_iter()
+                .filter(|e| matches!(&e.event.kind, EventKind::HealStarted { probe: p, .. } if p == probe))
+                .map(|e| e.event.at)
+                .collect(),
+            Err(err) => {
+                tracing::warn!(probe, error = %err, "cannot read past heals; the budget starts full");
+                Vec::new()
+            }
         }
     }
 
@@ -305,6 +381,9 @@ impl Supervisor {
     /// Stop every component (the caller already cancelled the shared token).
     pub async fn stop(self, grace: Duration) {
         for (_, task) in self.probes {
+            task.stop(grace).await;
+        }
+        for (_, (task, _)) in self.healers {
             task.stop(grace).await;
         }
         if let Some((_, task)) = self.http {

@@ -105,3 +105,127 @@ fail_after = 1
     );
     assert!(daemon.stop().success());
 }
+
+fn events_of(daemon: &Daemon, kind: &str) -> Vec<serde_json::Value> {
+    let out = daemon.ctl(&["--json", "events", "--kind", kind, "--limit", "1000"]);
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn killed_container_is_healed_and_the_incident_timed() {
+    if !require_docker("killed_container_is_healed_and_the_incident_timed") {
+        return;
+    }
+    let container = TestContainer::run("heal", &["sleep", "3600"]);
+    let sandbox = Sandbox::new();
+    let probes = format!(
+        r#"[[probe]]
+name = "demo"
+kind = "docker"
+container = "{}"
+interval = "30s"
+fail_after = 1
+heal = {{ action = "docker_restart", stop_timeout = "1s", verify_within = "10s" }}
+"#,
+        container.name
+    );
+    sandbox.write_config(&sandbox.config("", &probes));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    wait_for(
+        Duration::from_secs(15),
+        "demo up and events followed",
+        || {
+            let connected = !events_of(&daemon, "docker_engine").is_empty();
+            (connected && probe_state(&daemon, "demo")["state"] == "up").then_some(())
+        },
+    );
+
+    docker(&["kill", &container.name]);
+    let closed = wait_for(Duration::from_secs(20), "incident closed", || {
+        events_of(&daemon, "incident_closed").into_iter().next()
+    });
+    assert_eq!(closed["healed"], true, "{closed}");
+    let detect = closed["time_to_detect_ms"].as_u64().unwrap();
+    let act = closed["time_to_act_ms"].as_u64().unwrap();
+    let recover = closed["time_to_recover_ms"].as_u64().unwrap();
+    assert!(detect < 5_000 && act < 5_000 && recover >= act, "{closed}");
+    let finished = events_of(&daemon, "heal_finished");
+    assert_eq!(finished[0]["ok"], true, "{finished:?}");
+    assert!(
+        finished[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("started exited container"),
+        "{finished:?}"
+    );
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", &container.name]),
+        "true"
+    );
+
+    let status = daemon.ctl_json(&["status"]);
+    assert_eq!(status["heals"][0]["budget_remaining"], 2);
+    assert_eq!(status["heals"][0]["heals_total"], 1);
+    assert_eq!(probe_state(&daemon, "demo")["recoveries_total"], 1);
+    assert!(text(&daemon.ctl(&["status"]).stdout).contains("2/3"));
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn crash_loop_exhausts_the_budget_which_survives_a_restart_until_reset() {
+    if !require_docker("crash_loop_exhausts_the_budget_which_survives_a_restart_until_reset") {
+        return;
+    }
+    let container = TestContainer::run("crashloop", &["sh", "-c", "sleep 0.3; exit 1"]);
+    let sandbox = Sandbox::new();
+    let probes = format!(
+        r#"[[probe]]
+name = "flaky"
+kind = "docker"
+container = "{}"
+interval = "30s"
+fail_after = 1
+heal = {{ action = "docker_restart", max_attempts = 2, window = "10m", backoff = "100ms", verify_within = "2s" }}
+"#,
+        container.name
+    );
+    sandbox.write_config(&sandbox.config("", &probes));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    let gave_up = wait_for(Duration::from_secs(30), "heal_gave_up", || {
+        events_of(&daemon, "heal_gave_up").into_iter().next()
+    });
+    assert_eq!(gave_up["attempts"], 2);
+    assert_eq!(events_of(&daemon, "heal_started").len(), 2);
+    let status = daemon.ctl_json(&["status"]);
+    assert_eq!(status["heals"][0]["gave_up"], true, "{status}");
+    assert!(text(&daemon.ctl(&["status"]).stdout).contains("gave up"));
+    assert!(daemon.stop().success());
+
+    // After a restart the budget is still spent: the journal remembers the attempts.
+    let daemon = Daemon::start(&sandbox, |_| {});
+    wait_for(Duration::from_secs(20), "second heal_gave_up", || {
+        (events_of(&daemon, "heal_gave_up").len() >= 2).then_some(())
+    });
+    assert_eq!(
+        events_of(&daemon, "heal_started").len(),
+        2,
+        "no heal after the restart"
+    );
+
+    // An operator reset refills the budget and healing resumes.
+    let reset = daemon.ctl(&["heal", "reset", "flaky"]);
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    assert_eq!(text(&reset.stdout).trim(), "flaky: heal reset accepted");
+    wait_for(Duration::from_secs(20), "a heal after the reset", || {
+        (events_of(&daemon, "heal_started").len() > 2).then_some(())
+    });
+    let unknown = daemon.ctl(&["heal", "now", "nope"]);
+    assert_eq!(
+        text(&unknown.stderr).trim(),
+        "sentinelctl: no such probe: nope"
+    );
+    assert!(daemon.stop().success());
+}

@@ -1,0 +1,353 @@
+//! One healer per healable probe: follows the probe's transitions on the bus and runs the
+//! incident loop — budget, backoff, act, verify — publishing each step as an event.
+
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Backoff, HealAction, HealBoard, HealSnapshot, RestartBudget};
+use crate::event::{Bus, Event, EventKind, Timestamp};
+
+/// Operator requests for one healer (`sentinelctl heal now|reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealCommand {
+    /// Heal now, even if the probe is not Down (still within the budget).
+    Now,
+    /// Forget past attempts: the budget is full again and a gave-up probe is healed again.
+    Reset,
+}
+
+pub struct HealerSpec {
+    pub probe: String,
+    pub action: HealAction,
+    pub budget: RestartBudget,
+    pub budget_max: u32,
+    pub backoff: Backoff,
+    /// The probe must be Up again within this long after an action, or the attempt failed.
+    pub verify_within: Duration,
+}
+
+impl HealerSpec {
+    /// Build from a validated probe config; `history` holds attempt times from the journal, so
+    /// a restart of sentineld does not refill the budget.
+    pub fn from_config(
+        probe: &crate::config::ProbeConfig,
+        docker: &crate::docker::DockerEngine,
+        history: Vec<Timestamp>,
+    ) -> Option<Self> {
+        use crate::config::HealActionKind;
+        let heal = probe.heal.as_ref()?.get_ref();
+        let action = match heal.action {
+            HealActionKind::DockerRestart => HealAction::DockerRestart {
+                engine: docker.clone(),
+                container: probe.heal_container()?,
+                stop_timeout: heal.stop_timeout.get(),
+            },
+            HealActionKind::Exec => {
+                let (program, args) = heal.command.as_ref()?.split_first()?;
+                HealAction::Exec {
+                    program: program.clone(),
+                    args: args.to_vec(),
+                    timeout: heal.timeout.get(),
+                }
+            }
+        };
+        Some(Self {
+            probe: probe.name().to_string(),
+            action,
+            budget: RestartBudget::new(heal.max_attempts, heal.window.get()).with_history(history),
+            budget_max: heal.max_attempts,
+            backoff: Backoff::new(heal.backoff.get(), heal.max_backoff.get()),
+            verify_within: heal.verify_within.get(),
+        })
+    }
+}
+
+/// What the healer saw of the probe since the last Up.
+#[derive(Debug, Clone, Copy, Default)]
+struct Incident {
+    fault_at: Option<Timestamp>,
+    down_at: Option<Timestamp>,
+    acted_at: Option<Timestamp>,
+}
+
+enum Wake {
+    Transition { to: String, at: Timestamp },
+    Fault(Timestamp),
+    Command(HealCommand),
+    Deadline,
+    Stop,
+}
+
+struct Healer {
+    spec: HealerSpec,
+    events: broadcast::Receiver<Event>,
+    commands: mpsc::Receiver<HealCommand>,
+    bus: Bus,
+    board: HealBoard,
+    cancel: CancellationToken,
+    incident: Incident,
+}
+
+/// Start a healer. Subscribes to the bus before returning so no transition is missed.
+pub fn spawn(
+    spec: HealerSpec,
+    bus: Bus,
+    board: HealBoard,
+    cancel: CancellationToken,
+) -> (mpsc::Sender<HealCommand>, JoinHandle<()>) {
+    let (command_tx, commands) = mpsc::channel(8);
+    let mut budget = spec.budget.clone();
+    board.put(HealSnapshot {
+        probe: spec.probe.clone(),
+        action: spec.action.describe(),
+        budget_remaining: budget.remaining(Timestamp::now()),
+        budget_max: spec.budget_max,
+        gave_up: false,
+        retry_at: None,
+        heals_total: 0,
+        last_result: None,
+    });
+    let healer = Healer {
+        events: bus.subscribe(),
+        spec,
+        commands,
+        bus,
+        board,
+        cancel,
+        incident: Incident::default(),
+    };
+    (command_tx, tokio::spawn(healer.run()))
+}
+
+impl Healer {
+    async fn run(mut self) {
+        loop {
+            match self.wake(None).await {
+                Wake::Stop => break,
+                Wake::Deadline => {}
+                Wake::Fault(at) => {
+                    self.incident.fault_at.get_or_insert(at);
+                }
+                Wake::Transition { to, at } => match to.as_str() {
+                    "failing" => {
+                        self.incident.fault_at.get_or_insert(at);
+                    }
+                    "down" => {
+                        self.incident.down_at = Some(at);
+                        self.incident.fault_at.get_or_insert(at);
+                        if !self.heal().await {
+                            break;
+                        }
+                    }
+                    "up" => self.incident = Incident::default(),
+                    _ => {}
+                },
+                Wake::Command(HealCommand::Reset) => self.reset(),
+                Wake::Command(HealCommand::Now) => {
+                    if !self.heal().await {
+                        break;
+                    }
+                }
+            }
+        }
+        self.board.remove(&self.spec.probe);
+    }
+
+    fn reset(&mut self) {
+        self.spec.budget.reset();
+        self.spec.backoff.succeeded();
+        let remaining = self.spec.budget.remaining(Timestamp::now());
+        self.board.update(&self.spec.probe, |s| {
+            s.gave_up = false;
+            s.retry_at = None;
+            s.budget_remaining = remaining;
+        });
+        tracing::info!(probe = %self.spec.probe, "heal budget reset");
+    }
+
+    /// The incident loop; returns false when the healer must stop.
+    async fn heal(&mut self) -> bool {
+        let probe = self.spec.probe.clone();
+        let mut attempt = 0u32;
+        loop {
+            let now = Timestamp::now();
+            if let Err(retry_at) = self.spec.budget.check(now) {
+                tracing::error!(
+                    probe,
+                    "heal budget exhausted; giving up until {}",
+                    retry_at.to_rfc3339()
+                );
+                self.board.update(&probe, |s| {
+                    s.gave_up = true;
+                    s.retry_at = Some(retry_at);
+                    s.budget_remaining = 0;
+                });
+                self.bus.publish(EventKind::HealGaveUp {
+                    probe: probe.clone(),
+                    attempts: self.spec.budget_max,
+                    retry_at,
+                });
+                let wait =
+                    Duration::from_millis((retry_at.as_millis() - now.as_millis()).max(0) as u64);
+                match self.wait_for_up_or_command(wait).await {
+                    Outcome::Up(at) => return self.close(at, false),
+                    Outcome::Stop => return false,
+                    Outcome::Reset => {
+                        self.reset();
+                        continue;
+                    }
+                    Outcome::Elapsed | Outcome::Now => {
+                        self.board.update(&probe, |s| s.gave_up = false);
+                        continue;
+                    }
+                }
+            }
+            let delay = self.spec.backoff.delay();
+            if !delay.is_zero() {
+                match self.wait_for_up_or_command(delay).await {
+                    Outcome::Up(at) => return self.close(at, false),
+                    Outcome::Stop => return false,
+                    Outcome::Reset => self.reset(),
+                    Outcome::Elapsed | Outcome::Now => {}
+                }
+            }
+
+            attempt += 1;
+            let acted_at = Timestamp::now();
+            self.incident.acted_at.get_or_insert(acted_at);
+            self.spec.budget.record(acted_at);
+            let action = self.spec.action.describe();
+            tracing::warn!(probe, attempt, "healing: {action}");
+            self.bus.publish(EventKind::HealStarted {
+                probe: probe.clone(),
+                action: action.clone(),
+                attempt,
+            });
+            let result = self.spec.action.run().await;
+            let (ok, detail) = match &result {
+                Ok(note) => (true, note.clone()),
+                Err(err) => (false, err.to_string()),
+            };
+            if !ok {
+                tracing::error!(probe, "heal action failed: {detail}");
+            }
+            self.bus.publish(EventKind::HealFinished {
+                probe: probe.clone(),
+                action,
+                ok,
+                detail: detail.clone(),
+            });
+            let remaining = self.spec.budget.remaining(Timestamp::now());
+            self.board.update(&probe, |s| {
+                s.heals_total += 1;
+                s.budget_remaining = remaining;
+                s.last_result = Some(detail);
+            });
+
+            match self.wait_for_up_or_command(self.spec.verify_within).await {
+                Outcome::Up(at) => {
+                    self.spec.backoff.succeeded();
+                    return self.close(at, true);
+                }
+                Outcome::Stop => return false,
+                Outcome::Reset => self.reset(),
+                Outcome::Elapsed | Outcome::Now => {
+                    tracing::warn!(
+                        probe,
+                        "not recovered within {} after healing",
+                        humantime::format_duration(self.spec.verify_within)
+                    );
+                    self.spec.backoff.failed();
+                }
+            }
+        }
+    }
+
+    /// The probe is Up: publish the incident's times and forget it.
+    fn close(&mut self, up_at: Timestamp, healed: bool) -> bool {
+        let incident = std::mem::take(&mut self.incident);
+        let between = |from: Option<Timestamp>, to: Option<Timestamp>| match (from, to) {
+            (Some(from), Some(to)) => Some((to.as_millis() - from.as_millis()).max(0) as u64),
+            _ => None,
+        };
+        let event = EventKind::IncidentClosed {
+            probe: self.spec.probe.clone(),
+            healed,
+            time_to_detect_ms: between(incident.fault_at, incident.down_at),
+            time_to_act_ms: between(incident.down_at, incident.acted_at),
+            time_to_recover_ms: between(incident.fault_at.or(incident.down_at), Some(up_at)),
+        };
+        tracing::info!(probe = %self.spec.probe, "{}", event.summary());
+        self.bus.publish(event);
+        self.board.update(&self.spec.probe, |s| {
+            s.gave_up = false;
+            s.retry_at = None;
+        });
+        true
+    }
+
+    async fn wait_for_up_or_command(&mut self, limit: Duration) -> Outcome {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match self.wake(Some(deadline)).await {
+                Wake::Stop => return Outcome::Stop,
+                Wake::Transition { to, at } if to == "up" => return Outcome::Up(at),
+                Wake::Transition { to, at } if to == "down" => {
+                    self.incident.down_at.get_or_insert(at);
+                }
+                Wake::Transition { .. } | Wake::Fault(_) => {}
+                Wake::Command(HealCommand::Reset) => return Outcome::Reset,
+                Wake::Command(HealCommand::Now) => return Outcome::Now,
+                Wake::Deadline => return Outcome::Elapsed,
+            }
+        }
+    }
+
+    /// The next thing that concerns this healer, or `Deadline` when `deadline` passes first.
+    async fn wake(&mut self, deadline: Option<tokio::time::Instant>) -> Wake {
+        let container = match &self.spec.action {
+            HealAction::DockerRestart { container, .. } => Some(container.clone()),
+            HealAction::Exec { .. } => None,
+        };
+        loop {
+            let sleep = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Wake::Stop,
+                _ = sleep => return Wake::Deadline,
+                Some(command) = self.commands.recv() => return Wake::Command(command),
+                received = self.events.recv() => match received {
+                    Ok(Event { at, kind: EventKind::ProbeTransition { probe, to, .. } }) if probe == self.spec.probe => {
+                        return Wake::Transition { to, at };
+                    }
+                    // The container's death is the fault's real start: it precedes the probe's Down.
+                    Ok(Event { at, kind: EventKind::ContainerEvent { container: name, action, .. } })
+                        if Some(&name) == container.as_ref() && matches!(action.as_str(), "die" | "oom") =>
+                    {
+                        return Wake::Fault(at);
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(probe = %self.spec.probe, missed, "healer fell behind the bus");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Wake::Stop,
+                },
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Up(Timestamp),
+    Elapsed,
+    Now,
+    Reset,
+    Stop,
+}
