@@ -10,6 +10,7 @@
 //! - [`probe`]: health checks and the threshold machine that turns results into Up/Down.
 //! - [`api`]: the control socket (server, client, shared types, peer authorization).
 //! - [`http`]: the public TCP listener.
+//! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
 //! - [`heal`]: heal actions on Down, restart budget and backoff, verified recovery, incident times.
 //! - [`docker`]: the Docker engine edge — one negotiated client, the event stream on the bus.
 //! - [`cli`]: command-line definitions of the binaries and the renderers of `sentinelctl`.
@@ -28,4 +29,5 @@ pub mod heal;
 pub mod http;
 pub mod journal;
 pub mod logging;
+pub mod metrics;
 pub mod probe;

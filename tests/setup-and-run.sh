@@ -19,7 +19,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 #   gzip               man pages in the packages
 #   docker.io          a real Docker engine for the container probe and (later) healing tests
 #   busybox-static     the rootfs of the locally built test image (no registry here)
-APT_PACKAGES=(lintian rpm systemd util-linux mount gzip docker.io busybox-static)
+#   prometheus         promtool, which validates our /metrics output
+APT_PACKAGES=(lintian rpm systemd util-linux mount gzip docker.io busybox-static prometheus)
 CARGO_TOOLS=(cargo-deb cargo-generate-rpm)
 
 step() { printf '\n==> %s\n' "$*"; }

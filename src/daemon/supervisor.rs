@@ -19,6 +19,7 @@ use crate::event::{Bus, EventKind, Timestamp};
 use crate::heal::{HealBoard, HealCommand, HealerSpec};
 use crate::journal::Retention;
 use crate::journal::{EventQuery, Journal};
+use crate::metrics::MetricsView;
 use crate::probe::{self, ProbeBoard, ProbeState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +72,8 @@ pub struct Supervisor {
     /// Follows the engine's events while any container probe exists.
     docker_events: Option<Task>,
     journal: Journal,
+    metrics: MetricsView,
+    metrics_task: Option<Task>,
     heal_board: HealBoard,
     healers: BTreeMap<String, (Task, mpsc::Sender<HealCommand>)>,
     retention: watch::Sender<Retention>,
@@ -87,17 +90,27 @@ impl Supervisor {
         info: watch::Sender<DaemonInfo>,
         stop: CancellationToken,
     ) -> Result<Self, DaemonError> {
+        let board = ProbeBoard::default();
+        let heal_board = HealBoard::default();
+        let metrics = MetricsView::new(board.clone(), heal_board.clone());
+        let metrics_cancel = stop.child_token();
+        let metrics_task = Task {
+            handle: tokio::spawn(metrics.collect(&bus, metrics_cancel.clone())),
+            cancel: metrics_cancel,
+        };
         let mut supervisor = Self {
             config: Config::default(),
             hash: loaded.hash,
             bus,
-            board: ProbeBoard::default(),
+            board,
             probes: BTreeMap::new(),
             http: None,
             docker: DockerEngine::new(&loaded.config.docker.socket),
             docker_events: None,
             journal,
-            heal_board: HealBoard::default(),
+            metrics,
+            metrics_task: Some(metrics_task),
+            heal_board,
             healers: BTreeMap::new(),
             retention,
             info,
@@ -373,7 +386,11 @@ impl Supervisor {
             return;
         };
         let cancel = self.stop.child_token();
-        let handle = tokio::spawn(crate::http::serve(listener, cancel.clone()));
+        let handle = tokio::spawn(crate::http::serve(
+            listener,
+            self.metrics.clone(),
+            cancel.clone(),
+        ));
         tracing::info!(%address, "public listener on http://{address}");
         self.http = Some((address, Task { cancel, handle }));
     }
@@ -390,6 +407,9 @@ impl Supervisor {
             task.stop(grace).await;
         }
         if let Some(task) = self.docker_events {
+            task.stop(grace).await;
+        }
+        if let Some(task) = self.metrics_task {
             task.stop(grace).await;
         }
     }

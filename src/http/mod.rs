@@ -1,5 +1,5 @@
-//! The public TCP listener. Today it answers `/healthz`; metrics, event ingest and the status
-//! page join it as their areas land. Bounded like the control socket: connections and header time.
+//! The public TCP listener: `/healthz` and `/metrics`; event ingest and the status page join it
+//! as their areas land. Bounded like the control socket: connections and header time.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,12 +13,14 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::MetricsView;
+
 /// Most connections served at once; the rest wait in the accept queue.
 const MAX_CONNECTIONS: usize = 256;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serve the public routes on `listener` until `shutdown` fires.
-pub async fn serve(listener: TcpListener, shutdown: CancellationToken) {
+pub async fn serve(listener: TcpListener, metrics: MetricsView, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
@@ -37,10 +39,12 @@ pub async fn serve(listener: TcpListener, shutdown: CancellationToken) {
             },
         };
         let shutdown = shutdown.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(|request| async move {
-                Ok::<_, Infallible>(route(&request))
+            let service = hyper::service::service_fn(move |request| {
+                let metrics = metrics.clone();
+                async move { Ok::<_, Infallible>(route(&request, &metrics)) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -58,8 +62,16 @@ pub async fn serve(listener: TcpListener, shutdown: CancellationToken) {
     }
 }
 
-fn route<B>(request: &Request<B>) -> Response<Full<Bytes>> {
+fn route<B>(request: &Request<B>, metrics: &MetricsView) -> Response<Full<Bytes>> {
     match (request.method(), request.uri().path()) {
+        (&Method::GET, "/metrics") => Response::builder()
+            .status(StatusCode::OK)
+            .header(
+                hyper::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+            .body(Full::new(Bytes::from(metrics.render())))
+            .expect("static response parts are valid"),
         (&Method::GET | &Method::HEAD, "/healthz") => {
             respond(StatusCode::OK, "application/json", r#"{"status":"ok"}"#)
         }
@@ -95,6 +107,7 @@ mod tests {
             (Method::HEAD, "/healthz", 200),
             (Method::POST, "/healthz", 405),
             (Method::GET, "/nope", 404),
+            (Method::GET, "/metrics", 200),
         ];
         for (method, path, status) in cases {
             let request = Request::builder()
@@ -102,7 +115,12 @@ mod tests {
                 .uri(path)
                 .body(())
                 .unwrap();
-            assert_eq!(route(&request).status().as_u16(), status, "{method} {path}");
+            let metrics = MetricsView::default();
+            assert_eq!(
+                route(&request, &metrics).status().as_u16(),
+                status,
+                "{method} {path}"
+            );
         }
     }
 }

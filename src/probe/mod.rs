@@ -3,6 +3,7 @@
 
 mod docker;
 mod exec;
+mod histogram;
 mod http;
 mod runner;
 mod state;
@@ -20,6 +21,7 @@ use crate::docker::DockerEngine;
 use crate::event::Timestamp;
 pub use docker::{CrashLoopRule, DockerProbe};
 pub use exec::ExecProbe;
+pub use histogram::{LatencyHistogram, LATENCY_BUCKETS};
 pub use http::{HttpProbe, HttpTarget};
 pub use runner::spawn;
 pub use state::{FlapRule, ProbeState, ThresholdMachine, Transition};
@@ -306,6 +308,13 @@ pub struct ProbeSnapshot {
     pub last_status_code: Option<u16>,
     pub last_failure: Option<String>,
     pub recoveries_total: u64,
+    #[serde(default)]
+    pub checks_total: u64,
+    #[serde(default)]
+    pub failures_total: u64,
+    /// For `/metrics`; not part of the JSON status.
+    #[serde(skip)]
+    pub latency: LatencyHistogram,
 }
 
 /// Latest snapshot of every running probe, written by the runners and read by the API.
@@ -318,6 +327,14 @@ impl ProbeBoard {
     pub fn snapshot(&self) -> Vec<ProbeSnapshot> {
         let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
         map.values().cloned().collect()
+    }
+
+    /// Change one probe's snapshot in place (no copy of the board per check).
+    pub(crate) fn update(&self, name: &str, change: impl FnOnce(&mut ProbeSnapshot)) {
+        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(snapshot) = map.get_mut(name) {
+            change(snapshot);
+        }
     }
 
     pub(crate) fn put(&self, snapshot: ProbeSnapshot) {

@@ -45,6 +45,9 @@ pub fn spawn(
         last_status_code: None,
         last_failure: None,
         recoveries_total: 0,
+        checks_total: 0,
+        failures_total: 0,
+        latency: Default::default(),
     });
     Some(tokio::spawn(run(
         name,
@@ -143,25 +146,22 @@ fn update_board(
     changed: bool,
 ) {
     let now = Timestamp::now();
-    let previous_since = board
-        .snapshot()
-        .into_iter()
-        .find(|s| s.name == name)
-        .map(|s| (s.since, s.kind));
-    let (since, kind) = previous_since.unwrap_or((now, String::new()));
-    board.put(ProbeSnapshot {
-        name: name.to_string(),
-        kind,
-        state: machine.state(),
-        since: if changed { now } else { since },
-        last_check: Some(now),
-        last_latency_ms: Some(result.latency.as_secs_f64() * 1000.0),
-        last_status_code: result.status_code,
-        last_failure: result
+    board.update(name, |snapshot| {
+        snapshot.state = machine.state();
+        if changed {
+            snapshot.since = now;
+        }
+        snapshot.last_check = Some(now);
+        snapshot.last_latency_ms = Some(result.latency.as_secs_f64() * 1000.0);
+        snapshot.last_status_code = result.status_code;
+        snapshot.last_failure = result
             .failure
             .as_ref()
-            .map(|f| format!("{}: {}", f.reason.as_str(), f.detail)),
-        recoveries_total: machine.recoveries_total(),
+            .map(|f| format!("{}: {}", f.reason.as_str(), f.detail));
+        snapshot.recoveries_total = machine.recoveries_total();
+        snapshot.checks_total += 1;
+        snapshot.failures_total += u64::from(!result.is_success());
+        snapshot.latency.observe(result.latency.as_secs_f64());
     });
 }
 

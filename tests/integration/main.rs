@@ -7,6 +7,7 @@ mod check_config;
 mod control;
 mod docker;
 mod journald;
+mod metrics;
 mod probes;
 mod reload;
 mod systemd_notify;

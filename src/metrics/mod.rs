@@ -1,0 +1,327 @@
+//! `/metrics` in the Prometheus text format: counters folded from the bus, gauges and latency
+//! histograms read from the probe and heal boards. One series per probe, never per tenant.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::{Bus, EventKind};
+use crate::heal::{HealBoard, HealSnapshot};
+use crate::probe::{ProbeBoard, ProbeSnapshot, ProbeState};
+
+/// Counters that only the event stream knows (the boards hold current state, not history).
+#[derive(Debug, Default)]
+struct Counters {
+    transitions: BTreeMap<(String, String), u64>,
+    heals: BTreeMap<(String, &'static str), u64>,
+    incidents: BTreeMap<(String, &'static str), u64>,
+    events_dropped: u64,
+}
+
+/// Everything `/metrics` renders from. Cloning shares the same counters and boards.
+#[derive(Clone, Default)]
+pub struct MetricsView {
+    counters: Arc<Mutex<Counters>>,
+    pub probes: ProbeBoard,
+    pub heals: HealBoard,
+}
+
+impl MetricsView {
+    pub fn new(probes: ProbeBoard, heals: HealBoard) -> Self {
+        Self {
+            counters: Arc::default(),
+            probes,
+            heals,
+        }
+    }
+
+    /// Fold bus events into the counters until `cancel`. It subscribes when called, not when
+    /// the future first runs, so call it before the sources start publishing.
+    pub fn collect(
+        &self,
+        bus: &Bus,
+        cancel: CancellationToken,
+    ) -> impl std::future::Future<Output = ()> {
+        let mut events = bus.subscribe();
+        let counters = Arc::clone(&self.counters);
+        async move {
+            loop {
+                let event = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    received = events.recv() => received,
+                };
+                let mut counters = counters.lock().unwrap_or_else(|p| p.into_inner());
+                match event {
+                    Ok(event) => counters.fold(&event.kind),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        counters.events_dropped += missed
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        render(&counters, &self.probes.snapshot(), &self.heals.snapshot())
+    }
+}
+
+impl Counters {
+    fn fold(&mut self, kind: &EventKind) {
+        match kind {
+            EventKind::ProbeTransition { probe, to, .. } => {
+                *self
+                    .transitions
+                    .entry((probe.clone(), to.clone()))
+                    .or_default() += 1;
+            }
+            EventKind::HealFinished { probe, ok, .. } => {
+                let result = if *ok { "ok" } else { "failed" };
+                *self.heals.entry((probe.clone(), result)).or_default() += 1;
+            }
+            EventKind::HealGaveUp { probe, .. } => {
+                *self.heals.entry((probe.clone(), "gave_up")).or_default() += 1;
+            }
+            EventKind::IncidentClosed { probe, healed, .. } => {
+                let how = if *healed { "healed" } else { "recovered" };
+                *self.incidents.entry((probe.clone(), how)).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A label value escaped as the text format requires.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn render(counters: &Counters, probes: &[ProbeSnapshot], heals: &[HealSnapshot]) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        "sentinel_build_info",
+        "gauge",
+        "Version of the running sentineld.",
+    );
+    let _ = writeln!(
+        out,
+        "sentinel_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    header(
+        &mut out,
+        "sentinel_probe_up",
+        "gauge",
+        "1 when the probe is up, 0 when down or failing, absent before its first check.",
+    );
+    for p in probes.iter().filter(|p| p.state != ProbeState::Unknown) {
+        let up = u8::from(p.state == ProbeState::Up);
+        let _ = writeln!(
+            out,
+            "sentinel_probe_up{{probe=\"{}\",kind=\"{}\"}} {up}",
+            label(&p.name),
+            label(&p.kind)
+        );
+    }
+
+    header(
+        &mut out,
+        "sentinel_probe_latency_seconds",
+        "histogram",
+        "Duration of probe checks.",
+    );
+    for p in probes {
+        let name = label(&p.name);
+        for (bound, count) in p.latency.cumulative() {
+            let le = bound.map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(
+                out,
+                "sentinel_probe_latency_seconds_bucket{{probe=\"{name}\",le=\"{le}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "sentinel_probe_latency_seconds_sum{{probe=\"{name}\"}} {}",
+            p.latency.sum_seconds()
+        );
+        let _ = writeln!(
+            out,
+            "sentinel_probe_latency_seconds_count{{probe=\"{name}\"}} {}",
+            p.latency.count()
+        );
+    }
+
+    header(
+        &mut out,
+        "sentinel_probe_checks_total",
+        "counter",
+        "Checks run, by result.",
+    );
+    for p in probes {
+        let name = label(&p.name);
+        let _ = writeln!(
+            out,
+            "sentinel_probe_checks_total{{probe=\"{name}\",result=\"success\"}} {}",
+            p.checks_total - p.failures_total
+        );
+        let _ = writeln!(
+            out,
+            "sentinel_probe_checks_total{{probe=\"{name}\",result=\"failure\"}} {}",
+            p.failures_total
+        );
+    }
+
+    header(
+        &mut out,
+        "sentinel_probe_transitions_total",
+        "counter",
+        "State transitions since sentineld started, by target state.",
+    );
+    for ((probe, to), count) in &counters.transitions {
+        let _ = writeln!(
+            out,
+            "sentinel_probe_transitions_total{{probe=\"{}\",to=\"{}\"}} {count}",
+            label(probe),
+            label(to)
+        );
+    }
+
+    header(
+        &mut out,
+        "sentinel_probe_recoveries_total",
+        "counter",
+        "Down-to-Up recoveries since the probe (re)started.",
+    );
+    for p in probes {
+        let _ = writeln!(
+            out,
+            "sentinel_probe_recoveries_total{{probe=\"{}\"}} {}",
+            label(&p.name),
+            p.recoveries_total
+        );
+    }
+
+    header(
+        &mut out,
+        "sentinel_heals_total",
+        "counter",
+        "Heal actions by result (ok, failed, gave_up).",
+    );
+    for ((probe, result), count) in &counters.heals {
+        let _ = writeln!(
+            out,
+            "sentinel_heals_total{{probe=\"{}\",result=\"{result}\"}} {count}",
+            label(probe)
+        );
+    }
+
+    header(
+        &mut out,
+        "sentinel_heal_budget_remaining",
+        "gauge",
+        "Heals left in the current restart-budget window.",
+    );
+    for h in heals {
+        let _ = writeln!(
+            out,
+            "sentinel_heal_budget_remaining{{probe=\"{}\"}} {}",
+            label(&h.probe),
+            h.budget_remaining
+        );
+    }
+
+    header(
+        &mut out,
+        "sentinel_incidents_closed_total",
+        "counter",
+        "Incidents that ended with the probe Up, by how.",
+    );
+    for ((probe, how), count) in &counters.incidents {
+        let _ = writeln!(
+            out,
+            "sentinel_incidents_closed_total{{probe=\"{}\",how=\"{how}\"}} {count}",
+            label(probe)
+        );
+    }
+
+    header(
+        &mut out,
+        "sentinel_metrics_events_dropped_total",
+        "counter",
+        "Bus events the metrics collector missed by falling behind.",
+    );
+    let _ = writeln!(
+        out,
+        "sentinel_metrics_events_dropped_total {}",
+        counters.events_dropped
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Timestamp;
+
+    #[test]
+    fn renders_counters_gauges_and_histograms() {
+        let mut counters = Counters::default();
+        counters.fold(&EventKind::ProbeTransition {
+            probe: "api".into(),
+            from: "up".into(),
+            to: "down".into(),
+            reason: None,
+            status_code: None,
+            latency_ms: None,
+            recoveries_total: 0,
+        });
+        counters.fold(&EventKind::HealFinished {
+            probe: "api".into(),
+            action: "a".into(),
+            ok: true,
+            detail: "d".into(),
+        });
+        let mut probe = ProbeSnapshot {
+            name: "api\"x".into(),
+            kind: "http".into(),
+            state: ProbeState::Down,
+            since: Timestamp(0),
+            last_check: None,
+            last_latency_ms: None,
+            last_status_code: None,
+            last_failure: None,
+            recoveries_total: 2,
+            checks_total: 3,
+            failures_total: 1,
+            latency: Default::default(),
+        };
+        probe.latency.observe(0.002);
+        let text = render(&counters, &[probe], &[]);
+        for line in [
+            "sentinel_probe_up{probe=\"api\\\"x\",kind=\"http\"} 0",
+            "sentinel_probe_latency_seconds_bucket{probe=\"api\\\"x\",le=\"0.005\"} 1",
+            "sentinel_probe_latency_seconds_bucket{probe=\"api\\\"x\",le=\"+Inf\"} 1",
+            "sentinel_probe_checks_total{probe=\"api\\\"x\",result=\"failure\"} 1",
+            "sentinel_probe_transitions_total{probe=\"api\",to=\"down\"} 1",
+            "sentinel_heals_total{probe=\"api\",result=\"ok\"} 1",
+            "sentinel_probe_recoveries_total{probe=\"api\\\"x\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+    }
+}
