@@ -20,8 +20,8 @@ pub use diff::ConfigDiff;
 pub use duration::HumanDuration;
 pub use error::{line_column, ConfigError};
 pub use probe::{
-    CrashLoopConfig, FlapConfig, HealActionKind, HealConfig, JsonExpectation, ProbeConfig,
-    ProbeKind, HTTP_METHODS,
+    CrashLoopConfig, FlapConfig, HealActionKind, HealConfig, JsonExpectation, PostgresRole,
+    ProbeConfig, ProbeKind, QueryExpectationConfig, HTTP_METHODS,
 };
 pub use watch::{ConfigWatcher, WatchError};
 
@@ -267,7 +267,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "[[probe]]\nname = \"a\"\nkind = \"htp\"\n",
-                "t.toml:3:8: unknown probe kind \"htp\" (expected one of http, tcp, exec, docker)",
+                "t.toml:3:8: unknown probe kind \"htp\" (expected one of http, tcp, postgres, docker, exec)",
             ),
             ("[daemon]\nsokcet = \"/x\"\n", "t.toml:2:1: unknown field `sokcet`"),
             ("[journal]\nmax_age = \"5x\"\n", "t.toml:2:11: invalid duration \"5x\""),
@@ -314,6 +314,26 @@ mod tests {
             (
                 "[[probe]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"h:1\"\nheal = { action = \"reboot\" }\n",
                 "t.toml:5:19: unknown variant `reboot`, expected `docker_restart` or `exec`",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"postgres\"\n",
+                "t.toml:3:8: probe \"a\": postgres probes need `user`",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"postgres\"\nuser = \"u\"\npassword_file = \"/nonexistent/pw\"\n",
+                "t.toml:5:17: probe \"a\": cannot read password_file /nonexistent/pw",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"postgres\"\nuser = \"u\"\nmax_connections_used = 150.0\n",
+                "t.toml:5:24: probe \"a\": max_connections_used is a percentage",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"postgres\"\nuser = \"u\"\nexpect_role = \"leader\"\n",
+                "t.toml:5:15: unknown variant `leader`, expected `primary` or `replica`",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/\"\nuser = \"u\"\n",
+                "t.toml:5:8: probe \"a\": `user` does not apply to http probes",
             ),
             (
                 "[[probe]]\nname = \"a\"\nkind = \"docker\"\n",

@@ -61,8 +61,42 @@ pub struct ProbeConfig {
     /// Down when the container restarted `restarts` times within `within`.
     pub crash_loop: Option<Spanned<CrashLoopConfig>>,
 
+    // kind = "postgres" (also uses `address`, default 127.0.0.1:5432)
+    pub user: Option<Spanned<String>>,
+    /// Prefer `password_file`: the config is often world-readable, a secret file need not be.
+    pub password: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<std::path::PathBuf>>,
+    /// Database to connect to; default: the user name.
+    pub database: Option<Spanned<String>>,
+    /// SQL to run; default `SELECT 1`.
+    pub query: Option<Spanned<String>>,
+    pub expect_result: Option<Spanned<QueryExpectationConfig>>,
+    /// Server-side bound on each statement; default: the probe's timeout.
+    pub statement_timeout: Option<Spanned<HumanDuration>>,
+    /// "primary" or "replica" (from `pg_is_in_recovery()`).
+    pub expect_role: Option<Spanned<PostgresRole>>,
+    pub max_replication_lag: Option<Spanned<HumanDuration>>,
+    /// Highest acceptable share of `max_connections` in use, in percent.
+    pub max_connections_used: Option<Spanned<f64>>,
+
     /// What to do when the probe goes Down.
     pub heal: Option<Spanned<HealConfig>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryExpectationConfig {
+    pub rows: Option<u64>,
+    pub equals: Option<String>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PostgresRole {
+    Primary,
+    Replica,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -183,14 +217,16 @@ pub enum ProbeKind {
     Tcp,
     Exec,
     Docker,
+    Postgres,
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 4] = [
+    pub const ALL: [ProbeKind; 5] = [
         ProbeKind::Http,
         ProbeKind::Tcp,
-        ProbeKind::Exec,
+        ProbeKind::Postgres,
         ProbeKind::Docker,
+        ProbeKind::Exec,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -199,6 +235,7 @@ impl ProbeKind {
             Self::Tcp => "tcp",
             Self::Exec => "exec",
             Self::Docker => "docker",
+            Self::Postgres => "postgres",
         }
     }
 }
@@ -234,7 +271,7 @@ fn at<T>(field: &Option<Spanned<T>>) -> FieldSpan {
 
 impl ProbeConfig {
     /// Every kind-specific field, the kinds it belongs to, and where it is set.
-    fn kind_fields(&self) -> [(&'static str, &'static [ProbeKind], FieldSpan); 15] {
+    fn kind_fields(&self) -> [(&'static str, &'static [ProbeKind], FieldSpan); 25] {
         use ProbeKind::*;
         [
             ("url", &[Http], at(&self.url)),
@@ -243,7 +280,7 @@ impl ProbeConfig {
             ("expect_status", &[Http], at(&self.expect_status)),
             ("body_regex", &[Http], at(&self.body_regex)),
             ("expect_json", &[Http], at(&self.expect_json)),
-            ("address", &[Tcp], at(&self.address)),
+            ("address", &[Tcp, Postgres], at(&self.address)),
             ("send", &[Tcp], at(&self.send)),
             ("expect", &[Tcp], at(&self.expect)),
             ("command", &[Exec], at(&self.command)),
@@ -252,6 +289,28 @@ impl ProbeConfig {
             ("max_latency", &[Http, Tcp], at(&self.max_latency)),
             ("container", &[Docker], at(&self.container)),
             ("crash_loop", &[Docker], at(&self.crash_loop)),
+            ("user", &[Postgres], at(&self.user)),
+            ("password", &[Postgres], at(&self.password)),
+            ("password_file", &[Postgres], at(&self.password_file)),
+            ("database", &[Postgres], at(&self.database)),
+            ("query", &[Postgres], at(&self.query)),
+            ("expect_result", &[Postgres], at(&self.expect_result)),
+            (
+                "statement_timeout",
+                &[Postgres],
+                at(&self.statement_timeout),
+            ),
+            ("expect_role", &[Postgres], at(&self.expect_role)),
+            (
+                "max_replication_lag",
+                &[Postgres],
+                at(&self.max_replication_lag),
+            ),
+            (
+                "max_connections_used",
+                &[Postgres],
+                at(&self.max_connections_used),
+            ),
         ]
     }
 
@@ -333,6 +392,46 @@ impl ProbeConfig {
                             address.get_ref()
                         )),
                     ));
+                }
+                Ok(())
+            }
+            ProbeKind::Postgres => {
+                if let Some(address) = &self.address {
+                    if crate::probe::split_host_port(address.get_ref()).is_none() {
+                        return Err(Issue::at(
+                            address,
+                            problem(format!(
+                                "invalid address \"{}\": expected host:port",
+                                address.get_ref()
+                            )),
+                        ));
+                    }
+                }
+                self.require(&self.user, "user")?;
+                if let (Some(_), Some(file)) = (&self.password, &self.password_file) {
+                    return Err(Issue::at(
+                        file,
+                        problem("set `password` or `password_file`, not both".into()),
+                    ));
+                }
+                if let Some(file) = &self.password_file {
+                    std::fs::read_to_string(file.get_ref()).map_err(|err| {
+                        Issue::at(
+                            file,
+                            problem(format!(
+                                "cannot read password_file {}: {err}",
+                                file.get_ref().display()
+                            )),
+                        )
+                    })?;
+                }
+                if let Some(used) = &self.max_connections_used {
+                    if !(0.0..=100.0).contains(used.get_ref()) {
+                        return Err(Issue::at(
+                            used,
+                            problem("max_connections_used is a percentage, 0 to 100".into()),
+                        ));
+                    }
                 }
                 Ok(())
             }
@@ -424,6 +523,16 @@ impl ProbeConfig {
             }
         }
         Ok(())
+    }
+
+    /// The password to log in with: `password`, or the first line of `password_file`.
+    pub fn postgres_password(&self) -> Option<String> {
+        if let Some(password) = &self.password {
+            return Some(password.get_ref().clone());
+        }
+        let file = self.password_file.as_ref()?;
+        let text = std::fs::read_to_string(file.get_ref()).ok()?;
+        Some(text.lines().next().unwrap_or("").to_string())
     }
 
     /// The container a docker_restart heal acts on: its own setting, else the probe's container.

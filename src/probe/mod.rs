@@ -5,6 +5,7 @@ mod docker;
 mod exec;
 mod histogram;
 mod http;
+mod postgres;
 mod runner;
 mod state;
 mod tcp;
@@ -23,6 +24,7 @@ pub use docker::{CrashLoopRule, DockerProbe};
 pub use exec::ExecProbe;
 pub use histogram::{LatencyHistogram, LATENCY_BUCKETS};
 pub use http::{HttpProbe, HttpTarget};
+pub use postgres::{ExpectedRole, PostgresProbe, QueryExpectation};
 pub use runner::spawn;
 pub use state::{FlapRule, ProbeState, ThresholdMachine, Transition};
 pub use tcp::TcpProbe;
@@ -54,6 +56,10 @@ pub enum FailureReason {
     Unhealthy,
     /// Restarting too often (RestartCount growing).
     CrashLoop,
+    /// The server refused the credentials.
+    Auth,
+    /// The server answered the query with an error.
+    Query,
     Io,
 }
 
@@ -74,6 +80,8 @@ impl FailureReason {
             Self::Oom => "oom",
             Self::Unhealthy => "unhealthy",
             Self::CrashLoop => "crash_loop",
+            Self::Auth => "auth",
+            Self::Query => "query",
             Self::Io => "io",
         }
     }
@@ -84,7 +92,8 @@ impl FailureReason {
             Self::Dns | Self::Refused | Self::Timeout | Self::Io => "unreachable",
             Self::Protocol => "protocol_error",
             Self::HttpStatus => "bad_status",
-            Self::Assertion | Self::ExitStatus | Self::Exec => "check_failed",
+            Self::Assertion | Self::ExitStatus | Self::Exec | Self::Query => "check_failed",
+            Self::Auth => "auth_failed",
             Self::ContainerMissing | Self::ContainerExited | Self::Oom => "container_down",
             Self::Unhealthy => "unhealthy",
             Self::CrashLoop => "crash_loop",
@@ -144,6 +153,7 @@ pub enum AnyProbe {
     Tcp(TcpProbe),
     Exec(ExecProbe),
     Docker(DockerProbe),
+    Postgres(PostgresProbe),
 }
 
 impl AnyProbe {
@@ -199,6 +209,50 @@ impl AnyProbe {
                     output_regex: regex(&config.output_regex),
                 }))
             }
+            ProbeKind::Postgres => {
+                let (host, port) = match &config.address {
+                    Some(address) => split_host_port(address.get_ref())?,
+                    None => ("127.0.0.1".to_string(), 5432),
+                };
+                let user = value(&config.user)?;
+                Some(Self::Postgres(PostgresProbe {
+                    host,
+                    port,
+                    password: config.postgres_password(),
+                    database: value(&config.database).unwrap_or_else(|| user.clone()),
+                    user,
+                    query: value(&config.query).unwrap_or_else(|| "SELECT 1".to_string()),
+                    expect: config
+                        .expect_result
+                        .as_ref()
+                        .map(|e| {
+                            let e = e.get_ref();
+                            QueryExpectation {
+                                rows: e.rows,
+                                equals: e.equals.clone(),
+                                min: e.min,
+                                max: e.max,
+                            }
+                        })
+                        .unwrap_or_default(),
+                    statement_timeout: config
+                        .statement_timeout
+                        .as_ref()
+                        .map_or(config.timeout.get_ref().get(), |t| t.get_ref().get()),
+                    expect_role: config.expect_role.as_ref().map(|r| match r.get_ref() {
+                        crate::config::PostgresRole::Primary => ExpectedRole::Primary,
+                        crate::config::PostgresRole::Replica => ExpectedRole::Replica,
+                    }),
+                    max_replication_lag: config
+                        .max_replication_lag
+                        .as_ref()
+                        .map(|l| l.get_ref().get()),
+                    max_connections_used: config
+                        .max_connections_used
+                        .as_ref()
+                        .map(|u| *u.get_ref()),
+                }))
+            }
             ProbeKind::Docker => Some(Self::Docker(DockerProbe::new(
                 docker.clone(),
                 value(&config.container)?,
@@ -218,6 +272,7 @@ impl AnyProbe {
                 Self::Tcp(probe) => probe.check().await,
                 Self::Exec(probe) => probe.check().await,
                 Self::Docker(probe) => probe.check().await,
+                Self::Postgres(probe) => probe.check().await,
             }
         };
         let result = match tokio::time::timeout(timeout, check).await {

@@ -312,3 +312,88 @@ impl Drop for TestContainer {
             .output();
     }
 }
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A real PostgreSQL in the sandbox, password-protected with SCRAM-SHA-256, on 127.0.0.1.
+/// Runs as the `postgres` OS user (initdb refuses root). Stopped when dropped.
+pub struct PostgresServer {
+    pub data: PathBuf,
+    pub port: u16,
+    pub user: String,
+    pub password_file: PathBuf,
+}
+
+impl PostgresServer {
+    pub fn start(sandbox: &Sandbox) -> Self {
+        let root = sandbox.path().join("pg");
+        let data = root.join("data");
+        std::fs::create_dir_all(&root).unwrap();
+        let password_file = sandbox.path().join("pg-password");
+        std::fs::write(&password_file, "correct horse battery\n").unwrap();
+        std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&root)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let initdb = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(format!("{PG_BIN}/initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "sentinel", "--auth=scram-sha-256", "-E", "UTF8"])
+            .arg(format!("--pwfile={}", password_file.display()))
+            .output()
+            .unwrap();
+        assert!(initdb.status.success(), "initdb: {}", text(&initdb.stderr));
+        let server = Self {
+            data,
+            port: free_port(),
+            user: "sentinel".into(),
+            password_file,
+        };
+        server.pg_ctl_start();
+        server
+    }
+
+    pub fn pg_ctl_start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c logging_collector=on",
+            self.port,
+            self.data.parent().unwrap().display()
+        );
+        let output = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(format!("{PG_BIN}/pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-o", &options, "-w", "-l"])
+            .arg(self.data.parent().unwrap().join("server.log"))
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "pg_ctl start: {}",
+            text(&output.stderr)
+        );
+    }
+
+    pub fn pg_ctl_stop(&self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(format!("{PG_BIN}/pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "stop"])
+            .output();
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        self.pg_ctl_stop();
+    }
+}

@@ -8,6 +8,7 @@ mod control;
 mod docker;
 mod journald;
 mod metrics;
+mod postgres;
 mod probes;
 mod reload;
 mod systemd_notify;

@@ -47,7 +47,7 @@ fn broken_config_is_rejected_and_the_old_one_keeps_running() {
         text(&output.stdout)
     );
     let expected = format!(
-        "{}:{line}:8: unknown probe kind \"htp\" (expected one of http, tcp, exec, docker)",
+        "{}:{line}:8: unknown probe kind \"htp\" (expected one of http, tcp, postgres, docker, exec)",
         sandbox.config_path().display()
     );
     assert!(
