@@ -120,6 +120,11 @@ pub enum EventKind {
         connected: bool,
         detail: String,
     },
+    /// An operator silenced a probe: still checked, but not healed or alerted until `until`.
+    ProbeSilenced {
+        probe: String,
+        until: Timestamp,
+    },
     /// A heal action starts (attempt counts within this incident).
     HealStarted {
         probe: String,
@@ -164,6 +169,7 @@ impl EventKind {
             Self::ControlRequest { .. } => "control_request",
             Self::ProbeTransition { .. } => "probe_transition",
             Self::ContainerEvent { .. } => "container_event",
+            Self::ProbeSilenced { .. } => "probe_silenced",
             Self::HealStarted { .. } => "heal_started",
             Self::HealFinished { .. } => "heal_finished",
             Self::HealGaveUp { .. } => "heal_gave_up",
@@ -235,6 +241,9 @@ impl EventKind {
                 Some(code) => format!("container {container}: {action} (exit code {code})"),
                 None => format!("container {container}: {action}"),
             },
+            Self::ProbeSilenced { probe, until } => {
+                format!("{probe}: silenced until {}", until.to_rfc3339())
+            }
             Self::HealStarted {
                 probe,
                 action,
@@ -399,6 +408,10 @@ mod tests {
             EventKind::DockerEngine {
                 connected: true,
                 detail: "d".into(),
+            },
+            EventKind::ProbeSilenced {
+                probe: "p".into(),
+                until: Timestamp(0),
             },
             EventKind::HealStarted {
                 probe: "p".into(),

@@ -11,5 +11,5 @@ pub use peer::{authorize, Accounts, Peer, SystemAccounts};
 pub use server::{parse_events_params, parse_since, serve, ApiState, ControlCommand, EventsParams};
 pub use types::{
     DaemonInfo, ErrorResponse, EventsResponse, HealResponse, ReloadOutcome, ReloadReport,
-    StatusResponse,
+    SilenceResponse, StatusResponse,
 };

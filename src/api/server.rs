@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::peer::{authorize, Accounts, Peer};
 use super::types::{
     DaemonInfo, ErrorResponse, EventsResponse, HealResponse, ReloadOutcome, ReloadReport,
-    StatusResponse,
+    SilenceResponse, StatusResponse,
 };
 use crate::event::{Bus, EventKind, Timestamp};
 use crate::heal::{HealBoard, HealCommand};
@@ -41,6 +41,12 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 pub enum ControlCommand {
     Reload {
         reply: oneshot::Sender<ReloadReport>,
+    },
+    /// Silence `probe` for `duration` (zero lifts it); the reply is the end of the silence.
+    Silence {
+        probe: String,
+        duration: std::time::Duration,
+        reply: oneshot::Sender<Result<Timestamp, String>>,
     },
     /// Pass `command` to the healer of `probe`; the reply says why not if it cannot.
     Heal {
@@ -149,6 +155,20 @@ async fn route(
             audit(state, &peer, &method, &path, response.status());
             response
         }
+        (Method::POST, silence_path)
+            if silence_path.starts_with("/v1/probes/") && silence_path.ends_with("/silence") =>
+        {
+            let query = request.uri().query().map(str::to_string);
+            if let Err(response) = read_small_body(request).await {
+                return response;
+            }
+            let response = match authorize(&peer, state.socket_gid, state.accounts.as_ref()) {
+                Ok(()) => silence(state, silence_path, query.as_deref()).await,
+                Err(reason) => error(StatusCode::FORBIDDEN, reason),
+            };
+            audit(state, &peer, &method, &path, response.status());
+            response
+        }
         (_, "/v1/status" | "/v1/events" | "/v1/reload") => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),
@@ -202,6 +222,54 @@ async fn reload(state: &ApiState) -> Response<Body> {
             json(code, &report)
         }
         Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sentineld is shutting down".into(),
+        ),
+    }
+}
+
+/// `/v1/probes/{probe}/silence?for=30m` (`for=0` lifts the silence).
+async fn silence(state: &ApiState, path: &str, query: Option<&str>) -> Response<Body> {
+    let probe = percent_decode(
+        path.trim_start_matches("/v1/probes/")
+            .trim_end_matches("/silence"),
+    );
+    let text = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("for="))
+        .map(percent_decode);
+    let duration = match text.as_deref() {
+        Some("0") => std::time::Duration::ZERO,
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(duration) => duration,
+            Err(err) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid for=\"{text}\": {err} (write e.g. 30m, 2h, or 0 to lift)"),
+                )
+            }
+        },
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "missing for=DURATION (e.g. for=30m)".into(),
+            )
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    let sent = state
+        .commands
+        .send(ControlCommand::Silence {
+            probe: probe.clone(),
+            duration,
+            reply,
+        })
+        .await;
+    match (sent, answer.await) {
+        (Ok(()), Ok(Ok(until))) => json(StatusCode::OK, &SilenceResponse { probe, until }),
+        (Ok(()), Ok(Err(message))) => error(StatusCode::NOT_FOUND, message),
+        _ => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "sentineld is shutting down".into(),
         ),

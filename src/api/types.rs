@@ -35,6 +35,14 @@ pub struct StatusResponse {
     pub heals: Vec<HealSnapshot>,
 }
 
+/// `POST /v1/probes/{probe}/silence?for=30m`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilenceResponse {
+    pub probe: String,
+    /// The silence ends then (now, when it was lifted).
+    pub until: Timestamp,
+}
+
 /// `POST /v1/heal/{probe}/now|reset`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealResponse {

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sentinel::api::{
-    ControlClient, EventsResponse, HealResponse, ReloadOutcome, ReloadReport, StatusResponse,
+    ControlClient, EventsResponse, HealResponse, ReloadOutcome, ReloadReport, SilenceResponse,
+    StatusResponse,
 };
 use sentinel::cli::{render, CtlCli, CtlCommand, EventsArgs, HealCommandArgs};
 use sentinel::config::paths;
@@ -57,6 +58,25 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
             }
         }
         CtlCommand::Events(args) => events(&client, &args, cli.json).await?,
+        CtlCommand::Silence { probe, duration } => {
+            let path = format!(
+                "/v1/probes/{}/silence?for={}",
+                encode(&probe),
+                encode(&duration)
+            );
+            let response: SilenceResponse = client.post(&path).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&response)?);
+            } else if duration.trim() == "0" {
+                println!("{}: silence lifted", response.probe);
+            } else {
+                println!(
+                    "{}: silenced until {}",
+                    response.probe,
+                    response.until.to_rfc3339()
+                );
+            }
+        }
         CtlCommand::Heal(command) => {
             let (verb, probe) = match &command {
                 HealCommandArgs::Now { probe } => ("now", probe),

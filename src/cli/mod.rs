@@ -64,6 +64,13 @@ pub enum CtlCommand {
     Events(EventsArgs),
     /// Versions of sentinelctl and of the running daemon.
     Version,
+    /// Keep checking a probe but neither heal nor alert for a while.
+    Silence {
+        probe: String,
+        /// How long, e.g. 30m or 2h; 0 lifts the silence.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+    },
     /// Operate a probe's healing.
     #[command(subcommand)]
     Heal(HealCommandArgs),

@@ -89,7 +89,12 @@ pub fn status(status: &StatusResponse) -> String {
             vec![
                 p.name.clone(),
                 p.kind.clone(),
-                p.state.as_str().to_string(),
+                match p.silenced_until {
+                    Some(until) if until > crate::event::Timestamp::now() => {
+                        format!("{} (silenced)", p.state.as_str())
+                    }
+                    _ => p.state.as_str().to_string(),
+                },
                 p.since.to_rfc3339(),
                 p.last_latency_ms
                     .map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms")),

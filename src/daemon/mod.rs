@@ -187,6 +187,10 @@ pub async fn run(
                     refresh_watch(&mut watcher);
                     continue;
                 }
+                ControlCommand::Silence { probe, duration, reply } => {
+                    let _ = reply.send(supervisor.silence(&probe, duration));
+                    continue;
+                }
                 ControlCommand::Heal { probe, command, reply } => {
                     let _ = reply.send(supervisor.heal_command(&probe, command).await);
                     continue;

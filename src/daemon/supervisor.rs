@@ -76,6 +76,8 @@ pub struct Supervisor {
     metrics_task: Option<Task>,
     heal_board: HealBoard,
     healers: BTreeMap<String, (Task, mpsc::Sender<HealCommand>)>,
+    /// Active silences by probe; re-announced when a probe restarts on reload.
+    silences: BTreeMap<String, Timestamp>,
     retention: watch::Sender<Retention>,
     info: watch::Sender<DaemonInfo>,
     stop: CancellationToken,
@@ -112,6 +114,7 @@ impl Supervisor {
             metrics_task: Some(metrics_task),
             heal_board,
             healers: BTreeMap::new(),
+            silences: BTreeMap::new(),
             retention,
             info,
             stop,
@@ -280,6 +283,32 @@ impl Supervisor {
         self.heal_board.clone()
     }
 
+    /// Silence a probe for `duration` (zero lifts it): announced on the bus for the healer
+    /// (and notifiers), shown in status.
+    pub fn silence(&mut self, probe: &str, duration: Duration) -> Result<Timestamp, String> {
+        if !self.probes.contains_key(probe) {
+            return Err(format!("no such probe: {probe}"));
+        }
+        let until = Timestamp(Timestamp::now().as_millis() + duration.as_millis() as i64);
+        if duration.is_zero() {
+            self.silences.remove(probe);
+        } else {
+            self.silences.insert(probe.to_string(), until);
+        }
+        self.announce_silence(probe, until);
+        tracing::info!(probe, "silenced until {}", until.to_rfc3339());
+        Ok(until)
+    }
+
+    fn announce_silence(&self, probe: &str, until: Timestamp) {
+        let active = (until > Timestamp::now()).then_some(until);
+        self.board.update(probe, |s| s.silenced_until = active);
+        self.bus.publish(EventKind::ProbeSilenced {
+            probe: probe.to_string(),
+            until,
+        });
+    }
+
     /// Pass an operator request to a probe's healer.
     pub async fn heal_command(&self, probe: &str, command: HealCommand) -> Result<(), String> {
         match self.healers.get(probe) {
@@ -325,6 +354,9 @@ impl Supervisor {
             Some(handle) => {
                 self.probes
                     .insert(probe.name().to_string(), Task { cancel, handle });
+                if let Some(until) = self.silences.get(probe.name()).copied() {
+                    self.announce_silence(probe.name(), until);
+                }
             }
             None => tracing::error!(
                 probe = probe.name(),

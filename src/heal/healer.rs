@@ -74,9 +74,14 @@ struct Incident {
 }
 
 enum Wake {
-    Transition { to: String, at: Timestamp },
+    Transition {
+        to: String,
+        at: Timestamp,
+    },
     Fault(Timestamp),
     Command(HealCommand),
+    /// The silence was set or lifted: waits re-evaluate.
+    SilenceChanged,
     Deadline,
     Stop,
 }
@@ -89,6 +94,8 @@ struct Healer {
     board: HealBoard,
     cancel: CancellationToken,
     incident: Incident,
+    /// No healing before this time (an operator's `sentinelctl silence`).
+    silenced_until: Option<Timestamp>,
 }
 
 /// Start a healer. Subscribes to the bus before returning so no transition is missed.
@@ -118,6 +125,7 @@ pub fn spawn(
         board,
         cancel,
         incident: Incident::default(),
+        silenced_until: None,
     };
     (command_tx, tokio::spawn(healer.run()))
 }
@@ -127,7 +135,7 @@ impl Healer {
         loop {
             match self.wake(None).await {
                 Wake::Stop => break,
-                Wake::Deadline => {}
+                Wake::Deadline | Wake::SilenceChanged => {}
                 Wake::Fault(at) => {
                     self.incident.fault_at.get_or_insert(at);
                 }
@@ -172,8 +180,23 @@ impl Healer {
     async fn heal(&mut self) -> bool {
         let probe = self.spec.probe.clone();
         let mut attempt = 0u32;
+        // `heal now` overrides a silence for the attempt it asked for.
+        let mut forced = false;
         loop {
             let now = Timestamp::now();
+            if let Some(until) = self.silenced_until.filter(|until| *until > now && !forced) {
+                tracing::info!(probe, "silenced until {}; not healing", until.to_rfc3339());
+                let wait = Duration::from_millis((until.as_millis() - now.as_millis()) as u64);
+                match self.wait_for_up_or_command(wait).await {
+                    Outcome::Up(at) => return self.close(at, false),
+                    Outcome::Stop => return false,
+                    Outcome::Reset => self.reset(),
+                    Outcome::Now => forced = true,
+                    Outcome::Elapsed => {}
+                }
+                continue;
+            }
+            forced = false;
             if let Err(retry_at) = self.spec.budget.check(now) {
                 tracing::error!(
                     probe,
@@ -301,7 +324,7 @@ impl Healer {
                 Wake::Transition { .. } | Wake::Fault(_) => {}
                 Wake::Command(HealCommand::Reset) => return Outcome::Reset,
                 Wake::Command(HealCommand::Now) => return Outcome::Now,
-                Wake::Deadline => return Outcome::Elapsed,
+                Wake::Deadline | Wake::SilenceChanged => return Outcome::Elapsed,
             }
         }
     }
@@ -326,6 +349,10 @@ impl Healer {
                 received = self.events.recv() => match received {
                     Ok(Event { at, kind: EventKind::ProbeTransition { probe, to, .. } }) if probe == self.spec.probe => {
                         return Wake::Transition { to, at };
+                    }
+                    Ok(Event { kind: EventKind::ProbeSilenced { probe, until }, .. }) if probe == self.spec.probe => {
+                        self.silenced_until = Some(until);
+                        return Wake::SilenceChanged;
                     }
                     // The container's death is the fault's real start: it precedes the probe's Down.
                     Ok(Event { at, kind: EventKind::ContainerEvent { container: name, action, .. } })

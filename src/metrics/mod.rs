@@ -306,6 +306,7 @@ mod tests {
             last_status_code: None,
             last_failure: None,
             recoveries_total: 2,
+            silenced_until: None,
             checks_total: 3,
             failures_total: 1,
             latency: Default::default(),

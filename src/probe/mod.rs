@@ -363,6 +363,9 @@ pub struct ProbeSnapshot {
     pub last_status_code: Option<u16>,
     pub last_failure: Option<String>,
     pub recoveries_total: u64,
+    /// Not healed or alerted before this time (still checked).
+    #[serde(default)]
+    pub silenced_until: Option<Timestamp>,
     #[serde(default)]
     pub checks_total: u64,
     #[serde(default)]

@@ -45,6 +45,7 @@ pub fn spawn(
         last_status_code: None,
         last_failure: None,
         recoveries_total: 0,
+        silenced_until: None,
         checks_total: 0,
         failures_total: 0,
         latency: Default::default(),

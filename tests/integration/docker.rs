@@ -229,3 +229,62 @@ heal = {{ action = "docker_restart", max_attempts = 2, window = "10m", backoff =
     );
     assert!(daemon.stop().success());
 }
+
+#[test]
+fn a_silenced_probe_is_checked_but_not_healed_until_the_silence_is_lifted() {
+    if !require_docker("a_silenced_probe_is_checked_but_not_healed_until_the_silence_is_lifted") {
+        return;
+    }
+    let container = TestContainer::run("silence", &["sleep", "3600"]);
+    let sandbox = Sandbox::new();
+    let probes = format!(
+        r#"[[probe]]
+name = "quiet"
+kind = "docker"
+container = "{}"
+interval = "30s"
+fail_after = 1
+heal = {{ action = "docker_restart", stop_timeout = "1s", verify_within = "10s" }}
+"#,
+        container.name
+    );
+    sandbox.write_config(&sandbox.config("", &probes));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    wait_for(
+        Duration::from_secs(15),
+        "quiet up and events followed",
+        || {
+            let connected = !events_of(&daemon, "docker_engine").is_empty();
+            (connected && probe_state(&daemon, "quiet")["state"] == "up").then_some(())
+        },
+    );
+    let silenced = daemon.ctl(&["silence", "quiet", "--for", "30m"]);
+    assert!(silenced.status.success(), "{}", text(&silenced.stderr));
+    assert!(text(&silenced.stdout).starts_with("quiet: silenced until "));
+
+    docker(&["kill", &container.name]);
+    wait_for(Duration::from_secs(10), "quiet down", || {
+        (probe_state(&daemon, "quiet")["state"] == "down").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        events_of(&daemon, "heal_started").is_empty(),
+        "a silenced probe must not be healed"
+    );
+    assert!(text(&daemon.ctl(&["status"]).stdout).contains("down (silenced)"));
+
+    let lifted = daemon.ctl(&["silence", "quiet", "--for", "0"]);
+    assert_eq!(text(&lifted.stdout).trim(), "quiet: silence lifted");
+    wait_for(Duration::from_secs(20), "healed after the silence", || {
+        (probe_state(&daemon, "quiet")["state"] == "up").then_some(())
+    });
+    assert_eq!(events_of(&daemon, "heal_started").len(), 1);
+    assert_eq!(events_of(&daemon, "probe_silenced").len(), 2);
+    let bad = daemon.ctl(&["silence", "quiet", "--for", "soon"]);
+    assert!(
+        text(&bad.stderr).contains("invalid for=\"soon\""),
+        "{}",
+        text(&bad.stderr)
+    );
+    assert!(daemon.stop().success());
+}
