@@ -125,11 +125,18 @@ pub enum EventKind {
         probe: String,
         until: Timestamp,
     },
+    /// A probe others depend on recovered; its dependants are restarted in this order.
+    DependencyRecovered {
+        parent: String,
+        dependants: Vec<String>,
+    },
     /// A heal action starts (attempt counts within this incident).
     HealStarted {
         probe: String,
         action: String,
         attempt: u32,
+        /// Why: `down`, `operator` (heal now) or `dependency` (a parent recovered).
+        cause: String,
     },
     HealFinished {
         probe: String,
@@ -170,6 +177,7 @@ impl EventKind {
             Self::ProbeTransition { .. } => "probe_transition",
             Self::ContainerEvent { .. } => "container_event",
             Self::ProbeSilenced { .. } => "probe_silenced",
+            Self::DependencyRecovered { .. } => "dependency_recovered",
             Self::HealStarted { .. } => "heal_started",
             Self::HealFinished { .. } => "heal_finished",
             Self::HealGaveUp { .. } => "heal_gave_up",
@@ -241,6 +249,9 @@ impl EventKind {
                 Some(code) => format!("container {container}: {action} (exit code {code})"),
                 None => format!("container {container}: {action}"),
             },
+            Self::DependencyRecovered { parent, dependants } => {
+                format!("{parent} recovered; restarting {}", dependants.join(", "))
+            }
             Self::ProbeSilenced { probe, until } => {
                 format!("{probe}: silenced until {}", until.to_rfc3339())
             }
@@ -248,7 +259,8 @@ impl EventKind {
                 probe,
                 action,
                 attempt,
-            } => format!("{probe}: healing, attempt {attempt}: {action}"),
+                cause,
+            } => format!("{probe}: healing ({cause}), attempt {attempt}: {action}"),
             Self::HealFinished {
                 probe, ok, detail, ..
             } => {
@@ -413,10 +425,15 @@ mod tests {
                 probe: "p".into(),
                 until: Timestamp(0),
             },
+            EventKind::DependencyRecovered {
+                parent: "p".into(),
+                dependants: vec!["d".into()],
+            },
             EventKind::HealStarted {
                 probe: "p".into(),
                 action: "a".into(),
                 attempt: 1,
+                cause: "down".into(),
             },
             EventKind::HealFinished {
                 probe: "p".into(),

@@ -139,6 +139,47 @@ impl Default for HttpSection {
     }
 }
 
+/// Probe names with every dependency before its dependants (config order among equals), or
+/// the names along a cycle.
+pub fn dependency_order(probes: &[ProbeConfig]) -> Result<Vec<String>, Vec<String>> {
+    let parents = |name: &str| -> Vec<String> {
+        probes
+            .iter()
+            .find(|p| p.name() == name)
+            .and_then(|p| p.depends_on.as_ref())
+            .map(|d| d.get_ref().clone())
+            .unwrap_or_default()
+    };
+    // Depth-first, marking the path to report a cycle.
+    fn visit(
+        name: &str,
+        parents: &dyn Fn(&str) -> Vec<String>,
+        done: &mut Vec<String>,
+        path: &mut Vec<String>,
+    ) -> Result<(), Vec<String>> {
+        if done.iter().any(|d| d == name) {
+            return Ok(());
+        }
+        if let Some(start) = path.iter().position(|p| p == name) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(name.to_string());
+            return Err(cycle);
+        }
+        path.push(name.to_string());
+        for parent in parents(name) {
+            visit(&parent, parents, done, path)?;
+        }
+        path.pop();
+        done.push(name.to_string());
+        Ok(())
+    }
+    let mut done = Vec::new();
+    for probe in probes {
+        visit(probe.name(), &parents, &mut done, &mut Vec::new())?;
+    }
+    Ok(done)
+}
+
 /// A config as loaded from disk: the parsed value plus where it came from and its content hash.
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
@@ -229,6 +270,43 @@ impl Config {
                 ));
             }
         }
+        self.validate_dependencies(&names)
+    }
+
+    /// Every `depends_on` names another existing probe, and the graph has no cycle.
+    fn validate_dependencies(&self, names: &HashSet<&str>) -> Result<(), Issue> {
+        for probe in &self.probes {
+            let Some(depends_on) = &probe.depends_on else {
+                continue;
+            };
+            for parent in depends_on.get_ref() {
+                if parent == probe.name() || !names.contains(parent.as_str()) {
+                    let what = if parent == probe.name() {
+                        "itself"
+                    } else {
+                        "an unknown probe"
+                    };
+                    return Err(Issue::at(
+                        depends_on,
+                        format!(
+                            "probe \"{}\": depends_on names {what}: \"{parent}\"",
+                            probe.name()
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Err(cycle) = dependency_order(&self.probes) {
+            let probe = self
+                .probes
+                .iter()
+                .find(|p| p.name() == cycle[0])
+                .expect("named in the cycle");
+            return Err(Issue::at(
+                probe.depends_on.as_ref().expect("part of a cycle"),
+                format!("depends_on forms a cycle: {}", cycle.join(" -> ")),
+            ));
+        }
         Ok(())
     }
 }
@@ -316,6 +394,18 @@ mod tests {
                 "t.toml:5:19: unknown variant `reboot`, expected `docker_restart` or `exec`",
             ),
             (
+                "[[probe]]\nname = \"a\"\nkind = \"exec\"\ncommand = [\"true\"]\ndepends_on = [\"b\"]\n",
+                "t.toml:5:14: probe \"a\": depends_on needs a `heal` action",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"exec\"\ncommand = [\"true\"]\nheal = { action = \"exec\", command = [\"true\"] }\ndepends_on = [\"b\"]\n",
+                "t.toml:6:14: probe \"a\": depends_on names an unknown probe: \"b\"",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"exec\"\ncommand = [\"true\"]\nheal = { action = \"exec\", command = [\"true\"] }\ndepends_on = [\"b\"]\n[[probe]]\nname = \"b\"\nkind = \"exec\"\ncommand = [\"true\"]\nheal = { action = \"exec\", command = [\"true\"] }\ndepends_on = [\"a\"]\n",
+                "t.toml:6:14: depends_on forms a cycle: a -> b -> a",
+            ),
+            (
                 "[[probe]]\nname = \"a\"\nkind = \"postgres\"\n",
                 "t.toml:3:8: probe \"a\": postgres probes need `user`",
             ),
@@ -387,6 +477,31 @@ mod tests {
                 "source {source:?}\n  got:  {err}\n  want: {expected}"
             );
         }
+    }
+
+    #[test]
+    fn dependency_order_puts_parents_first() {
+        let probe = |name: &str, parents: &[&str]| {
+            let heal = "heal = { action = \"exec\", command = [\"true\"] }\n";
+            let depends = if parents.is_empty() {
+                String::new()
+            } else {
+                let quoted: Vec<String> = parents.iter().map(|p| format!("\"{p}\"")).collect();
+                format!("depends_on = [{}]\n", quoted.join(", "))
+            };
+            format!("[[probe]]\nname = \"{name}\"\nkind = \"exec\"\ncommand = [\"true\"]\n{heal}{depends}")
+        };
+        let source = [
+            probe("web", &["api"]),
+            probe("api", &["db", "cache"]),
+            probe("db", &[]),
+            probe("cache", &[]),
+            probe("worker", &["db"]),
+        ]
+        .concat();
+        let config = parse_str(&source).unwrap();
+        let order = dependency_order(&config.probes).unwrap();
+        assert_eq!(order, ["db", "cache", "api", "web", "worker"]);
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub struct ProbeConfig {
 
     /// What to do when the probe goes Down.
     pub heal: Option<Spanned<HealConfig>>,
+    /// Probes this one depends on: when one of them recovers, this probe's heal action runs
+    /// too (dependants restart in dependency order).
+    pub depends_on: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -362,6 +365,14 @@ impl ProbeConfig {
         if let Some(heal) = &self.heal {
             self.validate_heal(heal)
                 .map_err(|message| Issue::at(heal, problem(message)))?;
+        }
+        if let (Some(depends_on), None) = (&self.depends_on, &self.heal) {
+            return Err(Issue::at(
+                depends_on,
+                problem(
+                    "depends_on needs a `heal` action to run when a dependency recovers".into(),
+                ),
+            ));
         }
         let kind = self.kind();
         for (field, kinds, span) in self.kind_fields() {

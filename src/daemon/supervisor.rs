@@ -76,6 +76,8 @@ pub struct Supervisor {
     metrics_task: Option<Task>,
     heal_board: HealBoard,
     healers: BTreeMap<String, (Task, mpsc::Sender<HealCommand>)>,
+    /// Restarts dependants when a probe they depend on recovers; rebuilt on every reload.
+    cascade: Option<Task>,
     /// Active silences by probe; re-announced when a probe restarts on reload.
     silences: BTreeMap<String, Timestamp>,
     retention: watch::Sender<Retention>,
@@ -115,6 +117,7 @@ impl Supervisor {
             heal_board,
             healers: BTreeMap::new(),
             silences: BTreeMap::new(),
+            cascade: None,
             retention,
             info,
             stop,
@@ -129,6 +132,7 @@ impl Supervisor {
         }
         supervisor.config = loaded.config;
         supervisor.follow_docker_events_if_needed().await;
+        supervisor.restart_cascade().await;
         Ok(supervisor)
     }
 
@@ -261,6 +265,7 @@ impl Supervisor {
         self.config = new_config;
         self.hash = loaded.hash.clone();
         self.follow_docker_events_if_needed().await;
+        self.restart_cascade().await;
         report.outcome = ReloadOutcome::Applied;
         report.changes = diff.changes();
         report.restart_required = diff.restart_required.clone();
@@ -386,6 +391,30 @@ impl Supervisor {
         }
     }
 
+    /// (Re)start the depends_on cascade with the current plan and healers.
+    async fn restart_cascade(&mut self) {
+        if let Some(task) = self.cascade.take() {
+            task.stop(super::SHUTDOWN_GRACE).await;
+        }
+        let plan = crate::heal::cascade::dependants_by_parent(&self.config.probes);
+        if plan.is_empty() {
+            return;
+        }
+        let healers = self
+            .healers
+            .iter()
+            .map(|(name, (_, sender))| (name.clone(), sender.clone()))
+            .collect();
+        let cancel = self.stop.child_token();
+        let handle = tokio::spawn(crate::heal::cascade::run(
+            plan,
+            healers,
+            self.bus.clone(),
+            cancel.clone(),
+        ));
+        self.cascade = Some(Task { cancel, handle });
+    }
+
     /// Follow Docker events exactly while some probe watches a container.
     async fn follow_docker_events_if_needed(&mut self) {
         let needed = self
@@ -439,6 +468,9 @@ impl Supervisor {
             task.stop(grace).await;
         }
         if let Some(task) = self.docker_events {
+            task.stop(grace).await;
+        }
+        if let Some(task) = self.cascade {
             task.stop(grace).await;
         }
         if let Some(task) = self.metrics_task {

@@ -15,6 +15,8 @@ use crate::event::{Bus, Event, EventKind, Timestamp};
 pub enum HealCommand {
     /// Heal now, even if the probe is not Down (still within the budget).
     Now,
+    /// A probe this one depends on recovered: restart this one too (skipped while silenced).
+    Dependency,
     /// Forget past attempts: the budget is full again and a gave-up probe is healed again.
     Reset,
 }
@@ -96,6 +98,8 @@ struct Healer {
     incident: Incident,
     /// No healing before this time (an operator's `sentinelctl silence`).
     silenced_until: Option<Timestamp>,
+    /// Whether the probe's last transition was to Down (an incident is open).
+    probe_down: bool,
 }
 
 /// Start a healer. Subscribes to the bus before returning so no transition is missed.
@@ -126,6 +130,7 @@ pub fn spawn(
         cancel,
         incident: Incident::default(),
         silenced_until: None,
+        probe_down: false,
     };
     (command_tx, tokio::spawn(healer.run()))
 }
@@ -144,21 +149,27 @@ impl Healer {
                         self.incident.fault_at.get_or_insert(at);
                     }
                     "down" => {
+                        self.probe_down = true;
                         self.incident.down_at = Some(at);
                         self.incident.fault_at.get_or_insert(at);
                         if !self.heal().await {
                             break;
                         }
                     }
-                    "up" => self.incident = Incident::default(),
+                    "up" => {
+                        self.probe_down = false;
+                        self.incident = Incident::default();
+                    }
                     _ => {}
                 },
                 Wake::Command(HealCommand::Reset) => self.reset(),
-                Wake::Command(HealCommand::Now) => {
+                Wake::Command(HealCommand::Now) if self.probe_down => {
                     if !self.heal().await {
                         break;
                     }
                 }
+                Wake::Command(HealCommand::Now) => self.act_once("operator").await,
+                Wake::Command(HealCommand::Dependency) => self.act_once("dependency").await,
             }
         }
         self.board.remove(&self.spec.probe);
@@ -196,7 +207,7 @@ impl Healer {
                 }
                 continue;
             }
-            forced = false;
+            let forced_now = std::mem::take(&mut forced);
             if let Err(retry_at) = self.spec.budget.check(now) {
                 tracing::error!(
                     probe,
@@ -241,34 +252,8 @@ impl Healer {
             attempt += 1;
             let acted_at = Timestamp::now();
             self.incident.acted_at.get_or_insert(acted_at);
-            self.spec.budget.record(acted_at);
-            let action = self.spec.action.describe();
-            tracing::warn!(probe, attempt, "healing: {action}");
-            self.bus.publish(EventKind::HealStarted {
-                probe: probe.clone(),
-                action: action.clone(),
-                attempt,
-            });
-            let result = self.spec.action.run().await;
-            let (ok, detail) = match &result {
-                Ok(note) => (true, note.clone()),
-                Err(err) => (false, err.to_string()),
-            };
-            if !ok {
-                tracing::error!(probe, "heal action failed: {detail}");
-            }
-            self.bus.publish(EventKind::HealFinished {
-                probe: probe.clone(),
-                action,
-                ok,
-                detail: detail.clone(),
-            });
-            let remaining = self.spec.budget.remaining(Timestamp::now());
-            self.board.update(&probe, |s| {
-                s.heals_total += 1;
-                s.budget_remaining = remaining;
-                s.last_result = Some(detail);
-            });
+            self.perform(attempt, if forced_now { "operator" } else { "down" })
+                .await;
 
             match self.wait_for_up_or_command(self.spec.verify_within).await {
                 Outcome::Up(at) => {
@@ -289,9 +274,64 @@ impl Healer {
         }
     }
 
+    /// Run the action once, within the budget already checked, and publish what happened.
+    async fn perform(&mut self, attempt: u32, cause: &str) {
+        let probe = self.spec.probe.clone();
+        self.spec.budget.record(Timestamp::now());
+        let action = self.spec.action.describe();
+        tracing::warn!(probe, attempt, cause, "healing: {action}");
+        self.bus.publish(EventKind::HealStarted {
+            probe: probe.clone(),
+            action: action.clone(),
+            attempt,
+            cause: cause.to_string(),
+        });
+        let result = self.spec.action.run().await;
+        let (ok, detail) = match &result {
+            Ok(note) => (true, note.clone()),
+            Err(err) => (false, err.to_string()),
+        };
+        if !ok {
+            tracing::error!(probe, "heal action failed: {detail}");
+        }
+        self.bus.publish(EventKind::HealFinished {
+            probe: probe.clone(),
+            action,
+            ok,
+            detail: detail.clone(),
+        });
+        let remaining = self.spec.budget.remaining(Timestamp::now());
+        self.board.update(&probe, |s| {
+            s.heals_total += 1;
+            s.budget_remaining = remaining;
+            s.last_result = Some(detail);
+        });
+    }
+
+    /// One action on a probe that is not Down (operator or dependency restart): no incident,
+    /// no verification loop, but the budget still applies.
+    async fn act_once(&mut self, cause: &str) {
+        let now = Timestamp::now();
+        let silenced = self.silenced_until.is_some_and(|until| until > now);
+        if silenced && cause == "dependency" {
+            tracing::info!(probe = %self.spec.probe, "silenced; not restarting after its dependency recovered");
+            return;
+        }
+        if let Err(retry_at) = self.spec.budget.check(now) {
+            self.bus.publish(EventKind::HealGaveUp {
+                probe: self.spec.probe.clone(),
+                attempts: self.spec.budget_max,
+                retry_at,
+            });
+            return;
+        }
+        self.perform(1, cause).await;
+    }
+
     /// The probe is Up: publish the incident's times and forget it.
     fn close(&mut self, up_at: Timestamp, healed: bool) -> bool {
         let incident = std::mem::take(&mut self.incident);
+        self.probe_down = false;
         let between = |from: Option<Timestamp>, to: Option<Timestamp>| match (from, to) {
             (Some(from), Some(to)) => Some((to.as_millis() - from.as_millis()).max(0) as u64),
             _ => None,
@@ -323,7 +363,7 @@ impl Healer {
                 }
                 Wake::Transition { .. } | Wake::Fault(_) => {}
                 Wake::Command(HealCommand::Reset) => return Outcome::Reset,
-                Wake::Command(HealCommand::Now) => return Outcome::Now,
+                Wake::Command(HealCommand::Now | HealCommand::Dependency) => return Outcome::Now,
                 Wake::Deadline | Wake::SilenceChanged => return Outcome::Elapsed,
             }
         }

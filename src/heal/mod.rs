@@ -3,6 +3,7 @@
 
 mod action;
 mod budget;
+pub mod cascade;
 mod healer;
 
 use std::collections::BTreeMap;

@@ -114,3 +114,80 @@ timeout = "100ms"
     ));
     assert!(daemon.stop().success());
 }
+
+#[test]
+fn dependants_restart_in_order_after_their_dependency_recovers() {
+    let sandbox = Sandbox::new();
+    let marker = sandbox.path().join("db-alive");
+    let restarts = sandbox.path().join("restarts.log");
+    std::fs::write(&marker, "").unwrap();
+    let exec_probe = |name: &str, check: &str, extra: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"{check}\"]\ninterval = \"100ms\"\ntimeout = \"100ms\"\nfail_after = 1\n{extra}\n"
+        )
+    };
+    let heal = |name: &str| {
+        format!(
+            "heal = {{ action = \"exec\", command = [\"/bin/sh\", \"-c\", \"echo {name} >> {}\"] }}",
+            restarts.display()
+        )
+    };
+    let probes = [
+        // listed before its parent on purpose: order comes from the dependencies, not the file
+        exec_probe(
+            "web",
+            "true",
+            &format!("{}\ndepends_on = [\"app\"]", heal("web")),
+        ),
+        exec_probe(
+            "app",
+            "true",
+            &format!("{}\ndepends_on = [\"db\"]", heal("app")),
+        ),
+        exec_probe("db", &format!("test -f {}", marker.display()), ""),
+    ]
+    .concat();
+    sandbox.write_config(&sandbox.config("", &probes));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    let state = |name: &str| {
+        let status = daemon.ctl_json(&["status"]);
+        probe(&status, name).map(|p| p["state"].as_str().unwrap().to_string())
+    };
+    wait_for(Duration::from_secs(10), "db up", || {
+        (state("db").as_deref() == Some("up")).then_some(())
+    });
+
+    std::fs::remove_file(&marker).unwrap();
+    wait_for(Duration::from_secs(10), "db down", || {
+        (state("db").as_deref() == Some("down")).then_some(())
+    });
+    assert!(
+        !restarts.exists(),
+        "nothing restarts while the dependency is down"
+    );
+    std::fs::write(&marker, "").unwrap();
+
+    let log = wait_for(Duration::from_secs(10), "both dependants restarted", || {
+        let log = std::fs::read_to_string(&restarts).unwrap_or_default();
+        (log.lines().count() == 2).then_some(log)
+    });
+    assert_eq!(log, "app\nweb\n");
+    let out = daemon.ctl(&[
+        "--json",
+        "events",
+        "--kind",
+        "dependency_recovered,heal_started",
+    ]);
+    let events: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["kind"], "dependency_recovered");
+    assert_eq!(events[0]["parent"], "db");
+    assert_eq!(events[0]["dependants"], serde_json::json!(["app", "web"]));
+    assert!(
+        events[1..].iter().all(|e| e["cause"] == "dependency"),
+        "{events:?}"
+    );
+    assert!(daemon.stop().success());
+}
