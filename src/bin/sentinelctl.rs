@@ -44,6 +44,14 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
                 print!("{}", render::status(&status));
             }
         }
+        CtlCommand::Probes => {
+            let status: StatusResponse = client.get("/v1/status").await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&status.probes)?);
+            } else {
+                print!("{}", render::probes(&status));
+            }
+        }
         CtlCommand::Reload => {
             let (_, report): (u16, ReloadReport) = client.post_report("/v1/reload").await?;
             if cli.json {

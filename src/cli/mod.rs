@@ -58,6 +58,8 @@ pub struct CtlCli {
 pub enum CtlCommand {
     /// Daemon version, uptime, config, last reload, probes.
     Status,
+    /// Every probe: what it checks, how often, its thresholds and heal budget.
+    Probes,
     /// Re-read the config; prints what changed, or the validation error (exit 1).
     Reload,
     /// Events from the journal.

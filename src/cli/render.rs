@@ -119,6 +119,46 @@ pub fn status(status: &StatusResponse) -> String {
     out
 }
 
+/// What `sentinelctl probes` prints.
+pub fn probes(status: &StatusResponse) -> String {
+    if status.probes.is_empty() {
+        return "no probes configured\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = status
+        .probes
+        .iter()
+        .map(|p| {
+            let heal = status
+                .heals
+                .iter()
+                .find(|h| h.probe == p.name)
+                .map_or_else(|| "-".to_string(), |h| h.action.clone());
+            vec![
+                p.name.clone(),
+                p.kind.clone(),
+                humantime::format_duration(std::time::Duration::from_millis(p.interval_ms))
+                    .to_string(),
+                p.thresholds.clone(),
+                p.state.as_str().to_string(),
+                heal,
+                p.target.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "PROBE",
+            "KIND",
+            "EVERY",
+            "THRESHOLDS",
+            "STATE",
+            "HEAL",
+            "TARGET",
+        ],
+        &rows,
+    )
+}
+
 fn reload_line(report: &ReloadReport) -> String {
     let when = report.at.to_rfc3339();
     match report.outcome {

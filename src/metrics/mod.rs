@@ -299,6 +299,9 @@ mod tests {
         let mut probe = ProbeSnapshot {
             name: "api\"x".into(),
             kind: "http".into(),
+            target: String::new(),
+            interval_ms: 0,
+            thresholds: String::new(),
             state: ProbeState::Down,
             since: Timestamp(0),
             last_check: None,

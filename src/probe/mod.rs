@@ -157,6 +157,23 @@ pub enum AnyProbe {
 }
 
 impl AnyProbe {
+    /// What this probe checks, for `sentinelctl probes`.
+    pub fn target(&self) -> String {
+        match self {
+            Self::Http(p) => format!(
+                "{} http://{}{}",
+                p.method, p.target.authority, p.target.path_and_query
+            ),
+            Self::Tcp(p) => format!("{}:{}", p.host, p.port),
+            Self::Exec(p) => std::iter::once(p.program.as_str())
+                .chain(p.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Self::Docker(p) => format!("container {}", p.container),
+            Self::Postgres(p) => format!("{}@{}:{}/{}", p.user, p.host, p.port, p.database),
+        }
+    }
+
     /// Build from a validated config (validation already checked the fields of the kind).
     pub fn from_config(config: &ProbeConfig, docker: &DockerEngine) -> Option<Self> {
         let value =
@@ -355,6 +372,14 @@ pub(crate) async fn connect(host: &str, port: u16) -> Result<TcpStream, Failure>
 pub struct ProbeSnapshot {
     pub name: String,
     pub kind: String,
+    /// What is checked: URL, address, container, or command line.
+    #[serde(default)]
+    pub target: String,
+    #[serde(default)]
+    pub interval_ms: u64,
+    /// "fail after N, recover after M" (plus the flap rule), as configured.
+    #[serde(default)]
+    pub thresholds: String,
     pub state: ProbeState,
     /// When the probe entered its current state.
     pub since: Timestamp,

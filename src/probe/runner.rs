@@ -35,9 +35,27 @@ pub fn spawn(
         failures: flap.get_ref().failures,
         within: flap.get_ref().within,
     }));
+    let flap = config
+        .flap
+        .as_ref()
+        .map(|f| {
+            format!(
+                ", down at {} of {}",
+                f.get_ref().failures,
+                f.get_ref().within
+            )
+        })
+        .unwrap_or_default();
     board.put(ProbeSnapshot {
         name: name.clone(),
         kind,
+        target: probe.target(),
+        interval_ms: interval.as_millis() as u64,
+        thresholds: format!(
+            "fail {} / recover {}{flap}",
+            config.fail_after.get_ref(),
+            config.recover_after.get_ref()
+        ),
         state: ProbeState::Unknown,
         since: Timestamp::now(),
         last_check: None,

@@ -44,6 +44,19 @@ fn status_events_and_version_against_a_running_daemon() {
     // aligned: the STATE column starts at the same offset in header and row
     assert_eq!(header.find("STATE"), row.find("up"), "{human}");
 
+    let probes = text(&daemon.ctl(&["probes"]).stdout);
+    let line = probes
+        .lines()
+        .find(|l| l.starts_with("self "))
+        .expect(&probes);
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[..3], ["self", "http", "200ms"], "{probes}");
+    assert!(line.contains("fail 3 / recover 1"), "{probes}");
+    assert!(
+        line.ends_with(&format!("GET http://127.0.0.1:{}/healthz", sandbox.port)),
+        "{probes}"
+    );
+
     let events = text(&daemon.ctl(&["events"]).stdout);
     assert!(events.lines().next().unwrap().starts_with("ID"), "{events}");
     assert!(events.contains("daemon_started"), "{events}");
