@@ -20,9 +20,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 #   docker.io          a real Docker engine for the container probe and (later) healing tests
 #   busybox-static     the rootfs of the locally built test image (no registry here)
 #   prometheus         promtool, which validates our /metrics output
+#   openssl            a throwaway CA and a real TLS server (s_server) for the https probe tests
 #   postgresql-15      a real server (initdb, pg_ctl) for the postgres probe tests; none is started
 #                      as a service, the tests run their own in temp dirs
-APT_PACKAGES=(lintian rpm systemd util-linux mount gzip docker.io busybox-static prometheus postgresql-15)
+APT_PACKAGES=(lintian rpm systemd util-linux mount gzip docker.io busybox-static prometheus postgresql-15 openssl)
 CARGO_TOOLS=(cargo-deb cargo-generate-rpm)
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -406,6 +406,14 @@ mod tests {
                 "t.toml:6:14: depends_on forms a cycle: a -> b -> a",
             ),
             (
+                "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/\"\ntls_verify = false\n",
+                "t.toml:5:14: probe \"a\": `tls_verify` needs an https:// url",
+            ),
+            (
+                "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://x/\"\nca_file = \"/nonexistent/ca.pem\"\n",
+                "t.toml:5:11: probe \"a\": cannot read ca_file /nonexistent/ca.pem",
+            ),
+            (
                 "[[probe]]\nname = \"a\"\nkind = \"postgres\"\n",
                 "t.toml:3:8: probe \"a\": postgres probes need `user`",
             ),

@@ -39,6 +39,10 @@ pub struct ProbeConfig {
     pub body_regex: Option<Spanned<String>>,
     /// The response body is JSON and the value at `pointer` equals `equals`.
     pub expect_json: Option<Spanned<JsonExpectation>>,
+    /// https: verify the server certificate (default true). false accepts any certificate.
+    pub tls_verify: Option<Spanned<bool>>,
+    /// https: trust only the CAs in this PEM file instead of the system store.
+    pub ca_file: Option<Spanned<std::path::PathBuf>>,
 
     // kind = "tcp"
     pub address: Option<Spanned<String>>,
@@ -274,7 +278,7 @@ fn at<T>(field: &Option<Spanned<T>>) -> FieldSpan {
 
 impl ProbeConfig {
     /// Every kind-specific field, the kinds it belongs to, and where it is set.
-    fn kind_fields(&self) -> [(&'static str, &'static [ProbeKind], FieldSpan); 25] {
+    fn kind_fields(&self) -> [(&'static str, &'static [ProbeKind], FieldSpan); 27] {
         use ProbeKind::*;
         [
             ("url", &[Http], at(&self.url)),
@@ -283,6 +287,8 @@ impl ProbeConfig {
             ("expect_status", &[Http], at(&self.expect_status)),
             ("body_regex", &[Http], at(&self.body_regex)),
             ("expect_json", &[Http], at(&self.expect_json)),
+            ("tls_verify", &[Http], at(&self.tls_verify)),
+            ("ca_file", &[Http], at(&self.ca_file)),
             ("address", &[Tcp, Postgres], at(&self.address)),
             ("send", &[Tcp], at(&self.send)),
             ("expect", &[Tcp], at(&self.expect)),
@@ -486,8 +492,23 @@ impl ProbeConfig {
 
     fn validate_http(&self, problem: &dyn Fn(String) -> String) -> Result<(), Issue> {
         let url = self.require(&self.url, "url")?;
-        crate::probe::HttpTarget::parse(url.get_ref())
+        let target = crate::probe::HttpTarget::parse(url.get_ref())
             .map_err(|err| Issue::at(url, problem(err)))?;
+        for (field, span) in [
+            ("tls_verify", at(&self.tls_verify)),
+            ("ca_file", at(&self.ca_file)),
+        ] {
+            if let (Some(offset), false) = (span, target.tls) {
+                return Err(Issue {
+                    offset: Some(offset),
+                    message: problem(format!("`{field}` needs an https:// url")),
+                });
+            }
+        }
+        if let Some(file) = &self.ca_file {
+            crate::probe::read_ca_file(file.get_ref())
+                .map_err(|err| Issue::at(file, problem(err)))?;
+        }
         if let Some(method) = &self.method {
             if !HTTP_METHODS.contains(&method.get_ref().as_str()) {
                 return Err(Issue::at(

@@ -1,5 +1,6 @@
 //! `http` probe: GET a plain-http URL and accept the configured status codes (default any 2xx).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -16,6 +17,8 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// A parsed probe URL: where to connect and what to ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpTarget {
+    /// `https`: speak TLS after connecting.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     /// `host[:port]` as written, for the Host header.
@@ -28,25 +31,22 @@ impl HttpTarget {
         let uri: Uri = url
             .parse()
             .map_err(|err| format!("invalid URL \"{url}\": {err}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!(
-                    "unsupported URL scheme in \"{url}\": this build probes plain http only"
-                ))
-            }
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
             _ => {
                 return Err(format!(
-                    "unsupported URL scheme in \"{url}\": expected http://host[:port]/path"
-                ))
+                "unsupported URL scheme in \"{url}\": expected http:// or https://host[:port]/path"
+            ))
             }
-        }
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| format!("invalid URL \"{url}\": no host"))?;
         Ok(Self {
+            tls,
             host: authority.host().trim_matches(['[', ']']).to_string(),
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             authority: authority.as_str().to_string(),
             path_and_query: uri
                 .path_and_query()
@@ -65,6 +65,8 @@ pub struct HttpProbe {
     pub body_regex: Option<Regex>,
     /// JSON pointer and the value expected there.
     pub expect_json: Option<(String, serde_json::Value)>,
+    /// For https targets: how the server certificate is verified.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl HttpProbe {
@@ -76,6 +78,7 @@ impl HttpProbe {
             expect_status: Vec::new(),
             body_regex: None,
             expect_json: None,
+            tls: None,
         }
     }
 
@@ -148,6 +151,34 @@ impl HttpProbe {
 
     async fn request(&self) -> Result<(u16, Bytes), Failure> {
         let stream = connect(&self.target.host, self.target.port).await?;
+        match (&self.tls, self.target.tls) {
+            (Some(config), true) => {
+                let tls_failure = |detail: String| Failure::new(FailureReason::Tls, detail);
+                let name = super::tls::server_name(&self.target.host).map_err(tls_failure)?;
+                let stream = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                    .connect(name, stream)
+                    .await
+                    .map_err(|err| {
+                        tls_failure(format!(
+                            "TLS handshake with {}: {err}",
+                            self.target.authority
+                        ))
+                    })?;
+                self.exchange(stream).await
+            }
+            (None, true) => Err(Failure::new(
+                FailureReason::Tls,
+                "no TLS configuration for an https target",
+            )),
+            (_, false) => self.exchange(stream).await,
+        }
+    }
+
+    /// One request over an established connection (plain or TLS).
+    async fn exchange<S>(&self, stream: S) -> Result<(u16, Bytes), Failure>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|err| Failure::new(FailureReason::Protocol, err.to_string()))?;
@@ -273,7 +304,10 @@ mod tests {
             assert_eq!((target.host.as_str(), target.port), (host, port), "{url}");
             assert_eq!(target.path_and_query, path, "{url}");
         }
-        for bad in ["ftp://x/", "https://x/", "not a url", "/relative"] {
+        let https = HttpTarget::parse("https://example.test/x").unwrap();
+        assert!(https.tls);
+        assert_eq!(https.port, 443);
+        for bad in ["ftp://x/", "not a url", "/relative"] {
             assert!(HttpTarget::parse(bad).is_err(), "{bad}");
         }
     }

@@ -9,6 +9,7 @@ mod postgres;
 mod runner;
 mod state;
 mod tcp;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -28,6 +29,7 @@ pub use postgres::{ExpectedRole, PostgresProbe, QueryExpectation};
 pub use runner::spawn;
 pub use state::{FlapRule, ProbeState, ThresholdMachine, Transition};
 pub use tcp::TcpProbe;
+pub use tls::{read_ca_file, TlsVerification};
 
 /// Why a check failed, typed so alerts and metrics can group by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +58,8 @@ pub enum FailureReason {
     Unhealthy,
     /// Restarting too often (RestartCount growing).
     CrashLoop,
+    /// The TLS handshake failed (untrusted or expired certificate, wrong name, protocol).
+    Tls,
     /// The server refused the credentials.
     Auth,
     /// The server answered the query with an error.
@@ -80,6 +84,7 @@ impl FailureReason {
             Self::Oom => "oom",
             Self::Unhealthy => "unhealthy",
             Self::CrashLoop => "crash_loop",
+            Self::Tls => "tls",
             Self::Auth => "auth",
             Self::Query => "query",
             Self::Io => "io",
@@ -94,6 +99,7 @@ impl FailureReason {
             Self::HttpStatus => "bad_status",
             Self::Assertion | Self::ExitStatus | Self::Exec | Self::Query => "check_failed",
             Self::Auth => "auth_failed",
+            Self::Tls => "tls_error",
             Self::ContainerMissing | Self::ContainerExited | Self::Oom => "container_down",
             Self::Unhealthy => "unhealthy",
             Self::CrashLoop => "crash_loop",
@@ -199,6 +205,18 @@ impl AnyProbe {
                     .as_ref()
                     .map(|codes| codes.get_ref().clone())
                     .unwrap_or_default(),
+                tls: {
+                    let verification = match (&config.tls_verify, &config.ca_file) {
+                        (Some(verify), _) if !*verify.get_ref() => TlsVerification::Off,
+                        (_, Some(file)) => TlsVerification::CaFile(file.get_ref().clone()),
+                        _ => TlsVerification::System,
+                    };
+                    let url = HttpTarget::parse(config.url.as_ref()?.get_ref()).ok()?;
+                    match url.tls {
+                        true => Some(tls::client_config(&verification).ok()?),
+                        false => None,
+                    }
+                },
                 body_regex: regex(&config.body_regex),
                 expect_json: config.expect_json.as_ref().and_then(|json| {
                     let json = json.get_ref();

@@ -12,3 +12,4 @@ mod postgres;
 mod probes;
 mod reload;
 mod systemd_notify;
+mod tls;

@@ -1,0 +1,131 @@
+//! TLS for `https` probes: the system trust store by default, a private CA file, or no
+//! verification at all (for self-signed internal endpoints; the probe then only proves the
+//! service answers, not who it is).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsVerification {
+    /// The host's trust store (/etc/ssl/certs through rustls-native-certs).
+    System,
+    /// Only certificates issued by the CAs in this PEM file.
+    CaFile(PathBuf),
+    Off,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The system roots, read once: a thousand https probes must not each parse /etc/ssl/certs.
+fn system_roots() -> &'static RootCertStore {
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let loaded = rustls_native_certs::load_native_certs();
+        for error in &loaded.errors {
+            tracing::warn!(%error, "skipping an unreadable system CA certificate");
+        }
+        let mut roots = RootCertStore::empty();
+        let (added, ignored) = roots.add_parsable_certificates(loaded.certs);
+        tracing::debug!(added, ignored, "system trust store loaded");
+        roots
+    })
+}
+
+/// Read the CA certificates of a PEM file.
+pub fn read_ca_file(path: &Path) -> Result<RootCertStore, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|err| format!("cannot read ca_file {}: {err}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|err| format!("invalid PEM in ca_file {}: {err}", path.display()))?;
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!(
+            "ca_file {} holds no CA certificate",
+            path.display()
+        ));
+    }
+    Ok(roots)
+}
+
+pub fn client_config(verification: &TlsVerification) -> Result<Arc<ClientConfig>, String> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|err| err.to_string())?;
+    let config = match verification {
+        TlsVerification::System => builder
+            .with_root_certificates(system_roots().clone())
+            .with_no_client_auth(),
+        TlsVerification::CaFile(path) => builder
+            .with_root_certificates(read_ca_file(path)?)
+            .with_no_client_auth(),
+        TlsVerification::Off => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
+            .with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+    ServerName::try_from(host.to_string())
+        .map_err(|err| format!("invalid TLS server name {host}: {err}"))
+}
+
+/// `tls_verify = false`: accept any certificate, but still check the handshake signatures so
+/// the connection is at least a working TLS session.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
