@@ -2,13 +2,16 @@
 //! `sentinelctl` uses, `types` are the bodies both share, `peer` decides who may change things.
 
 mod client;
+mod events;
 mod peer;
+mod query;
 mod server;
 mod types;
 
 pub use client::{ClientError, ControlClient};
 pub use peer::{authorize, Accounts, Peer, SystemAccounts};
-pub use server::{parse_events_params, parse_since, serve, ApiState, ControlCommand, EventsParams};
+pub use query::{parse_events_params, parse_since, EventsParams};
+pub use server::{serve, ApiState, ControlCommand};
 pub use types::{
     DaemonInfo, ErrorResponse, EventsResponse, HealResponse, ReloadOutcome, ReloadReport,
     SilenceResponse, StatusResponse,

@@ -2,30 +2,30 @@
 //! bounded in connections, header time and body size, and stopped by the injected token.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::net::UnixListener;
-use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::events::events;
 use super::peer::{authorize, Accounts, Peer};
+use super::query::percent_decode;
 use super::types::{
-    DaemonInfo, ErrorResponse, EventsResponse, HealResponse, ReloadOutcome, ReloadReport,
-    SilenceResponse, StatusResponse,
+    DaemonInfo, ErrorResponse, HealResponse, ReloadOutcome, ReloadReport, SilenceResponse,
+    StatusResponse,
 };
 use crate::event::{Bus, EventKind, Timestamp};
 use crate::heal::{HealBoard, HealCommand};
-use crate::journal::{EventQuery, Journal};
+use crate::journal::Journal;
 use crate::probe::ProbeBoard;
 
 /// Most connections served at once; more wait in the kernel's accept queue. Follow streams hold
@@ -70,7 +70,7 @@ pub struct ApiState {
     pub accounts: Arc<dyn Accounts>,
 }
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(super) type Body = BoxBody<Bytes, Infallible>;
 
 /// Serve the control API on `listener` until `shutdown` fires.
 pub async fn serve(listener: UnixListener, state: ApiState, shutdown: CancellationToken) {
@@ -122,6 +122,29 @@ pub async fn serve(listener: UnixListener, state: ApiState, shutdown: Cancellati
     }
 }
 
+/// The routes that change something: each needs an authorized peer and is audited.
+enum MutatingRoute {
+    Reload,
+    Heal,
+    Silence,
+}
+
+impl MutatingRoute {
+    fn of(method: &Method, path: &str) -> Option<Self> {
+        if method != Method::POST {
+            return None;
+        }
+        match path {
+            "/v1/reload" => Some(Self::Reload),
+            _ if path.starts_with("/v1/heal/") => Some(Self::Heal),
+            _ if path.starts_with("/v1/probes/") && path.ends_with("/silence") => {
+                Some(Self::Silence)
+            }
+            _ => None,
+        }
+    }
+}
+
 async fn route(
     request: Request<Incoming>,
     peer: Peer,
@@ -130,45 +153,25 @@ async fn route(
 ) -> Response<Body> {
     let path = request.uri().path().to_string();
     let method = request.method().clone();
+    if let Some(mutating) = MutatingRoute::of(&method, &path) {
+        let query = request.uri().query().map(str::to_string);
+        if let Err(response) = read_small_body(request).await {
+            return response;
+        }
+        let response = match authorize(&peer, state.socket_gid, state.accounts.as_ref()) {
+            Ok(()) => match mutating {
+                MutatingRoute::Reload => reload(state).await,
+                MutatingRoute::Heal => heal(state, &path).await,
+                MutatingRoute::Silence => silence(state, &path, query.as_deref()).await,
+            },
+            Err(reason) => error(StatusCode::FORBIDDEN, reason),
+        };
+        audit(state, &peer, &method, &path, response.status());
+        return response;
+    }
     match (method.clone(), path.as_str()) {
         (Method::GET, "/v1/status") => json(StatusCode::OK, &status(state)),
         (Method::GET, "/v1/events") => events(request.uri().query(), state, shutdown).await,
-        (Method::POST, "/v1/reload") => {
-            if let Err(response) = read_small_body(request).await {
-                return response;
-            }
-            let response = match authorize(&peer, state.socket_gid, state.accounts.as_ref()) {
-                Ok(()) => reload(state).await,
-                Err(reason) => error(StatusCode::FORBIDDEN, reason),
-            };
-            audit(state, &peer, &method, &path, response.status());
-            response
-        }
-        (Method::POST, heal_path) if heal_path.starts_with("/v1/heal/") => {
-            if let Err(response) = read_small_body(request).await {
-                return response;
-            }
-            let response = match authorize(&peer, state.socket_gid, state.accounts.as_ref()) {
-                Ok(()) => heal(state, heal_path).await,
-                Err(reason) => error(StatusCode::FORBIDDEN, reason),
-            };
-            audit(state, &peer, &method, &path, response.status());
-            response
-        }
-        (Method::POST, silence_path)
-            if silence_path.starts_with("/v1/probes/") && silence_path.ends_with("/silence") =>
-        {
-            let query = request.uri().query().map(str::to_string);
-            if let Err(response) = read_small_body(request).await {
-                return response;
-            }
-            let response = match authorize(&peer, state.socket_gid, state.accounts.as_ref()) {
-                Ok(()) => silence(state, silence_path, query.as_deref()).await,
-                Err(reason) => error(StatusCode::FORBIDDEN, reason),
-            };
-            audit(state, &peer, &method, &path, response.status());
-            response
-        }
         (_, "/v1/status" | "/v1/events" | "/v1/reload") => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),
@@ -315,174 +318,6 @@ async fn heal(state: &ApiState, path: &str) -> Response<Body> {
     }
 }
 
-/// Query-string options of `GET /v1/events`.
-#[derive(Debug, Default, PartialEq)]
-pub struct EventsParams {
-    pub query: EventQuery,
-    pub follow: bool,
-}
-
-/// Parse `since=10m|RFC3339|epoch-ms`, `after_id=N`, `kind=a,b`, `limit=N`, `follow=1`.
-pub fn parse_events_params(query: Option<&str>, now: Timestamp) -> Result<EventsParams, String> {
-    let mut params = EventsParams::default();
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(value);
-        match key {
-            "since" => params.query.since = Some(parse_since(&value, now)?),
-            "after_id" => {
-                params.query.after_id = Some(
-                    value
-                        .parse()
-                        .map_err(|_| format!("after_id must be an integer, got \"{value}\""))?,
-                )
-            }
-            "kind" => {
-                params.query.kinds = value
-                    .split(',')
-                    .filter(|k| !k.is_empty())
-                    .map(String::from)
-                    .collect()
-            }
-            "limit" => {
-                params.query.limit = value
-                    .parse()
-                    .map_err(|_| format!("limit must be a positive integer, got \"{value}\""))?
-            }
-            "follow" => params.follow = matches!(value.as_str(), "1" | "true" | ""),
-            other => return Err(format!("unknown parameter \"{other}\"")),
-        }
-    }
-    Ok(params)
-}
-
-/// `10m` (that long ago), an RFC 3339 time, or epoch milliseconds.
-pub fn parse_since(value: &str, now: Timestamp) -> Result<Timestamp, String> {
-    if let Ok(ago) = humantime::parse_duration(value) {
-        return Ok(now.saturating_sub(ago));
-    }
-    if let Ok(time) = humantime::parse_rfc3339_weak(value) {
-        return Ok(Timestamp::from(time));
-    }
-    value.parse::<i64>().map(Timestamp).map_err(|_| {
-        format!(
-            "invalid since \"{value}\": expected a duration (10m), an RFC 3339 time or epoch ms"
-        )
-    })
-}
-
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(byte) => {
-                        out.push(byte);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-async fn events(
-    query: Option<&str>,
-    state: &ApiState,
-    shutdown: CancellationToken,
-) -> Response<Body> {
-    let params = match parse_events_params(query, Timestamp::now()) {
-        Ok(params) => params,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
-    };
-    if !params.follow {
-        return match state.journal.query(params.query).await {
-            Ok(events) => json(StatusCode::OK, &EventsResponse { events }),
-            Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
-        };
-    }
-    // Subscribe before reading history so nothing falls between the two.
-    let mut live = state.journal.follow();
-    let history = match state.journal.query(params.query.clone()).await {
-        Ok(events) => events,
-        Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
-    };
-    let (sender, receiver) = mpsc::channel::<Bytes>(256);
-    let kinds = params.query.kinds.clone();
-    tokio::spawn(async move {
-        let mut cursor = params.query.after_id.unwrap_or(0);
-        for event in history {
-            cursor = event.id;
-            if sender.send(ndjson_line(&event)).await.is_err() {
-                return;
-            }
-        }
-        loop {
-            let event = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = sender.closed() => return,
-                received = live.recv() => match received {
-                    Ok(event) => event,
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        let note = serde_json::json!({"error": format!("follower fell behind; {missed} events skipped (read them with after_id)")});
-                        let _ = sender.send(Bytes::from(format!("{note}\n"))).await;
-                        continue;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-            };
-            if event.id <= cursor
-                || (!kinds.is_empty() && !kinds.iter().any(|k| k == event.event.kind.name()))
-            {
-                continue;
-            }
-            cursor = event.id;
-            if sender.send(ndjson_line(&event)).await.is_err() {
-                return;
-            }
-        }
-    });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(hyper::header::CONTENT_TYPE, "application/x-ndjson")
-        .body(ChannelBody(receiver).boxed())
-        .expect("static response parts are valid")
-}
-
-fn ndjson_line<T: Serialize>(value: &T) -> Bytes {
-    let mut line = serde_json::to_vec(value).expect("events serialize");
-    line.push(b'\n');
-    Bytes::from(line)
-}
-
-/// A response body fed from a channel: each message is one chunk; the body ends when the
-/// sender is dropped.
-struct ChannelBody(mpsc::Receiver<Bytes>);
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
-    }
-}
-
 async fn read_small_body(request: Request<Incoming>) -> Result<Bytes, Response<Body>> {
     match Limited::new(request.into_body(), MAX_BODY_BYTES)
         .collect()
@@ -496,7 +331,7 @@ async fn read_small_body(request: Request<Incoming>) -> Result<Bytes, Response<B
     }
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_vec(value).expect("API types serialize");
     Response::builder()
         .status(status)
@@ -505,46 +340,6 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
         .expect("static response parts are valid")
 }
 
-fn error(status: StatusCode, message: String) -> Response<Body> {
+pub(super) fn error(status: StatusCode, message: String) -> Response<Body> {
     json(status, &ErrorResponse { error: message })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_params_table() {
-        let now = Timestamp(1_000_000);
-        let ok = parse_events_params(Some("since=10s&kind=a,b&limit=5&follow=1&after_id=7"), now)
-            .unwrap();
-        assert_eq!(ok.query.since, Some(Timestamp(990_000)));
-        assert_eq!(ok.query.kinds, ["a", "b"]);
-        assert_eq!(ok.query.limit, 5);
-        assert_eq!(ok.query.after_id, Some(7));
-        assert!(ok.follow);
-        assert_eq!(
-            parse_events_params(None, now).unwrap(),
-            EventsParams::default()
-        );
-        assert_eq!(
-            parse_events_params(Some("since=2023-11-14T22%3A13%3A20Z"), now)
-                .unwrap()
-                .query
-                .since,
-            Some(Timestamp(1_700_000_000_000))
-        );
-        assert_eq!(parse_since("1234", now), Ok(Timestamp(1234)));
-        for bad in ["since=yesterday", "limit=-1", "after_id=x", "bogus=1"] {
-            assert!(parse_events_params(Some(bad), now).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn percent_decode_table() {
-        assert_eq!(percent_decode("a%3Ab"), "a:b");
-        assert_eq!(percent_decode("a+b"), "a b");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
-    }
 }

@@ -5,17 +5,6 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{docker, require_docker, text, wait_for, Daemon, Sandbox, TestContainer};
 
-fn probe_state(daemon: &Daemon, name: &str) -> serde_json::Value {
-    let status = daemon.ctl_json(&["status"]);
-    status["probes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .cloned()
-        .unwrap_or_default()
-}
-
 #[test]
 fn killed_container_is_detected_from_events_and_recovery_counted() {
     if !require_docker("killed_container_is_detected_from_events_and_recovery_counted") {
@@ -44,10 +33,10 @@ fail_after = 1
     sandbox.write_config(&sandbox.config("", &probes));
     let daemon = Daemon::start(&sandbox, |_| {});
     wait_for(Duration::from_secs(15), "demo up", || {
-        (probe_state(&daemon, "demo")["state"] == "up").then_some(())
+        (daemon.probe("demo")["state"] == "up").then_some(())
     });
     let ghost = wait_for(Duration::from_secs(15), "ghost down", || {
-        let p = probe_state(&daemon, "ghost");
+        let p = daemon.probe("ghost");
         (p["state"] == "down").then_some(p)
     });
     assert!(
@@ -68,7 +57,7 @@ fail_after = 1
     let killed = Instant::now();
     docker(&["kill", &container.name]);
     let down = wait_for(Duration::from_secs(10), "demo down", || {
-        let p = probe_state(&daemon, "demo");
+        let p = daemon.probe("demo");
         (p["state"] == "down").then_some(p)
     });
     // far below the 30 s interval: the die event woke the probe
@@ -83,7 +72,7 @@ fail_after = 1
 
     docker(&["start", &container.name]);
     let up = wait_for(Duration::from_secs(10), "demo up again", || {
-        let p = probe_state(&daemon, "demo");
+        let p = daemon.probe("demo");
         (p["state"] == "up").then_some(p)
     });
     assert_eq!(up["recoveries_total"], 1);
@@ -104,14 +93,6 @@ fail_after = 1
         "{log}"
     );
     assert!(daemon.stop().success());
-}
-
-fn events_of(daemon: &Daemon, kind: &str) -> Vec<serde_json::Value> {
-    let out = daemon.ctl(&["--json", "events", "--kind", kind, "--limit", "1000"]);
-    text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]
@@ -138,21 +119,21 @@ heal = {{ action = "docker_restart", stop_timeout = "1s", verify_within = "10s" 
         Duration::from_secs(15),
         "demo up and events followed",
         || {
-            let connected = !events_of(&daemon, "docker_engine").is_empty();
-            (connected && probe_state(&daemon, "demo")["state"] == "up").then_some(())
+            let connected = !daemon.events("docker_engine").is_empty();
+            (connected && daemon.probe("demo")["state"] == "up").then_some(())
         },
     );
 
     docker(&["kill", &container.name]);
     let closed = wait_for(Duration::from_secs(20), "incident closed", || {
-        events_of(&daemon, "incident_closed").into_iter().next()
+        daemon.events("incident_closed").into_iter().next()
     });
     assert_eq!(closed["healed"], true, "{closed}");
     let detect = closed["time_to_detect_ms"].as_u64().unwrap();
     let act = closed["time_to_act_ms"].as_u64().unwrap();
     let recover = closed["time_to_recover_ms"].as_u64().unwrap();
     assert!(detect < 5_000 && act < 5_000 && recover >= act, "{closed}");
-    let finished = events_of(&daemon, "heal_finished");
+    let finished = daemon.events("heal_finished");
     assert_eq!(finished[0]["ok"], true, "{finished:?}");
     assert!(
         finished[0]["detail"]
@@ -169,7 +150,7 @@ heal = {{ action = "docker_restart", stop_timeout = "1s", verify_within = "10s" 
     let status = daemon.ctl_json(&["status"]);
     assert_eq!(status["heals"][0]["budget_remaining"], 2);
     assert_eq!(status["heals"][0]["heals_total"], 1);
-    assert_eq!(probe_state(&daemon, "demo")["recoveries_total"], 1);
+    assert_eq!(daemon.probe("demo")["recoveries_total"], 1);
     assert!(text(&daemon.ctl(&["status"]).stdout).contains("2/3"));
     assert!(daemon.stop().success());
 }
@@ -195,10 +176,10 @@ heal = {{ action = "docker_restart", max_attempts = 2, window = "10m", backoff =
     sandbox.write_config(&sandbox.config("", &probes));
     let daemon = Daemon::start(&sandbox, |_| {});
     let gave_up = wait_for(Duration::from_secs(30), "heal_gave_up", || {
-        events_of(&daemon, "heal_gave_up").into_iter().next()
+        daemon.events("heal_gave_up").into_iter().next()
     });
     assert_eq!(gave_up["attempts"], 2);
-    assert_eq!(events_of(&daemon, "heal_started").len(), 2);
+    assert_eq!(daemon.events("heal_started").len(), 2);
     let status = daemon.ctl_json(&["status"]);
     assert_eq!(status["heals"][0]["gave_up"], true, "{status}");
     assert!(text(&daemon.ctl(&["status"]).stdout).contains("gave up"));
@@ -207,10 +188,10 @@ heal = {{ action = "docker_restart", max_attempts = 2, window = "10m", backoff =
     // After a restart the budget is still spent: the journal remembers the attempts.
     let daemon = Daemon::start(&sandbox, |_| {});
     wait_for(Duration::from_secs(20), "second heal_gave_up", || {
-        (events_of(&daemon, "heal_gave_up").len() >= 2).then_some(())
+        (daemon.events("heal_gave_up").len() >= 2).then_some(())
     });
     assert_eq!(
-        events_of(&daemon, "heal_started").len(),
+        daemon.events("heal_started").len(),
         2,
         "no heal after the restart"
     );
@@ -220,7 +201,7 @@ heal = {{ action = "docker_restart", max_attempts = 2, window = "10m", backoff =
     assert!(reset.status.success(), "{}", text(&reset.stderr));
     assert_eq!(text(&reset.stdout).trim(), "flaky: heal reset accepted");
     wait_for(Duration::from_secs(20), "a heal after the reset", || {
-        (events_of(&daemon, "heal_started").len() > 2).then_some(())
+        (daemon.events("heal_started").len() > 2).then_some(())
     });
     let unknown = daemon.ctl(&["heal", "now", "nope"]);
     assert_eq!(
@@ -254,8 +235,8 @@ heal = {{ action = "docker_restart", stop_timeout = "1s", verify_within = "10s" 
         Duration::from_secs(15),
         "quiet up and events followed",
         || {
-            let connected = !events_of(&daemon, "docker_engine").is_empty();
-            (connected && probe_state(&daemon, "quiet")["state"] == "up").then_some(())
+            let connected = !daemon.events("docker_engine").is_empty();
+            (connected && daemon.probe("quiet")["state"] == "up").then_some(())
         },
     );
     let silenced = daemon.ctl(&["silence", "quiet", "--for", "30m"]);
@@ -264,11 +245,11 @@ heal = {{ action = "docker_restart", stop_timeout = "1s", verify_within = "10s" 
 
     docker(&["kill", &container.name]);
     wait_for(Duration::from_secs(10), "quiet down", || {
-        (probe_state(&daemon, "quiet")["state"] == "down").then_some(())
+        (daemon.probe("quiet")["state"] == "down").then_some(())
     });
     std::thread::sleep(Duration::from_secs(2));
     assert!(
-        events_of(&daemon, "heal_started").is_empty(),
+        daemon.events("heal_started").is_empty(),
         "a silenced probe must not be healed"
     );
     assert!(text(&daemon.ctl(&["status"]).stdout).contains("down (silenced)"));
@@ -276,10 +257,10 @@ heal = {{ action = "docker_restart", stop_timeout = "1s", verify_within = "10s" 
     let lifted = daemon.ctl(&["silence", "quiet", "--for", "0"]);
     assert_eq!(text(&lifted.stdout).trim(), "quiet: silence lifted");
     wait_for(Duration::from_secs(20), "healed after the silence", || {
-        (probe_state(&daemon, "quiet")["state"] == "up").then_some(())
+        (daemon.probe("quiet")["state"] == "up").then_some(())
     });
-    assert_eq!(events_of(&daemon, "heal_started").len(), 1);
-    assert_eq!(events_of(&daemon, "probe_silenced").len(), 2);
+    assert_eq!(daemon.events("heal_started").len(), 1);
+    assert_eq!(daemon.events("probe_silenced").len(), 2);
     let bad = daemon.ctl(&["silence", "quiet", "--for", "soon"]);
     assert!(
         text(&bad.stderr).contains("invalid for=\"soon\""),

@@ -212,6 +212,30 @@ impl Daemon {
         serde_json::from_slice(&output.stdout).expect("sentinelctl --json prints JSON")
     }
 
+    /// One probe's entry in `sentinelctl --json status` (null when absent).
+    pub fn probe(&self, name: &str) -> serde_json::Value {
+        let status = self.ctl_json(&["status"]);
+        status["probes"]
+            .as_array()
+            .and_then(|probes| probes.iter().find(|p| p["name"] == name))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Journaled events of the given kinds (comma-separated), oldest first.
+    pub fn events(&self, kinds: &str) -> Vec<serde_json::Value> {
+        let out = self.ctl(&["--json", "events", "--kind", kinds, "--limit", "100000"]);
+        assert!(
+            out.status.success(),
+            "sentinelctl events: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("events are JSON lines"))
+            .collect()
+    }
+
     /// SIGTERM and wait; returns the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         self.signal(nix::sys::signal::Signal::SIGTERM);

@@ -5,17 +5,6 @@ use std::time::Duration;
 
 use crate::harness::{require_root, wait_for, Daemon, PostgresServer, Sandbox};
 
-fn probe(daemon: &Daemon, name: &str) -> serde_json::Value {
-    let status = daemon.ctl_json(&["status"]);
-    status["probes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .cloned()
-        .unwrap_or_default()
-}
-
 #[test]
 fn scram_login_queries_and_a_restart_cycle() {
     if !require_root("scram_login_queries_and_a_restart_cycle") {
@@ -60,11 +49,11 @@ expect_role = "replica"
     let daemon = Daemon::start(&sandbox, |_| {});
 
     wait_for(Duration::from_secs(15), "db and db-activity up", || {
-        (probe(&daemon, "db")["state"] == "up" && probe(&daemon, "db-activity")["state"] == "up")
+        (daemon.probe("db")["state"] == "up" && daemon.probe("db-activity")["state"] == "up")
             .then_some(())
     });
     let wrong = wait_for(Duration::from_secs(15), "wrong password down", || {
-        let p = probe(&daemon, "db-wrong-password");
+        let p = daemon.probe("db-wrong-password");
         (p["state"] == "down").then_some(p)
     });
     let failure = wrong["last_failure"].as_str().unwrap();
@@ -73,7 +62,7 @@ expect_role = "replica"
         "{failure}"
     );
     let role = wait_for(Duration::from_secs(15), "wrong role down", || {
-        let p = probe(&daemon, "db-wrong-role");
+        let p = daemon.probe("db-wrong-role");
         (p["state"] == "down").then_some(p)
     });
     assert_eq!(
@@ -83,7 +72,7 @@ expect_role = "replica"
 
     server.pg_ctl_stop();
     let down = wait_for(Duration::from_secs(15), "db down after stop", || {
-        let p = probe(&daemon, "db");
+        let p = daemon.probe("db");
         (p["state"] == "down").then_some(p)
     });
     assert!(
@@ -96,7 +85,7 @@ expect_role = "replica"
 
     server.pg_ctl_start();
     let up = wait_for(Duration::from_secs(15), "db up after start", || {
-        let p = probe(&daemon, "db");
+        let p = daemon.probe("db");
         (p["state"] == "up").then_some(p)
     });
     assert_eq!(up["recoveries_total"], 1);
