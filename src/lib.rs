@@ -8,6 +8,7 @@
 //! - [`daemon`]: the supervisor — builds components from a config, reloads as a diff, shutdown,
 //!   sd_notify.
 //! - [`probe`]: health checks and the threshold machine that turns results into Up/Down.
+//! - [`tenants`]: the tenant incident detector's core: bounded per-tenant windows and rankings.
 //! - [`api`]: the control socket (server, client, shared types, peer authorization).
 //! - [`http`]: the public TCP listener.
 //! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
@@ -31,3 +32,4 @@ pub mod journal;
 pub mod logging;
 pub mod metrics;
 pub mod probe;
+pub mod tenants;
