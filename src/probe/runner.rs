@@ -99,7 +99,11 @@ async fn run(
     board: ProbeBoard,
     cancel: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(limits.interval);
+    // Probes started together would otherwise check in lockstep forever: a thousand requests in
+    // the same few milliseconds every interval, a memory peak in sentineld and refused
+    // connections at small servers. Each probe starts at its own offset instead.
+    let first = tokio::time::Instant::now() + stagger(&name, limits.interval);
+    let mut ticker = tokio::time::interval_at(first, limits.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A container probe also wakes on the engine's events: a death is checked at once, and the
     // interval is only the reconcile that covers a missed event.
@@ -131,6 +135,23 @@ async fn run(
         }
     }
     board.remove(&name);
+}
+
+/// Longest delay before a probe's first check, so a fresh daemon still reports quickly.
+const MAX_STAGGER: Duration = Duration::from_secs(5);
+
+/// A probe's offset within its interval: derived from its name, so it is the same after every
+/// restart (a reload does not bunch probes back together) and spread evenly across probes.
+pub fn stagger(name: &str, interval: Duration) -> Duration {
+    // FNV-1a: tiny, stable across releases and platforms (std's hasher is neither promised).
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let span = interval.min(MAX_STAGGER).as_millis() as u64;
+    match span {
+        0 => Duration::ZERO,
+        span => Duration::from_millis(hash % span),
+    }
 }
 
 /// Wait for a bus event about this probe's container; never returns for other probes.
@@ -225,4 +246,28 @@ fn announce(
         latency_ms: Some(result.latency.as_secs_f64() * 1000.0),
         recoveries_total: machine.recoveries_total(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stagger_is_stable_bounded_and_spread() {
+        let second = Duration::from_secs(1);
+        assert_eq!(stagger("api", second), stagger("api", second));
+        assert!(stagger("api", Duration::from_secs(3600)) < MAX_STAGGER);
+        assert_eq!(stagger("api", Duration::ZERO), Duration::ZERO);
+        // 1,000 probes over a 1 s interval land in every tenth of the second, none empty
+        let mut tenths = [0u32; 10];
+        for i in 0..1000 {
+            let offset = stagger(&format!("p{i:04}"), second);
+            assert!(offset < second);
+            tenths[(offset.as_millis() / 100) as usize] += 1;
+        }
+        assert!(
+            tenths.iter().all(|&n| (50..=150).contains(&n)),
+            "{tenths:?}"
+        );
+    }
 }
