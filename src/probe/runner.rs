@@ -140,6 +140,11 @@ async fn run(
 /// Longest delay before a probe's first check, so a fresh daemon still reports quickly.
 const MAX_STAGGER: Duration = Duration::from_secs(5);
 
+/// Offsets are whole tenths of the span. Fully spread offsets (one timer wake-up per probe)
+/// measured 2.7x the CPU of lockstep on a 1,000-probe fleet; ten groups keep the in-flight
+/// peak at a tenth while checks still share wake-ups (docs/performance.md).
+const STAGGER_SLOTS: u64 = 10;
+
 /// A probe's offset within its interval: derived from its name, so it is the same after every
 /// restart (a reload does not bunch probes back together) and spread evenly across probes.
 pub fn stagger(name: &str, interval: Duration) -> Duration {
@@ -148,10 +153,7 @@ pub fn stagger(name: &str, interval: Duration) -> Duration {
         (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
     });
     let span = interval.min(MAX_STAGGER).as_millis() as u64;
-    match span {
-        0 => Duration::ZERO,
-        span => Duration::from_millis(hash % span),
-    }
+    Duration::from_millis((hash % STAGGER_SLOTS) * span / STAGGER_SLOTS)
 }
 
 /// Wait for a bus event about this probe's container; never returns for other probes.
