@@ -127,8 +127,10 @@ impl Supervisor {
             false => None,
         };
         supervisor.start_http(listener);
+        let recoveries = supervisor.recoveries_from_journal().await;
         for probe in &loaded.config.probes {
-            supervisor.start_probe(probe).await;
+            let so_far = recoveries.get(probe.name()).copied().unwrap_or(0);
+            supervisor.start_probe(probe, so_far).await;
         }
         supervisor.config = loaded.config;
         supervisor.follow_docker_events_if_needed().await;
@@ -241,6 +243,14 @@ impl Supervisor {
                 self.start_http(new_listener);
             }
         }
+        // A changed probe restarts, but keeps counting its recoveries.
+        let carried: BTreeMap<String, u64> = self
+            .board
+            .snapshot()
+            .into_iter()
+            .filter(|s| diff.probes_changed.contains(&s.name))
+            .map(|s| (s.name, s.recoveries_total))
+            .collect();
         for name in diff.probes_removed.iter().chain(&diff.probes_changed) {
             if let Some(task) = self.probes.remove(name) {
                 task.stop(super::SHUTDOWN_GRACE).await;
@@ -259,7 +269,8 @@ impl Supervisor {
             .cloned()
             .collect();
         for probe in &starting {
-            self.start_probe(probe).await;
+            let so_far = carried.get(probe.name()).copied().unwrap_or(0);
+            self.start_probe(probe, so_far).await;
         }
 
         self.config = new_config;
@@ -329,7 +340,7 @@ impl Supervisor {
     }
 
     /// Start the probe's healer first, so it is subscribed before the probe's first transition.
-    async fn start_probe(&mut self, probe: &config::ProbeConfig) {
+    async fn start_probe(&mut self, probe: &config::ProbeConfig, recoveries_total: u64) {
         if let Some(heal) = &probe.heal {
             let history = self
                 .heal_history(probe.name(), heal.get_ref().window.get())
@@ -352,6 +363,7 @@ impl Supervisor {
         match probe::spawn(
             probe,
             &self.docker,
+            recoveries_total,
             self.bus.clone(),
             self.board.clone(),
             cancel.clone(),
@@ -368,6 +380,35 @@ impl Supervisor {
                 "probe config passed validation but cannot be built"
             ),
         }
+    }
+
+    /// Each probe's recovery count at its last journaled transition: one query at start, so
+    /// the count survives a daemon restart without a scan per probe.
+    async fn recoveries_from_journal(&self) -> BTreeMap<String, u64> {
+        let query = EventQuery {
+            kinds: vec!["probe_transition".into()],
+            limit: EventQuery::MAX_LIMIT,
+            ..Default::default()
+        };
+        let mut latest = BTreeMap::new();
+        match self.journal.query(query).await {
+            Ok(events) => {
+                for event in events {
+                    if let EventKind::ProbeTransition {
+                        probe,
+                        recoveries_total,
+                        ..
+                    } = event.event.kind
+                    {
+                        latest.insert(probe, recoveries_total);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read past transitions; recoveries start at 0")
+            }
+        }
+        latest
     }
 
     /// When this probe was healed within `window`, from the journal: the budget survives restarts.

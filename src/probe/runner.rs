@@ -14,9 +14,11 @@ use crate::docker::DockerEngine;
 use crate::event::{Bus, Event, EventKind, Timestamp};
 
 /// Start checking `config` until `cancel` fires. The caller keeps the handle to await the stop.
+/// `recoveries_total` continues the count of a previous run, so it survives a daemon restart.
 pub fn spawn(
     config: &ProbeConfig,
     docker: &DockerEngine,
+    recoveries_total: u64,
     bus: Bus,
     board: ProbeBoard,
     cancel: CancellationToken,
@@ -34,7 +36,8 @@ pub fn spawn(
     .with_flap_rule(config.flap.as_ref().map(|flap| FlapRule {
         failures: flap.get_ref().failures,
         within: flap.get_ref().within,
-    }));
+    }))
+    .with_recoveries(recoveries_total);
     let flap = config
         .flap
         .as_ref()
@@ -62,7 +65,7 @@ pub fn spawn(
         last_latency_ms: None,
         last_status_code: None,
         last_failure: None,
-        recoveries_total: 0,
+        recoveries_total,
         silenced_until: None,
         checks_total: 0,
         failures_total: 0,

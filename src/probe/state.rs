@@ -77,6 +77,12 @@ impl ThresholdMachine {
         }
     }
 
+    /// Continue counting recoveries from a previous run (read back from the journal).
+    pub fn with_recoveries(mut self, recoveries_total: u64) -> Self {
+        self.recoveries_total = recoveries_total;
+        self
+    }
+
     pub fn with_flap_rule(mut self, rule: Option<FlapRule>) -> Self {
         self.flap = rule.map(|r| FlapRule {
             within: r.within.clamp(1, 64),

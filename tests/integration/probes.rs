@@ -113,6 +113,15 @@ timeout = "100ms"
         "service=healthz-json status=up status_code=200 recoveries_total=0 event=healthy"
     ));
     assert!(daemon.stop().success());
+
+    // The recovery count survives a restart of the daemon (read back from the journal).
+    let daemon = Daemon::start(&sandbox, |_| {});
+    let again = wait_for(Duration::from_secs(10), "marker up after restart", || {
+        let p = daemon.probe("marker");
+        (p["state"] == "up").then_some(p)
+    });
+    assert_eq!(again["recoveries_total"], 1);
+    assert!(daemon.stop().success());
 }
 
 #[test]
