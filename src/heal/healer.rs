@@ -198,7 +198,10 @@ impl Healer {
             if let Some(until) = self.silenced_until.filter(|until| *until > now && !forced) {
                 tracing::info!(probe, "silenced until {}; not healing", until.to_rfc3339());
                 let wait = Duration::from_millis((until.as_millis() - now.as_millis()) as u64);
-                match self.wait_for_up_or_command(wait).await {
+                match self
+                    .wait_for_up_or_command(wait, Until::SilenceChanges)
+                    .await
+                {
                     Outcome::Up(at) => return self.close(at, false),
                     Outcome::Stop => return false,
                     Outcome::Reset => self.reset(),
@@ -226,7 +229,7 @@ impl Healer {
                 });
                 let wait =
                     Duration::from_millis((retry_at.as_millis() - now.as_millis()).max(0) as u64);
-                match self.wait_for_up_or_command(wait).await {
+                match self.wait_for_up_or_command(wait, Until::Deadline).await {
                     Outcome::Up(at) => return self.close(at, false),
                     Outcome::Stop => return false,
                     Outcome::Reset => {
@@ -241,7 +244,7 @@ impl Healer {
             }
             let delay = self.spec.backoff.delay();
             if !delay.is_zero() {
-                match self.wait_for_up_or_command(delay).await {
+                match self.wait_for_up_or_command(delay, Until::Deadline).await {
                     Outcome::Up(at) => return self.close(at, false),
                     Outcome::Stop => return false,
                     Outcome::Reset => self.reset(),
@@ -255,7 +258,10 @@ impl Healer {
             self.perform(attempt, if forced_now { "operator" } else { "down" })
                 .await;
 
-            match self.wait_for_up_or_command(self.spec.verify_within).await {
+            match self
+                .wait_for_up_or_command(self.spec.verify_within, Until::Deadline)
+                .await
+            {
                 Outcome::Up(at) => {
                     self.spec.backoff.succeeded();
                     return self.close(at, true);
@@ -352,7 +358,7 @@ impl Healer {
         true
     }
 
-    async fn wait_for_up_or_command(&mut self, limit: Duration) -> Outcome {
+    async fn wait_for_up_or_command(&mut self, limit: Duration, until: Until) -> Outcome {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             match self.wake(Some(deadline)).await {
@@ -364,7 +370,10 @@ impl Healer {
                 Wake::Transition { .. } | Wake::Fault(_) => {}
                 Wake::Command(HealCommand::Reset) => return Outcome::Reset,
                 Wake::Command(HealCommand::Now | HealCommand::Dependency) => return Outcome::Now,
-                Wake::Deadline | Wake::SilenceChanged => return Outcome::Elapsed,
+                Wake::Deadline => return Outcome::Elapsed,
+                // Only a wait for the silence to end cares; a verification keeps its deadline.
+                Wake::SilenceChanged if until == Until::SilenceChanges => return Outcome::Elapsed,
+                Wake::SilenceChanged => {}
             }
         }
     }
@@ -409,6 +418,13 @@ impl Healer {
             }
         }
     }
+}
+
+/// What besides its deadline ends a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    Deadline,
+    SilenceChanges,
 }
 
 enum Outcome {
