@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`config`]: the TOML schema, validation with file:line:col errors, diff and file watching.
+//! - [`board`]: the latest state of each probe and healer, shared with the API and metrics.
 //! - [`event`]: the typed `Event` every area emits and the broadcast `Bus` that carries it.
 //! - [`journal`]: every event stored in SQLite, with retention; history and live feed for the API.
 //! - [`daemon`]: the supervisor — builds components from a config, reloads as a diff, shutdown,
@@ -21,6 +22,7 @@
 //! `event` and `config`, never each other's internals.
 
 pub mod api;
+pub mod board;
 pub mod cli;
 pub mod config;
 pub mod daemon;

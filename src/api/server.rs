@@ -203,20 +203,29 @@ fn status(state: &ApiState) -> StatusResponse {
     }
 }
 
-async fn reload(state: &ApiState) -> Response<Body> {
+/// Hand a command to the supervisor and wait for its answer; if the supervisor is gone, the
+/// daemon is shutting down and the caller gets 503.
+async fn ask<T>(
+    state: &ApiState,
+    command: impl FnOnce(oneshot::Sender<T>) -> ControlCommand,
+) -> Result<T, Response<Body>> {
     let (reply, answer) = oneshot::channel();
-    if state
-        .commands
-        .send(ControlCommand::Reload { reply })
-        .await
-        .is_err()
-    {
-        return error(
+    let shutting_down = || {
+        error(
             StatusCode::SERVICE_UNAVAILABLE,
             "sentineld is shutting down".into(),
-        );
-    }
-    match answer.await {
+        )
+    };
+    state
+        .commands
+        .send(command(reply))
+        .await
+        .map_err(|_| shutting_down())?;
+    answer.await.map_err(|_| shutting_down())
+}
+
+async fn reload(state: &ApiState) -> Response<Body> {
+    match ask(state, |reply| ControlCommand::Reload { reply }).await {
         Ok(report) => {
             let code = match report.outcome {
                 ReloadOutcome::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
@@ -224,10 +233,7 @@ async fn reload(state: &ApiState) -> Response<Body> {
             };
             json(code, &report)
         }
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "sentineld is shutting down".into(),
-        ),
+        Err(response) => response,
     }
 }
 
@@ -260,22 +266,16 @@ async fn silence(state: &ApiState, path: &str, query: Option<&str>) -> Response<
             )
         }
     };
-    let (reply, answer) = oneshot::channel();
-    let sent = state
-        .commands
-        .send(ControlCommand::Silence {
-            probe: probe.clone(),
-            duration,
-            reply,
-        })
-        .await;
-    match (sent, answer.await) {
-        (Ok(()), Ok(Ok(until))) => json(StatusCode::OK, &SilenceResponse { probe, until }),
-        (Ok(()), Ok(Err(message))) => error(StatusCode::NOT_FOUND, message),
-        _ => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "sentineld is shutting down".into(),
-        ),
+    let asked = ask(state, |reply| ControlCommand::Silence {
+        probe: probe.clone(),
+        duration,
+        reply,
+    })
+    .await;
+    match asked {
+        Ok(Ok(until)) => json(StatusCode::OK, &SilenceResponse { probe, until }),
+        Ok(Err(message)) => error(StatusCode::NOT_FOUND, message),
+        Err(response) => response,
     }
 }
 
@@ -293,28 +293,22 @@ async fn heal(state: &ApiState, path: &str) -> Response<Body> {
         }
     };
     let probe = percent_decode(probe);
-    let (reply, answer) = oneshot::channel();
-    let sent = state
-        .commands
-        .send(ControlCommand::Heal {
-            probe: probe.clone(),
-            command,
-            reply,
-        })
-        .await;
-    match (sent, answer.await) {
-        (Ok(()), Ok(Ok(()))) => json(
+    let asked = ask(state, |reply| ControlCommand::Heal {
+        probe: probe.clone(),
+        command,
+        reply,
+    })
+    .await;
+    match asked {
+        Ok(Ok(())) => json(
             StatusCode::ACCEPTED,
             &HealResponse {
                 probe,
                 accepted: format!("{command:?}").to_lowercase(),
             },
         ),
-        (Ok(()), Ok(Err(message))) => error(StatusCode::NOT_FOUND, message),
-        _ => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "sentineld is shutting down".into(),
-        ),
+        Ok(Err(message)) => error(StatusCode::NOT_FOUND, message),
+        Err(response) => response,
     }
 }
 

@@ -73,7 +73,7 @@ pub struct Supervisor {
     docker_events: Option<Task>,
     journal: Journal,
     metrics: MetricsView,
-    metrics_task: Option<Task>,
+    metrics_task: Task,
     heal_board: HealBoard,
     healers: BTreeMap<String, (Task, mpsc::Sender<HealCommand>)>,
     /// Restarts dependants when a probe they depend on recovers; rebuilt on every reload.
@@ -113,7 +113,7 @@ impl Supervisor {
             docker_events: None,
             journal,
             metrics,
-            metrics_task: Some(metrics_task),
+            metrics_task,
             heal_board,
             healers: BTreeMap::new(),
             silences: BTreeMap::new(),
@@ -514,9 +514,7 @@ impl Supervisor {
         if let Some(task) = self.cascade {
             task.stop(grace).await;
         }
-        if let Some(task) = self.metrics_task {
-            task.stop(grace).await;
-        }
+        self.metrics_task.stop(grace).await;
     }
 }
 

@@ -111,16 +111,19 @@ pub fn spawn(
 ) -> (mpsc::Sender<HealCommand>, JoinHandle<()>) {
     let (command_tx, commands) = mpsc::channel(8);
     let mut budget = spec.budget.clone();
-    board.put(HealSnapshot {
-        probe: spec.probe.clone(),
-        action: spec.action.describe(),
-        budget_remaining: budget.remaining(Timestamp::now()),
-        budget_max: spec.budget_max,
-        gave_up: false,
-        retry_at: None,
-        heals_total: 0,
-        last_result: None,
-    });
+    board.put(
+        &spec.probe,
+        HealSnapshot {
+            probe: spec.probe.clone(),
+            action: spec.action.describe(),
+            budget_remaining: budget.remaining(Timestamp::now()),
+            budget_max: spec.budget_max,
+            gave_up: false,
+            retry_at: None,
+            heals_total: 0,
+            last_result: None,
+        },
+    );
     let healer = Healer {
         events: bus.subscribe(),
         spec,
@@ -380,10 +383,6 @@ impl Healer {
 
     /// The next thing that concerns this healer, or `Deadline` when `deadline` passes first.
     async fn wake(&mut self, deadline: Option<tokio::time::Instant>) -> Wake {
-        let container = match &self.spec.action {
-            HealAction::DockerRestart { container, .. } => Some(container.clone()),
-            HealAction::Exec { .. } => None,
-        };
         loop {
             let sleep = async {
                 match deadline {
@@ -405,7 +404,7 @@ impl Healer {
                     }
                     // The container's death is the fault's real start: it precedes the probe's Down.
                     Ok(Event { at, kind: EventKind::ContainerEvent { container: name, action, .. } })
-                        if Some(&name) == container.as_ref() && matches!(action.as_str(), "die" | "oom") =>
+                        if self.watches_container(&name) && matches!(action.as_str(), "die" | "oom") =>
                     {
                         return Wake::Fault(at);
                     }
@@ -425,6 +424,13 @@ impl Healer {
 enum Until {
     Deadline,
     SilenceChanges,
+}
+
+impl Healer {
+    /// Whether a Docker event about `name` is about the container this healer restarts.
+    fn watches_container(&self, name: &str) -> bool {
+        matches!(&self.spec.action, HealAction::DockerRestart { container, .. } if container == name)
+    }
 }
 
 enum Outcome {

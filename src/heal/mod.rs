@@ -6,9 +6,6 @@ mod budget;
 pub mod cascade;
 mod healer;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
-
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -46,31 +43,4 @@ pub struct HealSnapshot {
 }
 
 /// Latest heal snapshot per probe, written by healers and read by the API.
-#[derive(Debug, Clone, Default)]
-pub struct HealBoard {
-    inner: Arc<RwLock<BTreeMap<String, HealSnapshot>>>,
-}
-
-impl HealBoard {
-    pub fn snapshot(&self) -> Vec<HealSnapshot> {
-        let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        map.values().cloned().collect()
-    }
-
-    pub(crate) fn update(&self, probe: &str, change: impl FnOnce(&mut HealSnapshot)) {
-        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(snapshot) = map.get_mut(probe) {
-            change(snapshot);
-        }
-    }
-
-    pub(crate) fn put(&self, snapshot: HealSnapshot) {
-        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        map.insert(snapshot.probe.clone(), snapshot);
-    }
-
-    pub fn remove(&self, probe: &str) {
-        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        map.remove(probe);
-    }
-}
+pub type HealBoard = crate::board::Board<HealSnapshot>;

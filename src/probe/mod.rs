@@ -11,8 +11,6 @@ mod state;
 mod tcp;
 mod tls;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -190,42 +188,45 @@ impl AnyProbe {
                 .and_then(|f| regex::Regex::new(f.get_ref()).ok())
         };
         match config.kind() {
-            ProbeKind::Http => Some(Self::Http(HttpProbe {
-                target: HttpTarget::parse(config.url.as_ref()?.get_ref()).ok()?,
-                method: value(&config.method)
-                    .and_then(|m| m.parse().ok())
-                    .unwrap_or(hyper::Method::GET),
-                headers: config
-                    .headers
-                    .as_ref()
-                    .map(|h| h.get_ref().clone().into_iter().collect())
-                    .unwrap_or_default(),
-                expect_status: config
-                    .expect_status
-                    .as_ref()
-                    .map(|codes| codes.get_ref().clone())
-                    .unwrap_or_default(),
-                tls: {
-                    let verification = match (&config.tls_verify, &config.ca_file) {
-                        (Some(verify), _) if !*verify.get_ref() => TlsVerification::Off,
-                        (_, Some(file)) => TlsVerification::CaFile(file.get_ref().clone()),
-                        _ => TlsVerification::System,
-                    };
-                    let url = HttpTarget::parse(config.url.as_ref()?.get_ref()).ok()?;
-                    match url.tls {
-                        true => Some(tls::client_config(&verification).ok()?),
-                        false => None,
+            ProbeKind::Http => {
+                let target = HttpTarget::parse(config.url.as_ref()?.get_ref()).ok()?;
+                let tls = match target.tls {
+                    true => {
+                        let verification = match (&config.tls_verify, &config.ca_file) {
+                            (Some(verify), _) if !*verify.get_ref() => TlsVerification::Off,
+                            (_, Some(file)) => TlsVerification::CaFile(file.get_ref().clone()),
+                            _ => TlsVerification::System,
+                        };
+                        Some(tls::client_config(&verification).ok()?)
                     }
-                },
-                body_regex: regex(&config.body_regex),
-                expect_json: config.expect_json.as_ref().and_then(|json| {
-                    let json = json.get_ref();
-                    Some((
-                        json.pointer.clone(),
-                        serde_json::to_value(&json.equals).ok()?,
-                    ))
-                }),
-            })),
+                    false => None,
+                };
+                Some(Self::Http(HttpProbe {
+                    target,
+                    method: value(&config.method)
+                        .and_then(|m| m.parse().ok())
+                        .unwrap_or(hyper::Method::GET),
+                    headers: config
+                        .headers
+                        .as_ref()
+                        .map(|h| h.get_ref().clone().into_iter().collect())
+                        .unwrap_or_default(),
+                    expect_status: config
+                        .expect_status
+                        .as_ref()
+                        .map(|codes| codes.get_ref().clone())
+                        .unwrap_or_default(),
+                    tls,
+                    body_regex: regex(&config.body_regex),
+                    expect_json: config.expect_json.as_ref().and_then(|json| {
+                        let json = json.get_ref();
+                        Some((
+                            json.pointer.clone(),
+                            serde_json::to_value(&json.equals).ok()?,
+                        ))
+                    }),
+                }))
+            }
             ProbeKind::Tcp => {
                 let mut probe = TcpProbe::new(config.address.as_ref()?.get_ref())?;
                 probe.send = value(&config.send).map(String::into_bytes);
@@ -419,35 +420,7 @@ pub struct ProbeSnapshot {
 }
 
 /// Latest snapshot of every running probe, written by the runners and read by the API.
-#[derive(Debug, Clone, Default)]
-pub struct ProbeBoard {
-    inner: Arc<RwLock<BTreeMap<String, ProbeSnapshot>>>,
-}
-
-impl ProbeBoard {
-    pub fn snapshot(&self) -> Vec<ProbeSnapshot> {
-        let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        map.values().cloned().collect()
-    }
-
-    /// Change one probe's snapshot in place (no copy of the board per check).
-    pub(crate) fn update(&self, name: &str, change: impl FnOnce(&mut ProbeSnapshot)) {
-        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(snapshot) = map.get_mut(name) {
-            change(snapshot);
-        }
-    }
-
-    pub(crate) fn put(&self, snapshot: ProbeSnapshot) {
-        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        map.insert(snapshot.name.clone(), snapshot);
-    }
-
-    pub fn remove(&self, name: &str) {
-        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        map.remove(name);
-    }
-}
+pub type ProbeBoard = crate::board::Board<ProbeSnapshot>;
 
 #[cfg(test)]
 mod tests {

@@ -49,28 +49,31 @@ pub fn spawn(
             )
         })
         .unwrap_or_default();
-    board.put(ProbeSnapshot {
-        name: name.clone(),
-        kind,
-        target: probe.target(),
-        interval_ms: interval.as_millis() as u64,
-        thresholds: format!(
-            "fail {} / recover {}{flap}",
-            config.fail_after.get_ref(),
-            config.recover_after.get_ref()
-        ),
-        state: ProbeState::Unknown,
-        since: Timestamp::now(),
-        last_check: None,
-        last_latency_ms: None,
-        last_status_code: None,
-        last_failure: None,
-        recoveries_total,
-        silenced_until: None,
-        checks_total: 0,
-        failures_total: 0,
-        latency: Default::default(),
-    });
+    board.put(
+        &name,
+        ProbeSnapshot {
+            name: name.clone(),
+            kind,
+            target: probe.target(),
+            interval_ms: interval.as_millis() as u64,
+            thresholds: format!(
+                "fail {} / recover {}{flap}",
+                config.fail_after.get_ref(),
+                config.recover_after.get_ref()
+            ),
+            state: ProbeState::Unknown,
+            since: Timestamp::now(),
+            last_check: None,
+            last_latency_ms: None,
+            last_status_code: None,
+            last_failure: None,
+            recoveries_total,
+            silenced_until: None,
+            checks_total: 0,
+            failures_total: 0,
+            latency: Default::default(),
+        },
+    );
     Some(tokio::spawn(run(
         name,
         probe,
