@@ -5,6 +5,28 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{docker, require_docker, text, wait_for, Daemon, Sandbox, TestContainer};
 
+/// A docker probe that only the event stream can make fast: 30 s interval, Down on one failure.
+fn docker_probe(name: &str, container: &str, extra: &str) -> String {
+    format!(
+        "[[probe]]\nname = \"{name}\"\nkind = \"docker\"\ncontainer = \"{container}\"\ninterval = \"30s\"\nfail_after = 1\n{extra}\n"
+    )
+}
+
+/// Wait until `probe` is up and the daemon follows the engine's events (so a kill is seen).
+fn wait_up_and_following(daemon: &Daemon, probe: &str) {
+    wait_for(
+        Duration::from_secs(15),
+        "probe up and events followed",
+        || {
+            let connected = !daemon.events("docker_engine").is_empty();
+            (connected && daemon.probe(probe)["state"] == "up").then_some(())
+        },
+    );
+}
+
+const RESTART_HEAL: &str =
+    "heal = { action = \"docker_restart\", stop_timeout = \"1s\", verify_within = \"10s\" }";
+
 #[test]
 fn killed_container_is_detected_from_events_and_recovery_counted() {
     if !require_docker("killed_container_is_detected_from_events_and_recovery_counted") {
@@ -12,24 +34,11 @@ fn killed_container_is_detected_from_events_and_recovery_counted() {
     }
     let container = TestContainer::run("demo", &["sleep", "3600"]);
     let sandbox = Sandbox::new();
-    let probes = format!(
-        r#"[[probe]]
-name = "demo"
-kind = "docker"
-container = "{}"
-interval = "30s"
-timeout = "5s"
-fail_after = 1
-
-[[probe]]
-name = "ghost"
-kind = "docker"
-container = "sentinel-test-no-such-container"
-interval = "30s"
-fail_after = 1
-"#,
-        container.name
-    );
+    let probes = [
+        docker_probe("demo", &container.name, "timeout = \"5s\""),
+        docker_probe("ghost", "sentinel-test-no-such-container", ""),
+    ]
+    .concat();
     sandbox.write_config(&sandbox.config("", &probes));
     let daemon = Daemon::start(&sandbox, |_| {});
     wait_for(Duration::from_secs(15), "demo up", || {
@@ -102,27 +111,10 @@ fn killed_container_is_healed_and_the_incident_timed() {
     }
     let container = TestContainer::run("heal", &["sleep", "3600"]);
     let sandbox = Sandbox::new();
-    let probes = format!(
-        r#"[[probe]]
-name = "demo"
-kind = "docker"
-container = "{}"
-interval = "30s"
-fail_after = 1
-heal = {{ action = "docker_restart", stop_timeout = "1s", verify_within = "10s" }}
-"#,
-        container.name
-    );
+    let probes = docker_probe("demo", &container.name, RESTART_HEAL);
     sandbox.write_config(&sandbox.config("", &probes));
     let daemon = Daemon::start(&sandbox, |_| {});
-    wait_for(
-        Duration::from_secs(15),
-        "demo up and events followed",
-        || {
-            let connected = !daemon.events("docker_engine").is_empty();
-            (connected && daemon.probe("demo")["state"] == "up").then_some(())
-        },
-    );
+    wait_up_and_following(&daemon, "demo");
 
     docker(&["kill", &container.name]);
     let closed = wait_for(Duration::from_secs(20), "incident closed", || {
@@ -162,16 +154,10 @@ fn crash_loop_exhausts_the_budget_which_survives_a_restart_until_reset() {
     }
     let container = TestContainer::run("crashloop", &["sh", "-c", "sleep 0.3; exit 1"]);
     let sandbox = Sandbox::new();
-    let probes = format!(
-        r#"[[probe]]
-name = "flaky"
-kind = "docker"
-container = "{}"
-interval = "30s"
-fail_after = 1
-heal = {{ action = "docker_restart", max_attempts = 2, window = "10m", backoff = "100ms", verify_within = "2s" }}
-"#,
-        container.name
+    let probes = docker_probe(
+        "flaky",
+        &container.name,
+        r#"heal = { action = "docker_restart", max_attempts = 2, window = "10m", backoff = "100ms", verify_within = "2s" }"#,
     );
     sandbox.write_config(&sandbox.config("", &probes));
     let daemon = Daemon::start(&sandbox, |_| {});
@@ -218,27 +204,10 @@ fn a_silenced_probe_is_checked_but_not_healed_until_the_silence_is_lifted() {
     }
     let container = TestContainer::run("silence", &["sleep", "3600"]);
     let sandbox = Sandbox::new();
-    let probes = format!(
-        r#"[[probe]]
-name = "quiet"
-kind = "docker"
-container = "{}"
-interval = "30s"
-fail_after = 1
-heal = {{ action = "docker_restart", stop_timeout = "1s", verify_within = "10s" }}
-"#,
-        container.name
-    );
+    let probes = docker_probe("quiet", &container.name, RESTART_HEAL);
     sandbox.write_config(&sandbox.config("", &probes));
     let daemon = Daemon::start(&sandbox, |_| {});
-    wait_for(
-        Duration::from_secs(15),
-        "quiet up and events followed",
-        || {
-            let connected = !daemon.events("docker_engine").is_empty();
-            (connected && daemon.probe("quiet")["state"] == "up").then_some(())
-        },
-    );
+    wait_up_and_following(&daemon, "quiet");
     let silenced = daemon.ctl(&["silence", "quiet", "--for", "30m"]);
     assert!(silenced.status.success(), "{}", text(&silenced.stderr));
     assert!(text(&silenced.stdout).starts_with("quiet: silenced until "));
