@@ -294,6 +294,12 @@ impl MetricsSource for Ingest {
             let value = value.load(Ordering::Relaxed);
             let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {value}");
         }
+        let name = "sentinel_ingest_requests_in_flight";
+        let in_flight = self.shared.in_flight.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP {name} Ingest requests being read or recorded now.\n# TYPE {name} gauge\n{name} {in_flight}"
+        );
         let name = "sentinel_ingest_events_total";
         let _ = writeln!(
             out,
