@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterator
 import pytest
 import uvicorn
 
+from sentinel_tenants import SentinelClient
+
 WAIT_LIMIT_SECONDS = 30.0
 
 
@@ -28,6 +30,14 @@ def wait_for(what: str, condition: Callable[[], Any], limit: float = WAIT_LIMIT_
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.01)
+
+
+def flush_after(client: SentinelClient, recorded: int) -> None:
+    """Flush once the middleware has recorded `recorded` events: it records after the response
+    went out, so the test's HTTP client can see the response first."""
+    wait_for(f"{recorded} events recorded", lambda: client.stats.recorded >= recorded)
+    assert client.stats.recorded == recorded
+    assert client.flush(timeout=WAIT_LIMIT_SECONDS)
 
 
 def free_port() -> int:
@@ -76,7 +86,7 @@ class Receiver:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1/events"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     @property
@@ -166,7 +176,7 @@ class WsgirefServer:
             "127.0.0.1", 0, app, handler_class=QuietHandler
         )
         self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Iterator
 
 import pytest
-from conftest import Receiver, WsgirefServer, get, wait_for
+from conftest import Receiver, WsgirefServer, flush_after, get, wait_for
 from flask import Blueprint, Flask, Response
 
 from sentinel_tenants import SentinelClient, SentinelWSGIMiddleware
@@ -57,7 +57,7 @@ def test_flask_requests_become_events_with_route_templates(
         assert get(server.port, "/boom", ACME)[0] == 500
         assert get(server.port, "/missing/99", ACME)[0] == 404
         assert get(server.port, "/users/5")[0] == 200  # no tenant: not recorded
-        assert client.flush(timeout=30)
+        flush_after(client, 5)
     finally:
         server.stop()
 
@@ -87,7 +87,7 @@ def test_a_plain_wsgi_app_reports_its_raw_path_and_a_tenant_callable(
     server = WsgirefServer(tenant)
     try:
         assert get(server.port, "/plain/42?t=delta") == (201, b"made")
-        assert client.flush(timeout=30)
+        flush_after(client, 1)
     finally:
         server.stop()
     seen = [(e["tenant_id"], e["endpoint"], e["status_code"]) for e in receiver.events]

@@ -39,6 +39,7 @@ WARNING_INTERVAL_SECONDS = 60.0
 class Stats:
     """Counters since the client was made (a snapshot)."""
 
+    recorded: int  # events queued by record()
     sent: int  # events the server accepted
     dropped: int  # events thrown away here: queue full, retries exhausted, or recorded after close
     rejected: int  # events the server refused (per-event errors, or 400/401/413 for a batch)
@@ -166,6 +167,7 @@ class SentinelClient:
     def stats(self) -> Stats:
         with self._lock:
             return Stats(
+                recorded=self._recorded,
                 sent=self._sent,
                 dropped=self._dropped,
                 rejected=self._rejected,
