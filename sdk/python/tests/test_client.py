@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import time
 
 import pytest
@@ -217,3 +218,21 @@ def test_bad_configuration_fails_at_construction() -> None:
         SentinelClient(url="ftp://example/v1/events")
     with pytest.raises(ValueError):
         SentinelClient(batch_size=0)
+
+
+def test_a_forked_child_sends_only_its_own_events(receiver: Receiver) -> None:
+    client = client_for(receiver, batch_size=100)
+    client.record("acme", "/parent", 200, 1.0)  # queued in the parent, its thread running
+    pid = os.fork()
+    if pid == 0:  # the child: a copy of the queue, but no thread; it must start afresh
+        ok = False
+        try:
+            client.record("acme", "/child", 200, 1.0)
+            ok = client.flush(timeout=30) and client.stats.sent == 1
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert client.flush(timeout=30)
+    assert sorted(e["endpoint"] for e in receiver.events) == ["/child", "/parent"]
+    client.close()
