@@ -10,7 +10,7 @@ import threading
 import time
 import wsgiref.simple_server
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import pytest
 import uvicorn
@@ -182,3 +182,32 @@ class WsgirefServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class Served(Protocol):
+    port: int
+
+    def stop(self) -> None: ...
+
+
+def check_requests_outrun_a_hung_receiver(
+    receiver: Receiver, serve: Callable[[SentinelClient], Served]
+) -> None:
+    """Park the sender inside the receiver, then show the app still answers every request.
+
+    No timing threshold: the proof is that all answers arrive while the receiver holds the
+    first batch and has answered nothing.
+    """
+    receiver.hold()
+    client = SentinelClient(url=receiver.url, batch_size=1, timeout=60.0)
+    server = serve(client)
+    try:
+        assert get(server.port, "/users/1", {"x-tenant-id": "acme"})[0] == 200
+        wait_for("the sender to be stuck in the receiver", lambda: receiver.held == 1)
+        for i in range(20):
+            assert get(server.port, f"/users/{i}", {"x-tenant-id": "acme"})[0] == 200
+        assert receiver.held == 1 and receiver.requests == [], "all answered while it hung"
+    finally:
+        receiver.release()
+        server.stop()
+        client.close()

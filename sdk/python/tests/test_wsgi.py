@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Iterator
 
 import pytest
-from conftest import Receiver, WsgirefServer, flush_after, get, wait_for
+from conftest import (
+    Receiver,
+    WsgirefServer,
+    check_requests_outrun_a_hung_receiver,
+    flush_after,
+    get,
+)
 from flask import Blueprint, Flask, Response
 
 from sentinel_tenants import SentinelClient, SentinelWSGIMiddleware
@@ -95,19 +101,9 @@ def test_a_plain_wsgi_app_reports_its_raw_path_and_a_tenant_callable(
 
 
 def test_requests_do_not_wait_for_a_receiver_that_hangs(receiver: Receiver) -> None:
-    receiver.hold()
-    client = SentinelClient(url=receiver.url, batch_size=1, timeout=60.0)
-    server = WsgirefServer(SentinelWSGIMiddleware(flask_app(), client=client))
-    try:
-        assert get(server.port, "/users/1", ACME)[0] == 200
-        wait_for("the sender to be stuck in the receiver", lambda: receiver.held == 1)
-        for i in range(20):
-            assert get(server.port, f"/users/{i}", ACME)[0] == 200
-        assert receiver.held == 1 and receiver.requests == [], "all answered while it hung"
-    finally:
-        receiver.release()
-        server.stop()
-        client.close()
+    check_requests_outrun_a_hung_receiver(
+        receiver, lambda client: WsgirefServer(SentinelWSGIMiddleware(flask_app(), client=client))
+    )
 
 
 class Boom(Exception):
