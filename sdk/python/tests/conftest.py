@@ -59,13 +59,14 @@ def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[in
 class Receiver:
     """A stand-in for sentineld's `POST /v1/events` on loopback that records every request.
 
-    `answers` is a script of statuses for the next requests (then 200); `token` demands a bearer
-    token; `hold()` parks every request until `release()`.
+    `answers` is a script of statuses for the next requests (then 200), `answer_for(events)` picks
+    one by content; `token` demands a bearer token; `hold()` parks every request until `release()`.
     """
 
     def __init__(self, port: int | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
         self.answers: list[int] = []
+        self.answer_for: Callable[[list[dict[str, Any]]], int] | None = None
         self.token: str | None = None
         self.held = 0
         self._released = threading.Event()
@@ -117,6 +118,8 @@ class Receiver:
         with self._lock:
             self.held -= 1
             status = self.answers.pop(0) if self.answers else 200
+            if self.answer_for is not None:
+                status = self.answer_for(events)
             if self.token and handler.headers.get("Authorization") != f"Bearer {self.token}":
                 status = 401
             self.requests.append(

@@ -10,6 +10,7 @@ import time
 import pytest
 from conftest import Receiver, free_port, wait_for
 
+import sentinel_tenants.client as client_module
 from sentinel_tenants import SentinelClient
 
 # Long enough that only batch_size, flush() and close() make a batch leave in these tests.
@@ -133,6 +134,24 @@ def test_503_and_429_are_retried_until_delivered(receiver: Receiver) -> None:
     assert all(r["events"] == receiver.requests[0]["events"] for r in receiver.requests)
     assert [e["endpoint"] for e in receiver.events] == ["/e0", "/e1", "/e2"]
     assert client.stats.retries == 3 and client.stats.sent == 3 and client.stats.dropped == 0
+    client.close()
+
+
+def test_a_batch_failing_too_long_is_dropped_and_the_queue_behind_it_kept(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_module, "MAX_RETRY_SECONDS", 0.3)
+    receiver.answer_for = lambda events: 503 if events[0]["endpoint"] == "/e0" else 200
+    client = client_for(receiver, batch_size=2)
+    client.record("acme", "/e0", 200, 1.0)
+    client.record("acme", "/e1", 200, 1.0)
+    wait_for("the first batch to be refused", lambda: receiver.requests)
+    client.record("acme", "/e2", 200, 1.0)
+    client.record("acme", "/e3", 200, 1.0)
+    assert client.flush(timeout=30)
+
+    assert [e["endpoint"] for e in receiver.events] == ["/e2", "/e3"]
+    assert client.stats.dropped == 2 and client.stats.sent == 2 and client.stats.retries >= 1
     client.close()
 
 

@@ -203,7 +203,7 @@ class SentinelClient:
                     break
                 try:
                     self._deliver(batch)
-                except Exception:
+                except Exception:  # a bug of ours must not stop the thread for good
                     self._count_error()
                     self._settle(dropped=len(batch))
             self._report_overflow()
@@ -241,10 +241,12 @@ class SentinelClient:
 
     def _give_up(self, batch: list[dict[str, Any]], outcome: Outcome) -> None:
         """Closing, or retried too long: drop this batch, and when closing everything queued."""
+        rest = 0
         with self._lock:
-            rest = len(self._queue) if self._stop.is_set() else 0
-            self._queue.clear()  # empty already unless closing
-            self._taken += rest
+            if self._stop.is_set():
+                rest = len(self._queue)
+                self._queue.clear()
+                self._taken += rest
         self._settle(dropped=len(batch) + rest)
         self._warn("gave-up", f"sentinel: {outcome.problem}; dropped {len(batch) + rest} event(s)")
 
