@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python SDK's checks: a venv in sdk/python/.venv (system Python untouched), the package and
-# its test extras installed editable, ruff, then pytest. Ends with one line:
+# its test extras installed editable, ruff and mypy --strict, then pytest. Ends with one line:
 #   python-sdk: N passed, M failed[, K skipped]
 # and exits nonzero when anything failed. A lint failure counts as one failed check.
 # The end-to-end test reads SENTINELD_BIN and SENTINELCTL_BIN; with CI set it fails without them.
@@ -13,7 +13,7 @@ fi
 .venv/bin/python -m pip install --quiet -e '.[test]' || exit 1
 
 lint_failed=0
-.venv/bin/ruff check . && .venv/bin/ruff format --check . || lint_failed=1
+.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy --strict src || lint_failed=1
 
 report=.venv/pytest-report.xml
 rm -f "$report"

@@ -67,7 +67,7 @@ class SentinelMiddleware:
     def _tenant_from_header(self, scope: Scope) -> str | None:
         for name, value in scope.get("headers") or ():
             if name.lower() == self._header:
-                return value.decode("latin-1")
+                return bytes(value).decode("latin-1")
         return None
 
 
