@@ -101,8 +101,9 @@ bash packaging/build-packages.sh
 bash packaging/check-packages.sh | tee target/packaging-output.txt
 bash packaging/check-unit.sh target/release/sentineld
 
-step "Python SDK (sdk/python): venv, ruff, pytest against real FastAPI/uvicorn/Flask"
-CI="${CI:-true}" bash sdk/python/run-tests.sh | tee target/python-sdk-output.txt
+step "Python SDK (sdk/python): venv, lints, pytest against real FastAPI/uvicorn/Flask and sentineld"
+CI="${CI:-true}" SENTINELD_BIN="$PWD/target/release/sentineld" SENTINELCTL_BIN="$PWD/target/release/sentinelctl" \
+    bash sdk/python/run-tests.sh | tee target/python-sdk-output.txt
 
 # One closing line for the whole run: every Rust test, packaging check and Python SDK test.
 awk '/^test result:/ { passed += $4; failed += $6 }
