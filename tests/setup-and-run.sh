@@ -24,6 +24,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 #   postgresql-15      a real server (initdb, pg_ctl) for the postgres probe tests; none is started
 #                      as a service, the tests run their own in temp dirs
 APT_PACKAGES=(lintian rpm systemd util-linux mount gzip docker.io busybox-static prometheus postgresql-15 openssl)
+# python3-venv, python3-pip: the Python SDK's tests run in their own venv (sdk/python/.venv)
+APT_PACKAGES+=(python3-venv python3-pip)
 CARGO_TOOLS=(cargo-deb cargo-generate-rpm)
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -99,8 +101,13 @@ bash packaging/build-packages.sh
 bash packaging/check-packages.sh | tee target/packaging-output.txt
 bash packaging/check-unit.sh target/release/sentineld
 
-# One closing line for the whole run: every Rust test plus every packaging check.
+step "Python SDK (sdk/python): venv, lints, pytest against real FastAPI/uvicorn/Flask and sentineld"
+CI="${CI:-true}" SENTINELD_BIN="$PWD/target/release/sentineld" SENTINELCTL_BIN="$PWD/target/release/sentinelctl" \
+    bash sdk/python/run-tests.sh | tee target/python-sdk-output.txt
+
+# One closing line for the whole run: every Rust test, packaging check and Python SDK test.
 awk '/^test result:/ { passed += $4; failed += $6 }
      /^packaging: [0-9]+ passed/ { passed += $2; failed += $4 }
+     /^python-sdk: [0-9]+ passed/ { passed += $2; failed += $4 }
      END { printf "setup-and-run: %d passed, %d failed\n", passed, failed }' \
-    target/test-output.txt target/packaging-output.txt
+    target/test-output.txt target/packaging-output.txt target/python-sdk-output.txt
