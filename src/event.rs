@@ -163,6 +163,25 @@ pub enum EventKind {
         subscriber: String,
         missed: u64,
     },
+    /// A tenant crossed a `[[tenants.alert]]` threshold; `message` is what people are told.
+    TenantAlertFired {
+        rule: String,
+        tenant_id: String,
+        condition: String,
+        value: f64,
+        threshold: f64,
+        window_ms: i64,
+        endpoint: Option<String>,
+        message: String,
+    },
+    /// A firing tenant alert cleared; the rule stays quiet for this tenant during its cooldown.
+    TenantAlertResolved {
+        rule: String,
+        tenant_id: String,
+        value: f64,
+        firing_ms: i64,
+        message: String,
+    },
 }
 
 impl EventKind {
@@ -184,6 +203,8 @@ impl EventKind {
             Self::IncidentClosed { .. } => "incident_closed",
             Self::DockerEngine { .. } => "docker_engine",
             Self::EventsDropped { .. } => "events_dropped",
+            Self::TenantAlertFired { .. } => "tenant_alert_fired",
+            Self::TenantAlertResolved { .. } => "tenant_alert_resolved",
         }
     }
 
@@ -305,6 +326,9 @@ impl EventKind {
             }
             Self::EventsDropped { subscriber, missed } => {
                 format!("{subscriber} fell behind and missed {missed} events")
+            }
+            Self::TenantAlertFired { message, .. } | Self::TenantAlertResolved { message, .. } => {
+                message.clone()
             }
         }
     }
@@ -456,6 +480,23 @@ mod tests {
             EventKind::EventsDropped {
                 subscriber: "s".into(),
                 missed: 1,
+            },
+            EventKind::TenantAlertFired {
+                rule: "r".into(),
+                tenant_id: "t".into(),
+                condition: "error_share".into(),
+                value: 64.0,
+                threshold: 50.0,
+                window_ms: 600_000,
+                endpoint: None,
+                message: "m".into(),
+            },
+            EventKind::TenantAlertResolved {
+                rule: "r".into(),
+                tenant_id: "t".into(),
+                value: 10.0,
+                firing_ms: 1000,
+                message: "m".into(),
             },
         ];
         for kind in kinds {

@@ -9,7 +9,8 @@
 //! - [`daemon`]: the supervisor — builds components from a config, reloads as a diff, shutdown,
 //!   sd_notify.
 //! - [`probe`]: health checks and the threshold machine that turns results into Up/Down.
-//! - [`tenants`]: the tenant incident detector's core: bounded per-tenant windows and rankings.
+//! - [`tenants`]: the tenant incident detector: bounded per-tenant windows, rankings, alerts.
+//! - [`ingest`]: `POST /v1/events` — bounded bodies, each event validated alone.
 //! - [`api`]: the control socket (server, client, shared types, peer authorization).
 //! - [`http`]: the public TCP listener.
 //! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
@@ -32,6 +33,7 @@ pub mod docker;
 pub mod event;
 pub mod heal;
 pub mod http;
+pub mod ingest;
 pub mod journal;
 pub mod logging;
 pub mod metrics;

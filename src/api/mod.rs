@@ -6,6 +6,7 @@ mod events;
 mod peer;
 mod query;
 mod server;
+mod tenants;
 mod types;
 
 pub use client::{ClientError, ControlClient};
@@ -14,5 +15,5 @@ pub use query::{parse_events_params, parse_since, EventsParams};
 pub use server::{serve, ApiState, ControlCommand};
 pub use types::{
     DaemonInfo, ErrorResponse, EventsResponse, HealResponse, ReloadOutcome, ReloadReport,
-    SilenceResponse, StatusResponse,
+    SilenceResponse, StatusResponse, TenantResponse, TenantsTopResponse,
 };

@@ -27,6 +27,7 @@ use crate::event::{Bus, EventKind, Timestamp};
 use crate::heal::{HealBoard, HealCommand};
 use crate::journal::Journal;
 use crate::probe::ProbeBoard;
+use crate::tenants::TenantService;
 
 /// Most connections served at once; more wait in the kernel's accept queue. Follow streams hold
 /// a connection each, so this also bounds concurrent `sentinelctl events --follow`.
@@ -68,6 +69,7 @@ pub struct ApiState {
     /// Group owning the socket file: its members may call mutating routes.
     pub socket_gid: u32,
     pub accounts: Arc<dyn Accounts>,
+    pub tenants: TenantService,
 }
 
 pub(super) type Body = BoxBody<Bytes, Infallible>;
@@ -172,6 +174,9 @@ async fn route(
     match (method.clone(), path.as_str()) {
         (Method::GET, "/v1/status") => json(StatusCode::OK, &status(state)),
         (Method::GET, "/v1/events") => events(request.uri().query(), state, shutdown).await,
+        (Method::GET, p) if p.starts_with("/v1/tenants/") => {
+            super::tenants::get(p, request.uri().query(), &state.tenants)
+        }
         (_, "/v1/status" | "/v1/events" | "/v1/reload") => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),

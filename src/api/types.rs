@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{JournaledEvent, Timestamp};
 use crate::heal::HealSnapshot;
 use crate::probe::ProbeSnapshot;
+use crate::tenants::{TenantEvidence, TopTenants, TrackerStats};
 
 /// What the daemon knows about itself; the parts that do not change per request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,4 +87,22 @@ pub struct EventsResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorResponse {
     pub error: String,
+}
+
+/// `GET /v1/tenants/top`: the ranking plus what the detector itself reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantsTopResponse {
+    /// What errors are called in titles: "5xx" unless `error_status` says otherwise.
+    pub error_label: String,
+    pub stats: TrackerStats,
+    #[serde(flatten)]
+    pub top: TopTenants,
+}
+
+/// `GET /v1/tenants/{id}`: one tenant's evidence over the window asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantResponse {
+    pub error_label: String,
+    pub window_ms: i64,
+    pub tenant: TenantEvidence,
 }

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use sentinel::api::{
     ControlClient, EventsResponse, HealResponse, ReloadOutcome, ReloadReport, SilenceResponse,
-    StatusResponse,
+    StatusResponse, TenantResponse, TenantsTopResponse,
 };
-use sentinel::cli::{render, CtlCli, CtlCommand, EventsArgs, HealCommandArgs};
+use sentinel::cli::{render, CtlCli, CtlCommand, EventsArgs, HealCommandArgs, TenantsCommand};
 use sentinel::config::paths;
 use sentinel::event::JournaledEvent;
 
@@ -98,6 +98,7 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
                 println!("{}: heal {} accepted", response.probe, response.accepted);
             }
         }
+        CtlCommand::Tenants(command) => tenants(&client, command, cli.json).await?,
         CtlCommand::Version => {
             println!("sentinelctl {}", env!("CARGO_PKG_VERSION"));
             match client.get::<StatusResponse>("/v1/status").await {
@@ -107,6 +108,46 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn tenants(
+    client: &ControlClient,
+    command: TenantsCommand,
+    json: bool,
+) -> anyhow::Result<()> {
+    let window = |window: &Option<String>| {
+        window
+            .as_ref()
+            .map(|w| format!("window={}", encode(w)))
+            .unwrap_or_default()
+    };
+    match command {
+        TenantsCommand::Top {
+            by,
+            window: w,
+            limit,
+        } => {
+            let path = format!(
+                "/v1/tenants/top?by={}&limit={limit}&{}",
+                encode(&by),
+                window(&w)
+            );
+            let response: TenantsTopResponse = client.get(&path).await?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&response)?),
+                false => print!("{}", sentinel::cli::tenants::top(&response)),
+            }
+        }
+        TenantsCommand::Show { tenant, window: w } => {
+            let path = format!("/v1/tenants/{}?{}", encode(&tenant), window(&w));
+            let response: TenantResponse = client.get(&path).await?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&response)?),
+                false => print!("{}", sentinel::cli::tenants::tenant(&response)),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn events(client: &ControlClient, args: &EventsArgs, json: bool) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! completions are generated from the same source) and the renderers `sentinelctl` prints with.
 
 pub mod render;
+pub mod tenants;
 
 use std::path::PathBuf;
 
@@ -76,6 +77,32 @@ pub enum CtlCommand {
     /// Operate a probe's healing.
     #[command(subcommand)]
     Heal(HealCommandArgs),
+    /// Which tenant is hurting: rankings and one tenant's numbers.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// The tenants that hurt most, by share of errors (default), error rate, p95 or deviation.
+    Top {
+        /// errors, error_rate, latency or deviation.
+        #[arg(long, default_value = "errors")]
+        by: String,
+        /// How far back, e.g. 5m (default and maximum: the configured window).
+        #[arg(long)]
+        window: Option<String>,
+        /// How many tenants.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// One tenant's requests, errors, latency, baseline and top failing endpoint.
+    Show {
+        tenant: String,
+        /// How far back, e.g. 5m (default and maximum: the configured window).
+        #[arg(long)]
+        window: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

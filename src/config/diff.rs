@@ -12,6 +12,7 @@ pub struct ConfigDiff {
     pub probes_changed: Vec<String>,
     pub journal_changed: bool,
     pub http_changed: bool,
+    pub tenants_changed: bool,
     /// `[daemon]` settings that differ; they are read once at start and need a restart.
     pub restart_required: Vec<String>,
 }
@@ -23,6 +24,7 @@ impl ConfigDiff {
         let mut diff = ConfigDiff {
             journal_changed: old.journal != new.journal,
             http_changed: old.http != new.http,
+            tenants_changed: old.tenants != new.tenants,
             ..Default::default()
         };
         for (name, probe) in &new_probes {
@@ -82,6 +84,9 @@ impl ConfigDiff {
         if self.http_changed {
             out.push("http listener changed".into());
         }
+        if self.tenants_changed {
+            out.push("tenants changed".into());
+        }
         out
     }
 }
@@ -139,6 +144,12 @@ address = "127.0.0.1:2"
                 "http listener",
                 &format!("[http]\nlisten = \"127.0.0.1:1\"\n{BASE}"),
                 &["http listener changed"],
+                &[],
+            ),
+            (
+                "tenants",
+                &format!("[tenants]\nenabled = true\n{BASE}"),
+                &["tenants changed"],
                 &[],
             ),
         ];

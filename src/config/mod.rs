@@ -6,6 +6,8 @@ mod duration;
 mod error;
 pub mod paths;
 mod probe;
+mod size;
+mod tenants;
 mod watch;
 
 use std::collections::HashSet;
@@ -23,6 +25,8 @@ pub use probe::{
     CrashLoopConfig, FlapConfig, HealActionKind, HealConfig, JsonExpectation, PostgresRole,
     ProbeConfig, ProbeKind, QueryExpectationConfig, HTTP_METHODS,
 };
+pub use size::ByteSize;
+pub use tenants::{AlertSection, IngestSection, StatusPattern, TenantsSection};
 pub use watch::{ConfigWatcher, WatchError};
 
 /// The configuration shipped as `sentineld.toml.example`, compiled in so `sentineld
@@ -42,6 +46,8 @@ pub struct Config {
     pub docker: DockerSection,
     #[serde(default, rename = "probe")]
     pub probes: Vec<ProbeConfig>,
+    #[serde(default)]
+    pub tenants: TenantsSection,
 }
 
 /// Process-wide settings. They are read once at start: changing them needs a restart, and a
@@ -260,6 +266,7 @@ impl Config {
                 message: "journal.max_events must be at least 1".into(),
             });
         }
+        self.tenants.validate()?;
         let mut names = HashSet::new();
         for probe in &self.probes {
             probe.validate()?;
@@ -476,6 +483,40 @@ mod tests {
             (
                 "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/\"\nexpect_json = { pointer = \"/s\", equal = 1 }\n",
                 "t.toml:5:",
+            ),
+            (
+                "[tenants]\nenabled = true\nbucket = \"7s\"\n",
+                "t.toml:3:10: tenants: latency_bucket (1m) must be a whole multiple of bucket (7s)",
+            ),
+            (
+                "[tenants]\nwindow = \"10m\"\nbucket = \"1ms\"\n",
+                "t.toml:3:10: tenants: window / bucket is 600000 buckets",
+            ),
+            ("[tenants]\nmax_tenants = 0\n", "t.toml:2:15: tenants: max_tenants must be at least 1"),
+            ("[tenants]\nerror_status = [\"6xx\"]\n", "t.toml:2:17: status pattern \"6xx\" must lie within 100-599"),
+            ("[tenants]\nerror_status = []\n", "t.toml:2:16: tenants: error_status needs at least one status pattern"),
+            ("[tenants]\nmax_memory = \"lots\"\n", "t.toml:2:14: invalid size \"lots\""),
+            ("[tenants]\nwindow = \"10m\"\nwindo = \"5m\"\n", "t.toml:3:1: unknown field `windo`"),
+            ("[tenants.ingest]\nmax_concurrent_requests = 0\n", "t.toml:2:27: tenants.ingest: max_concurrent_requests must be at least 1"),
+            (
+                "[tenants.ingest]\ntoken_file = \"/nonexistent/tokens\"\n",
+                "t.toml:2:14: tenants.ingest: cannot read token_file /nonexistent/tokens",
+            ),
+            (
+                "[[tenants.alert]]\nname = \"a\"\nwhen = \"error_shares\"\nthreshold = 50\n",
+                "t.toml:3:8: tenant alert \"a\": unknown condition \"error_shares\" (expected one of error_share",
+            ),
+            (
+                "[[tenants.alert]]\nname = \"a\"\nwhen = \"error_share\"\nthreshold = 150\n",
+                "t.toml:4:13: tenant alert \"a\": threshold 150 out of range for error_share (a percentage above 0, at most 100)",
+            ),
+            (
+                "[[tenants.alert]]\nname = \"a\"\nwhen = \"p95\"\nthreshold = 100\nwindow = \"1h\"\n",
+                "t.toml:2:8: tenant alert \"a\": window must be above zero and at most the tenants window (10m)",
+            ),
+            (
+                "[[tenants.alert]]\nname = \"a\"\nwhen = \"p95\"\nthreshold = 100\n[[tenants.alert]]\nname = \"a\"\nwhen = \"errors\"\nthreshold = 5\n",
+                "t.toml:6:8: duplicate tenant alert name \"a\"",
             ),
         ];
         for (source, expected) in cases {

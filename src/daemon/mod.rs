@@ -5,6 +5,7 @@ mod notify;
 mod paths;
 mod socket;
 mod supervisor;
+mod tenants;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -54,6 +55,8 @@ pub enum DaemonError {
     Journal(#[from] JournalError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("[tenants]: {0}")]
+    Tenants(String),
 }
 
 /// How long shutdown waits for components to finish before giving up on them.
@@ -126,6 +129,7 @@ pub async fn run(
         commands: command_tx,
         socket_gid: bound.gid,
         accounts: Arc::new(SystemAccounts),
+        tenants: supervisor.tenants(),
     };
     let api_task = tokio::spawn(api::serve(
         bound.listener,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -17,10 +18,13 @@ use crate::config::{self, Config, ConfigDiff, LoadedConfig};
 use crate::docker::DockerEngine;
 use crate::event::{Bus, EventKind, Timestamp};
 use crate::heal::{HealBoard, HealCommand, HealerSpec};
+use crate::http::PublicRoutes;
+use crate::ingest::Ingest;
 use crate::journal::Retention;
 use crate::journal::{EventQuery, Journal};
 use crate::metrics::MetricsView;
 use crate::probe::{self, ProbeBoard, ProbeState};
+use crate::tenants::TenantService;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReloadTrigger {
@@ -74,6 +78,10 @@ pub struct Supervisor {
     journal: Journal,
     metrics: MetricsView,
     metrics_task: Task,
+    tenants: TenantService,
+    ingest: Ingest,
+    /// Ranks tenants once per bucket and publishes alert changes.
+    tenant_alerts: Task,
     heal_board: HealBoard,
     healers: BTreeMap<String, (Task, mpsc::Sender<HealCommand>)>,
     /// Restarts dependants when a probe they depend on recovers; rebuilt on every reload.
@@ -96,7 +104,24 @@ impl Supervisor {
     ) -> Result<Self, DaemonError> {
         let board = ProbeBoard::default();
         let heal_board = HealBoard::default();
-        let metrics = MetricsView::new(board.clone(), heal_board.clone());
+        let (tenants, ingest) = (TenantService::default(), Ingest::default());
+        let notes = super::tenants::apply(&loaded.config.tenants, &tenants, &ingest)
+            .map_err(DaemonError::Tenants)?;
+        for note in notes {
+            tracing::info!("{note}");
+        }
+        let metrics = MetricsView::new(board.clone(), heal_board.clone())
+            .with_source(Arc::new(tenants.clone()))
+            .with_source(Arc::new(ingest.clone()));
+        let alerts_cancel = stop.child_token();
+        let tenant_alerts = Task {
+            handle: tokio::spawn(
+                tenants
+                    .clone()
+                    .run_alerts(bus.clone(), alerts_cancel.clone()),
+            ),
+            cancel: alerts_cancel,
+        };
         let metrics_cancel = stop.child_token();
         let metrics_task = Task {
             handle: tokio::spawn(metrics.collect(&bus, metrics_cancel.clone())),
@@ -114,6 +139,9 @@ impl Supervisor {
             journal,
             metrics,
             metrics_task,
+            tenants,
+            ingest,
+            tenant_alerts,
             heal_board,
             healers: BTreeMap::new(),
             silences: BTreeMap::new(),
@@ -228,6 +256,10 @@ impl Supervisor {
             }
             _ => None,
         };
+        let mut tenant_notes = Vec::new();
+        if diff.tenants_changed {
+            tenant_notes = super::tenants::apply(&new_config.tenants, &self.tenants, &self.ingest)?;
+        }
 
         // Apply.
         if diff.journal_changed {
@@ -279,6 +311,7 @@ impl Supervisor {
         self.restart_cascade().await;
         report.outcome = ReloadOutcome::Applied;
         report.changes = diff.changes();
+        report.changes.extend(tenant_notes);
         report.restart_required = diff.restart_required.clone();
         tracing::info!(
             trigger = trigger.as_str(),
@@ -293,6 +326,10 @@ impl Supervisor {
             restart_required: report.restart_required.clone(),
         });
         Ok(report)
+    }
+
+    pub fn tenants(&self) -> TenantService {
+        self.tenants.clone()
     }
 
     pub fn heal_board(&self) -> HealBoard {
@@ -488,11 +525,12 @@ impl Supervisor {
             return;
         };
         let cancel = self.stop.child_token();
-        let handle = tokio::spawn(crate::http::serve(
-            listener,
-            self.metrics.clone(),
-            cancel.clone(),
-        ));
+        let routes = PublicRoutes {
+            metrics: self.metrics.clone(),
+            ingest: self.ingest.clone(),
+            tenants: self.tenants.clone(),
+        };
+        let handle = tokio::spawn(crate::http::serve(listener, routes, cancel.clone()));
         tracing::info!(%address, "public listener on http://{address}");
         self.http = Some((address, Task { cancel, handle }));
     }
@@ -515,6 +553,7 @@ impl Supervisor {
             task.stop(grace).await;
         }
         self.metrics_task.stop(grace).await;
+        self.tenant_alerts.stop(grace).await;
     }
 }
 

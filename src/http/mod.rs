@@ -1,5 +1,5 @@
-//! The public TCP listener: `/healthz` and `/metrics`; event ingest and the status page join it
-//! as their areas land. Bounded like the control socket: connections and header time.
+//! The public TCP listener: `/healthz`, `/metrics` and tenant event ingest (`POST /v1/events`).
+//! Bounded like the control socket: connections and header time; ingest bounds its own bodies.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -7,20 +7,31 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::ingest::Ingest;
 use crate::metrics::MetricsView;
+use crate::tenants::TenantService;
+
+/// What the public routes serve from; cheap to clone per connection.
+#[derive(Clone)]
+pub struct PublicRoutes {
+    pub metrics: MetricsView,
+    pub ingest: Ingest,
+    pub tenants: TenantService,
+}
 
 /// Most connections served at once; the rest wait in the accept queue.
 const MAX_CONNECTIONS: usize = 256;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serve the public routes on `listener` until `shutdown` fires.
-pub async fn serve(listener: TcpListener, metrics: MetricsView, shutdown: CancellationToken) {
+pub async fn serve(listener: TcpListener, routes: PublicRoutes, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
@@ -39,12 +50,20 @@ pub async fn serve(listener: TcpListener, metrics: MetricsView, shutdown: Cancel
             },
         };
         let shutdown = shutdown.clone();
-        let metrics = metrics.clone();
+        let routes = routes.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |request| {
-                let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(route(&request, &metrics)) }
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let routes = routes.clone();
+                async move {
+                    let reply = match (request.method(), request.uri().path()) {
+                        (&Method::POST, "/v1/events") => {
+                            routes.ingest.handle(request, &routes.tenants).await
+                        }
+                        _ => route(&request, &routes.metrics),
+                    };
+                    Ok::<_, Infallible>(reply)
+                }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -75,6 +94,11 @@ fn route<B>(request: &Request<B>, metrics: &MetricsView) -> Response<Full<Bytes>
         (&Method::GET | &Method::HEAD, "/healthz") => {
             respond(StatusCode::OK, "application/json", r#"{"status":"ok"}"#)
         }
+        (_, "/v1/events") => respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "application/json",
+            r#"{"error":"use POST /v1/events with JSON or NDJSON tenant events"}"#,
+        ),
         (_, "/healthz") => respond(
             StatusCode::METHOD_NOT_ALLOWED,
             "application/json",
@@ -108,6 +132,7 @@ mod tests {
             (Method::POST, "/healthz", 405),
             (Method::GET, "/nope", 404),
             (Method::GET, "/metrics", 200),
+            (Method::GET, "/v1/events", 405),
         ];
         for (method, path, status) in cases {
             let request = Request::builder()

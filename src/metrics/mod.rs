@@ -21,12 +21,18 @@ struct Counters {
     events_dropped: u64,
 }
 
+/// An area that renders its own series (ingest, tenants): `/metrics` appends what it writes.
+pub trait MetricsSource: Send + Sync {
+    fn render_metrics(&self, out: &mut String);
+}
+
 /// Everything `/metrics` renders from. Cloning shares the same counters and boards.
 #[derive(Clone, Default)]
 pub struct MetricsView {
     counters: Arc<Mutex<Counters>>,
     pub probes: ProbeBoard,
     pub heals: HealBoard,
+    sources: Vec<Arc<dyn MetricsSource>>,
 }
 
 impl MetricsView {
@@ -35,7 +41,13 @@ impl MetricsView {
             counters: Arc::default(),
             probes,
             heals,
+            sources: Vec::new(),
         }
+    }
+
+    pub fn with_source(mut self, source: Arc<dyn MetricsSource>) -> Self {
+        self.sources.push(source);
+        self
     }
 
     /// Fold bus events into the counters until `cancel`. It subscribes when called, not when
@@ -67,7 +79,11 @@ impl MetricsView {
 
     pub fn render(&self) -> String {
         let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        render(&counters, &self.probes.snapshot(), &self.heals.snapshot())
+        let mut out = render(&counters, &self.probes.snapshot(), &self.heals.snapshot());
+        for source in &self.sources {
+            source.render_metrics(&mut out);
+        }
+        out
     }
 }
 

@@ -12,10 +12,12 @@
 //! [`TenantDetector`] puts them together. Time is always passed in (epoch ms), never read here,
 //! so every behaviour is testable without sleeping; ingest, the API and alerts wire it up.
 
+pub mod alerts;
 mod endpoints;
 pub mod normalize;
 pub mod rank;
 mod ring;
+pub mod service;
 pub mod sketch;
 #[cfg(test)]
 mod test_rng;
@@ -28,10 +30,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use alerts::{AlertBook, AlertChange, AlertCondition, AlertNotice, AlertRule};
 pub use endpoints::OTHER_ENDPOINT;
 pub use normalize::normalize_endpoint;
 use rank::{Candidate, LatencyFigures};
 pub use rank::{RankBy, TenantEvidence, TopTenants};
+pub use service::TenantService;
 use sketch::{LatencyKey, LatencySketch};
 use tracker::{Sample, TenantTracker};
 pub use tracker::{TrackerStats, OTHER_TENANT};
@@ -53,8 +57,12 @@ pub const DEFAULT_MIN_REQUESTS: u64 = 20;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TenantsError {
-    #[error("tenant detector config: {0}")]
-    InvalidConfig(String),
+    /// `field` names the setting to point at (for config errors with a line and column).
+    #[error("tenant detector config: {message}")]
+    InvalidConfig {
+        field: &'static str,
+        message: String,
+    },
     #[error("unknown ranking `{0}`: expected errors, error_rate, latency or deviation")]
     UnknownRanking(String),
 }
@@ -134,7 +142,9 @@ const MAX_BUCKETS_PER_WINDOW: u128 = 3_600;
 impl TenantsConfig {
     /// Checks the config and derives the bucket geometry every window shares.
     pub fn shape(&self) -> Result<WindowShape, TenantsError> {
-        let invalid = |message: String| Err(TenantsError::InvalidConfig(message));
+        let invalid = |field: &'static str, message: String| {
+            Err(TenantsError::InvalidConfig { field, message })
+        };
         let ms = |d: Duration| d.as_millis();
         let named = [
             ("bucket", self.bucket),
@@ -145,41 +155,49 @@ impl TenantsConfig {
         ];
         for (name, duration) in named {
             if ms(duration) == 0 || duration.subsec_nanos() % 1_000_000 != 0 {
-                return invalid(format!(
-                    "{name} must be a positive whole number of milliseconds"
-                ));
+                return invalid(
+                    name,
+                    format!("{name} must be a positive whole number of milliseconds"),
+                );
             }
         }
         // (divisor, multiple) by index into `named`.
         for (small, large) in [(0, 1), (1, 2), (1, 3), (3, 4)] {
             let ((small, small_d), (large, large_d)) = (named[small], named[large]);
             if ms(large_d) % ms(small_d) != 0 {
-                return invalid(format!(
-                    "{large} ({}) must be a whole multiple of {small} ({})",
-                    humantime::format_duration(large_d),
-                    humantime::format_duration(small_d)
-                ));
+                return invalid(
+                    large,
+                    format!(
+                        "{large} ({}) must be a whole multiple of {small} ({})",
+                        humantime::format_duration(large_d),
+                        humantime::format_duration(small_d)
+                    ),
+                );
             }
         }
         let buckets = ms(self.window) / ms(self.bucket);
         if buckets > MAX_BUCKETS_PER_WINDOW {
-            return invalid(format!(
-                "window / bucket is {buckets} buckets; at most {MAX_BUCKETS_PER_WINDOW} (use wider buckets)"
-            ));
+            return invalid(
+                "bucket",
+                format!("window / bucket is {buckets} buckets; at most {MAX_BUCKETS_PER_WINDOW} (use wider buckets)"),
+            );
         }
         if self.max_tenants == 0 {
-            return invalid("max_tenants must be at least 1".into());
+            return invalid("max_tenants", "max_tenants must be at least 1".into());
         }
         if let Some(range) = self
             .error_statuses
             .iter()
             .find(|r| r.is_empty() || *r.start() < 100 || *r.end() > 599)
         {
-            return invalid(format!(
-                "error status range {}-{} must lie within 100-599",
-                range.start(),
-                range.end()
-            ));
+            return invalid(
+                "error_status",
+                format!(
+                    "error status range {}-{} must lie within 100-599",
+                    range.start(),
+                    range.end()
+                ),
+            );
         }
         Ok(WindowShape {
             bucket_ms: ms(self.bucket) as i64,
@@ -190,6 +208,34 @@ impl TenantsConfig {
             baseline_slots: (ms(self.baseline) / ms(self.baseline_bucket)) as usize + 1,
             max_endpoints: self.max_endpoints_per_tenant.min(usize::from(u16::MAX - 1)),
         })
+    }
+}
+
+/// "last 10 minutes", "last 30 seconds", "last hour": how a window reads in a sentence.
+pub fn window_phrase(window_ms: i64) -> String {
+    let (value, unit) = match window_ms {
+        ms if ms > 0 && ms % 3_600_000 == 0 => (ms / 3_600_000, "hour"),
+        ms if ms > 0 && ms % 60_000 == 0 => (ms / 60_000, "minute"),
+        ms => (ms / 1000, "second"),
+    };
+    match value {
+        1 => format!("last {unit}"),
+        n => format!("last {n} {unit}s"),
+    }
+}
+
+/// What errors are called in titles: "5xx" for the default, "4xx+5xx", or "errors" otherwise.
+pub fn error_label(error_statuses: &[RangeInclusive<u16>]) -> String {
+    let classes: Option<Vec<String>> = error_statuses
+        .iter()
+        .map(|range| {
+            let whole_class = range.start() % 100 == 0 && *range.end() == range.start() + 99;
+            whole_class.then(|| format!("{}xx", range.start() / 100))
+        })
+        .collect();
+    match classes {
+        Some(classes) if !classes.is_empty() => classes.join("+"),
+        _ => "errors".to_string(),
     }
 }
 
@@ -360,6 +406,11 @@ impl TenantDetector {
 
     pub fn stats(&self) -> TrackerStats {
         self.tracker.stats()
+    }
+
+    /// The window a query for `window` covers: whole buckets, at most the configured window.
+    pub fn window_ms(&self, window: Duration) -> i64 {
+        self.buckets_for(window) as i64 * self.tracker.shape().bucket_ms
     }
 
     fn buckets_for(&self, window: Duration) -> usize {

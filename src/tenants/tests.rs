@@ -84,7 +84,7 @@ fn config_validation_table() {
     for (config, want) in cases {
         match (config.shape(), want) {
             (Ok(_), None) => {}
-            (Err(TenantsError::InvalidConfig(message)), Some(fragment)) => {
+            (Err(TenantsError::InvalidConfig { message, .. }), Some(fragment)) => {
                 assert!(message.contains(fragment), "{message:?} lacks {fragment:?}")
             }
             (got, want) => panic!("{config:?}: got {got:?}, want {want:?}"),
@@ -280,5 +280,29 @@ fn every_ranking_fills_its_top_ten_over_many_tenants() {
     for by in RankBy::ALL {
         let top = detector.top(by, Duration::ZERO, 10, now);
         assert_eq!(top.tenants.len(), 10, "{by}");
+    }
+}
+
+#[test]
+fn window_phrases_and_error_labels_read_naturally() {
+    let phrases = [
+        (600_000, "last 10 minutes"),
+        (60_000, "last minute"),
+        (3_600_000, "last hour"),
+        (7_200_000, "last 2 hours"),
+        (30_000, "last 30 seconds"),
+        (90_000, "last 90 seconds"),
+    ];
+    for (ms, want) in phrases {
+        assert_eq!(super::window_phrase(ms), want);
+    }
+    let labels: [(&[std::ops::RangeInclusive<u16>], &str); 4] = [
+        (&[500..=599], "5xx"),
+        (&[400..=499, 500..=599], "4xx+5xx"),
+        (&[500..=599, 429..=429], "errors"),
+        (&[], "errors"),
+    ];
+    for (ranges, want) in labels {
+        assert_eq!(super::error_label(ranges), want);
     }
 }

@@ -13,4 +13,5 @@ mod postgres;
 mod probes;
 mod reload;
 mod systemd_notify;
+mod tenants;
 mod tls;

@@ -31,8 +31,9 @@ fn metrics_pass_promtool_and_carry_probe_series() {
         return;
     }
     let sandbox = Sandbox::new();
+    // The tenant detector is on so its series and ingest's are linted too.
     let probes = format!(
-        "{}\n[[probe]]\nname = \"broken\"\nkind = \"exec\"\ncommand = [\"/bin/false\"]\ninterval = \"100ms\"\ntimeout = \"100ms\"\nfail_after = 1\n",
+        "{}\n[[probe]]\nname = \"broken\"\nkind = \"exec\"\ncommand = [\"/bin/false\"]\ninterval = \"100ms\"\ntimeout = \"100ms\"\nfail_after = 1\n[tenants]\nenabled = true\n",
         sandbox.healthz_probe("self")
     );
     sandbox.write_config(&sandbox.config("", &probes));
@@ -51,6 +52,12 @@ fn metrics_pass_promtool_and_carry_probe_series() {
         body.contains("sentinel_probe_latency_seconds_bucket{probe=\"self\",le=\"+Inf\"}"),
         "{body}"
     );
+    for series in [
+        "sentinel_tenants_tracked 0",
+        "sentinel_ingest_requests_total{outcome=\"accepted\"} 0",
+    ] {
+        assert!(body.contains(series), "{series} missing in {body}");
+    }
 
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])

@@ -1,0 +1,185 @@
+//! `GET /v1/tenants/top?by=&window=&limit=` and `GET /v1/tenants/{id}?window=`: the detector's
+//! rankings and one tenant's evidence, read straight from the running detector.
+
+use std::time::Duration;
+
+use hyper::{Response, StatusCode};
+
+use super::query::percent_decode;
+use super::server::{error, json, Body};
+use super::types::{TenantResponse, TenantsTopResponse};
+use crate::event::Timestamp;
+use crate::tenants::{RankBy, TenantService, OTHER_TENANT};
+
+/// Most tenants one ranking returns.
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Debug, PartialEq)]
+struct TopParams {
+    by: RankBy,
+    window: Duration,
+    limit: usize,
+}
+
+pub(super) fn get(path: &str, query: Option<&str>, tenants: &TenantService) -> Response<Body> {
+    if !tenants.is_enabled() {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the tenant detector is disabled: set [tenants] enabled = true in sentineld.toml"
+                .into(),
+        );
+    }
+    let now = Timestamp::now().as_millis();
+    let tail = &path["/v1/tenants/".len()..];
+    if tail == "top" {
+        let params = match parse_top(query) {
+            Ok(params) => params,
+            Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        };
+        let (Some(top), Some(stats)) = (
+            tenants.top(params.by, params.window, params.limit, now),
+            tenants.stats(),
+        ) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "the tenant detector was just disabled".into(),
+            );
+        };
+        let response = TenantsTopResponse {
+            error_label: tenants.error_label(),
+            stats,
+            top,
+        };
+        return json(StatusCode::OK, &response);
+    }
+    let id = percent_decode(tail);
+    if id.is_empty() || id.contains('/') {
+        return error(StatusCode::NOT_FOUND, format!("no such route: {path}"));
+    }
+    let window = match parse_window_only(query) {
+        Ok(window) => window,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match tenants.tenant(&id, window, now) {
+        Some(Some(tenant)) => {
+            let response = TenantResponse {
+                error_label: tenants.error_label(),
+                window_ms: tenants.window_ms(window).unwrap_or_default(),
+                tenant,
+            };
+            json(StatusCode::OK, &response)
+        }
+        Some(None) => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "tenant \"{id}\" is not tracked: it sent nothing recently, or too little to keep a window of its own (its traffic then counts under {OTHER_TENANT})"
+            ),
+        ),
+        None => error(StatusCode::NOT_FOUND, "the tenant detector was just disabled".into()),
+    }
+}
+
+fn parse_top(query: Option<&str>) -> Result<TopParams, String> {
+    let mut params = TopParams {
+        by: RankBy::Errors,
+        window: Duration::ZERO,
+        limit: 10,
+    };
+    for (key, value) in pairs(query) {
+        match key {
+            "by" => {
+                params.by = value
+                    .parse()
+                    .map_err(|e: crate::tenants::TenantsError| e.to_string())?
+            }
+            "window" => params.window = parse_window(&value)?,
+            "limit" => {
+                params.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+                    .ok_or_else(|| format!("limit must be 1-{MAX_LIMIT}, got \"{value}\""))?
+            }
+            other => {
+                return Err(format!(
+                    "unknown parameter \"{other}\" (expected by, window, limit)"
+                ))
+            }
+        }
+    }
+    Ok(params)
+}
+
+fn parse_window_only(query: Option<&str>) -> Result<Duration, String> {
+    let mut window = Duration::ZERO;
+    for (key, value) in pairs(query) {
+        match key {
+            "window" => window = parse_window(&value)?,
+            other => return Err(format!("unknown parameter \"{other}\" (expected window)")),
+        }
+    }
+    Ok(window)
+}
+
+fn pairs(query: Option<&str>) -> impl Iterator<Item = (&str, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key, percent_decode(value))
+        })
+}
+
+fn parse_window(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value).map_err(|_| {
+        format!("invalid window \"{value}\": write e.g. 5m or 1h (at most the configured window)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_params_table() {
+        let cases: [(Option<&str>, Result<TopParams, &str>); 7] = [
+            (
+                None,
+                Ok(TopParams {
+                    by: RankBy::Errors,
+                    window: Duration::ZERO,
+                    limit: 10,
+                }),
+            ),
+            (
+                Some("by=error_rate&window=5m&limit=3"),
+                Ok(TopParams {
+                    by: RankBy::ErrorRate,
+                    window: Duration::from_secs(300),
+                    limit: 3,
+                }),
+            ),
+            (
+                Some("by=latency"),
+                Ok(TopParams {
+                    by: RankBy::Latency,
+                    window: Duration::ZERO,
+                    limit: 10,
+                }),
+            ),
+            (Some("by=vibes"), Err("unknown ranking `vibes`")),
+            (Some("limit=0"), Err("limit must be 1-1000")),
+            (Some("window=soon"), Err("invalid window \"soon\"")),
+            (Some("order=asc"), Err("unknown parameter \"order\"")),
+        ];
+        for (query, want) in cases {
+            match (parse_top(query), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{query:?}"),
+                (Err(got), Err(fragment)) => assert!(got.contains(fragment), "{query:?}: {got}"),
+                (got, want) => panic!("{query:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The `[tenants]` section: the detector's windows and caps, ingest limits and tokens, and the
+//! `[[tenants.alert]]` rules. Validation here; the detector itself lives in `crate::tenants`.
+
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use super::{ByteSize, HumanDuration, Issue};
+use crate::tenants::{AlertCondition, AlertRule, TenantsConfig, TenantsError};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantsSection {
+    /// Off by default: ingest answers 404 and nothing is tracked until a host opts in.
+    pub enabled: bool,
+    pub window: Spanned<HumanDuration>,
+    pub bucket: Spanned<HumanDuration>,
+    pub latency_bucket: Spanned<HumanDuration>,
+    pub baseline: Spanned<HumanDuration>,
+    pub baseline_bucket: Spanned<HumanDuration>,
+    pub max_tenants: Spanned<usize>,
+    /// Memory cap for all tenant windows together.
+    pub max_memory: ByteSize,
+    pub max_endpoints_per_tenant: usize,
+    /// Status codes that count as errors: "5xx", "500-599", 429, "429".
+    pub error_status: Spanned<Vec<StatusPattern>>,
+    pub min_requests: u64,
+    /// Events older than this (by their own timestamp) are rejected; default: the window.
+    pub max_event_age: Option<HumanDuration>,
+    /// Events this far ahead of the daemon's clock are rejected as a broken client clock.
+    pub max_clock_skew: HumanDuration,
+    pub ingest: IngestSection,
+    #[serde(rename = "alert")]
+    pub alerts: Vec<AlertSection>,
+}
+
+impl Default for TenantsSection {
+    fn default() -> Self {
+        let detector = TenantsConfig::default();
+        let spanned = |d: Duration| Spanned::new(0..0, HumanDuration(d));
+        Self {
+            enabled: false,
+            window: spanned(detector.window),
+            bucket: spanned(detector.bucket),
+            latency_bucket: spanned(detector.latency_bucket),
+            baseline: spanned(detector.baseline),
+            baseline_bucket: spanned(detector.baseline_bucket),
+            max_tenants: Spanned::new(0..0, detector.max_tenants),
+            max_memory: ByteSize(detector.max_bytes as u64),
+            max_endpoints_per_tenant: detector.max_endpoints_per_tenant,
+            error_status: Spanned::new(0..0, vec![StatusPattern(500..=599)]),
+            min_requests: detector.min_requests,
+            max_event_age: None,
+            max_clock_skew: HumanDuration::from_secs(300),
+            ingest: IngestSection::default(),
+            alerts: Vec::new(),
+        }
+    }
+}
+
+/// `POST /v1/events` limits and authentication.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSection {
+    /// Accepted bearer tokens; empty (and no token_file) means no authentication.
+    pub tokens: Vec<String>,
+    /// A file with one token per line, read at load and reload (keeps secrets out of the config).
+    pub token_file: Option<Spanned<PathBuf>>,
+    /// Largest body after gzip decoding; larger requests get 413.
+    pub max_body: ByteSize,
+    /// Bodies being read or recorded at once; more get 429 (this bounds ingest memory).
+    pub max_concurrent_requests: Spanned<usize>,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        Self {
+            tokens: Vec::new(),
+            token_file: None,
+            max_body: ByteSize(8 << 20),
+            max_concurrent_requests: Spanned::new(0..0, 16),
+        }
+    }
+}
+
+impl IngestSection {
+    /// The configured tokens plus those in `token_file`.
+    pub fn all_tokens(&self) -> Result<Vec<String>, String> {
+        let mut tokens = self.tokens.clone();
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path.get_ref()).map_err(|err| {
+                format!("cannot read token_file {}: {err}", path.get_ref().display())
+            })?;
+            tokens.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(String::from),
+            );
+        }
+        Ok(tokens)
+    }
+}
+
+/// One `[[tenants.alert]]` rule as written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSection {
+    pub name: Spanned<String>,
+    /// error_share | error_rate | errors | p95 | deviation
+    pub when: Spanned<String>,
+    /// % for error_share and error_rate, a count for errors, ms for p95, a factor for deviation.
+    pub threshold: Spanned<f64>,
+    /// Errors a tenant must have in the window before share or rate rules fire.
+    #[serde(default = "default_min_errors")]
+    pub min_errors: u64,
+    /// Defaults to the detector's window.
+    pub window: Option<HumanDuration>,
+    /// After a resolve, the same tenant does not fire this rule again for this long.
+    #[serde(default = "default_cooldown")]
+    pub cooldown: HumanDuration,
+}
+
+fn default_min_errors() -> u64 {
+    10
+}
+
+fn default_cooldown() -> HumanDuration {
+    HumanDuration::from_secs(15 * 60)
+}
+
+/// A status code or range: 503, "503", "5xx", "500-504".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusPattern(pub RangeInclusive<u16>);
+
+impl std::str::FromStr for StatusPattern {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let invalid =
+            || format!("invalid status pattern \"{text}\": write e.g. \"5xx\", \"500-504\" or 503");
+        let code = |s: &str| s.trim().parse::<u16>().map_err(|_| invalid());
+        let range = if let Some(class) = text.strip_suffix("xx") {
+            let digit = code(class)?;
+            digit * 100..=digit * 100 + 99
+        } else if let Some((low, high)) = text.split_once('-') {
+            code(low)?..=code(high)?
+        } else {
+            let single = code(text)?;
+            single..=single
+        };
+        match range.start() <= range.end() && *range.start() >= 100 && *range.end() <= 599 {
+            true => Ok(Self(range)),
+            false => Err(format!("status pattern \"{text}\" must lie within 100-599")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusPattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PatternVisitor;
+        impl serde::de::Visitor<'_> for PatternVisitor {
+            type Value = StatusPattern;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a status code or pattern such as 503, \"5xx\" or \"500-504\"")
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, code: i64) -> Result<StatusPattern, E> {
+                code.to_string().parse().map_err(E::custom)
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, code: u64) -> Result<StatusPattern, E> {
+                code.to_string().parse().map_err(E::custom)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<StatusPattern, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(PatternVisitor)
+    }
+}
+
+impl TenantsSection {
+    /// The detector's settings (already validated by [`TenantsSection::validate`]).
+    pub fn detector_config(&self) -> TenantsConfig {
+        TenantsConfig {
+            window: self.window.get_ref().get(),
+            bucket: self.bucket.get_ref().get(),
+            latency_bucket: self.latency_bucket.get_ref().get(),
+            baseline: self.baseline.get_ref().get(),
+            baseline_bucket: self.baseline_bucket.get_ref().get(),
+            max_tenants: *self.max_tenants.get_ref(),
+            max_bytes: self.max_memory.as_usize(),
+            max_endpoints_per_tenant: self.max_endpoints_per_tenant,
+            error_statuses: self
+                .error_status
+                .get_ref()
+                .iter()
+                .map(|p| p.0.clone())
+                .collect(),
+            min_requests: self.min_requests,
+        }
+    }
+
+    pub fn max_event_age(&self) -> Duration {
+        self.max_event_age
+            .map_or(self.window.get_ref().get(), HumanDuration::get)
+    }
+
+    /// The alert rules (validated at load, so none is dropped here).
+    pub fn alert_rules(&self) -> Vec<AlertRule> {
+        self.alerts
+            .iter()
+            .filter_map(|alert| alert.rule(self).ok())
+            .collect()
+    }
+
+    pub(super) fn validate(&self) -> Result<(), Issue> {
+        if let Err(TenantsError::InvalidConfig { field, message }) = self.detector_config().shape()
+        {
+            return Err(self.issue_at_field(field, format!("tenants: {message}")));
+        }
+        if self.error_status.get_ref().is_empty() {
+            return Err(Issue::at(
+                &self.error_status,
+                "tenants: error_status needs at least one status pattern",
+            ));
+        }
+        if *self.ingest.max_concurrent_requests.get_ref() == 0 {
+            return Err(Issue::at(
+                &self.ingest.max_concurrent_requests,
+                "tenants.ingest: max_concurrent_requests must be at least 1",
+            ));
+        }
+        if let Some(path) = &self.ingest.token_file {
+            self.ingest
+                .all_tokens()
+                .map_err(|message| Issue::at(path, format!("tenants.ingest: {message}")))?;
+        }
+        let mut names = std::collections::HashSet::new();
+        for alert in &self.alerts {
+            alert.rule(self)?;
+            if !names.insert(alert.name.get_ref()) {
+                return Err(Issue::at(
+                    &alert.name,
+                    format!("duplicate tenant alert name \"{}\"", alert.name.get_ref()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TenantsSection {
+    /// Points at `field`, or, when it was left at its default, at the first duration written:
+    /// "window must be a multiple of bucket" is about what the user did write.
+    fn issue_at_field(&self, field: &str, message: String) -> Issue {
+        let written = |span: std::ops::Range<usize>| (!span.is_empty()).then_some(span.start);
+        let durations = [
+            ("bucket", &self.bucket),
+            ("latency_bucket", &self.latency_bucket),
+            ("window", &self.window),
+            ("baseline_bucket", &self.baseline_bucket),
+            ("baseline", &self.baseline),
+        ];
+        let named = match field {
+            "max_tenants" => written(self.max_tenants.span()),
+            "error_status" => written(self.error_status.span()),
+            _ => durations
+                .iter()
+                .find(|(name, _)| *name == field)
+                .and_then(|(_, value)| written(value.span())),
+        };
+        let offset = named.or_else(|| {
+            durations
+                .iter()
+                .find_map(|(_, value)| written(value.span()))
+        });
+        Issue { offset, message }
+    }
+}
+
+impl AlertSection {
+    fn rule(&self, section: &TenantsSection) -> Result<AlertRule, Issue> {
+        let name = self.name.get_ref();
+        let threshold = *self.threshold.get_ref();
+        let condition = match self.when.get_ref().as_str() {
+            "error_share" => AlertCondition::ErrorShare,
+            "error_rate" => AlertCondition::ErrorRate,
+            "errors" => AlertCondition::Errors,
+            "p95" => AlertCondition::P95,
+            "deviation" => AlertCondition::Deviation,
+            other => {
+                return Err(Issue::at(
+                    &self.when,
+                    format!(
+                        "tenant alert \"{name}\": unknown condition \"{other}\" (expected one of error_share, error_rate, errors, p95, deviation)"
+                    ),
+                ))
+            }
+        };
+        let in_range = match condition {
+            AlertCondition::ErrorShare | AlertCondition::ErrorRate => {
+                threshold > 0.0 && threshold <= 100.0
+            }
+            AlertCondition::Deviation => threshold > 1.0 && threshold.is_finite(),
+            AlertCondition::Errors | AlertCondition::P95 => {
+                threshold > 0.0 && threshold.is_finite()
+            }
+        };
+        if !in_range {
+            return Err(Issue::at(
+                &self.threshold,
+                format!(
+                    "tenant alert \"{name}\": threshold {threshold} out of range for {} ({})",
+                    self.when.get_ref(),
+                    condition.threshold_unit()
+                ),
+            ));
+        }
+        let window = self
+            .window
+            .map_or(section.window.get_ref().get(), HumanDuration::get);
+        if window > section.window.get_ref().get() || window.is_zero() {
+            return Err(Issue::at(
+                &self.name,
+                format!(
+                    "tenant alert \"{name}\": window must be above zero and at most the tenants window ({})",
+                    section.window.get_ref()
+                ),
+            ));
+        }
+        Ok(AlertRule {
+            name: name.clone(),
+            condition,
+            threshold,
+            min_errors: self.min_errors,
+            window,
+            cooldown: self.cooldown.get(),
+        })
+    }
+}

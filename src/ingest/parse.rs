@@ -1,0 +1,373 @@
+//! Splits a body into events (JSON array, NDJSON, or concatenated objects) and validates each one
+//! alone, so one bad event costs only itself. Borrowing: ids and endpoints point into the body.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::timestamp::parse_rfc3339_ms;
+use crate::tenants::TenantEventRef;
+
+pub const MAX_TENANT_ID_BYTES: usize = 128;
+pub const MAX_ENDPOINT_BYTES: usize = 256;
+
+/// What the server accepts about an event's own clock.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeLimits {
+    pub now_ms: i64,
+    pub max_age: Duration,
+    pub max_skew: Duration,
+}
+
+/// Why one event was refused, with its position in the body.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Rejection {
+    pub index: usize,
+    pub error: String,
+}
+
+/// The body as a whole could not be split into events.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BodyError {
+    #[error("body is empty: send a JSON object, a JSON array of objects, or NDJSON")]
+    Empty,
+    #[error("the JSON array is not closed: expected `]` at the end of the body")]
+    UnterminatedArray,
+    #[error("the JSON array is malformed near byte {0}: brackets or quotes do not balance")]
+    MalformedArray(usize),
+}
+
+/// An event as written, before validation; strings borrow from the body unless escaped.
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(borrow, default)]
+    tenant_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    endpoint: Option<Text<'a>>,
+    #[serde(default)]
+    status_code: Option<i64>,
+    #[serde(default)]
+    latency_ms: Option<f64>,
+    #[serde(default, deserialize_with = "epoch_ms")]
+    timestamp: Option<i64>,
+}
+
+/// A string that borrows from the body unless it had escapes. (serde borrows a bare `Cow` field
+/// but not one inside an `Option`, and an allocation per string would halve ingest throughput.)
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                text: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(text.to_string())))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// A validated event that still borrows from the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidEvent<'a> {
+    pub tenant_id: Cow<'a, str>,
+    pub endpoint: Cow<'a, str>,
+    pub status_code: u16,
+    pub latency_ms: f64,
+    pub timestamp_ms: i64,
+}
+
+impl ValidEvent<'_> {
+    pub fn as_ref(&self) -> TenantEventRef<'_> {
+        TenantEventRef {
+            tenant_id: &self.tenant_id,
+            endpoint: &self.endpoint,
+            status_code: self.status_code,
+            latency_ms: self.latency_ms,
+            timestamp_ms: self.timestamp_ms,
+        }
+    }
+}
+
+/// Every event of `body` judged alone: the valid ones and the refusals, by index.
+pub fn parse_body<'a>(
+    body: &'a [u8],
+    hard_newlines: bool,
+    limits: TimeLimits,
+) -> Result<(Vec<ValidEvent<'a>>, Vec<Rejection>), BodyError> {
+    let pieces = split_body(body, hard_newlines)?;
+    let mut events = Vec::with_capacity(pieces.len());
+    let mut rejections = Vec::new();
+    for (index, piece) in pieces.into_iter().enumerate() {
+        match parse_event(piece, limits) {
+            Ok(event) => events.push(event),
+            Err(error) => rejections.push(Rejection { index, error }),
+        }
+    }
+    Ok((events, rejections))
+}
+
+/// One event from its JSON bytes.
+pub fn parse_event(bytes: &[u8], limits: TimeLimits) -> Result<ValidEvent<'_>, String> {
+    let raw: RawEvent<'_> =
+        serde_json::from_slice(bytes).map_err(|err| describe_json_error(&err))?;
+    let tenant_id = raw.tenant_id.ok_or("missing tenant_id")?.0;
+    if tenant_id.is_empty() || tenant_id.len() > MAX_TENANT_ID_BYTES {
+        return Err(format!(
+            "tenant_id must be 1-{MAX_TENANT_ID_BYTES} bytes (got {})",
+            tenant_id.len()
+        ));
+    }
+    if tenant_id.chars().any(char::is_control) {
+        return Err("tenant_id contains a control character".into());
+    }
+    let endpoint = raw.endpoint.ok_or("missing endpoint")?.0;
+    if endpoint.is_empty() || endpoint.len() > MAX_ENDPOINT_BYTES {
+        return Err(format!(
+            "endpoint must be 1-{MAX_ENDPOINT_BYTES} bytes (got {})",
+            endpoint.len()
+        ));
+    }
+    if endpoint.chars().any(char::is_control) {
+        return Err("endpoint contains a control character".into());
+    }
+    let status_code = match raw.status_code {
+        None => return Err("missing status_code".into()),
+        Some(code @ 100..=599) => code as u16,
+        Some(code) => return Err(format!("status_code {code} is outside 100-599")),
+    };
+    let latency_ms = match raw.latency_ms {
+        None => return Err("missing latency_ms".into()),
+        Some(ms) if ms.is_finite() && ms >= 0.0 => ms,
+        Some(ms) => return Err(format!("latency_ms {ms} must be a finite number >= 0")),
+    };
+    let timestamp_ms = match raw.timestamp {
+        None => limits.now_ms,
+        Some(ms) => check_clock(ms, limits)?,
+    };
+    Ok(ValidEvent {
+        tenant_id,
+        endpoint,
+        status_code,
+        latency_ms,
+        timestamp_ms,
+    })
+}
+
+fn check_clock(ms: i64, limits: TimeLimits) -> Result<i64, String> {
+    let age_ms = limits.now_ms.saturating_sub(ms);
+    if age_ms > limits.max_age.as_millis() as i64 {
+        if (0..100_000_000_000).contains(&ms) {
+            return Err(format!(
+                "timestamp {ms} looks like epoch seconds: send epoch milliseconds or RFC 3339"
+            ));
+        }
+        return Err(format!(
+            "timestamp is {} old; events older than {} are not accepted",
+            human(age_ms),
+            humantime::format_duration(limits.max_age)
+        ));
+    }
+    if -age_ms > limits.max_skew.as_millis() as i64 {
+        return Err(format!(
+            "timestamp is {} in the future (allowed clock skew {})",
+            human(-age_ms),
+            humantime::format_duration(limits.max_skew)
+        ));
+    }
+    Ok(ms)
+}
+
+fn human(ms: i64) -> String {
+    humantime::format_duration(Duration::from_secs((ms / 1000).max(0) as u64)).to_string()
+}
+
+/// serde's message without the position inside a one-event document (the index says where).
+fn describe_json_error(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    let message = match text.rfind(" at line ") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    match err.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            format!("invalid JSON: {message} (column {})", err.column())
+        }
+        _ => message.to_string(),
+    }
+}
+
+/// Accepts RFC 3339 text or epoch milliseconds (integer, or a float with no fraction to lose).
+fn epoch_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    struct TimestampVisitor;
+    impl serde::de::Visitor<'_> for TimestampVisitor {
+        type Value = Option<i64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an RFC 3339 timestamp or epoch milliseconds")
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Self::Value, E> {
+            Ok(Some(ms))
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Self::Value, E> {
+            i64::try_from(ms)
+                .map(Some)
+                .map_err(|_| E::custom(format!("timestamp {ms} is out of range")))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, ms: f64) -> Result<Self::Value, E> {
+            match ms.is_finite() && ms.abs() < 1e15 {
+                true => Ok(Some(ms.round() as i64)),
+                false => Err(E::custom(format!("timestamp {ms} is out of range"))),
+            }
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            parse_rfc3339_ms(text).map(Some).map_err(E::custom)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    deserializer.deserialize_any(TimestampVisitor)
+}
+
+/// The byte ranges of the body's events. An array is split at its top-level commas; anything
+/// else is a sequence of values, split at newlines when the client promised NDJSON and by
+/// bracket matching otherwise (so a pretty-printed single object works too).
+fn split_body(body: &[u8], hard_newlines: bool) -> Result<Vec<&[u8]>, BodyError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .ok_or(BodyError::Empty)?;
+    if body[start] == b'[' {
+        return split_array(body, start);
+    }
+    if hard_newlines {
+        return Ok(body
+            .split(|&b| b == b'\n')
+            .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+            .collect());
+    }
+    Ok(split_values(&body[start..]))
+}
+
+/// Top-level values by bracket depth; a value that never closes runs to the end of the body.
+fn split_values(body: &[u8]) -> Vec<&[u8]> {
+    let mut pieces = Vec::new();
+    let mut scanner = Scanner::default();
+    let mut start = None;
+    for (at, &byte) in body.iter().enumerate() {
+        if start.is_none() {
+            if byte.is_ascii_whitespace() {
+                continue;
+            }
+            start = Some(at);
+        }
+        scanner.step(byte);
+        let bare_value_ends =
+            scanner.depth == 0 && !scanner.in_string && byte.is_ascii_whitespace();
+        // A stray closing bracket ends its piece too (it will be refused as invalid JSON).
+        let stray_close = scanner.depth < 0;
+        if scanner.closed_top_level() || bare_value_ends || stray_close {
+            pieces.push(&body[start.take().expect("inside a value")..=at]);
+            scanner = Scanner::default();
+        }
+    }
+    if let Some(start) = start {
+        pieces.push(&body[start..]);
+    }
+    pieces
+}
+
+fn split_array(body: &[u8], open: usize) -> Result<Vec<&[u8]>, BodyError> {
+    let end = body
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .filter(|&end| end > open && body[end] == b']')
+        .ok_or(BodyError::UnterminatedArray)?;
+    let inner = &body[open + 1..end];
+    let mut pieces = Vec::new();
+    let mut scanner = Scanner::default();
+    let mut start = 0;
+    for (at, &byte) in inner.iter().enumerate() {
+        if byte == b',' && scanner.depth == 0 && !scanner.in_string {
+            pieces.push(&inner[start..at]);
+            start = at + 1;
+            continue;
+        }
+        scanner.step(byte);
+        if scanner.depth < 0 {
+            return Err(BodyError::MalformedArray(open + 1 + at));
+        }
+    }
+    if scanner.depth != 0 || scanner.in_string {
+        return Err(BodyError::MalformedArray(end));
+    }
+    let last = &inner[start..];
+    let last_is_blank = last.iter().all(u8::is_ascii_whitespace);
+    if !(last_is_blank && pieces.is_empty()) {
+        pieces.push(last);
+    }
+    Ok(pieces)
+}
+
+/// Tracks strings and bracket depth byte by byte; enough to find where a JSON value ends.
+#[derive(Default)]
+struct Scanner {
+    depth: i64,
+    in_string: bool,
+    escaped: bool,
+    just_closed: bool,
+}
+
+impl Scanner {
+    fn step(&mut self, byte: u8) {
+        self.just_closed = false;
+        if self.in_string {
+            match (self.escaped, byte) {
+                (true, _) => self.escaped = false,
+                (false, b'\\') => self.escaped = true,
+                (false, b'"') => self.in_string = false,
+                _ => {}
+            }
+            return;
+        }
+        match byte {
+            b'"' => self.in_string = true,
+            b'{' | b'[' => self.depth += 1,
+            b'}' | b']' => {
+                self.depth -= 1;
+                self.just_closed = self.depth == 0;
+            }
+            _ => {}
+        }
+    }
+
+    fn closed_top_level(&self) -> bool {
+        self.just_closed
+    }
+}
+
+#[cfg(test)]
+mod tests;
