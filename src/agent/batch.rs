@@ -12,7 +12,9 @@ use super::sources::tail::FilePos;
 /// One event on its way, as a JSON object without a newline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
-    pub event: String,
+    /// None for a file line that yields no event (no tenant, unparsable): it only moves the
+    /// position, so skipped lines at the end of a file are not read again after a restart.
+    pub event: Option<String>,
     /// For a file line: the file (its configured path) and where the next line starts. Once
     /// the batch holding this record is safe, reading resumes there after a restart.
     pub position: Option<(Arc<str>, FilePos)>,
@@ -54,9 +56,11 @@ impl BatchBuilder {
     /// Add one record; true when the batch is now full and should go.
     pub fn push(&mut self, record: Record, now: Instant) -> bool {
         self.started.get_or_insert(now);
-        self.body.extend_from_slice(record.event.as_bytes());
-        self.body.push(b'\n');
-        self.events += 1;
+        if let Some(event) = record.event {
+            self.body.extend_from_slice(event.as_bytes());
+            self.body.push(b'\n');
+            self.events += 1;
+        }
         if let Some((source, position)) = record.position {
             self.positions.insert(source.to_string(), position);
         }
@@ -70,7 +74,7 @@ impl BatchBuilder {
 
     pub fn take(&mut self) -> Option<Batch> {
         self.started = None;
-        if self.events == 0 {
+        if self.events == 0 && self.positions.is_empty() {
             return None;
         }
         Some(Batch {
@@ -88,7 +92,7 @@ mod tests {
 
     fn record(event: &str, offset: Option<u64>) -> Record {
         Record {
-            event: event.into(),
+            event: Some(event.into()),
             position: offset.map(|offset| {
                 let file = FileId { dev: 1, ino: 2 };
                 (Arc::from("/log"), FilePos { file, offset })
@@ -114,6 +118,15 @@ mod tests {
         assert_eq!(batch.positions["/log"].offset, 30);
         assert_eq!(builder.take(), None);
         assert_eq!(builder.deadline(), None);
+        // a skipped line moves the position without an event
+        let skipped = Record {
+            event: None,
+            ..record("", Some(40))
+        };
+        assert!(!builder.push(skipped, start));
+        let batch = builder.take().unwrap();
+        assert_eq!((batch.events, batch.body.len()), (0, 0));
+        assert_eq!(batch.positions["/log"].offset, 40);
     }
 
     #[test]

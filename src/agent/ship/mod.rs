@@ -142,6 +142,10 @@ impl<T: Transport> Pipeline<T> {
         let Some(batch) = self.builder.take() else {
             return;
         };
+        if batch.events == 0 {
+            // Only skipped lines: every earlier batch is already safe.
+            return self.commit(&batch);
+        }
         if !self.buffer.is_empty() {
             return self.spill(batch);
         }

@@ -69,7 +69,7 @@ impl Fixture {
             offset: n,
         };
         let record = Record {
-            event: format!("{{\"n\":{n}}}"),
+            event: Some(format!("{{\"n\":{n}}}")),
             position: Some((Arc::from("/log"), position)),
         };
         self.pipeline

@@ -78,7 +78,7 @@ impl DatagramSocket {
                 match event {
                     Ok(event) => {
                         let record = Record {
-                            event,
+                            event: Some(event),
                             position: None,
                         };
                         if records.send(record).await.is_err() {

@@ -154,19 +154,14 @@ impl Follower {
 }
 
 impl Forwarder {
-    /// Parse one line and send its event; false once the pipeline is gone.
+    /// Parse one line and send its event (or, for a skipped line, its position); false once
+    /// the pipeline is gone.
     fn forward(&mut self, line: Line) -> bool {
-        match self.parser.parse(&line.text, now_ms()) {
-            Parsed::Event(event) => {
-                let record = Record {
-                    event: serde_json::to_string(&event).expect("events serialize"),
-                    position: Some((Arc::clone(&self.source), line.end)),
-                };
-                self.records.blocking_send(record).is_ok()
-            }
+        let event = match self.parser.parse(&line.text, now_ms()) {
+            Parsed::Event(event) => Some(serde_json::to_string(&event).expect("events serialize")),
             Parsed::NoTenant => {
                 Stats::add(&self.stats.no_tenant, 1);
-                true
+                None
             }
             Parsed::Malformed(reason) => {
                 let total = Stats::add(&self.stats.unparsable, 1);
@@ -179,8 +174,13 @@ impl Forwarder {
                         excerpt(&line.text)
                     );
                 }
-                true
+                None
             }
-        }
+        };
+        let record = Record {
+            event,
+            position: Some((Arc::clone(&self.source), line.end)),
+        };
+        self.records.blocking_send(record).is_ok()
     }
 }
