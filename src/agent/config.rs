@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use toml::Spanned;
 
 use super::parse::{nginx::LogFormat, FieldMap, LatencyUnit, LineParser};
-use crate::config::{line_column, ConfigError, HumanDuration};
+use crate::config::{line_column, ByteSize, ConfigError, HumanDuration};
 
 /// Where the agent keeps offsets and its disk buffer when none is configured.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sentinel-agent";
@@ -296,57 +296,6 @@ impl DatagramConfig {
     }
 }
 
-/// A size in bytes, written as an integer or with a unit: "64KiB", "256MiB", "1GB".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
-
-impl std::str::FromStr for ByteSize {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        let trimmed = text.trim();
-        let split = trimmed
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(trimmed.len());
-        let (digits, unit) = trimmed.split_at(split);
-        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "k" | "kb" => 1_000,
-            "kib" => 1 << 10,
-            "m" | "mb" => 1_000_000,
-            "mib" => 1 << 20,
-            "g" | "gb" => 1_000_000_000,
-            "gib" => 1 << 30,
-            _ => {
-                return Err(format!(
-                    "invalid size \"{text}\" (write e.g. 65536, 64KiB, 256MiB)"
-                ))
-            }
-        };
-        digits
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| n.checked_mul(factor))
-            .map(ByteSize)
-            .ok_or_else(|| format!("invalid size \"{text}\" (write e.g. 65536, 64KiB, 256MiB)"))
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Number(n) => Ok(ByteSize(n)),
-            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
-        }
-    }
-}
-
 /// Read, parse and validate the agent config at `path`.
 pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
     let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -485,20 +434,5 @@ mod tests {
             err.contains("$http_x_tenant_id is not in the log format"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn byte_sizes() {
-        let cases = [
-            ("65536", 65536),
-            ("64KiB", 65536),
-            ("256 MiB", 256 << 20),
-            ("1GB", 1_000_000_000),
-        ];
-        for (text, bytes) in cases {
-            assert_eq!(text.parse::<ByteSize>().unwrap().0, bytes, "{text}");
-        }
-        assert!("x".parse::<ByteSize>().is_err());
-        assert!("1 parsec".parse::<ByteSize>().is_err());
     }
 }

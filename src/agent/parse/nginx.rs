@@ -232,48 +232,30 @@ fn timestamp(variable: &str, text: &str) -> Result<Value, String> {
     }
 }
 
-/// Epoch milliseconds of an nginx `$time_local` ("10/Oct/2000:13:55:36 -0700").
+/// Epoch milliseconds of an nginx `$time_local` ("10/Oct/2000:13:55:36 -0700"), by rewriting
+/// it as RFC 3339 for the parser sentineld itself uses.
 pub fn time_local_ms(text: &str) -> Option<i64> {
     let (stamp, zone) = text.split_once(' ')?;
     let mut pieces = stamp.splitn(3, '/');
-    let day: i64 = pieces.next()?.parse().ok()?;
+    let day = pieces.next().filter(|d| d.len() == 2)?;
     let month_name = pieces.next()?;
-    let month = MONTHS.iter().position(|m| *m == month_name)? as i64 + 1;
-    let mut clock = pieces.next()?.split(':');
-    let year: i64 = clock.next()?.parse().ok()?;
-    let [hour, minute, second]: [i64; 3] = [
-        clock.next()?.parse().ok()?,
-        clock.next()?.parse().ok()?,
-        clock.next()?.parse().ok()?,
-    ];
-    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 || zone.len() != 5 {
+    let month = MONTHS.iter().position(|m| *m == month_name)? + 1;
+    let (year, clock) = pieces.next()?.split_once(':')?;
+    let (sign, zone) = (zone.get(..1)?, zone.get(1..)?);
+    if zone.len() != 4 || !matches!(sign, "+" | "-") {
         return None;
     }
-    let sign = match zone.as_bytes()[0] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let zone_hours: i64 = zone.get(1..3)?.parse().ok()?;
-    let zone_minutes: i64 = zone.get(3..5)?.parse().ok()?;
-    let local = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    Some((local - sign * (zone_hours * 3600 + zone_minutes * 60)) * 1000)
+    let rfc3339 = format!(
+        "{year}-{month:02}-{day}T{clock}{sign}{}:{}",
+        &zone[..2],
+        &zone[2..]
+    );
+    crate::ingest::parse_rfc3339_ms(&rfc3339).ok()
 }
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
 
 #[cfg(test)]
 mod tests {
