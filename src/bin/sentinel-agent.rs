@@ -42,11 +42,16 @@ fn main() -> ExitCode {
 /// The config file (required unless `--log` stands in for it) with the flags applied on top.
 fn build_config(cli: &AgentCli) -> anyhow::Result<AgentConfig> {
     let default_path = std::path::Path::new(config::DEFAULT_CONFIG_PATH);
+    // ConfigError's message already ends with its cause: no second copy from the chain.
+    let load = |path: &std::path::Path| config::load(path).map_err(|e| anyhow::anyhow!("{e}"));
     let mut config = match &cli.config {
-        Some(path) => config::load(path)?,
-        None if default_path.exists() || cli.log.is_none() => config::load(default_path)
-            .context("no usable config; pass --config FILE, or --log FILE for a quick start")?,
-        None => AgentConfig::quick_start(None),
+        Some(path) => load(path)?,
+        None if default_path.exists() => load(default_path)?,
+        None if cli.log.is_some() => AgentConfig::quick_start(None),
+        None => anyhow::bail!(
+            "no config at {}: pass --config FILE, or --log FILE for a quick start",
+            default_path.display()
+        ),
     };
     if let Some(log) = &cli.log {
         if !config.files.iter().any(|f| &f.path == log) {
@@ -80,7 +85,10 @@ fn run(config: AgentConfig) -> anyhow::Result<()> {
                 _ = interrupt.recv() => tracing::info!("SIGINT received"),
             }
         };
-        sentinel::agent::run(config, shutdown).await?;
+        // AgentError messages already carry their cause: no second copy from the chain.
+        sentinel::agent::run(config, shutdown)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(())
     })
 }
