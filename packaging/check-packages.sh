@@ -37,7 +37,7 @@ rpm -qlp "$rpm" >"$tmp/rpm.list"
 
 common=(
     /usr/bin/sentineld /usr/bin/sentinelctl /usr/bin/sentinel-agent
-    /etc/sentinel/sentineld.toml
+    /etc/sentinel/sentineld.toml /etc/sentinel/agent.toml
     /usr/share/man/man8/sentineld.8.gz
     /usr/share/man/man1/sentinelctl.1.gz
     /usr/share/man/man1/sentinel-agent.1.gz
@@ -78,6 +78,10 @@ check "deb marks /etc/sentinel/sentineld.toml as a conffile" \
     grep -qxF /etc/sentinel/sentineld.toml <(dpkg-deb -I "$deb" conffiles)
 check "rpm marks /etc/sentinel/sentineld.toml as config" \
     grep -qxF /etc/sentinel/sentineld.toml <(rpm -qcp "$rpm")
+check "deb marks /etc/sentinel/agent.toml as a conffile" \
+    grep -qxF /etc/sentinel/agent.toml <(dpkg-deb -I "$deb" conffiles)
+check "rpm marks /etc/sentinel/agent.toml as config" \
+    grep -qxF /etc/sentinel/agent.toml <(rpm -qcp "$rpm")
 # FILEFLAGS "cn" = %config(noreplace): an edited config survives upgrades.
 check "rpm config is noreplace" \
     grep -qxF 'cn /etc/sentinel/sentineld.toml' <(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm")
@@ -111,6 +115,8 @@ for bin in sentineld sentinelctl sentinel-agent; do
 done
 check "packaged sentineld accepts the packaged config" \
     "$tmp/deb/usr/bin/sentineld" check-config "$tmp/deb/etc/sentinel/sentineld.toml"
+check "packaged sentinel-agent accepts the packaged agent config" \
+    "$tmp/deb/usr/bin/sentinel-agent" --check-config --config "$tmp/deb/etc/sentinel/agent.toml"
 check "deb unit is systemd/sentineld.service" \
     cmp "$tmp/deb/lib/systemd/system/sentineld.service" systemd/sentineld.service
 check "rpm unit is systemd/sentineld.service" \

@@ -16,12 +16,14 @@
 //! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
 //! - [`heal`]: heal actions on Down, restart budget and backoff, verified recovery, incident times.
 //! - [`docker`]: the Docker engine edge — one negotiated client, the event stream on the bus.
+//! - [`agent`]: `sentinel-agent`, the sidecar: tails logs, ships events, disk buffer, offsets.
 //! - [`cli`]: command-line definitions of the binaries and the renderers of `sentinelctl`.
 //! - [`logging`]: journald / text / JSON log output.
 //!
 //! Data flows one way: sources publish on the bus, consumers subscribe; areas share types from
 //! `event` and `config`, never each other's internals.
 
+pub mod agent;
 pub mod api;
 pub mod board;
 pub mod cli;

@@ -133,10 +133,26 @@ pub struct EventsArgs {
 #[derive(Debug, Parser)]
 #[command(name = "sentinel-agent", version, about, long_about = None)]
 pub struct AgentCli {
-    /// Access log to tail (JSON lines or nginx combined with a tenant field).
+    /// Configuration file (TOML) [default: /etc/sentinel/agent.toml; optional with --log]
+    #[arg(long, short = 'c', env = "SENTINEL_AGENT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Access log to tail as JSON lines with the ingest field names (quick start without a
+    /// config file; with one, an extra [[file]]).
     #[arg(long)]
     pub log: Option<PathBuf>,
-    /// sentineld's public ingest URL.
-    #[arg(long, default_value = "http://127.0.0.1:9137/v1/events")]
-    pub endpoint: String,
+    /// sentineld's ingest URL, overriding output.endpoint [default: http://127.0.0.1:9137/v1/events]
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Where saved offsets and the disk buffer live, overriding state_dir.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Validate the configuration and exit 0 (valid) or 1 (invalid, with file:line:col).
+    #[arg(long)]
+    pub check_config: bool,
+    /// The agent's own log output: journald under systemd, text on a terminal, or json.
+    #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_output: LogFormat,
+    /// Default log filter (RUST_LOG overrides it), e.g. info or sentinel=debug.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 pub const SENTINELD: &str = env!("CARGO_BIN_EXE_sentineld");
 pub const SENTINELCTL: &str = env!("CARGO_BIN_EXE_sentinelctl");
+pub const SENTINEL_AGENT: &str = env!("CARGO_BIN_EXE_sentinel-agent");
 
 /// True when running as root. Without root, a test that needs it fails under CI and skips loudly
 /// on a developer machine.

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod agent;
 mod bounds;
 mod check_config;
 mod control;

@@ -1,0 +1,152 @@
+//! JSON-lines access logs: one object per line, top-level field names from the config.
+
+use serde_json::{Map, Value};
+
+use super::{
+    excerpt, latency_from_text, status_from_text, FieldMap, LatencyUnit, OutEvent, Parsed,
+};
+
+pub(super) fn parse(line: &str, fields: &FieldMap, unit: LatencyUnit, now_ms: u64) -> Parsed {
+    let object: Map<String, Value> = match serde_json::from_str(line) {
+        Ok(Value::Object(object)) => object,
+        Ok(_) => return Parsed::Malformed("not a JSON object".into()),
+        Err(err) => return Parsed::Malformed(format!("not JSON: {err}")),
+    };
+    match event(&object, fields, unit, now_ms) {
+        Ok(Some(event)) => Parsed::Event(event),
+        Ok(None) => Parsed::NoTenant,
+        Err(message) => Parsed::Malformed(message),
+    }
+}
+
+fn event(
+    object: &Map<String, Value>,
+    fields: &FieldMap,
+    unit: LatencyUnit,
+    now_ms: u64,
+) -> Result<Option<OutEvent>, String> {
+    let tenant_id = match object.get(&fields.tenant_id) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(text)) if text.is_empty() => return Ok(None),
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Number(number)) => number.to_string(),
+        Some(other) => return Err(format!("`{}` is not a string: {other}", fields.tenant_id)),
+    };
+    let endpoint = match required(object, &fields.endpoint)? {
+        Value::String(text) => text.clone(),
+        other => return Err(format!("`{}` is not a string: {other}", fields.endpoint)),
+    };
+    let status_code = match required(object, &fields.status_code)? {
+        Value::Number(number) => number
+            .as_i64()
+            .ok_or_else(|| format!("status `{number}` is not an integer"))?,
+        Value::String(text) => status_from_text(text)?,
+        other => {
+            return Err(format!(
+                "status `{}` is not a number",
+                excerpt(&other.to_string())
+            ))
+        }
+    };
+    let latency_ms = match required(object, &fields.latency_ms)? {
+        Value::Number(number) => unit.to_ms(number.as_f64().unwrap_or(f64::NAN)),
+        Value::String(text) => latency_from_text(text, unit)?,
+        other => {
+            return Err(format!(
+                "latency `{}` is not a number",
+                excerpt(&other.to_string())
+            ))
+        }
+    };
+    let timestamp = match object.get(&fields.timestamp) {
+        Some(value @ (Value::String(_) | Value::Number(_))) => value.clone(),
+        _ => Value::from(now_ms),
+    };
+    Ok(Some(OutEvent {
+        tenant_id,
+        endpoint,
+        status_code,
+        latency_ms,
+        timestamp,
+    }))
+}
+
+fn required<'a>(object: &'a Map<String, Value>, key: &str) -> Result<&'a Value, String> {
+    object
+        .get(key)
+        .filter(|v| !v.is_null())
+        .ok_or_else(|| format!("no `{key}` field"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::parse::LineParser;
+
+    fn fields(names: [&str; 5]) -> FieldMap {
+        FieldMap {
+            tenant_id: names[0].into(),
+            endpoint: names[1].into(),
+            status_code: names[2].into(),
+            latency_ms: names[3].into(),
+            timestamp: names[4].into(),
+        }
+    }
+
+    fn event(tenant: &str, endpoint: &str, status: i64, latency: f64, ts: Value) -> Parsed {
+        Parsed::Event(OutEvent {
+            tenant_id: tenant.into(),
+            endpoint: endpoint.into(),
+            status_code: status,
+            latency_ms: latency,
+            timestamp: ts,
+        })
+    }
+
+    #[test]
+    fn json_lines_table() {
+        let canonical = LineParser::json(
+            fields([
+                "tenant_id",
+                "endpoint",
+                "status_code",
+                "latency_ms",
+                "timestamp",
+            ]),
+            LatencyUnit::Ms,
+        );
+        let custom = LineParser::json(
+            fields(["org", "path", "status", "duration", "ts"]),
+            LatencyUnit::S,
+        );
+        let now = 1_700_000_000_000u64;
+        let malformed = |m: &str| Parsed::Malformed(m.to_string());
+        let cases: Vec<(&LineParser, &str, Parsed)> = vec![
+            (&canonical, r#"{"tenant_id":"acme","endpoint":"/v1/x","status_code":503,"latency_ms":12.5,"timestamp":"2024-01-01T00:00:00Z"}"#,
+                event("acme", "/v1/x", 503, 12.5, "2024-01-01T00:00:00Z".into())),
+            (&canonical, r#"{"tenant_id":"acme","endpoint":"/","status_code":200,"latency_ms":3}"#,
+                event("acme", "/", 200, 3.0, now.into())),
+            (&canonical, "{\"tenant_id\":\"acme\",\"endpoint\":\"/\",\"status_code\":200,\"latency_ms\":3,\"timestamp\":1700000000123}\r",
+                event("acme", "/", 200, 3.0, 1_700_000_000_123u64.into())),
+            (&custom, r#"{"org":42,"path":"/p","status":"404","duration":"0.250","ts":"2024-05-05T10:00:00+02:00","extra":[1]}"#,
+                event("42", "/p", 404, 250.0, "2024-05-05T10:00:00+02:00".into())),
+            (&custom, r#"{"path":"/healthz","status":200,"duration":0.001}"#, Parsed::NoTenant),
+            (&custom, r#"{"org":"","path":"/healthz","status":200,"duration":0.001}"#, Parsed::NoTenant),
+            (&canonical, r#"{"tenant_id":"a","endpoint":"/","latency_ms":1}"#, malformed("no `status_code` field")),
+            (&canonical, r#"{"tenant_id":"a","endpoint":"/","status_code":"OK","latency_ms":1}"#, malformed("status `OK` is not a number")),
+            (&canonical, r#"{"tenant_id":"a","endpoint":"/","status_code":200.5,"latency_ms":1}"#, malformed("status `200.5` is not an integer")),
+            (&canonical, r#"{"tenant_id":"a","endpoint":"/","status_code":200,"latency_ms":"-"}"#, malformed("latency `-` is not a number")),
+            (&canonical, r#"{"tenant_id":["a"],"endpoint":"/","status_code":200,"latency_ms":1}"#, malformed("`tenant_id` is not a string: [\"a\"]")),
+            (&canonical, r#"["not", "an", "object"]"#, malformed("not a JSON object")),
+        ];
+        for (parser, line, expected) in cases {
+            assert_eq!(parser.parse(line, now), expected, "{line}");
+        }
+        for line in ["", "{\"tenant_id\":", "nginx line", "{\"a\":1}}"] {
+            assert!(
+                matches!(canonical.parse(line, now), Parsed::Malformed(ref m) if m.starts_with("not JSON")),
+                "{line:?}"
+            );
+        }
+    }
+}

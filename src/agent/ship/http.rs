@@ -1,0 +1,300 @@
+//! The HTTP edge: POSTs NDJSON batches to sentineld over one kept-alive HTTP/1.1 connection
+//! and sorts the answer into accepted / refused for good / retry later.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{header, Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+
+use super::{Delivery, Transport};
+
+/// Where batches go: `http://HOST:PORT/PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `host:port`, for the connection and the Host header.
+    pub authority: String,
+    pub path: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("https://") {
+            return Err(format!(
+                "https endpoints are not supported (`{url}`): run the agent next to sentineld, or put a TLS proxy in front of it"
+            ));
+        }
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("endpoint `{url}` must start with http://"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(slash) => (&rest[..slash], &rest[slash..]),
+            None => (rest, "/v1/events"),
+        };
+        if authority.is_empty() {
+            return Err(format!("endpoint `{url}` has no host"));
+        }
+        let authority = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        Ok(Self {
+            authority,
+            path: path.to_string(),
+        })
+    }
+}
+
+/// sentineld's answers are small; a proxy's error page is cut here.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+pub struct HttpTransport {
+    target: Target,
+    authorization: Option<String>,
+    timeout: Duration,
+    connection: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl HttpTransport {
+    pub fn new(target: Target, token: Option<&str>, timeout: Duration) -> Self {
+        Self {
+            target,
+            authorization: token
+                .filter(|t| !t.is_empty())
+                .map(|t| format!("Bearer {t}")),
+            timeout,
+            connection: None,
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        let stream = tokio::net::TcpStream::connect(&self.target.authority)
+            .await
+            .map_err(|err| format!("cannot connect to {}: {err}", self.target.authority))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|err| format!("HTTP handshake with {}: {err}", self.target.authority))?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!("connection to sentineld ended: {err}");
+            }
+        });
+        Ok(sender)
+    }
+
+    async fn exchange(
+        &mut self,
+        body: Bytes,
+    ) -> Result<(StatusCode, Option<Duration>, Bytes), String> {
+        let mut sender = match self.connection.take() {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => self.connect().await?,
+        };
+        sender
+            .ready()
+            .await
+            .map_err(|err| format!("connection to sentineld: {err}"))?;
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(&self.target.path)
+            .header(header::HOST, &self.target.authority)
+            .header(header::CONTENT_TYPE, "application/x-ndjson")
+            .header(
+                header::USER_AGENT,
+                concat!("sentinel-agent/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(authorization) = &self.authorization {
+            request = request.header(header::AUTHORIZATION, authorization);
+        }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|err| err.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|err| format!("sending to sentineld: {err}"))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|err| format!("reading sentineld's answer: {err}"))?
+            .to_bytes();
+        self.connection = Some(sender);
+        Ok((status, retry_after, body))
+    }
+}
+
+impl Transport for HttpTransport {
+    async fn post(&mut self, body: Bytes) -> Delivery {
+        let outcome = tokio::time::timeout(self.timeout, self.exchange(body)).await;
+        let (status, retry_after, answer) = match outcome {
+            Ok(Ok(exchange)) => exchange,
+            Ok(Err(reason)) => {
+                return Delivery::Retry {
+                    reason,
+                    after: None,
+                }
+            }
+            Err(_) => {
+                self.connection = None;
+                return Delivery::Retry {
+                    reason: format!("no answer from sentineld within {:?}", self.timeout),
+                    after: None,
+                };
+            }
+        };
+        classify(status, retry_after, &answer)
+    }
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    accepted: u64,
+    #[serde(default)]
+    rejected: Vec<RejectedEvent>,
+}
+
+#[derive(Deserialize)]
+struct RejectedEvent {
+    index: u64,
+    error: String,
+}
+
+/// Sort an HTTP answer per the ingest contract.
+pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> Delivery {
+    let text = String::from_utf8_lossy(body);
+    let message = crate::agent::parse::excerpt(text.trim());
+    if status.is_success() {
+        return match serde_json::from_slice::<Answer>(body) {
+            Ok(answer) => Delivery::Accepted {
+                accepted: answer.accepted,
+                rejected: answer
+                    .rejected
+                    .into_iter()
+                    .map(|r| (r.index, r.error))
+                    .collect(),
+            },
+            // Not sentineld's answer shape: assume all taken rather than resend forever.
+            Err(_) => Delivery::Accepted {
+                accepted: 0,
+                rejected: Vec::new(),
+            },
+        };
+    }
+    let retryable = status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        // The tenant detector is off: an operator fixes the daemon, the buffer keeps the events.
+        || status == StatusCode::NOT_FOUND;
+    if retryable {
+        Delivery::Retry {
+            reason: format!("sentineld answered {status}: {message}"),
+            after: retry_after,
+        }
+    } else {
+        Delivery::Refused {
+            status: status.as_u16(),
+            message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let ok = [
+            (
+                "http://127.0.0.1:9137/v1/events",
+                "127.0.0.1:9137",
+                "/v1/events",
+            ),
+            (
+                "http://sentinel.local/ingest?x=1",
+                "sentinel.local:80",
+                "/ingest?x=1",
+            ),
+            ("http://[::1]:9137", "[::1]:9137", "/v1/events"),
+        ];
+        for (url, authority, path) in ok {
+            let target = Target::parse(url).unwrap();
+            assert_eq!(
+                (target.authority.as_str(), target.path.as_str()),
+                (authority, path)
+            );
+        }
+        for bad in [
+            "https://x/v1/events",
+            "ftp://x",
+            "http:///v1/events",
+            "127.0.0.1:9137",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn answers_per_the_ingest_contract() {
+        let ok = classify(
+            StatusCode::OK,
+            None,
+            br#"{"accepted":2,"rejected":[{"index":1,"error":"status_code 999 out of range"}]}"#,
+        );
+        assert_eq!(
+            ok,
+            Delivery::Accepted {
+                accepted: 2,
+                rejected: vec![(1, "status_code 999 out of range".into())]
+            }
+        );
+        for (status, retry) in [
+            (429, true),
+            (503, true),
+            (500, true),
+            (404, true),
+            (400, false),
+            (401, false),
+            (413, false),
+        ] {
+            let delivery = classify(
+                StatusCode::from_u16(status).unwrap(),
+                None,
+                b"{\"error\":\"x\"}",
+            );
+            assert_eq!(
+                matches!(delivery, Delivery::Retry { .. }),
+                retry,
+                "{status}"
+            );
+            assert_eq!(
+                matches!(delivery, Delivery::Refused { .. }),
+                !retry,
+                "{status}"
+            );
+        }
+        let later = classify(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(Duration::from_secs(3)),
+            b"",
+        );
+        assert!(
+            matches!(later, Delivery::Retry { after: Some(d), .. } if d == Duration::from_secs(3))
+        );
+    }
+}
