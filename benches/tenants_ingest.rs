@@ -11,6 +11,8 @@
 //! Environment: SENTINELD (binary), BENCH_SECS (ingest duration, default 60), CONNECTIONS
 //! (default 2), PGHOST/PGPORT/PGUSER (phase 5 is skipped loudly without PGHOST).
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
@@ -21,22 +23,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sentinel::ingest::{parse_body, TimeLimits};
+use support::{percentile, Rng};
 
 const BATCH: usize = 1_000;
 const ACTIVE_TENANTS: usize = 100_000;
-
-/// splitmix64: the same workload every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 const ROUTES: [&str; 8] = [
     "/v1/process",
@@ -95,10 +85,6 @@ fn read_response(reader: &mut BufReader<TcpStream>) -> (u16, Vec<u8>) {
     let mut body = vec![0; length];
     reader.read_exact(&mut body).expect("response body");
     (status, body)
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

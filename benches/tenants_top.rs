@@ -4,34 +4,16 @@
 //! Run: `cargo bench --bench tenants_top` (release build; prints a table; record results in
 //! docs/performance.md with the machine and the date). In-process: no HTTP, no JSON parsing.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use sentinel::tenants::{RankBy, TenantDetector, TenantEventRef, TenantsConfig};
+use support::{percentile, Rng};
 
 const TENANTS: usize = 100_000;
 const ROUNDS: i64 = 50;
 const QUERIES: usize = 50;
-
-/// splitmix64: deterministic, so every run measures the same workload.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
-}
 
 fn main() {
     let config = TenantsConfig {

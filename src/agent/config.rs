@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::parse::{nginx::LogFormat, FieldMap, LatencyUnit, LineParser};
-use crate::config::{line_column, ByteSize, ConfigError, HumanDuration};
+use crate::config::{ByteSize, ConfigError, HumanDuration};
 
 /// Where the agent keeps offsets and its disk buffer when none is configured.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sentinel-agent";
@@ -307,29 +307,7 @@ pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
 
 /// Parse and validate config text; `path` is only used in error messages.
 pub fn parse(source: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
-    let invalid = |offset: usize, message: String| {
-        let (line, column) = line_column(source, offset);
-        ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line,
-            column,
-            message,
-        }
-    };
-    let config: AgentConfig = toml::from_str(source).map_err(|err| {
-        let offset = err.span().map_or(0, |span| span.start);
-        invalid(offset, err.message().trim().to_string())
-    })?;
-    config
-        .validate()
-        .map_err(|(offset, message)| match offset {
-            Some(offset) => invalid(offset, message),
-            None => ConfigError::Whole {
-                path: path.to_path_buf(),
-                message,
-            },
-        })?;
-    Ok(config)
+    crate::config::parse_with(source, path, AgentConfig::validate)
 }
 
 impl AgentConfig {

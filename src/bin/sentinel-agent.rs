@@ -8,7 +8,6 @@ use clap::Parser;
 use sentinel::agent::config::{self, AgentConfig, FileConfig};
 use sentinel::cli::AgentCli;
 use sentinel::logging;
-use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> ExitCode {
     let cli = AgentCli::parse();
@@ -77,14 +76,8 @@ fn run(config: AgentConfig) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-        let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = terminate.recv() => tracing::info!("SIGTERM received"),
-                _ = interrupt.recv() => tracing::info!("SIGINT received"),
-            }
-        };
+        let shutdown =
+            sentinel::daemon::termination_signal().context("cannot install signal handlers")?;
         // AgentError messages already carry their cause: no second copy from the chain.
         sentinel::agent::run(config, shutdown)
             .await

@@ -6,7 +6,6 @@ use anyhow::Context;
 use clap::Parser;
 use sentinel::cli::{DaemonCli, DaemonCommand};
 use sentinel::{config, daemon, logging};
-use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> ExitCode {
     let cli = DaemonCli::parse();
@@ -60,14 +59,7 @@ fn run(cli: DaemonCli) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-        let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = terminate.recv() => tracing::info!("SIGTERM received"),
-                _ = interrupt.recv() => tracing::info!("SIGINT received"),
-            }
-        };
+        let shutdown = daemon::termination_signal().context("cannot install signal handlers")?;
         daemon::run(cli.config, shutdown)
             .await
             .map_err(anyhow::Error::from)

@@ -216,18 +216,32 @@ pub fn content_hash(bytes: &[u8]) -> String {
 
 /// Parse and validate config text; `path` is only used in error messages.
 pub fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
-    let config: Config = toml::from_str(source).map_err(|err| {
+    parse_with(source, path, |config: &Config| {
+        config
+            .validate()
+            .map_err(|issue| (issue.offset, issue.message))
+    })
+}
+
+/// Deserializes any TOML file of ours and runs `validate` on it, placing every finding at
+/// file:line:col (a finding without a byte offset is about the whole file).
+pub fn parse_with<T: serde::de::DeserializeOwned>(
+    source: &str,
+    path: &Path,
+    validate: impl FnOnce(&T) -> Result<(), (Option<usize>, String)>,
+) -> Result<T, ConfigError> {
+    let value: T = toml::from_str(source).map_err(|err| {
         let offset = err.span().map_or(0, |span| span.start);
         invalid_at(source, path, offset, err.message().trim().to_string())
     })?;
-    config.validate().map_err(|issue| match issue.offset {
-        Some(offset) => invalid_at(source, path, offset, issue.message),
+    validate(&value).map_err(|(offset, message)| match offset {
+        Some(offset) => invalid_at(source, path, offset, message),
         None => ConfigError::Whole {
             path: path.to_path_buf(),
-            message: issue.message,
+            message,
         },
     })?;
-    Ok(config)
+    Ok(value)
 }
 
 fn invalid_at(source: &str, path: &Path, offset: usize, message: String) -> ConfigError {

@@ -65,6 +65,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Quiet time after a file-change notification before reloading: editors write in several steps.
 const FILE_CHANGE_SETTLE: Duration = Duration::from_millis(250);
 
+/// Resolves on the first SIGTERM or SIGINT: the shutdown both sentineld and the agent wait for.
+/// Call it inside the runtime; the handlers are installed before it returns.
+pub fn termination_signal() -> std::io::Result<impl Future<Output = ()>> {
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}
+
 /// Run the daemon with the config at `config_path` until `shutdown` completes.
 pub async fn run(
     config_path: PathBuf,
