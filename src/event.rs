@@ -163,6 +163,29 @@ pub enum EventKind {
         subscriber: String,
         missed: u64,
     },
+    /// A chaos experiment's faults are in place (read back from the kernel) until `until`.
+    ChaosStarted {
+        id: String,
+        profile: Option<String>,
+        target: String,
+        faults: Vec<String>,
+        until: Timestamp,
+    },
+    /// A chaos experiment did not start, or was halted: `reason` says why.
+    ChaosAborted {
+        id: String,
+        profile: Option<String>,
+        reason: String,
+    },
+    /// A chaos experiment's changes were undone; `trigger` is deadline, stop, shutdown, halt,
+    /// recovery (after a crash) or sweep (an orphan carrying our handle).
+    ChaosRolledBack {
+        id: String,
+        profile: Option<String>,
+        trigger: String,
+        ok: bool,
+        detail: String,
+    },
 }
 
 impl EventKind {
@@ -184,6 +207,9 @@ impl EventKind {
             Self::IncidentClosed { .. } => "incident_closed",
             Self::DockerEngine { .. } => "docker_engine",
             Self::EventsDropped { .. } => "events_dropped",
+            Self::ChaosStarted { .. } => "chaos_started",
+            Self::ChaosAborted { .. } => "chaos_aborted",
+            Self::ChaosRolledBack { .. } => "chaos_rolled_back",
         }
     }
 
@@ -305,6 +331,32 @@ impl EventKind {
             }
             Self::EventsDropped { subscriber, missed } => {
                 format!("{subscriber} fell behind and missed {missed} events")
+            }
+            Self::ChaosStarted {
+                id,
+                target,
+                faults,
+                until,
+                ..
+            } => format!(
+                "chaos {id}: {} on {target} until {}",
+                faults.join(" + "),
+                until.to_rfc3339()
+            ),
+            Self::ChaosAborted { id, reason, .. } => format!("chaos {id}: aborted: {reason}"),
+            Self::ChaosRolledBack {
+                id,
+                trigger,
+                ok,
+                detail,
+                ..
+            } => {
+                let result = if *ok {
+                    "rolled back"
+                } else {
+                    "ROLLBACK FAILED"
+                };
+                format!("chaos {id}: {result} ({trigger}): {detail}")
             }
         }
     }
@@ -456,6 +508,25 @@ mod tests {
             EventKind::EventsDropped {
                 subscriber: "s".into(),
                 missed: 1,
+            },
+            EventKind::ChaosStarted {
+                id: "e1".into(),
+                profile: Some("p".into()),
+                target: "interface eth0".into(),
+                faults: vec!["tbf".into()],
+                until: Timestamp(0),
+            },
+            EventKind::ChaosAborted {
+                id: "e1".into(),
+                profile: None,
+                reason: "r".into(),
+            },
+            EventKind::ChaosRolledBack {
+                id: "e1".into(),
+                profile: None,
+                trigger: "deadline".into(),
+                ok: true,
+                detail: "d".into(),
             },
         ];
         for kind in kinds {

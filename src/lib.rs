@@ -23,6 +23,7 @@
 
 pub mod api;
 pub mod board;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod daemon;
