@@ -165,7 +165,7 @@ pub enum EventKind {
     },
     /// A chaos experiment's faults are in place (read back from the kernel) until `until`.
     ChaosStarted {
-        id: String,
+        experiment: String,
         profile: Option<String>,
         target: String,
         faults: Vec<String>,
@@ -173,14 +173,14 @@ pub enum EventKind {
     },
     /// A chaos experiment did not start, or was halted: `reason` says why.
     ChaosAborted {
-        id: String,
+        experiment: String,
         profile: Option<String>,
         reason: String,
     },
     /// A chaos experiment's changes were undone; `trigger` is deadline, stop, shutdown, halt,
     /// recovery (after a crash) or sweep (an orphan carrying our handle).
     ChaosRolledBack {
-        id: String,
+        experiment: String,
         profile: Option<String>,
         trigger: String,
         ok: bool,
@@ -333,7 +333,7 @@ impl EventKind {
                 format!("{subscriber} fell behind and missed {missed} events")
             }
             Self::ChaosStarted {
-                id,
+                experiment: id,
                 target,
                 faults,
                 until,
@@ -343,9 +343,13 @@ impl EventKind {
                 faults.join(" + "),
                 until.to_rfc3339()
             ),
-            Self::ChaosAborted { id, reason, .. } => format!("chaos {id}: aborted: {reason}"),
+            Self::ChaosAborted {
+                experiment: id,
+                reason,
+                ..
+            } => format!("chaos {id}: aborted: {reason}"),
             Self::ChaosRolledBack {
-                id,
+                experiment: id,
                 trigger,
                 ok,
                 detail,
@@ -510,19 +514,19 @@ mod tests {
                 missed: 1,
             },
             EventKind::ChaosStarted {
-                id: "e1".into(),
+                experiment: "e1".into(),
                 profile: Some("p".into()),
                 target: "interface eth0".into(),
                 faults: vec!["tbf".into()],
                 until: Timestamp(0),
             },
             EventKind::ChaosAborted {
-                id: "e1".into(),
+                experiment: "e1".into(),
                 profile: None,
                 reason: "r".into(),
             },
             EventKind::ChaosRolledBack {
-                id: "e1".into(),
+                experiment: "e1".into(),
                 profile: None,
                 trigger: "deadline".into(),
                 ok: true,
@@ -533,6 +537,19 @@ mod tests {
             let json = serde_json::to_value(&kind).unwrap();
             assert_eq!(json["kind"], kind.name());
             assert!(!kind.summary().is_empty());
+            // a field named like JournaledEvent's own (`id`, `at`) would break the journal feed
+            let stored = JournaledEvent {
+                id: 7,
+                event: Event {
+                    at: Timestamp(1),
+                    kind: kind.clone(),
+                },
+            };
+            let text = serde_json::to_string(&stored).unwrap();
+            assert_eq!(
+                serde_json::from_str::<JournaledEvent>(&text).unwrap(),
+                stored
+            );
         }
     }
 

@@ -98,6 +98,11 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
                 println!("{}: heal {} accepted", response.probe, response.accepted);
             }
         }
+        CtlCommand::Chaos(command) => {
+            if !sentinel::cli::chaos::run(&client, &command, cli.json).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         CtlCommand::Version => {
             println!("sentinelctl {}", env!("CARGO_PKG_VERSION"));
             match client.get::<StatusResponse>("/v1/status").await {

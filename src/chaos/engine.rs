@@ -307,7 +307,7 @@ impl ChaosEngine {
         }
         tracing::info!(id, faults = ?view.faults, target = view.target, "chaos experiment started");
         self.inner.bus.publish(EventKind::ChaosStarted {
-            id,
+            experiment: id,
             profile,
             target: view.target.clone(),
             faults: view.faults.clone(),
@@ -331,7 +331,7 @@ impl ChaosEngine {
         }
         tracing::warn!(id = experiment.id, error = %err, "chaos experiment did not start");
         self.inner.bus.publish(EventKind::ChaosAborted {
-            id: experiment.id,
+            experiment: experiment.id,
             profile: experiment.profile,
             reason: err.to_string(),
         });
@@ -394,7 +394,7 @@ impl ChaosEngine {
         lock(&self.inner.running).remove(&experiment.id);
         if let StopReason::Halt(why) = &reason {
             self.inner.bus.publish(EventKind::ChaosAborted {
-                id: experiment.id.clone(),
+                experiment: experiment.id.clone(),
                 profile: experiment.profile.clone(),
                 reason: why.clone(),
             });
@@ -413,7 +413,7 @@ impl ChaosEngine {
             ),
         }
         self.inner.bus.publish(EventKind::ChaosRolledBack {
-            id: experiment.id.clone(),
+            experiment: experiment.id.clone(),
             profile: experiment.profile.clone(),
             trigger: reason.trigger().into(),
             ok,
@@ -546,7 +546,7 @@ impl ChaosEngine {
                 "swept a qdisc carrying our handle that no experiment accounts for"
             );
             self.inner.bus.publish(EventKind::ChaosRolledBack {
-                id: "orphan".into(),
+                experiment: "orphan".into(),
                 profile: None,
                 trigger: "sweep".into(),
                 ok: result.is_ok(),

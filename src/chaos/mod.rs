@@ -14,7 +14,7 @@ pub mod action;
 pub mod cgroup;
 pub mod dist;
 pub mod engine;
-mod experiment;
+pub mod experiment;
 pub mod host;
 pub mod netlink;
 pub mod netns;

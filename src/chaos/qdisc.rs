@@ -14,7 +14,7 @@ fn kernel(what: &str, err: KernelError) -> ChaosError {
         let kind = what.split_whitespace().last().unwrap_or("qdisc");
         return ChaosError::Unavailable(
             kind.to_string(),
-            format!("kernel lacks sch_{kind} ({err})"),
+            format!("kernel lacks sch_{kind} (CONFIG_NET_SCH_{}); the kernel said \"Specified qdisc kind is unknown\"", kind.to_uppercase()),
         );
     }
     ChaosError::Kernel {

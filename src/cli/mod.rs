@@ -1,6 +1,7 @@
 //! Command-line definitions of the three binaries (here, not in `src/bin/`, so man pages and
 //! completions are generated from the same source) and the renderers `sentinelctl` prints with.
 
+pub mod chaos;
 pub mod render;
 
 use std::path::PathBuf;
@@ -76,6 +77,9 @@ pub enum CtlCommand {
     /// Operate a probe's healing.
     #[command(subcommand)]
     Heal(HealCommandArgs),
+    /// Chaos experiments: profiles, start, list, show, stop.
+    #[command(subcommand)]
+    Chaos(chaos::ChaosCommand),
 }
 
 #[derive(Debug, Subcommand)]
