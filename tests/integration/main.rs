@@ -3,6 +3,7 @@
 mod harness;
 
 mod bounds;
+mod chaos;
 mod check_config;
 mod control;
 mod docker;
