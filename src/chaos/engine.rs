@@ -1,6 +1,5 @@
-//! `ChaosEngine`: the experiment lifecycle. Limits → plan (pre-image) → journal → apply with
-//! read-back → active until deadline, stop, halt or shutdown → rollback; at start, recovery of
-//! whatever a crash left behind, then a sweep for orphaned qdiscs carrying our handle.
+//! `ChaosEngine`: starting and stopping experiments. Limits → plan (pre-image) → journal →
+//! apply with read-back → active until deadline, stop, halt or shutdown (see `lifecycle`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,11 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-use super::action::Action;
 pub use super::experiment::ExperimentView;
 use super::experiment::{boot_id, Experiment, ExperimentState};
 use super::host::{ChaosHost, ResolvedContainer};
@@ -53,7 +50,7 @@ pub struct StartRequest {
 
 /// Why an experiment ends: the `trigger` of its `chaos_rolled_back` event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum StopReason {
+pub(super) enum StopReason {
     Deadline,
     Stop,
     Shutdown,
@@ -62,7 +59,7 @@ enum StopReason {
 }
 
 impl StopReason {
-    fn trigger(&self) -> &'static str {
+    pub(super) fn trigger(&self) -> &'static str {
         match self {
             Self::Deadline => "deadline",
             Self::Stop => "stop",
@@ -74,34 +71,34 @@ impl StopReason {
 }
 
 /// An experiment that may hold changes; `stop` and `task` are taken by whoever ends it.
-struct Running {
-    halt_on: Vec<String>,
-    stop: Option<oneshot::Sender<StopReason>>,
+pub(super) struct Running {
+    pub(super) halt_on: Vec<String>,
+    pub(super) stop: Option<oneshot::Sender<StopReason>>,
     task: Option<JoinHandle<Experiment>>,
 }
 
-struct Inner {
-    host: Arc<dyn ChaosHost>,
-    store: Arc<Mutex<ExperimentStore>>,
+pub(super) struct Inner {
+    pub(super) host: Arc<dyn ChaosHost>,
+    pub(super) store: Arc<Mutex<ExperimentStore>>,
     settings: Mutex<ChaosSettings>,
-    running: Mutex<BTreeMap<String, Running>>,
-    bus: Bus,
+    pub(super) running: Mutex<BTreeMap<String, Running>>,
+    pub(super) bus: Bus,
     docker: DockerEngine,
     sequence: AtomicU32,
 }
 
 #[derive(Clone)]
 pub struct ChaosEngine {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+pub(super) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(work)
         .await
         .expect("chaos host call panicked")
@@ -284,7 +281,7 @@ impl ChaosEngine {
         self.persist(&experiment).await?;
         let host = Arc::clone(&self.inner.host);
         let actions = experiment.actions.clone();
-        match blocking(move || apply_all(host.as_ref(), &actions)).await {
+        match blocking(move || super::lifecycle::apply_all(host.as_ref(), &actions)).await {
             Ok(log) => experiment.log = log,
             Err((err, log)) => return Err(self.fail(experiment, err, log).await),
         }
@@ -362,64 +359,12 @@ impl ChaosEngine {
         })
     }
 
-    async fn persist(&self, experiment: &Experiment) -> Result<(), ChaosError> {
+    pub(super) async fn persist(&self, experiment: &Experiment) -> Result<(), ChaosError> {
         let store = Arc::clone(&self.inner.store);
         let row = experiment.to_row();
         blocking(move || lock(&store).put(&row))
             .await
             .map_err(|err| ChaosError::Journal(err.to_string()))
-    }
-
-    async fn roll_back(&self, mut experiment: Experiment, reason: StopReason) -> Experiment {
-        experiment.state = ExperimentState::RollingBack;
-        if let Err(err) = self.persist(&experiment).await {
-            tracing::error!(id = experiment.id, error = %err, "cannot journal the rollback start");
-        }
-        let host = Arc::clone(&self.inner.host);
-        let actions = experiment.actions.clone();
-        let (ok, lines) = blocking(move || revert_all(host.as_ref(), &actions)).await;
-        experiment.log.extend(lines.iter().cloned());
-        experiment.state = match ok {
-            true => ExperimentState::RolledBack,
-            false => ExperimentState::RollbackFailed,
-        };
-        experiment.ended = Some(Timestamp::now());
-        experiment.outcome = Some(match &reason {
-            StopReason::Halt(why) => format!("halted: {why}"),
-            other => other.trigger().to_string(),
-        });
-        if let Err(err) = self.persist(&experiment).await {
-            tracing::error!(id = experiment.id, error = %err, "cannot journal the rollback end");
-        }
-        lock(&self.inner.running).remove(&experiment.id);
-        if let StopReason::Halt(why) = &reason {
-            self.inner.bus.publish(EventKind::ChaosAborted {
-                experiment: experiment.id.clone(),
-                profile: experiment.profile.clone(),
-                reason: why.clone(),
-            });
-        }
-        let detail = lines.join("; ");
-        match ok {
-            true => tracing::info!(
-                id = experiment.id,
-                trigger = reason.trigger(),
-                "chaos rolled back: {detail}"
-            ),
-            false => tracing::error!(
-                id = experiment.id,
-                trigger = reason.trigger(),
-                "chaos rollback failed: {detail}"
-            ),
-        }
-        self.inner.bus.publish(EventKind::ChaosRolledBack {
-            experiment: experiment.id.clone(),
-            profile: experiment.profile.clone(),
-            trigger: reason.trigger().into(),
-            ok,
-            detail,
-        });
-        experiment
     }
 
     /// End a running experiment now and answer with its final state.
@@ -473,129 +418,6 @@ impl ChaosEngine {
         }
         ended
     }
-
-    /// Abort experiments whose `halt_on` names a probe that goes Down.
-    pub fn watch_halts(&self, cancel: CancellationToken) -> JoinHandle<()> {
-        let engine = self.clone();
-        let mut events = self.inner.bus.subscribe();
-        tokio::spawn(async move {
-            loop {
-                let event = tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    event = events.recv() => event,
-                };
-                let kind = match event {
-                    Ok(event) => event.kind,
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                let EventKind::ProbeTransition { probe, to, .. } = kind else {
-                    continue;
-                };
-                if to != "down" {
-                    continue;
-                }
-                let condition = format!("probe:{probe}");
-                let mut running = lock(&engine.inner.running);
-                for (id, slot) in running.iter_mut() {
-                    if slot.halt_on.contains(&condition) {
-                        if let Some(stop) = slot.stop.take() {
-                            tracing::warn!(id, probe, "halt condition met; rolling back");
-                            let _ = stop.send(StopReason::Halt(format!("probe {probe} went down")));
-                        }
-                    }
-                }
-            }
-        })
-    }
-
-    /// At start, before serving: roll back what a crash left, then sweep orphans. Returns the
-    /// ids of recovered experiments.
-    pub async fn recover(&self) -> Vec<String> {
-        let store = Arc::clone(&self.inner.store);
-        let rows = match blocking(move || lock(&store).unfinished()).await {
-            Ok(rows) => rows,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot read unfinished chaos experiments");
-                Vec::new()
-            }
-        };
-        let mut recovered = Vec::new();
-        for row in rows {
-            match Experiment::from_row(&row) {
-                Ok(experiment) => {
-                    tracing::warn!(
-                        id = row.id,
-                        state = row.state,
-                        "rolling back an experiment left by a previous run"
-                    );
-                    recovered.push(self.roll_back(experiment, StopReason::Recovery).await.id);
-                }
-                Err(err) => tracing::error!("{err}"),
-            }
-        }
-        let host = Arc::clone(&self.inner.host);
-        let orphans = blocking(move || host.orphans(&[])).await;
-        for orphan in orphans {
-            let host = Arc::clone(&self.inner.host);
-            let described = orphan.describe();
-            let result = blocking(move || host.revert(&orphan)).await;
-            tracing::warn!(
-                orphan = described,
-                ?result,
-                "swept a qdisc carrying our handle that no experiment accounts for"
-            );
-            self.inner.bus.publish(EventKind::ChaosRolledBack {
-                experiment: "orphan".into(),
-                profile: None,
-                trigger: "sweep".into(),
-                ok: result.is_ok(),
-                detail: format!("{described}: {}", result.unwrap_or_else(|e| e.to_string())),
-            });
-        }
-        recovered
-    }
-}
-
-/// Apply in order; on a failure undo everything attempted (reverts are idempotent and only
-/// touch what is provably ours), and return the error with the log.
-fn apply_all(
-    host: &dyn ChaosHost,
-    actions: &[Action],
-) -> Result<Vec<String>, (ChaosError, Vec<String>)> {
-    let mut log = Vec::new();
-    for (index, action) in actions.iter().enumerate() {
-        match host.apply(action) {
-            Ok(readback) => log.push(format!("applied {}: {readback}", action.describe())),
-            Err(err) => {
-                log.push(format!("failed {}: {err}", action.describe()));
-                let (_, undone) = revert_all(host, &actions[..=index]);
-                log.extend(undone);
-                return Err((err, log));
-            }
-        }
-    }
-    Ok(log)
-}
-
-/// Undo in reverse order, every step even after a failure; a target that is gone counts as undone.
-fn revert_all(host: &dyn ChaosHost, actions: &[Action]) -> (bool, Vec<String>) {
-    let mut ok = true;
-    let mut log = Vec::new();
-    for action in actions.iter().rev().filter(|a| a.is_reversible()) {
-        match host.revert(action) {
-            Ok(line) => log.push(format!("reverted {}: {line}", action.describe())),
-            Err(ChaosError::TargetGone(why)) => log.push(format!(
-                "nothing to revert for {}: target gone: {why}",
-                action.describe()
-            )),
-            Err(err) => {
-                ok = false;
-                log.push(format!("FAILED to revert {}: {err}", action.describe()));
-            }
-        }
-    }
-    (ok, log)
 }
 
 #[cfg(test)]

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
 use super::*;
+use crate::chaos::action::Action;
 use crate::chaos::cgroup::CgroupChange;
 use crate::chaos::spec::{Fault, TargetSpec};
 use crate::event::Event;

@@ -8,7 +8,7 @@
 //! - [`cgroup`], [`process`]: cgroupfs v1/v2 and process identity (host edge).
 //! - [`action`]: the journaled, pinned unit of change with its pre-image.
 //! - [`host`]: `ChaosHost`, the narrow trait over every side effect, and its Linux implementation.
-//! - [`engine`]: the lifecycle — limits, journal, apply, deadline, stop, halt, recovery, sweep.
+//! - [`engine`], `lifecycle`: limits, journal, apply, deadline, stop, halt, recovery, sweep.
 
 pub mod action;
 pub mod cgroup;
@@ -16,6 +16,7 @@ pub mod dist;
 pub mod engine;
 pub mod experiment;
 pub mod host;
+mod lifecycle;
 pub mod netlink;
 pub mod netns;
 pub mod process;

@@ -2,7 +2,6 @@
 //! (and synced) before the kernel is touched, so a restart after a crash knows what to roll back.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -38,22 +37,8 @@ pub struct ExperimentStore {
 impl ExperimentStore {
     /// Open the table in the journal database at `path` (created if needed).
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        let open_error = |source| JournalError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        let connection = Connection::open(path).map_err(open_error)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_error)?;
         // FULL: the intent must be on disk before the kernel changes, even across power loss.
-        connection
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(open_error)?;
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .map_err(open_error)?;
-        connection.execute_batch(SCHEMA).map_err(open_error)?;
+        let connection = super::store::open_connection(path, "FULL", SCHEMA)?;
         Ok(Self { connection })
     }
 

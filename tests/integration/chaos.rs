@@ -4,6 +4,7 @@
 
 mod cgroups;
 mod net;
+mod process;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
