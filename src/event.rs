@@ -182,6 +182,29 @@ pub enum EventKind {
         firing_ms: i64,
         message: String,
     },
+    /// A chaos experiment's faults are in place (read back from the kernel) until `until`.
+    ChaosStarted {
+        experiment: String,
+        profile: Option<String>,
+        target: String,
+        faults: Vec<String>,
+        until: Timestamp,
+    },
+    /// A chaos experiment did not start, or was halted: `reason` says why.
+    ChaosAborted {
+        experiment: String,
+        profile: Option<String>,
+        reason: String,
+    },
+    /// A chaos experiment's changes were undone; `trigger` is deadline, stop, shutdown, halt,
+    /// recovery (after a crash) or sweep (an orphan carrying our handle).
+    ChaosRolledBack {
+        experiment: String,
+        profile: Option<String>,
+        trigger: String,
+        ok: bool,
+        detail: String,
+    },
 }
 
 impl EventKind {
@@ -205,6 +228,9 @@ impl EventKind {
             Self::EventsDropped { .. } => "events_dropped",
             Self::TenantAlertFired { .. } => "tenant_alert_fired",
             Self::TenantAlertResolved { .. } => "tenant_alert_resolved",
+            Self::ChaosStarted { .. } => "chaos_started",
+            Self::ChaosAborted { .. } => "chaos_aborted",
+            Self::ChaosRolledBack { .. } => "chaos_rolled_back",
         }
     }
 
@@ -329,6 +355,36 @@ impl EventKind {
             }
             Self::TenantAlertFired { message, .. } | Self::TenantAlertResolved { message, .. } => {
                 message.clone()
+            }
+            Self::ChaosStarted {
+                experiment: id,
+                target,
+                faults,
+                until,
+                ..
+            } => format!(
+                "chaos {id}: {} on {target} until {}",
+                faults.join(" + "),
+                until.to_rfc3339()
+            ),
+            Self::ChaosAborted {
+                experiment: id,
+                reason,
+                ..
+            } => format!("chaos {id}: aborted: {reason}"),
+            Self::ChaosRolledBack {
+                experiment: id,
+                trigger,
+                ok,
+                detail,
+                ..
+            } => {
+                let result = if *ok {
+                    "rolled back"
+                } else {
+                    "ROLLBACK FAILED"
+                };
+                format!("chaos {id}: {result} ({trigger}): {detail}")
             }
         }
     }
@@ -498,11 +554,43 @@ mod tests {
                 firing_ms: 1000,
                 message: "m".into(),
             },
+            EventKind::ChaosStarted {
+                experiment: "e1".into(),
+                profile: Some("p".into()),
+                target: "interface eth0".into(),
+                faults: vec!["tbf".into()],
+                until: Timestamp(0),
+            },
+            EventKind::ChaosAborted {
+                experiment: "e1".into(),
+                profile: None,
+                reason: "r".into(),
+            },
+            EventKind::ChaosRolledBack {
+                experiment: "e1".into(),
+                profile: None,
+                trigger: "deadline".into(),
+                ok: true,
+                detail: "d".into(),
+            },
         ];
         for kind in kinds {
             let json = serde_json::to_value(&kind).unwrap();
             assert_eq!(json["kind"], kind.name());
             assert!(!kind.summary().is_empty());
+            // a field named like JournaledEvent's own (`id`, `at`) would break the journal feed
+            let stored = JournaledEvent {
+                id: 7,
+                event: Event {
+                    at: Timestamp(1),
+                    kind: kind.clone(),
+                },
+            };
+            let text = serde_json::to_string(&stored).unwrap();
+            assert_eq!(
+                serde_json::from_str::<JournaledEvent>(&text).unwrap(),
+                stored
+            );
         }
     }
 

@@ -26,6 +26,7 @@
 pub mod agent;
 pub mod api;
 pub mod board;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -23,7 +23,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 #   openssl            a throwaway CA and a real TLS server (s_server) for the https probe tests
 #   postgresql-15      a real server (initdb, pg_ctl) for the postgres probe tests; none is started
 #                      as a service, the tests run their own in temp dirs
-APT_PACKAGES=(lintian rpm systemd util-linux mount gzip docker.io busybox-static prometheus postgresql-15 openssl)
+#   iproute2           ip/tc: the chaos tests build veth pairs in namespaces and read qdiscs back
+APT_PACKAGES=(lintian rpm systemd util-linux mount gzip docker.io busybox-static prometheus postgresql-15 openssl iproute2)
 # python3-venv, python3-pip: the Python SDK's tests run in their own venv (sdk/python/.venv)
 APT_PACKAGES+=(python3-venv python3-pip)
 CARGO_TOOLS=(cargo-deb cargo-generate-rpm)

@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -74,6 +74,19 @@ impl ControlClient {
         self.call(Method::POST, path).await
     }
 
+    /// POST a JSON body (chaos start: a profile and duration, or an ad-hoc spec).
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|err| ClientError::Decode(err.to_string()))?;
+        let response = self
+            .send_body(Method::POST, path, Bytes::from(body))
+            .await?;
+        decode(response).await
+    }
+
     /// POST whose error answers also carry a typed body (reload: a rejection is a report too).
     pub async fn post_report<T: DeserializeOwned>(
         &self,
@@ -93,13 +106,7 @@ impl ControlClient {
         method: Method,
         path: &str,
     ) -> Result<T, ClientError> {
-        let response = self.send(method, path).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        if !status.is_success() {
-            return Err(api_error(status.as_u16(), &body));
-        }
-        serde_json::from_slice(&body).map_err(|err| ClientError::Decode(err.to_string()))
+        decode(self.send(method, path).await?).await
     }
 
     /// GET a streaming route and hand each complete line to `on_line` until the daemon ends it.
@@ -129,6 +136,15 @@ impl ControlClient {
     }
 
     async fn send(&self, method: Method, path: &str) -> Result<Response<Incoming>, ClientError> {
+        self.send_body(method, path, Bytes::new()).await
+    }
+
+    async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, ClientError> {
         let stream = UnixStream::connect(&self.socket)
             .await
             .map_err(|err| self.connect_error(err))?;
@@ -141,7 +157,8 @@ impl ControlClient {
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, "sentineld")
-            .body(Empty::<Bytes>::new())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
             .map_err(|err| ClientError::Decode(err.to_string()))?;
         Ok(sender.send_request(request).await?)
     }
@@ -161,6 +178,15 @@ impl ControlClient {
             _ => ClientError::Connect { path, source: err },
         }
     }
+}
+
+async fn decode<T: DeserializeOwned>(response: Response<Incoming>) -> Result<T, ClientError> {
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        return Err(api_error(status.as_u16(), &body));
+    }
+    serde_json::from_slice(&body).map_err(|err| ClientError::Decode(err.to_string()))
 }
 
 fn api_error(status: u16, body: &[u8]) -> ClientError {

@@ -16,6 +16,7 @@ use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::chaos;
 use super::events::events;
 use super::peer::{authorize, Accounts, Peer};
 use super::query::percent_decode;
@@ -70,6 +71,7 @@ pub struct ApiState {
     pub socket_gid: u32,
     pub accounts: Arc<dyn Accounts>,
     pub tenants: TenantService,
+    pub chaos: crate::chaos::ChaosEngine,
 }
 
 pub(super) type Body = BoxBody<Bytes, Infallible>;
@@ -129,6 +131,7 @@ enum MutatingRoute {
     Reload,
     Heal,
     Silence,
+    Chaos,
 }
 
 impl MutatingRoute {
@@ -142,6 +145,7 @@ impl MutatingRoute {
             _ if path.starts_with("/v1/probes/") && path.ends_with("/silence") => {
                 Some(Self::Silence)
             }
+            _ if path.starts_with("/v1/chaos/") => Some(Self::Chaos),
             _ => None,
         }
     }
@@ -157,14 +161,16 @@ async fn route(
     let method = request.method().clone();
     if let Some(mutating) = MutatingRoute::of(&method, &path) {
         let query = request.uri().query().map(str::to_string);
-        if let Err(response) = read_small_body(request).await {
-            return response;
-        }
+        let body = match read_small_body(request).await {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
         let response = match authorize(&peer, state.socket_gid, state.accounts.as_ref()) {
             Ok(()) => match mutating {
                 MutatingRoute::Reload => reload(state).await,
                 MutatingRoute::Heal => heal(state, &path).await,
                 MutatingRoute::Silence => silence(state, &path, query.as_deref()).await,
+                MutatingRoute::Chaos => chaos::mutate(state, &path, &body).await,
             },
             Err(reason) => error(StatusCode::FORBIDDEN, reason),
         };
@@ -176,6 +182,11 @@ async fn route(
         (Method::GET, "/v1/events") => events(request.uri().query(), state, shutdown).await,
         (Method::GET, p) if p.starts_with("/v1/tenants/") => {
             super::tenants::get(p, request.uri().query(), &state.tenants)
+        }
+        (Method::GET, p) if p == "/v1/chaos" || p.starts_with("/v1/chaos/") => {
+            chaos::read(state, p)
+                .await
+                .unwrap_or_else(|| error(StatusCode::NOT_FOUND, format!("no such route: {path}")))
         }
         (_, "/v1/status" | "/v1/events" | "/v1/reload") => error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -205,6 +216,7 @@ fn status(state: &ApiState) -> StatusResponse {
         uptime_secs: (uptime_ms / 1000) as u64,
         probes: state.probes.snapshot(),
         heals: state.heals.snapshot(),
+        capabilities: state.chaos.capabilities(),
     }
 }
 

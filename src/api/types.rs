@@ -34,6 +34,9 @@ pub struct StatusResponse {
     /// Healing state of every probe that has a heal action.
     #[serde(default)]
     pub heals: Vec<HealSnapshot>,
+    /// What the kernel offers the chaos engine (netem, tbf, cgroup), probed at start.
+    #[serde(default)]
+    pub capabilities: Vec<crate::chaos::Capability>,
 }
 
 /// `POST /v1/probes/{probe}/silence?for=30m`.

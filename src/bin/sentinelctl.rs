@@ -99,6 +99,11 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
             }
         }
         CtlCommand::Tenants(command) => tenants(&client, command, cli.json).await?,
+        CtlCommand::Chaos(command) => {
+            if !sentinel::cli::chaos::run(&client, &command, cli.json).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         CtlCommand::Version => {
             println!("sentinelctl {}", env!("CARGO_PKG_VERSION"));
             match client.get::<StatusResponse>("/v1/status").await {

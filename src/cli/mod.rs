@@ -1,6 +1,7 @@
 //! Command-line definitions of the three binaries (here, not in `src/bin/`, so man pages and
 //! completions are generated from the same source) and the renderers `sentinelctl` prints with.
 
+pub mod chaos;
 pub mod render;
 pub mod tenants;
 
@@ -80,6 +81,9 @@ pub enum CtlCommand {
     /// Which tenant is hurting: rankings and one tenant's numbers.
     #[command(subcommand)]
     Tenants(TenantsCommand),
+    /// Chaos experiments: profiles, start, list, show, stop.
+    #[command(subcommand)]
+    Chaos(chaos::ChaosCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -65,6 +65,7 @@ pub fn status(status: &StatusResponse) -> String {
             .map_or_else(|| "never".to_string(), reload_line),
     ));
     facts.extend(daemon.notes.iter().map(|n| ("note", n.clone())));
+    facts.extend(status.capabilities.iter().map(|c| ("chaos", c.line())));
     for (label, value) in facts {
         let _ = writeln!(out, "{label:<12}{value}");
     }

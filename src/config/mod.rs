@@ -1,6 +1,7 @@
 //! The TOML schema of `sentineld.toml`, its validation (errors carry file:line:col), the diff
 //! between two configs that hot reload applies, and the file watcher that triggers reloads.
 
+mod chaos;
 mod diff;
 mod duration;
 mod error;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+pub use chaos::{ChaosProfileConfig, ChaosSection};
 pub use diff::ConfigDiff;
 pub use duration::HumanDuration;
 pub use error::{line_column, ConfigError};
@@ -48,6 +50,8 @@ pub struct Config {
     pub probes: Vec<ProbeConfig>,
     #[serde(default)]
     pub tenants: TenantsSection,
+    #[serde(default)]
+    pub chaos: ChaosSection,
 }
 
 /// Process-wide settings. They are read once at start: changing them needs a restart, and a
@@ -291,7 +295,8 @@ impl Config {
                 ));
             }
         }
-        self.validate_dependencies(&names)
+        self.validate_dependencies(&names)?;
+        self.chaos.validate(&names)
     }
 
     /// Every `depends_on` names another existing probe, and the graph has no cycle.

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState, ControlCommand, DaemonInfo, SystemAccounts};
+use crate::chaos::{ChaosEngine, ChaosError, LinuxHost};
 use crate::config::{self, ConfigError, ConfigWatcher};
 use crate::event::{Bus, EventKind, Timestamp};
 use crate::journal::{Journal, JournalError};
@@ -57,6 +58,8 @@ pub enum DaemonError {
     Signal(std::io::Error),
     #[error("[tenants]: {0}")]
     Tenants(String),
+    #[error(transparent)]
+    Chaos(#[from] ChaosError),
 }
 
 /// How long shutdown waits for components to finish before giving up on them.
@@ -98,6 +101,10 @@ pub async fn run(
         retention_rx,
         journal_stop.clone(),
     )?;
+
+    // Before the socket serves: undo what a crash left, so no request races the recovery.
+    let chaos = start_chaos(&loaded.config, &runtime_paths.state_dir, &bus)?;
+    chaos.recover().await;
 
     let bound = socket::bind(
         &runtime_paths.socket,
@@ -143,7 +150,9 @@ pub async fn run(
         socket_gid: bound.gid,
         accounts: Arc::new(SystemAccounts),
         tenants: supervisor.tenants(),
+        chaos: chaos.clone(),
     };
+    let halts = chaos.watch_halts(components_stop.clone());
     let api_task = tokio::spawn(api::serve(
         bound.listener,
         api_state,
@@ -199,7 +208,7 @@ pub async fn run(
             }
             Some(command) = command_rx.recv() => match command {
                 ControlCommand::Reload { reply } => {
-                    let report = reload(&mut supervisor, &notifier, ReloadTrigger::Api).await;
+                    let report = reload(&mut supervisor, &notifier, &chaos, ReloadTrigger::Api).await;
                     let _ = reply.send(report);
                     refresh_watch(&mut watcher);
                     continue;
@@ -214,7 +223,7 @@ pub async fn run(
                 }
             },
         };
-        reload(&mut supervisor, &notifier, trigger).await;
+        reload(&mut supervisor, &notifier, &chaos, trigger).await;
         refresh_watch(&mut watcher);
     }
 
@@ -223,7 +232,9 @@ pub async fn run(
     bus.publish(EventKind::DaemonStopping {
         reason: "signal".into(),
     });
+    chaos.shutdown().await;
     components_stop.cancel();
+    let _ = halts.await;
     supervisor.stop(SHUTDOWN_GRACE).await;
     if tokio::time::timeout(SHUTDOWN_GRACE, api_task)
         .await
@@ -246,12 +257,39 @@ pub async fn run(
 async fn reload(
     supervisor: &mut Supervisor,
     notifier: &Notifier,
+    chaos: &ChaosEngine,
     trigger: ReloadTrigger,
 ) -> api::ReloadReport {
     notifier.reloading();
     let report = supervisor.reload(trigger).await;
+    chaos.configure(supervisor.config().chaos.settings());
     notifier.ready(&supervisor.status_line());
     report
+}
+
+/// The chaos engine on this host's kernel; the capability probe runs here, once.
+fn start_chaos(
+    config: &config::Config,
+    state_dir: &std::path::Path,
+    bus: &Bus,
+) -> Result<ChaosEngine, DaemonError> {
+    let docker = crate::docker::DockerEngine::new(&config.docker.socket);
+    let host = LinuxHost::new(
+        config.chaos.cgroup_root.clone(),
+        config.chaos.handle_major(),
+        docker.clone(),
+    );
+    for capability in crate::chaos::ChaosHost::capabilities(&host) {
+        tracing::info!("chaos capability {}", capability.line());
+    }
+    let settings = config.chaos.settings();
+    Ok(ChaosEngine::open(
+        state_dir,
+        Arc::new(host),
+        settings,
+        bus.clone(),
+        docker,
+    )?)
 }
 
 fn refresh_watch(watcher: &mut Option<ConfigWatcher>) {

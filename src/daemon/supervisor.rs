@@ -170,6 +170,11 @@ impl Supervisor {
         self.board.clone()
     }
 
+    /// The config in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn info(&self) -> DaemonInfo {
         self.info.borrow().clone()
     }

@@ -1,6 +1,7 @@
 //! The embedded journal: every event on the bus is stored in SQLite (WAL) under the state dir,
 //! pruned by age and count, and re-published with its id so followers can resume without gaps.
 
+mod experiments;
 mod store;
 
 use std::path::Path;
@@ -13,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{Bus, Event, EventKind, JournaledEvent, Timestamp};
+pub use experiments::{ExperimentRow, ExperimentStore, UNFINISHED_STATES};
 pub use store::{EventQuery, JournalStore, Retention, DATABASE_FILE};
 
 #[derive(Debug, Error)]

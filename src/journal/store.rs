@@ -47,6 +47,30 @@ pub struct Retention {
     pub max_events: u64,
 }
 
+/// A read-write connection to the journal file in WAL mode, with `schema` applied.
+pub(super) fn open_connection(
+    path: &Path,
+    synchronous: &str,
+    schema: &str,
+) -> Result<Connection, JournalError> {
+    let open_error = |source| JournalError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let connection = Connection::open(path).map_err(open_error)?;
+    connection
+        .pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_error)?;
+    connection
+        .pragma_update(None, "synchronous", synchronous)
+        .map_err(open_error)?;
+    connection
+        .busy_timeout(Duration::from_secs(5))
+        .map_err(open_error)?;
+    connection.execute_batch(schema).map_err(open_error)?;
+    Ok(connection)
+}
+
 pub struct JournalStore {
     connection: Connection,
     path: PathBuf,
@@ -55,23 +79,9 @@ pub struct JournalStore {
 impl JournalStore {
     /// Open (creating if needed) the journal at `path` for reading and writing.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        let open_error = |source| JournalError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        let connection = Connection::open(path).map_err(open_error)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_error)?;
         // NORMAL is durable across a process crash in WAL mode; only a power loss can drop the
         // last transactions, which is the trade every embedded journal makes.
-        connection
-            .pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_error)?;
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .map_err(open_error)?;
-        connection.execute_batch(SCHEMA).map_err(open_error)?;
+        let connection = open_connection(path, "NORMAL", SCHEMA)?;
         Ok(Self {
             connection,
             path: path.to_path_buf(),

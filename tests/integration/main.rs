@@ -4,6 +4,7 @@ mod harness;
 
 mod agent;
 mod bounds;
+mod chaos;
 mod check_config;
 mod control;
 mod docker;

@@ -1,0 +1,340 @@
+//! `ChaosHost`: every side effect of the chaos engine behind one narrow, synchronous trait
+//! (called on blocking threads), and `LinuxHost`, its implementation on netlink, cgroupfs, signals and Docker.
+
+use std::path::PathBuf;
+
+use bollard::query_parameters::{
+    KillContainerOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use nix::sys::signal::Signal;
+
+use super::action::Action;
+use super::cgroup::{self, Cgroupfs, Controller};
+use super::netlink::RouteSocket;
+use super::netns::{self, NetnsPin};
+use super::spec::{ContainerAction, ExperimentSpec, Fault};
+use super::{process, qdisc, tc, Capability, ChaosError};
+use crate::docker::DockerEngine;
+
+/// A container the engine looked up before planning (Docker is asked once, asynchronously).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedContainer {
+    pub id: String,
+    pub name: String,
+    pub pid: i32,
+}
+
+pub trait ChaosHost: Send + Sync + 'static {
+    /// Resolve the target, check guardrails and record the pre-image: nothing is changed yet.
+    fn plan(
+        &self,
+        spec: &ExperimentSpec,
+        container: Option<&ResolvedContainer>,
+    ) -> Result<Vec<Action>, ChaosError>;
+    /// Make the change and read it back; the answer says what the kernel now reports.
+    fn apply(&self, action: &Action) -> Result<String, ChaosError>;
+    /// Undo the change if it is still ours; idempotent.
+    fn revert(&self, action: &Action) -> Result<String, ChaosError>;
+    /// Qdiscs with our handle in reachable namespaces that `known` does not cover.
+    fn orphans(&self, known: &[Action]) -> Vec<Action>;
+    fn capabilities(&self) -> Vec<Capability>;
+}
+
+pub struct LinuxHost {
+    cgroup_root: PathBuf,
+    handle_major: u16,
+    docker: DockerEngine,
+    runtime: tokio::runtime::Handle,
+    capabilities: Vec<Capability>,
+}
+
+impl LinuxHost {
+    /// Probe the kernel once, now; call from within the runtime.
+    pub fn new(cgroup_root: PathBuf, handle_major: u16, docker: DockerEngine) -> Self {
+        let mut host = Self {
+            cgroup_root,
+            handle_major,
+            docker,
+            runtime: tokio::runtime::Handle::current(),
+            capabilities: Vec::new(),
+        };
+        host.capabilities = host.probe_capabilities();
+        host
+    }
+
+    fn cgroups(&self) -> Result<Cgroupfs, ChaosError> {
+        Cgroupfs::detect(&self.cgroup_root)
+    }
+
+    /// netem and tbf on `lo` of a throwaway namespace: the kernel says whether it has them.
+    fn probe_capabilities(&self) -> Vec<Capability> {
+        let mut found = Vec::new();
+        for (kind, options) in [
+            ("netem", tc::netem_options(&probe_netem())),
+            ("tbf", tc::tbf_options(&probe_tbf())),
+        ] {
+            let result = netns::run_in_scratch(|| {
+                let mut socket = RouteSocket::open().map_err(|e| ChaosError::Kernel {
+                    what: "rtnetlink".into(),
+                    detail: e.to_string(),
+                })?;
+                let outcome = socket.add_root(1, 0x0001_0000, kind, &options, false);
+                let _ = socket.delete_root(1, 0x0001_0000, kind);
+                Ok(outcome)
+            });
+            let (available, detail) = match result {
+                Ok(Ok(())) => (true, "qdisc created in a scratch netns".to_string()),
+                Ok(Err(err))
+                    if err.message.as_deref() == Some("Specified qdisc kind is unknown") =>
+                {
+                    (false, format!("kernel lacks sch_{kind}"))
+                }
+                Ok(Err(err)) => (false, err.to_string()),
+                Err(err) => (false, err.to_string()),
+            };
+            found.push(Capability {
+                name: kind.into(),
+                available,
+                detail,
+            });
+        }
+        let cgroup = match self.cgroups() {
+            Ok(fs) => Capability {
+                name: "cgroup".into(),
+                available: true,
+                detail: format!("{:?} at {}", fs.layout(), self.cgroup_root.display())
+                    .to_lowercase(),
+            },
+            Err(err) => Capability {
+                name: "cgroup".into(),
+                available: false,
+                detail: err.to_string(),
+            },
+        };
+        found.push(cgroup);
+        found
+    }
+
+    fn netns_pin(
+        &self,
+        spec: &ExperimentSpec,
+        container: Option<&ResolvedContainer>,
+    ) -> Result<NetnsPin, ChaosError> {
+        let pin = match (&spec.target.netns, container) {
+            (Some(name), _) => NetnsPin::named(name)?,
+            (None, Some(container)) => NetnsPin::of_pid(container.pid)?,
+            (None, None) => NetnsPin::own()?,
+        };
+        let own = NetnsPin::own()?;
+        if pin.path.is_some() && pin.inode == own.inode && pin.device == own.device {
+            return Err(ChaosError::Refused(format!(
+                "{} is the host's own network namespace (--network host?): the experiment would hit the whole host; target the interface without netns/container if that is meant",
+                pin.describe()
+            )));
+        }
+        Ok(pin)
+    }
+
+    fn cgroup_dir(
+        &self,
+        fs: &Cgroupfs,
+        controller: Controller,
+        spec: &ExperimentSpec,
+        container: Option<&ResolvedContainer>,
+    ) -> Result<PathBuf, ChaosError> {
+        let target = &spec.target;
+        let path = if let Some(path) = &target.cgroup {
+            path.clone()
+        } else if let Some(unit) = &target.unit {
+            format!("/system.slice/{unit}")
+        } else {
+            let pid = match (target.pid, container) {
+                (Some(pid), _) => pid,
+                (None, Some(container)) => container.pid,
+                (None, None) => return Err(ChaosError::Target("no cgroup target".into())),
+            };
+            fs.path_in(controller, &process::cgroups(pid)?)
+                .ok_or_else(|| {
+                    ChaosError::Cgroup(format!("pid {pid} has no {controller:?} cgroup"))
+                })?
+        };
+        let dir = fs.dir(controller, &path)?;
+        if !dir.is_dir() {
+            return Err(ChaosError::Target(format!("no cgroup {}", dir.display())));
+        }
+        Ok(dir)
+    }
+
+    fn docker_call(
+        &self,
+        id: &str,
+        action: ContainerAction,
+        undo: bool,
+    ) -> Result<String, ChaosError> {
+        let engine = self.docker.clone();
+        let id = id.to_string();
+        self.runtime.block_on(async move {
+            let client = engine
+                .client()
+                .await
+                .map_err(|e| ChaosError::Docker(e.to_string()))?;
+            let result = match (action, undo) {
+                (ContainerAction::Pause, false) => client.pause_container(&id).await,
+                (ContainerAction::Pause, true) => client.unpause_container(&id).await,
+                (ContainerAction::Kill, _) => {
+                    let options = KillContainerOptionsBuilder::default()
+                        .signal("SIGKILL")
+                        .build();
+                    client.kill_container(&id, Some(options)).await
+                }
+                (ContainerAction::Stop, _) => {
+                    let options = StopContainerOptionsBuilder::default().t(10).build();
+                    client.stop_container(&id, Some(options)).await
+                }
+                (ContainerAction::Restart, _) => {
+                    let options = RestartContainerOptionsBuilder::default().t(10).build();
+                    client.restart_container(&id, Some(options)).await
+                }
+            };
+            result.map_err(|e| ChaosError::Docker(e.to_string()))?;
+            let verb = if undo { "unpaused" } else { "done" };
+            Ok(format!("docker {action:?} {verb}").to_lowercase())
+        })
+    }
+}
+
+fn probe_netem() -> super::spec::NetemSpec {
+    super::spec::NetemSpec {
+        delay: Some("1ms".parse().expect("valid")),
+        ..Default::default()
+    }
+}
+
+fn probe_tbf() -> super::spec::TbfSpec {
+    super::spec::TbfSpec {
+        rate: "1mbit/s".parse().expect("valid"),
+        burst: super::units::ByteSize(16384),
+        limit: super::units::ByteSize(32768),
+    }
+}
+
+impl ChaosHost for LinuxHost {
+    fn plan(
+        &self,
+        spec: &ExperimentSpec,
+        container: Option<&ResolvedContainer>,
+    ) -> Result<Vec<Action>, ChaosError> {
+        let mut actions = Vec::new();
+        for fault in &spec.faults {
+            let action = match fault {
+                Fault::Netem(_) | Fault::Tbf(_) => {
+                    let pin = self.netns_pin(spec, container)?;
+                    qdisc::plan(pin, spec, fault, self.handle_major)?
+                }
+                Fault::CpuQuota(cpu) => {
+                    let fs = self.cgroups()?;
+                    let dir = self.cgroup_dir(&fs, Controller::Cpu, spec, container)?;
+                    Action::Cgroup(fs.plan_cpu(&dir, cpu)?)
+                }
+                Fault::MemoryLimit(memory) => {
+                    let fs = self.cgroups()?;
+                    let dir = self.cgroup_dir(&fs, Controller::Memory, spec, container)?;
+                    Action::Cgroup(fs.plan_memory(&dir, memory)?)
+                }
+                Fault::Signal { signal } => {
+                    let pid = spec.target.pid.unwrap_or_default();
+                    super::spec::parse_signal(signal).map_err(ChaosError::Invalid)?;
+                    Action::Signal {
+                        pid,
+                        start: process::start_time(pid)?,
+                        signal: signal.clone(),
+                    }
+                }
+                Fault::Pause {} => {
+                    let pid = spec.target.pid.unwrap_or_default();
+                    Action::Pause {
+                        pid,
+                        start: process::start_time(pid)?,
+                    }
+                }
+                Fault::Container { action } => {
+                    let container = container.ok_or_else(|| {
+                        ChaosError::Target("container fault without a container".into())
+                    })?;
+                    Action::Container {
+                        id: container.id.clone(),
+                        name: container.name.clone(),
+                        action: *action,
+                    }
+                }
+            };
+            actions.push(action);
+        }
+        Ok(actions)
+    }
+
+    fn apply(&self, action: &Action) -> Result<String, ChaosError> {
+        match action {
+            Action::Qdisc {
+                netns,
+                ifindex,
+                handle,
+                qdisc,
+                options,
+                replaced,
+                ..
+            } => qdisc::apply(netns, *ifindex, *handle, qdisc, options, replaced.as_ref()),
+            Action::Cgroup(change) => cgroup::apply(change),
+            Action::Signal { pid, start, signal } => {
+                let parsed = super::spec::parse_signal(signal).map_err(ChaosError::Invalid)?;
+                process::signal_pinned(*pid, *start, parsed)?;
+                Ok(format!("{parsed} sent to pid {pid}"))
+            }
+            Action::Pause { pid, start } => {
+                process::signal_pinned(*pid, *start, Signal::SIGSTOP)?;
+                Ok(format!("pid {pid} stopped"))
+            }
+            Action::Container { id, action, .. } => self.docker_call(id, *action, false),
+        }
+    }
+
+    fn revert(&self, action: &Action) -> Result<String, ChaosError> {
+        match action {
+            Action::Qdisc {
+                netns,
+                ifindex,
+                handle,
+                qdisc,
+                replaced,
+                ..
+            } => qdisc::revert(netns, *ifindex, *handle, qdisc, replaced.as_ref()),
+            Action::Cgroup(change) => cgroup::restore(change),
+            Action::Pause { pid, start } => {
+                process::signal_pinned(*pid, *start, Signal::SIGCONT)?;
+                Ok(format!("pid {pid} continued"))
+            }
+            Action::Container {
+                id,
+                action: ContainerAction::Pause,
+                ..
+            } => self.docker_call(id, ContainerAction::Pause, true),
+            Action::Signal { .. } | Action::Container { .. } => Ok("nothing to undo".into()),
+        }
+    }
+
+    fn orphans(&self, known: &[Action]) -> Vec<Action> {
+        let mut pins: Vec<NetnsPin> = NetnsPin::own().into_iter().collect();
+        pins.extend(
+            netns::named()
+                .iter()
+                .filter_map(|n| NetnsPin::named(n).ok()),
+        );
+        pins.into_iter()
+            .flat_map(|pin| qdisc::orphans(pin, self.handle_major, known))
+            .collect()
+    }
+
+    fn capabilities(&self) -> Vec<Capability> {
+        self.capabilities.clone()
+    }
+}

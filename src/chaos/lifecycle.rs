@@ -1,0 +1,196 @@
+//! How experiments end: rollback (deadline, stop, halt, shutdown), the halt-condition watcher,
+//! and recovery at start of what a crash left behind, plus the sweep for orphaned qdiscs.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::action::Action;
+use super::engine::{blocking, lock, ChaosEngine, StopReason};
+use super::experiment::{Experiment, ExperimentState};
+use super::host::ChaosHost;
+use super::ChaosError;
+use crate::event::{EventKind, Timestamp};
+
+impl ChaosEngine {
+    pub(super) async fn roll_back(
+        &self,
+        mut experiment: Experiment,
+        reason: StopReason,
+    ) -> Experiment {
+        experiment.state = ExperimentState::RollingBack;
+        if let Err(err) = self.persist(&experiment).await {
+            tracing::error!(id = experiment.id, error = %err, "cannot journal the rollback start");
+        }
+        let host = Arc::clone(&self.inner.host);
+        let actions = experiment.actions.clone();
+        let (ok, lines) = blocking(move || revert_all(host.as_ref(), &actions)).await;
+        experiment.log.extend(lines.iter().cloned());
+        experiment.state = match ok {
+            true => ExperimentState::RolledBack,
+            false => ExperimentState::RollbackFailed,
+        };
+        experiment.ended = Some(Timestamp::now());
+        experiment.outcome = Some(match &reason {
+            StopReason::Halt(why) => format!("halted: {why}"),
+            other => other.trigger().to_string(),
+        });
+        if let Err(err) = self.persist(&experiment).await {
+            tracing::error!(id = experiment.id, error = %err, "cannot journal the rollback end");
+        }
+        lock(&self.inner.running).remove(&experiment.id);
+        if let StopReason::Halt(why) = &reason {
+            self.inner.bus.publish(EventKind::ChaosAborted {
+                experiment: experiment.id.clone(),
+                profile: experiment.profile.clone(),
+                reason: why.clone(),
+            });
+        }
+        let detail = lines.join("; ");
+        match ok {
+            true => tracing::info!(
+                id = experiment.id,
+                trigger = reason.trigger(),
+                "chaos rolled back: {detail}"
+            ),
+            false => tracing::error!(
+                id = experiment.id,
+                trigger = reason.trigger(),
+                "chaos rollback failed: {detail}"
+            ),
+        }
+        self.inner.bus.publish(EventKind::ChaosRolledBack {
+            experiment: experiment.id.clone(),
+            profile: experiment.profile.clone(),
+            trigger: reason.trigger().into(),
+            ok,
+            detail,
+        });
+        experiment
+    }
+
+    /// Abort experiments whose `halt_on` names a probe that goes Down.
+    pub fn watch_halts(&self, cancel: CancellationToken) -> JoinHandle<()> {
+        let engine = self.clone();
+        let mut events = self.inner.bus.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    event = events.recv() => event,
+                };
+                let kind = match event {
+                    Ok(event) => event.kind,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                let EventKind::ProbeTransition { probe, to, .. } = kind else {
+                    continue;
+                };
+                if to != "down" {
+                    continue;
+                }
+                let condition = format!("probe:{probe}");
+                let mut running = lock(&engine.inner.running);
+                for (id, slot) in running.iter_mut() {
+                    if slot.halt_on.contains(&condition) {
+                        if let Some(stop) = slot.stop.take() {
+                            tracing::warn!(id, probe, "halt condition met; rolling back");
+                            let _ = stop.send(StopReason::Halt(format!("probe {probe} went down")));
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// At start, before serving: roll back what a crash left, then sweep orphans. Returns the
+    /// ids of recovered experiments.
+    pub async fn recover(&self) -> Vec<String> {
+        let store = Arc::clone(&self.inner.store);
+        let rows = match blocking(move || lock(&store).unfinished()).await {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read unfinished chaos experiments");
+                Vec::new()
+            }
+        };
+        let mut recovered = Vec::new();
+        for row in rows {
+            match Experiment::from_row(&row) {
+                Ok(experiment) => {
+                    tracing::warn!(
+                        id = row.id,
+                        state = row.state,
+                        "rolling back an experiment left by a previous run"
+                    );
+                    recovered.push(self.roll_back(experiment, StopReason::Recovery).await.id);
+                }
+                Err(err) => tracing::error!("{err}"),
+            }
+        }
+        let host = Arc::clone(&self.inner.host);
+        let orphans = blocking(move || host.orphans(&[])).await;
+        for orphan in orphans {
+            let host = Arc::clone(&self.inner.host);
+            let described = orphan.describe();
+            let result = blocking(move || host.revert(&orphan)).await;
+            tracing::warn!(
+                orphan = described,
+                ?result,
+                "swept a qdisc carrying our handle that no experiment accounts for"
+            );
+            self.inner.bus.publish(EventKind::ChaosRolledBack {
+                experiment: "orphan".into(),
+                profile: None,
+                trigger: "sweep".into(),
+                ok: result.is_ok(),
+                detail: format!("{described}: {}", result.unwrap_or_else(|e| e.to_string())),
+            });
+        }
+        recovered
+    }
+}
+
+/// Apply in order; on a failure undo everything attempted (reverts are idempotent and only
+/// touch what is provably ours), and return the error with the log.
+pub(super) fn apply_all(
+    host: &dyn ChaosHost,
+    actions: &[Action],
+) -> Result<Vec<String>, (ChaosError, Vec<String>)> {
+    let mut log = Vec::new();
+    for (index, action) in actions.iter().enumerate() {
+        match host.apply(action) {
+            Ok(readback) => log.push(format!("applied {}: {readback}", action.describe())),
+            Err(err) => {
+                log.push(format!("failed {}: {err}", action.describe()));
+                let (_, undone) = revert_all(host, &actions[..=index]);
+                log.extend(undone);
+                return Err((err, log));
+            }
+        }
+    }
+    Ok(log)
+}
+
+/// Undo in reverse order, every step even after a failure; a target that is gone counts as undone.
+fn revert_all(host: &dyn ChaosHost, actions: &[Action]) -> (bool, Vec<String>) {
+    let mut ok = true;
+    let mut log = Vec::new();
+    for action in actions.iter().rev().filter(|a| a.is_reversible()) {
+        match host.revert(action) {
+            Ok(line) => log.push(format!("reverted {}: {line}", action.describe())),
+            Err(ChaosError::TargetGone(why)) => log.push(format!(
+                "nothing to revert for {}: target gone: {why}",
+                action.describe()
+            )),
+            Err(err) => {
+                ok = false;
+                log.push(format!("FAILED to revert {}: {err}", action.describe()));
+            }
+        }
+    }
+    (ok, log)
+}

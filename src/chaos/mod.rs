@@ -1,0 +1,82 @@
+//! The chaos engine: netem and tbf over rtnetlink, cgroup CPU and memory limits, process and
+//! container faults — each experiment journaled before the kernel is touched, and always rolled back.
+//!
+//! # Layout
+//! - [`spec`], [`units`]: what an experiment does, as data, and its validation.
+//! - [`tc`], [`dist`]: netem/tbf option bytes and delay distribution tables (pure).
+//! - [`netlink`], [`netns`]: the rtnetlink socket and namespace entry (host edge).
+//! - [`cgroup`], [`process`]: cgroupfs v1/v2 and process identity (host edge).
+//! - [`action`]: the journaled, pinned unit of change with its pre-image.
+//! - [`host`]: `ChaosHost`, the narrow trait over every side effect, and its Linux implementation.
+//! - [`engine`], `lifecycle`: limits, journal, apply, deadline, stop, halt, recovery, sweep.
+
+pub mod action;
+pub mod cgroup;
+pub mod dist;
+pub mod engine;
+pub mod experiment;
+pub mod host;
+mod lifecycle;
+pub mod netlink;
+pub mod netns;
+pub mod process;
+pub mod qdisc;
+pub mod spec;
+pub mod tc;
+pub mod units;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use action::Action;
+pub use engine::{ChaosEngine, ChaosSettings, ExperimentView, Profile, StartRequest};
+pub use host::{ChaosHost, LinuxHost};
+pub use spec::{ExperimentSpec, Fault, TargetSpec};
+
+/// Our qdisc handle major ("5e1d:"): the ownership marker of every qdisc we create.
+pub const DEFAULT_HANDLE_MAJOR: u16 = 0x5e1d;
+
+#[derive(Debug, Error)]
+pub enum ChaosError {
+    #[error("invalid experiment: {0}")]
+    Invalid(String),
+    #[error("no chaos profile named \"{0}\" (see sentinelctl chaos profiles)")]
+    NoSuchProfile(String),
+    #[error("no experiment {0}")]
+    NoSuchExperiment(String),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("target: {0}")]
+    Target(String),
+    /// The pinned target is not there any more (exited, re-created, namespace gone).
+    #[error("target gone: {0}")]
+    TargetGone(String),
+    #[error("kernel refused {what}: {detail}")]
+    Kernel { what: String, detail: String },
+    #[error("{0} is unavailable on this host: {1}")]
+    Unavailable(String, String),
+    #[error("cgroup: {0}")]
+    Cgroup(String),
+    #[error("docker: {0}")]
+    Docker(String),
+    #[error("experiment journal: {0}")]
+    Journal(String),
+}
+
+/// What this host's kernel can do, probed at start; shown in `sentinelctl status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capability {
+    pub name: String,
+    pub available: bool,
+    pub detail: String,
+}
+
+impl Capability {
+    /// "netem: unavailable — kernel lacks sch_netem"
+    pub fn line(&self) -> String {
+        match self.available {
+            true => format!("{}: available — {}", self.name, self.detail),
+            false => format!("{}: unavailable — {}", self.name, self.detail),
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! A synchronous rtnetlink socket for qdiscs and routes, bound to the network namespace of the
+//! thread that opens it; kernel refusals carry the extended-ACK text ("Specified qdisc kind is unknown").
+
+use netlink_packet_core::{
+    DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+};
+use netlink_packet_route::route::RouteMessage;
+use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+use super::tc::{attributes, TCA_KIND, TCA_OPTIONS};
+
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const RTM_NEWQDISC: u16 = 36;
+const RTM_NEWROUTE: u16 = 24;
+const NLMSGERR_ATTR_MSG: u16 = 1;
+const TC_H_ROOT: u32 = 0xFFFF_FFFF;
+const RT_TABLE_MAIN: u8 = 254;
+const RTA_OIF: u16 = 4;
+const RTA_TABLE: u16 = 15;
+
+/// A kernel refusal: errno plus the extended-ACK message when the kernel gave one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelError {
+    pub errno: i32,
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for KernelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let os = std::io::Error::from_raw_os_error(self.errno);
+        match &self.message {
+            Some(message) => write!(f, "{message} ({os})"),
+            None => write!(f, "{os}"),
+        }
+    }
+}
+
+impl KernelError {
+    fn io(err: std::io::Error) -> Self {
+        Self {
+            errno: err.raw_os_error().unwrap_or(nix::libc::EIO),
+            message: None,
+        }
+    }
+}
+
+/// A qdisc as a dump reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qdisc {
+    pub ifindex: i32,
+    pub handle: u32,
+    pub parent: u32,
+    pub kind: String,
+    /// Raw TCA_OPTIONS payload.
+    pub options: Vec<u8>,
+}
+
+impl Qdisc {
+    pub fn is_root(&self) -> bool {
+        self.parent == TC_H_ROOT
+    }
+}
+
+pub struct RouteSocket {
+    socket: Socket,
+    sequence: u32,
+}
+
+impl RouteSocket {
+    /// Open in the calling thread's network namespace; it stays bound there.
+    pub fn open() -> Result<Self, KernelError> {
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(KernelError::io)?;
+        socket.bind_auto().map_err(KernelError::io)?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(KernelError::io)?;
+        // Extended ACK for the kernel's reason; capped ACK so errors echo only the header.
+        let _ = socket.set_ext_ack(true);
+        let _ = socket.set_cap_ack(true);
+        Ok(Self {
+            socket,
+            sequence: 0,
+        })
+    }
+
+    /// Send one request and collect every reply payload until the ACK or end of dump.
+    fn request(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<(u16, Vec<u8>)>, KernelError> {
+        self.sequence = self.sequence.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        header.sequence_number = self.sequence;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
+        packet.finalize();
+        let mut buffer = vec![0; packet.buffer_len()];
+        packet.serialize(&mut buffer);
+        self.socket.send(&buffer, 0).map_err(KernelError::io)?;
+
+        let mut replies = Vec::new();
+        loop {
+            let (bytes, _) = self.socket.recv_from_full().map_err(KernelError::io)?;
+            let mut offset = 0;
+            while offset + 16 <= bytes.len() {
+                let length =
+                    u32::from_ne_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
+                let kind = u16::from_ne_bytes([bytes[offset + 4], bytes[offset + 5]]);
+                let sequence =
+                    u32::from_ne_bytes(bytes[offset + 8..offset + 12].try_into().unwrap());
+                if length < 16 || offset + length > bytes.len() {
+                    break;
+                }
+                let payload = &bytes[offset + 16..offset + length];
+                offset += (length + 3) & !3;
+                if sequence != self.sequence {
+                    continue;
+                }
+                match kind {
+                    NLMSG_DONE => return Ok(replies),
+                    NLMSG_ERROR => {
+                        let code = i32::from_ne_bytes(payload[..4].try_into().unwrap());
+                        if code == 0 {
+                            return Ok(replies);
+                        }
+                        return Err(KernelError {
+                            errno: -code,
+                            message: extack_message(&payload[4..]),
+                        });
+                    }
+                    _ => replies.push((kind, payload.to_vec())),
+                }
+            }
+        }
+    }
+
+    pub fn qdiscs(&mut self, ifindex: i32) -> Result<Vec<Qdisc>, KernelError> {
+        let message = RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default());
+        let replies = self.request(message, NLM_F_REQUEST | NLM_F_DUMP)?;
+        Ok(replies
+            .into_iter()
+            .filter(|(kind, _)| *kind == RTM_NEWQDISC)
+            .filter_map(|(_, payload)| parse_qdisc(&payload))
+            .filter(|q| q.ifindex == ifindex)
+            .collect())
+    }
+
+    pub fn root_qdisc(&mut self, ifindex: i32) -> Result<Option<Qdisc>, KernelError> {
+        Ok(self.qdiscs(ifindex)?.into_iter().find(Qdisc::is_root))
+    }
+
+    /// Add a root qdisc with our handle; `replace` overrides a foreign root (NLM_F_REPLACE).
+    pub fn add_root(
+        &mut self,
+        ifindex: i32,
+        handle: u32,
+        kind: &str,
+        options: &[u8],
+        replace: bool,
+    ) -> Result<(), KernelError> {
+        let mut message = tc_message(ifindex, handle, kind);
+        message.attributes.push(TcAttribute::Other(DefaultNla::new(
+            TCA_OPTIONS,
+            options.to_vec(),
+        )));
+        let mode = if replace { NLM_F_REPLACE } else { NLM_F_EXCL };
+        self.request(
+            RouteNetlinkMessage::NewQueueDiscipline(message),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | mode,
+        )?;
+        Ok(())
+    }
+
+    /// Compare-and-delete: the kernel refuses ("Invalid handle", "Invalid qdisc name") unless
+    /// the root carries exactly this handle and kind, so we never delete what is not ours.
+    pub fn delete_root(
+        &mut self,
+        ifindex: i32,
+        handle: u32,
+        kind: &str,
+    ) -> Result<(), KernelError> {
+        let message = tc_message(ifindex, handle, kind);
+        self.request(
+            RouteNetlinkMessage::DelQueueDiscipline(message),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )?;
+        Ok(())
+    }
+
+    /// Interfaces that carry a default route (IPv4 or IPv6, main table).
+    pub fn default_route_interfaces(&mut self) -> Result<Vec<i32>, KernelError> {
+        let mut found = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut message = RouteMessage::default();
+            message.header.address_family = family;
+            let replies = self.request(
+                RouteNetlinkMessage::GetRoute(message),
+                NLM_F_REQUEST | NLM_F_DUMP,
+            )?;
+            for (kind, payload) in replies {
+                if kind != RTM_NEWROUTE || payload.len() < 12 {
+                    continue;
+                }
+                let (dst_len, table) = (payload[1], payload[4]);
+                let attrs = attributes(&payload[12..]);
+                let table = attrs
+                    .iter()
+                    .find(|(k, _)| *k == RTA_TABLE)
+                    .and_then(|(_, v)| (*v).try_into().ok().map(u32::from_ne_bytes))
+                    .unwrap_or(table as u32);
+                let oif = attrs
+                    .iter()
+                    .find(|(k, _)| *k == RTA_OIF)
+                    .and_then(|(_, v)| (*v).try_into().ok().map(i32::from_ne_bytes));
+                if dst_len == 0 && table == RT_TABLE_MAIN as u32 {
+                    found.extend(oif);
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn tc_message(ifindex: i32, handle: u32, kind: &str) -> TcMessage {
+    let mut message = TcMessage::with_index(ifindex);
+    message.header.handle = TcHandle::from(handle);
+    message.header.parent = TcHandle::ROOT;
+    message.attributes.push(TcAttribute::Kind(kind.to_string()));
+    message
+}
+
+fn parse_qdisc(payload: &[u8]) -> Option<Qdisc> {
+    let header = payload.get(..20)?;
+    let word = |at: usize| u32::from_ne_bytes(header[at..at + 4].try_into().unwrap());
+    let mut qdisc = Qdisc {
+        ifindex: word(4) as i32,
+        handle: word(8),
+        parent: word(12),
+        kind: String::new(),
+        options: Vec::new(),
+    };
+    for (kind, value) in attributes(&payload[20..]) {
+        match kind {
+            TCA_KIND => {
+                qdisc.kind = String::from_utf8_lossy(value)
+                    .trim_end_matches('\0')
+                    .to_string()
+            }
+            TCA_OPTIONS => qdisc.options = value.to_vec(),
+            _ => {}
+        }
+    }
+    Some(qdisc)
+}
+
+/// With NETLINK_CAP_ACK the error echoes only the 16-byte request header; TLVs follow.
+fn extack_message(after_code: &[u8]) -> Option<String> {
+    let tlvs = after_code.get(16..)?;
+    attributes(tlvs)
+        .into_iter()
+        .find(|(kind, _)| *kind == NLMSGERR_ATTR_MSG)
+        .map(|(_, value)| {
+            String::from_utf8_lossy(value)
+                .trim_end_matches('\0')
+                .to_string()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::tc::nla;
+
+    #[test]
+    fn extack_text_is_found_after_the_echoed_header() {
+        let mut error = vec![0u8; 16];
+        error.extend(nla(NLMSGERR_ATTR_MSG, b"Specified qdisc kind is unknown\0"));
+        assert_eq!(
+            extack_message(&error).as_deref(),
+            Some("Specified qdisc kind is unknown")
+        );
+        assert_eq!(extack_message(&[0u8; 16]), None);
+    }
+
+    #[test]
+    fn qdisc_dump_is_parsed() {
+        let mut payload = vec![0u8; 4];
+        payload.extend(3i32.to_ne_bytes());
+        payload.extend(0x5e1d_0000u32.to_ne_bytes());
+        payload.extend(TC_H_ROOT.to_ne_bytes());
+        payload.extend(0u32.to_ne_bytes());
+        payload.extend(nla(TCA_KIND, b"tbf\0"));
+        payload.extend(nla(TCA_OPTIONS, &[1, 2, 3, 4]));
+        let qdisc = parse_qdisc(&payload).unwrap();
+        assert_eq!(qdisc.ifindex, 3);
+        assert_eq!(qdisc.handle, 0x5e1d_0000);
+        assert!(qdisc.is_root());
+        assert_eq!(qdisc.kind, "tbf");
+        assert_eq!(qdisc.options, [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn kernel_error_shows_the_kernel_text_first() {
+        let err = KernelError {
+            errno: nix::libc::ENOENT,
+            message: Some("Specified qdisc kind is unknown".into()),
+        };
+        assert!(err
+            .to_string()
+            .starts_with("Specified qdisc kind is unknown (No such file"));
+    }
+}
