@@ -110,6 +110,9 @@ impl TenantWindow {
             }
         }
         self.roll_baseline(shape.baseline_head_at(now_seq));
+        // Recompute what a rollover made stale now, while these sketches are in cache: a query
+        // over 100k tenants then reads one number per tenant instead of walking cold sketches.
+        self.refresh_p95s();
     }
 
     /// Counts one event in bucket `seq` (the window must be advanced to at least `seq`).
