@@ -391,8 +391,9 @@ mod tests {
             period: "100ms".parse().unwrap(),
         };
         let change = fs.plan_cpu(&dir, &cpu).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        std::fs::create_dir_all(root.path().join("cpu/other")).unwrap();
+        // Moved away, not deleted: the old directory keeps its inode, so the new one at the
+        // same path is certain to get another (a deleted inode number may be reused at once).
+        std::fs::rename(&dir, root.path().join("cpu/app-old")).unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         let err = restore(&change).unwrap_err();
         assert!(matches!(err, ChaosError::TargetGone(_)), "{err}");
