@@ -18,11 +18,14 @@
 //! - [`docker`]: the Docker engine edge — one negotiated client, the event stream on the bus.
 //! - [`cli`]: command-line definitions of the binaries and the renderers of `sentinelctl`.
 //! - [`logging`]: journald / text / JSON log output.
+//! - [`archive`]: evidence bundles spooled before a restart, uploaded to S3 or a directory.
+//! - [`notify`]: the durable outbox to Slack, Discord, webhooks and Alertmanager.
 //!
 //! Data flows one way: sources publish on the bus, consumers subscribe; areas share types from
 //! `event` and `config`, never each other's internals.
 
 pub mod api;
+pub mod archive;
 pub mod board;
 pub mod cli;
 pub mod config;

@@ -1,6 +1,7 @@
 //! The control socket: HTTP/1.1 + JSON over a Unix socket. `server` answers, `client` is what
 //! `sentinelctl` uses, `types` are the bodies both share, `peer` decides who may change things.
 
+mod archives;
 mod client;
 mod events;
 mod peer;
@@ -9,6 +10,7 @@ mod server;
 mod tenants;
 mod types;
 
+pub use archives::ArchivesResponse;
 pub use client::{ClientError, ControlClient};
 pub use peer::{authorize, Accounts, Peer, SystemAccounts};
 pub use query::{parse_events_params, parse_since, EventsParams};

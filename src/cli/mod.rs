@@ -1,6 +1,7 @@
 //! Command-line definitions of the three binaries (here, not in `src/bin/`, so man pages and
 //! completions are generated from the same source) and the renderers `sentinelctl` prints with.
 
+pub mod archives;
 pub mod render;
 pub mod tenants;
 
@@ -80,6 +81,12 @@ pub enum CtlCommand {
     /// Which tenant is hurting: rankings and one tenant's numbers.
     #[command(subcommand)]
     Tenants(TenantsCommand),
+    /// Evidence bundles archived before restarts: upload state and location.
+    Archives {
+        /// At most this many, the newest.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

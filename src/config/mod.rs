@@ -1,9 +1,11 @@
 //! The TOML schema of `sentineld.toml`, its validation (errors carry file:line:col), the diff
 //! between two configs that hot reload applies, and the file watcher that triggers reloads.
 
+mod archive;
 mod diff;
 mod duration;
 mod error;
+mod notify;
 pub mod paths;
 mod probe;
 mod size;
@@ -18,9 +20,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+pub use archive::{ArchiveSection, LocalSinkSection, S3Section, SourceKind, SourceSection};
 pub use diff::ConfigDiff;
 pub use duration::HumanDuration;
 pub use error::{line_column, ConfigError};
+pub use notify::{ChannelKind, ChannelSection, NotifySection, RouteSection, Severity};
 pub use probe::{
     CrashLoopConfig, FlapConfig, HealActionKind, HealConfig, JsonExpectation, PostgresRole,
     ProbeConfig, ProbeKind, QueryExpectationConfig, HTTP_METHODS,
@@ -48,6 +52,10 @@ pub struct Config {
     pub probes: Vec<ProbeConfig>,
     #[serde(default)]
     pub tenants: TenantsSection,
+    #[serde(default)]
+    pub archive: ArchiveSection,
+    #[serde(default)]
+    pub notify: NotifySection,
 }
 
 /// Process-wide settings. They are read once at start: changing them needs a restart, and a
@@ -267,6 +275,7 @@ impl Config {
             });
         }
         self.tenants.validate()?;
+        self.notify.validate()?;
         let mut names = HashSet::new();
         for probe in &self.probes {
             probe.validate()?;
@@ -277,6 +286,7 @@ impl Config {
                 ));
             }
         }
+        self.archive.validate(&self.probes)?;
         self.validate_dependencies(&names)
     }
 

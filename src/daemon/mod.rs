@@ -57,6 +57,8 @@ pub enum DaemonError {
     Signal(std::io::Error),
     #[error("[tenants]: {0}")]
     Tenants(String),
+    #[error("[archive]: {0}")]
+    Archive(#[from] crate::archive::ArchiveError),
 }
 
 /// How long shutdown waits for components to finish before giving up on them.
@@ -130,6 +132,7 @@ pub async fn run(
         socket_gid: bound.gid,
         accounts: Arc::new(SystemAccounts),
         tenants: supervisor.tenants(),
+        archiver: supervisor.archiver(),
     };
     let api_task = tokio::spawn(api::serve(
         bound.listener,

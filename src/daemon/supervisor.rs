@@ -91,6 +91,9 @@ pub struct Supervisor {
     retention: watch::Sender<Retention>,
     info: watch::Sender<DaemonInfo>,
     stop: CancellationToken,
+    /// Evidence bundles before restarts, and their uploads.
+    archiver: crate::archive::Archiver,
+    archive_uploads: Task,
 }
 
 impl Supervisor {
@@ -127,6 +130,19 @@ impl Supervisor {
             handle: tokio::spawn(metrics.collect(&bus, metrics_cancel.clone())),
             cancel: metrics_cancel,
         };
+        let state_dir = info.borrow().state_dir.clone();
+        let docker = DockerEngine::new(&loaded.config.docker.socket);
+        let archiver = crate::archive::Archiver::open(
+            &state_dir,
+            &loaded.config,
+            docker.clone(),
+            bus.clone(),
+        )?;
+        let uploads_cancel = stop.child_token();
+        let archive_uploads = Task {
+            handle: tokio::spawn(archiver.clone().run_uploads(uploads_cancel.clone())),
+            cancel: uploads_cancel,
+        };
         let mut supervisor = Self {
             config: Config::default(),
             hash: loaded.hash,
@@ -134,7 +150,7 @@ impl Supervisor {
             board,
             probes: BTreeMap::new(),
             http: None,
-            docker: DockerEngine::new(&loaded.config.docker.socket),
+            docker,
             docker_events: None,
             journal,
             metrics,
@@ -149,6 +165,8 @@ impl Supervisor {
             retention,
             info,
             stop,
+            archiver,
+            archive_uploads,
         };
         let listener = match loaded.config.http.enabled {
             true => Some(bind_http(loaded.config.http.listen).await?),
@@ -262,6 +280,7 @@ impl Supervisor {
         }
 
         // Apply.
+        self.archiver.configure(&new_config);
         if diff.journal_changed {
             let _ = self.retention.send(retention_of(&new_config));
         }
@@ -382,7 +401,15 @@ impl Supervisor {
             let history = self
                 .heal_history(probe.name(), heal.get_ref().window.get())
                 .await;
-            if let Some(spec) = HealerSpec::from_config(probe, &self.docker, history) {
+            if let Some(mut spec) = HealerSpec::from_config(probe, &self.docker, history) {
+                spec.evidence =
+                    heal.get_ref()
+                        .archive
+                        .clone()
+                        .map(|sources| crate::heal::Evidence {
+                            archiver: self.archiver.clone(),
+                            sources,
+                        });
                 let cancel = self.stop.child_token();
                 let (commands, handle) = crate::heal::spawn(
                     spec,
@@ -554,6 +581,11 @@ impl Supervisor {
         }
         self.metrics_task.stop(grace).await;
         self.tenant_alerts.stop(grace).await;
+        self.archive_uploads.stop(grace).await;
+    }
+
+    pub fn archiver(&self) -> crate::archive::Archiver {
+        self.archiver.clone()
     }
 }
 
