@@ -88,6 +88,15 @@ install_cargo_tools
 start_dockerd
 bash tests/images/build-busybox.sh
 
+# moto_server: a real S3 API on loopback for the archive tests (tests/integration/archive.rs).
+# Below 5.2: moto 5.2 answers CompleteMultipartUpload with a root element S3 never sends.
+if [ ! -x target/moto-venv/bin/moto_server ]; then
+    step "pip install moto[server] into target/moto-venv"
+    python3 -m venv target/moto-venv
+    target/moto-venv/bin/pip install --quiet "moto[server]<5.2"
+fi
+export MOTO_SERVER="$PWD/target/moto-venv/bin/moto_server"
+
 step "format and lints"
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod archive;
 mod bounds;
 mod check_config;
 mod control;
