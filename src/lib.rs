@@ -38,5 +38,6 @@ pub mod ingest;
 pub mod journal;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod tenants;

@@ -110,7 +110,7 @@ fn read_first_line(path: &std::path::Path, field: &str) -> Result<String, String
     Ok(text.lines().next().unwrap_or("").trim().to_string())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,

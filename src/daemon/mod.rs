@@ -59,6 +59,8 @@ pub enum DaemonError {
     Tenants(String),
     #[error("[archive]: {0}")]
     Archive(#[from] crate::archive::ArchiveError),
+    #[error("[notify]: {0}")]
+    Notify(#[from] crate::notify::NotifyError),
 }
 
 /// How long shutdown waits for components to finish before giving up on them.

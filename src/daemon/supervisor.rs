@@ -94,6 +94,9 @@ pub struct Supervisor {
     /// Evidence bundles before restarts, and their uploads.
     archiver: crate::archive::Archiver,
     archive_uploads: Task,
+    /// The notification outbox and its delivery.
+    notifier: crate::notify::Notifier,
+    notifications: Task,
 }
 
 impl Supervisor {
@@ -143,6 +146,12 @@ impl Supervisor {
             handle: tokio::spawn(archiver.clone().run_uploads(uploads_cancel.clone())),
             cancel: uploads_cancel,
         };
+        let notifier = crate::notify::Notifier::open(&state_dir, &loaded.config)?;
+        let notify_cancel = stop.child_token();
+        let notifications = Task {
+            handle: notifier.spawn(&bus, notify_cancel.clone()),
+            cancel: notify_cancel,
+        };
         let mut supervisor = Self {
             config: Config::default(),
             hash: loaded.hash,
@@ -167,6 +176,8 @@ impl Supervisor {
             stop,
             archiver,
             archive_uploads,
+            notifier,
+            notifications,
         };
         let listener = match loaded.config.http.enabled {
             true => Some(bind_http(loaded.config.http.listen).await?),
@@ -281,6 +292,7 @@ impl Supervisor {
 
         // Apply.
         self.archiver.configure(&new_config);
+        self.notifier.configure(&new_config);
         if diff.journal_changed {
             let _ = self.retention.send(retention_of(&new_config));
         }
@@ -582,6 +594,7 @@ impl Supervisor {
         self.metrics_task.stop(grace).await;
         self.tenant_alerts.stop(grace).await;
         self.archive_uploads.stop(grace).await;
+        self.notifications.stop(grace).await;
     }
 
     pub fn archiver(&self) -> crate::archive::Archiver {
