@@ -93,33 +93,54 @@ impl Outbox {
         Ok(true)
     }
 
-    /// Pending messages due now, oldest first, at most `limit`.
+    /// Pending messages due now, oldest first, at most `limit`. Each channel's queue is kept
+    /// in order: a message waiting for its retry holds back the newer ones behind it, so a
+    /// "resolved" never overtakes its "firing".
     pub fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Message>, NotifyError> {
         let mut statement = self
             .connection
             .prepare(
-                "SELECT id, channel, subject, body, attempts FROM notify_outbox \
-                 WHERE state = 'pending' AND next_attempt_ms <= ?1 ORDER BY id LIMIT ?2",
+                "SELECT id, channel, subject, body, attempts, next_attempt_ms FROM notify_outbox \
+                 WHERE state = 'pending' ORDER BY id",
             )
             .map_err(sql)?;
         let rows = statement
-            .query_map(params![now.as_millis(), limit as i64], |row| {
-                Ok(Message {
+            .query_map([], |row| {
+                let message = Message {
                     id: row.get(0)?,
                     channel: row.get(1)?,
                     subject: row.get(2)?,
                     body: row.get(3)?,
                     attempts: row.get::<_, i64>(4)? as u32,
-                })
+                };
+                Ok((message, row.get::<_, i64>(5)?))
             })
             .map_err(sql)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+        let mut held = std::collections::HashSet::new();
+        let mut due = Vec::new();
+        for row in rows {
+            let (message, next_attempt_ms) = row.map_err(sql)?;
+            if held.contains(&message.channel) {
+                continue;
+            }
+            if next_attempt_ms > now.as_millis() {
+                held.insert(message.channel.clone());
+                continue;
+            }
+            due.push(message);
+            if due.len() == limit {
+                break;
+            }
+        }
+        Ok(due)
     }
 
+    /// When the head of some channel's queue is due next.
     pub fn next_due(&self) -> Result<Option<Timestamp>, NotifyError> {
         self.connection
             .query_row(
-                "SELECT MIN(next_attempt_ms) FROM notify_outbox WHERE state = 'pending'",
+                "SELECT MIN(next_attempt_ms) FROM notify_outbox AS o WHERE state = 'pending' \
+                 AND id = (SELECT MIN(id) FROM notify_outbox WHERE state = 'pending' AND channel = o.channel)",
                 [],
                 |row| row.get::<_, Option<i64>>(0),
             )
@@ -226,9 +247,13 @@ mod tests {
         outbox.mark_failed(2, "503", Timestamp(9_000)).unwrap();
         outbox.postpone(3, Timestamp(9_000)).unwrap();
         let due = outbox.due(Timestamp(5_000), 10).unwrap();
-        assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [4, 5]);
+        assert!(
+            due.is_empty(),
+            "message 2 waits for its retry, and the queue behind it: {due:?}"
+        );
+        assert_eq!(outbox.next_due().unwrap(), Some(Timestamp(9_000)));
         let again = outbox.due(Timestamp(9_000), 10).unwrap();
-        assert_eq!(again[0].id, 2);
+        assert_eq!(again.iter().map(|m| m.id).collect::<Vec<_>>(), [2, 3, 4, 5]);
         assert_eq!(again[0].attempts, 1);
         assert_eq!(again[1].attempts, 0, "postponing is not an attempt");
 

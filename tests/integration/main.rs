@@ -9,6 +9,7 @@ mod control;
 mod docker;
 mod journald;
 mod metrics;
+mod notify;
 mod postgres;
 mod probes;
 mod reload;
