@@ -47,12 +47,16 @@ fn docker_error(container: &str) -> impl FnOnce(bollard::errors::Error) -> Archi
     move |err| ArchiveError::Source(format!("Docker engine, container {container}: {err}"))
 }
 
+async fn engine_client(engine: &DockerEngine) -> Result<bollard::Docker, ArchiveError> {
+    engine
+        .client()
+        .await
+        .map_err(|e| ArchiveError::Source(e.to_string()))
+}
+
 impl ContainerApi for DockerEngine {
     async fn mounts(&self, container: &str) -> Result<Vec<Mount>, ArchiveError> {
-        let client = self
-            .client()
-            .await
-            .map_err(|e| ArchiveError::Source(e.to_string()))?;
+        let client = engine_client(self).await?;
         let inspect = client
             .inspect_container(container, None)
             .await
@@ -76,10 +80,7 @@ impl ContainerApi for DockerEngine {
         tail: u64,
         since: Option<Duration>,
     ) -> Result<Vec<u8>, ArchiveError> {
-        let client = self
-            .client()
-            .await
-            .map_err(|e| ArchiveError::Source(e.to_string()))?;
+        let client = engine_client(self).await?;
         let since = since.map_or(0, |ago| {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -103,10 +104,7 @@ impl ContainerApi for DockerEngine {
     }
 
     async fn state(&self, container: &str) -> Result<Value, ArchiveError> {
-        let client = self
-            .client()
-            .await
-            .map_err(|e| ArchiveError::Source(e.to_string()))?;
+        let client = engine_client(self).await?;
         let inspect = client
             .inspect_container(container, None)
             .await

@@ -87,17 +87,20 @@ pub struct Ledger {
     connection: Connection,
 }
 
+/// A connection of its own to the journal database (WAL, so it never blocks the journal's
+/// writer for long), with `schema` created if missing. Shared with the notification outbox.
+pub(crate) fn open_table(path: &Path, schema: &str) -> Result<Connection, rusqlite::Error> {
+    let connection = Connection::open(path)?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.busy_timeout(Duration::from_secs(5))?;
+    connection.execute_batch(schema)?;
+    Ok(connection)
+}
+
 impl Ledger {
     pub fn open(path: &Path) -> Result<Self, ArchiveError> {
-        let open = |source| ArchiveError::Ledger(format!("{}: {source}", path.display()));
-        let connection = Connection::open(path).map_err(open)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(open)?;
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .map_err(open)?;
-        connection.execute_batch(SCHEMA).map_err(open)?;
+        let connection = open_table(path, SCHEMA)
+            .map_err(|source| ArchiveError::Ledger(format!("{}: {source}", path.display())))?;
         Ok(Self { connection })
     }
 

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub use bundle::{Manifest, ManifestFile, SpooledBundle};
 pub use collect::{host_path, SourcePlan};
 pub use evidence::{ContainerApi, Mount, Postgres, SqlApi};
+pub(crate) use ledger::open_table;
 pub use ledger::{ArchiveRecord, UploadState};
 pub use s3::S3Sink;
 pub use sink::{plan_quota, LocalSink, QuotaPlan, Sink, Upload};

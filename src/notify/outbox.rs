@@ -42,15 +42,8 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn open(path: &Path) -> Result<Self, NotifyError> {
-        let open = |err| NotifyError::Outbox(format!("{}: {err}", path.display()));
-        let connection = Connection::open(path).map_err(open)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(open)?;
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .map_err(open)?;
-        connection.execute_batch(SCHEMA).map_err(open)?;
+        let connection = crate::archive::open_table(path, SCHEMA)
+            .map_err(|err| NotifyError::Outbox(format!("{}: {err}", path.display())))?;
         Ok(Self { connection })
     }
 
