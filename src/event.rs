@@ -205,6 +205,35 @@ pub enum EventKind {
         ok: bool,
         detail: String,
     },
+    /// Evidence collection for an incident began (before the heal's restart).
+    ArchiveStarted {
+        probe: String,
+        bundle: String,
+        sources: Vec<String>,
+    },
+    /// The bundle is safely in the local spool; `destination` is where it will be uploaded.
+    ArchiveSpooled {
+        probe: String,
+        bundle: String,
+        path: String,
+        bytes: u64,
+        sha256: String,
+        destination: String,
+    },
+    ArchiveUploaded {
+        probe: String,
+        bundle: String,
+        location: String,
+        bytes: u64,
+    },
+    /// `stage`: collect, spool, timeout (the restart went ahead), upload (retried), quota.
+    ArchiveFailed {
+        probe: String,
+        bundle: String,
+        stage: String,
+        error: String,
+        will_retry: bool,
+    },
 }
 
 impl EventKind {
@@ -231,6 +260,10 @@ impl EventKind {
             Self::ChaosStarted { .. } => "chaos_started",
             Self::ChaosAborted { .. } => "chaos_aborted",
             Self::ChaosRolledBack { .. } => "chaos_rolled_back",
+            Self::ArchiveStarted { .. } => "archive_started",
+            Self::ArchiveSpooled { .. } => "archive_spooled",
+            Self::ArchiveUploaded { .. } => "archive_uploaded",
+            Self::ArchiveFailed { .. } => "archive_failed",
         }
     }
 
@@ -385,6 +418,31 @@ impl EventKind {
                     "ROLLBACK FAILED"
                 };
                 format!("chaos {id}: {result} ({trigger}): {detail}")
+            }
+            Self::ArchiveStarted {
+                probe,
+                bundle,
+                sources,
+            } => format!("{probe}: archiving {} into {bundle}", sources.join(", ")),
+            Self::ArchiveSpooled {
+                probe,
+                bundle,
+                bytes,
+                destination,
+                ..
+            } => format!("{probe}: bundle {bundle} spooled ({bytes} bytes), for {destination}"),
+            Self::ArchiveUploaded {
+                probe, location, ..
+            } => format!("{probe}: evidence uploaded to {location}"),
+            Self::ArchiveFailed {
+                probe,
+                bundle,
+                stage,
+                error,
+                will_retry,
+            } => {
+                let retry = if *will_retry { "; will retry" } else { "" };
+                format!("{probe}: archive {bundle} {stage} failed: {error}{retry}")
             }
         }
     }
@@ -572,6 +630,32 @@ mod tests {
                 trigger: "deadline".into(),
                 ok: true,
                 detail: "d".into(),
+            },
+            EventKind::ArchiveStarted {
+                probe: "p".into(),
+                bundle: "b".into(),
+                sources: vec!["s".into()],
+            },
+            EventKind::ArchiveSpooled {
+                probe: "p".into(),
+                bundle: "b".into(),
+                path: "/s/b.tar.gz".into(),
+                bytes: 1,
+                sha256: "h".into(),
+                destination: "s3://x/b/".into(),
+            },
+            EventKind::ArchiveUploaded {
+                probe: "p".into(),
+                bundle: "b".into(),
+                location: "s3://x/b/bundle.tar.gz".into(),
+                bytes: 1,
+            },
+            EventKind::ArchiveFailed {
+                probe: "p".into(),
+                bundle: "b".into(),
+                stage: "upload".into(),
+                error: "e".into(),
+                will_retry: true,
             },
         ];
         for kind in kinds {

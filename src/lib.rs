@@ -19,12 +19,15 @@
 //! - [`agent`]: `sentinel-agent`, the sidecar: tails logs, ships events, disk buffer, offsets.
 //! - [`cli`]: command-line definitions of the binaries and the renderers of `sentinelctl`.
 //! - [`logging`]: journald / text / JSON log output.
+//! - [`archive`]: evidence bundles spooled before a restart, uploaded to S3 or a directory.
+//! - [`notify`]: the durable outbox to Slack, Discord, webhooks and Alertmanager.
 //!
 //! Data flows one way: sources publish on the bus, consumers subscribe; areas share types from
 //! `event` and `config`, never each other's internals.
 
 pub mod agent;
 pub mod api;
+pub mod archive;
 pub mod board;
 pub mod chaos;
 pub mod cli;
@@ -38,5 +41,6 @@ pub mod ingest;
 pub mod journal;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod tenants;

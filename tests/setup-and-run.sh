@@ -27,6 +27,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 APT_PACKAGES=(lintian rpm systemd util-linux mount gzip docker.io busybox-static prometheus postgresql-15 openssl iproute2)
 # python3-venv, python3-pip: the Python SDK's tests run in their own venv (sdk/python/.venv)
 APT_PACKAGES+=(python3-venv python3-pip)
+# prometheus-alertmanager: a real Alertmanager for the notification tests (API v2, resolve)
+APT_PACKAGES+=(prometheus-alertmanager)
 CARGO_TOOLS=(cargo-deb cargo-generate-rpm)
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -88,6 +90,15 @@ install_apt_packages
 install_cargo_tools
 start_dockerd
 bash tests/images/build-busybox.sh
+
+# moto_server: a real S3 API on loopback for the archive tests (tests/integration/archive.rs).
+# Below 5.2: moto 5.2 answers CompleteMultipartUpload with a root element S3 never sends.
+if [ ! -x target/moto-venv/bin/moto_server ]; then
+    step "pip install moto[server] into target/moto-venv"
+    python3 -m venv target/moto-venv
+    target/moto-venv/bin/pip install --quiet "moto[server]<5.2"
+fi
+export MOTO_SERVER="$PWD/target/moto-venv/bin/moto_server"
 
 step "format and lints"
 cargo fmt --check

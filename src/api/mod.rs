@@ -1,6 +1,7 @@
 //! The control socket: HTTP/1.1 + JSON over a Unix socket. `server` answers, `client` is what
 //! `sentinelctl` uses, `types` are the bodies both share, `peer` decides who may change things.
 
+mod archives;
 mod chaos;
 mod client;
 mod events;
@@ -10,6 +11,7 @@ mod server;
 mod tenants;
 mod types;
 
+pub use archives::ArchivesResponse;
 pub use chaos::{ExperimentsResponse, ProfilesResponse, StopAllResponse};
 pub use client::{ClientError, ControlClient};
 pub use peer::{authorize, Accounts, Peer, SystemAccounts};

@@ -72,6 +72,7 @@ pub struct ApiState {
     pub accounts: Arc<dyn Accounts>,
     pub tenants: TenantService,
     pub chaos: crate::chaos::ChaosEngine,
+    pub archiver: crate::archive::Archiver,
 }
 
 pub(super) type Body = BoxBody<Bytes, Infallible>;
@@ -180,6 +181,9 @@ async fn route(
     match (method.clone(), path.as_str()) {
         (Method::GET, "/v1/status") => json(StatusCode::OK, &status(state)),
         (Method::GET, "/v1/events") => events(request.uri().query(), state, shutdown).await,
+        (Method::GET, "/v1/archives") => {
+            super::archives::get(request.uri().query(), &state.archiver).await
+        }
         (Method::GET, p) if p.starts_with("/v1/tenants/") => {
             super::tenants::get(p, request.uri().query(), &state.tenants)
         }

@@ -104,6 +104,14 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        CtlCommand::Archives { limit } => {
+            let response: sentinel::api::ArchivesResponse =
+                client.get(&format!("/v1/archives?limit={limit}")).await?;
+            match cli.json {
+                true => println!("{}", serde_json::to_string_pretty(&response)?),
+                false => print!("{}", sentinel::cli::archives::archives(&response)),
+            }
+        }
         CtlCommand::Version => {
             println!("sentinelctl {}", env!("CARGO_PKG_VERSION"));
             match client.get::<StatusResponse>("/v1/status").await {

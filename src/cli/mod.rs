@@ -1,6 +1,7 @@
 //! Command-line definitions of the three binaries (here, not in `src/bin/`, so man pages and
 //! completions are generated from the same source) and the renderers `sentinelctl` prints with.
 
+pub mod archives;
 pub mod chaos;
 pub mod render;
 pub mod tenants;
@@ -84,6 +85,12 @@ pub enum CtlCommand {
     /// Chaos experiments: profiles, start, list, show, stop.
     #[command(subcommand)]
     Chaos(chaos::ChaosCommand),
+    /// Evidence bundles archived before restarts: upload state and location.
+    Archives {
+        /// At most this many, the newest.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

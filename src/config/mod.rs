@@ -1,10 +1,12 @@
 //! The TOML schema of `sentineld.toml`, its validation (errors carry file:line:col), the diff
 //! between two configs that hot reload applies, and the file watcher that triggers reloads.
 
+mod archive;
 mod chaos;
 mod diff;
 mod duration;
 mod error;
+mod notify;
 pub mod paths;
 mod probe;
 mod size;
@@ -19,10 +21,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+pub use archive::{ArchiveSection, LocalSinkSection, S3Section, SourceKind, SourceSection};
 pub use chaos::{ChaosProfileConfig, ChaosSection};
 pub use diff::ConfigDiff;
 pub use duration::HumanDuration;
 pub use error::{line_column, ConfigError};
+pub use notify::{ChannelKind, ChannelSection, NotifySection, RouteSection, Severity};
 pub use probe::{
     CrashLoopConfig, FlapConfig, HealActionKind, HealConfig, JsonExpectation, PostgresRole,
     ProbeConfig, ProbeKind, QueryExpectationConfig, HTTP_METHODS,
@@ -52,6 +56,10 @@ pub struct Config {
     pub tenants: TenantsSection,
     #[serde(default)]
     pub chaos: ChaosSection,
+    #[serde(default)]
+    pub archive: ArchiveSection,
+    #[serde(default)]
+    pub notify: NotifySection,
 }
 
 /// Process-wide settings. They are read once at start: changing them needs a restart, and a
@@ -285,6 +293,7 @@ impl Config {
             });
         }
         self.tenants.validate()?;
+        self.notify.validate()?;
         let mut names = HashSet::new();
         for probe in &self.probes {
             probe.validate()?;
@@ -296,6 +305,7 @@ impl Config {
             }
         }
         self.validate_dependencies(&names)?;
+        self.archive.validate(&self.probes)?;
         self.chaos.validate(&names)
     }
 

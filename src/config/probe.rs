@@ -142,6 +142,8 @@ pub struct HealConfig {
     /// The probe must be Up again this soon after an action, or the attempt failed.
     #[serde(default = "HealConfig::default_verify_within")]
     pub verify_within: HumanDuration,
+    /// `[[archive.source]]` names collected into an evidence bundle before each restart.
+    pub archive: Option<Vec<String>>,
 }
 
 impl HealConfig {

@@ -60,6 +60,10 @@ pub enum DaemonError {
     Tenants(String),
     #[error(transparent)]
     Chaos(#[from] ChaosError),
+    #[error("[archive]: {0}")]
+    Archive(#[from] crate::archive::ArchiveError),
+    #[error("[notify]: {0}")]
+    Notify(#[from] crate::notify::NotifyError),
 }
 
 /// How long shutdown waits for components to finish before giving up on them.
@@ -151,6 +155,7 @@ pub async fn run(
         accounts: Arc::new(SystemAccounts),
         tenants: supervisor.tenants(),
         chaos: chaos.clone(),
+        archiver: supervisor.archiver(),
     };
     let halts = chaos.watch_halts(components_stop.clone());
     let api_task = tokio::spawn(api::serve(

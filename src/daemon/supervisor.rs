@@ -91,6 +91,12 @@ pub struct Supervisor {
     retention: watch::Sender<Retention>,
     info: watch::Sender<DaemonInfo>,
     stop: CancellationToken,
+    /// Evidence bundles before restarts, and their uploads.
+    archiver: crate::archive::Archiver,
+    archive_uploads: Task,
+    /// The notification outbox and its delivery.
+    notifier: crate::notify::Notifier,
+    notifications: Task,
 }
 
 impl Supervisor {
@@ -127,6 +133,25 @@ impl Supervisor {
             handle: tokio::spawn(metrics.collect(&bus, metrics_cancel.clone())),
             cancel: metrics_cancel,
         };
+        let state_dir = info.borrow().state_dir.clone();
+        let docker = DockerEngine::new(&loaded.config.docker.socket);
+        let archiver = crate::archive::Archiver::open(
+            &state_dir,
+            &loaded.config,
+            docker.clone(),
+            bus.clone(),
+        )?;
+        let uploads_cancel = stop.child_token();
+        let archive_uploads = Task {
+            handle: tokio::spawn(archiver.clone().run_uploads(uploads_cancel.clone())),
+            cancel: uploads_cancel,
+        };
+        let notifier = crate::notify::Notifier::open(&state_dir, &loaded.config)?;
+        let notify_cancel = stop.child_token();
+        let notifications = Task {
+            handle: notifier.spawn(&bus, notify_cancel.clone()),
+            cancel: notify_cancel,
+        };
         let mut supervisor = Self {
             config: Config::default(),
             hash: loaded.hash,
@@ -134,7 +159,7 @@ impl Supervisor {
             board,
             probes: BTreeMap::new(),
             http: None,
-            docker: DockerEngine::new(&loaded.config.docker.socket),
+            docker,
             docker_events: None,
             journal,
             metrics,
@@ -149,6 +174,10 @@ impl Supervisor {
             retention,
             info,
             stop,
+            archiver,
+            archive_uploads,
+            notifier,
+            notifications,
         };
         let listener = match loaded.config.http.enabled {
             true => Some(bind_http(loaded.config.http.listen).await?),
@@ -267,6 +296,8 @@ impl Supervisor {
         }
 
         // Apply.
+        self.archiver.configure(&new_config);
+        self.notifier.configure(&new_config);
         if diff.journal_changed {
             let _ = self.retention.send(retention_of(&new_config));
         }
@@ -387,7 +418,15 @@ impl Supervisor {
             let history = self
                 .heal_history(probe.name(), heal.get_ref().window.get())
                 .await;
-            if let Some(spec) = HealerSpec::from_config(probe, &self.docker, history) {
+            if let Some(mut spec) = HealerSpec::from_config(probe, &self.docker, history) {
+                spec.evidence =
+                    heal.get_ref()
+                        .archive
+                        .clone()
+                        .map(|sources| crate::heal::Evidence {
+                            archiver: self.archiver.clone(),
+                            sources,
+                        });
                 let cancel = self.stop.child_token();
                 let (commands, handle) = crate::heal::spawn(
                     spec,
@@ -559,6 +598,12 @@ impl Supervisor {
         }
         self.metrics_task.stop(grace).await;
         self.tenant_alerts.stop(grace).await;
+        self.archive_uploads.stop(grace).await;
+        self.notifications.stop(grace).await;
+    }
+
+    pub fn archiver(&self) -> crate::archive::Archiver {
+        self.archiver.clone()
     }
 }
 

@@ -29,6 +29,15 @@ pub struct HealerSpec {
     pub backoff: Backoff,
     /// The probe must be Up again within this long after an action, or the attempt failed.
     pub verify_within: Duration,
+    /// Evidence to archive before acting on a Down probe (the heal's `archive = [...]`).
+    pub evidence: Option<Evidence>,
+}
+
+/// What to archive before a heal, and who archives it.
+#[derive(Clone)]
+pub struct Evidence {
+    pub archiver: crate::archive::Archiver,
+    pub sources: Vec<String>,
 }
 
 impl HealerSpec {
@@ -63,22 +72,26 @@ impl HealerSpec {
             budget_max: heal.max_attempts,
             backoff: Backoff::new(heal.backoff.get(), heal.max_backoff.get()),
             verify_within: heal.verify_within.get(),
+            evidence: None,
         })
     }
 }
 
 /// What the healer saw of the probe since the last Up.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Incident {
     fault_at: Option<Timestamp>,
     down_at: Option<Timestamp>,
     acted_at: Option<Timestamp>,
+    /// The probe's failure reason when it went Down, for the evidence manifest.
+    reason: Option<String>,
 }
 
 enum Wake {
     Transition {
         to: String,
         at: Timestamp,
+        reason: Option<String>,
     },
     Fault(Timestamp),
     Command(HealCommand),
@@ -147,13 +160,14 @@ impl Healer {
                 Wake::Fault(at) => {
                     self.incident.fault_at.get_or_insert(at);
                 }
-                Wake::Transition { to, at } => match to.as_str() {
+                Wake::Transition { to, at, reason } => match to.as_str() {
                     "failing" => {
                         self.incident.fault_at.get_or_insert(at);
                     }
                     "down" => {
                         self.probe_down = true;
                         self.incident.down_at = Some(at);
+                        self.incident.reason = reason;
                         self.incident.fault_at.get_or_insert(at);
                         if !self.heal().await {
                             break;
@@ -288,6 +302,24 @@ impl Healer {
         let probe = self.spec.probe.clone();
         self.spec.budget.record(Timestamp::now());
         let action = self.spec.action.describe();
+        // One bundle per incident: its first attempt; later attempts restart what it captured.
+        let first = attempt == 1;
+        if let (Some(evidence), "down" | "operator", true) = (&self.spec.evidence, cause, first) {
+            let container = match &self.spec.action {
+                HealAction::DockerRestart { container, .. } => Some(container.clone()),
+                HealAction::Exec { .. } => None,
+            };
+            evidence
+                .archiver
+                .capture(crate::archive::CaptureRequest {
+                    probe: probe.clone(),
+                    container,
+                    sources: evidence.sources.clone(),
+                    reason: self.incident.reason.clone(),
+                    down_at: self.incident.down_at,
+                })
+                .await;
+        }
         tracing::warn!(probe, attempt, cause, "healing: {action}");
         self.bus.publish(EventKind::HealStarted {
             probe: probe.clone(),
@@ -366,8 +398,8 @@ impl Healer {
         loop {
             match self.wake(Some(deadline)).await {
                 Wake::Stop => return Outcome::Stop,
-                Wake::Transition { to, at } if to == "up" => return Outcome::Up(at),
-                Wake::Transition { to, at } if to == "down" => {
+                Wake::Transition { to, at, .. } if to == "up" => return Outcome::Up(at),
+                Wake::Transition { to, at, .. } if to == "down" => {
                     self.incident.down_at.get_or_insert(at);
                 }
                 Wake::Transition { .. } | Wake::Fault(_) => {}
@@ -395,8 +427,8 @@ impl Healer {
                 _ = sleep => return Wake::Deadline,
                 Some(command) = self.commands.recv() => return Wake::Command(command),
                 received = self.events.recv() => match received {
-                    Ok(Event { at, kind: EventKind::ProbeTransition { probe, to, .. } }) if probe == self.spec.probe => {
-                        return Wake::Transition { to, at };
+                    Ok(Event { at, kind: EventKind::ProbeTransition { probe, to, reason, .. } }) if probe == self.spec.probe => {
+                        return Wake::Transition { to, at, reason };
                     }
                     Ok(Event { kind: EventKind::ProbeSilenced { probe, until }, .. }) if probe == self.spec.probe => {
                         self.silenced_until = Some(until);

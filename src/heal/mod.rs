@@ -12,7 +12,7 @@ use thiserror::Error;
 use crate::event::Timestamp;
 pub use action::HealAction;
 pub use budget::{Backoff, RestartBudget};
-pub use healer::{spawn, HealCommand, HealerSpec};
+pub use healer::{spawn, Evidence, HealCommand, HealerSpec};
 
 #[derive(Debug, Error)]
 pub enum HealError {

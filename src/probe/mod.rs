@@ -27,7 +27,7 @@ pub use postgres::{ExpectedRole, PostgresProbe, QueryExpectation};
 pub use runner::spawn;
 pub use state::{FlapRule, ProbeState, ThresholdMachine, Transition};
 pub use tcp::TcpProbe;
-pub use tls::{read_ca_file, TlsVerification};
+pub use tls::{client_config, read_ca_file, server_name, TlsVerification};
 
 /// Why a check failed, typed so alerts and metrics can group by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 mod harness;
 
 mod agent;
+mod archive;
 mod bounds;
 mod chaos;
 mod check_config;
@@ -10,6 +11,7 @@ mod control;
 mod docker;
 mod journald;
 mod metrics;
+mod notify;
 mod postgres;
 mod probes;
 mod reload;

@@ -1,0 +1,57 @@
+//! `GET /v1/archives?limit=N`: evidence bundles, newest first, with upload state and location.
+
+use hyper::{Response, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::server::{error, json, Body};
+use crate::archive::{ArchiveRecord, Archiver};
+
+/// Most bundles one answer lists.
+const MAX_LIMIT: usize = 10_000;
+const DEFAULT_LIMIT: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchivesResponse {
+    pub archives: Vec<ArchiveRecord>,
+}
+
+pub(super) async fn get(query: Option<&str>, archiver: &Archiver) -> Response<Body> {
+    let limit = match parse_limit(query) {
+        Ok(limit) => limit,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match archiver.list(limit).await {
+        Ok(archives) => json(StatusCode::OK, &ArchivesResponse { archives }),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+    }
+}
+
+fn parse_limit(query: Option<&str>) -> Result<usize, String> {
+    let text = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("limit="));
+    match text {
+        None | Some("") => Ok(DEFAULT_LIMIT),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "invalid limit=\"{text}\": expected 1 to {MAX_LIMIT}"
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_table() {
+        assert_eq!(parse_limit(None), Ok(DEFAULT_LIMIT));
+        assert_eq!(parse_limit(Some("limit=5")), Ok(5));
+        assert_eq!(parse_limit(Some("x=1&limit=7")), Ok(7));
+        assert!(parse_limit(Some("limit=0")).is_err());
+        assert!(parse_limit(Some("limit=abc")).is_err());
+    }
+}

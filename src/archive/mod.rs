@@ -1,0 +1,361 @@
+//! Evidence first: before a heal restarts something, collect its logs and state into one bundle
+//! in the local spool, then ship it to S3 or a directory in the background, retrying until done.
+
+mod bundle;
+mod collect;
+mod evidence;
+mod ledger;
+mod s3;
+mod sink;
+mod uploader;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::sync::{oneshot, Notify};
+
+pub use bundle::{Manifest, ManifestFile, SpooledBundle};
+pub use collect::{host_path, SourcePlan};
+pub use evidence::{ContainerApi, Mount, Postgres, SqlApi};
+pub(crate) use ledger::open_table;
+pub use ledger::{ArchiveRecord, UploadState};
+pub use s3::S3Sink;
+pub use sink::{plan_quota, LocalSink, QuotaPlan, Sink, Upload};
+pub use uploader::retry_delay;
+
+use crate::config::{Config, ProbeConfig, SourceKind, SourceSection};
+use crate::docker::DockerEngine;
+use crate::event::{Bus, EventKind, Timestamp};
+use crate::probe::AnyProbe;
+
+#[derive(Debug, Error)]
+pub enum ArchiveError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A source could not deliver (container gone, database down, path not mounted).
+    #[error("{0}")]
+    Source(String),
+    #[error("archive ledger (journal database) {0}")]
+    Ledger(String),
+    #[error("upload failed: {0}")]
+    Upload(String),
+}
+
+/// The settings in force, swapped whole on reload.
+struct Settings {
+    spool_dir: PathBuf,
+    quota: u64,
+    timeout: Duration,
+    max_retry_delay: Duration,
+    sink: Sink,
+    sources: Vec<SourceSection>,
+    probes: Vec<ProbeConfig>,
+}
+
+impl Settings {
+    fn from_config(config: &Config, state_dir: &Path, previous: Option<&Settings>) -> Self {
+        let section = &config.archive;
+        let mut sink = match (&section.s3, &section.local) {
+            (Some(s3), _) => Sink::S3(Box::new(S3Sink::new(s3))),
+            (None, Some(local)) => Sink::Local(LocalSink {
+                dir: local.dir.clone(),
+            }),
+            (None, None) => Sink::Local(LocalSink {
+                dir: state_dir.join("archive/bundles"),
+            }),
+        };
+        // Keep the S3 client (and its loaded credentials) when its settings did not change.
+        if let (Sink::S3(new), Some(Sink::S3(old))) = (&sink, previous.map(|p| &p.sink)) {
+            if new.same_settings(old) {
+                sink = Sink::S3(old.clone());
+            }
+        }
+        Self {
+            spool_dir: section
+                .spool_dir
+                .clone()
+                .unwrap_or_else(|| state_dir.join("archive/spool")),
+            quota: section.spool_quota.bytes(),
+            timeout: section.timeout.get_ref().get(),
+            max_retry_delay: section.max_retry_delay.get(),
+            sink,
+            sources: section.sources.clone(),
+            probes: config.probes.clone(),
+        }
+    }
+}
+
+/// What a healer asks for before it acts.
+#[derive(Debug, Clone)]
+pub struct CaptureRequest {
+    pub probe: String,
+    /// The container being restarted, if the heal restarts one.
+    pub container: Option<String>,
+    pub sources: Vec<String>,
+    /// The probe's failure reason (`refused`, `timeout`, ...).
+    pub reason: Option<String>,
+    pub down_at: Option<Timestamp>,
+}
+
+/// The archive service: cheap to clone, shared by healers, the uploader and the API.
+#[derive(Clone)]
+pub struct Archiver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state_dir: PathBuf,
+    settings: RwLock<Arc<Settings>>,
+    ledger: Mutex<ledger::Ledger>,
+    docker: DockerEngine,
+    bus: Bus,
+    wake: Notify,
+}
+
+impl Archiver {
+    /// Open the ledger in the journal database under `state_dir`.
+    pub fn open(
+        state_dir: &Path,
+        config: &Config,
+        docker: DockerEngine,
+        bus: Bus,
+    ) -> Result<Self, ArchiveError> {
+        let ledger = ledger::Ledger::open(&state_dir.join(crate::journal::DATABASE_FILE))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                state_dir: state_dir.to_path_buf(),
+                settings: RwLock::new(Arc::new(Settings::from_config(config, state_dir, None))),
+                ledger: Mutex::new(ledger),
+                docker,
+                bus,
+                wake: Notify::new(),
+            }),
+        })
+    }
+
+    /// Apply a reloaded config (sources, sink, quota); bundles already spooled keep their place.
+    pub fn configure(&self, config: &Config) {
+        let mut slot = self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        *slot = Arc::new(Settings::from_config(
+            config,
+            &self.inner.state_dir,
+            Some(&slot),
+        ));
+        drop(slot);
+        self.inner.wake.notify_one();
+    }
+
+    fn settings(&self) -> Arc<Settings> {
+        Arc::clone(
+            &self
+                .inner
+                .settings
+                .read()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    async fn ledger<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&ledger::Ledger) -> Result<T, ArchiveError> + Send + 'static,
+    ) -> Result<T, ArchiveError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            work(&inner.ledger.lock().unwrap_or_else(|p| p.into_inner()))
+        })
+        .await
+        .map_err(|err| ArchiveError::Ledger(format!("task panicked: {err}")))?
+    }
+
+    /// Bundles newest first, for `sentinelctl archives`.
+    pub async fn list(&self, limit: usize) -> Result<Vec<ArchiveRecord>, ArchiveError> {
+        self.ledger(move |ledger| ledger.list(limit)).await
+    }
+
+    /// Collect and spool evidence; returns once the bundle is on local disk or the archive
+    /// timeout passed (journaled as `archive_failed` stage `timeout`; collection continues).
+    pub async fn capture(&self, request: CaptureRequest) {
+        let settings = self.settings();
+        let target = request.container.clone().unwrap_or(request.probe.clone());
+        let name = self.unused_name(&settings.spool_dir, &target);
+        self.inner.bus.publish(EventKind::ArchiveStarted {
+            probe: request.probe.clone(),
+            bundle: name.clone(),
+            sources: request.sources.clone(),
+        });
+        let (done_tx, done) = oneshot::channel();
+        let this = self.clone();
+        let (probe, bundle) = (request.probe.clone(), name.clone());
+        tokio::spawn(async move {
+            let result = this.collect_and_spool(&request, &name, &target).await;
+            if let Err(err) = &result {
+                tracing::error!(probe = %request.probe, bundle = %name, "evidence not spooled: {err}");
+                this.inner.bus.publish(EventKind::ArchiveFailed {
+                    probe: request.probe.clone(),
+                    bundle: name.clone(),
+                    stage: "spool".into(),
+                    error: err.to_string(),
+                    will_retry: false,
+                });
+            }
+            let _ = done_tx.send(());
+        });
+        if tokio::time::timeout(settings.timeout, done).await.is_err() {
+            let waited = humantime::format_duration(settings.timeout);
+            tracing::warn!(
+                probe,
+                bundle,
+                "evidence not spooled within {waited}; healing anyway"
+            );
+            self.inner.bus.publish(EventKind::ArchiveFailed {
+                probe,
+                bundle,
+                stage: "timeout".into(),
+                error: format!(
+                    "not on local disk within the archive timeout ({waited}); the restart went ahead and collection continues"
+                ),
+                will_retry: true,
+            });
+        }
+    }
+
+    fn unused_name(&self, spool: &Path, target: &str) -> String {
+        let base = bundle::bundle_name(Timestamp::now(), target);
+        let mut name = base.clone();
+        let mut n = 2;
+        while spool.join(format!("{name}.tar.gz")).exists() {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        name
+    }
+
+    async fn collect_and_spool(
+        &self,
+        request: &CaptureRequest,
+        name: &str,
+        target: &str,
+    ) -> Result<SpooledBundle, ArchiveError> {
+        let settings = self.settings();
+        let started = Timestamp::now();
+        let plans = plan_sources(&settings, request, &self.inner.docker);
+        let (entries, problems) =
+            collect::collect(&self.inner.docker, &evidence::Postgres, &plans).await;
+        for problem in &problems {
+            tracing::warn!(probe = %request.probe, source = %problem.source, "evidence source: {}", problem.error);
+        }
+        let manifest = Manifest {
+            bundle: name.to_string(),
+            probe: request.probe.clone(),
+            target: target.to_string(),
+            failure_reason: request.reason.clone(),
+            down_at: request.down_at.map(Timestamp::to_rfc3339),
+            collected_from: started.to_rfc3339(),
+            collected_to: Timestamp::now().to_rfc3339(),
+            sentineld_version: env!("CARGO_PKG_VERSION").to_string(),
+            files: bundle::describe(&entries),
+            problems,
+        };
+        let spool = settings.spool_dir.clone();
+        let spooled =
+            tokio::task::spawn_blocking(move || bundle::write(&spool, &manifest, &entries))
+                .await
+                .map_err(|err| ArchiveError::Source(format!("bundle writer panicked: {err}")))??;
+        let destination = settings.sink.destination(name);
+        let record = ArchiveRecord {
+            name: spooled.name.clone(),
+            probe: request.probe.clone(),
+            target: target.to_string(),
+            created_at: started,
+            path: spooled.path.clone(),
+            manifest_path: spooled.manifest_path.clone(),
+            bytes: spooled.bytes,
+            sha256: spooled.sha256.clone(),
+            state: UploadState::Pending,
+            destination: destination.clone(),
+            location: None,
+            attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
+            uploaded_at: None,
+        };
+        self.ledger(move |ledger| ledger.insert(&record)).await?;
+        tracing::info!(probe = %request.probe, bundle = %name, bytes = spooled.bytes, "evidence spooled at {}", spooled.path.display());
+        self.inner.bus.publish(EventKind::ArchiveSpooled {
+            probe: request.probe.clone(),
+            bundle: name.to_string(),
+            path: spooled.path.display().to_string(),
+            bytes: spooled.bytes,
+            sha256: spooled.sha256.clone(),
+            destination,
+        });
+        self.inner.wake.notify_one();
+        Ok(spooled)
+    }
+}
+
+/// Resolve the named sources for this request.
+fn plan_sources(
+    settings: &Settings,
+    request: &CaptureRequest,
+    docker: &DockerEngine,
+) -> Vec<SourcePlan> {
+    request
+        .sources
+        .iter()
+        .map(|name| {
+            let unavailable = |why: String| SourcePlan::Unavailable {
+                source: name.clone(),
+                why,
+            };
+            let Some(source) = settings.sources.iter().find(|s| s.name() == name) else {
+                return unavailable(format!("no [[archive.source]] named {name}"));
+            };
+            match source.kind {
+                SourceKind::Files => SourcePlan::Files {
+                    source: name.clone(),
+                    container: source.container.as_ref().map(|c| c.get_ref().clone()),
+                    path: source.path.as_ref().map(|p| p.get_ref().clone()).unwrap_or_default(),
+                    include: source.include.clone().unwrap_or_default(),
+                    max_bytes: source.max_bytes.bytes(),
+                },
+                SourceKind::Container => {
+                    match source.container.as_ref().map(|c| c.get_ref().clone()).or(request.container.clone()) {
+                        Some(container) => SourcePlan::Container {
+                            source: name.clone(),
+                            container,
+                            tail: source.tail.unwrap_or(1000),
+                            since: source.since.map(|s| s.get()),
+                        },
+                        None => unavailable("no container: the heal restarts none, so set `container` on this source".into()),
+                    }
+                }
+                SourceKind::PgStatActivity => {
+                    let probe_name = source.probe.as_ref().map_or(request.probe.as_str(), |p| p.get_ref());
+                    let built = settings
+                        .probes
+                        .iter()
+                        .find(|p| p.name() == probe_name)
+                        .and_then(|p| AnyProbe::from_config(p, docker));
+                    match built {
+                        Some(AnyProbe::Postgres(target)) => SourcePlan::Activity {
+                            source: name.clone(),
+                            target: Box::new(target),
+                        },
+                        _ => unavailable(format!("probe {probe_name} is not a postgres probe; set `probe` on this source")),
+                    }
+                }
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,149 @@
+//! The background half of the archive: uploads pending bundles with backoff (also those left
+//! by a previous run) and keeps the spool within its quota.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{plan_quota, ArchiveRecord, Archiver, Upload, UploadState};
+use crate::event::{EventKind, Timestamp};
+
+impl Archiver {
+    /// Upload pending bundles (now and after every restart) with backoff, and keep the spool
+    /// within its quota, until `cancel`.
+    pub async fn run_uploads(self, cancel: CancellationToken) {
+        let mut over_quota_alerted = false;
+        loop {
+            let now = Timestamp::now();
+            match self.ledger(move |ledger| ledger.due(now)).await {
+                Ok(due) => {
+                    for record in due {
+                        if cancel.is_cancelled() {
+                            return;
+                        }
+                        self.upload_one(record).await;
+                    }
+                }
+                Err(err) => tracing::error!("cannot read pending uploads: {err}"),
+            }
+            self.enforce_quota(&mut over_quota_alerted).await;
+            let next = self.ledger(|ledger| ledger.next_due()).await.ok().flatten();
+            let wait = next.map_or(Duration::from_secs(60), |at| {
+                Duration::from_millis(
+                    (at.as_millis() - Timestamp::now().as_millis()).clamp(0, 60_000) as u64,
+                )
+            });
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn upload_one(&self, record: ArchiveRecord) {
+        let settings = self.settings();
+        let upload = Upload::from(&record);
+        let result = settings.sink.upload(&upload).await;
+        let name = record.name.clone();
+        match result {
+            Ok(location) => {
+                tracing::info!(bundle = %name, "evidence uploaded to {location}");
+                let stored = location.clone();
+                let (n, at) = (name.clone(), Timestamp::now());
+                if let Err(err) = self.ledger(move |l| l.mark_uploaded(&n, &stored, at)).await {
+                    tracing::error!("cannot record upload of {name}: {err}");
+                }
+                self.inner.bus.publish(EventKind::ArchiveUploaded {
+                    probe: record.probe,
+                    bundle: name,
+                    location,
+                    bytes: record.bytes,
+                });
+            }
+            Err(err) => {
+                let delay = retry_delay(record.attempts + 1, settings.max_retry_delay);
+                let next = Timestamp(Timestamp::now().as_millis() + delay.as_millis() as i64);
+                tracing::warn!(bundle = %name, attempt = record.attempts + 1, "{err}; retrying in {}", humantime::format_duration(delay));
+                let (n, text) = (name.clone(), err.to_string());
+                if let Err(err) = self.ledger(move |l| l.mark_failed(&n, &text, next)).await {
+                    tracing::error!("cannot record failed upload of {name}: {err}");
+                }
+                self.inner.bus.publish(EventKind::ArchiveFailed {
+                    probe: record.probe,
+                    bundle: name,
+                    stage: "upload".into(),
+                    error: err.to_string(),
+                    will_retry: true,
+                });
+            }
+        }
+    }
+
+    async fn enforce_quota(&self, alerted: &mut bool) {
+        let quota = self.settings().quota;
+        let Ok(records) = self.ledger(|ledger| ledger.list(usize::MAX)).await else {
+            return;
+        };
+        let plan = plan_quota(&records, quota);
+        for name in &plan.prune {
+            let Some(record) = records.iter().find(|r| &r.name == name) else {
+                continue;
+            };
+            let _ = std::fs::remove_file(&record.path);
+            let _ = std::fs::remove_file(&record.manifest_path);
+            let n = name.clone();
+            match self.ledger(move |l| l.mark_pruned(&n)).await {
+                Ok(()) => {
+                    tracing::info!(bundle = %name, "pruned uploaded bundle from the spool (quota)")
+                }
+                Err(err) => tracing::warn!(bundle = %name, "cannot record pruning: {err}"),
+            }
+        }
+        if plan.still_over == 0 {
+            *alerted = false;
+            return;
+        }
+        if !*alerted {
+            *alerted = true;
+            let oldest = records
+                .iter()
+                .filter(|r| r.state == UploadState::Pending)
+                .min_by_key(|r| r.created_at);
+            self.inner.bus.publish(EventKind::ArchiveFailed {
+                probe: oldest.map(|r| r.probe.clone()).unwrap_or_default(),
+                bundle: oldest.map(|r| r.name.clone()).unwrap_or_default(),
+                stage: "quota".into(),
+                error: format!(
+                    "spool over its quota by {} bytes and only un-uploaded bundles are left; they are kept until uploaded",
+                    plan.still_over
+                ),
+                will_retry: true,
+            });
+        }
+    }
+}
+
+/// 1 s, 2 s, 4 s, ... up to `max`.
+pub fn retry_delay(attempt: u32, max: Duration) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(20);
+    Duration::from_secs(1u64 << exponent).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_up_to_the_max() {
+        let max = Duration::from_secs(60);
+        let cases = [(1, 1), (2, 2), (3, 4), (6, 32), (7, 60), (100, 60)];
+        for (attempt, secs) in cases {
+            assert_eq!(
+                retry_delay(attempt, max),
+                Duration::from_secs(secs),
+                "attempt {attempt}"
+            );
+        }
+    }
+}

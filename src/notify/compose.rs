@@ -1,0 +1,498 @@
+//! Events in, notifications out: follows each probe's incident (why it went Down, where its
+//! evidence went, what the heal does) so one message says all of it, like the original tools:
+//! "🚨 postgres: 3/3 SQL probes failed (connection refused) — logs archived to s3://…; restarting
+//! container postgres" and "✅ postgres recovered in 4.2 s". Plain logic, no I/O.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ProbeKind, Severity};
+use crate::event::{Event, EventKind, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Firing,
+    Resolved,
+    /// A reminder that a firing alert still fires.
+    Reminder,
+}
+
+/// One thing to tell people, before it is shaped for a channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The event kind that caused it (what routes filter on).
+    pub kind: String,
+    /// What the alert is about; firing and resolved share it (`probe:postgres`).
+    pub subject: String,
+    /// The probe or tenant alert rule (what routes' `probes` filter on).
+    pub probe: String,
+    pub status: Status,
+    pub severity: Severity,
+    pub text: String,
+    pub at: Timestamp,
+    /// When the problem began (Alertmanager's startsAt).
+    pub started_at: Timestamp,
+    /// Identify the alert in Alertmanager: the same set fires and resolves it.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What the composer knows about each probe from the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeFacts {
+    pub kind: ProbeKind,
+    pub fail_after: u32,
+    /// A heal follows its Down, so the alert waits for the heal to say what is done.
+    pub heals: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Incident {
+    down_at: Option<Timestamp>,
+    reason: Option<String>,
+    evidence: Option<String>,
+    severity: Option<Severity>,
+}
+
+#[derive(Default)]
+pub struct Composer {
+    probes: HashMap<String, ProbeFacts>,
+    incidents: HashMap<String, Incident>,
+    /// Firing tenant alerts' severities and start times, so resolves match.
+    tenant_alerts: HashMap<String, Timestamp>,
+    /// Bundles whose failed upload was announced; their upload is announced as resolved.
+    failed_bundles: HashMap<String, Timestamp>,
+}
+
+impl Composer {
+    pub fn set_probes(&mut self, probes: HashMap<String, ProbeFacts>) {
+        self.probes = probes;
+    }
+
+    pub fn compose(&mut self, event: &Event) -> Option<Notification> {
+        let at = event.at;
+        match &event.kind {
+            EventKind::ProbeTransition {
+                probe, to, reason, ..
+            } if to == "down" => {
+                let incident = self.incidents.entry(probe.clone()).or_default();
+                incident.down_at = Some(at);
+                incident.reason = reason.clone();
+                let facts = self.probes.get(probe);
+                if facts.is_some_and(|f| f.heals) {
+                    return None;
+                }
+                let text = format!("🚨 {probe}: {}", self.failure_line(probe));
+                Some(self.probe_alert(probe, event, Status::Firing, Severity::Critical, text))
+            }
+            EventKind::ArchiveSpooled {
+                probe, destination, ..
+            } => {
+                self.incidents.entry(probe.clone()).or_default().evidence =
+                    Some(destination.clone());
+                None
+            }
+            EventKind::HealStarted {
+                probe,
+                action,
+                attempt: 1,
+                cause,
+            } if cause == "down" => {
+                let mut text = format!("🚨 {probe}: {}", self.failure_line(probe));
+                let evidence = self.incidents.get(probe).and_then(|i| i.evidence.clone());
+                match evidence {
+                    Some(place) => text.push_str(&format!(" — logs archived to {place}; ")),
+                    None => text.push_str(" — "),
+                }
+                text.push_str(&action_phrase(action));
+                Some(self.probe_alert(probe, event, Status::Firing, Severity::Critical, text))
+            }
+            EventKind::HealGaveUp {
+                probe,
+                attempts,
+                retry_at,
+            } => {
+                let text = format!(
+                    "🛑 {probe}: still down after {attempts} heals; giving up until {}",
+                    retry_at.to_rfc3339()
+                );
+                Some(self.probe_alert(probe, event, Status::Firing, Severity::Critical, text))
+            }
+            EventKind::IncidentClosed {
+                probe,
+                time_to_recover_ms,
+                ..
+            } => {
+                let incident = self.incidents.get(probe).cloned().unwrap_or_default();
+                incident.severity?;
+                let took = time_to_recover_ms.or_else(|| {
+                    incident
+                        .down_at
+                        .map(|d| (at.as_millis() - d.as_millis()).max(0) as u64)
+                });
+                let text = match took {
+                    Some(ms) => format!("✅ {probe} recovered in {:.1} s", ms as f64 / 1000.0),
+                    None => format!("✅ {probe} recovered"),
+                };
+                let severity = incident.severity.unwrap_or(Severity::Critical);
+                let notification = self.probe_alert(probe, event, Status::Resolved, severity, text);
+                self.incidents.remove(probe);
+                Some(notification)
+            }
+            EventKind::ArchiveFailed {
+                probe,
+                bundle,
+                stage,
+                error,
+                ..
+            } => {
+                if stage == "upload" && self.failed_bundles.contains_key(bundle) {
+                    return None;
+                }
+                self.failed_bundles.entry(bundle.clone()).or_insert(at);
+                let text = format!("⚠️ {probe}: evidence {bundle} {stage} problem: {error}");
+                Some(Notification {
+                    kind: event.kind.name().into(),
+                    subject: format!("archive:{bundle}:{stage}"),
+                    probe: probe.clone(),
+                    status: Status::Firing,
+                    severity: Severity::Warning,
+                    text,
+                    at,
+                    started_at: at,
+                    labels: labels(&[
+                        ("alertname", "SentinelArchiveProblem"),
+                        ("probe", probe),
+                        ("bundle", bundle),
+                        ("stage", stage),
+                    ]),
+                })
+            }
+            EventKind::ArchiveUploaded {
+                probe,
+                bundle,
+                location,
+                ..
+            } => {
+                let started_at = self.failed_bundles.remove(bundle)?;
+                Some(Notification {
+                    kind: event.kind.name().into(),
+                    subject: format!("archive:{bundle}:upload"),
+                    probe: probe.clone(),
+                    status: Status::Resolved,
+                    severity: Severity::Warning,
+                    text: format!("✅ {probe}: evidence {bundle} uploaded to {location}"),
+                    at,
+                    started_at,
+                    labels: labels(&[
+                        ("alertname", "SentinelArchiveProblem"),
+                        ("probe", probe),
+                        ("bundle", bundle),
+                        ("stage", "upload"),
+                    ]),
+                })
+            }
+            EventKind::TenantAlertFired {
+                rule,
+                tenant_id,
+                message,
+                ..
+            }
+            | EventKind::TenantAlertResolved {
+                rule,
+                tenant_id,
+                message,
+                ..
+            } => {
+                let key = format!("{rule}:{tenant_id}");
+                let fired = matches!(event.kind, EventKind::TenantAlertFired { .. });
+                let started_at = match fired {
+                    true => *self.tenant_alerts.entry(key.clone()).or_insert(at),
+                    false => self.tenant_alerts.remove(&key).unwrap_or(at),
+                };
+                Some(Notification {
+                    kind: event.kind.name().into(),
+                    subject: format!("tenant:{key}"),
+                    probe: rule.clone(),
+                    status: if fired {
+                        Status::Firing
+                    } else {
+                        Status::Resolved
+                    },
+                    severity: Severity::Warning,
+                    text: message.clone(),
+                    at,
+                    started_at,
+                    labels: labels(&[
+                        ("alertname", "SentinelTenantAlert"),
+                        ("rule", rule),
+                        ("tenant_id", tenant_id),
+                    ]),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// "3/3 SQL probes failed (connection refused)".
+    fn failure_line(&self, probe: &str) -> String {
+        let reason = self
+            .incidents
+            .get(probe)
+            .and_then(|i| i.reason.as_deref())
+            .map(reason_phrase);
+        let counted = self.probes.get(probe).map(|facts| {
+            let n = facts.fail_after;
+            let checks = if n == 1 { "probe" } else { "probes" };
+            format!("{n}/{n} {} {checks} failed", kind_label(facts.kind))
+        });
+        match (counted, reason) {
+            (Some(counted), Some(reason)) => format!("{counted} ({reason})"),
+            (Some(counted), None) => counted,
+            (None, Some(reason)) => format!("down ({reason})"),
+            (None, None) => "down".into(),
+        }
+    }
+
+    fn probe_alert(
+        &mut self,
+        probe: &str,
+        event: &Event,
+        status: Status,
+        severity: Severity,
+        text: String,
+    ) -> Notification {
+        let incident = self.incidents.entry(probe.to_string()).or_default();
+        if status == Status::Firing {
+            incident.severity = Some(severity);
+        }
+        Notification {
+            kind: event.kind.name().into(),
+            subject: format!("probe:{probe}"),
+            probe: probe.to_string(),
+            status,
+            severity,
+            text,
+            at: event.at,
+            started_at: incident.down_at.unwrap_or(event.at),
+            labels: labels(&[("alertname", "SentinelProbeDown"), ("probe", probe)]),
+        }
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn kind_label(kind: ProbeKind) -> &'static str {
+    match kind {
+        ProbeKind::Postgres => "SQL",
+        ProbeKind::Http => "HTTP",
+        ProbeKind::Tcp => "TCP",
+        ProbeKind::Docker => "container",
+        ProbeKind::Exec => "exec",
+    }
+}
+
+/// The failure reason code as people say it.
+fn reason_phrase(reason: &str) -> String {
+    let phrase = match reason {
+        "refused" => "connection refused",
+        "timeout" => "timed out",
+        "dns" => "name does not resolve",
+        "http_status" => "bad HTTP status",
+        "exit_status" => "non-zero exit",
+        "auth" => "authentication failed",
+        "query" => "query failed",
+        "container_missing" => "container missing",
+        "container_exited" => "container exited",
+        "oom" => "out of memory",
+        "crash_loop" => "crash loop",
+        "tls" => "TLS error",
+        other => other,
+    };
+    phrase.to_string()
+}
+
+/// "docker restart postgres" → "restarting container postgres".
+fn action_phrase(action: &str) -> String {
+    if let Some(container) = action.strip_prefix("docker restart ") {
+        return format!("restarting container {container}");
+    }
+    if let Some(command) = action.strip_prefix("exec ") {
+        return format!("running {command}");
+    }
+    action.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64, kind: EventKind) -> Event {
+        Event {
+            at: Timestamp(ms),
+            kind,
+        }
+    }
+
+    fn down(probe: &str, ms: i64) -> Event {
+        at(
+            ms,
+            EventKind::ProbeTransition {
+                probe: probe.into(),
+                from: "failing".into(),
+                to: "down".into(),
+                reason: Some("refused".into()),
+                status_code: None,
+                latency_ms: None,
+                recoveries_total: 0,
+            },
+        )
+    }
+
+    fn composer() -> Composer {
+        let mut composer = Composer::default();
+        composer.set_probes(HashMap::from([
+            (
+                "postgres".to_string(),
+                ProbeFacts {
+                    kind: ProbeKind::Postgres,
+                    fail_after: 3,
+                    heals: true,
+                },
+            ),
+            (
+                "api".to_string(),
+                ProbeFacts {
+                    kind: ProbeKind::Http,
+                    fail_after: 1,
+                    heals: false,
+                },
+            ),
+        ]));
+        composer
+    }
+
+    #[test]
+    fn an_incident_reads_like_the_original_tools() {
+        let mut composer = composer();
+        assert_eq!(
+            composer.compose(&down("postgres", 1000)),
+            None,
+            "waits for the heal"
+        );
+        let spooled = at(
+            1100,
+            EventKind::ArchiveSpooled {
+                probe: "postgres".into(),
+                bundle: "b".into(),
+                path: "/spool/b.tar.gz".into(),
+                bytes: 10,
+                sha256: "h".into(),
+                destination: "s3://bucket/incidents/b/".into(),
+            },
+        );
+        assert_eq!(composer.compose(&spooled), None);
+        let heal = at(
+            1200,
+            EventKind::HealStarted {
+                probe: "postgres".into(),
+                action: "docker restart postgres".into(),
+                attempt: 1,
+                cause: "down".into(),
+            },
+        );
+        let firing = composer.compose(&heal).unwrap();
+        assert_eq!(
+            firing.text,
+            "🚨 postgres: 3/3 SQL probes failed (connection refused) — logs archived to s3://bucket/incidents/b/; restarting container postgres"
+        );
+        assert_eq!(
+            (firing.status, firing.severity),
+            (Status::Firing, Severity::Critical)
+        );
+        assert_eq!(firing.started_at, Timestamp(1000));
+        let closed = at(
+            5200,
+            EventKind::IncidentClosed {
+                probe: "postgres".into(),
+                healed: true,
+                time_to_detect_ms: None,
+                time_to_act_ms: None,
+                time_to_recover_ms: Some(4200),
+            },
+        );
+        let resolved = composer.compose(&closed).unwrap();
+        assert_eq!(resolved.text, "✅ postgres recovered in 4.2 s");
+        assert_eq!(resolved.status, Status::Resolved);
+        assert_eq!(resolved.subject, firing.subject);
+        assert_eq!(resolved.labels, firing.labels);
+        // a second close without a new alert says nothing
+        assert_eq!(composer.compose(&closed), None);
+    }
+
+    #[test]
+    fn unhealed_probes_alert_on_down_and_tenant_alerts_pass_through() {
+        let mut composer = composer();
+        let firing = composer.compose(&down("api", 10)).unwrap();
+        assert_eq!(
+            firing.text,
+            "🚨 api: 1/1 HTTP probe failed (connection refused)"
+        );
+        let unknown = composer.compose(&down("ghost", 10)).unwrap();
+        assert_eq!(unknown.text, "🚨 ghost: down (connection refused)");
+
+        let fired = at(
+            50,
+            EventKind::TenantAlertFired {
+                rule: "r".into(),
+                tenant_id: "acme".into(),
+                condition: "error_share".into(),
+                value: 64.0,
+                threshold: 50.0,
+                window_ms: 1,
+                endpoint: None,
+                message: "tenant acme has 64% of errors".into(),
+            },
+        );
+        let n = composer.compose(&fired).unwrap();
+        assert_eq!(
+            (n.text.as_str(), n.status),
+            ("tenant acme has 64% of errors", Status::Firing)
+        );
+        let resolved = at(
+            90,
+            EventKind::TenantAlertResolved {
+                rule: "r".into(),
+                tenant_id: "acme".into(),
+                value: 1.0,
+                firing_ms: 40,
+                message: "tenant acme recovered".into(),
+            },
+        );
+        let n = composer.compose(&resolved).unwrap();
+        assert_eq!((n.status, n.started_at), (Status::Resolved, Timestamp(50)));
+        assert_eq!(n.subject, "tenant:r:acme");
+    }
+
+    #[test]
+    fn phrases_table() {
+        for (action, phrase) in [
+            ("docker restart pg", "restarting container pg"),
+            (
+                "exec /bin/systemctl restart app",
+                "running /bin/systemctl restart app",
+            ),
+            ("other", "other"),
+        ] {
+            assert_eq!(action_phrase(action), phrase);
+        }
+        assert_eq!(reason_phrase("timeout"), "timed out");
+        assert_eq!(reason_phrase("novel"), "novel");
+    }
+}

@@ -1,0 +1,402 @@
+//! Telling people: events become notifications (composed per incident), routed to channels
+//! (Slack, Discord, signed webhook, Alertmanager), stored in a durable outbox and delivered
+//! with retry, rate limit, dedup and reminders — across receiver outages and daemon restarts.
+
+mod compose;
+mod deliver;
+mod outbox;
+mod render;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::sync::{broadcast, Notify};
+use tokio_util::sync::CancellationToken;
+
+pub use compose::{Composer, Notification, ProbeFacts, Status};
+pub use deliver::RateLimit;
+pub use outbox::{Message, Outbox};
+pub use render::{body, route, signature, SIGNATURE_HEADER};
+
+use crate::config::{ChannelKind, Config, RouteSection};
+use crate::event::{Bus, Event, Timestamp};
+
+#[derive(Debug, Error)]
+pub enum NotifyError {
+    #[error("notification outbox (journal database) {0}")]
+    Outbox(String),
+}
+
+#[derive(Debug, Clone)]
+struct Channel {
+    name: String,
+    kind: ChannelKind,
+    url: String,
+    secret: Option<String>,
+    rate_limit: u32,
+    remind_every: Option<Duration>,
+}
+
+struct Settings {
+    channels: Vec<Channel>,
+    routes: Vec<RouteSection>,
+    dedup_window: Duration,
+    max_age: Duration,
+    max_retry_delay: Duration,
+}
+
+impl Settings {
+    fn from_config(config: &Config) -> Self {
+        let section = &config.notify;
+        let channels = section
+            .channels
+            .iter()
+            .filter_map(|c| {
+                // Validation already read these; a file that vanished since is logged and skipped.
+                let resolved = c
+                    .resolved_url()
+                    .and_then(|url| Ok((url, c.resolved_secret()?)));
+                match resolved {
+                    Ok((url, secret)) => Some(Channel {
+                        name: c.name().to_string(),
+                        kind: c.kind,
+                        url,
+                        secret,
+                        rate_limit: c.rate_limit,
+                        remind_every: c.reminder_interval(),
+                    }),
+                    Err(err) => {
+                        tracing::error!(channel = c.name(), "notify channel unusable: {err}");
+                        None
+                    }
+                }
+            })
+            .collect();
+        Self {
+            channels,
+            routes: section.routes.clone(),
+            dedup_window: section.dedup_window.get(),
+            max_age: section.max_age.get(),
+            max_retry_delay: section.max_retry_delay.get(),
+        }
+    }
+
+    fn channel(&self, name: &str) -> Option<&Channel> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+}
+
+fn probe_facts(config: &Config) -> HashMap<String, ProbeFacts> {
+    config
+        .probes
+        .iter()
+        .map(|p| {
+            let facts = ProbeFacts {
+                kind: p.kind(),
+                fail_after: *p.fail_after.get_ref(),
+                heals: p.heal.is_some(),
+            };
+            (p.name().to_string(), facts)
+        })
+        .collect()
+}
+
+/// The notification service: cheap to clone; `configure` on reload.
+#[derive(Clone)]
+pub struct Notifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: RwLock<Arc<Settings>>,
+    composer: Mutex<Composer>,
+    outbox: Mutex<Outbox>,
+    wake: Notify,
+}
+
+impl Notifier {
+    /// Open the outbox in the journal database under `state_dir`.
+    pub fn open(state_dir: &Path, config: &Config) -> Result<Self, NotifyError> {
+        let outbox = Outbox::open(&state_dir.join(crate::journal::DATABASE_FILE))?;
+        let notifier = Self {
+            inner: Arc::new(Inner {
+                settings: RwLock::new(Arc::new(Settings::from_config(config))),
+                composer: Mutex::new(Composer::default()),
+                outbox: Mutex::new(outbox),
+                wake: Notify::new(),
+            }),
+        };
+        notifier.configure(config);
+        Ok(notifier)
+    }
+
+    pub fn configure(&self, config: &Config) {
+        *self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::from_config(config));
+        self.lock_composer().set_probes(probe_facts(config));
+        self.inner.wake.notify_one();
+    }
+
+    fn settings(&self) -> Arc<Settings> {
+        Arc::clone(
+            &self
+                .inner
+                .settings
+                .read()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    fn lock_composer(&self) -> std::sync::MutexGuard<'_, Composer> {
+        self.inner
+            .composer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn outbox<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Outbox) -> Result<T, NotifyError> + Send + 'static,
+    ) -> Result<T, NotifyError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            work(&inner.outbox.lock().unwrap_or_else(|p| p.into_inner()))
+        })
+        .await
+        .map_err(|err| NotifyError::Outbox(format!("task panicked: {err}")))?
+    }
+
+    /// Start both loops: events into the outbox, the outbox to the receivers.
+    pub fn spawn(&self, bus: &Bus, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let events = bus.subscribe();
+        let (composing, delivering) = (self.clone(), self.clone());
+        tokio::spawn(async move {
+            tokio::join!(
+                composing.run_compose(events, cancel.clone()),
+                delivering.run_delivery(cancel)
+            );
+        })
+    }
+
+    async fn run_compose(self, mut events: broadcast::Receiver<Event>, cancel: CancellationToken) {
+        // Firing alerts by subject, with when each channel last heard of it (for reminders).
+        let mut open: HashMap<String, (Notification, HashMap<String, Instant>)> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                received = events.recv() => match received {
+                    Ok(event) => {
+                        let composed = self.lock_composer().compose(&event);
+                        if let Some(notification) = composed {
+                            self.enqueue(&notification, &mut open).await;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "notifier fell behind the bus; some events were not considered");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick() => self.remind(&mut open).await,
+            }
+        }
+    }
+
+    async fn enqueue(
+        &self,
+        notification: &Notification,
+        open: &mut HashMap<String, (Notification, HashMap<String, Instant>)>,
+    ) {
+        let settings = self.settings();
+        let names: Vec<String> = settings.channels.iter().map(|c| c.name.clone()).collect();
+        let targets = route(notification, &settings.routes, &names);
+        let now = Instant::now();
+        match notification.status {
+            Status::Resolved => {
+                open.remove(&notification.subject);
+            }
+            _ => {
+                let heard = targets.iter().map(|c| (c.clone(), now)).collect();
+                open.insert(notification.subject.clone(), (notification.clone(), heard));
+            }
+        }
+        for channel in targets {
+            let Some(kind) = settings.channel(&channel).map(|c| c.kind) else {
+                continue;
+            };
+            self.store(&channel, kind, notification, settings.dedup_window)
+                .await;
+        }
+        self.inner.wake.notify_one();
+    }
+
+    async fn store(
+        &self,
+        channel: &str,
+        kind: ChannelKind,
+        notification: &Notification,
+        dedup_window: Duration,
+    ) {
+        let body = body(kind, notification, Timestamp::now()).to_string();
+        let status = serde_json::to_value(notification.status)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let (channel, subject) = (channel.to_string(), notification.subject.clone());
+        let stored = self
+            .outbox(move |outbox| {
+                outbox.enqueue(
+                    &channel,
+                    &subject,
+                    &status,
+                    &body,
+                    Timestamp::now(),
+                    dedup_window,
+                )
+            })
+            .await;
+        if let Err(err) = stored {
+            tracing::error!("cannot store a notification: {err}");
+        }
+    }
+
+    /// Re-send firing alerts to channels with `remind_every` when their interval has passed.
+    async fn remind(&self, open: &mut HashMap<String, (Notification, HashMap<String, Instant>)>) {
+        let settings = self.settings();
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (notification, heard) in open.values_mut() {
+            for (channel, last) in heard.iter_mut() {
+                let Some(config) = settings.channel(channel) else {
+                    continue;
+                };
+                if config
+                    .remind_every
+                    .is_some_and(|every| now.duration_since(*last) >= every)
+                {
+                    *last = now;
+                    let mut reminder = notification.clone();
+                    reminder.status = Status::Reminder;
+                    due.push((channel.clone(), config.kind, reminder));
+                }
+            }
+        }
+        for (channel, kind, reminder) in &due {
+            self.store(channel, *kind, reminder, settings.dedup_window)
+                .await;
+        }
+        if !due.is_empty() {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    async fn run_delivery(self, cancel: CancellationToken) {
+        let mut limits: HashMap<String, RateLimit> = HashMap::new();
+        let mut last_expiry = Instant::now() - Duration::from_secs(3600);
+        loop {
+            let settings = self.settings();
+            if last_expiry.elapsed() >= Duration::from_secs(60) {
+                last_expiry = Instant::now();
+                let cutoff = Timestamp::now().saturating_sub(settings.max_age);
+                match self.outbox(move |o| o.expire(cutoff)).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::error!(
+                        count = n,
+                        "gave up on undelivered notifications older than {}",
+                        humantime::format_duration(settings.max_age)
+                    ),
+                    Err(err) => tracing::warn!("outbox expiry failed: {err}"),
+                }
+            }
+            let due = self
+                .outbox(|o| o.due(Timestamp::now(), 100))
+                .await
+                .unwrap_or_default();
+            // A channel that failed in this pass keeps the rest of its queue in order behind it.
+            let mut held: HashMap<String, Timestamp> = HashMap::new();
+            let mut unknown: HashSet<String> = HashSet::new();
+            for message in due {
+                if cancel.is_cancelled() {
+                    return;
+                }
+                self.deliver_one(&settings, message, &mut limits, &mut held, &mut unknown)
+                    .await;
+            }
+            let next = self.outbox(|o| o.next_due()).await.ok().flatten();
+            let wait = next.map_or(Duration::from_secs(60), |at| {
+                Duration::from_millis(
+                    (at.as_millis() - Timestamp::now().as_millis()).clamp(0, 60_000) as u64,
+                )
+            });
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(wait.max(Duration::from_millis(20))) => {}
+            }
+        }
+    }
+
+    async fn deliver_one(
+        &self,
+        settings: &Settings,
+        message: Message,
+        limits: &mut HashMap<String, RateLimit>,
+        held: &mut HashMap<String, Timestamp>,
+        unknown: &mut HashSet<String>,
+    ) {
+        let id = message.id;
+        let later =
+            |delay: Duration| Timestamp(Timestamp::now().as_millis() + delay.as_millis() as i64);
+        if let Some(until) = held.get(&message.channel).copied() {
+            let _ = self.outbox(move |o| o.postpone(id, until)).await;
+            return;
+        }
+        let Some(channel) = settings.channel(&message.channel) else {
+            if unknown.insert(message.channel.clone()) {
+                tracing::warn!(channel = %message.channel, "notifications wait for a channel that is no longer configured");
+            }
+            let next = later(settings.max_retry_delay);
+            let _ = self.outbox(move |o| o.postpone(id, next)).await;
+            return;
+        };
+        let limit = limits
+            .entry(channel.name.clone())
+            .or_insert_with(|| RateLimit::new(channel.rate_limit));
+        if let Some(wait) = limit.take(Instant::now()) {
+            let next = later(wait);
+            held.insert(channel.name.clone(), next);
+            let _ = self.outbox(move |o| o.postpone(id, next)).await;
+            return;
+        }
+        let mut headers = Vec::new();
+        if let Some(secret) = &channel.secret {
+            headers.push((
+                SIGNATURE_HEADER.to_string(),
+                signature(secret, message.body.as_bytes()),
+            ));
+        }
+        let url = render::endpoint(channel.kind, &channel.url);
+        match deliver::post(&url, &headers, message.body.into_bytes()).await {
+            Ok(()) => {
+                tracing::info!(channel = %channel.name, subject = %message.subject, "notification delivered");
+                let _ = self
+                    .outbox(move |o| o.mark_sent(id, Timestamp::now()))
+                    .await;
+            }
+            Err(err) => {
+                let delay =
+                    crate::archive::retry_delay(message.attempts + 1, settings.max_retry_delay);
+                let next = later(delay);
+                tracing::warn!(channel = %channel.name, attempt = message.attempts + 1, "notification not delivered: {err}; retrying in {}", humantime::format_duration(delay));
+                held.insert(channel.name.clone(), next);
+                let _ = self.outbox(move |o| o.mark_failed(id, &err, next)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! Evidence archiving against real parts: a heal's bundle lands in the local spool before the
+//! restart, is uploaded to a local directory or to S3 (moto_server), survives S3 being down and
+//! a daemon restart, and a container's files are found through its bind mount.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::harness::{
+    docker, free_port, require_docker, text, wait_for, Daemon, Sandbox, TestContainer,
+};
+
+/// A real S3 API on loopback: `moto_server` (pip `moto[server]`), found on PATH or at $MOTO_SERVER.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start(port: u16) -> Self {
+        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!("cannot run {program} ({err}): pip install \"moto[server]\" (tests/setup-and-run.sh does)")
+            });
+        let moto = Self { child, port };
+        wait_for(Duration::from_secs(30), "moto_server to listen", || {
+            http(port, "GET", "/", b"").ok().map(|_| ())
+        });
+        moto
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        let (status, body) = http(self.port, "PUT", &format!("/{bucket}"), b"").unwrap();
+        assert_eq!(status, 200, "create bucket: {}", text(&body));
+    }
+
+    pub fn object(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let (status, body) = http(self.port, "GET", &format!("/{bucket}/{key}"), b"").unwrap();
+        assert_eq!(status, 200, "GET {key}: {}", text(&body));
+        body
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// moto checks no signature, but it serves private objects only to a request that has one.
+const MOTO_AUTH: &str = "Authorization: AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\n";
+
+/// One HTTP/1.0 request to 127.0.0.1:port; (status, body).
+pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{MOTO_AUTH}Content-Length: {}\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, response[split + 4..].to_vec()))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// (path in the bundle, bytes) of every tar.gz entry.
+fn unpack(bundle: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bundle));
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            (path, bytes)
+        })
+        .collect()
+}
+
+/// The bundle's manifest, after checking every listed file's size and sha256 against the tar.
+fn verified_manifest(bundle: &[u8]) -> Value {
+    let entries = unpack(bundle);
+    let (first, manifest) = &entries[0];
+    assert!(first.ends_with("/manifest.json"), "{first}");
+    let manifest: Value = serde_json::from_slice(manifest).unwrap();
+    let name = manifest["bundle"].as_str().unwrap();
+    for file in manifest["files"].as_array().unwrap() {
+        let path = format!("{name}/{}", file["path"].as_str().unwrap());
+        let (_, bytes) = entries
+            .iter()
+            .find(|(p, _)| *p == path)
+            .unwrap_or_else(|| panic!("{path} listed in the manifest but not in the tar"));
+        assert_eq!(file["sha256"], sha256_hex(bytes), "{path}");
+        assert_eq!(file["size"], bytes.len() as u64, "{path}");
+    }
+    manifest
+}
+
+/// Wait for bundle `name` (or any, when None) to be uploaded; on timeout show why not.
+fn wait_uploaded(daemon: &Daemon, name: Option<&str>, limit: Duration) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let all = archives(daemon);
+        let found = all
+            .iter()
+            .find(|a| a["state"] == "uploaded" && name.is_none_or(|n| a["name"] == n));
+        if let Some(found) = found {
+            return found.clone();
+        }
+        if started.elapsed() > limit {
+            panic!("no upload within {limit:?}: {all:#?}\n{}", daemon.stderr());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn archives(daemon: &Daemon) -> Vec<Value> {
+    daemon.ctl_json(&["archives"])["archives"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// An exec probe that is Up while `flag` exists, healed by recreating it, archiving `logs`.
+fn flag_probe(flag: &Path, logs: &Path, extra_archive: &str) -> String {
+    format!(
+        r#"[[probe]]
+name = "app"
+kind = "exec"
+command = ["/bin/sh", "-c", "test -e {flag}"]
+interval = "200ms"
+timeout = "200ms"
+fail_after = 2
+heal = {{ action = "exec", command = ["/bin/touch", "{flag}"], backoff = "0s", verify_within = "10s", archive = ["app-logs"] }}
+
+[[archive.source]]
+name = "app-logs"
+kind = "files"
+path = "{logs}"
+include = ["*.log", "app.conf"]
+
+{extra_archive}
+"#,
+        flag = flag.display(),
+        logs = logs.display()
+    )
+}
+
+fn app_files(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
+    let logs = sandbox.path().join("app");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("app.log"), "boot\nERROR: out of connections\n").unwrap();
+    std::fs::write(logs.join("app.conf"), "pool = 10\n").unwrap();
+    std::fs::write(logs.join("ignored.txt"), "not evidence\n").unwrap();
+    let flag = sandbox.path().join("app.up");
+    std::fs::write(&flag, "").unwrap();
+    (flag, logs)
+}
+
+#[test]
+fn bundle_is_spooled_before_the_restart_and_copied_to_the_local_sink() {
+    let sandbox = Sandbox::new();
+    let (flag, logs) = app_files(&sandbox);
+    let sink = sandbox.path().join("evidence");
+    let config = flag_probe(
+        &flag,
+        &logs,
+        &format!("[archive.local]\ndir = \"{}\"\n", sink.display()),
+    );
+    sandbox.write_config(&sandbox.config("", &config));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    wait_for(Duration::from_secs(15), "app up", || {
+        (daemon.probe("app")["state"] == "up").then_some(())
+    });
+
+    std::fs::remove_file(&flag).unwrap();
+    let bundle = wait_uploaded(&daemon, None, Duration::from_secs(20));
+    wait_for(Duration::from_secs(20), "incident closed", || {
+        (!daemon.events("incident_closed").is_empty()).then_some(())
+    });
+
+    // evidence first: spooled before the heal started
+    let kinds: Vec<String> = daemon
+        .events("archive_started,archive_spooled,heal_started,archive_uploaded")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    let spooled = kinds.iter().position(|k| k == "archive_spooled").unwrap();
+    let healed = kinds.iter().position(|k| k == "heal_started").unwrap();
+    assert!(
+        kinds[0] == "archive_started" && spooled < healed,
+        "{kinds:?}"
+    );
+
+    let name = bundle["name"].as_str().unwrap();
+    assert!(name.ends_with("Z-app"), "{name}");
+    let location = bundle["location"].as_str().unwrap();
+    assert_eq!(
+        location,
+        sink.join(name).join("bundle.tar.gz").display().to_string()
+    );
+    let bytes = std::fs::read(location).unwrap();
+    assert_eq!(bundle["sha256"], sha256_hex(&bytes));
+    let manifest = verified_manifest(&bytes);
+    let paths: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["app-logs/app.conf", "app-logs/app.log"]);
+    assert_eq!(manifest["probe"], "app");
+    assert_eq!(manifest["failure_reason"], "exit_status");
+    // the sink's manifest.json is the one inside the bundle
+    let side: Value =
+        serde_json::from_slice(&std::fs::read(sink.join(name).join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(side, manifest);
+
+    let table = text(&daemon.ctl(&["archives"]).stdout);
+    assert!(
+        table.contains(name) && table.contains("uploaded"),
+        "{table}"
+    );
+    assert!(daemon.stop().success());
+}
+
+fn s3_section(port: u16) -> String {
+    format!(
+        "[archive.s3]\nbucket = \"evidence\"\nprefix = \"incidents\"\nendpoint = \"http://127.0.0.1:{port}\"\npath_style = true\n\n[archive]\ntimeout = \"10s\"\nmax_retry_delay = \"1s\"\n"
+    )
+}
+
+/// Credentials for moto from the environment (the standard chain's first link); no metadata
+/// service is ever asked.
+fn aws_env(command: &mut Command) {
+    command
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE");
+}
+
+#[test]
+fn s3_down_during_the_archive_heals_anyway_and_uploads_after_a_daemon_restart() {
+    let sandbox = Sandbox::new();
+    let (flag, logs) = app_files(&sandbox);
+    let port = free_port();
+    sandbox.write_config(&sandbox.config("", &flag_probe(&flag, &logs, &s3_section(port))));
+    let daemon = Daemon::start(&sandbox, aws_env);
+    wait_for(Duration::from_secs(15), "app up", || {
+        (daemon.probe("app")["state"] == "up").then_some(())
+    });
+
+    // S3 is down: the heal must not wait for it
+    std::fs::remove_file(&flag).unwrap();
+    wait_for(Duration::from_secs(20), "incident closed", || {
+        (!daemon.events("incident_closed").is_empty()).then_some(())
+    });
+    let pending = wait_for(Duration::from_secs(20), "a failed upload", || {
+        archives(&daemon)
+            .into_iter()
+            .find(|a| a["state"] == "pending" && a["attempts"].as_u64() >= Some(1))
+    });
+    assert!(
+        pending["last_error"].as_str().unwrap().contains("S3"),
+        "{pending}"
+    );
+    let destination = pending["destination"].as_str().unwrap().to_string();
+    let name = pending["name"].as_str().unwrap().to_string();
+    assert_eq!(destination, format!("s3://evidence/incidents/{name}/"));
+    let spooled = std::fs::read(pending["path"].as_str().unwrap()).unwrap();
+    let failed = daemon.events("archive_failed");
+    assert!(failed.iter().any(|e| e["stage"] == "upload"), "{failed:?}");
+    assert!(daemon.stop().success());
+
+    // S3 comes back while the daemon is down; the restarted daemon finishes the upload
+    let moto = Moto::start(port);
+    moto.create_bucket("evidence");
+    let daemon = Daemon::start(&sandbox, aws_env);
+    let uploaded = wait_uploaded(&daemon, Some(&name), Duration::from_secs(30));
+    let key = format!("incidents/{name}/bundle.tar.gz");
+    assert_eq!(uploaded["location"], format!("s3://evidence/{key}"));
+    let object = moto.object("evidence", &key);
+    assert_eq!(
+        object, spooled,
+        "the object is the spooled bundle, byte for byte"
+    );
+    assert_eq!(uploaded["sha256"], sha256_hex(&object));
+    let manifest = verified_manifest(&object);
+    let side: Value = serde_json::from_slice(
+        &moto.object("evidence", &format!("incidents/{name}/manifest.json")),
+    )
+    .unwrap();
+    assert_eq!(side, manifest);
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn large_bundles_go_up_in_verified_parts() {
+    let sandbox = Sandbox::new();
+    let (flag, logs) = app_files(&sandbox);
+    // 12 MiB of incompressible log: above the 5 MiB threshold, three 5 MiB parts
+    let mut noise = Vec::with_capacity(12 << 20);
+    let mut state = 0x9e3779b97f4a7c15u64;
+    while noise.len() < 12 << 20 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        noise.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::write(logs.join("big.log"), &noise).unwrap();
+    let port = free_port();
+    let moto = Moto::start(port);
+    moto.create_bucket("evidence");
+    let s3 = s3_section(port).replace(
+        "path_style = true\n",
+        "path_style = true\nmultipart_threshold = \"5MiB\"\npart_size = \"5MiB\"\n",
+    );
+    sandbox.write_config(&sandbox.config("", &flag_probe(&flag, &logs, &s3)));
+    let daemon = Daemon::start(&sandbox, aws_env);
+    wait_for(Duration::from_secs(15), "app up", || {
+        (daemon.probe("app")["state"] == "up").then_some(())
+    });
+    std::fs::remove_file(&flag).unwrap();
+    let uploaded = wait_uploaded(&daemon, None, Duration::from_secs(60));
+    assert!(uploaded["bytes"].as_u64().unwrap() > 10 << 20, "{uploaded}");
+    let key = uploaded["location"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("s3://evidence/")
+        .to_string();
+    let object = moto.object("evidence", &key);
+    assert_eq!(uploaded["sha256"], sha256_hex(&object));
+    let entries = unpack(&object);
+    let big = entries
+        .iter()
+        .find(|(p, _)| p.ends_with("/app-logs/big.log"))
+        .unwrap();
+    assert!(big.1 == noise, "the big log survived the round trip");
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn container_files_are_found_through_its_mounts_with_its_logs_and_state() {
+    if !require_docker("container_files_are_found_through_its_mounts_with_its_logs_and_state") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let data = sandbox.path().join("pgdata");
+    std::fs::create_dir_all(data.join("log")).unwrap();
+    std::fs::write(
+        data.join("log/postgresql-0.log"),
+        "FATAL: the database system is shutting down\n",
+    )
+    .unwrap();
+    std::fs::write(data.join("postgresql.conf"), "port = 5432\n").unwrap();
+    let mount = format!("{}:/var/lib/postgresql/data", data.display());
+    let container = TestContainer::run(
+        "archive",
+        &["sh", "-c", "echo ready to accept connections; sleep 3600"],
+    );
+    // TestContainer::run has no mount option: recreate it with the bind mount, same name.
+    docker(&["rm", "-f", &container.name]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &container.name,
+        "--network",
+        "none",
+        "-v",
+        &mount,
+        "sentinel-test/busybox:latest",
+        "sh",
+        "-c",
+        "echo ready to accept connections; sleep 3600",
+    ]);
+    let config = format!(
+        r#"[[probe]]
+name = "db"
+kind = "docker"
+container = "{name}"
+interval = "30s"
+fail_after = 1
+heal = {{ action = "docker_restart", stop_timeout = "1s", verify_within = "15s", backoff = "0s", archive = ["postgres-logs", "container"] }}
+
+[[archive.source]]
+name = "postgres-logs"
+kind = "files"
+container = "{name}"
+path = "/var/lib/postgresql/data"
+include = ["log/*.log", "postgresql.conf", "pg_hba.conf"]
+
+[[archive.source]]
+name = "container"
+kind = "container"
+tail = 100
+"#,
+        name = container.name
+    );
+    sandbox.write_config(&sandbox.config("", &config));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    wait_for(Duration::from_secs(15), "db up and events followed", || {
+        let following = !daemon.events("docker_engine").is_empty();
+        (following && daemon.probe("db")["state"] == "up").then_some(())
+    });
+    docker(&["kill", &container.name]);
+    let bundle = wait_uploaded(&daemon, None, Duration::from_secs(30));
+    wait_for(Duration::from_secs(30), "incident closed", || {
+        (!daemon.events("incident_closed").is_empty()).then_some(())
+    });
+    let bytes = std::fs::read(bundle["location"].as_str().unwrap()).unwrap();
+    let manifest = verified_manifest(&bytes);
+    let files: Vec<(String, String)> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().into(),
+                f["origin"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "postgres-logs/log/postgresql-0.log",
+            "postgres-logs/postgresql.conf",
+            "container/inspect.json",
+            "container/container.log"
+        ]
+    );
+    // read from the host side of the bind mount
+    assert_eq!(
+        files[0].1,
+        data.join("log/postgresql-0.log").display().to_string()
+    );
+    let problems = manifest["problems"].to_string();
+    assert!(problems.contains("pg_hba.conf"), "{problems}");
+    let entries = unpack(&bytes);
+    let inspect = entries
+        .iter()
+        .find(|(p, _)| p.ends_with("container/inspect.json"))
+        .unwrap();
+    let inspect: Value = serde_json::from_slice(&inspect.1).unwrap();
+    assert_eq!(inspect["State"]["ExitCode"], 137, "{inspect}");
+    assert_eq!(inspect["State"]["OOMKilled"], false, "{inspect}");
+    let log = entries
+        .iter()
+        .find(|(p, _)| p.ends_with("container/container.log"))
+        .unwrap();
+    assert!(
+        text(&log.1).contains("ready to accept connections"),
+        "{}",
+        text(&log.1)
+    );
+    assert_eq!(manifest["target"], container.name.as_str());
+    assert!(daemon.stop().success());
+}
