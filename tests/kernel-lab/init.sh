@@ -156,8 +156,9 @@ if chaos_start limits; then
     check "memory.max restored" "$(verdict 'v == w' -v v="$memory" -v w="$MEMORY_BEFORE")" "memory.max '$memory', originally '$MEMORY_BEFORE'"
 fi
 
+# benches/chaos_apply.rs when run.sh was given it; the real tc comes first on its PATH
 if [ -x /usr/local/bin/chaos-bench ]; then
-    chaos-bench netem a veth-a 2>&1 | sed 's/^/kernel-lab bench: /'
+    PATH=/usr/local/bin:$PATH chaos-bench netem a veth-a 2>&1 | sed 's/^/kernel-lab bench: /'
     chaos-bench cgroup $CG /lab 2>&1 | sed 's/^/kernel-lab bench: /'
 fi
 
