@@ -42,12 +42,13 @@ verdict() {
     awk "$@" "BEGIN { print ($condition) ? \"ok\" : \"FAIL\" }" </dev/null
 }
 
-# ping_from_a COUNT INTERVAL: sets SENT, RECEIVED, LOSS (percent, 2 decimals), AVG (ms)
+# ping_from_a COUNT INTERVAL: sets SENT, RECEIVED, LOSS (percent, 2 decimals), AVG, MDEV (ms)
 ping_from_a() {
     $IP netns exec a $PING -n -q -c "$1" -i "$2" -W 1 10.254.0.2 >/tmp/ping.out 2>&1
     SENT=$(awk '/packets transmitted/ { print $1 }' /tmp/ping.out)
     RECEIVED=$(awk '/packets transmitted/ { print $4 }' /tmp/ping.out)
     AVG=$(awk -F/ '/^rtt/ { print $5 }' /tmp/ping.out)
+    MDEV=$(awk -F/ '/^rtt/ { split($7, field, " "); print field[1] }' /tmp/ping.out)
     LOSS=$(awk -v s="${SENT:-0}" -v r="${RECEIVED:-0}" 'BEGIN { if (s > 0) printf "%.2f", 100 * (s - r) / s; else print "nan" }')
     [ -n "$AVG" ] || AVG=nan
 }
@@ -117,6 +118,16 @@ if chaos_start delay; then
     check "delay 100ms" "$(verdict 'r == 20 && d - b >= 95 && d - b <= 105' -v r="$RECEIVED" -v d="$AVG" -v b="$BASELINE")" \
         "avg ${AVG} ms, baseline ${BASELINE} ms, added $(awk -v d="$AVG" -v b="$BASELINE" 'BEGIN { printf "%.2f", d - b }') ms, want 100 +-5"
     chaos_stop delay
+fi
+
+# The normal distribution table (generated in Rust) reaches the kernel: RTTs spread by ~10 ms.
+if chaos_start jitter; then
+    qdisc=$(root_qdisc)
+    check "jitter read back by tc" "$(verdict 'q ~ /netem 5e1d: root/ && q ~ /delay 100ms +10ms/' -v q="$qdisc")" "$qdisc"
+    ping_from_a 100 0.02
+    check "jitter 10ms normal" "$(verdict 'r == 100 && a - b >= 95 && a - b <= 105 && m >= 7 && m <= 13' -v r="$RECEIVED" -v a="$AVG" -v b="$BASELINE" -v m="$MDEV")" \
+        "avg ${AVG} ms, mdev ${MDEV} ms, $RECEIVED/$SENT replies, want 100 +-5 and mdev 10 +-3"
+    chaos_stop jitter
 fi
 
 if chaos_start loss; then
