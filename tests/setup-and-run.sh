@@ -29,6 +29,8 @@ APT_PACKAGES=(lintian rpm systemd util-linux mount gzip docker.io busybox-static
 APT_PACKAGES+=(python3-venv python3-pip)
 # prometheus-alertmanager: a real Alertmanager for the notification tests (API v2, resolve)
 APT_PACKAGES+=(prometheus-alertmanager)
+# qemu-system-x86, cpio, iputils-ping: the kernel lab (tests/kernel-lab) boots a Debian kernel with netem
+APT_PACKAGES+=(qemu-system-x86 cpio iputils-ping)
 CARGO_TOOLS=(cargo-deb cargo-generate-rpm)
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -117,9 +119,13 @@ step "Python SDK (sdk/python): venv, lints, pytest against real FastAPI/uvicorn/
 CI="${CI:-true}" SENTINELD_BIN="$PWD/target/release/sentineld" SENTINELCTL_BIN="$PWD/target/release/sentinelctl" \
     bash sdk/python/run-tests.sh | tee target/python-sdk-output.txt
 
-# One closing line for the whole run: every Rust test, packaging check and Python SDK test.
+step "kernel lab: netem and cgroup v2 in a Debian kernel under qemu (tests/kernel-lab/run.sh)"
+bash tests/kernel-lab/run.sh target/release/sentineld target/release/sentinelctl | tee target/kernel-lab-output.txt
+
+# One closing line for the whole run: every Rust test, packaging check, Python SDK test and lab check.
 awk '/^test result:/ { passed += $4; failed += $6 }
      /^packaging: [0-9]+ passed/ { passed += $2; failed += $4 }
      /^python-sdk: [0-9]+ passed/ { passed += $2; failed += $4 }
+     /^kernel-lab: [0-9]+ passed/ { passed += $2; failed += $4 }
      END { printf "setup-and-run: %d passed, %d failed\n", passed, failed }' \
-    target/test-output.txt target/packaging-output.txt target/python-sdk-output.txt
+    target/test-output.txt target/packaging-output.txt target/python-sdk-output.txt target/kernel-lab-output.txt
