@@ -174,6 +174,9 @@ async fn route(
     match (method.clone(), path.as_str()) {
         (Method::GET, "/v1/status") => json(StatusCode::OK, &status(state)),
         (Method::GET, "/v1/events") => events(request.uri().query(), state, shutdown).await,
+        (Method::GET, "/v1/analyze") => {
+            super::analyze::get(request.uri().query(), &state.journal).await
+        }
         (Method::GET, p) if p.starts_with("/v1/tenants/") => {
             super::tenants::get(p, request.uri().query(), &state.tenants)
         }

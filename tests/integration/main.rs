@@ -3,6 +3,7 @@
 mod harness;
 
 mod agent;
+mod analyze;
 mod bounds;
 mod check_config;
 mod control;
