@@ -16,6 +16,7 @@
 //! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
 //! - [`heal`]: heal actions on Down, restart budget and backoff, verified recovery, incident times.
 //! - [`docker`]: the Docker engine edge — one negotiated client, the event stream on the bus.
+//! - [`analyze`]: failure patterns over the journal: deterministic findings with their evidence.
 //! - [`agent`]: `sentinel-agent`, the sidecar: tails logs, ships events, disk buffer, offsets.
 //! - [`cli`]: command-line definitions of the binaries and the renderers of `sentinelctl`.
 //! - [`logging`]: journald / text / JSON log output.
@@ -26,6 +27,7 @@
 //! `event` and `config`, never each other's internals.
 
 pub mod agent;
+pub mod analyze;
 pub mod api;
 pub mod archive;
 pub mod board;

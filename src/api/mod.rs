@@ -1,6 +1,7 @@
 //! The control socket: HTTP/1.1 + JSON over a Unix socket. `server` answers, `client` is what
 //! `sentinelctl` uses, `types` are the bodies both share, `peer` decides who may change things.
 
+mod analyze;
 mod archives;
 mod chaos;
 mod client;

@@ -184,6 +184,9 @@ async fn route(
         (Method::GET, "/v1/archives") => {
             super::archives::get(request.uri().query(), &state.archiver).await
         }
+        (Method::GET, "/v1/analyze") => {
+            super::analyze::get(request.uri().query(), &state.journal).await
+        }
         (Method::GET, p) if p.starts_with("/v1/tenants/") => {
             super::tenants::get(p, request.uri().query(), &state.tenants)
         }

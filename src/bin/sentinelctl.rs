@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use sentinel::analyze::Analysis;
 use sentinel::api::{
     ControlClient, EventsResponse, HealResponse, ReloadOutcome, ReloadReport, SilenceResponse,
     StatusResponse, TenantResponse, TenantsTopResponse,
@@ -110,6 +111,14 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
             match cli.json {
                 true => println!("{}", serde_json::to_string_pretty(&response)?),
                 false => print!("{}", sentinel::cli::archives::archives(&response)),
+            }
+        }
+        CtlCommand::Analyze { since } => {
+            let query = since.map_or_else(String::new, |s| format!("?since={}", encode(&s)));
+            let analysis: Analysis = client.get(&format!("/v1/analyze{query}")).await?;
+            match cli.json {
+                true => println!("{}", serde_json::to_string_pretty(&analysis)?),
+                false => print!("{}", sentinel::cli::analyze::report(&analysis)),
             }
         }
         CtlCommand::Version => {

@@ -1,6 +1,7 @@
 //! Command-line definitions of the three binaries (here, not in `src/bin/`, so man pages and
 //! completions are generated from the same source) and the renderers `sentinelctl` prints with.
 
+pub mod analyze;
 pub mod archives;
 pub mod chaos;
 pub mod render;
@@ -79,6 +80,13 @@ pub enum CtlCommand {
     /// Operate a probe's healing.
     #[command(subcommand)]
     Heal(HealCommandArgs),
+    /// Failure patterns from the journal: who fails most, recurring and flapping outages,
+    /// failure reasons, heal outcomes, exhausted budgets, tenant alerts. Each with its events.
+    Analyze {
+        /// How far back: a duration (24h, 7d) or an RFC 3339 time [default: 24h].
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Which tenant is hurting: rankings and one tenant's numbers.
     #[command(subcommand)]
     Tenants(TenantsCommand),

@@ -3,6 +3,7 @@
 mod harness;
 
 mod agent;
+mod analyze;
 mod archive;
 mod bounds;
 mod chaos;

@@ -1,0 +1,74 @@
+//! `GET /v1/analyze?since=7d`: failure patterns over the journal, computed on request from the
+//! events of the kinds the analysis reads.
+
+use std::time::Duration;
+
+use hyper::{Response, StatusCode};
+
+use super::query::{parse_since, percent_decode};
+use super::server::{error, json, Body};
+use crate::analyze::{analyze, Range, ANALYZED_KINDS};
+use crate::event::Timestamp;
+use crate::journal::{EventQuery, Journal};
+
+/// What `since` defaults to: the last day.
+pub const DEFAULT_SINCE: Duration = Duration::from_secs(24 * 3600);
+
+pub(super) async fn get(query: Option<&str>, journal: &Journal) -> Response<Body> {
+    let now = Timestamp::now();
+    let since = match parse_params(query, now) {
+        Ok(since) => since,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let query = EventQuery {
+        since: Some(since),
+        after_id: None,
+        kinds: ANALYZED_KINDS.iter().map(|k| k.to_string()).collect(),
+        limit: EventQuery::MAX_LIMIT,
+    };
+    match journal.query(query).await {
+        Ok(events) => {
+            let mut analysis = analyze(&events, Range { since, until: now });
+            analysis.truncated = events.len() >= EventQuery::MAX_LIMIT;
+            json(StatusCode::OK, &analysis)
+        }
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+    }
+}
+
+fn parse_params(query: Option<&str>, now: Timestamp) -> Result<Timestamp, String> {
+    let mut since = now.saturating_sub(DEFAULT_SINCE);
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "since" => since = parse_since(&percent_decode(value), now)?,
+            other => return Err(format!("unknown parameter \"{other}\" (expected since)")),
+        }
+    }
+    Ok(since)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_table() {
+        let now = Timestamp(10 * 86_400_000);
+        let day = 86_400_000;
+        let cases = [
+            (None, Ok(now.0 - day)),
+            (Some("since=7d"), Ok(now.0 - 7 * day)),
+            (Some("since=1h"), Ok(now.0 - 3_600_000)),
+            (Some("since=soon"), Err("invalid since \"soon\"")),
+            (Some("until=1h"), Err("unknown parameter \"until\"")),
+        ];
+        for (query, want) in cases {
+            match (parse_params(query, now), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got.0, want, "{query:?}"),
+                (Err(got), Err(fragment)) => assert!(got.contains(fragment), "{query:?}: {got}"),
+                (got, want) => panic!("{query:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}
