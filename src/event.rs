@@ -33,6 +33,11 @@ impl Timestamp {
         humantime::format_rfc3339_millis(time).to_string()
     }
 
+    /// How long from now until this time; zero once it has passed.
+    pub fn duration_from_now(self) -> Duration {
+        Duration::from_millis(self.0.saturating_sub(Self::now().0).max(0) as u64)
+    }
+
     pub fn saturating_sub(self, duration: Duration) -> Self {
         Self(self.0.saturating_sub(duration.as_millis() as i64))
     }

@@ -28,11 +28,8 @@ impl Archiver {
             }
             self.enforce_quota(&mut over_quota_alerted).await;
             let next = self.ledger(|ledger| ledger.next_due()).await.ok().flatten();
-            let wait = next.map_or(Duration::from_secs(60), |at| {
-                Duration::from_millis(
-                    (at.as_millis() - Timestamp::now().as_millis()).clamp(0, 60_000) as u64,
-                )
-            });
+            let idle = Duration::from_secs(60);
+            let wait = next.map_or(idle, |at| at.duration_from_now().min(idle));
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = self.inner.wake.notified() => {}

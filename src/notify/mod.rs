@@ -329,11 +329,8 @@ impl Notifier {
                     .await;
             }
             let next = self.outbox(|o| o.next_due()).await.ok().flatten();
-            let wait = next.map_or(Duration::from_secs(60), |at| {
-                Duration::from_millis(
-                    (at.as_millis() - Timestamp::now().as_millis()).clamp(0, 60_000) as u64,
-                )
-            });
+            let idle = Duration::from_secs(60);
+            let wait = next.map_or(idle, |at| at.duration_from_now().min(idle));
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = self.inner.wake.notified() => {}
