@@ -26,6 +26,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 APT_PACKAGES=(lintian rpm systemd util-linux mount gzip docker.io busybox-static prometheus postgresql-15 openssl)
 # python3-venv, python3-pip: the Python SDK's tests run in their own venv (sdk/python/.venv)
 APT_PACKAGES+=(python3-venv python3-pip)
+# chromium: loads the status page headless (--dump-dom, --screenshot into target/tmp/)
+APT_PACKAGES+=(chromium)
 CARGO_TOOLS=(cargo-deb cargo-generate-rpm)
 
 step() { printf '\n==> %s\n' "$*"; }

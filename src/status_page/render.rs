@@ -114,7 +114,7 @@ fn probes(out: &mut String, data: &PageData) {
                 "<div class=\"row\"><h3>{name}</h3><span class=\"pill {state}\">{state}</span></div>",
                 "<p class=\"target muted small\">{kind} · {target}</p>{spark}",
                 "<div class=\"facts small\"><span>last {latency}</span><span>{state} for {since}</span>",
-                "<span>{recoveries} recoveries</span></div>"
+                "<span>{recoveries}</span></div>"
             ),
             name = escape(&probe.name),
             state = state,
@@ -123,7 +123,10 @@ fn probes(out: &mut String, data: &PageData) {
             spark = sparkline(&probe.recent),
             latency = latency,
             since = since,
-            recoveries = probe.recoveries_total,
+            recoveries = match probe.recoveries_total {
+                1 => "1 recovery".to_string(),
+                n => format!("{n} recoveries"),
+            },
         );
         if let Some(failure) = probe.last_failure.as_deref() {
             let _ = write!(

@@ -13,6 +13,7 @@ mod metrics;
 mod postgres;
 mod probes;
 mod reload;
+mod status_page;
 mod systemd_notify;
 mod tenants;
 mod tls;
