@@ -97,12 +97,7 @@ fn status_page_in_headless_chromium() {
     );
     sandbox.write_config(&sandbox.config("", &config));
     let daemon = Daemon::start(&sandbox, |_| {});
-    let state = |name: &str| daemon.probe(name)["state"].as_str().map(String::from);
-    let settle = |name: &str, want: &str| {
-        wait_for(Duration::from_secs(10), &format!("{name} {want}"), || {
-            (state(name).as_deref() == Some(want)).then_some(())
-        })
-    };
+    let settle = |name: &str, want: &str| daemon.wait_state(name, want);
     settle("api", "up");
     settle("db-primary", "down");
     settle("worker", "up");
