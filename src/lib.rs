@@ -13,6 +13,7 @@
 //! - [`ingest`]: `POST /v1/events` — bounded bodies, each event validated alone.
 //! - [`api`]: the control socket (server, client, shared types, peer authorization).
 //! - [`http`]: the public TCP listener.
+//! - [`status_page`]: the read-only HTML status page on the public listener (`GET /`).
 //! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
 //! - [`heal`]: heal actions on Down, restart budget and backoff, verified recovery, incident times.
 //! - [`docker`]: the Docker engine edge — one negotiated client, the event stream on the bus.
@@ -45,4 +46,5 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
+pub mod status_page;
 pub mod tenants;

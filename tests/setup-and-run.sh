@@ -31,6 +31,8 @@ APT_PACKAGES+=(python3-venv python3-pip)
 APT_PACKAGES+=(prometheus-alertmanager)
 # qemu-system-x86, cpio, iputils-ping: the kernel lab (tests/kernel-lab) boots a Debian kernel with netem
 APT_PACKAGES+=(qemu-system-x86 cpio iputils-ping)
+# chromium: loads the status page headless (--dump-dom, --screenshot into target/tmp/)
+APT_PACKAGES+=(chromium)
 CARGO_TOOLS=(cargo-deb cargo-generate-rpm)
 
 step() { printf '\n==> %s\n' "$*"; }

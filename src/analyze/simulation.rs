@@ -4,22 +4,11 @@
 
 use super::*;
 use crate::event::{Event, EventKind};
+use crate::tenants::test_rng::TestRng;
 
-/// splitmix64: a deterministic stream without the `rand` crate.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn between(&mut self, low: i64, high: i64) -> i64 {
-        low + (self.next() % (high - low) as u64) as i64
-    }
+/// Uniform in `low..high`, from the crate's seeded test generator.
+fn between(rng: &mut TestRng, low: i64, high: i64) -> i64 {
+    low + rng.below((high - low) as u64) as i64
 }
 
 const MINUTE: i64 = 60_000;
@@ -67,27 +56,27 @@ fn outage(events: &mut Vec<Event>, at: i64, duration: i64, probe: &str, reason: 
 }
 
 fn generate(seed: u64) -> Planted {
-    let mut rng = Seeded(seed);
+    let mut rng = TestRng::new(seed);
     let mut events = Vec::new();
     // api: down once a night between 03:00 and 03:50 UTC, for 1-5 minutes
     let mut api_down_ms = Vec::new();
     for day in 0..DAYS {
-        let at = START + day * DAY + 3 * HOUR + rng.between(0, 50) * MINUTE;
-        let duration = rng.between(MINUTE, 5 * MINUTE);
+        let at = START + day * DAY + 3 * HOUR + between(&mut rng, 0, 50) * MINUTE;
+        let duration = between(&mut rng, MINUTE, 5 * MINUTE);
         outage(&mut events, at, duration, "api", "timeout");
         api_down_ms.push(duration);
     }
     // cache: four short outages two minutes apart on day 2 at noon
     let mut cache_down_ms = Vec::new();
     for i in 0..4 {
-        let duration = rng.between(10_000, 60_000);
+        let duration = between(&mut rng, 10_000, 60_000);
         let at = START + 2 * DAY + 12 * HOUR + i * 2 * MINUTE;
         outage(&mut events, at, duration, "cache", "refused");
         cache_down_ms.push(duration);
     }
     // db: one outage on day 4 at 15:xx, healed on the second try; a tenant spikes meanwhile
-    let db_at = START + 4 * DAY + 15 * HOUR + rng.between(0, 30) * MINUTE;
-    let db_down_ms = rng.between(2 * MINUTE, 10 * MINUTE);
+    let db_at = START + 4 * DAY + 15 * HOUR + between(&mut rng, 0, 30) * MINUTE;
+    let db_down_ms = between(&mut rng, 2 * MINUTE, 10 * MINUTE);
     outage(&mut events, db_at, db_down_ms, "db", "http_status");
     for (offset, ok) in [(10_000, false), (40_000, true)] {
         events.push(Event {
@@ -111,18 +100,18 @@ fn generate(seed: u64) -> Planted {
         },
     });
     events.push(Event {
-        at: Timestamp(START + 5 * DAY + rng.between(0, 20) * HOUR),
+        at: Timestamp(START + 5 * DAY + between(&mut rng, 0, 20) * HOUR),
         kind: EventKind::HealGaveUp {
             probe: "db".into(),
             attempts: 3,
             retry_at: Timestamp(START + 6 * DAY),
         },
     });
-    events.push(tenant_alert(db_at + rng.between(0, 60_000), "acme"));
+    events.push(tenant_alert(db_at + between(&mut rng, 0, 60_000), "acme"));
     events.push(tenant_alert(START + 6 * DAY + 20 * HOUR, "globex"));
     // noise: blips that never reach Down, and probes that only ever come up
-    for _ in 0..rng.between(5, 40) {
-        let at = START + rng.between(0, DAYS * DAY);
+    for _ in 0..between(&mut rng, 5, 40) {
+        let at = START + between(&mut rng, 0, DAYS * DAY);
         events.push(transition(at, "web", "up", "failing", Some("timeout")));
         events.push(transition(at + 500, "web", "failing", "up", None));
     }

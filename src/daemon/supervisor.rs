@@ -573,6 +573,13 @@ impl Supervisor {
             metrics: self.metrics.clone(),
             ingest: self.ingest.clone(),
             tenants: self.tenants.clone(),
+            status_page: crate::status_page::StatusPage {
+                probes: self.board.clone(),
+                journal: self.journal.clone(),
+                tenants: self.tenants.clone(),
+                // The chaos area plugs its running experiments in here once it lands.
+                experiments: None,
+            },
         };
         let handle = tokio::spawn(crate::http::serve(listener, routes, cancel.clone()));
         tracing::info!(%address, "public listener on http://{address}");

@@ -1,4 +1,5 @@
-//! The public TCP listener: `/healthz`, `/metrics` and tenant event ingest (`POST /v1/events`).
+//! The public TCP listener: `/healthz`, `/metrics`, tenant event ingest (`POST /v1/events`) and
+//! the read-only status page (`GET /`).
 //! Bounded like the control socket: connections and header time; ingest bounds its own bodies.
 
 use std::convert::Infallible;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ingest::Ingest;
 use crate::metrics::MetricsView;
+use crate::status_page::StatusPage;
 use crate::tenants::TenantService;
 
 /// What the public routes serve from; cheap to clone per connection.
@@ -24,6 +26,7 @@ pub struct PublicRoutes {
     pub metrics: MetricsView,
     pub ingest: Ingest,
     pub tenants: TenantService,
+    pub status_page: StatusPage,
 }
 
 /// Most connections served at once; the rest wait in the accept queue.
@@ -60,6 +63,7 @@ pub async fn serve(listener: TcpListener, routes: PublicRoutes, shutdown: Cancel
                         (&Method::POST, "/v1/events") => {
                             routes.ingest.handle(request, &routes.tenants).await
                         }
+                        (&Method::GET, "/" | "/status") => html(routes.status_page.html().await),
                         _ => route(&request, &routes.metrics),
                     };
                     Ok::<_, Infallible>(reply)
@@ -110,6 +114,16 @@ fn route<B>(request: &Request<B>, metrics: &MetricsView) -> Response<Full<Bytes>
             r#"{"error":"no such route"}"#,
         ),
     }
+}
+
+fn html(page: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(hyper::header::CONTENT_TYPE, "text/html; charset=utf-8")
+        // The page is only ever a snapshot: no intermediary should serve an old one.
+        .header(hyper::header::CACHE_CONTROL, "no-store")
+        .body(Full::new(Bytes::from(page)))
+        .expect("static response parts are valid")
 }
 
 fn respond(status: StatusCode, content_type: &str, body: &'static str) -> Response<Full<Bytes>> {

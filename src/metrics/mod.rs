@@ -329,6 +329,7 @@ mod tests {
             checks_total: 3,
             failures_total: 1,
             latency: Default::default(),
+            recent: Default::default(),
         };
         probe.latency.observe(0.002);
         let text = render(&counters, &[probe], &[]);

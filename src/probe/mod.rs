@@ -6,6 +6,7 @@ mod exec;
 mod histogram;
 mod http;
 mod postgres;
+mod recent;
 mod runner;
 mod state;
 mod tcp;
@@ -24,6 +25,7 @@ pub use exec::ExecProbe;
 pub use histogram::{LatencyHistogram, LATENCY_BUCKETS};
 pub use http::{HttpProbe, HttpTarget};
 pub use postgres::{ExpectedRole, PostgresProbe, QueryExpectation};
+pub use recent::{RecentCheck, RecentChecks, RECENT_CHECKS};
 pub use runner::spawn;
 pub use state::{FlapRule, ProbeState, ThresholdMachine, Transition};
 pub use tcp::TcpProbe;
@@ -417,6 +419,9 @@ pub struct ProbeSnapshot {
     /// For `/metrics`; not part of the JSON status.
     #[serde(skip)]
     pub latency: LatencyHistogram,
+    /// The last checks, for the status page's latency history; not part of the JSON status.
+    #[serde(skip)]
+    pub recent: RecentChecks,
 }
 
 /// Latest snapshot of every running probe, written by the runners and read by the API.

@@ -72,6 +72,7 @@ pub fn spawn(
             checks_total: 0,
             failures_total: 0,
             latency: Default::default(),
+            recent: Default::default(),
         },
     );
     Some(tokio::spawn(run(
@@ -210,6 +211,9 @@ fn update_board(
         snapshot.checks_total += 1;
         snapshot.failures_total += u64::from(!result.is_success());
         snapshot.latency.observe(result.latency.as_secs_f64());
+        snapshot
+            .recent
+            .push(result.latency.as_secs_f64() * 1000.0, result.is_success());
     });
 }
 

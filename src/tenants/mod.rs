@@ -20,7 +20,7 @@ mod ring;
 pub mod service;
 pub mod sketch;
 #[cfg(test)]
-mod test_rng;
+pub(crate) mod test_rng;
 pub mod tracker;
 pub mod window;
 

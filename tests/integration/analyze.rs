@@ -31,12 +31,7 @@ timeout = "200ms"
     );
     sandbox.write_config(&sandbox.config("", &probes));
     let daemon = Daemon::start(&sandbox, |_| {});
-    let state = |name: &str| daemon.probe(name)["state"].as_str().map(String::from);
-    let settle = |name: &str, want: &str| {
-        wait_for(Duration::from_secs(10), &format!("{name} {want}"), || {
-            (state(name).as_deref() == Some(want)).then_some(())
-        })
-    };
+    let settle = |name: &str, want: &str| daemon.wait_state(name, want);
     settle("flaky", "up");
     settle("steady", "up");
     for _ in 0..3 {

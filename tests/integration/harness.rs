@@ -223,6 +223,13 @@ impl Daemon {
             .unwrap_or_default()
     }
 
+    /// Wait until probe `name` is in state `want` (up, down, ...).
+    pub fn wait_state(&self, name: &str, want: &str) {
+        wait_for(Duration::from_secs(10), &format!("{name} {want}"), || {
+            (self.probe(name)["state"] == want).then_some(())
+        })
+    }
+
     /// Journaled events of the given kinds (comma-separated), oldest first.
     pub fn events(&self, kinds: &str) -> Vec<serde_json::Value> {
         let out = self.ctl(&["--json", "events", "--kind", kinds, "--limit", "100000"]);
