@@ -162,6 +162,8 @@ impl Daemon {
         daemon
     }
 
+    /// Ready means the control API answers a request, not just that its socket accepts: the
+    /// socket is bound before the components (and the public listener) start.
     fn wait_ready(&mut self) {
         let socket = self.socket.clone();
         let started = Instant::now();
@@ -169,7 +171,7 @@ impl Daemon {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("sentineld exited early ({status}):\n{}", self.stderr());
             }
-            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            if control_answers(&socket) {
                 return;
             }
             if started.elapsed() > Duration::from_secs(15) {
@@ -428,4 +430,19 @@ impl Drop for PostgresServer {
     fn drop(&mut self) {
         self.pg_ctl_stop();
     }
+}
+
+/// Whether `GET /v1/status` on the control socket gets an HTTP answer.
+fn control_answers(socket: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = b"GET /v1/status HTTP/1.1\r\nHost: sentineld\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 ")
 }
