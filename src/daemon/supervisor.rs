@@ -577,8 +577,6 @@ impl Supervisor {
                 probes: self.board.clone(),
                 journal: self.journal.clone(),
                 tenants: self.tenants.clone(),
-                // The chaos area plugs its running experiments in here once it lands.
-                experiments: None,
             },
         };
         let handle = tokio::spawn(crate::http::serve(listener, routes, cancel.clone()));

@@ -5,10 +5,10 @@
 //! meta tag. Gathering (`StatusPage::gather`) is separate from rendering (`render::page`), which
 //! is a pure function of [`PageData`] and is what the unit tests exercise.
 
+mod experiments;
 mod render;
 mod sparkline;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::analyze::{outages, Outage};
@@ -16,6 +16,7 @@ use crate::event::Timestamp;
 use crate::journal::{EventQuery, Journal};
 use crate::probe::{ProbeBoard, ProbeSnapshot};
 use crate::tenants::{RankBy, TenantService, TopTenants};
+pub use experiments::running_experiments;
 pub use render::{escape, page};
 
 /// How far back "recent incidents" reaches.
@@ -34,12 +35,6 @@ pub struct ActiveExperiment {
     pub name: String,
     pub target: String,
     pub ends_at: Timestamp,
-}
-
-/// The hook the chaos area implements to list its running experiments. Until it is wired in,
-/// [`StatusPage::experiments`] is `None` and the page says that none are running.
-pub trait ActiveExperiments: Send + Sync {
-    fn active(&self) -> Vec<ActiveExperiment>;
 }
 
 /// Tenant rankings as the page shows them.
@@ -70,8 +65,6 @@ pub struct StatusPage {
     pub probes: ProbeBoard,
     pub journal: Journal,
     pub tenants: TenantService,
-    /// The chaos area's running experiments, once it exists (see [`ActiveExperiments`]).
-    pub experiments: Option<Arc<dyn ActiveExperiments>>,
 }
 
 impl StatusPage {
@@ -88,7 +81,7 @@ impl StatusPage {
             kinds: vec!["probe_transition".into()],
             limit: TRANSITIONS_READ,
         };
-        let (incidents, journal_error) = match self.journal.query(query).await {
+        let (incidents, mut journal_error) = match self.journal.query(query).await {
             Ok(events) => {
                 let mut found = outages(&events);
                 found.reverse();
@@ -96,6 +89,19 @@ impl StatusPage {
                 (found, None)
             }
             Err(err) => (Vec::new(), Some(err.to_string())),
+        };
+        let query = EventQuery {
+            since: Some(now.saturating_sub(experiments::EXPERIMENT_HORIZON)),
+            after_id: None,
+            kinds: experiments::EXPERIMENT_KINDS.map(String::from).to_vec(),
+            limit: EventQuery::MAX_LIMIT,
+        };
+        let experiments = match self.journal.query(query).await {
+            Ok(events) => running_experiments(&events),
+            Err(err) => {
+                journal_error.get_or_insert(err.to_string());
+                Vec::new()
+            }
         };
         let tenants = self
             .tenants
@@ -109,11 +115,7 @@ impl StatusPage {
             probes: self.probes.snapshot(),
             incidents,
             tenants,
-            experiments: self
-                .experiments
-                .as_ref()
-                .map(|source| source.active())
-                .unwrap_or_default(),
+            experiments,
             journal_error,
         }
     }

@@ -140,7 +140,7 @@ fn probes(out: &mut String, data: &PageData) {
     out.push_str("</div></section>");
 }
 
-/// The chaos hook: filled by the chaos area once it lands (see `ActiveExperiments`).
+/// Running chaos experiments with the time they have left.
 fn experiments(out: &mut String, running: &[ActiveExperiment], now_ms: i64) {
     out.push_str("<section id=\"experiments\"><h2>Chaos experiments</h2>");
     if running.is_empty() {

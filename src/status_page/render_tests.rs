@@ -122,7 +122,7 @@ fn probe_card_shows_state_sparkline_and_time_in_state() {
 }
 
 #[test]
-fn chaos_hook_says_none_running_or_lists_time_left() {
+fn experiments_say_none_running_or_list_time_left() {
     let mut page_data = data(vec![]);
     assert!(page(&page_data).contains("No chaos experiments are running."));
     page_data.experiments.push(ActiveExperiment {

@@ -4,7 +4,7 @@
 
 mod cgroups;
 mod net;
-mod process;
+pub(crate) mod process;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

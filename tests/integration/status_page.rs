@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{text, wait_for, Daemon, Sandbox};
+use crate::chaos::{chaos_section, process::Sleeper};
+use crate::harness::{require_root, text, wait_for, Daemon, Sandbox};
 
 /// The Chromium binary, or None (skip) outside CI when it is not installed.
 fn require_chromium(test: &str) -> Option<PathBuf> {
@@ -176,4 +177,48 @@ fn status_page_in_headless_chromium() {
         eprintln!("status page screenshot ({label}): {}", path.display());
     }
     daemon.stop();
+}
+
+#[test]
+fn status_page_lists_a_running_experiment_with_time_left() {
+    if !require_root("status_page_lists_a_running_experiment_with_time_left") {
+        return;
+    }
+    let sleeper = Sleeper(Command::new("sleep").arg("3600").spawn().unwrap());
+    let profile = format!(
+        "[[chaos.profile]]\nname = \"freeze-sleeper\"\nduration = \"10m\"\ntarget = {{ pid = {} }}\nfaults = [{{ kind = \"pause\" }}]\n",
+        sleeper.0.id()
+    );
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&sandbox.config("", &chaos_section("5e9a", &profile)));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    let page = || get(sandbox.port, "/").1;
+    assert!(page().contains("No chaos experiments are running."));
+
+    let started = daemon.ctl_json(&["chaos", "start", "freeze-sleeper"]);
+    let id = started["id"].as_str().unwrap().to_string();
+    let body = wait_for(
+        Duration::from_secs(10),
+        "the experiment on the page",
+        || {
+            let body = page();
+            body.contains(&id).then_some(body)
+        },
+    );
+    let section = &body[body.find("id=\"experiments\"").unwrap()..];
+    let section = &section[..section.find("</section>").unwrap()];
+    assert!(section.contains("freeze-sleeper"), "{section}");
+    // ten minutes from the start, read a moment later
+    assert!(
+        section.contains(">9m ") || section.contains(">10m<"),
+        "no time left in {section}"
+    );
+
+    daemon.ctl_json(&["chaos", "stop", &id]);
+    wait_for(Duration::from_secs(10), "the rollback on the page", || {
+        page()
+            .contains("No chaos experiments are running.")
+            .then_some(())
+    });
+    assert!(daemon.stop().success());
 }

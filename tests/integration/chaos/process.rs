@@ -62,7 +62,7 @@ fn pause_stops_a_process_until_rollback() {
 }
 
 /// Killed when dropped, even when the test fails (a stray sleeper would hold the test's pipes).
-struct Sleeper(std::process::Child);
+pub(crate) struct Sleeper(pub(crate) std::process::Child);
 
 impl Drop for Sleeper {
     fn drop(&mut self) {
