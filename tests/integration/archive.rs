@@ -86,7 +86,7 @@ pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result
     Ok((status, response[split + 4..].to_vec()))
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -94,7 +94,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// (path in the bundle, bytes) of every tar.gz entry.
-fn unpack(bundle: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub fn unpack(bundle: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bundle));
     archive
         .entries()
@@ -110,7 +110,7 @@ fn unpack(bundle: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The bundle's manifest, after checking every listed file's size and sha256 against the tar.
-fn verified_manifest(bundle: &[u8]) -> Value {
+pub fn verified_manifest(bundle: &[u8]) -> Value {
     let entries = unpack(bundle);
     let (first, manifest) = &entries[0];
     assert!(first.ends_with("/manifest.json"), "{first}");
@@ -129,7 +129,7 @@ fn verified_manifest(bundle: &[u8]) -> Value {
 }
 
 /// Wait for bundle `name` (or any, when None) to be uploaded; on timeout show why not.
-fn wait_uploaded(daemon: &Daemon, name: Option<&str>, limit: Duration) -> Value {
+pub fn wait_uploaded(daemon: &Daemon, name: Option<&str>, limit: Duration) -> Value {
     let started = std::time::Instant::now();
     loop {
         let all = archives(daemon);
@@ -146,7 +146,7 @@ fn wait_uploaded(daemon: &Daemon, name: Option<&str>, limit: Duration) -> Value 
     }
 }
 
-fn archives(daemon: &Daemon) -> Vec<Value> {
+pub fn archives(daemon: &Daemon) -> Vec<Value> {
     daemon.ctl_json(&["archives"])["archives"]
         .as_array()
         .unwrap()
@@ -257,7 +257,7 @@ fn bundle_is_spooled_before_the_restart_and_copied_to_the_local_sink() {
     assert!(daemon.stop().success());
 }
 
-fn s3_section(port: u16) -> String {
+pub fn s3_section(port: u16) -> String {
     format!(
         "[archive.s3]\nbucket = \"evidence\"\nprefix = \"incidents\"\nendpoint = \"http://127.0.0.1:{port}\"\npath_style = true\n\n[archive]\ntimeout = \"10s\"\nmax_retry_delay = \"1s\"\n"
     )
@@ -265,7 +265,7 @@ fn s3_section(port: u16) -> String {
 
 /// Credentials for moto from the environment (the standard chain's first link); no metadata
 /// service is ever asked.
-fn aws_env(command: &mut Command) {
+pub fn aws_env(command: &mut Command) {
     command
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")

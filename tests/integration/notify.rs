@@ -15,7 +15,7 @@ use sha2::Sha256;
 
 use crate::harness::{free_port, require_root, wait_for, Daemon, Sandbox};
 
-const SECRET: &str = "s3cr3t-for-tests";
+pub const SECRET: &str = "s3cr3t-for-tests";
 
 /// One received POST.
 #[derive(Debug, Clone)]
