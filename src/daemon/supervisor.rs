@@ -612,6 +612,10 @@ impl Supervisor {
     pub fn archiver(&self) -> crate::archive::Archiver {
         self.archiver.clone()
     }
+
+    pub fn notifier(&self) -> crate::notify::Notifier {
+        self.notifier.clone()
+    }
 }
 
 async fn bind_http(address: SocketAddr) -> Result<TcpListener, DaemonError> {
