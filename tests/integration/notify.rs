@@ -441,6 +441,35 @@ fn a_silenced_probe_alerts_nobody_and_the_outbox_says_suppressed() {
         table.contains("probe:app") && table.contains("suppressed (silenced)"),
         "{table}"
     );
+
+    // both recover: web's alert is resolved (Up closes an unhealed probe's alert), app's
+    // resolution stays with its suppressed alert
+    std::fs::write(&app, "").unwrap();
+    std::fs::write(&web, "").unwrap();
+    let resolved = wait_for(Duration::from_secs(20), "web resolved", || {
+        receiver
+            .at("/hook")
+            .into_iter()
+            .find(|h| h.body["status"] == "resolved")
+    });
+    assert_eq!(resolved.body["subject"], "probe:web");
+    let text = resolved.body["text"].as_str().unwrap();
+    assert!(text.starts_with("✅ web recovered in "), "{text}");
+    let app_resolution = wait_for(Duration::from_secs(10), "app's resolution recorded", || {
+        outbox(&daemon)
+            .into_iter()
+            .find(|m| m["subject"] == "probe:app" && m["status"] == "resolved")
+    });
+    assert_eq!(app_resolution["state"], "suppressed", "{app_resolution}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        receiver
+            .at("/hook")
+            .iter()
+            .all(|h| h.body["probe"] != "app"),
+        "{:?}",
+        receiver.at("/hook")
+    );
     assert!(daemon.stop().success());
 }
 
