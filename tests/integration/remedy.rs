@@ -81,6 +81,7 @@ secret = "{SECRET}"
     assert_eq!(manifest["probe"], "postgres");
     assert_eq!(manifest["target"], pg.name.as_str());
     assert_eq!(manifest["failure_reason"], "refused");
+    assert_eq!(manifest["problems"], serde_json::json!([]), "{manifest:#}");
     let files = manifest["files"].as_array().unwrap();
     let origin_of = |path: &str| -> Option<String> {
         files
@@ -179,5 +180,20 @@ secret = "{SECRET}"
     assert!(seconds > 0.0 && seconds < 60.0, "{resolved}");
     eprintln!("drill messages:\n  {firing}\n  {resolved}");
     assert_eq!(daemon.probe("postgres")["state"], "up");
+    // the outbox view agrees: both delivered on the first try
+    let outbox = daemon.ctl_json(&["outbox"])["messages"].clone();
+    let delivered: Vec<(&str, u64)> = outbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["state"] == "delivered")
+        .map(|m| {
+            (
+                m["status"].as_str().unwrap(),
+                m["attempts"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(delivered, [("resolved", 1), ("firing", 1)], "{outbox:#}");
     assert!(daemon.stop().success());
 }
