@@ -1,4 +1,5 @@
 //! `GET /v1/archives?limit=N`: evidence bundles, newest first, with upload state and location.
+//! Its `limit=` parsing is shared with `GET /v1/outbox`.
 
 use hyper::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,7 @@ pub(super) async fn get(query: Option<&str>, archiver: &Archiver) -> Response<Bo
     }
 }
 
-fn parse_limit(query: Option<&str>) -> Result<usize, String> {
+pub(super) fn parse_limit(query: Option<&str>) -> Result<usize, String> {
     let text = query
         .unwrap_or("")
         .split('&')

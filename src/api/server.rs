@@ -73,6 +73,7 @@ pub struct ApiState {
     pub tenants: TenantService,
     pub chaos: crate::chaos::ChaosEngine,
     pub archiver: crate::archive::Archiver,
+    pub notifier: crate::notify::Notifier,
 }
 
 pub(super) type Body = BoxBody<Bytes, Infallible>;
@@ -183,6 +184,9 @@ async fn route(
         (Method::GET, "/v1/events") => events(request.uri().query(), state, shutdown).await,
         (Method::GET, "/v1/archives") => {
             super::archives::get(request.uri().query(), &state.archiver).await
+        }
+        (Method::GET, "/v1/outbox") => {
+            super::outbox::get(request.uri().query(), &state.notifier).await
         }
         (Method::GET, "/v1/analyze") => {
             super::analyze::get(request.uri().query(), &state.journal).await

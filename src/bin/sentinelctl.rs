@@ -113,6 +113,14 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
                 false => print!("{}", sentinel::cli::archives::archives(&response)),
             }
         }
+        CtlCommand::Outbox { limit } => {
+            let response: sentinel::api::OutboxResponse =
+                client.get(&format!("/v1/outbox?limit={limit}")).await?;
+            match cli.json {
+                true => println!("{}", serde_json::to_string_pretty(&response)?),
+                false => print!("{}", sentinel::cli::outbox::outbox(&response)),
+            }
+        }
         CtlCommand::Analyze { since } => {
             let query = since.map_or_else(String::new, |s| format!("?since={}", encode(&s)));
             let analysis: Analysis = client.get(&format!("/v1/analyze{query}")).await?;

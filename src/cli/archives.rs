@@ -44,7 +44,8 @@ pub fn archives(response: &ArchivesResponse) -> String {
     )
 }
 
-fn short(text: &str) -> String {
+/// At most 60 characters of `text`, with an ellipsis when cut (errors in table cells).
+pub(super) fn short(text: &str) -> String {
     match text.char_indices().nth(60) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_string(),

@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod archives;
 pub mod chaos;
+pub mod outbox;
 pub mod render;
 pub mod tenants;
 
@@ -95,6 +96,12 @@ pub enum CtlCommand {
     Chaos(chaos::ChaosCommand),
     /// Evidence bundles archived before restarts: upload state and location.
     Archives {
+        /// At most this many, the newest.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Notification outbox: each message's channel, delivery state, attempts, next try, error.
+    Outbox {
         /// At most this many, the newest.
         #[arg(long, default_value_t = 100)]
         limit: usize,

@@ -13,6 +13,8 @@ pub struct ConfigDiff {
     pub journal_changed: bool,
     pub http_changed: bool,
     pub tenants_changed: bool,
+    /// Which parts of `[archive]` and `[notify]` differ ("archive sink", "notify channels").
+    pub remedy_changed: Vec<String>,
     /// `[daemon]` settings that differ; they are read once at start and need a restart.
     pub restart_required: Vec<String>,
 }
@@ -27,6 +29,7 @@ impl ConfigDiff {
             tenants_changed: old.tenants != new.tenants,
             ..Default::default()
         };
+        diff.remedy_changed = remedy_changes(old, new);
         for (name, probe) in &new_probes {
             match old_probes.get(name) {
                 None => diff.probes_added.push(name.to_string()),
@@ -87,8 +90,43 @@ impl ConfigDiff {
         if self.tenants_changed {
             out.push("tenants changed".into());
         }
+        out.extend(
+            self.remedy_changed
+                .iter()
+                .map(|part| format!("{part} changed")),
+        );
         out
     }
+}
+
+/// The parts of `[archive]` and `[notify]` that differ, named as a reload report says them.
+fn remedy_changes(old: &Config, new: &Config) -> Vec<String> {
+    let (a, b) = (&old.archive, &new.archive);
+    let (m, n) = (&old.notify, &new.notify);
+    let parts = [
+        ("archive sink", a.s3 != b.s3 || a.local != b.local),
+        ("archive sources", a.sources != b.sources),
+        (
+            "archive spool",
+            a.spool_dir != b.spool_dir
+                || a.spool_quota != b.spool_quota
+                || a.timeout != b.timeout
+                || a.max_retry_delay != b.max_retry_delay,
+        ),
+        ("notify channels", m.channels != n.channels),
+        ("notify routes", m.routes != n.routes),
+        (
+            "notify delivery",
+            m.dedup_window != n.dedup_window
+                || m.max_age != n.max_age
+                || m.max_retry_delay != n.max_retry_delay,
+        ),
+    ];
+    parts
+        .iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(part, _)| part.to_string())
+        .collect()
 }
 
 fn by_name(probes: &[ProbeConfig]) -> BTreeMap<&str, &ProbeConfig> {
@@ -150,6 +188,20 @@ address = "127.0.0.1:2"
                 "tenants",
                 &format!("[tenants]\nenabled = true\n{BASE}"),
                 &["tenants changed"],
+                &[],
+            ),
+            (
+                "archive sink and notify channel",
+                &format!(
+                    "[archive.local]\ndir = \"/tmp/evidence\"\n[[notify.channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n{BASE}"
+                ),
+                &["archive sink changed", "notify channels changed"],
+                &[],
+            ),
+            (
+                "archive timeout and dedup window",
+                &format!("[archive]\ntimeout = \"5s\"\n[notify]\ndedup_window = \"1m\"\n{BASE}"),
+                &["archive spool changed", "notify delivery changed"],
                 &[],
             ),
         ];

@@ -156,6 +156,7 @@ pub async fn run(
         tenants: supervisor.tenants(),
         chaos: chaos.clone(),
         archiver: supervisor.archiver(),
+        notifier: supervisor.notifier(),
     };
     let halts = chaos.watch_halts(components_stop.clone());
     let api_task = tokio::spawn(api::serve(

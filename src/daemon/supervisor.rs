@@ -610,6 +610,10 @@ impl Supervisor {
     pub fn archiver(&self) -> crate::archive::Archiver {
         self.archiver.clone()
     }
+
+    pub fn notifier(&self) -> crate::notify::Notifier {
+        self.notifier.clone()
+    }
 }
 
 async fn bind_http(address: SocketAddr) -> Result<TcpListener, DaemonError> {

@@ -123,22 +123,12 @@ impl Composer {
                 probe,
                 time_to_recover_ms,
                 ..
-            } => {
-                let incident = self.incidents.get(probe).cloned().unwrap_or_default();
-                incident.severity?;
-                let took = time_to_recover_ms.or_else(|| {
-                    incident
-                        .down_at
-                        .map(|d| (at.as_millis() - d.as_millis()).max(0) as u64)
-                });
-                let text = match took {
-                    Some(ms) => format!("✅ {probe} recovered in {:.1} s", ms as f64 / 1000.0),
-                    None => format!("✅ {probe} recovered"),
-                };
-                let severity = incident.severity.unwrap_or(Severity::Critical);
-                let notification = self.probe_alert(probe, event, Status::Resolved, severity, text);
-                self.incidents.remove(probe);
-                Some(notification)
+            } => self.recovered(probe, event, *time_to_recover_ms),
+            // A probe without a heal has no incident to close: its Up resolves its alert.
+            EventKind::ProbeTransition { probe, to, .. }
+                if to == "up" && !self.probes.get(probe).is_some_and(|f| f.heals) =>
+            {
+                self.recovered(probe, event, None)
             }
             EventKind::ArchiveFailed {
                 probe,
@@ -233,6 +223,29 @@ impl Composer {
             }
             _ => None,
         }
+    }
+
+    /// "✅ postgres recovered in 4.2 s", when an alert about `probe` went out.
+    fn recovered(
+        &mut self,
+        probe: &str,
+        event: &Event,
+        time_to_recover_ms: Option<u64>,
+    ) -> Option<Notification> {
+        let incident = self.incidents.get(probe).cloned().unwrap_or_default();
+        let severity = incident.severity?;
+        let took = time_to_recover_ms.or_else(|| {
+            incident
+                .down_at
+                .map(|d| (event.at.as_millis() - d.as_millis()).max(0) as u64)
+        });
+        let text = match took {
+            Some(ms) => format!("✅ {probe} recovered in {:.1} s", ms as f64 / 1000.0),
+            None => format!("✅ {probe} recovered"),
+        };
+        let notification = self.probe_alert(probe, event, Status::Resolved, severity, text);
+        self.incidents.remove(probe);
+        Some(notification)
     }
 
     /// "3/3 SQL probes failed (connection refused)".
@@ -446,6 +459,28 @@ mod tests {
         );
         let unknown = composer.compose(&down("ghost", 10)).unwrap();
         assert_eq!(unknown.text, "🚨 ghost: down (connection refused)");
+        let up = |probe: &str, ms: i64| {
+            let mut event = down(probe, ms);
+            if let EventKind::ProbeTransition { from, to, .. } = &mut event.kind {
+                (*from, *to) = ("down".into(), "up".into());
+            }
+            event
+        };
+        let resolved = composer.compose(&up("api", 2510)).unwrap();
+        assert_eq!(
+            (
+                resolved.text.as_str(),
+                resolved.status,
+                resolved.subject.as_str()
+            ),
+            ("✅ api recovered in 2.5 s", Status::Resolved, "probe:api")
+        );
+        assert_eq!(composer.compose(&up("api", 3000)), None, "resolved once");
+        assert_eq!(
+            composer.compose(&up("postgres", 3000)),
+            None,
+            "a healed probe resolves on its incident's close, not on Up"
+        );
 
         let fired = at(
             50,

@@ -1,11 +1,13 @@
 //! Telling people: events become notifications (composed per incident), routed to channels
 //! (Slack, Discord, signed webhook, Alertmanager), stored in a durable outbox and delivered
 //! with retry, rate limit, dedup and reminders — across receiver outages and daemon restarts.
+//! A silenced probe's alerts are recorded in the outbox as suppressed, not sent.
 
 mod compose;
 mod deliver;
 mod outbox;
 mod render;
+mod silence;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -18,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use compose::{Composer, Notification, ProbeFacts, Status};
 pub use deliver::RateLimit;
-pub use outbox::{Message, Outbox};
+pub use outbox::{DeliveryState, Message, NewMessage, OpenAlert, Outbox, OutboxEntry};
 pub use render::{body, route, signature, SIGNATURE_HEADER};
+
+use silence::ProbeWatch;
 
 use crate::config::{ChannelKind, Config, RouteSection};
 use crate::event::{Bus, Event, Timestamp};
@@ -172,6 +176,11 @@ impl Notifier {
         .map_err(|err| NotifyError::Outbox(format!("task panicked: {err}")))?
     }
 
+    /// The newest `limit` outbox messages, newest first, for `sentinelctl outbox`.
+    pub async fn list(&self, limit: usize) -> Result<Vec<OutboxEntry>, NotifyError> {
+        self.outbox(move |o| o.list(limit)).await
+    }
+
     /// Start both loops: events into the outbox, the outbox to the receivers.
     pub fn spawn(&self, bus: &Bus, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
         let events = bus.subscribe();
@@ -185,17 +194,17 @@ impl Notifier {
     }
 
     async fn run_compose(self, mut events: broadcast::Receiver<Event>, cancel: CancellationToken) {
-        // Firing alerts by subject, with when each channel last heard of it (for reminders).
-        let mut open: HashMap<String, (Notification, HashMap<String, Instant>)> = HashMap::new();
+        let mut watch = ProbeWatch::default();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 received = events.recv() => match received {
                     Ok(event) => {
+                        watch.observe(&event);
                         let composed = self.lock_composer().compose(&event);
                         if let Some(notification) = composed {
-                            self.enqueue(&notification, &mut open).await;
+                            self.enqueue(&notification, &mut watch).await;
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -203,35 +212,31 @@ impl Notifier {
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
-                _ = tick.tick() => self.remind(&mut open).await,
+                _ = tick.tick() => self.remind(&watch).await,
             }
         }
     }
 
-    async fn enqueue(
-        &self,
-        notification: &Notification,
-        open: &mut HashMap<String, (Notification, HashMap<String, Instant>)>,
-    ) {
+    async fn enqueue(&self, notification: &Notification, watch: &mut ProbeWatch) {
         let settings = self.settings();
         let names: Vec<String> = settings.channels.iter().map(|c| c.name.clone()).collect();
         let targets = route(notification, &settings.routes, &names);
-        let now = Instant::now();
-        match notification.status {
-            Status::Resolved => {
-                open.remove(&notification.subject);
-            }
-            _ => {
-                let heard = targets.iter().map(|c| (c.clone(), now)).collect();
-                open.insert(notification.subject.clone(), (notification.clone(), heard));
-            }
+        let suppressed = watch.suppress(notification, Timestamp::now());
+        if suppressed {
+            tracing::info!(probe = %notification.probe, subject = %notification.subject, "probe silenced; notification recorded as suppressed");
         }
         for channel in targets {
             let Some(kind) = settings.channel(&channel).map(|c| c.kind) else {
                 continue;
             };
-            self.store(&channel, kind, notification, settings.dedup_window)
-                .await;
+            self.store(
+                &channel,
+                kind,
+                notification,
+                suppressed,
+                settings.dedup_window,
+            )
+            .await;
         }
         self.inner.wake.notify_one();
     }
@@ -241,6 +246,7 @@ impl Notifier {
         channel: &str,
         kind: ChannelKind,
         notification: &Notification,
+        suppressed: bool,
         dedup_window: Duration,
     ) {
         let body = body(kind, notification, Timestamp::now()).to_string();
@@ -248,17 +254,19 @@ impl Notifier {
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
+        let json = serde_json::to_string(notification).unwrap_or_default();
         let (channel, subject) = (channel.to_string(), notification.subject.clone());
         let stored = self
             .outbox(move |outbox| {
-                outbox.enqueue(
-                    &channel,
-                    &subject,
-                    &status,
-                    &body,
-                    Timestamp::now(),
-                    dedup_window,
-                )
+                let message = NewMessage {
+                    channel: &channel,
+                    subject: &subject,
+                    status: &status,
+                    body: &body,
+                    notification: &json,
+                    suppressed,
+                };
+                outbox.enqueue(message, Timestamp::now(), dedup_window)
             })
             .await;
         if let Err(err) = stored {
@@ -266,32 +274,51 @@ impl Notifier {
         }
     }
 
-    /// Re-send firing alerts to channels with `remind_every` when their interval has passed.
-    async fn remind(&self, open: &mut HashMap<String, (Notification, HashMap<String, Instant>)>) {
+    /// Re-send firing alerts to channels with `remind_every` when their interval has passed
+    /// since the channel last heard of them. Both facts come from the outbox, so reminders go
+    /// on across daemon restarts; none while the probe is silenced or seen Up again.
+    async fn remind(&self, watch: &ProbeWatch) {
         let settings = self.settings();
-        let now = Instant::now();
-        let mut due = Vec::new();
-        for (notification, heard) in open.values_mut() {
-            for (channel, last) in heard.iter_mut() {
-                let Some(config) = settings.channel(channel) else {
-                    continue;
-                };
-                if config
-                    .remind_every
-                    .is_some_and(|every| now.duration_since(*last) >= every)
-                {
-                    *last = now;
-                    let mut reminder = notification.clone();
-                    reminder.status = Status::Reminder;
-                    due.push((channel.clone(), config.kind, reminder));
-                }
+        if settings.channels.iter().all(|c| c.remind_every.is_none()) {
+            return;
+        }
+        let open = match self.outbox(|o| o.open_alerts()).await {
+            Ok(open) => open,
+            Err(err) => {
+                tracing::warn!("cannot read open alerts for reminders: {err}");
+                return;
             }
+        };
+        let now = Timestamp::now();
+        let mut reminded = false;
+        for alert in open {
+            let Some(channel) = settings.channel(&alert.channel) else {
+                continue;
+            };
+            let Some(every) = channel.remind_every else {
+                continue;
+            };
+            if now.as_millis() - alert.last_told.as_millis() < every.as_millis() as i64 {
+                continue;
+            }
+            let Ok(mut reminder) = serde_json::from_str::<Notification>(&alert.notification) else {
+                continue;
+            };
+            if !watch.still_worth_reminding(&reminder, now) {
+                continue;
+            }
+            reminder.status = Status::Reminder;
+            self.store(
+                &channel.name,
+                channel.kind,
+                &reminder,
+                false,
+                settings.dedup_window,
+            )
+            .await;
+            reminded = true;
         }
-        for (channel, kind, reminder) in &due {
-            self.store(channel, *kind, reminder, settings.dedup_window)
-                .await;
-        }
-        if !due.is_empty() {
+        if reminded {
             self.inner.wake.notify_one();
         }
     }

@@ -1,10 +1,12 @@
 //! The durable outbox: a `notify_outbox` table in the journal database. A message is stored
-//! before any delivery is tried, so a dead receiver or a daemon restart loses nothing.
+//! before any delivery is tried, so a dead receiver or a daemon restart loses nothing; which
+//! alerts still fire (and so get reminders) is read from it too, not kept in memory.
 
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
 
 use super::NotifyError;
 use crate::event::Timestamp;
@@ -21,7 +23,8 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
     attempts        INTEGER NOT NULL DEFAULT 0,
     state           TEXT NOT NULL DEFAULT 'pending',
     last_error      TEXT,
-    sent_ms         INTEGER
+    sent_ms         INTEGER,
+    notification    TEXT
 );
 CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox(state, next_attempt_ms);
 CREATE INDEX IF NOT EXISTS notify_outbox_subject ON notify_outbox(channel, subject, id);
@@ -36,6 +39,70 @@ pub struct Message {
     pub attempts: u32,
 }
 
+/// A message to store: its channel-shaped `body` and the `notification` it was made from (JSON,
+/// so a reminder can be made again after a restart).
+#[derive(Debug, Clone, Copy)]
+pub struct NewMessage<'a> {
+    pub channel: &'a str,
+    pub subject: &'a str,
+    pub status: &'a str,
+    pub body: &'a str,
+    pub notification: &'a str,
+    /// The probe is silenced: recorded as `suppressed`, never delivered.
+    pub suppressed: bool,
+}
+
+/// Where a message is in its life, as `sentinelctl outbox` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Not delivered yet: waiting for its first try, a retry or the rate limit.
+    Pending,
+    Delivered,
+    /// Still undelivered after `max_age`: given up.
+    Expired,
+    /// Not sent: its probe was silenced.
+    Suppressed,
+}
+
+impl DeliveryState {
+    fn from_column(text: &str) -> Self {
+        match text {
+            "sent" => Self::Delivered,
+            "expired" => Self::Expired,
+            "suppressed" => Self::Suppressed,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// One row of the outbox, for `GET /v1/outbox`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub channel: String,
+    pub subject: String,
+    /// firing, resolved or reminder.
+    pub status: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub created_at: Timestamp,
+    /// Pending only: when the next try is due.
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// An alert still firing on a channel: the newest firing/resolved message there is a firing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAlert {
+    pub channel: String,
+    /// The notification JSON it was made from.
+    pub notification: String,
+    /// The newest message about it on this channel (firing or reminder).
+    pub last_told: Timestamp,
+}
+
 pub struct Outbox {
     connection: Connection,
 }
@@ -44,6 +111,8 @@ impl Outbox {
     pub fn open(path: &Path) -> Result<Self, NotifyError> {
         let connection = crate::archive::open_table(path, SCHEMA)
             .map_err(|err| NotifyError::Outbox(format!("{}: {err}", path.display())))?;
+        add_notification_column(&connection)
+            .map_err(|err| NotifyError::Outbox(format!("{}: {err}", path.display())))?;
         Ok(Self { connection })
     }
 
@@ -51,19 +120,24 @@ impl Outbox {
     /// `dedup_window` (reminders are never deduplicated). Returns whether it was stored.
     pub fn enqueue(
         &self,
-        channel: &str,
-        subject: &str,
-        status: &str,
-        body: &str,
+        message: NewMessage<'_>,
         now: Timestamp,
         dedup_window: Duration,
     ) -> Result<bool, NotifyError> {
-        if status != "reminder" {
+        let NewMessage {
+            channel,
+            subject,
+            status,
+            body,
+            notification,
+            suppressed,
+        } = message;
+        if status != "reminder" && !suppressed {
             let last: Option<(String, i64)> = self
                 .connection
                 .query_row(
                     "SELECT status, created_ms FROM notify_outbox WHERE channel = ?1 AND subject = ?2 \
-                     AND status != 'reminder' ORDER BY id DESC LIMIT 1",
+                     AND status != 'reminder' AND state != 'suppressed' ORDER BY id DESC LIMIT 1",
                     params![channel, subject],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
@@ -76,14 +150,71 @@ impl Outbox {
                 }
             }
         }
+        let state = if suppressed { "suppressed" } else { "pending" };
         self.connection
             .execute(
-                "INSERT INTO notify_outbox (channel, subject, status, body, created_ms, next_attempt_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                params![channel, subject, status, body, now.as_millis()],
+                "INSERT INTO notify_outbox (channel, subject, status, body, created_ms, next_attempt_ms, \
+                 state, notification) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+                params![channel, subject, status, body, now.as_millis(), state, notification],
             )
             .map_err(sql)?;
         Ok(true)
+    }
+
+    /// Alerts whose newest firing/resolved message on a channel is a firing (suppressed ones
+    /// do not count): what reminders are about, also right after a daemon restart.
+    pub fn open_alerts(&self) -> Result<Vec<OpenAlert>, NotifyError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT o.channel, o.notification, (SELECT MAX(r.created_ms) FROM notify_outbox AS r \
+                 WHERE r.channel = o.channel AND r.subject = o.subject AND r.state != 'suppressed') \
+                 FROM notify_outbox AS o WHERE o.id IN (SELECT MAX(id) FROM notify_outbox \
+                 WHERE status != 'reminder' AND state != 'suppressed' GROUP BY channel, subject) \
+                 AND o.status = 'firing' AND o.notification IS NOT NULL ORDER BY o.id",
+            )
+            .map_err(sql)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(OpenAlert {
+                    channel: row.get(0)?,
+                    notification: row.get(1)?,
+                    last_told: Timestamp(row.get(2)?),
+                })
+            })
+            .map_err(sql)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+    }
+
+    /// The newest `limit` messages, newest first.
+    pub fn list(&self, limit: usize) -> Result<Vec<OutboxEntry>, NotifyError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT id, channel, subject, status, state, attempts, created_ms, next_attempt_ms, \
+                 last_error, sent_ms FROM notify_outbox ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(sql)?;
+        let rows = statement
+            .query_map(params![limit as i64], |row| {
+                let state = DeliveryState::from_column(&row.get::<_, String>(4)?);
+                Ok(OutboxEntry {
+                    id: row.get(0)?,
+                    channel: row.get(1)?,
+                    subject: row.get(2)?,
+                    status: row.get(3)?,
+                    state,
+                    attempts: row.get::<_, i64>(5)? as u32,
+                    created_at: Timestamp(row.get(6)?),
+                    next_attempt_at: (state == DeliveryState::Pending)
+                        .then(|| row.get(7).map(Timestamp))
+                        .transpose()?,
+                    last_error: row.get(8)?,
+                    delivered_at: row.get::<_, Option<i64>>(9)?.map(Timestamp),
+                })
+            })
+            .map_err(sql)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql)
     }
 
     /// Pending messages due now, oldest first, at most `limit`. Each channel's queue is kept
@@ -175,8 +306,8 @@ impl Outbox {
         Ok(())
     }
 
-    /// Give up on pending messages created before `cutoff`, and forget delivered ones older
-    /// than that; returns how many were given up.
+    /// Give up on pending messages created before `cutoff`, and forget delivered and
+    /// suppressed ones older than that; returns how many were given up.
     pub fn expire(&self, cutoff: Timestamp) -> Result<usize, NotifyError> {
         let expired = self
             .connection
@@ -187,7 +318,7 @@ impl Outbox {
             .map_err(sql)?;
         self.connection
             .execute(
-                "DELETE FROM notify_outbox WHERE state = 'sent' AND created_ms < ?1",
+                "DELETE FROM notify_outbox WHERE state IN ('sent', 'suppressed') AND created_ms < ?1",
                 params![cutoff.as_millis()],
             )
             .map_err(sql)?;
@@ -207,6 +338,17 @@ impl Outbox {
     }
 }
 
+/// Outboxes written before reminders were journaled lack the `notification` column.
+fn add_notification_column(connection: &Connection) -> Result<(), rusqlite::Error> {
+    let has_it = connection
+        .prepare("SELECT 1 FROM pragma_table_info('notify_outbox') WHERE name = 'notification'")?
+        .exists([])?;
+    if !has_it {
+        connection.execute_batch("ALTER TABLE notify_outbox ADD COLUMN notification TEXT")?;
+    }
+    Ok(())
+}
+
 fn sql(err: rusqlite::Error) -> NotifyError {
     NotifyError::Outbox(err.to_string())
 }
@@ -221,9 +363,15 @@ mod tests {
         let outbox = Outbox::open(&dir.path().join("journal.sqlite3")).unwrap();
         let window = Duration::from_secs(60);
         let put = |status: &str, at: i64| {
-            outbox
-                .enqueue("slack", "probe:pg", status, "{}", Timestamp(at), window)
-                .unwrap()
+            let message = NewMessage {
+                channel: "slack",
+                subject: "probe:pg",
+                status,
+                body: "{}",
+                notification: "{}",
+                suppressed: false,
+            };
+            outbox.enqueue(message, Timestamp(at), window).unwrap()
         };
         assert!(put("firing", 1_000));
         assert!(!put("firing", 2_000), "same state within the window");
@@ -256,5 +404,94 @@ mod tests {
             counts,
             [("expired".to_string(), 3), ("pending".to_string(), 3)]
         );
+    }
+
+    #[test]
+    fn open_alerts_and_listing_come_from_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite3");
+        let outbox = Outbox::open(&path).unwrap();
+        let window = Duration::from_secs(60);
+        let put = |channel: &str, subject: &str, status: &str, at: i64, suppressed: bool| {
+            let notification = format!("{{\"subject\":\"{subject}\"}}");
+            let message = NewMessage {
+                channel,
+                subject,
+                status,
+                body: "{}",
+                notification: &notification,
+                suppressed,
+            };
+            outbox.enqueue(message, Timestamp(at), window).unwrap()
+        };
+        put("hook", "probe:a", "firing", 1_000, false);
+        put("hook", "probe:a", "reminder", 5_000, false);
+        put("hook", "probe:b", "firing", 2_000, false);
+        put("hook", "probe:b", "resolved", 3_000, false);
+        put("slack", "probe:a", "firing", 1_000, false);
+        assert!(
+            put("hook", "probe:c", "firing", 4_000, true),
+            "suppressed rows are kept"
+        );
+        assert!(
+            put("hook", "probe:c", "firing", 4_001, false),
+            "a suppressed firing does not dedup a real one"
+        );
+        let open: Vec<(String, String, Timestamp)> = outbox
+            .open_alerts()
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.channel, a.notification, a.last_told))
+            .collect();
+        let want = |channel: &str, subject: &str, at: i64| {
+            (
+                channel.to_string(),
+                format!("{{\"subject\":\"{subject}\"}}"),
+                Timestamp(at),
+            )
+        };
+        assert_eq!(
+            open,
+            [
+                want("hook", "probe:a", 5_000),
+                want("slack", "probe:a", 1_000),
+                want("hook", "probe:c", 4_001)
+            ],
+            "b resolved; the reminder counts as the last word on a"
+        );
+
+        outbox.mark_failed(1, "refused", Timestamp(9_000)).unwrap();
+        outbox.mark_sent(3, Timestamp(2_500)).unwrap();
+        let listed = outbox.list(100).unwrap();
+        assert_eq!(listed.len(), 7);
+        assert_eq!(listed[0].id, 7, "newest first");
+        let by_id = |id: i64| listed.iter().find(|e| e.id == id).unwrap();
+        assert_eq!(by_id(6).state, DeliveryState::Suppressed);
+        assert_eq!(by_id(6).next_attempt_at, None);
+        assert_eq!(
+            (
+                by_id(1).state,
+                by_id(1).attempts,
+                by_id(1).last_error.as_deref()
+            ),
+            (DeliveryState::Pending, 1, Some("refused"))
+        );
+        assert_eq!(by_id(1).next_attempt_at, Some(Timestamp(9_000)));
+        assert_eq!(
+            (by_id(3).state, by_id(3).delivered_at),
+            (DeliveryState::Delivered, Some(Timestamp(2_500)))
+        );
+        assert_eq!(outbox.list(2).unwrap().len(), 2);
+
+        // an outbox from before the notification column gains it on open
+        drop(outbox);
+        let old = dir.path().join("old.sqlite3");
+        let old_schema = SCHEMA.replace(",\n    notification    TEXT", "");
+        assert!(!old_schema.contains("notification "));
+        let connection = Connection::open(&old).unwrap();
+        connection.execute_batch(&old_schema).unwrap();
+        drop(connection);
+        let reopened = Outbox::open(&old).unwrap();
+        assert!(reopened.open_alerts().unwrap().is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! Evidence archiving against real parts: a heal's bundle lands in the local spool before the
 //! restart, is uploaded to a local directory or to S3 (moto_server), survives S3 being down and
-//! a daemon restart, and a container's files are found through its bind mount.
+//! a daemon restart, a container's files are found through its bind mount, and a live
+//! PostgreSQL's `pg_stat_activity` is snapshotted.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,7 +13,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::harness::{
-    docker, free_port, require_docker, text, wait_for, Daemon, Sandbox, TestContainer,
+    docker, free_port, require_docker, require_root, text, wait_for, Daemon, PostgresServer,
+    Sandbox, TestContainer,
 };
 
 /// A real S3 API on loopback: `moto_server` (pip `moto[server]`), found on PATH or at $MOTO_SERVER.
@@ -86,7 +88,7 @@ pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result
     Ok((status, response[split + 4..].to_vec()))
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -94,7 +96,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// (path in the bundle, bytes) of every tar.gz entry.
-fn unpack(bundle: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub fn unpack(bundle: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bundle));
     archive
         .entries()
@@ -110,7 +112,7 @@ fn unpack(bundle: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The bundle's manifest, after checking every listed file's size and sha256 against the tar.
-fn verified_manifest(bundle: &[u8]) -> Value {
+pub fn verified_manifest(bundle: &[u8]) -> Value {
     let entries = unpack(bundle);
     let (first, manifest) = &entries[0];
     assert!(first.ends_with("/manifest.json"), "{first}");
@@ -129,7 +131,7 @@ fn verified_manifest(bundle: &[u8]) -> Value {
 }
 
 /// Wait for bundle `name` (or any, when None) to be uploaded; on timeout show why not.
-fn wait_uploaded(daemon: &Daemon, name: Option<&str>, limit: Duration) -> Value {
+pub fn wait_uploaded(daemon: &Daemon, name: Option<&str>, limit: Duration) -> Value {
     let started = std::time::Instant::now();
     loop {
         let all = archives(daemon);
@@ -146,7 +148,7 @@ fn wait_uploaded(daemon: &Daemon, name: Option<&str>, limit: Duration) -> Value 
     }
 }
 
-fn archives(daemon: &Daemon) -> Vec<Value> {
+pub fn archives(daemon: &Daemon) -> Vec<Value> {
     daemon.ctl_json(&["archives"])["archives"]
         .as_array()
         .unwrap()
@@ -257,7 +259,7 @@ fn bundle_is_spooled_before_the_restart_and_copied_to_the_local_sink() {
     assert!(daemon.stop().success());
 }
 
-fn s3_section(port: u16) -> String {
+pub fn s3_section(port: u16) -> String {
     format!(
         "[archive.s3]\nbucket = \"evidence\"\nprefix = \"incidents\"\nendpoint = \"http://127.0.0.1:{port}\"\npath_style = true\n\n[archive]\ntimeout = \"10s\"\nmax_retry_delay = \"1s\"\n"
     )
@@ -265,7 +267,7 @@ fn s3_section(port: u16) -> String {
 
 /// Credentials for moto from the environment (the standard chain's first link); no metadata
 /// service is ever asked.
-fn aws_env(command: &mut Command) {
+pub fn aws_env(command: &mut Command) {
     command
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -490,5 +492,89 @@ tail = 100
         text(&log.1)
     );
     assert_eq!(manifest["target"], container.name.as_str());
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn pg_stat_activity_snapshot_shows_what_a_live_server_was_doing() {
+    if !require_root("pg_stat_activity_snapshot_shows_what_a_live_server_was_doing") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let server = PostgresServer::start(&sandbox);
+    // a client busy in a query when the incident happens: the snapshot must show it
+    let password = std::fs::read_to_string(&server.password_file).unwrap();
+    let mut busy = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args([
+            "-U",
+            &server.user,
+            "-d",
+            "postgres",
+            "-c",
+            "SELECT pg_sleep(60)",
+        ])
+        .env("PGPASSWORD", password.trim())
+        .env("PGAPPNAME", "busy-client")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (flag, logs) = app_files(&sandbox);
+    let activity = format!(
+        r#"[[archive.source]]
+name = "activity"
+kind = "pg_stat_activity"
+probe = "db"
+
+[[probe]]
+name = "db"
+kind = "postgres"
+address = "127.0.0.1:{port}"
+user = "{user}"
+password_file = "{password}"
+database = "postgres"
+interval = "1s"
+timeout = "1s"
+"#,
+        port = server.port,
+        user = server.user,
+        password = server.password_file.display(),
+    );
+    let config = flag_probe(&flag, &logs, &activity).replace(
+        "archive = [\"app-logs\"]",
+        "archive = [\"app-logs\", \"activity\"]",
+    );
+    sandbox.write_config(&sandbox.config("", &config));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    wait_for(Duration::from_secs(15), "app and db up", || {
+        (daemon.probe("app")["state"] == "up" && daemon.probe("db")["state"] == "up").then_some(())
+    });
+    std::fs::remove_file(&flag).unwrap();
+    let bundle = wait_uploaded(&daemon, None, Duration::from_secs(30));
+    let _ = busy.kill();
+    let _ = busy.wait();
+    let bytes = std::fs::read(bundle["location"].as_str().unwrap()).unwrap();
+    let manifest = verified_manifest(&bytes);
+    assert_eq!(manifest["problems"], serde_json::json!([]), "{manifest:#}");
+    let snapshot = unpack(&bytes)
+        .into_iter()
+        .find(|(p, _)| p.ends_with("/activity/pg_stat_activity.json"))
+        .unwrap_or_else(|| panic!("no snapshot: {manifest:#}"))
+        .1;
+    let rows: Vec<Value> = serde_json::from_slice(&snapshot).unwrap();
+    let busy_row = rows
+        .iter()
+        .find(|r| r["application_name"] == "busy-client")
+        .unwrap_or_else(|| panic!("the busy client is missing: {rows:#?}"));
+    assert_eq!(busy_row["state"], "active", "{busy_row}");
+    assert_eq!(busy_row["query"], "SELECT pg_sleep(60)", "{busy_row}");
+    assert_eq!(busy_row["usename"], server.user.as_str(), "{busy_row}");
+    assert_eq!(busy_row["wait_event"], "PgSleep", "{busy_row}");
+    assert!(
+        rows.iter()
+            .any(|r| r["application_name"] == "sentineld-archive"),
+        "the snapshot's own connection is listed: {rows:#?}"
+    );
     assert!(daemon.stop().success());
 }

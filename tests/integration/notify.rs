@@ -1,6 +1,7 @@
 //! Notifications against real receivers on loopback: a webhook receiver that checks the HMAC
 //! signature, Slack- and Discord-shaped receivers, all down while the incident happens and
-//! across a daemon restart, then up; and a real Alertmanager showing the alert fire and resolve.
+//! across a daemon restart, then up; a real Alertmanager showing the alert fire and resolve;
+//! silences recorded as suppressed in the outbox; reminders that survive a daemon restart.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -15,7 +16,7 @@ use sha2::Sha256;
 
 use crate::harness::{free_port, require_root, wait_for, Daemon, Sandbox};
 
-const SECRET: &str = "s3cr3t-for-tests";
+pub const SECRET: &str = "s3cr3t-for-tests";
 
 /// One received POST.
 #[derive(Debug, Clone)]
@@ -346,6 +347,183 @@ fn alertmanager_shows_the_alert_firing_then_resolved() {
                 .count();
             (active == 0).then_some(())
         },
+    );
+    assert!(daemon.stop().success());
+}
+
+/// Exec probes up while their flag file exists, without a heal (they alert on Down), and one
+/// signed webhook channel; `channel_extra` goes into the channel (e.g. `remind_every`).
+fn unhealed_config(
+    flags: &[(&str, &Path)],
+    fail_after: u32,
+    port: u16,
+    channel_extra: &str,
+) -> String {
+    let mut config = String::new();
+    for (name, flag) in flags {
+        config.push_str(&format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"test -e {}\"]\ninterval = \"200ms\"\ntimeout = \"200ms\"\nfail_after = {fail_after}\n\n",
+            flag.display()
+        ));
+    }
+    config.push_str(&format!(
+        "[notify]\nmax_retry_delay = \"1s\"\n\n[[notify.channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{SECRET}\"\n{channel_extra}\n"
+    ));
+    config
+}
+
+fn outbox(daemon: &Daemon) -> Vec<Value> {
+    daemon.ctl_json(&["outbox"])["messages"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_silenced_probe_alerts_nobody_and_the_outbox_says_suppressed() {
+    let sandbox = Sandbox::new();
+    let (app, web) = (sandbox.path().join("app.up"), sandbox.path().join("web.up"));
+    std::fs::write(&app, "").unwrap();
+    std::fs::write(&web, "").unwrap();
+    let port = free_port();
+    let receiver = Receiver::start(port);
+    let config = unhealed_config(&[("app", &app), ("web", &web)], 2, port, "");
+    sandbox.write_config(&sandbox.config("", &config));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    daemon.wait_state("app", "up");
+    daemon.wait_state("web", "up");
+    let silenced = daemon.ctl(&["silence", "app", "--for", "30m"]);
+    assert!(
+        silenced.status.success(),
+        "{}",
+        crate::harness::text(&silenced.stderr)
+    );
+
+    std::fs::remove_file(&app).unwrap();
+    std::fs::remove_file(&web).unwrap();
+    daemon.wait_state("app", "down");
+    // the unsilenced probe's alert arrives: the channel works, and app's would have too
+    let hooks = wait_for(Duration::from_secs(20), "web's alert", || {
+        let hooks = receiver.at("/hook");
+        (!hooks.is_empty()).then_some(hooks)
+    });
+    assert_eq!(hooks[0].body["subject"], "probe:web", "{hooks:?}");
+    let suppressed = wait_for(
+        Duration::from_secs(10),
+        "app suppressed in the outbox",
+        || {
+            outbox(&daemon)
+                .into_iter()
+                .find(|m| m["subject"] == "probe:app")
+        },
+    );
+    assert_eq!(suppressed["state"], "suppressed", "{suppressed}");
+    assert_eq!(suppressed["status"], "firing");
+    assert_eq!(suppressed["attempts"], 0);
+    let delivered = wait_for(Duration::from_secs(10), "web delivered", || {
+        outbox(&daemon)
+            .into_iter()
+            .find(|m| m["subject"] == "probe:web" && m["state"] == "delivered")
+    });
+    assert_eq!(delivered["channel"], "hook");
+    assert_eq!(delivered["attempts"], 1);
+    let nothing_about_app_arrived = || {
+        std::thread::sleep(Duration::from_secs(1));
+        let hooks = receiver.at("/hook");
+        assert!(hooks.iter().all(|h| h.body["probe"] != "app"), "{hooks:?}");
+    };
+    nothing_about_app_arrived();
+    let table = crate::harness::text(&daemon.ctl(&["outbox"]).stdout);
+    assert!(
+        table.contains("probe:app") && table.contains("suppressed (silenced)"),
+        "{table}"
+    );
+
+    // both recover: web's alert is resolved (Up closes an unhealed probe's alert), app's
+    // resolution stays with its suppressed alert
+    std::fs::write(&app, "").unwrap();
+    std::fs::write(&web, "").unwrap();
+    let resolved = wait_for(Duration::from_secs(20), "web resolved", || {
+        receiver
+            .at("/hook")
+            .into_iter()
+            .find(|h| h.body["status"] == "resolved")
+    });
+    assert_eq!(resolved.body["subject"], "probe:web");
+    let text = resolved.body["text"].as_str().unwrap();
+    assert!(text.starts_with("✅ web recovered in "), "{text}");
+    let app_resolution = wait_for(Duration::from_secs(10), "app's resolution recorded", || {
+        outbox(&daemon)
+            .into_iter()
+            .find(|m| m["subject"] == "probe:app" && m["status"] == "resolved")
+    });
+    assert_eq!(app_resolution["state"], "suppressed", "{app_resolution}");
+    nothing_about_app_arrived();
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn reminders_go_on_across_a_daemon_restart() {
+    let sandbox = Sandbox::new();
+    let flag = sandbox.path().join("app.up");
+    std::fs::write(&flag, "").unwrap();
+    let port = free_port();
+    let receiver = Receiver::start(port);
+    let reminders = || -> Vec<Received> {
+        receiver
+            .at("/hook")
+            .into_iter()
+            .filter(|h| h.body["status"] == "reminder")
+            .collect()
+    };
+    let remind = "remind_every = \"1s\"";
+    let config = unhealed_config(&[("app", &flag)], 2, port, remind);
+    sandbox.write_config(&sandbox.config("", &config));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    daemon.wait_state("app", "up");
+    std::fs::remove_file(&flag).unwrap();
+    wait_for(Duration::from_secs(20), "a reminder", || {
+        (!reminders().is_empty()).then_some(())
+    });
+    let firing = receiver.at("/hook")[0].body["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(firing, "🚨 app: 2/2 exec probes failed (non-zero exit)");
+    assert!(daemon.stop().success());
+
+    // The problem lasts. The new daemon needs 64 failures (13 s) to call app Down again, so
+    // within that only the journaled alert can make it remind.
+    let before = reminders().len();
+    let config = unhealed_config(&[("app", &flag)], 64, port, remind);
+    sandbox.write_config(&sandbox.config("", &config));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    let after = wait_for(
+        Duration::from_secs(20),
+        "a reminder after the restart",
+        || {
+            let all = reminders();
+            (all.len() > before).then(|| all[before].clone())
+        },
+    );
+    let text = after.body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("⏰ still failing after ") && text.ends_with(&format!(": {firing}")),
+        "{text}"
+    );
+    assert!(after.signed);
+    assert_eq!(daemon.probe("app")["state"], "failing");
+
+    // once app is seen Up again the reminders stop
+    std::fs::write(&flag, "").unwrap();
+    daemon.wait_state("app", "up");
+    std::thread::sleep(Duration::from_millis(500));
+    let settled = reminders().len();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        reminders().len(),
+        settled,
+        "no reminders about a probe that is up"
     );
     assert!(daemon.stop().success());
 }

@@ -1,0 +1,47 @@
+//! `sentinelctl outbox`: one line per notification message — when, channel, what, delivery
+//! state with attempts, next try and last error.
+
+use crate::api::OutboxResponse;
+use crate::notify::DeliveryState;
+
+pub fn outbox(response: &OutboxResponse) -> String {
+    if response.messages.is_empty() {
+        return "no notifications yet\n".into();
+    }
+    let rows: Vec<Vec<String>> = response
+        .messages
+        .iter()
+        .map(|m| {
+            let state = match (m.state, &m.last_error) {
+                (DeliveryState::Delivered, _) => "delivered".to_string(),
+                (DeliveryState::Expired, _) => "expired (gave up)".to_string(),
+                (DeliveryState::Suppressed, _) => "suppressed (silenced)".to_string(),
+                (DeliveryState::Pending, Some(error)) => format!(
+                    "pending ({} failed: {})",
+                    m.attempts,
+                    super::archives::short(error)
+                ),
+                (DeliveryState::Pending, None) => "pending".to_string(),
+            };
+            let next = match m.next_attempt_at {
+                Some(at) => at.to_rfc3339(),
+                None => "-".into(),
+            };
+            vec![
+                m.created_at.to_rfc3339(),
+                m.channel.clone(),
+                m.subject.clone(),
+                m.status.clone(),
+                m.attempts.to_string(),
+                state,
+                next,
+            ]
+        })
+        .collect();
+    super::render::table(
+        &[
+            "CREATED", "CHANNEL", "SUBJECT", "STATUS", "ATTEMPTS", "STATE", "NEXT TRY",
+        ],
+        &rows,
+    )
+}
