@@ -4,6 +4,7 @@
 mod archive;
 mod chaos;
 mod diff;
+mod drill;
 mod duration;
 mod error;
 mod notify;
@@ -24,6 +25,7 @@ use toml::Spanned;
 pub use archive::{ArchiveSection, LocalSinkSection, S3Section, SourceKind, SourceSection};
 pub use chaos::{ChaosProfileConfig, ChaosSection};
 pub use diff::ConfigDiff;
+pub use drill::DrillSection;
 pub use duration::HumanDuration;
 pub use error::{line_column, ConfigError};
 pub use notify::{ChannelKind, ChannelSection, NotifySection, RouteSection, Severity};
@@ -60,6 +62,8 @@ pub struct Config {
     pub archive: ArchiveSection,
     #[serde(default)]
     pub notify: NotifySection,
+    #[serde(default, rename = "drill")]
+    pub drills: Vec<DrillSection>,
 }
 
 /// Process-wide settings. They are read once at start: changing them needs a restart, and a
@@ -306,7 +310,13 @@ impl Config {
         }
         self.validate_dependencies(&names)?;
         self.archive.validate(&self.probes)?;
-        self.chaos.validate(&names)
+        self.chaos.validate(&names)?;
+        drill::validate(self)
+    }
+
+    /// The `[[drill]]`s as the drill runner uses them.
+    pub fn drills(&self) -> Vec<crate::drill::Drill> {
+        self.drills.iter().map(DrillSection::drill).collect()
     }
 
     /// Every `depends_on` names another existing probe, and the graph has no cycle.
