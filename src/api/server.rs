@@ -73,6 +73,7 @@ pub struct ApiState {
     pub tenants: TenantService,
     pub chaos: crate::chaos::ChaosEngine,
     pub archiver: crate::archive::Archiver,
+    pub drills: crate::drill::DrillRunner,
 }
 
 pub(super) type Body = BoxBody<Bytes, Infallible>;
@@ -133,6 +134,7 @@ enum MutatingRoute {
     Heal,
     Silence,
     Chaos,
+    Drill,
 }
 
 impl MutatingRoute {
@@ -147,6 +149,7 @@ impl MutatingRoute {
                 Some(Self::Silence)
             }
             _ if path.starts_with("/v1/chaos/") => Some(Self::Chaos),
+            _ if path.starts_with("/v1/drills/") => Some(Self::Drill),
             _ => None,
         }
     }
@@ -172,6 +175,7 @@ async fn route(
                 MutatingRoute::Heal => heal(state, &path).await,
                 MutatingRoute::Silence => silence(state, &path, query.as_deref()).await,
                 MutatingRoute::Chaos => chaos::mutate(state, &path, &body).await,
+                MutatingRoute::Drill => super::drills::mutate(state, &path).await,
             },
             Err(reason) => error(StatusCode::FORBIDDEN, reason),
         };
@@ -194,6 +198,9 @@ async fn route(
             chaos::read(state, p)
                 .await
                 .unwrap_or_else(|| error(StatusCode::NOT_FOUND, format!("no such route: {path}")))
+        }
+        (Method::GET, p) if p == "/v1/drills" || p.starts_with("/v1/drills/") => {
+            super::drills::read(state, p)
         }
         (_, "/v1/status" | "/v1/events" | "/v1/reload") => error(
             StatusCode::METHOD_NOT_ALLOWED,

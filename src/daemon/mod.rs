@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiState, ControlCommand, DaemonInfo, SystemAccounts};
 use crate::chaos::{ChaosEngine, ChaosError, LinuxHost};
 use crate::config::{self, ConfigError, ConfigWatcher};
+use crate::drill::DrillRunner;
 use crate::event::{Bus, EventKind, Timestamp};
 use crate::journal::{Journal, JournalError};
 pub use notify::{watchdog_interval, Notifier};
@@ -143,6 +144,12 @@ pub async fn run(
     )
     .await?;
 
+    let drills = DrillRunner::new(
+        chaos.clone(),
+        bus.clone(),
+        supervisor.board(),
+        supervisor.config().drills(),
+    );
     let (command_tx, mut command_rx) = mpsc::channel::<ControlCommand>(8);
     let api_state = ApiState {
         info: info_rx,
@@ -156,6 +163,7 @@ pub async fn run(
         tenants: supervisor.tenants(),
         chaos: chaos.clone(),
         archiver: supervisor.archiver(),
+        drills: drills.clone(),
     };
     let halts = chaos.watch_halts(components_stop.clone());
     let api_task = tokio::spawn(api::serve(
@@ -213,7 +221,7 @@ pub async fn run(
             }
             Some(command) = command_rx.recv() => match command {
                 ControlCommand::Reload { reply } => {
-                    let report = reload(&mut supervisor, &notifier, &chaos, ReloadTrigger::Api).await;
+                    let report = reload(&mut supervisor, &notifier, (&chaos, &drills), ReloadTrigger::Api).await;
                     let _ = reply.send(report);
                     refresh_watch(&mut watcher);
                     continue;
@@ -228,7 +236,7 @@ pub async fn run(
                 }
             },
         };
-        reload(&mut supervisor, &notifier, &chaos, trigger).await;
+        reload(&mut supervisor, &notifier, (&chaos, &drills), trigger).await;
         refresh_watch(&mut watcher);
     }
 
@@ -237,6 +245,8 @@ pub async fn run(
     bus.publish(EventKind::DaemonStopping {
         reason: "signal".into(),
     });
+    // The drill first: it records why it ended and rolls back its own experiment.
+    drills.shutdown().await;
     chaos.shutdown().await;
     components_stop.cancel();
     let _ = halts.await;
@@ -262,12 +272,13 @@ pub async fn run(
 async fn reload(
     supervisor: &mut Supervisor,
     notifier: &Notifier,
-    chaos: &ChaosEngine,
+    (chaos, drills): (&ChaosEngine, &DrillRunner),
     trigger: ReloadTrigger,
 ) -> api::ReloadReport {
     notifier.reloading();
     let report = supervisor.reload(trigger).await;
     chaos.configure(supervisor.config().chaos.settings());
+    drills.configure(supervisor.config().drills());
     notifier.ready(&supervisor.status_line());
     report
 }
