@@ -317,6 +317,29 @@ mod tests {
     }
 
     #[test]
+    fn the_commented_example_drill_parses_when_uncommented() {
+        // From the commented profile on: the chaos profile and the drill that runs it.
+        let example = super::super::EXAMPLE_CONFIG;
+        let start = example
+            .find("# [[chaos.profile]]")
+            .expect("example profile");
+        let (head, tail) = example.split_at(start);
+        let uncommented: String = tail
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| !l.starts_with("Drills") && !l.starts_with("`sentinelctl"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let config = parse(&format!("{head}{uncommented}")).unwrap();
+        let drill = config.drills[0].drill();
+        assert_eq!(drill.name, "gameday");
+        assert_eq!(
+            drill.steps[0].experiment.profile.as_deref(),
+            Some("slow-api")
+        );
+    }
+
+    #[test]
     fn drill_errors_point_at_file_line_column() {
         let at = |line: usize| format!("t.toml:{}:", BASE.lines().count() + line);
         let cases: Vec<(String, String)> = vec![
