@@ -151,11 +151,7 @@ pub(super) fn validate(config: &Config) -> Result<(), Issue> {
     let mut names = HashSet::new();
     for drill in &config.drills {
         let name = drill.name.get_ref();
-        let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !valid {
+        if !super::is_plain_name(name) {
             return Err(Issue::at(
                 &drill.name,
                 format!("invalid drill name \"{name}\": use letters, digits, - _ ."),

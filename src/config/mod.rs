@@ -102,6 +102,15 @@ impl DaemonSection {
     }
 }
 
+/// Names of probes, profiles, sources and drills: letters, digits, `-`, `_` and `.`, not empty
+/// (they appear in routes, file names and labels unquoted).
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 fn parse_octal_mode(text: &str) -> Result<u32, String> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
     match u32::from_str_radix(digits, 8) {

@@ -27,6 +27,15 @@ fn run_in_background(daemon: &Daemon, name: &str) -> Child {
         .expect("run sentinelctl drill run")
 }
 
+/// Start drill `name` in the background and wait until its tbf is in the kernel.
+fn run_until_applied(daemon: &Daemon, name: &str, pair: &NetnsPair, handle: &str) -> Child {
+    let child = run_in_background(daemon, name);
+    wait_for(Duration::from_secs(10), "the tbf in the kernel", || {
+        has_qdisc(pair, handle).then_some(())
+    });
+    child
+}
+
 fn finish(child: Child) -> Output {
     let output = child.wait_with_output().unwrap();
     println!(
@@ -162,10 +171,7 @@ fn a_drill_whose_expectation_cannot_be_met_fails_and_rolls_back_its_tbf() {
     sandbox.write_config(&sandbox.config("", &chaos_section("5e40", &drill)));
     let daemon = Daemon::start(&sandbox, |_| {});
 
-    let child = run_in_background(&daemon, "slow");
-    wait_for(Duration::from_secs(10), "the tbf in the kernel", || {
-        has_qdisc(&pair, "5e40").then_some(())
-    });
+    let child = run_until_applied(&daemon, "slow", &pair, "5e40");
     let output = finish(child);
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
@@ -212,10 +218,7 @@ fn a_drill_aborts_and_rolls_back_on_an_unrelated_failure_a_stop_and_shutdown() {
     daemon.wait_state("watched", "up");
 
     // (c) a probe the drill does not watch goes Down mid-drill
-    let child = run_in_background(&daemon, "steady");
-    wait_for(Duration::from_secs(10), "the tbf in the kernel", || {
-        has_qdisc(&pair, "5e41").then_some(())
-    });
+    let child = run_until_applied(&daemon, "steady", &pair, "5e41");
     let broke = Instant::now();
     std::fs::remove_file(&bystander).unwrap();
     let output = finish(child);
@@ -242,10 +245,7 @@ fn a_drill_aborts_and_rolls_back_on_an_unrelated_failure_a_stop_and_shutdown() {
     daemon.wait_state("bystander", "up");
 
     // an operator stops the next run
-    let child = run_in_background(&daemon, "steady");
-    wait_for(Duration::from_secs(10), "the tbf in the kernel", || {
-        has_qdisc(&pair, "5e41").then_some(())
-    });
+    let child = run_until_applied(&daemon, "steady", &pair, "5e41");
     let id = daemon.ctl_json(&["drill", "list"])["runs"][0]["id"]
         .as_str()
         .unwrap()
@@ -262,10 +262,7 @@ fn a_drill_aborts_and_rolls_back_on_an_unrelated_failure_a_stop_and_shutdown() {
     assert!(text(&output.stdout).contains("aborted: stopped by an operator"));
 
     // and shutdown ends the third
-    let child = run_in_background(&daemon, "steady");
-    wait_for(Duration::from_secs(10), "the tbf in the kernel", || {
-        has_qdisc(&pair, "5e41").then_some(())
-    });
+    let child = run_until_applied(&daemon, "steady", &pair, "5e41");
     assert!(daemon.stop().success());
     assert!(
         !has_qdisc(&pair, "5e41"),
