@@ -13,6 +13,7 @@ pub struct ConfigDiff {
     pub journal_changed: bool,
     pub http_changed: bool,
     pub tenants_changed: bool,
+    pub drills_changed: bool,
     /// `[daemon]` settings that differ; they are read once at start and need a restart.
     pub restart_required: Vec<String>,
 }
@@ -25,6 +26,7 @@ impl ConfigDiff {
             journal_changed: old.journal != new.journal,
             http_changed: old.http != new.http,
             tenants_changed: old.tenants != new.tenants,
+            drills_changed: old.drills != new.drills,
             ..Default::default()
         };
         for (name, probe) in &new_probes {
@@ -86,6 +88,9 @@ impl ConfigDiff {
         }
         if self.tenants_changed {
             out.push("tenants changed".into());
+        }
+        if self.drills_changed {
+            out.push("drills changed".into());
         }
         out
     }
@@ -150,6 +155,12 @@ address = "127.0.0.1:2"
                 "tenants",
                 &format!("[tenants]\nenabled = true\n{BASE}"),
                 &["tenants changed"],
+                &[],
+            ),
+            (
+                "drills",
+                &format!("{BASE}[[chaos.profile]]\nname = \"k\"\ntarget = {{ container = \"c\" }}\nfaults = [{{ kind = \"container\", action = \"kill\" }}]\n[[drill]]\nname = \"g\"\n[[drill.step]]\nprofile = \"k\"\nexpect = [{{ probe = \"a\", stays_up = true }}]\n"),
+                &["drills changed"],
                 &[],
             ),
         ];
