@@ -1,7 +1,8 @@
 //! Drills from real runs: a real container killed and healed (pass, measured time, notifications
-//! tagged as the drill's), a real tbf limit with an expectation that cannot be met (fail,
-//! rolled back), and aborts with rollback on an unrelated Down, an operator stop and shutdown.
-//! Every rollback is checked in the kernel with `tc`.
+//! tagged as the drill's), a real tbf that slows real transfers until a p95 tenant alert fires
+//! (pass), a tbf with an expectation that cannot be met (fail, rolled back), and aborts with
+//! rollback on an unrelated Down, an operator stop and shutdown. Every rollback is checked in
+//! the kernel with `tc`.
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -14,6 +15,7 @@ use crate::harness::{
     TestContainer, SENTINELCTL,
 };
 use crate::notify::Receiver;
+use crate::tenants::post_events;
 
 /// `sentinelctl drill run NAME` in the background, so the test can look at the kernel meanwhile.
 fn run_in_background(daemon: &Daemon, name: &str) -> Child {
@@ -274,5 +276,62 @@ fn a_drill_aborts_and_rolls_back_on_an_unrelated_failure_a_stop_and_shutdown() {
     let finished = daemon.events("drill_finished");
     assert_eq!(finished.len(), 3, "{finished:?}");
     assert_eq!(finished[2]["reason"], "daemon shutdown", "{finished:?}");
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn a_drill_sees_a_p95_alert_fire_while_a_real_tbf_slows_transfers() {
+    if !require_root("a_drill_sees_a_p95_alert_fire_while_a_real_tbf_slows_transfers") {
+        return;
+    }
+    let pair = NetnsPair::new("drillp");
+    let sandbox = Sandbox::new();
+    let config = format!(
+        "[tenants]\nenabled = true\nbucket = \"1s\"\nlatency_bucket = \"5s\"\nwindow = \"10s\"\nbaseline_bucket = \"10s\"\nbaseline = \"5m\"\nmin_requests = 1\n\n[[tenants.alert]]\nname = \"p95\"\nwhen = \"p95\"\nthreshold = 300\n\n[[drill]]\nname = \"latency\"\n{}",
+        tbf_step(&pair, "{ tenant_alert = \"p95\", fires_within = \"30s\" }")
+    );
+    sandbox.write_config(&sandbox.config("", &chaos_section("5e42", &config)));
+    let daemon = Daemon::start(&sandbox, |_| {});
+
+    // The tenant's requests are real transfers across the veth pair; their time is its latency.
+    const REQUEST_BYTES: usize = 128 << 10;
+    let report = |label: &str| {
+        let latency_ms = REQUEST_BYTES as f64 / pair.throughput(REQUEST_BYTES) * 1000.0;
+        let line = format!(
+            r#"{{"tenant_id":"acme","endpoint":"/v1/export","status_code":200,"latency_ms":{latency_ms:.1}}}"#
+        );
+        let body = vec![line; 20].join("\n");
+        let (status, _) = post_events(
+            sandbox.port,
+            "\r\nContent-Type: application/x-ndjson",
+            body.as_bytes(),
+        );
+        assert_eq!(status, 200);
+        println!("{label}: {REQUEST_BYTES} bytes took {latency_ms:.1} ms");
+        latency_ms
+    };
+    assert!(report("before") < 300.0);
+    let mut child = run_until_applied(&daemon, "latency", &pair, "5e42");
+    let mut slowest: f64 = 0.0;
+    while child.try_wait().unwrap().is_none() {
+        slowest = slowest.max(report("during"));
+    }
+    let output = finish(child);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        slowest > 300.0,
+        "the tbf did not slow the transfers: {slowest:.1} ms"
+    );
+    assert!(
+        stdout.contains("step 1: tenant alert p95 fires within 30s: met (fired after"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("p95 latency"), "{stdout}");
+    assert!(
+        !has_qdisc(&pair, "5e42"),
+        "{}",
+        NetnsPair::qdiscs(&pair.a, "veth-a")
+    );
     assert!(daemon.stop().success());
 }
