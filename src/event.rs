@@ -239,6 +239,44 @@ pub enum EventKind {
         error: String,
         will_retry: bool,
     },
+    /// A drill (game day) began; `probes` and `alerts` are what its expectations watch, so a
+    /// notification about them is tagged as the drill's and a failure elsewhere aborts it.
+    DrillStarted {
+        drill: String,
+        name: String,
+        steps: usize,
+        probes: Vec<String>,
+        alerts: Vec<String>,
+    },
+    /// A drill step's experiment is in place; `step` counts from 1.
+    DrillStepStarted {
+        drill: String,
+        name: String,
+        step: usize,
+        experiment: String,
+        faults: Vec<String>,
+    },
+    /// One expectation decided: `verdict` is met or missed; times in milliseconds from the
+    /// moment the step's faults were in place.
+    DrillExpectationChecked {
+        drill: String,
+        name: String,
+        step: usize,
+        expectation: String,
+        verdict: String,
+        measured_ms: Option<u64>,
+        limit_ms: Option<u64>,
+        detail: String,
+    },
+    /// `outcome`: passed, failed or aborted (then `reason` says why).
+    DrillFinished {
+        drill: String,
+        name: String,
+        outcome: String,
+        met: usize,
+        missed: usize,
+        reason: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -269,6 +307,10 @@ impl EventKind {
             Self::ArchiveSpooled { .. } => "archive_spooled",
             Self::ArchiveUploaded { .. } => "archive_uploaded",
             Self::ArchiveFailed { .. } => "archive_failed",
+            Self::DrillStarted { .. } => "drill_started",
+            Self::DrillStepStarted { .. } => "drill_step_started",
+            Self::DrillExpectationChecked { .. } => "drill_expectation_checked",
+            Self::DrillFinished { .. } => "drill_finished",
         }
     }
 
@@ -448,6 +490,40 @@ impl EventKind {
             } => {
                 let retry = if *will_retry { "; will retry" } else { "" };
                 format!("{probe}: archive {bundle} {stage} failed: {error}{retry}")
+            }
+            Self::DrillStarted {
+                drill, name, steps, ..
+            } => format!("drill {name} ({drill}): started, {steps} steps"),
+            Self::DrillStepStarted {
+                drill,
+                step,
+                experiment,
+                faults,
+                ..
+            } => format!(
+                "drill {drill}: step {step}: experiment {experiment} applied {}",
+                faults.join(" + ")
+            ),
+            Self::DrillExpectationChecked {
+                drill,
+                step,
+                expectation,
+                verdict,
+                detail,
+                ..
+            } => format!("drill {drill}: step {step}: {expectation}: {verdict} ({detail})"),
+            Self::DrillFinished {
+                drill,
+                name,
+                outcome,
+                met,
+                missed,
+                reason,
+            } => {
+                let why = reason
+                    .as_ref()
+                    .map_or_else(String::new, |r| format!(": {r}"));
+                format!("drill {name} ({drill}): {outcome}, {met} met, {missed} missed{why}")
             }
         }
     }
@@ -661,6 +737,38 @@ mod tests {
                 stage: "upload".into(),
                 error: "e".into(),
                 will_retry: true,
+            },
+            EventKind::DrillStarted {
+                drill: "d1".into(),
+                name: "gameday".into(),
+                steps: 1,
+                probes: vec!["p".into()],
+                alerts: vec![],
+            },
+            EventKind::DrillStepStarted {
+                drill: "d1".into(),
+                name: "gameday".into(),
+                step: 1,
+                experiment: "x1".into(),
+                faults: vec!["tbf".into()],
+            },
+            EventKind::DrillExpectationChecked {
+                drill: "d1".into(),
+                name: "gameday".into(),
+                step: 1,
+                expectation: "probe p up within 30s".into(),
+                verdict: "met".into(),
+                measured_ms: Some(1200),
+                limit_ms: Some(30_000),
+                detail: "up after 1.2 s".into(),
+            },
+            EventKind::DrillFinished {
+                drill: "d1".into(),
+                name: "gameday".into(),
+                outcome: "passed".into(),
+                met: 1,
+                missed: 0,
+                reason: None,
             },
         ];
         for kind in kinds {

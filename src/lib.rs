@@ -23,6 +23,7 @@
 //! - [`logging`]: journald / text / JSON log output.
 //! - [`archive`]: evidence bundles spooled before a restart, uploaded to S3 or a directory.
 //! - [`notify`]: the durable outbox to Slack, Discord, webhooks and Alertmanager.
+//! - [`drill`]: game days — chaos experiments in sequence with expectations, pass/fail, abort.
 //!
 //! Data flows one way: sources publish on the bus, consumers subscribe; areas share types from
 //! `event` and `config`, never each other's internals.
@@ -37,6 +38,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod docker;
+pub mod drill;
 pub mod event;
 pub mod heal;
 pub mod http;

@@ -115,6 +115,19 @@ impl ControlClient {
         path: &str,
         mut on_line: impl FnMut(&[u8]),
     ) -> Result<(), ClientError> {
+        self.stream_lines_until(path, |line| {
+            on_line(line);
+            true
+        })
+        .await
+    }
+
+    /// Like [`Self::stream_lines`], but stop (and hang up) once `on_line` answers false.
+    pub async fn stream_lines_until(
+        &self,
+        path: &str,
+        mut on_line: impl FnMut(&[u8]) -> bool,
+    ) -> Result<(), ClientError> {
         let response = self.send(Method::GET, path).await?;
         let status = response.status();
         let mut body = response.into_body();
@@ -128,7 +141,9 @@ impl ControlClient {
                 pending.extend_from_slice(&data);
                 while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = pending.drain(..=end).collect();
-                    on_line(&line[..line.len() - 1]);
+                    if !on_line(&line[..line.len() - 1]) {
+                        return Ok(());
+                    }
                 }
             }
         }

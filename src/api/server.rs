@@ -74,6 +74,7 @@ pub struct ApiState {
     pub chaos: crate::chaos::ChaosEngine,
     pub archiver: crate::archive::Archiver,
     pub notifier: crate::notify::Notifier,
+    pub drills: crate::drill::DrillRunner,
 }
 
 pub(super) type Body = BoxBody<Bytes, Infallible>;
@@ -134,6 +135,7 @@ enum MutatingRoute {
     Heal,
     Silence,
     Chaos,
+    Drill,
 }
 
 impl MutatingRoute {
@@ -148,6 +150,7 @@ impl MutatingRoute {
                 Some(Self::Silence)
             }
             _ if path.starts_with("/v1/chaos/") => Some(Self::Chaos),
+            _ if path.starts_with("/v1/drills/") => Some(Self::Drill),
             _ => None,
         }
     }
@@ -173,6 +176,7 @@ async fn route(
                 MutatingRoute::Heal => heal(state, &path).await,
                 MutatingRoute::Silence => silence(state, &path, query.as_deref()).await,
                 MutatingRoute::Chaos => chaos::mutate(state, &path, &body).await,
+                MutatingRoute::Drill => super::drills::mutate(state, &path).await,
             },
             Err(reason) => error(StatusCode::FORBIDDEN, reason),
         };
@@ -198,6 +202,9 @@ async fn route(
             chaos::read(state, p)
                 .await
                 .unwrap_or_else(|| error(StatusCode::NOT_FOUND, format!("no such route: {path}")))
+        }
+        (Method::GET, p) if p == "/v1/drills" || p.starts_with("/v1/drills/") => {
+            super::drills::read(state, p)
         }
         (_, "/v1/status" | "/v1/events" | "/v1/reload") => error(
             StatusCode::METHOD_NOT_ALLOWED,

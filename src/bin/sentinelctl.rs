@@ -9,7 +9,9 @@ use sentinel::api::{
     ControlClient, EventsResponse, HealResponse, ReloadOutcome, ReloadReport, SilenceResponse,
     StatusResponse, TenantResponse, TenantsTopResponse,
 };
-use sentinel::cli::{render, CtlCli, CtlCommand, EventsArgs, HealCommandArgs, TenantsCommand};
+use sentinel::cli::{
+    encode, render, CtlCli, CtlCommand, EventsArgs, HealCommandArgs, TenantsCommand,
+};
 use sentinel::config::paths;
 use sentinel::event::JournaledEvent;
 
@@ -102,6 +104,11 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
         CtlCommand::Tenants(command) => tenants(&client, command, cli.json).await?,
         CtlCommand::Chaos(command) => {
             if !sentinel::cli::chaos::run(&client, &command, cli.json).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        CtlCommand::Drill(command) => {
+            if !sentinel::cli::drill::run(&client, &command, cli.json).await? {
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -226,17 +233,4 @@ async fn events(client: &ControlClient, args: &EventsArgs, json: bool) -> anyhow
         })
         .await?;
     Ok(())
-}
-
-/// Percent-encode a query value (RFC 3339 times carry ':' and '+').
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }

@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod archives;
 pub mod chaos;
+pub mod drill;
 pub mod outbox;
 pub mod render;
 pub mod tenants;
@@ -94,6 +95,9 @@ pub enum CtlCommand {
     /// Chaos experiments: profiles, start, list, show, stop.
     #[command(subcommand)]
     Chaos(chaos::ChaosCommand),
+    /// Drills (game days): chaos experiments in sequence with expectations; pass/fail each.
+    #[command(subcommand)]
+    Drill(drill::DrillCommand),
     /// Evidence bundles archived before restarts: upload state and location.
     Archives {
         /// At most this many, the newest.
@@ -153,6 +157,19 @@ pub struct EventsArgs {
     /// At most this many past events (the newest).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+}
+
+/// Percent-encode a path segment or query value (RFC 3339 times carry ':' and '+').
+pub fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// sentinel-agent — the sidecar that ships an application's tenant events to sentineld.

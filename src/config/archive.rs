@@ -200,11 +200,7 @@ impl ArchiveSection {
 impl SourceSection {
     fn validate(&self, probes: &[ProbeConfig]) -> Result<(), Issue> {
         let name = self.name();
-        let name_ok = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !name_ok {
+        if !super::is_plain_name(name) {
             return Err(Issue::at(
                 &self.name,
                 format!(

@@ -126,11 +126,7 @@ impl ChaosSection {
         let mut names = HashSet::new();
         for profile in &self.profiles {
             let name = profile.name.get_ref();
-            let valid = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-            if !valid {
+            if !super::is_plain_name(name) {
                 return Err(Issue::at(
                     &profile.name,
                     format!("invalid chaos profile name \"{name}\": use letters, digits, - _ ."),

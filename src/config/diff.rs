@@ -15,6 +15,7 @@ pub struct ConfigDiff {
     pub tenants_changed: bool,
     /// Which parts of `[archive]` and `[notify]` differ ("archive sink", "notify channels").
     pub remedy_changed: Vec<String>,
+    pub drills_changed: bool,
     /// `[daemon]` settings that differ; they are read once at start and need a restart.
     pub restart_required: Vec<String>,
 }
@@ -27,6 +28,7 @@ impl ConfigDiff {
             journal_changed: old.journal != new.journal,
             http_changed: old.http != new.http,
             tenants_changed: old.tenants != new.tenants,
+            drills_changed: old.drills != new.drills,
             ..Default::default()
         };
         diff.remedy_changed = remedy_changes(old, new);
@@ -95,6 +97,9 @@ impl ConfigDiff {
                 .iter()
                 .map(|part| format!("{part} changed")),
         );
+        if self.drills_changed {
+            out.push("drills changed".into());
+        }
         out
     }
 }
@@ -202,6 +207,12 @@ address = "127.0.0.1:2"
                 "archive timeout and dedup window",
                 &format!("[archive]\ntimeout = \"5s\"\n[notify]\ndedup_window = \"1m\"\n{BASE}"),
                 &["archive spool changed", "notify delivery changed"],
+                &[],
+            ),
+            (
+                "drills",
+                &format!("{BASE}[[chaos.profile]]\nname = \"k\"\ntarget = {{ container = \"c\" }}\nfaults = [{{ kind = \"container\", action = \"kill\" }}]\n[[drill]]\nname = \"g\"\n[[drill.step]]\nprofile = \"k\"\nexpect = [{{ probe = \"a\", stays_up = true }}]\n"),
+                &["drills changed"],
                 &[],
             ),
         ];

@@ -4,6 +4,7 @@
 mod archive;
 mod chaos;
 mod diff;
+mod drill;
 mod duration;
 mod error;
 mod notify;
@@ -24,6 +25,7 @@ use toml::Spanned;
 pub use archive::{ArchiveSection, LocalSinkSection, S3Section, SourceKind, SourceSection};
 pub use chaos::{ChaosProfileConfig, ChaosSection};
 pub use diff::ConfigDiff;
+pub use drill::DrillSection;
 pub use duration::HumanDuration;
 pub use error::{line_column, ConfigError};
 pub use notify::{ChannelKind, ChannelSection, NotifySection, RouteSection, Severity};
@@ -60,6 +62,8 @@ pub struct Config {
     pub archive: ArchiveSection,
     #[serde(default)]
     pub notify: NotifySection,
+    #[serde(default, rename = "drill")]
+    pub drills: Vec<DrillSection>,
 }
 
 /// Process-wide settings. They are read once at start: changing them needs a restart, and a
@@ -96,6 +100,15 @@ impl DaemonSection {
             .and_then(|mode| parse_octal_mode(mode.get_ref()).ok())
             .unwrap_or(Self::DEFAULT_SOCKET_MODE)
     }
+}
+
+/// Names of probes, profiles, sources and drills: letters, digits, `-`, `_` and `.`, not empty
+/// (they appear in routes, file names and labels unquoted).
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn parse_octal_mode(text: &str) -> Result<u32, String> {
@@ -306,7 +319,13 @@ impl Config {
         }
         self.validate_dependencies(&names)?;
         self.archive.validate(&self.probes)?;
-        self.chaos.validate(&names)
+        self.chaos.validate(&names)?;
+        drill::validate(self)
+    }
+
+    /// The `[[drill]]`s as the drill runner uses them.
+    pub fn drills(&self) -> Vec<crate::drill::Drill> {
+        self.drills.iter().map(DrillSection::drill).collect()
     }
 
     /// Every `depends_on` names another existing probe, and the graph has no cycle.

@@ -327,12 +327,7 @@ impl ProbeConfig {
 
     pub(super) fn validate(&self) -> Result<(), Issue> {
         let name = self.name();
-        let name_ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !name_ok {
+        if !super::is_plain_name(name) || name.len() > 64 {
             return Err(Issue::at(
                 &self.name,
                 format!("invalid probe name \"{name}\": use 1-64 letters, digits, '-', '_' or '.'"),

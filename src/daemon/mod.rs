@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiState, ControlCommand, DaemonInfo, SystemAccounts};
 use crate::chaos::{ChaosEngine, ChaosError, LinuxHost};
 use crate::config::{self, ConfigError, ConfigWatcher};
+use crate::drill::DrillRunner;
 use crate::event::{Bus, EventKind, Timestamp};
 use crate::journal::{Journal, JournalError};
 pub use notify::{watchdog_interval, Notifier};
@@ -143,6 +144,12 @@ pub async fn run(
     )
     .await?;
 
+    let drills = DrillRunner::new(
+        chaos.clone(),
+        bus.clone(),
+        supervisor.board(),
+        supervisor.config().drills(),
+    );
     let (command_tx, mut command_rx) = mpsc::channel::<ControlCommand>(8);
     let api_state = ApiState {
         info: info_rx,
@@ -157,6 +164,7 @@ pub async fn run(
         chaos: chaos.clone(),
         archiver: supervisor.archiver(),
         notifier: supervisor.notifier(),
+        drills: drills.clone(),
     };
     let halts = chaos.watch_halts(components_stop.clone());
     let api_task = tokio::spawn(api::serve(
@@ -214,7 +222,7 @@ pub async fn run(
             }
             Some(command) = command_rx.recv() => match command {
                 ControlCommand::Reload { reply } => {
-                    let report = reload(&mut supervisor, &notifier, &chaos, ReloadTrigger::Api).await;
+                    let report = reload(&mut supervisor, &notifier, (&chaos, &drills), ReloadTrigger::Api).await;
                     let _ = reply.send(report);
                     refresh_watch(&mut watcher);
                     continue;
@@ -229,7 +237,7 @@ pub async fn run(
                 }
             },
         };
-        reload(&mut supervisor, &notifier, &chaos, trigger).await;
+        reload(&mut supervisor, &notifier, (&chaos, &drills), trigger).await;
         refresh_watch(&mut watcher);
     }
 
@@ -238,6 +246,8 @@ pub async fn run(
     bus.publish(EventKind::DaemonStopping {
         reason: "signal".into(),
     });
+    // The drill first: it records why it ended and rolls back its own experiment.
+    drills.shutdown().await;
     chaos.shutdown().await;
     components_stop.cancel();
     let _ = halts.await;
@@ -263,12 +273,13 @@ pub async fn run(
 async fn reload(
     supervisor: &mut Supervisor,
     notifier: &Notifier,
-    chaos: &ChaosEngine,
+    (chaos, drills): (&ChaosEngine, &DrillRunner),
     trigger: ReloadTrigger,
 ) -> api::ReloadReport {
     notifier.reloading();
     let report = supervisor.reload(trigger).await;
     chaos.configure(supervisor.config().chaos.settings());
+    drills.configure(supervisor.config().drills());
     notifier.ready(&supervisor.status_line());
     report
 }

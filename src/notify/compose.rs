@@ -3,7 +3,7 @@
 //! "🚨 postgres: 3/3 SQL probes failed (connection refused) — logs archived to s3://…; restarting
 //! container postgres" and "✅ postgres recovered in 4.2 s". Plain logic, no I/O.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,10 @@ pub struct Composer {
     tenant_alerts: HashMap<String, Timestamp>,
     /// Bundles whose failed upload was announced; their upload is announced as resolved.
     failed_bundles: HashMap<String, Timestamp>,
+    /// The running drill: what it watches is tagged as a drill, not a real incident.
+    drill: Option<(String, HashSet<String>)>,
+    /// Subjects that fired during a drill, so their resolve carries the same tag.
+    drill_subjects: HashMap<String, String>,
 }
 
 impl Composer {
@@ -71,6 +75,42 @@ impl Composer {
     }
 
     pub fn compose(&mut self, event: &Event) -> Option<Notification> {
+        match &event.kind {
+            EventKind::DrillStarted {
+                name,
+                probes,
+                alerts,
+                ..
+            } => {
+                let watched = probes.iter().chain(alerts).cloned().collect();
+                self.drill = Some((name.clone(), watched));
+            }
+            EventKind::DrillFinished { .. } => self.drill = None,
+            _ => {}
+        }
+        let mut notification = self.compose_event(event)?;
+        self.tag_drill(&mut notification);
+        Some(notification)
+    }
+
+    /// "[drill gameday] …" and a `drill` label on what a running drill causes.
+    fn tag_drill(&mut self, notification: &mut Notification) {
+        let subject = &notification.subject;
+        let drill = match (&self.drill, notification.status) {
+            (Some((name, watched)), Status::Firing) if watched.contains(&notification.probe) => {
+                self.drill_subjects.insert(subject.clone(), name.clone());
+                Some(name.clone())
+            }
+            (_, Status::Resolved) => self.drill_subjects.remove(subject),
+            _ => self.drill_subjects.get(subject).cloned(),
+        };
+        if let Some(name) = drill {
+            notification.text = format!("[drill {name}] {}", notification.text);
+            notification.labels.insert("drill".into(), name);
+        }
+    }
+
+    fn compose_event(&mut self, event: &Event) -> Option<Notification> {
         let at = event.at;
         match &event.kind {
             EventKind::ProbeTransition {
@@ -389,6 +429,63 @@ mod tests {
             ),
         ]));
         composer
+    }
+
+    #[test]
+    fn a_drill_tags_what_it_watches_and_nothing_else() {
+        let mut composer = composer();
+        let started = at(
+            500,
+            EventKind::DrillStarted {
+                drill: "d1".into(),
+                name: "gameday".into(),
+                steps: 1,
+                probes: vec!["api".into()],
+                alerts: vec![],
+            },
+        );
+        assert_eq!(composer.compose(&started), None);
+        let firing = composer.compose(&down("api", 1000)).unwrap();
+        assert!(
+            firing.text.starts_with("[drill gameday] 🚨 api:"),
+            "{}",
+            firing.text
+        );
+        assert_eq!(firing.labels["drill"], "gameday");
+        let finished = at(
+            1500,
+            EventKind::DrillFinished {
+                drill: "d1".into(),
+                name: "gameday".into(),
+                outcome: "passed".into(),
+                met: 1,
+                missed: 0,
+                reason: None,
+            },
+        );
+        assert_eq!(composer.compose(&finished), None);
+        // the resolve after the drill ended still belongs to it
+        let closed = at(
+            2000,
+            EventKind::IncidentClosed {
+                probe: "api".into(),
+                healed: false,
+                time_to_detect_ms: None,
+                time_to_act_ms: None,
+                time_to_recover_ms: Some(1000),
+            },
+        );
+        let resolved = composer.compose(&closed).unwrap();
+        assert_eq!(resolved.labels["drill"], "gameday");
+        assert!(
+            resolved.text.starts_with("[drill gameday] ✅"),
+            "{}",
+            resolved.text
+        );
+        // a real failure after the drill is not tagged
+        let real = composer.compose(&down("api", 3000)).unwrap();
+        assert!(!real.labels.contains_key("drill"), "{real:?}");
+        assert!(real.text.starts_with("🚨"), "{}", real.text);
     }
 
     #[test]

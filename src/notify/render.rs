@@ -83,6 +83,7 @@ pub fn body(kind: ChannelKind, n: &Notification, now: Timestamp) -> Value {
             "at": n.at.to_rfc3339(),
             "started_at": n.started_at.to_rfc3339(),
             "labels": n.labels,
+            "drill": n.labels.get("drill"),
         }),
         ChannelKind::Alertmanager => {
             let mut labels = n.labels.clone();

@@ -10,6 +10,7 @@ mod chaos;
 mod check_config;
 mod control;
 mod docker;
+mod drill;
 mod journald;
 mod metrics;
 mod notify;

@@ -1,0 +1,455 @@
+//! `DrillRunner`: runs one drill at a time, step by step, through the chaos engine; judges the
+//! expectations over the bus; aborts and rolls back on an unrelated Down, a stop or shutdown.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
+
+use super::expect::{evaluate, Verdict};
+use super::{Drill, DrillError, Step};
+use crate::chaos::ChaosEngine;
+use crate::event::{Bus, Event, EventKind, Timestamp};
+use crate::probe::{ProbeBoard, ProbeState};
+
+/// Finished runs kept for `GET /v1/drills` (the journal keeps all of them as events).
+const RECENT_RUNS: usize = 20;
+/// How often pending expectations are judged again when no event arrives.
+const TICK: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Passed,
+    Failed,
+    Aborted,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Passed => "passed",
+            Self::Failed => "failed",
+            Self::Aborted => "aborted",
+        }
+    }
+}
+
+/// One decided expectation, as the final table shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub step: usize,
+    pub expectation: String,
+    pub met: bool,
+    pub measured_ms: Option<u64>,
+    pub limit_ms: Option<u64>,
+    pub detail: String,
+}
+
+/// One run of a drill, as `GET /v1/drills/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillRun {
+    pub id: String,
+    pub name: String,
+    pub state: RunState,
+    pub started: Timestamp,
+    pub ended: Option<Timestamp>,
+    /// The step running now (from 1), or the last one that ran.
+    pub step: usize,
+    pub steps: usize,
+    pub experiments: Vec<String>,
+    pub results: Vec<CheckResult>,
+    pub reason: Option<String>,
+}
+
+struct Active {
+    id: String,
+    stop: Option<oneshot::Sender<String>>,
+    task: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    chaos: ChaosEngine,
+    bus: Bus,
+    probes: ProbeBoard,
+    drills: Mutex<Vec<Drill>>,
+    runs: Mutex<Vec<DrillRun>>,
+    active: Mutex<Option<Active>>,
+    sequence: AtomicU32,
+}
+
+/// Cheap to clone; `configure` on reload (a running drill keeps its steps).
+#[derive(Clone)]
+pub struct DrillRunner {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Why a step ended early.
+enum Interrupt {
+    /// Stop, shutdown or an unrelated failure: roll back and record why.
+    Abort(String),
+}
+
+impl DrillRunner {
+    pub fn new(chaos: ChaosEngine, bus: Bus, probes: ProbeBoard, drills: Vec<Drill>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                chaos,
+                bus,
+                probes,
+                drills: Mutex::new(drills),
+                runs: Mutex::new(Vec::new()),
+                active: Mutex::new(None),
+                sequence: AtomicU32::new(0),
+            }),
+        }
+    }
+
+    pub fn configure(&self, drills: Vec<Drill>) {
+        *lock(&self.inner.drills) = drills;
+    }
+
+    pub fn drills(&self) -> Vec<Drill> {
+        lock(&self.inner.drills).clone()
+    }
+
+    /// Recent runs, newest first.
+    pub fn runs(&self) -> Vec<DrillRun> {
+        lock(&self.inner.runs).iter().rev().cloned().collect()
+    }
+
+    pub fn run_view(&self, id: &str) -> Result<DrillRun, DrillError> {
+        lock(&self.inner.runs)
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or_else(|| DrillError::NoSuchRun(id.to_string()))
+    }
+
+    /// Start drill `name` in the background; answers with its run at once.
+    pub fn start(&self, name: &str) -> Result<DrillRun, DrillError> {
+        let drill = lock(&self.inner.drills)
+            .iter()
+            .find(|d| d.name == name)
+            .cloned()
+            .ok_or_else(|| DrillError::NoSuchDrill(name.to_string()))?;
+        let mut active = lock(&self.inner.active);
+        if let Some(running) = active.as_ref() {
+            return Err(DrillError::Busy(running.id.clone()));
+        }
+        let sequence = self.inner.sequence.fetch_add(1, Ordering::Relaxed) & 0xff;
+        let id = format!("d{:x}{sequence:02x}", Timestamp::now().as_millis());
+        let run = DrillRun {
+            id: id.clone(),
+            name: drill.name.clone(),
+            state: RunState::Running,
+            started: Timestamp::now(),
+            ended: None,
+            step: 0,
+            steps: drill.steps.len(),
+            experiments: Vec::new(),
+            results: Vec::new(),
+            reason: None,
+        };
+        {
+            let mut runs = lock(&self.inner.runs);
+            runs.push(run.clone());
+            let excess = runs.len().saturating_sub(RECENT_RUNS);
+            runs.drain(..excess);
+        }
+        // Subscribe before answering, so no event of the first step can be missed.
+        let events = self.inner.bus.subscribe();
+        let (stop, stopped) = oneshot::channel();
+        let runner = self.clone();
+        let task = tokio::spawn(async move { runner.execute(id, drill, events, stopped).await });
+        *active = Some(Active {
+            id: run.id.clone(),
+            stop: Some(stop),
+            task: Some(task),
+        });
+        Ok(run)
+    }
+
+    /// Abort run `id` (rolling back its experiment) and answer with how it ended.
+    pub async fn stop(&self, id: &str) -> Result<DrillRun, DrillError> {
+        let (stop, task) = {
+            let mut active = lock(&self.inner.active);
+            match active.as_mut() {
+                Some(running) if running.id == id => (running.stop.take(), running.task.take()),
+                _ => {
+                    let run = self.run_view(id)?;
+                    return Err(DrillError::Finished(run.id));
+                }
+            }
+        };
+        if let Some(stop) = stop {
+            let _ = stop.send("stopped by an operator".into());
+        }
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.run_view(id)
+    }
+
+    /// SIGTERM: abort the running drill (its experiment is rolled back) before the engine stops.
+    pub async fn shutdown(&self) {
+        let taken = lock(&self.inner.active)
+            .as_mut()
+            .map(|a| (a.stop.take(), a.task.take()));
+        if let Some((stop, task)) = taken {
+            if let Some(stop) = stop {
+                let _ = stop.send("daemon shutdown".into());
+            }
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+        }
+    }
+
+    fn update(&self, id: &str, change: impl FnOnce(&mut DrillRun)) {
+        if let Some(run) = lock(&self.inner.runs).iter_mut().find(|r| r.id == id) {
+            change(run);
+        }
+    }
+
+    async fn execute(
+        self,
+        id: String,
+        drill: Drill,
+        mut events: broadcast::Receiver<Event>,
+        mut stopped: oneshot::Receiver<String>,
+    ) {
+        // A probe Down before the drill began is not a failure the drill could cause or hide.
+        let watched: HashSet<String> = drill.probes().into_iter().collect();
+        let already_down: HashSet<String> = self
+            .inner
+            .probes
+            .snapshot()
+            .into_iter()
+            .filter(|p| p.state == ProbeState::Down)
+            .map(|p| p.name)
+            .collect();
+        let ignored = |probe: &str| watched.contains(probe) || already_down.contains(probe);
+        self.inner.bus.publish(EventKind::DrillStarted {
+            drill: id.clone(),
+            name: drill.name.clone(),
+            steps: drill.steps.len(),
+            probes: drill.probes(),
+            alerts: drill.alerts(),
+        });
+        let mut abort = None;
+        for (index, step) in drill.steps.iter().enumerate() {
+            let context = StepContext {
+                id: &id,
+                name: &drill.name,
+                number: index + 1,
+                step,
+            };
+            if let Err(Interrupt::Abort(reason)) = self
+                .run_step(&context, &mut events, &mut stopped, &ignored)
+                .await
+            {
+                abort = Some(reason);
+                break;
+            }
+        }
+        let run = self.run_view(&id).ok();
+        let results = run.map(|r| r.results).unwrap_or_default();
+        let met = results.iter().filter(|r| r.met).count();
+        let missed = results.len() - met;
+        let state = match (&abort, missed) {
+            (Some(_), _) => RunState::Aborted,
+            (None, 0) => RunState::Passed,
+            (None, _) => RunState::Failed,
+        };
+        self.update(&id, |run| {
+            run.state = state;
+            run.ended = Some(Timestamp::now());
+            run.reason = abort.clone();
+        });
+        match &abort {
+            Some(reason) => tracing::warn!(drill = drill.name, id, "drill aborted: {reason}"),
+            None => tracing::info!(drill = drill.name, id, met, missed, "drill finished"),
+        }
+        self.inner.bus.publish(EventKind::DrillFinished {
+            drill: id.clone(),
+            name: drill.name.clone(),
+            outcome: state.as_str().into(),
+            met,
+            missed,
+            reason: abort,
+        });
+        let mut active = lock(&self.inner.active);
+        if active.as_ref().is_some_and(|a| a.id == id) {
+            *active = None;
+        }
+    }
+
+    /// Apply the step's experiment, judge its expectations until all are decided, roll back.
+    async fn run_step(
+        &self,
+        context: &StepContext<'_>,
+        events: &mut broadcast::Receiver<Event>,
+        stopped: &mut oneshot::Receiver<String>,
+        ignored: &impl Fn(&str) -> bool,
+    ) -> Result<(), Interrupt> {
+        let StepContext {
+            id, name, number, ..
+        } = *context;
+        self.update(id, |run| run.step = number);
+        // Measured from the request: a kill is seen within milliseconds of being applied.
+        let start = Timestamp::now();
+        let view = match self
+            .inner
+            .chaos
+            .start(context.step.experiment.clone())
+            .await
+        {
+            Ok(view) => view,
+            Err(err) => {
+                return Err(Interrupt::Abort(format!(
+                    "step {number}: the experiment did not start: {err}"
+                )))
+            }
+        };
+        let experiment = view.id.clone();
+        self.update(id, |run| run.experiments.push(experiment.clone()));
+        self.inner.bus.publish(EventKind::DrillStepStarted {
+            drill: id.to_string(),
+            name: name.to_string(),
+            step: number,
+            experiment: experiment.clone(),
+            faults: view.faults.clone(),
+        });
+        let outcome = self
+            .judge(context, start, &experiment, events, stopped, ignored)
+            .await;
+        // Deadline rollbacks answer NoSuchExperiment here: nothing is left to undo.
+        if let Err(err) = self.inner.chaos.stop(&experiment).await {
+            tracing::debug!(experiment, "drill step rollback: {err}");
+        }
+        outcome
+    }
+
+    async fn judge(
+        &self,
+        context: &StepContext<'_>,
+        start: Timestamp,
+        experiment: &str,
+        events: &mut broadcast::Receiver<Event>,
+        stopped: &mut oneshot::Receiver<String>,
+        ignored: &impl Fn(&str) -> bool,
+    ) -> Result<(), Interrupt> {
+        let expectations = &context.step.expect;
+        let mut decided: Vec<bool> = vec![false; expectations.len()];
+        let mut seen: Vec<Event> = Vec::new();
+        let mut experiment_over = false;
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                reason = &mut *stopped => {
+                    return Err(Interrupt::Abort(reason.unwrap_or_else(|_| "daemon shutdown".into())));
+                }
+                received = events.recv() => match received {
+                    Ok(event) => {
+                        match &event.kind {
+                            EventKind::ProbeTransition { probe, to, .. } if to == "down" && !ignored(probe) => {
+                                return Err(Interrupt::Abort(format!("unrelated failure of probe {probe}")));
+                            }
+                            EventKind::ChaosRolledBack { experiment: e, .. } if e == experiment => {
+                                experiment_over = true;
+                            }
+                            _ => {}
+                        }
+                        seen.push(event);
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "drill fell behind the bus; some events were not judged");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(Interrupt::Abort("daemon shutdown".into()));
+                    }
+                },
+                _ = tick.tick() => {}
+            }
+            let now = Timestamp::now();
+            // The step lasts until every timed expectation is decided; with none, as long as
+            // its experiment.
+            let timed_pending = expectations
+                .iter()
+                .zip(&decided)
+                .any(|(e, done)| !done && e.limit().is_some());
+            let has_timed = expectations.iter().any(|e| e.limit().is_some());
+            let over = !timed_pending && (has_timed || experiment_over);
+            for (index, expectation) in expectations.iter().enumerate() {
+                if decided[index] {
+                    continue;
+                }
+                let verdict = evaluate(expectation, start, &seen, now, over);
+                if verdict.is_decided() {
+                    decided[index] = true;
+                    self.record(context, expectation, verdict);
+                }
+            }
+            if decided.iter().all(|d| *d) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn record(
+        &self,
+        context: &StepContext<'_>,
+        expectation: &super::Expectation,
+        verdict: Verdict,
+    ) {
+        let (met, measured_ms, detail) = match verdict {
+            Verdict::Met {
+                measured_ms,
+                detail,
+            } => (true, measured_ms, detail),
+            Verdict::Missed {
+                measured_ms,
+                detail,
+            } => (false, measured_ms, detail),
+            Verdict::Pending => return,
+        };
+        let result = CheckResult {
+            step: context.number,
+            expectation: expectation.describe(),
+            met,
+            measured_ms,
+            limit_ms: expectation.limit().map(|l| l.as_millis() as u64),
+            detail,
+        };
+        self.update(context.id, |run| run.results.push(result.clone()));
+        self.inner.bus.publish(EventKind::DrillExpectationChecked {
+            drill: context.id.to_string(),
+            name: context.name.to_string(),
+            step: context.number,
+            expectation: result.expectation,
+            verdict: if met { "met" } else { "missed" }.into(),
+            measured_ms: result.measured_ms,
+            limit_ms: result.limit_ms,
+            detail: result.detail,
+        });
+    }
+}
+
+#[derive(Clone, Copy)]
+struct StepContext<'a> {
+    id: &'a str,
+    name: &'a str,
+    number: usize,
+    step: &'a Step,
+}
