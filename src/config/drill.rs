@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn the_commented_example_drill_parses_when_uncommented() {
-        // From the commented profile on: the chaos profile and the drill that runs it.
+        // The commented block from the profile on: the chaos profile and the drill that runs it.
         let example = super::super::EXAMPLE_CONFIG;
         let start = example
             .find("# [[chaos.profile]]")
@@ -322,6 +322,7 @@ mod tests {
         let (head, tail) = example.split_at(start);
         let uncommented: String = tail
             .lines()
+            .take_while(|l| l.starts_with('#'))
             .filter_map(|l| l.strip_prefix("# "))
             .filter(|l| !l.starts_with("Drills") && !l.starts_with("`sentinelctl"))
             .map(|l| format!("{l}\n"))
