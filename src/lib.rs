@@ -17,6 +17,7 @@
 //! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
 //! - [`heal`]: heal actions on Down, restart budget and backoff, verified recovery, incident times.
 //! - [`docker`]: the Docker engine edge — one negotiated client, the event stream on the bus.
+//! - [`report`]: one chaos experiment's timeline, per-probe times and hypothesis verdict.
 //! - [`analyze`]: failure patterns over the journal: deterministic findings with their evidence.
 //! - [`agent`]: `sentinel-agent`, the sidecar: tails logs, ships events, disk buffer, offsets.
 //! - [`cli`]: command-line definitions of the binaries and the renderers of `sentinelctl`.
@@ -46,5 +47,6 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
+pub mod report;
 pub mod status_page;
 pub mod tenants;

@@ -23,6 +23,7 @@ pub(super) async fn get(query: Option<&str>, journal: &Journal) -> Response<Body
     let query = EventQuery {
         since: Some(since),
         after_id: None,
+        until: None,
         kinds: ANALYZED_KINDS.iter().map(|k| k.to_string()).collect(),
         limit: EventQuery::MAX_LIMIT,
     };

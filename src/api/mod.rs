@@ -8,6 +8,7 @@ mod client;
 mod events;
 mod peer;
 mod query;
+mod report;
 mod server;
 mod tenants;
 mod types;

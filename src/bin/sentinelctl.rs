@@ -121,6 +121,14 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
                 false => print!("{}", sentinel::cli::analyze::report(&analysis)),
             }
         }
+        CtlCommand::Report { experiment, format } => {
+            let path = format!("/v1/chaos/{}/report", encode(&experiment));
+            let report: sentinel::report::ExperimentReport = client.get(&path).await?;
+            match cli.json {
+                true => println!("{}", serde_json::to_string_pretty(&report)?),
+                false => print!("{}", sentinel::cli::report::render(&report, format)),
+            }
+        }
         CtlCommand::Version => {
             println!("sentinelctl {}", env!("CARGO_PKG_VERSION"));
             match client.get::<StatusResponse>("/v1/status").await {

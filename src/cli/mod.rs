@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod archives;
 pub mod chaos;
 pub mod render;
+pub mod report;
 pub mod tenants;
 
 use std::path::PathBuf;
@@ -86,6 +87,14 @@ pub enum CtlCommand {
         /// How far back: a duration (24h, 7d) or an RFC 3339 time [default: 24h].
         #[arg(long)]
         since: Option<String>,
+    },
+    /// One chaos experiment's report: timeline, time to detect/act/recover per probe, the
+    /// verdict on its hypothesis, tenants before vs during.
+    Report {
+        experiment: String,
+        /// text for a terminal, markdown for a post-mortem (--json for machines).
+        #[arg(long, value_enum, default_value_t = report::ReportFormat::Text)]
+        format: report::ReportFormat,
     },
     /// Which tenant is hurting: rankings and one tenant's numbers.
     #[command(subcommand)]

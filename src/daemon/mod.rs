@@ -1,6 +1,7 @@
 //! The supervisor: builds the running system from a config, applies diffs on reload, owns
 //! shutdown, and keeps systemd informed (READY, RELOADING, STOPPING, STATUS, WATCHDOG).
 
+mod experiments;
 mod notify;
 mod paths;
 mod socket;
@@ -158,6 +159,8 @@ pub async fn run(
         archiver: supervisor.archiver(),
     };
     let halts = chaos.watch_halts(components_stop.clone());
+    let snapshots =
+        experiments::spawn_tenant_snapshots(&bus, supervisor.tenants(), components_stop.clone());
     let api_task = tokio::spawn(api::serve(
         bound.listener,
         api_state,
@@ -240,6 +243,7 @@ pub async fn run(
     chaos.shutdown().await;
     components_stop.cancel();
     let _ = halts.await;
+    let _ = snapshots.await;
     supervisor.stop(SHUTDOWN_GRACE).await;
     if tokio::time::timeout(SHUTDOWN_GRACE, api_task)
         .await

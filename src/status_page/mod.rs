@@ -85,6 +85,7 @@ impl StatusPage {
         let query = EventQuery {
             since: Some(now.saturating_sub(INCIDENT_HORIZON)),
             after_id: None,
+            until: None,
             kinds: vec!["probe_transition".into()],
             limit: TRANSITIONS_READ,
         };

@@ -16,6 +16,7 @@ mod notify;
 mod postgres;
 mod probes;
 mod reload;
+mod report;
 mod status_page;
 mod systemd_notify;
 mod tenants;
