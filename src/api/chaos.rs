@@ -44,6 +44,10 @@ pub(super) async fn read(state: &ApiState, path: &str) -> Option<Response<Body>>
             let id = other.strip_prefix("/v1/chaos/")?.strip_suffix("/report")?;
             super::report::get(state, &percent_decode(id)).await
         }
+        other if other.ends_with("/summary") => {
+            let id = other.strip_prefix("/v1/chaos/")?.strip_suffix("/summary")?;
+            super::report::summary(state, &percent_decode(id)).await
+        }
         other => {
             let id = percent_decode(other.strip_prefix("/v1/chaos/")?);
             match state.chaos.show(&id).await {

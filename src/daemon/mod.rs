@@ -144,6 +144,8 @@ pub async fn run(
     )
     .await?;
 
+    let ai = crate::ai::AiService::default();
+    ai.configure(supervisor.config().ai.settings());
     let (command_tx, mut command_rx) = mpsc::channel::<ControlCommand>(8);
     let api_state = ApiState {
         info: info_rx,
@@ -156,6 +158,7 @@ pub async fn run(
         accounts: Arc::new(SystemAccounts),
         tenants: supervisor.tenants(),
         chaos: chaos.clone(),
+        ai: ai.clone(),
         archiver: supervisor.archiver(),
     };
     let halts = chaos.watch_halts(components_stop.clone());
@@ -216,7 +219,7 @@ pub async fn run(
             }
             Some(command) = command_rx.recv() => match command {
                 ControlCommand::Reload { reply } => {
-                    let report = reload(&mut supervisor, &notifier, &chaos, ReloadTrigger::Api).await;
+                    let report = reload(&mut supervisor, &notifier, (&chaos, &ai), ReloadTrigger::Api).await;
                     let _ = reply.send(report);
                     refresh_watch(&mut watcher);
                     continue;
@@ -231,7 +234,7 @@ pub async fn run(
                 }
             },
         };
-        reload(&mut supervisor, &notifier, &chaos, trigger).await;
+        reload(&mut supervisor, &notifier, (&chaos, &ai), trigger).await;
         refresh_watch(&mut watcher);
     }
 
@@ -266,12 +269,13 @@ pub async fn run(
 async fn reload(
     supervisor: &mut Supervisor,
     notifier: &Notifier,
-    chaos: &ChaosEngine,
+    (chaos, ai): (&ChaosEngine, &crate::ai::AiService),
     trigger: ReloadTrigger,
 ) -> api::ReloadReport {
     notifier.reloading();
     let report = supervisor.reload(trigger).await;
     chaos.configure(supervisor.config().chaos.settings());
+    ai.configure(supervisor.config().ai.settings());
     notifier.ready(&supervisor.status_line());
     report
 }

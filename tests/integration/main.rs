@@ -3,6 +3,7 @@
 mod harness;
 
 mod agent;
+mod ai;
 mod analyze;
 mod archive;
 mod bounds;
