@@ -29,7 +29,7 @@ pub fn text(report: &ExperimentReport) -> String {
     }
     let _ = writeln!(out, "Verdict: {}", report.verdict.line());
     violations(&mut out, &report.verdict, "  - ");
-    let _ = writeln!(out, "\nTimeline (offsets from the fault being applied)");
+    let _ = writeln!(out, "\nTimeline (offsets from the start of the experiment)");
     out.push_str(&table(&TIMELINE_HEADER, &timeline_rows(report)));
     if !report.probes.is_empty() {
         let _ = writeln!(out, "\nProbes");
@@ -92,17 +92,20 @@ fn facts(report: &ExperimentReport) -> Vec<String> {
                 .map_or(String::new(), |o| format!(" ({o})"))
         ),
     ];
+    let since = |at: crate::event::Timestamp| seconds(at.0 - report.created.0);
+    let mut started = format!("Started: {}", report.created.to_rfc3339());
     if let Some(applied) = report.fault_applied {
-        let until = match report.rolled_back {
-            Some(rolled_back) => format!(
-                ", rolled back {} later ({})",
-                seconds(rolled_back.0 - applied.0),
-                report.rollback_trigger.as_deref().unwrap_or("?")
-            ),
-            None => ", not rolled back yet".into(),
-        };
-        lines.push(format!("Applied: {}{until}", applied.to_rfc3339()));
+        started.push_str(&format!(", faults in place after {}", since(applied)));
     }
+    match report.rolled_back {
+        Some(rolled_back) => started.push_str(&format!(
+            ", rolled back after {} ({})",
+            since(rolled_back),
+            report.rollback_trigger.as_deref().unwrap_or("?")
+        )),
+        None => started.push_str(", not rolled back yet"),
+    }
+    lines.push(started);
     lines.push(format!(
         "Hypothesis: {}",
         report
@@ -269,7 +272,7 @@ mod tests {
                     "Verdict: violated: net went down at +2.0s",
                     "+2.0s   #7",
                     "net    1      2.0s    -    7.0s",
-                    "rolled back 8.0s later (stop)",
+                    "faults in place after 1.0s, rolled back after 9.0s (stop)",
                 ],
             ),
             (

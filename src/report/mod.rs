@@ -46,8 +46,10 @@ pub struct ExperimentReport {
     pub state: String,
     pub target: String,
     pub faults: Vec<String>,
+    /// When the experiment was journaled, just before its faults were applied: time zero of
+    /// every offset, because a kill or signal takes effect during the apply.
     pub created: Timestamp,
-    /// `chaos_started`: time zero of every offset.
+    /// `chaos_started`: the faults were in place and read back.
     pub fault_applied: Option<Timestamp>,
     pub rolled_back: Option<Timestamp>,
     pub rollback_trigger: Option<String>,
@@ -106,7 +108,7 @@ pub fn build(
         } if experiment == id => Some((e.event.at, trigger.clone())),
         _ => None,
     });
-    let zero = fault_applied.unwrap_or(experiment.created);
+    let zero = experiment.created;
     let mut notes = Vec::new();
     let dropped: u64 = events
         .iter()
@@ -190,12 +192,12 @@ fn verdict_of(
             ),
         };
     }
-    let Some(fault_at) = fault_applied else {
+    if fault_applied.is_none() {
         notes.push("no chaos_started event for this experiment in the journal (pruned?)".into());
         return Verdict::Inconclusive {
             reason: "the journal holds no chaos_started event for it".into(),
         };
-    };
+    }
     let finished = !matches!(
         experiment.state,
         ExperimentState::Pending | ExperimentState::Active | ExperimentState::RollingBack
@@ -214,7 +216,7 @@ fn verdict_of(
         hypothesis,
         histories,
         Span {
-            fault_at,
+            fault_at: experiment.created,
             rolled_back,
             evaluated_at: end,
         },

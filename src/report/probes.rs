@@ -1,4 +1,4 @@
-//! Per probe: when it went down after the fault (time-to-detect), when a heal started
+//! Per probe: when it went down after the start (time-to-detect), when a heal started
 //! (time-to-act) and when it was Up again (time-to-recover), from the journal's own events.
 
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use crate::event::{EventKind, JournaledEvent, Timestamp};
 pub struct ProbeTimes {
     pub probe: String,
     pub downs: usize,
-    /// Fault applied → probe Down.
+    /// Experiment start (faults being applied) → probe Down.
     pub time_to_detect_ms: Option<i64>,
     /// Probe Down → first heal started.
     pub time_to_act_ms: Option<i64>,

@@ -68,7 +68,7 @@ fn hypothesis(probes: &[&str], within_s: Option<u64>, from: RecoverFrom) -> Hypo
     }
 }
 
-/// An experiment created 100 ms before T0, rolled back at T0 + `ended_ms` (None: running).
+/// An experiment created at T0, rolled back at T0 + `ended_ms` (None: running).
 fn experiment(hypothesis: Option<Hypothesis>, ended_ms: Option<i64>) -> Experiment {
     Experiment {
         id: "x1".into(),
@@ -89,7 +89,7 @@ fn experiment(hypothesis: Option<Hypothesis>, ended_ms: Option<i64>) -> Experime
             Some(_) => ExperimentState::RolledBack,
             None => ExperimentState::Active,
         },
-        created: Timestamp(T0 - 100),
+        created: Timestamp(T0),
         deadline: Timestamp(T0 + 10_000),
         boot_id: String::new(),
         log: vec![],

@@ -1,5 +1,5 @@
 //! The timeline: the experiment's own events and everything probes, heals, archives and tenant
-//! alerts did in its window, each with its offset from the moment the fault was applied.
+//! alerts did in its window, each with its offset from the experiment's start.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +11,7 @@ pub struct TimelineEntry {
     /// Journal id (`sentinelctl events` shows it).
     pub event_id: i64,
     pub at: Timestamp,
-    /// Milliseconds after the fault was applied (negative before it).
+    /// Milliseconds after the experiment's start (when it was journaled, before any change).
     pub offset_ms: i64,
     pub kind: String,
     pub text: String,

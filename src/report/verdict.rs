@@ -22,7 +22,7 @@ pub type ProbeHistories = BTreeMap<String, Vec<ProbeChange>>;
 /// The span a hypothesis is judged over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
-    /// When the fault was in place: time zero.
+    /// When the faults began to be applied: time zero (a kill takes effect during the apply).
     pub fault_at: Timestamp,
     /// When it was undone; `None` while it is still in place.
     pub rolled_back: Option<Timestamp>,
@@ -35,7 +35,7 @@ pub struct Span {
 pub struct Violation {
     pub probe: String,
     pub at: Timestamp,
-    /// Milliseconds after the fault was applied.
+    /// Milliseconds after time zero (the experiment's start).
     pub offset_ms: i64,
     pub what: String,
     /// How long the probe was down, when it came back.

@@ -1,11 +1,15 @@
 //! Experiment reports from real runs: a real tbf limit on a veth pair makes an exec probe go
-//! Down and recover; the report's times are checked against the journal and its verdicts
-//! against what happened, with tenant traffic posted over real HTTP before and during the fault.
+//! Down and recover, and a real container killed by the chaos `container` fault is restarted by
+//! a heal; the report's times are checked against the journal and its verdicts against what
+//! happened, with tenant traffic posted over real HTTP before and during the fault.
 
 use std::time::Duration;
 
 use crate::chaos::{chaos_section, NetnsPair};
-use crate::harness::{require_root, text, Daemon, Sandbox};
+use crate::docker::{docker_probe, wait_up_and_following, RESTART_HEAL};
+use crate::harness::{
+    require_docker, require_root, text, wait_for, Daemon, Sandbox, TestContainer,
+};
 use crate::tenants::post_events;
 
 /// A ping of 1400 bytes through 1 kbit/s: the first fits the burst, the next waits ~11 s for
@@ -56,10 +60,13 @@ fn run_outage(daemon: &Daemon, port: u16, profile: &str) -> String {
     id
 }
 
-/// The journal's own times for `id`: (fault applied, first Down after it, Up after that).
-fn journal_times(daemon: &Daemon, id: &str) -> (i64, i64, i64) {
+/// The journal's own times for the experiment in `report`: (its start, as journaled before any
+/// change; `chaos_started`; the first Down after the start; the Up after that).
+fn journal_times(daemon: &Daemon, report: &serde_json::Value) -> (i64, i64, i64, i64) {
+    let id = report["experiment"].as_str().unwrap();
+    let start = report["created"].as_i64().unwrap();
     let events = daemon.events("chaos_started,probe_transition");
-    let start = events
+    let applied = events
         .iter()
         .find(|e| e["kind"] == "chaos_started" && e["experiment"] == id)
         .and_then(|e| e["at"].as_i64())
@@ -73,7 +80,7 @@ fn journal_times(daemon: &Daemon, id: &str) -> (i64, i64, i64) {
             .unwrap()
     };
     let down = after(start, "down");
-    (start, down, after(down, "up"))
+    (start, applied, down, after(down, "up"))
 }
 
 fn report(daemon: &Daemon, id: &str) -> serde_json::Value {
@@ -81,12 +88,16 @@ fn report(daemon: &Daemon, id: &str) -> serde_json::Value {
 }
 
 fn net_times(report: &serde_json::Value) -> &serde_json::Value {
+    probe_times(report, "net")
+}
+
+fn probe_times<'a>(report: &'a serde_json::Value, probe: &str) -> &'a serde_json::Value {
     report["probes"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["probe"] == "net")
-        .unwrap_or_else(|| panic!("no net probe in {report}"))
+        .find(|p| p["probe"] == probe)
+        .unwrap_or_else(|| panic!("no {probe} probe in {report}"))
 }
 
 #[test]
@@ -116,7 +127,11 @@ fn tbf_outage_report_times_verdicts_and_tenants() {
     let id = run_outage(&daemon, sandbox.port, "recovers");
     let held = report(&daemon, &id);
     assert_eq!(held["verdict"]["outcome"], "held", "{held:#}");
-    let (start, down, up) = journal_times(&daemon, &id);
+    let (start, applied, down, up) = journal_times(&daemon, &held);
+    assert!(
+        applied >= start && applied - start < 2_000,
+        "{start} {applied}"
+    );
     let net = net_times(&held);
     assert_eq!(net["time_to_detect_ms"], down - start, "{net}");
     assert_eq!(net["time_to_recover_ms"], up - down, "{net}");
@@ -125,7 +140,7 @@ fn tbf_outage_report_times_verdicts_and_tenants() {
     assert!(ttd > 0 && ttd < 10_000, "time to detect {ttd} ms");
     let timeline = held["timeline"].as_array().unwrap();
     assert_eq!(timeline[0]["kind"], "chaos_started");
-    assert_eq!(timeline[0]["offset_ms"], 0);
+    assert_eq!(timeline[0]["offset_ms"], applied - start);
     assert!(timeline.iter().any(|e| e["kind"] == "chaos_rolled_back"));
     assert!(timeline
         .iter()
@@ -174,7 +189,7 @@ fn tbf_outage_report_times_verdicts_and_tenants() {
     let id = run_outage(&daemon, sandbox.port, "strict");
     let violated = report(&daemon, &id);
     assert_eq!(violated["verdict"]["outcome"], "violated", "{violated:#}");
-    let (start, down, _) = journal_times(&daemon, &id);
+    let (start, _, down, _) = journal_times(&daemon, &violated);
     let violation = &violated["verdict"]["violations"][0];
     assert_eq!(violation["probe"], "net");
     assert_eq!(violation["offset_ms"], down - start, "{violation}");
@@ -187,5 +202,86 @@ fn tbf_outage_report_times_verdicts_and_tenants() {
         "{}",
         text(&out.stderr)
     );
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn container_killed_by_chaos_and_restarted_by_a_heal_is_timed_end_to_end() {
+    if !require_root("container_killed_by_chaos_and_restarted_by_a_heal_is_timed_end_to_end")
+        || !require_docker("container_killed_by_chaos_and_restarted_by_a_heal_is_timed_end_to_end")
+    {
+        return;
+    }
+    let container = TestContainer::run("report", &["sleep", "3600"]);
+    let sandbox = Sandbox::new();
+    let profile = format!(
+        "[[chaos.profile]]\nname = \"kill\"\nduration = \"5m\"\ntarget = {{ container = \"{}\" }}\nfaults = [{{ kind = \"container\", action = \"kill\" }}]\nhypothesis = {{ steady_state = [\"demo\"], recover_within = \"20s\" }}\n",
+        container.name
+    );
+    let extra = format!(
+        "{}{}",
+        docker_probe("demo", &container.name, RESTART_HEAL),
+        chaos_section("5e21", &profile)
+    );
+    sandbox.write_config(&sandbox.config("", &extra));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    wait_up_and_following(&daemon, "demo");
+
+    let started = daemon.ctl_json(&["chaos", "start", "kill"]);
+    let id = started["id"].as_str().unwrap().to_string();
+    wait_for(Duration::from_secs(30), "incident closed", || {
+        daemon.events("incident_closed").into_iter().next()
+    });
+    daemon.ctl_json(&["chaos", "stop", &id]);
+
+    let report = report(&daemon, &id);
+    assert_eq!(report["verdict"]["outcome"], "held", "{report:#}");
+    let events = daemon.events("chaos_started,probe_transition,heal_started");
+    let at = |kind: &str, to: Option<&str>| {
+        events
+            .iter()
+            .find(|e| e["kind"] == kind && to.is_none_or(|to| e["to"] == to))
+            .and_then(|e| e["at"].as_i64())
+            .unwrap_or_else(|| panic!("no {kind} {to:?} in {events:?}"))
+    };
+    // the kill takes effect while the fault is applied, before chaos_started: time zero is
+    // the experiment's start (journaled before any change)
+    let start = report["created"].as_i64().unwrap();
+    let (applied, down, heal) = (
+        at("chaos_started", None),
+        at("probe_transition", Some("down")),
+        at("heal_started", None),
+    );
+    assert!(
+        start <= down && down <= applied + 5_000,
+        "{start} {down} {applied}"
+    );
+    let up = events
+        .iter()
+        .filter(|e| e["kind"] == "probe_transition" && e["to"] == "up")
+        .filter_map(|e| e["at"].as_i64())
+        .find(|t| *t > down)
+        .unwrap();
+    let demo = probe_times(&report, "demo");
+    assert_eq!(demo["time_to_detect_ms"], down - start, "{demo}");
+    assert_eq!(demo["time_to_act_ms"], heal - down, "{demo}");
+    assert_eq!(demo["time_to_recover_ms"], up - down, "{demo}");
+    assert_eq!(demo["heals"], 1, "{demo}");
+    let kinds: Vec<&str> = report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    for kind in [
+        "chaos_started",
+        "container_event",
+        "heal_started",
+        "heal_finished",
+        "incident_closed",
+        "chaos_rolled_back",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} not in {kinds:?}");
+    }
     assert!(daemon.stop().success());
 }
