@@ -96,6 +96,7 @@ pub enum CtlCommand {
     /// One chaos experiment's report: timeline, time to detect/act/recover per probe, the
     /// verdict on its hypothesis, tenants before vs during.
     Report {
+        /// Experiment id, as `sentinelctl chaos list` shows it.
         experiment: String,
         /// text for a terminal, markdown for a post-mortem (--json for machines).
         #[arg(long, value_enum, default_value_t = report::ReportFormat::Text)]
