@@ -210,6 +210,17 @@ pub enum EventKind {
         ok: bool,
         detail: String,
     },
+    /// The top tenants around a chaos experiment, recorded because the detector only keeps
+    /// current windows: `phase` is `before` (the window before the fault, at start) or `during`
+    /// (the experiment's own span, at rollback). `window_ms` is what the detector covered.
+    TenantSnapshot {
+        experiment: String,
+        phase: String,
+        window_ms: i64,
+        total_requests: u64,
+        total_errors: u64,
+        tenants: Vec<TenantFigures>,
+    },
     /// Evidence collection for an incident began (before the heal's restart).
     ArchiveStarted {
         probe: String,
@@ -303,6 +314,7 @@ impl EventKind {
             Self::ChaosStarted { .. } => "chaos_started",
             Self::ChaosAborted { .. } => "chaos_aborted",
             Self::ChaosRolledBack { .. } => "chaos_rolled_back",
+            Self::TenantSnapshot { .. } => "tenant_snapshot",
             Self::ArchiveStarted { .. } => "archive_started",
             Self::ArchiveSpooled { .. } => "archive_spooled",
             Self::ArchiveUploaded { .. } => "archive_uploaded",
@@ -466,6 +478,17 @@ impl EventKind {
                 };
                 format!("chaos {id}: {result} ({trigger}): {detail}")
             }
+            Self::TenantSnapshot {
+                experiment,
+                phase,
+                window_ms,
+                tenants,
+                ..
+            } => format!(
+                "chaos {experiment}: {} top tenants {phase} the fault (over {} s)",
+                tenants.len(),
+                window_ms / 1000
+            ),
             Self::ArchiveStarted {
                 probe,
                 bundle,
@@ -527,6 +550,17 @@ impl EventKind {
             }
         }
     }
+}
+
+/// One tenant's numbers in a [`EventKind::TenantSnapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantFigures {
+    pub tenant_id: String,
+    pub requests: u64,
+    pub errors: u64,
+    /// This tenant's errors ÷ all errors in the window (0..=1).
+    pub error_share: f64,
+    pub p95_ms: Option<f64>,
 }
 
 fn short(hash: &str) -> &str {
@@ -711,6 +745,20 @@ mod tests {
                 trigger: "deadline".into(),
                 ok: true,
                 detail: "d".into(),
+            },
+            EventKind::TenantSnapshot {
+                experiment: "e1".into(),
+                phase: "before".into(),
+                window_ms: 60_000,
+                total_requests: 10,
+                total_errors: 1,
+                tenants: vec![TenantFigures {
+                    tenant_id: "t".into(),
+                    requests: 10,
+                    errors: 1,
+                    error_share: 1.0,
+                    p95_ms: Some(12.0),
+                }],
             },
             EventKind::ArchiveStarted {
                 probe: "p".into(),

@@ -17,6 +17,8 @@
 //! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
 //! - [`heal`]: heal actions on Down, restart budget and backoff, verified recovery, incident times.
 //! - [`docker`]: the Docker engine edge — one negotiated client, the event stream on the bus.
+//! - [`report`]: one chaos experiment's timeline, per-probe times and hypothesis verdict.
+//! - [`ai`]: the optional, off-by-default AI summary of a report (OpenAI-compatible or Ollama).
 //! - [`analyze`]: failure patterns over the journal: deterministic findings with their evidence.
 //! - [`agent`]: `sentinel-agent`, the sidecar: tails logs, ships events, disk buffer, offsets.
 //! - [`cli`]: command-line definitions of the binaries and the renderers of `sentinelctl`.
@@ -29,6 +31,7 @@
 //! `event` and `config`, never each other's internals.
 
 pub mod agent;
+pub mod ai;
 pub mod analyze;
 pub mod api;
 pub mod archive;
@@ -48,5 +51,6 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
+pub mod report;
 pub mod status_page;
 pub mod tenants;

@@ -1,13 +1,13 @@
 //! `GET /v1/analyze?since=7d`: failure patterns over the journal, computed on request from the
-//! events of the kinds the analysis reads.
+//! events of the kinds the analysis reads; `/v1/analyze/summary` adds the optional AI summary.
 
 use std::time::Duration;
 
 use hyper::{Response, StatusCode};
 
 use super::query::{parse_since, percent_decode};
-use super::server::{error, json, Body};
-use crate::analyze::{analyze, Range, ANALYZED_KINDS};
+use super::server::{error, json, ApiState, Body};
+use crate::analyze::{analyze, Analysis, Range, ANALYZED_KINDS};
 use crate::event::Timestamp;
 use crate::journal::{EventQuery, Journal};
 
@@ -15,14 +15,32 @@ use crate::journal::{EventQuery, Journal};
 pub const DEFAULT_SINCE: Duration = Duration::from_secs(24 * 3600);
 
 pub(super) async fn get(query: Option<&str>, journal: &Journal) -> Response<Body> {
+    match compute(query, journal).await {
+        Ok(analysis) => json(StatusCode::OK, &analysis),
+        Err(response) => response,
+    }
+}
+
+/// `GET /v1/analyze/summary?since=7d`: the analysis, summarized by the optional AI endpoint.
+pub(super) async fn summary(query: Option<&str>, state: &ApiState) -> Response<Body> {
+    match compute(query, &state.journal).await {
+        Ok(analysis) => {
+            super::report::summarize(state, "failure-pattern analysis", &analysis).await
+        }
+        Err(response) => response,
+    }
+}
+
+async fn compute(query: Option<&str>, journal: &Journal) -> Result<Analysis, Response<Body>> {
     let now = Timestamp::now();
     let since = match parse_params(query, now) {
         Ok(since) => since,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        Err(message) => return Err(error(StatusCode::BAD_REQUEST, message)),
     };
     let query = EventQuery {
         since: Some(since),
         after_id: None,
+        until: None,
         kinds: ANALYZED_KINDS.iter().map(|k| k.to_string()).collect(),
         limit: EventQuery::MAX_LIMIT,
     };
@@ -30,9 +48,9 @@ pub(super) async fn get(query: Option<&str>, journal: &Journal) -> Response<Body
         Ok(events) => {
             let mut analysis = analyze(&events, Range { since, until: now });
             analysis.truncated = events.len() >= EventQuery::MAX_LIMIT;
-            json(StatusCode::OK, &analysis)
+            Ok(analysis)
         }
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+        Err(err) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())),
     }
 }
 

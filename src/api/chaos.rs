@@ -40,6 +40,14 @@ pub(super) async fn read(state: &ApiState, path: &str) -> Option<Response<Body>>
             Ok(experiments) => json(StatusCode::OK, &ExperimentsResponse { experiments }),
             Err(err) => failure(err),
         },
+        other if other.ends_with("/report") => {
+            let id = other.strip_prefix("/v1/chaos/")?.strip_suffix("/report")?;
+            super::report::get(state, &percent_decode(id)).await
+        }
+        other if other.ends_with("/summary") => {
+            let id = other.strip_prefix("/v1/chaos/")?.strip_suffix("/summary")?;
+            super::report::summary(state, &percent_decode(id)).await
+        }
         other => {
             let id = percent_decode(other.strip_prefix("/v1/chaos/")?);
             match state.chaos.show(&id).await {
@@ -88,7 +96,7 @@ pub(super) async fn mutate(state: &ApiState, path: &str, body: &Bytes) -> Respon
     }
 }
 
-fn failure(err: ChaosError) -> Response<Body> {
+pub(super) fn failure(err: ChaosError) -> Response<Body> {
     let status = match &err {
         ChaosError::Invalid(_) => StatusCode::BAD_REQUEST,
         ChaosError::NoSuchProfile(_) | ChaosError::NoSuchExperiment(_) => StatusCode::NOT_FOUND,

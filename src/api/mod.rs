@@ -10,6 +10,7 @@ mod events;
 mod outbox;
 mod peer;
 mod query;
+mod report;
 mod server;
 mod tenants;
 mod types;

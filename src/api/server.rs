@@ -72,6 +72,8 @@ pub struct ApiState {
     pub accounts: Arc<dyn Accounts>,
     pub tenants: TenantService,
     pub chaos: crate::chaos::ChaosEngine,
+    /// The optional AI summary (`[ai]`); off unless configured.
+    pub ai: crate::ai::AiService,
     pub archiver: crate::archive::Archiver,
     pub notifier: crate::notify::Notifier,
     pub drills: crate::drill::DrillRunner,
@@ -191,6 +193,9 @@ async fn route(
         }
         (Method::GET, "/v1/outbox") => {
             super::outbox::get(request.uri().query(), &state.notifier).await
+        }
+        (Method::GET, "/v1/analyze/summary") => {
+            super::analyze::summary(request.uri().query(), state).await
         }
         (Method::GET, "/v1/analyze") => {
             super::analyze::get(request.uri().query(), &state.journal).await

@@ -128,13 +128,40 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
                 false => print!("{}", sentinel::cli::outbox::outbox(&response)),
             }
         }
-        CtlCommand::Analyze { since } => {
+        CtlCommand::Analyze { since, summary } => {
             let query = since.map_or_else(String::new, |s| format!("?since={}", encode(&s)));
             let analysis: Analysis = client.get(&format!("/v1/analyze{query}")).await?;
-            match cli.json {
-                true => println!("{}", serde_json::to_string_pretty(&analysis)?),
-                false => print!("{}", sentinel::cli::analyze::report(&analysis)),
-            }
+            let text = sentinel::cli::analyze::report(&analysis);
+            let path = format!("/v1/analyze/summary{query}");
+            print_findings(
+                &client,
+                cli.json,
+                "analysis",
+                &analysis,
+                &text,
+                summary.then_some(path),
+            )
+            .await?;
+        }
+        CtlCommand::Report {
+            experiment,
+            format,
+            summary,
+        } => {
+            let id = encode(&experiment);
+            let report: sentinel::report::ExperimentReport =
+                client.get(&format!("/v1/chaos/{id}/report")).await?;
+            let text = sentinel::cli::report::render(&report, format);
+            let path = format!("/v1/chaos/{id}/summary");
+            print_findings(
+                &client,
+                cli.json,
+                "report",
+                &report,
+                &text,
+                summary.then_some(path),
+            )
+            .await?;
         }
         CtlCommand::Version => {
             println!("sentinelctl {}", env!("CARGO_PKG_VERSION"));
@@ -145,6 +172,38 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Print deterministic findings (`text`, or JSON under `key`), then, when `summary_path` is
+/// given, the AI summary from that route: labeled, and one line when it cannot be had.
+async fn print_findings(
+    client: &ControlClient,
+    json: bool,
+    key: &str,
+    findings: &impl serde::Serialize,
+    text: &str,
+    summary_path: Option<String>,
+) -> anyhow::Result<()> {
+    let Some(path) = summary_path else {
+        match json {
+            true => println!("{}", serde_json::to_string_pretty(findings)?),
+            false => print!("{text}"),
+        }
+        return Ok(());
+    };
+    if !json {
+        // The findings first, before waiting on the endpoint.
+        print!("{text}");
+    }
+    let summary = client.get::<sentinel::ai::AiSummary>(&path).await;
+    match json {
+        true => {
+            let value = sentinel::cli::summary::json(key, findings, &summary);
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        false => print!("{}", sentinel::cli::summary::section(&summary)),
+    }
+    Ok(())
 }
 
 async fn tenants(

@@ -156,15 +156,18 @@ impl ChaosEngine {
     }
 
     pub async fn show(&self, id: &str) -> Result<ExperimentView, ChaosError> {
+        self.experiment(id).await.map(|e| e.view())
+    }
+
+    /// The journaled record of one experiment (what reports are built from).
+    pub async fn experiment(&self, id: &str) -> Result<Experiment, ChaosError> {
         let store = Arc::clone(&self.inner.store);
         let key = id.to_string();
         let row = blocking(move || lock(&store).get(&key))
             .await
             .map_err(|err| ChaosError::Journal(err.to_string()))?
             .ok_or_else(|| ChaosError::NoSuchExperiment(id.to_string()))?;
-        Experiment::from_row(&row)
-            .map(|e| e.view())
-            .map_err(ChaosError::Journal)
+        Experiment::from_row(&row).map_err(ChaosError::Journal)
     }
 
     fn resolve(

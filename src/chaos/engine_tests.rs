@@ -141,6 +141,7 @@ fn spec(cgroup: &str, halt_on: &[&str]) -> ExperimentSpec {
         force: false,
         allow_default_route: false,
         halt_on: halt_on.iter().map(|s| s.to_string()).collect(),
+        hypothesis: None,
     }
 }
 

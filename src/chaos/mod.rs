@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`spec`], [`units`]: what an experiment does, as data, and its validation.
+//! - [`hypothesis`]: what should hold while it runs (judged by the `report` area).
 //! - [`tc`], [`dist`]: netem/tbf option bytes and delay distribution tables (pure).
 //! - [`netlink`], [`netns`]: the rtnetlink socket and namespace entry (host edge).
 //! - [`cgroup`], [`process`]: cgroupfs v1/v2 and process identity (host edge).
@@ -16,6 +17,7 @@ pub mod dist;
 pub mod engine;
 pub mod experiment;
 pub mod host;
+pub mod hypothesis;
 mod lifecycle;
 pub mod netlink;
 pub mod netns;
@@ -31,6 +33,7 @@ use thiserror::Error;
 pub use action::Action;
 pub use engine::{ChaosEngine, ChaosSettings, ExperimentView, Profile, StartRequest};
 pub use host::{ChaosHost, LinuxHost};
+pub use hypothesis::{Hypothesis, RecoverFrom};
 pub use spec::{ExperimentSpec, Fault, TargetSpec};
 
 /// Our qdisc handle major ("5e1d:"): the ownership marker of every qdisc we create.

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hypothesis::Hypothesis;
 use super::units::{ByteSize, Rate};
 use crate::config::HumanDuration;
 
@@ -243,6 +244,9 @@ pub struct ExperimentSpec {
     /// Abort and roll back as soon as one of these goes Down, e.g. "probe:api".
     #[serde(default)]
     pub halt_on: Vec<String>,
+    /// What should hold while the fault is in place; judged by `sentinelctl report`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hypothesis: Option<Hypothesis>,
 }
 
 impl ExperimentSpec {
@@ -285,6 +289,9 @@ impl ExperimentSpec {
         }
         for fault in &self.faults {
             validate_fault(fault, target)?;
+        }
+        if let Some(hypothesis) = &self.hypothesis {
+            hypothesis.validate()?;
         }
         Ok(())
     }

@@ -7,6 +7,8 @@ pub mod chaos;
 pub mod drill;
 pub mod outbox;
 pub mod render;
+pub mod report;
+pub mod summary;
 pub mod tenants;
 
 use std::path::PathBuf;
@@ -88,6 +90,23 @@ pub enum CtlCommand {
         /// How far back: a duration (24h, 7d) or an RFC 3339 time [default: 24h].
         #[arg(long)]
         since: Option<String>,
+        /// Also ask the configured AI endpoint ([ai]) for a plain-language summary, printed
+        /// after the findings and labeled as generated.
+        #[arg(long)]
+        summary: bool,
+    },
+    /// One chaos experiment's report: timeline, time to detect/act/recover per probe, the
+    /// verdict on its hypothesis, tenants before vs during.
+    Report {
+        /// Experiment id, as `sentinelctl chaos list` shows it.
+        experiment: String,
+        /// text for a terminal, markdown for a post-mortem (--json for machines).
+        #[arg(long, value_enum, default_value_t = report::ReportFormat::Text)]
+        format: report::ReportFormat,
+        /// Also ask the configured AI endpoint ([ai]) for a plain-language summary, printed
+        /// after the report and labeled as generated.
+        #[arg(long)]
+        summary: bool,
     },
     /// Which tenant is hurting: rankings and one tenant's numbers.
     #[command(subcommand)]

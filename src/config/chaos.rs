@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use super::{HumanDuration, Issue};
 use crate::chaos::spec::{ExperimentSpec, Fault, TargetSpec};
+use crate::chaos::Hypothesis;
 use crate::chaos::{ChaosSettings, Profile};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -60,6 +61,9 @@ pub struct ChaosProfileConfig {
     /// Abort and roll back as soon as one of these probes goes Down: ["probe:api"].
     #[serde(default)]
     pub halt_on: Option<Spanned<Vec<String>>>,
+    /// What should hold while the fault is in place: `{ steady_state = ["api"], recover_within = "30s" }`.
+    #[serde(default)]
+    pub hypothesis: Option<Spanned<Hypothesis>>,
 }
 
 impl ChaosProfileConfig {
@@ -74,6 +78,7 @@ impl ChaosProfileConfig {
                 .as_ref()
                 .map(|h| h.get_ref().clone())
                 .unwrap_or_default(),
+            hypothesis: self.hypothesis.as_ref().map(|h| h.get_ref().clone()),
         }
     }
 }
@@ -138,6 +143,22 @@ impl ChaosSection {
                     format!("duplicate chaos profile \"{name}\""),
                 ));
             }
+            if let Some(hypothesis) = &profile.hypothesis {
+                hypothesis.get_ref().validate().map_err(|message| {
+                    Issue::at(hypothesis, format!("chaos profile \"{name}\": {message}"))
+                })?;
+                if let Some(unknown) = hypothesis
+                    .get_ref()
+                    .steady_state
+                    .iter()
+                    .find(|probe| !probes.contains(probe.as_str()))
+                {
+                    return Err(Issue::at(
+                        hypothesis,
+                        format!("chaos profile \"{name}\": hypothesis names probe \"{unknown}\", which is not configured"),
+                    ));
+                }
+            }
             profile.spec().validate().map_err(|message| {
                 Issue::at(
                     &profile.faults,
@@ -186,7 +207,7 @@ mod tests {
     #[test]
     fn a_profile_parses_into_settings() {
         let source = format!(
-            "{PROBE}[chaos]\nmax_duration = \"2h\"\n\n[[chaos.profile]]\nname = \"slow-api\"\nduration = \"5m\"\ntarget = {{ container = \"api\", interface = \"eth0\" }}\nhalt_on = [\"probe:api\"]\nfaults = [{{ kind = \"tbf\", rate = \"1mbit/s\", burst = \"16KiB\", limit = \"64KiB\" }}]\n\n[[chaos.profile]]\nname = \"cpu\"\ntarget = {{ cgroup = \"/app\" }}\n[[chaos.profile.faults]]\nkind = \"cpu_quota\"\ncpus = 0.5\n"
+            "{PROBE}[chaos]\nmax_duration = \"2h\"\n\n[[chaos.profile]]\nname = \"slow-api\"\nduration = \"5m\"\ntarget = {{ container = \"api\", interface = \"eth0\" }}\nhalt_on = [\"probe:api\"]\nhypothesis = {{ steady_state = [\"api\"], recover_within = \"30s\", recover_from = \"rollback\" }}\nfaults = [{{ kind = \"tbf\", rate = \"1mbit/s\", burst = \"16KiB\", limit = \"64KiB\" }}]\n\n[[chaos.profile]]\nname = \"cpu\"\ntarget = {{ cgroup = \"/app\" }}\n[[chaos.profile.faults]]\nkind = \"cpu_quota\"\ncpus = 0.5\n"
         );
         let config = parse(&source).unwrap();
         let settings = config.chaos.settings();
@@ -194,6 +215,10 @@ mod tests {
         assert_eq!(settings.profiles.len(), 2);
         assert_eq!(settings.profiles[0].duration.get().as_secs(), 300);
         assert_eq!(settings.profiles[0].spec.halt_on, ["probe:api"]);
+        let hypothesis = settings.profiles[0].spec.hypothesis.as_ref().unwrap();
+        assert_eq!(hypothesis.steady_state, ["api"]);
+        assert_eq!(hypothesis.recover_within.unwrap().get().as_secs(), 30);
+        assert_eq!(hypothesis.recover_from, crate::chaos::RecoverFrom::Rollback);
         assert_eq!(settings.profiles[1].spec.faults[0].name(), "cpu_quota");
         assert_eq!(config.chaos.handle_major(), 0x5e1d);
     }
@@ -220,6 +245,14 @@ mod tests {
             (
                 "[[chaos.profile]]\nname = \"a\"\ntarget = { interface = \"e\", nic = \"x\" }\nfaults = []\n",
                 "t.toml:3:",
+            ),
+            (
+                "[[chaos.profile]]\nname = \"a\"\ntarget = { interface = \"e\" }\nfaults = [{ kind = \"netem\", delay = \"10ms\" }]\nhypothesis = { steady_state = [\"nope\"] }\n",
+                "t.toml:5:14: chaos profile \"a\": hypothesis names probe \"nope\", which is not configured",
+            ),
+            (
+                "[[chaos.profile]]\nname = \"a\"\ntarget = { interface = \"e\" }\nfaults = [{ kind = \"netem\", delay = \"10ms\" }]\nhypothesis = { recover_within = \"5s\" }\n",
+                "t.toml:5:14: chaos profile \"a\": hypothesis needs steady_state",
             ),
             (
                 "[chaos]\nqdisc_handle = \"zz\"\n",

@@ -94,6 +94,7 @@ impl DrillStepSection {
             force: self.force,
             allow_default_route: self.allow_default_route,
             halt_on: Vec::new(),
+            hypothesis: None,
         });
         StartRequest {
             profile: self.profile.as_ref().map(|p| p.get_ref().clone()),

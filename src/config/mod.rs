@@ -1,6 +1,7 @@
 //! The TOML schema of `sentineld.toml`, its validation (errors carry file:line:col), the diff
 //! between two configs that hot reload applies, and the file watcher that triggers reloads.
 
+mod ai;
 mod archive;
 mod chaos;
 mod diff;
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+pub use ai::AiSection;
 pub use archive::{ArchiveSection, LocalSinkSection, S3Section, SourceKind, SourceSection};
 pub use chaos::{ChaosProfileConfig, ChaosSection};
 pub use diff::ConfigDiff;
@@ -64,6 +66,8 @@ pub struct Config {
     pub notify: NotifySection,
     #[serde(default, rename = "drill")]
     pub drills: Vec<DrillSection>,
+    #[serde(default)]
+    pub ai: AiSection,
 }
 
 /// Process-wide settings. They are read once at start: changing them needs a restart, and a
@@ -307,6 +311,7 @@ impl Config {
         }
         self.tenants.validate()?;
         self.notify.validate()?;
+        self.ai.validate()?;
         let mut names = HashSet::new();
         for probe in &self.probes {
             probe.validate()?;

@@ -1,6 +1,7 @@
 //! The supervisor: builds the running system from a config, applies diffs on reload, owns
 //! shutdown, and keeps systemd informed (READY, RELOADING, STOPPING, STATUS, WATCHDOG).
 
+mod experiments;
 mod notify;
 mod paths;
 mod socket;
@@ -150,6 +151,8 @@ pub async fn run(
         supervisor.board(),
         supervisor.config().drills(),
     );
+    let ai = crate::ai::AiService::default();
+    ai.configure(supervisor.config().ai.settings());
     let (command_tx, mut command_rx) = mpsc::channel::<ControlCommand>(8);
     let api_state = ApiState {
         info: info_rx,
@@ -162,11 +165,14 @@ pub async fn run(
         accounts: Arc::new(SystemAccounts),
         tenants: supervisor.tenants(),
         chaos: chaos.clone(),
+        ai: ai.clone(),
         archiver: supervisor.archiver(),
         notifier: supervisor.notifier(),
         drills: drills.clone(),
     };
     let halts = chaos.watch_halts(components_stop.clone());
+    let snapshots =
+        experiments::spawn_tenant_snapshots(&bus, supervisor.tenants(), components_stop.clone());
     let api_task = tokio::spawn(api::serve(
         bound.listener,
         api_state,
@@ -222,7 +228,7 @@ pub async fn run(
             }
             Some(command) = command_rx.recv() => match command {
                 ControlCommand::Reload { reply } => {
-                    let report = reload(&mut supervisor, &notifier, (&chaos, &drills), ReloadTrigger::Api).await;
+                    let report = reload(&mut supervisor, &notifier, (&chaos, &drills, &ai), ReloadTrigger::Api).await;
                     let _ = reply.send(report);
                     refresh_watch(&mut watcher);
                     continue;
@@ -237,7 +243,7 @@ pub async fn run(
                 }
             },
         };
-        reload(&mut supervisor, &notifier, (&chaos, &drills), trigger).await;
+        reload(&mut supervisor, &notifier, (&chaos, &drills, &ai), trigger).await;
         refresh_watch(&mut watcher);
     }
 
@@ -251,6 +257,7 @@ pub async fn run(
     chaos.shutdown().await;
     components_stop.cancel();
     let _ = halts.await;
+    let _ = snapshots.await;
     supervisor.stop(SHUTDOWN_GRACE).await;
     if tokio::time::timeout(SHUTDOWN_GRACE, api_task)
         .await
@@ -273,13 +280,14 @@ pub async fn run(
 async fn reload(
     supervisor: &mut Supervisor,
     notifier: &Notifier,
-    (chaos, drills): (&ChaosEngine, &DrillRunner),
+    (chaos, drills, ai): (&ChaosEngine, &DrillRunner, &crate::ai::AiService),
     trigger: ReloadTrigger,
 ) -> api::ReloadReport {
     notifier.reloading();
     let report = supervisor.reload(trigger).await;
     chaos.configure(supervisor.config().chaos.settings());
     drills.configure(supervisor.config().drills());
+    ai.configure(supervisor.config().ai.settings());
     notifier.ready(&supervisor.status_line());
     report
 }

@@ -1,6 +1,9 @@
 //! The public TCP listener: `/healthz`, `/metrics`, tenant event ingest (`POST /v1/events`) and
 //! the read-only status page (`GET /`).
 //! Bounded like the control socket: connections and header time; ingest bounds its own bodies.
+//! [`client`] is the outbound side: one bounded JSON POST.
+
+pub mod client;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -27,6 +27,8 @@ CREATE INDEX IF NOT EXISTS events_kind ON events(kind, id);
 pub struct EventQuery {
     /// Only events at or after this time.
     pub since: Option<Timestamp>,
+    /// Only events at or before this time.
+    pub until: Option<Timestamp>,
     /// Only events with an id above this one (a follower's cursor).
     pub after_id: Option<i64>,
     /// Only these kinds (`probe_transition`, ...); empty means all.
@@ -135,10 +137,12 @@ impl JournalStore {
     }
 
     pub fn query(&self, query: &EventQuery) -> Result<Vec<JournaledEvent>, JournalError> {
-        let mut sql = String::from("SELECT id, body FROM events WHERE at_ms >= ?1 AND id > ?2");
+        let mut sql = String::from(
+            "SELECT id, body FROM events WHERE at_ms >= ?1 AND id > ?2 AND at_ms <= ?4",
+        );
         if !query.kinds.is_empty() {
             let placeholders: Vec<String> = (0..query.kinds.len())
-                .map(|i| format!("?{}", i + 4))
+                .map(|i| format!("?{}", i + 5))
                 .collect();
             sql.push_str(&format!(" AND kind IN ({})", placeholders.join(",")));
         }
@@ -151,6 +155,7 @@ impl JournalStore {
             query.since.map_or(i64::MIN, Timestamp::as_millis).into(),
             query.after_id.unwrap_or(0).into(),
             (limit as i64).into(),
+            query.until.map_or(i64::MAX, Timestamp::as_millis).into(),
         ];
         values.extend(query.kinds.iter().map(|k| k.clone().into()));
 
@@ -242,6 +247,14 @@ mod tests {
                 ..Default::default()
             }),
             [2, 3]
+        );
+        assert_eq!(
+            ids(EventQuery {
+                since: Some(Timestamp(1500)),
+                until: Some(Timestamp(2500)),
+                ..Default::default()
+            }),
+            [2]
         );
         assert_eq!(
             ids(EventQuery {

@@ -78,6 +78,7 @@ impl StatusPage {
         let query = EventQuery {
             since: Some(now.saturating_sub(INCIDENT_HORIZON)),
             after_id: None,
+            until: None,
             kinds: vec!["probe_transition".into()],
             limit: TRANSITIONS_READ,
         };
@@ -92,6 +93,7 @@ impl StatusPage {
         };
         let query = EventQuery {
             since: Some(now.saturating_sub(experiments::EXPERIMENT_HORIZON)),
+            until: None,
             after_id: None,
             kinds: experiments::EXPERIMENT_KINDS.map(String::from).to_vec(),
             limit: EventQuery::MAX_LIMIT,

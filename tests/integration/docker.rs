@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 use crate::harness::{docker, require_docker, text, wait_for, Daemon, Sandbox, TestContainer};
 
 /// A docker probe that only the event stream can make fast: 30 s interval, Down on one failure.
-pub fn docker_probe(name: &str, container: &str, extra: &str) -> String {
+pub(crate) fn docker_probe(name: &str, container: &str, extra: &str) -> String {
     format!(
         "[[probe]]\nname = \"{name}\"\nkind = \"docker\"\ncontainer = \"{container}\"\ninterval = \"30s\"\nfail_after = 1\n{extra}\n"
     )
 }
 
 /// Wait until `probe` is up and the daemon follows the engine's events (so a kill is seen).
-pub fn wait_up_and_following(daemon: &Daemon, probe: &str) {
+pub(crate) fn wait_up_and_following(daemon: &Daemon, probe: &str) {
     wait_for(
         Duration::from_secs(15),
         "probe up and events followed",
@@ -24,7 +24,7 @@ pub fn wait_up_and_following(daemon: &Daemon, probe: &str) {
     );
 }
 
-pub const RESTART_HEAL: &str =
+pub(crate) const RESTART_HEAL: &str =
     "heal = { action = \"docker_restart\", stop_timeout = \"1s\", verify_within = \"10s\" }";
 
 #[test]

@@ -3,6 +3,7 @@
 mod harness;
 
 mod agent;
+mod ai;
 mod analyze;
 mod archive;
 mod bounds;
@@ -19,6 +20,7 @@ mod postgres;
 mod probes;
 mod reload;
 mod remedy;
+mod report;
 mod status_page;
 mod systemd_notify;
 mod tenants;

@@ -25,6 +25,13 @@ pub struct Received {
     pub body: Value,
     /// For webhooks: whether `X-Sentinel-Signature` is the HMAC of the body with SECRET.
     pub signed: bool,
+    pub authorization: Option<String>,
+}
+
+/// What a receiver answers: after `delay`, 200 with `body` as JSON.
+pub struct Answer {
+    pub delay: Duration,
+    pub body: String,
 }
 
 /// An HTTP receiver on 127.0.0.1:port that answers 200 to every POST and records it.
@@ -34,6 +41,14 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start(port: u16) -> Self {
+        Self::answering(port, |_| Answer {
+            delay: Duration::ZERO,
+            body: "ok".into(),
+        })
+    }
+
+    /// A receiver whose answer to each POST (by path) `answer` decides.
+    pub fn answering(port: u16, answer: impl Fn(&str) -> Answer + Send + 'static) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let store = Arc::clone(&received);
@@ -50,7 +65,7 @@ impl Receiver {
                     .nth(1)
                     .unwrap_or("")
                     .to_string();
-                let (mut length, mut signature) = (0usize, None);
+                let (mut length, mut signature, mut authorization) = (0usize, None, None);
                 loop {
                     let mut line = String::new();
                     if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -60,6 +75,7 @@ impl Receiver {
                     match name.to_ascii_lowercase().as_str() {
                         "content-length" => length = value.trim().parse().unwrap_or(0),
                         "x-sentinel-signature" => signature = Some(value.trim().to_string()),
+                        "authorization" => authorization = Some(value.trim().to_string()),
                         _ => {}
                     }
                 }
@@ -76,13 +92,21 @@ impl Receiver {
                     .map(|b| format!("{b:02x}"))
                     .collect();
                 let signed = signature.as_deref() == Some(&format!("sha256={expected}"));
+                let answer = answer(&path);
                 store.lock().unwrap().push(Received {
                     path,
                     body: serde_json::from_slice(&body).unwrap_or(Value::Null),
                     signed,
+                    authorization,
                 });
+                std::thread::sleep(answer.delay);
                 let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                        answer.body.len(),
+                        answer.body
+                    )
+                    .as_bytes(),
                 );
             }
         });

@@ -33,7 +33,7 @@ fn request(port: u16, head: &str, body: &[u8]) -> (u16, String) {
     (status, body)
 }
 
-pub fn post_events(port: u16, extra_headers: &str, body: &[u8]) -> (u16, serde_json::Value) {
+pub(crate) fn post_events(port: u16, extra_headers: &str, body: &[u8]) -> (u16, serde_json::Value) {
     let head = format!("POST /v1/events HTTP/1.1{extra_headers}");
     let (status, body) = request(port, &head, body);
     let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {body:?}: {e}"));
