@@ -16,6 +16,9 @@ pub struct ConfigDiff {
     /// Which parts of `[archive]` and `[notify]` differ ("archive sink", "notify channels").
     pub remedy_changed: Vec<String>,
     pub drills_changed: bool,
+    /// `[chaos]` (profiles, guardrails); running experiments keep the settings they started with.
+    pub chaos_changed: bool,
+    pub ai_changed: bool,
     /// `[daemon]` settings that differ; they are read once at start and need a restart.
     pub restart_required: Vec<String>,
 }
@@ -29,6 +32,8 @@ impl ConfigDiff {
             http_changed: old.http != new.http,
             tenants_changed: old.tenants != new.tenants,
             drills_changed: old.drills != new.drills,
+            chaos_changed: old.chaos != new.chaos,
+            ai_changed: old.ai != new.ai,
             ..Default::default()
         };
         diff.remedy_changed = remedy_changes(old, new);
@@ -97,9 +102,17 @@ impl ConfigDiff {
                 .iter()
                 .map(|part| format!("{part} changed")),
         );
-        if self.drills_changed {
-            out.push("drills changed".into());
-        }
+        let flags = [
+            (self.chaos_changed, "chaos changed"),
+            (self.drills_changed, "drills changed"),
+            (self.ai_changed, "ai changed"),
+        ];
+        out.extend(
+            flags
+                .iter()
+                .filter(|(changed, _)| *changed)
+                .map(|(_, line)| line.to_string()),
+        );
         out
     }
 }
@@ -212,7 +225,13 @@ address = "127.0.0.1:2"
             (
                 "drills",
                 &format!("{BASE}[[chaos.profile]]\nname = \"k\"\ntarget = {{ container = \"c\" }}\nfaults = [{{ kind = \"container\", action = \"kill\" }}]\n[[drill]]\nname = \"g\"\n[[drill.step]]\nprofile = \"k\"\nexpect = [{{ probe = \"a\", stays_up = true }}]\n"),
-                &["drills changed"],
+                &["chaos changed", "drills changed"],
+                &[],
+            ),
+            (
+                "ai",
+                &format!("{BASE}[ai]\nenabled = true\nprovider = \"ollama\"\nendpoint = \"http://127.0.0.1:11434\"\nmodel = \"m\"\n"),
+                &["ai changed"],
                 &[],
             ),
         ];
