@@ -4,6 +4,7 @@
 mod experiments;
 mod notify;
 mod paths;
+mod silences;
 mod socket;
 mod supervisor;
 mod tenants;

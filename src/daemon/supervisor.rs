@@ -185,6 +185,8 @@ impl Supervisor {
         };
         supervisor.start_http(listener);
         let recoveries = supervisor.recoveries_from_journal().await;
+        // Operator silences outlive a restart: a probe silenced for maintenance stays quiet.
+        supervisor.silences = supervisor.silences_from_journal().await;
         for probe in &loaded.config.probes {
             let so_far = recoveries.get(probe.name()).copied().unwrap_or(0);
             supervisor.start_probe(probe, so_far).await;
@@ -490,6 +492,22 @@ impl Supervisor {
             }
         }
         latest
+    }
+
+    /// The silences still in force, from the last `probe_silenced` of each probe.
+    async fn silences_from_journal(&self) -> BTreeMap<String, Timestamp> {
+        let query = EventQuery {
+            kinds: vec!["probe_silenced".into()],
+            limit: EventQuery::MAX_LIMIT,
+            ..Default::default()
+        };
+        match self.journal.query(query).await {
+            Ok(events) => super::silences::active_silences(&events, Timestamp::now()),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read past silences; none restored");
+                BTreeMap::new()
+            }
+        }
     }
 
     /// When this probe was healed within `window`, from the journal: the budget survives restarts.
