@@ -5,6 +5,7 @@
 
 mod compose;
 mod deliver;
+mod orphans;
 mod outbox;
 mod render;
 mod silence;
@@ -26,7 +27,7 @@ pub use render::{body, route, signature, SIGNATURE_HEADER};
 use silence::ProbeWatch;
 
 use crate::config::{ChannelKind, Config, RouteSection};
-use crate::event::{Bus, Event, Timestamp};
+use crate::event::{Bus, Event, EventKind, Timestamp};
 
 #[derive(Debug, Error)]
 pub enum NotifyError {
@@ -195,6 +196,7 @@ impl Notifier {
 
     async fn run_compose(self, mut events: broadcast::Receiver<Event>, cancel: CancellationToken) {
         let mut watch = ProbeWatch::default();
+        let watching_since = Timestamp::now();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -205,6 +207,11 @@ impl Notifier {
                         let composed = self.lock_composer().compose(&event);
                         if let Some(notification) = composed {
                             self.enqueue(&notification, &mut watch).await;
+                        }
+                        if let EventKind::ProbeTransition { probe, to, .. } = &event.kind {
+                            if to == "up" {
+                                self.resolve_orphans(probe, event.at, watching_since).await;
+                            }
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -271,6 +278,35 @@ impl Notifier {
             .await;
         if let Err(err) = stored {
             tracing::error!("cannot store a notification: {err}");
+        }
+    }
+
+    /// Resolve the alerts about `probe` that an earlier sentineld fired and whose incident
+    /// ended across the restart, on the channels that heard of them.
+    async fn resolve_orphans(&self, probe: &str, up_at: Timestamp, watching_since: Timestamp) {
+        let open = match self.outbox(|o| o.open_alerts()).await {
+            Ok(open) => open,
+            Err(err) => {
+                tracing::warn!("cannot read open alerts: {err}");
+                return;
+            }
+        };
+        let settings = self.settings();
+        let resolutions = orphans::resolve_orphans(&open, probe, up_at, watching_since);
+        for (channel, resolved) in &resolutions {
+            let Some(kind) = settings.channel(channel).map(|c| c.kind) else {
+                continue;
+            };
+            tracing::info!(
+                probe,
+                channel,
+                "resolving an alert fired before this sentineld started"
+            );
+            self.store(channel, kind, resolved, false, settings.dedup_window)
+                .await;
+        }
+        if !resolutions.is_empty() {
+            self.inner.wake.notify_one();
         }
     }
 

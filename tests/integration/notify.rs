@@ -483,6 +483,26 @@ fn a_silenced_probe_alerts_nobody_and_the_outbox_says_suppressed() {
     });
     assert_eq!(app_resolution["state"], "suppressed", "{app_resolution}");
     nothing_about_app_arrived();
+    let silenced_until = daemon.probe("app")["silenced_until"].clone();
+    assert!(silenced_until.is_number(), "{}", daemon.probe("app"));
+
+    // the silence outlives a restart: app fails again under a new daemon, and still nobody hears
+    assert!(daemon.stop().success());
+    let daemon = Daemon::start(&sandbox, |_| {});
+    daemon.wait_state("app", "up");
+    assert_eq!(daemon.probe("app")["silenced_until"], silenced_until);
+    std::fs::remove_file(&app).unwrap();
+    std::fs::remove_file(&web).unwrap();
+    daemon.wait_state("app", "down");
+    wait_for(Duration::from_secs(20), "web's second alert", || {
+        let hooks = receiver.at("/hook");
+        let web_firings = hooks
+            .iter()
+            .filter(|h| h.body["subject"] == "probe:web" && h.body["status"] == "firing")
+            .count();
+        (web_firings >= 2).then_some(())
+    });
+    nothing_about_app_arrived();
     assert!(daemon.stop().success());
 }
 
@@ -538,9 +558,26 @@ fn reminders_go_on_across_a_daemon_restart() {
     assert!(after.signed);
     assert_eq!(daemon.probe("app")["state"], "failing");
 
-    // once app is seen Up again the reminders stop
+    // once app is seen Up again the alert the first daemon fired is resolved, once, and the
+    // reminders stop
     std::fs::write(&flag, "").unwrap();
     daemon.wait_state("app", "up");
+    let resolved = wait_for(
+        Duration::from_secs(10),
+        "the orphaned alert resolved",
+        || {
+            receiver
+                .at("/hook")
+                .into_iter()
+                .find(|h| h.body["status"] == "resolved")
+        },
+    );
+    assert_eq!(resolved.body["subject"], "probe:app");
+    let text = resolved.body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("✅ app is up again (down since ") && text.contains("sentineld restart"),
+        "{text}"
+    );
     std::thread::sleep(Duration::from_millis(500));
     let settled = reminders().len();
     std::thread::sleep(Duration::from_secs(3));
@@ -549,5 +586,11 @@ fn reminders_go_on_across_a_daemon_restart() {
         settled,
         "no reminders about a probe that is up"
     );
+    let resolutions = receiver
+        .at("/hook")
+        .into_iter()
+        .filter(|h| h.body["status"] == "resolved")
+        .count();
+    assert_eq!(resolutions, 1, "resolved exactly once");
     assert!(daemon.stop().success());
 }
