@@ -112,6 +112,7 @@ pub async fn run(
     // Before the socket serves: undo what a crash left, so no request races the recovery.
     let chaos = start_chaos(&loaded.config, &runtime_paths.state_dir, &bus)?;
     chaos.recover().await;
+    close_interrupted_drills(&journal, &bus).await;
 
     let bound = socket::bind(
         &runtime_paths.socket,
@@ -291,6 +292,26 @@ async fn reload(
     ai.configure(supervisor.config().ai.settings());
     notifier.ready(&supervisor.status_line());
     report
+}
+
+/// Journal a `drill_finished` (aborted) for each drill a crash left unfinished.
+async fn close_interrupted_drills(journal: &Journal, bus: &Bus) {
+    let query = crate::journal::EventQuery {
+        kinds: crate::drill::recover::DRILL_KINDS
+            .map(String::from)
+            .to_vec(),
+        limit: crate::journal::EventQuery::MAX_LIMIT,
+        ..Default::default()
+    };
+    match journal.query(query).await {
+        Ok(events) => {
+            for finished in crate::drill::recover::close_interrupted(&events) {
+                tracing::warn!("{}", finished.summary());
+                bus.publish(finished);
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot read past drills"),
+    }
 }
 
 /// The chaos engine on this host's kernel; the capability probe runs here, once.

@@ -276,6 +276,33 @@ fn a_drill_aborts_and_rolls_back_on_an_unrelated_failure_a_stop_and_shutdown() {
     let finished = daemon.events("drill_finished");
     assert_eq!(finished.len(), 3, "{finished:?}");
     assert_eq!(finished[2]["reason"], "daemon shutdown", "{finished:?}");
+
+    // a crash (SIGKILL: dropping the handle) leaves the fourth run unfinished with its tbf in
+    // place; the next start rolls the tbf back and closes the drill as aborted
+    let child = run_until_applied(&daemon, "steady", &pair, "5e41");
+    drop(daemon);
+    let _ = finish(child);
+    assert!(has_qdisc(&pair, "5e41"), "a crash cannot roll back");
+    let daemon = Daemon::start(&sandbox, |_| {});
+    assert!(
+        !has_qdisc(&pair, "5e41"),
+        "{}",
+        NetnsPair::qdiscs(&pair.a, "veth-a")
+    );
+    let finished = wait_for(
+        Duration::from_secs(10),
+        "the interrupted drill closed",
+        || {
+            let finished = daemon.events("drill_finished");
+            (finished.len() == 4).then_some(finished)
+        },
+    );
+    assert_eq!(finished[3]["outcome"], "aborted", "{finished:?}");
+    let reason = finished[3]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("sentineld stopped during the drill"),
+        "{reason}"
+    );
     assert!(daemon.stop().success());
 }
 
