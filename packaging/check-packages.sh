@@ -56,6 +56,7 @@ done
 # Where each distribution's systemd and zsh look (zsh on Fedora/RHEL has no vendor-completions).
 deb_only=(
     /lib/systemd/system/sentineld.service
+    /lib/systemd/system/sentinel-agent.service
     /usr/share/zsh/vendor-completions/_sentinelctl
     /usr/share/zsh/vendor-completions/_sentineld
     /usr/share/doc/sentinel/copyright
@@ -63,6 +64,7 @@ deb_only=(
 )
 rpm_only=(
     /usr/lib/systemd/system/sentineld.service
+    /usr/lib/systemd/system/sentinel-agent.service
     /usr/share/zsh/site-functions/_sentinelctl
     /usr/share/zsh/site-functions/_sentineld
 )
@@ -121,6 +123,10 @@ check "deb unit is systemd/sentineld.service" \
     cmp "$tmp/deb/lib/systemd/system/sentineld.service" systemd/sentineld.service
 check "rpm unit is systemd/sentineld.service" \
     cmp "$tmp/rpm/usr/lib/systemd/system/sentineld.service" systemd/sentineld.service
+check "deb agent unit is systemd/sentinel-agent.service" \
+    cmp "$tmp/deb/lib/systemd/system/sentinel-agent.service" systemd/sentinel-agent.service
+check "rpm agent unit is systemd/sentinel-agent.service" \
+    cmp "$tmp/rpm/usr/lib/systemd/system/sentinel-agent.service" systemd/sentinel-agent.service
 
 # --- install and remove, in a throwaway root without systemd --------------------------
 # A private mount namespace, a tmpfs, and an overlay of / on it: dpkg and rpm write only
@@ -139,6 +145,9 @@ chroot "$dir/root" sh -eu -c '
     dpkg -i /tmp/sentinel.deb
     getent group sentinel && state
     test -L /etc/systemd/system/multi-user.target.wants/sentineld.service
+    # the agent needs its log paths first: installed, not enabled
+    test -f /lib/systemd/system/sentinel-agent.service
+    test ! -e /etc/systemd/system/multi-user.target.wants/sentinel-agent.service
     sentineld check-config /etc/sentinel/sentineld.toml
     dpkg --purge sentinel
     test ! -e /var/lib/sentinel && test ! -e /etc/sentinel/sentineld.toml

@@ -116,6 +116,7 @@ step "packages: build, check contents, lintian, unit file"
 bash packaging/build-packages.sh
 bash packaging/check-packages.sh | tee target/packaging-output.txt
 bash packaging/check-unit.sh target/release/sentineld
+bash packaging/check-unit.sh target/release/sentinel-agent
 
 step "Python SDK (sdk/python): venv, lints, pytest against real FastAPI/uvicorn/Flask and sentineld"
 CI="${CI:-true}" SENTINELD_BIN="$PWD/target/release/sentineld" SENTINELCTL_BIN="$PWD/target/release/sentinelctl" \

@@ -4,7 +4,7 @@
 if [ -d /run/systemd/system ]; then
     systemctl daemon-reload >/dev/null 2>&1 || :
     if [ "$1" -ge 1 ]; then
-        systemctl try-restart sentineld.service >/dev/null 2>&1 || :
+        systemctl try-restart sentineld.service sentinel-agent.service >/dev/null 2>&1 || :
     fi
 fi
 exit 0
