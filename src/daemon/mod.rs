@@ -112,7 +112,7 @@ pub async fn run(
     // Before the socket serves: undo what a crash left, so no request races the recovery.
     let chaos = start_chaos(&loaded.config, &runtime_paths.state_dir, &bus)?;
     chaos.recover().await;
-    close_interrupted_drills(&journal, &bus).await;
+    let past_drills = drill_history(&journal, &bus).await;
 
     let bound = socket::bind(
         &runtime_paths.socket,
@@ -153,6 +153,7 @@ pub async fn run(
         supervisor.board(),
         supervisor.config().drills(),
     );
+    drills.remember(past_drills);
     let ai = crate::ai::AiService::default();
     ai.configure(supervisor.config().ai.settings());
     let (command_tx, mut command_rx) = mpsc::channel::<ControlCommand>(8);
@@ -294,24 +295,28 @@ async fn reload(
     report
 }
 
-/// Journal a `drill_finished` (aborted) for each drill a crash left unfinished.
-async fn close_interrupted_drills(journal: &Journal, bus: &Bus) {
+/// Earlier daemons' drill runs from the journal; a `drill_finished` (aborted) is journaled for
+/// each run a crash left unfinished.
+async fn drill_history(journal: &Journal, bus: &Bus) -> Vec<crate::drill::DrillRun> {
+    use crate::drill::history;
     let query = crate::journal::EventQuery {
-        kinds: crate::drill::recover::DRILL_KINDS
-            .map(String::from)
-            .to_vec(),
+        kinds: history::DRILL_KINDS.map(String::from).to_vec(),
         limit: crate::journal::EventQuery::MAX_LIMIT,
         ..Default::default()
     };
-    match journal.query(query).await {
-        Ok(events) => {
-            for finished in crate::drill::recover::close_interrupted(&events) {
-                tracing::warn!("{}", finished.summary());
-                bus.publish(finished);
-            }
+    let events = match journal.query(query).await {
+        Ok(events) => events,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read past drills");
+            return Vec::new();
         }
-        Err(err) => tracing::warn!(error = %err, "cannot read past drills"),
+    };
+    let mut runs = history::runs_from_journal(&events);
+    for finished in history::close_interrupted(&mut runs, Timestamp::now()) {
+        tracing::warn!("{}", finished.summary());
+        bus.publish(finished);
     }
+    runs
 }
 
 /// The chaos engine on this host's kernel; the capability probe runs here, once.

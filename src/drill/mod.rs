@@ -6,10 +6,10 @@
 //! - [`expect`]: the pure verdict of one expectation over a step's events (table-tested).
 //! - [`runner`]: `DrillRunner`, which runs steps through the chaos engine, aborts on an
 //!   unrelated failure, stop or shutdown, and publishes the `drill_*` events.
-//! - [`recover`]: at start, closes as aborted the drills a crash left without `drill_finished`.
+//! - [`history`]: runs rebuilt from the journal at start; those a crash interrupted are closed.
 
 pub mod expect;
-pub mod recover;
+pub mod history;
 pub mod runner;
 
 use std::time::Duration;

@@ -115,6 +115,16 @@ impl DrillRunner {
         }
     }
 
+    /// Seed the recent runs with those of earlier daemons (from the journal, oldest first).
+    pub fn remember(&self, past: Vec<DrillRun>) {
+        let mut runs = lock(&self.inner.runs);
+        let mut all = past;
+        all.append(&mut runs);
+        let excess = all.len().saturating_sub(RECENT_RUNS);
+        all.drain(..excess);
+        *runs = all;
+    }
+
     pub fn configure(&self, drills: Vec<Drill>) {
         *lock(&self.inner.drills) = drills;
     }

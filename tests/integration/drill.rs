@@ -303,6 +303,27 @@ fn a_drill_aborts_and_rolls_back_on_an_unrelated_failure_a_stop_and_shutdown() {
         reason.starts_with("sentineld stopped during the drill"),
         "{reason}"
     );
+    // and the runs of earlier daemons are still listed, newest first, with their outcomes
+    let runs = daemon.ctl_json(&["drill", "list"])["runs"].clone();
+    let states: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["aborted"; 4], "{runs}");
+    assert_eq!(runs[0]["reason"].as_str(), Some(reason), "{runs}");
+    assert_eq!(
+        runs[3]["reason"], "unrelated failure of probe bystander",
+        "{runs}"
+    );
+    let oldest = runs[3]["id"].as_str().unwrap();
+    // `drill show` exits 1 for an aborted run, like `drill run`
+    let output = daemon.ctl(&["--json", "drill", "show", oldest]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["run"]["id"], oldest, "{shown}");
+    assert_eq!(shown["run"]["state"], "aborted", "{shown}");
     assert!(daemon.stop().success());
 }
 
