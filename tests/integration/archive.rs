@@ -16,6 +16,7 @@ use crate::harness::{
     docker, free_port, require_docker, require_root, text, wait_for, Daemon, PostgresServer,
     Sandbox, TestContainer,
 };
+use crate::notify::{Receiver, SECRET};
 
 /// A real S3 API on loopback: `moto_server` (pip `moto[server]`), found on PATH or at $MOTO_SERVER.
 pub struct Moto {
@@ -191,6 +192,20 @@ fn app_files(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
     (flag, logs)
 }
 
+/// `len` bytes that gzip cannot shrink (xorshift), so a bundle's size is known in advance.
+fn noise(len: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(len + 8);
+    let mut state = 0x9e3779b97f4a7c15u64;
+    while bytes.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    bytes.truncate(len);
+    bytes
+}
+
 #[test]
 fn bundle_is_spooled_before_the_restart_and_copied_to_the_local_sink() {
     let sandbox = Sandbox::new();
@@ -335,14 +350,7 @@ fn large_bundles_go_up_in_verified_parts() {
     let sandbox = Sandbox::new();
     let (flag, logs) = app_files(&sandbox);
     // 12 MiB of incompressible log: above the 5 MiB threshold, three 5 MiB parts
-    let mut noise = Vec::with_capacity(12 << 20);
-    let mut state = 0x9e3779b97f4a7c15u64;
-    while noise.len() < 12 << 20 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        noise.extend_from_slice(&state.to_le_bytes());
-    }
+    let noise = noise(12 << 20);
     std::fs::write(logs.join("big.log"), &noise).unwrap();
     let port = free_port();
     let moto = Moto::start(port);
@@ -576,5 +584,245 @@ timeout = "1s"
             .any(|r| r["application_name"] == "sentineld-archive"),
         "the snapshot's own connection is listed: {rows:#?}"
     );
+    assert!(daemon.stop().success());
+}
+
+/// Milliseconds since the epoch at which a journaled event happened.
+fn at_ms(event: &Value) -> i64 {
+    event["at"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no `at`: {event}"))
+}
+
+/// `[archive] timeout`: the restart goes ahead while the evidence is still being collected, the
+/// timeout is journaled, and the late bundle still reaches the spool and the sink.
+///
+/// Collection is made slow by a hung database: two `pg_stat_activity` sources on a postgres
+/// probe whose address is a listener that never accepts (the kernel completes the handshake
+/// and nothing ever answers, as with a SIGSTOPped server), so each source waits out its 5 s
+/// connect bound: at least 10 s in all. A FIFO cannot do it: a `files` source reads only
+/// regular files, so the writer-less FIFO `stuck.log` below is skipped (had it been opened,
+/// collection would hang for good and this test would time out waiting for the bundle).
+#[test]
+fn slow_evidence_times_out_and_the_restart_goes_ahead_while_collection_finishes() {
+    let sandbox = Sandbox::new();
+    let (flag, logs) = app_files(&sandbox);
+    nix::unistd::mkfifo(
+        &logs.join("stuck.log"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_port = hung.local_addr().unwrap().port();
+    let password = sandbox.path().join("pg-password");
+    std::fs::write(&password, "secret\n").unwrap();
+    let slow = format!(
+        r#"[archive]
+timeout = "2s"
+
+[[probe]]
+name = "hung-db"
+kind = "postgres"
+address = "127.0.0.1:{hung_port}"
+user = "sentinel"
+password_file = "{password}"
+interval = "1h"
+
+[[archive.source]]
+name = "activity-1"
+kind = "pg_stat_activity"
+probe = "hung-db"
+
+[[archive.source]]
+name = "activity-2"
+kind = "pg_stat_activity"
+probe = "hung-db"
+"#,
+        password = password.display(),
+    );
+    let config = flag_probe(&flag, &logs, &slow).replace(
+        "archive = [\"app-logs\"]",
+        "archive = [\"app-logs\", \"activity-1\", \"activity-2\"]",
+    );
+    sandbox.write_config(&sandbox.config("", &config));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    wait_for(Duration::from_secs(15), "app up", || {
+        (daemon.probe("app")["state"] == "up").then_some(())
+    });
+
+    std::fs::remove_file(&flag).unwrap();
+    // the late bundle still arrives, with what the live sources gave
+    let bundle = wait_uploaded(&daemon, None, Duration::from_secs(40));
+    let name = bundle["name"].as_str().unwrap();
+
+    let events = daemon.events(
+        "archive_started,archive_failed,heal_started,heal_finished,incident_closed,archive_spooled",
+    );
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "archive_started",
+            "archive_failed",
+            "heal_started",
+            "heal_finished",
+            "incident_closed",
+            "archive_spooled"
+        ],
+        "{events:#?}"
+    );
+    let (started, timed_out, healed, spooled) = (&events[0], &events[1], &events[3], &events[5]);
+    assert_eq!(timed_out["stage"], "timeout", "{timed_out}");
+    assert_eq!(timed_out["will_retry"], true, "{timed_out}");
+    assert_eq!(timed_out["bundle"], name, "{timed_out}");
+    assert_eq!(started["bundle"], name);
+    assert_eq!(spooled["bundle"], name);
+    assert_eq!(healed["ok"], true, "{healed}");
+    let since_start = |event: &Value| at_ms(event) - at_ms(started);
+    // the wait lasted the timeout, the restart came right after it, the bundle long after
+    assert!(
+        (2_000..5_000).contains(&since_start(timed_out)),
+        "{timed_out}"
+    );
+    assert!(since_start(healed) < 6_000, "{healed}");
+    assert!(since_start(spooled) >= 9_500, "{spooled}");
+
+    let bytes = std::fs::read(bundle["location"].as_str().unwrap()).unwrap();
+    let manifest = verified_manifest(&bytes);
+    let paths: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["app-logs/app.conf", "app-logs/app.log"]);
+    let problems = manifest["problems"].as_array().unwrap();
+    for source in ["activity-1", "activity-2"] {
+        assert!(
+            problems.iter().any(|p| p["source"] == source
+                && p["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("127.0.0.1:{hung_port}"))),
+            "{source}: {problems:#?}"
+        );
+    }
+    drop(hung);
+    assert!(daemon.stop().success());
+}
+
+/// The spool quota never deletes evidence that is not uploaded yet: with S3 down, two bundles
+/// over the quota both stay (alerted once, journaled and at a webhook); once S3 is back both
+/// are uploaded and the older one is pruned from the spool, oldest first, until it fits.
+#[test]
+fn spool_quota_keeps_pending_bundles_and_prunes_uploaded_ones_oldest_first() {
+    let sandbox = Sandbox::new();
+    let (flag, logs) = app_files(&sandbox);
+    // incompressible: each bundle is a little over 3 KiB, so one fits 5 KiB and two do not
+    std::fs::write(logs.join("noise.log"), noise(3 << 10)).unwrap();
+    let quota = 5 << 10;
+    let (s3_port, hook_port) = (free_port(), free_port());
+    let receiver = Receiver::start(hook_port);
+    let extra = format!(
+        "{s3}spool_quota = \"5KiB\"\n\n[notify]\nmax_retry_delay = \"1s\"\n\n[[notify.channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nsecret = \"{SECRET}\"\n",
+        s3 = s3_section(s3_port),
+    );
+    sandbox.write_config(&sandbox.config("", &flag_probe(&flag, &logs, &extra)));
+    let daemon = Daemon::start(&sandbox, aws_env);
+    wait_for(Duration::from_secs(15), "app up", || {
+        (daemon.probe("app")["state"] == "up").then_some(())
+    });
+
+    // two incidents while S3 is down: two pending bundles
+    for incident in 1..=2 {
+        std::fs::remove_file(&flag).unwrap();
+        wait_for(
+            Duration::from_secs(20),
+            &format!("incident {incident} closed"),
+            || (daemon.events("incident_closed").len() == incident).then_some(()),
+        );
+    }
+    let quota_events = || {
+        daemon
+            .events("archive_failed")
+            .into_iter()
+            .filter(|e| e["stage"] == "quota")
+            .collect::<Vec<_>>()
+    };
+    // a few more upload rounds after the alert, each of which checks the quota again
+    let pending = wait_for(
+        Duration::from_secs(30),
+        "both bundles pending, retried",
+        || {
+            let all = archives(&daemon);
+            let retried = all.len() == 2
+                && all
+                    .iter()
+                    .all(|a| a["state"] == "pending" && a["attempts"].as_u64() >= Some(3));
+            (retried && !quota_events().is_empty()).then_some(all)
+        },
+    );
+    let (newest, oldest) = (&pending[0], &pending[1]);
+    for bundle in [newest, oldest] {
+        let bytes = bundle["bytes"].as_u64().unwrap();
+        assert!(bytes < quota && bytes > quota / 2, "{bundle}");
+        assert!(
+            Path::new(bundle["path"].as_str().unwrap()).is_file(),
+            "{bundle}"
+        );
+        assert!(
+            Path::new(bundle["manifest_path"].as_str().unwrap()).is_file(),
+            "{bundle}"
+        );
+    }
+    let alerts = quota_events();
+    assert_eq!(alerts.len(), 1, "alerted once: {alerts:#?}");
+    assert_eq!(alerts[0]["bundle"], oldest["name"], "{alerts:#?}");
+    let quota_hooks = || {
+        receiver
+            .at("/hook")
+            .into_iter()
+            .filter(|h| {
+                h.body["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.ends_with(":quota"))
+            })
+            .collect::<Vec<_>>()
+    };
+    let notified = wait_for(
+        Duration::from_secs(20),
+        "the quota alert at the webhook",
+        || Some(quota_hooks()).filter(|hooks| !hooks.is_empty()),
+    );
+    assert!(notified[0].signed, "{notified:?}");
+    let text = notified[0].body["text"].as_str().unwrap();
+    assert!(text.contains("quota") && text.contains("kept"), "{text}");
+
+    // S3 back: both go up, then the oldest is pruned to fit; the newest fits and stays
+    let moto = Moto::start(s3_port);
+    moto.create_bucket("evidence");
+    let settled = wait_for(
+        Duration::from_secs(30),
+        "oldest pruned, newest uploaded",
+        || {
+            let all = archives(&daemon);
+            (all.len() == 2 && all[0]["state"] == "uploaded" && all[1]["state"] == "pruned")
+                .then_some(all)
+        },
+    );
+    for (bundle, before) in settled.iter().zip([newest, oldest]) {
+        assert_eq!(bundle["name"], before["name"]);
+        let key = format!(
+            "incidents/{}/bundle.tar.gz",
+            bundle["name"].as_str().unwrap()
+        );
+        assert_eq!(bundle["location"], format!("s3://evidence/{key}"));
+        assert_eq!(sha256_hex(&moto.object("evidence", &key)), before["sha256"]);
+    }
+    assert!(Path::new(newest["path"].as_str().unwrap()).is_file());
+    assert!(!Path::new(oldest["path"].as_str().unwrap()).exists());
+    assert!(!Path::new(oldest["manifest_path"].as_str().unwrap()).exists());
+    assert_eq!(quota_events().len(), 1, "{:#?}", quota_events());
+    assert_eq!(quota_hooks().len(), 1, "{:?}", quota_hooks());
     assert!(daemon.stop().success());
 }
