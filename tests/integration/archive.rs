@@ -594,15 +594,59 @@ fn at_ms(event: &Value) -> i64 {
         .unwrap_or_else(|| panic!("no `at`: {event}"))
 }
 
+/// A database that hangs: a listener that never accepts (the kernel completes the handshake and
+/// nothing ever answers, as with a SIGSTOPped server). Each `pg_stat_activity` source on it
+/// waits out its 5 s connect bound, so evidence collection is slow for real.
+struct HungDatabase {
+    _listener: std::net::TcpListener,
+    port: u16,
+}
+
+impl HungDatabase {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        Self {
+            _listener: listener,
+            port,
+        }
+    }
+
+    /// The flag probe archiving `app-logs` plus `sources` activity snapshots of this database,
+    /// with `[archive] timeout = "2s"`.
+    fn flag_probe_config(
+        &self,
+        sandbox: &Sandbox,
+        flag: &Path,
+        logs: &Path,
+        sources: usize,
+    ) -> String {
+        let password = sandbox.path().join("pg-password");
+        std::fs::write(&password, "secret\n").unwrap();
+        let mut slow = format!(
+            "[archive]\ntimeout = \"2s\"\n\n[[probe]]\nname = \"hung-db\"\nkind = \"postgres\"\naddress = \"127.0.0.1:{port}\"\nuser = \"sentinel\"\npassword_file = \"{password}\"\ninterval = \"1h\"\n",
+            port = self.port,
+            password = password.display(),
+        );
+        let mut names = vec!["\"app-logs\"".to_string()];
+        for n in 1..=sources {
+            slow.push_str(&format!("\n[[archive.source]]\nname = \"activity-{n}\"\nkind = \"pg_stat_activity\"\nprobe = \"hung-db\"\n"));
+            names.push(format!("\"activity-{n}\""));
+        }
+        flag_probe(flag, logs, &slow).replace(
+            "archive = [\"app-logs\"]",
+            &format!("archive = [{}]", names.join(", ")),
+        )
+    }
+}
+
 /// `[archive] timeout`: the restart goes ahead while the evidence is still being collected, the
 /// timeout is journaled, and the late bundle still reaches the spool and the sink.
 ///
-/// Collection is made slow by a hung database: two `pg_stat_activity` sources on a postgres
-/// probe whose address is a listener that never accepts (the kernel completes the handshake
-/// and nothing ever answers, as with a SIGSTOPped server), so each source waits out its 5 s
-/// connect bound: at least 10 s in all. A FIFO cannot do it: a `files` source reads only
-/// regular files, so the writer-less FIFO `stuck.log` below is skipped (had it been opened,
-/// collection would hang for good and this test would time out waiting for the bundle).
+/// Collection is made slow by a `HungDatabase` with two activity sources: at least 10 s. A
+/// FIFO cannot do it: a `files` source reads only regular files, so the writer-less FIFO
+/// `stuck.log` below is skipped (had it been opened, collection would hang for good and this
+/// test would time out waiting for the bundle).
 #[test]
 fn slow_evidence_times_out_and_the_restart_goes_ahead_while_collection_finishes() {
     let sandbox = Sandbox::new();
@@ -612,38 +656,9 @@ fn slow_evidence_times_out_and_the_restart_goes_ahead_while_collection_finishes(
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     )
     .unwrap();
-    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let hung_port = hung.local_addr().unwrap().port();
-    let password = sandbox.path().join("pg-password");
-    std::fs::write(&password, "secret\n").unwrap();
-    let slow = format!(
-        r#"[archive]
-timeout = "2s"
-
-[[probe]]
-name = "hung-db"
-kind = "postgres"
-address = "127.0.0.1:{hung_port}"
-user = "sentinel"
-password_file = "{password}"
-interval = "1h"
-
-[[archive.source]]
-name = "activity-1"
-kind = "pg_stat_activity"
-probe = "hung-db"
-
-[[archive.source]]
-name = "activity-2"
-kind = "pg_stat_activity"
-probe = "hung-db"
-"#,
-        password = password.display(),
-    );
-    let config = flag_probe(&flag, &logs, &slow).replace(
-        "archive = [\"app-logs\"]",
-        "archive = [\"app-logs\", \"activity-1\", \"activity-2\"]",
-    );
+    let hung = HungDatabase::start();
+    let hung_port = hung.port;
+    let config = hung.flag_probe_config(&sandbox, &flag, &logs, 2);
     sandbox.write_config(&sandbox.config("", &config));
     let daemon = Daemon::start(&sandbox, |_| {});
     wait_for(Duration::from_secs(15), "app up", || {
@@ -707,7 +722,6 @@ probe = "hung-db"
             "{source}: {problems:#?}"
         );
     }
-    drop(hung);
     assert!(daemon.stop().success());
 }
 
@@ -824,5 +838,46 @@ fn spool_quota_keeps_pending_bundles_and_prunes_uploaded_ones_oldest_first() {
     assert!(!Path::new(oldest["manifest_path"].as_str().unwrap()).exists());
     assert_eq!(quota_events().len(), 1, "{:#?}", quota_events());
     assert_eq!(quota_hooks().len(), 1, "{:?}", quota_hooks());
+    assert!(daemon.stop().success());
+}
+
+/// A bundle still being collected when sentineld is stopped (its heal stopped waiting at the
+/// archive timeout) is spooled before the daemon exits, and the next run ships it.
+#[test]
+fn a_late_bundle_still_collecting_at_shutdown_is_spooled_before_exit() {
+    let sandbox = Sandbox::new();
+    let (flag, logs) = app_files(&sandbox);
+    let hung = HungDatabase::start();
+    // one hung source: about 5 s of collection, within the daemon's 5 s shutdown grace
+    let config = hung.flag_probe_config(&sandbox, &flag, &logs, 1);
+    sandbox.write_config(&sandbox.config("", &config));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    wait_for(Duration::from_secs(15), "app up", || {
+        (daemon.probe("app")["state"] == "up").then_some(())
+    });
+    std::fs::remove_file(&flag).unwrap();
+    let timed_out = wait_for(Duration::from_secs(20), "the archive timeout", || {
+        daemon.events("archive_failed").into_iter().next()
+    });
+    assert_eq!(timed_out["stage"], "timeout", "{timed_out}");
+    assert!(
+        archives(&daemon).is_empty(),
+        "spooled already: the collection was not slow enough to be stopped midway"
+    );
+    assert!(daemon.stop().success());
+
+    let daemon = Daemon::start(&sandbox, |_| {});
+    let bundle = wait_uploaded(&daemon, None, Duration::from_secs(20));
+    assert_eq!(bundle["name"], timed_out["bundle"]);
+    let manifest = verified_manifest(&std::fs::read(bundle["location"].as_str().unwrap()).unwrap());
+    assert_eq!(
+        manifest["files"].as_array().unwrap().len(),
+        2,
+        "{manifest:#}"
+    );
+    assert_eq!(
+        manifest["problems"][0]["source"], "activity-1",
+        "{manifest:#}"
+    );
     assert!(daemon.stop().success());
 }
