@@ -131,6 +131,16 @@ pub fn verified_manifest(bundle: &[u8]) -> Value {
     manifest
 }
 
+/// The paths (in the bundle) of the files a manifest lists.
+pub fn file_paths(manifest: &Value) -> Vec<&str> {
+    manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect()
+}
+
 /// Wait for bundle `name` (or any, when None) to be uploaded; on timeout show why not.
 pub fn wait_uploaded(daemon: &Daemon, name: Option<&str>, limit: Duration) -> Value {
     let started = std::time::Instant::now();
@@ -206,6 +216,20 @@ fn noise(len: usize) -> Vec<u8> {
     bytes
 }
 
+/// Write `config`, start sentineld (with `configure`) and wait until probe `app` is up.
+fn start_with_app_up(
+    sandbox: &Sandbox,
+    config: &str,
+    configure: impl FnOnce(&mut Command),
+) -> Daemon {
+    sandbox.write_config(&sandbox.config("", config));
+    let daemon = Daemon::start(sandbox, configure);
+    wait_for(Duration::from_secs(15), "app up", || {
+        (daemon.probe("app")["state"] == "up").then_some(())
+    });
+    daemon
+}
+
 #[test]
 fn bundle_is_spooled_before_the_restart_and_copied_to_the_local_sink() {
     let sandbox = Sandbox::new();
@@ -216,11 +240,7 @@ fn bundle_is_spooled_before_the_restart_and_copied_to_the_local_sink() {
         &logs,
         &format!("[archive.local]\ndir = \"{}\"\n", sink.display()),
     );
-    sandbox.write_config(&sandbox.config("", &config));
-    let daemon = Daemon::start(&sandbox, |_| {});
-    wait_for(Duration::from_secs(15), "app up", || {
-        (daemon.probe("app")["state"] == "up").then_some(())
-    });
+    let daemon = start_with_app_up(&sandbox, &config, |_| {});
 
     std::fs::remove_file(&flag).unwrap();
     let bundle = wait_uploaded(&daemon, None, Duration::from_secs(20));
@@ -251,13 +271,10 @@ fn bundle_is_spooled_before_the_restart_and_copied_to_the_local_sink() {
     let bytes = std::fs::read(location).unwrap();
     assert_eq!(bundle["sha256"], sha256_hex(&bytes));
     let manifest = verified_manifest(&bytes);
-    let paths: Vec<&str> = manifest["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
-    assert_eq!(paths, ["app-logs/app.conf", "app-logs/app.log"]);
+    assert_eq!(
+        file_paths(&manifest),
+        ["app-logs/app.conf", "app-logs/app.log"]
+    );
     assert_eq!(manifest["probe"], "app");
     assert_eq!(manifest["failure_reason"], "exit_status");
     // the sink's manifest.json is the one inside the bundle
@@ -295,11 +312,8 @@ fn s3_down_during_the_archive_heals_anyway_and_uploads_after_a_daemon_restart() 
     let sandbox = Sandbox::new();
     let (flag, logs) = app_files(&sandbox);
     let port = free_port();
-    sandbox.write_config(&sandbox.config("", &flag_probe(&flag, &logs, &s3_section(port))));
-    let daemon = Daemon::start(&sandbox, aws_env);
-    wait_for(Duration::from_secs(15), "app up", || {
-        (daemon.probe("app")["state"] == "up").then_some(())
-    });
+    let config = flag_probe(&flag, &logs, &s3_section(port));
+    let daemon = start_with_app_up(&sandbox, &config, aws_env);
 
     // S3 is down: the heal must not wait for it
     std::fs::remove_file(&flag).unwrap();
@@ -359,11 +373,7 @@ fn large_bundles_go_up_in_verified_parts() {
         "path_style = true\n",
         "path_style = true\nmultipart_threshold = \"5MiB\"\npart_size = \"5MiB\"\n",
     );
-    sandbox.write_config(&sandbox.config("", &flag_probe(&flag, &logs, &s3)));
-    let daemon = Daemon::start(&sandbox, aws_env);
-    wait_for(Duration::from_secs(15), "app up", || {
-        (daemon.probe("app")["state"] == "up").then_some(())
-    });
+    let daemon = start_with_app_up(&sandbox, &flag_probe(&flag, &logs, &s3), aws_env);
     std::fs::remove_file(&flag).unwrap();
     let uploaded = wait_uploaded(&daemon, None, Duration::from_secs(60));
     assert!(uploaded["bytes"].as_u64().unwrap() > 10 << 20, "{uploaded}");
@@ -659,11 +669,7 @@ fn slow_evidence_times_out_and_the_restart_goes_ahead_while_collection_finishes(
     let hung = HungDatabase::start();
     let hung_port = hung.port;
     let config = hung.flag_probe_config(&sandbox, &flag, &logs, 2);
-    sandbox.write_config(&sandbox.config("", &config));
-    let daemon = Daemon::start(&sandbox, |_| {});
-    wait_for(Duration::from_secs(15), "app up", || {
-        (daemon.probe("app")["state"] == "up").then_some(())
-    });
+    let daemon = start_with_app_up(&sandbox, &config, |_| {});
 
     std::fs::remove_file(&flag).unwrap();
     // the late bundle still arrives, with what the live sources gave
@@ -704,13 +710,10 @@ fn slow_evidence_times_out_and_the_restart_goes_ahead_while_collection_finishes(
 
     let bytes = std::fs::read(bundle["location"].as_str().unwrap()).unwrap();
     let manifest = verified_manifest(&bytes);
-    let paths: Vec<&str> = manifest["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
-    assert_eq!(paths, ["app-logs/app.conf", "app-logs/app.log"]);
+    assert_eq!(
+        file_paths(&manifest),
+        ["app-logs/app.conf", "app-logs/app.log"]
+    );
     let problems = manifest["problems"].as_array().unwrap();
     for source in ["activity-1", "activity-2"] {
         assert!(
@@ -741,11 +744,7 @@ fn spool_quota_keeps_pending_bundles_and_prunes_uploaded_ones_oldest_first() {
         "{s3}spool_quota = \"5KiB\"\n\n[notify]\nmax_retry_delay = \"1s\"\n\n[[notify.channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nsecret = \"{SECRET}\"\n",
         s3 = s3_section(s3_port),
     );
-    sandbox.write_config(&sandbox.config("", &flag_probe(&flag, &logs, &extra)));
-    let daemon = Daemon::start(&sandbox, aws_env);
-    wait_for(Duration::from_secs(15), "app up", || {
-        (daemon.probe("app")["state"] == "up").then_some(())
-    });
+    let daemon = start_with_app_up(&sandbox, &flag_probe(&flag, &logs, &extra), aws_env);
 
     // two incidents while S3 is down: two pending bundles
     for incident in 1..=2 {
@@ -850,11 +849,7 @@ fn a_late_bundle_still_collecting_at_shutdown_is_spooled_before_exit() {
     let hung = HungDatabase::start();
     // one hung source: about 5 s of collection, within the daemon's 5 s shutdown grace
     let config = hung.flag_probe_config(&sandbox, &flag, &logs, 1);
-    sandbox.write_config(&sandbox.config("", &config));
-    let daemon = Daemon::start(&sandbox, |_| {});
-    wait_for(Duration::from_secs(15), "app up", || {
-        (daemon.probe("app")["state"] == "up").then_some(())
-    });
+    let daemon = start_with_app_up(&sandbox, &config, |_| {});
     std::fs::remove_file(&flag).unwrap();
     let timed_out = wait_for(Duration::from_secs(20), "the archive timeout", || {
         daemon.events("archive_failed").into_iter().next()
@@ -871,9 +866,8 @@ fn a_late_bundle_still_collecting_at_shutdown_is_spooled_before_exit() {
     assert_eq!(bundle["name"], timed_out["bundle"]);
     let manifest = verified_manifest(&std::fs::read(bundle["location"].as_str().unwrap()).unwrap());
     assert_eq!(
-        manifest["files"].as_array().unwrap().len(),
-        2,
-        "{manifest:#}"
+        file_paths(&manifest),
+        ["app-logs/app.conf", "app-logs/app.log"]
     );
     assert_eq!(
         manifest["problems"][0]["source"], "activity-1",
