@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 
 pub use bundle::{Manifest, ManifestFile, SpooledBundle};
 pub use collect::{host_path, SourcePlan};
@@ -116,6 +116,25 @@ struct Inner {
     docker: DockerEngine,
     bus: Bus,
     wake: Notify,
+    /// Collections still running, also those whose heal stopped waiting (archive timeout):
+    /// shutdown waits for them so a late bundle is spooled, not lost.
+    collecting: watch::Sender<usize>,
+}
+
+/// Counts one collection as running until dropped (also when its task panics).
+struct Collecting(watch::Sender<usize>);
+
+impl Collecting {
+    fn start(counter: &watch::Sender<usize>) -> Self {
+        counter.send_modify(|n| *n += 1);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for Collecting {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 impl Archiver {
@@ -135,6 +154,7 @@ impl Archiver {
                 docker,
                 bus,
                 wake: Notify::new(),
+                collecting: watch::Sender::new(0),
             }),
         })
     }
@@ -196,7 +216,9 @@ impl Archiver {
         let (done_tx, done) = oneshot::channel();
         let this = self.clone();
         let (probe, bundle) = (request.probe.clone(), name.clone());
+        let running = Collecting::start(&self.inner.collecting);
         tokio::spawn(async move {
+            let _running = running;
             let result = this.collect_and_spool(&request, &name, &target).await;
             if let Err(err) = &result {
                 tracing::error!(probe = %request.probe, bundle = %name, "evidence not spooled: {err}");
@@ -226,6 +248,26 @@ impl Archiver {
                 ),
                 will_retry: true,
             });
+        }
+    }
+
+    /// At shutdown: wait up to `grace` for collections still running, so a bundle that missed
+    /// the archive timeout still reaches the spool (and the ledger) before the daemon exits.
+    pub async fn finish_collections(&self, grace: Duration) {
+        let mut running = self.inner.collecting.subscribe();
+        let left = *running.borrow();
+        if left == 0 {
+            return;
+        }
+        tracing::info!(
+            "waiting up to {grace:?} for {left} evidence collection(s) to reach the spool"
+        );
+        if tokio::time::timeout(grace, running.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            let left = *running.borrow();
+            tracing::error!("{left} evidence collection(s) still running after {grace:?} at shutdown; their bundles are lost");
         }
     }
 

@@ -14,17 +14,8 @@ impl Archiver {
     pub async fn run_uploads(self, cancel: CancellationToken) {
         let mut over_quota_alerted = false;
         loop {
-            let now = Timestamp::now();
-            match self.ledger(move |ledger| ledger.due(now)).await {
-                Ok(due) => {
-                    for record in due {
-                        if cancel.is_cancelled() {
-                            return;
-                        }
-                        self.upload_one(record).await;
-                    }
-                }
-                Err(err) => tracing::error!("cannot read pending uploads: {err}"),
+            if !self.upload_due(&cancel).await {
+                return;
             }
             self.enforce_quota(&mut over_quota_alerted).await;
             let next = self.ledger(|ledger| ledger.next_due()).await.ok().flatten();
@@ -38,7 +29,35 @@ impl Archiver {
         }
     }
 
-    async fn upload_one(&self, record: ArchiveRecord) {
+    /// Upload the bundles that are due, oldest first. Once one lands, the sink is back: the
+    /// rest go now rather than each waiting out its backoff, so a backlog is shipped (and then
+    /// pruned) oldest first, not in retry order. False when cancelled.
+    async fn upload_due(&self, cancel: &CancellationToken) -> bool {
+        let mut horizon = Timestamp::now();
+        loop {
+            let due = match self.ledger(move |ledger| ledger.due(horizon)).await {
+                Ok(due) => due,
+                Err(err) => {
+                    tracing::error!("cannot read pending uploads: {err}");
+                    return true;
+                }
+            };
+            let mut delivered = false;
+            for record in due {
+                if cancel.is_cancelled() {
+                    return false;
+                }
+                delivered |= self.upload_one(record).await;
+            }
+            if !delivered {
+                return true;
+            }
+            horizon = Timestamp(i64::MAX);
+        }
+    }
+
+    /// Whether the bundle was delivered (and recorded as such).
+    async fn upload_one(&self, record: ArchiveRecord) -> bool {
         let settings = self.settings();
         let upload = Upload::from(&record);
         let result = settings.sink.upload(&upload).await;
@@ -48,15 +67,21 @@ impl Archiver {
                 tracing::info!(bundle = %name, "evidence uploaded to {location}");
                 let stored = location.clone();
                 let (n, at) = (name.clone(), Timestamp::now());
-                if let Err(err) = self.ledger(move |l| l.mark_uploaded(&n, &stored, at)).await {
-                    tracing::error!("cannot record upload of {name}: {err}");
-                }
+                // Only a recorded upload counts as delivered: one left pending is tried again.
+                let recorded = match self.ledger(move |l| l.mark_uploaded(&n, &stored, at)).await {
+                    Ok(()) => true,
+                    Err(err) => {
+                        tracing::error!("cannot record upload of {name}: {err}");
+                        false
+                    }
+                };
                 self.inner.bus.publish(EventKind::ArchiveUploaded {
                     probe: record.probe,
                     bundle: name,
                     location,
                     bytes: record.bytes,
                 });
+                recorded
             }
             Err(err) => {
                 let delay = retry_delay(record.attempts + 1, settings.max_retry_delay);
@@ -73,6 +98,7 @@ impl Archiver {
                     error: err.to_string(),
                     will_retry: true,
                 });
+                false
             }
         }
     }

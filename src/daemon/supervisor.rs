@@ -621,6 +621,7 @@ impl Supervisor {
         }
         self.metrics_task.stop(grace).await;
         self.tenant_alerts.stop(grace).await;
+        self.archiver.finish_collections(grace).await;
         self.archive_uploads.stop(grace).await;
         self.notifications.stop(grace).await;
     }

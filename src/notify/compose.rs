@@ -126,11 +126,14 @@ impl Composer {
                 let text = format!("🚨 {probe}: {}", self.failure_line(probe));
                 Some(self.probe_alert(probe, event, Status::Firing, Severity::Critical, text))
             }
+            // Only an open incident takes the place: a bundle that missed the archive timeout
+            // can land after its incident closed, and must not be named by the next one.
             EventKind::ArchiveSpooled {
                 probe, destination, ..
             } => {
-                self.incidents.entry(probe.clone()).or_default().evidence =
-                    Some(destination.clone());
+                if let Some(incident) = self.incidents.get_mut(probe) {
+                    incident.evidence = Some(destination.clone());
+                }
                 None
             }
             EventKind::HealStarted {
@@ -544,6 +547,16 @@ mod tests {
         assert_eq!(resolved.labels, firing.labels);
         // a second close without a new alert says nothing
         assert_eq!(composer.compose(&closed), None);
+
+        // a bundle that missed the archive timeout lands after the close: the next incident,
+        // whose own bundle is late too, must not claim that one as its logs
+        assert_eq!(composer.compose(&spooled), None);
+        assert_eq!(composer.compose(&down("postgres", 9000)), None);
+        let next = composer.compose(&heal).unwrap();
+        assert_eq!(
+            next.text,
+            "🚨 postgres: 3/3 SQL probes failed (connection refused) — restarting container postgres"
+        );
     }
 
     #[test]

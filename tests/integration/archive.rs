@@ -16,6 +16,7 @@ use crate::harness::{
     docker, free_port, require_docker, require_root, text, wait_for, Daemon, PostgresServer,
     Sandbox, TestContainer,
 };
+use crate::notify::{Receiver, SECRET};
 
 /// A real S3 API on loopback: `moto_server` (pip `moto[server]`), found on PATH or at $MOTO_SERVER.
 pub struct Moto {
@@ -130,6 +131,16 @@ pub fn verified_manifest(bundle: &[u8]) -> Value {
     manifest
 }
 
+/// The paths (in the bundle) of the files a manifest lists.
+pub fn file_paths(manifest: &Value) -> Vec<&str> {
+    manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect()
+}
+
 /// Wait for bundle `name` (or any, when None) to be uploaded; on timeout show why not.
 pub fn wait_uploaded(daemon: &Daemon, name: Option<&str>, limit: Duration) -> Value {
     let started = std::time::Instant::now();
@@ -191,6 +202,34 @@ fn app_files(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
     (flag, logs)
 }
 
+/// `len` bytes that gzip cannot shrink (xorshift), so a bundle's size is known in advance.
+fn noise(len: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(len + 8);
+    let mut state = 0x9e3779b97f4a7c15u64;
+    while bytes.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+/// Write `config`, start sentineld (with `configure`) and wait until probe `app` is up.
+fn start_with_app_up(
+    sandbox: &Sandbox,
+    config: &str,
+    configure: impl FnOnce(&mut Command),
+) -> Daemon {
+    sandbox.write_config(&sandbox.config("", config));
+    let daemon = Daemon::start(sandbox, configure);
+    wait_for(Duration::from_secs(15), "app up", || {
+        (daemon.probe("app")["state"] == "up").then_some(())
+    });
+    daemon
+}
+
 #[test]
 fn bundle_is_spooled_before_the_restart_and_copied_to_the_local_sink() {
     let sandbox = Sandbox::new();
@@ -201,11 +240,7 @@ fn bundle_is_spooled_before_the_restart_and_copied_to_the_local_sink() {
         &logs,
         &format!("[archive.local]\ndir = \"{}\"\n", sink.display()),
     );
-    sandbox.write_config(&sandbox.config("", &config));
-    let daemon = Daemon::start(&sandbox, |_| {});
-    wait_for(Duration::from_secs(15), "app up", || {
-        (daemon.probe("app")["state"] == "up").then_some(())
-    });
+    let daemon = start_with_app_up(&sandbox, &config, |_| {});
 
     std::fs::remove_file(&flag).unwrap();
     let bundle = wait_uploaded(&daemon, None, Duration::from_secs(20));
@@ -236,13 +271,10 @@ fn bundle_is_spooled_before_the_restart_and_copied_to_the_local_sink() {
     let bytes = std::fs::read(location).unwrap();
     assert_eq!(bundle["sha256"], sha256_hex(&bytes));
     let manifest = verified_manifest(&bytes);
-    let paths: Vec<&str> = manifest["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
-    assert_eq!(paths, ["app-logs/app.conf", "app-logs/app.log"]);
+    assert_eq!(
+        file_paths(&manifest),
+        ["app-logs/app.conf", "app-logs/app.log"]
+    );
     assert_eq!(manifest["probe"], "app");
     assert_eq!(manifest["failure_reason"], "exit_status");
     // the sink's manifest.json is the one inside the bundle
@@ -280,11 +312,8 @@ fn s3_down_during_the_archive_heals_anyway_and_uploads_after_a_daemon_restart() 
     let sandbox = Sandbox::new();
     let (flag, logs) = app_files(&sandbox);
     let port = free_port();
-    sandbox.write_config(&sandbox.config("", &flag_probe(&flag, &logs, &s3_section(port))));
-    let daemon = Daemon::start(&sandbox, aws_env);
-    wait_for(Duration::from_secs(15), "app up", || {
-        (daemon.probe("app")["state"] == "up").then_some(())
-    });
+    let config = flag_probe(&flag, &logs, &s3_section(port));
+    let daemon = start_with_app_up(&sandbox, &config, aws_env);
 
     // S3 is down: the heal must not wait for it
     std::fs::remove_file(&flag).unwrap();
@@ -335,14 +364,7 @@ fn large_bundles_go_up_in_verified_parts() {
     let sandbox = Sandbox::new();
     let (flag, logs) = app_files(&sandbox);
     // 12 MiB of incompressible log: above the 5 MiB threshold, three 5 MiB parts
-    let mut noise = Vec::with_capacity(12 << 20);
-    let mut state = 0x9e3779b97f4a7c15u64;
-    while noise.len() < 12 << 20 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        noise.extend_from_slice(&state.to_le_bytes());
-    }
+    let noise = noise(12 << 20);
     std::fs::write(logs.join("big.log"), &noise).unwrap();
     let port = free_port();
     let moto = Moto::start(port);
@@ -351,11 +373,7 @@ fn large_bundles_go_up_in_verified_parts() {
         "path_style = true\n",
         "path_style = true\nmultipart_threshold = \"5MiB\"\npart_size = \"5MiB\"\n",
     );
-    sandbox.write_config(&sandbox.config("", &flag_probe(&flag, &logs, &s3)));
-    let daemon = Daemon::start(&sandbox, aws_env);
-    wait_for(Duration::from_secs(15), "app up", || {
-        (daemon.probe("app")["state"] == "up").then_some(())
-    });
+    let daemon = start_with_app_up(&sandbox, &flag_probe(&flag, &logs, &s3), aws_env);
     std::fs::remove_file(&flag).unwrap();
     let uploaded = wait_uploaded(&daemon, None, Duration::from_secs(60));
     assert!(uploaded["bytes"].as_u64().unwrap() > 10 << 20, "{uploaded}");
@@ -575,6 +593,285 @@ timeout = "1s"
         rows.iter()
             .any(|r| r["application_name"] == "sentineld-archive"),
         "the snapshot's own connection is listed: {rows:#?}"
+    );
+    assert!(daemon.stop().success());
+}
+
+/// Milliseconds since the epoch at which a journaled event happened.
+fn at_ms(event: &Value) -> i64 {
+    event["at"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no `at`: {event}"))
+}
+
+/// A database that hangs: a listener that never accepts (the kernel completes the handshake and
+/// nothing ever answers, as with a SIGSTOPped server). Each `pg_stat_activity` source on it
+/// waits out its 5 s connect bound, so evidence collection is slow for real.
+struct HungDatabase {
+    _listener: std::net::TcpListener,
+    port: u16,
+}
+
+impl HungDatabase {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        Self {
+            _listener: listener,
+            port,
+        }
+    }
+
+    /// The flag probe archiving `app-logs` plus `sources` activity snapshots of this database,
+    /// with `[archive] timeout = "2s"`.
+    fn flag_probe_config(
+        &self,
+        sandbox: &Sandbox,
+        flag: &Path,
+        logs: &Path,
+        sources: usize,
+    ) -> String {
+        let password = sandbox.path().join("pg-password");
+        std::fs::write(&password, "secret\n").unwrap();
+        let mut slow = format!(
+            "[archive]\ntimeout = \"2s\"\n\n[[probe]]\nname = \"hung-db\"\nkind = \"postgres\"\naddress = \"127.0.0.1:{port}\"\nuser = \"sentinel\"\npassword_file = \"{password}\"\ninterval = \"1h\"\n",
+            port = self.port,
+            password = password.display(),
+        );
+        let mut names = vec!["\"app-logs\"".to_string()];
+        for n in 1..=sources {
+            slow.push_str(&format!("\n[[archive.source]]\nname = \"activity-{n}\"\nkind = \"pg_stat_activity\"\nprobe = \"hung-db\"\n"));
+            names.push(format!("\"activity-{n}\""));
+        }
+        flag_probe(flag, logs, &slow).replace(
+            "archive = [\"app-logs\"]",
+            &format!("archive = [{}]", names.join(", ")),
+        )
+    }
+}
+
+/// `[archive] timeout`: the restart goes ahead while the evidence is still being collected, the
+/// timeout is journaled, and the late bundle still reaches the spool and the sink.
+///
+/// Collection is made slow by a `HungDatabase` with two activity sources: at least 10 s. A
+/// FIFO cannot do it: a `files` source reads only regular files, so the writer-less FIFO
+/// `stuck.log` below is skipped (had it been opened, collection would hang for good and this
+/// test would time out waiting for the bundle).
+#[test]
+fn slow_evidence_times_out_and_the_restart_goes_ahead_while_collection_finishes() {
+    let sandbox = Sandbox::new();
+    let (flag, logs) = app_files(&sandbox);
+    nix::unistd::mkfifo(
+        &logs.join("stuck.log"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let hung = HungDatabase::start();
+    let hung_port = hung.port;
+    let config = hung.flag_probe_config(&sandbox, &flag, &logs, 2);
+    let daemon = start_with_app_up(&sandbox, &config, |_| {});
+
+    std::fs::remove_file(&flag).unwrap();
+    // the late bundle still arrives, with what the live sources gave
+    let bundle = wait_uploaded(&daemon, None, Duration::from_secs(40));
+    let name = bundle["name"].as_str().unwrap();
+
+    let events = daemon.events(
+        "archive_started,archive_failed,heal_started,heal_finished,incident_closed,archive_spooled",
+    );
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "archive_started",
+            "archive_failed",
+            "heal_started",
+            "heal_finished",
+            "incident_closed",
+            "archive_spooled"
+        ],
+        "{events:#?}"
+    );
+    let (started, timed_out, healed, spooled) = (&events[0], &events[1], &events[3], &events[5]);
+    assert_eq!(timed_out["stage"], "timeout", "{timed_out}");
+    assert_eq!(timed_out["will_retry"], true, "{timed_out}");
+    assert_eq!(timed_out["bundle"], name, "{timed_out}");
+    assert_eq!(started["bundle"], name);
+    assert_eq!(spooled["bundle"], name);
+    assert_eq!(healed["ok"], true, "{healed}");
+    let since_start = |event: &Value| at_ms(event) - at_ms(started);
+    // the wait lasted the timeout, the restart came right after it, the bundle long after
+    assert!(
+        (2_000..5_000).contains(&since_start(timed_out)),
+        "{timed_out}"
+    );
+    assert!(since_start(healed) < 6_000, "{healed}");
+    assert!(since_start(spooled) >= 9_500, "{spooled}");
+
+    let bytes = std::fs::read(bundle["location"].as_str().unwrap()).unwrap();
+    let manifest = verified_manifest(&bytes);
+    assert_eq!(
+        file_paths(&manifest),
+        ["app-logs/app.conf", "app-logs/app.log"]
+    );
+    let problems = manifest["problems"].as_array().unwrap();
+    for source in ["activity-1", "activity-2"] {
+        assert!(
+            problems.iter().any(|p| p["source"] == source
+                && p["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("127.0.0.1:{hung_port}"))),
+            "{source}: {problems:#?}"
+        );
+    }
+    assert!(daemon.stop().success());
+}
+
+/// The spool quota never deletes evidence that is not uploaded yet: with S3 down, two bundles
+/// over the quota both stay (alerted once, journaled and at a webhook); once S3 is back both
+/// are uploaded and the older one is pruned from the spool, oldest first, until it fits.
+#[test]
+fn spool_quota_keeps_pending_bundles_and_prunes_uploaded_ones_oldest_first() {
+    let sandbox = Sandbox::new();
+    let (flag, logs) = app_files(&sandbox);
+    // incompressible: each bundle is a little over 3 KiB, so one fits 5 KiB and two do not
+    std::fs::write(logs.join("noise.log"), noise(3 << 10)).unwrap();
+    let quota = 5 << 10;
+    let (s3_port, hook_port) = (free_port(), free_port());
+    let receiver = Receiver::start(hook_port);
+    let extra = format!(
+        "{s3}spool_quota = \"5KiB\"\n\n[notify]\nmax_retry_delay = \"1s\"\n\n[[notify.channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nsecret = \"{SECRET}\"\n",
+        s3 = s3_section(s3_port),
+    );
+    let daemon = start_with_app_up(&sandbox, &flag_probe(&flag, &logs, &extra), aws_env);
+
+    // two incidents while S3 is down: two pending bundles
+    for incident in 1..=2 {
+        std::fs::remove_file(&flag).unwrap();
+        wait_for(
+            Duration::from_secs(20),
+            &format!("incident {incident} closed"),
+            || (daemon.events("incident_closed").len() == incident).then_some(()),
+        );
+    }
+    let quota_events = || {
+        daemon
+            .events("archive_failed")
+            .into_iter()
+            .filter(|e| e["stage"] == "quota")
+            .collect::<Vec<_>>()
+    };
+    // a few more upload rounds after the alert, each of which checks the quota again
+    let pending = wait_for(
+        Duration::from_secs(30),
+        "both bundles pending, retried",
+        || {
+            let all = archives(&daemon);
+            let retried = all.len() == 2
+                && all
+                    .iter()
+                    .all(|a| a["state"] == "pending" && a["attempts"].as_u64() >= Some(3));
+            (retried && !quota_events().is_empty()).then_some(all)
+        },
+    );
+    let (newest, oldest) = (&pending[0], &pending[1]);
+    for bundle in [newest, oldest] {
+        let bytes = bundle["bytes"].as_u64().unwrap();
+        assert!(bytes < quota && bytes > quota / 2, "{bundle}");
+        assert!(
+            Path::new(bundle["path"].as_str().unwrap()).is_file(),
+            "{bundle}"
+        );
+        assert!(
+            Path::new(bundle["manifest_path"].as_str().unwrap()).is_file(),
+            "{bundle}"
+        );
+    }
+    let alerts = quota_events();
+    assert_eq!(alerts.len(), 1, "alerted once: {alerts:#?}");
+    assert_eq!(alerts[0]["bundle"], oldest["name"], "{alerts:#?}");
+    let quota_hooks = || {
+        receiver
+            .at("/hook")
+            .into_iter()
+            .filter(|h| {
+                h.body["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.ends_with(":quota"))
+            })
+            .collect::<Vec<_>>()
+    };
+    let notified = wait_for(
+        Duration::from_secs(20),
+        "the quota alert at the webhook",
+        || Some(quota_hooks()).filter(|hooks| !hooks.is_empty()),
+    );
+    assert!(notified[0].signed, "{notified:?}");
+    let text = notified[0].body["text"].as_str().unwrap();
+    assert!(text.contains("quota") && text.contains("kept"), "{text}");
+
+    // S3 back: both go up, then the oldest is pruned to fit; the newest fits and stays
+    let moto = Moto::start(s3_port);
+    moto.create_bucket("evidence");
+    let settled = wait_for(
+        Duration::from_secs(30),
+        "oldest pruned, newest uploaded",
+        || {
+            let all = archives(&daemon);
+            (all.len() == 2 && all[0]["state"] == "uploaded" && all[1]["state"] == "pruned")
+                .then_some(all)
+        },
+    );
+    for (bundle, before) in settled.iter().zip([newest, oldest]) {
+        assert_eq!(bundle["name"], before["name"]);
+        let key = format!(
+            "incidents/{}/bundle.tar.gz",
+            bundle["name"].as_str().unwrap()
+        );
+        assert_eq!(bundle["location"], format!("s3://evidence/{key}"));
+        assert_eq!(sha256_hex(&moto.object("evidence", &key)), before["sha256"]);
+    }
+    assert!(Path::new(newest["path"].as_str().unwrap()).is_file());
+    assert!(!Path::new(oldest["path"].as_str().unwrap()).exists());
+    assert!(!Path::new(oldest["manifest_path"].as_str().unwrap()).exists());
+    assert_eq!(quota_events().len(), 1, "{:#?}", quota_events());
+    assert_eq!(quota_hooks().len(), 1, "{:?}", quota_hooks());
+    assert!(daemon.stop().success());
+}
+
+/// A bundle still being collected when sentineld is stopped (its heal stopped waiting at the
+/// archive timeout) is spooled before the daemon exits, and the next run ships it.
+#[test]
+fn a_late_bundle_still_collecting_at_shutdown_is_spooled_before_exit() {
+    let sandbox = Sandbox::new();
+    let (flag, logs) = app_files(&sandbox);
+    let hung = HungDatabase::start();
+    // one hung source: about 5 s of collection, within the daemon's 5 s shutdown grace
+    let config = hung.flag_probe_config(&sandbox, &flag, &logs, 1);
+    let daemon = start_with_app_up(&sandbox, &config, |_| {});
+    std::fs::remove_file(&flag).unwrap();
+    let timed_out = wait_for(Duration::from_secs(20), "the archive timeout", || {
+        daemon.events("archive_failed").into_iter().next()
+    });
+    assert_eq!(timed_out["stage"], "timeout", "{timed_out}");
+    assert!(
+        archives(&daemon).is_empty(),
+        "spooled already: the collection was not slow enough to be stopped midway"
+    );
+    assert!(daemon.stop().success());
+
+    let daemon = Daemon::start(&sandbox, |_| {});
+    let bundle = wait_uploaded(&daemon, None, Duration::from_secs(20));
+    assert_eq!(bundle["name"], timed_out["bundle"]);
+    let manifest = verified_manifest(&std::fs::read(bundle["location"].as_str().unwrap()).unwrap());
+    assert_eq!(
+        file_paths(&manifest),
+        ["app-logs/app.conf", "app-logs/app.log"]
+    );
+    assert_eq!(
+        manifest["problems"][0]["source"], "activity-1",
+        "{manifest:#}"
     );
     assert!(daemon.stop().success());
 }
