@@ -9,6 +9,7 @@ mod s3;
 mod sink;
 mod uploader;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -118,22 +119,33 @@ struct Inner {
     wake: Notify,
     /// Collections still running, also those whose heal stopped waiting (archive timeout):
     /// shutdown waits for them so a late bundle is spooled, not lost.
-    collecting: watch::Sender<usize>,
+    /// Bundle name -> probe.
+    collecting: watch::Sender<BTreeMap<String, String>>,
 }
 
-/// Counts one collection as running until dropped (also when its task panics).
-struct Collecting(watch::Sender<usize>);
+/// Marks one collection as running until dropped (also when its task panics).
+struct Collecting {
+    running: watch::Sender<BTreeMap<String, String>>,
+    bundle: String,
+}
 
 impl Collecting {
-    fn start(counter: &watch::Sender<usize>) -> Self {
-        counter.send_modify(|n| *n += 1);
-        Self(counter.clone())
+    fn start(running: &watch::Sender<BTreeMap<String, String>>, bundle: &str, probe: &str) -> Self {
+        running.send_modify(|r| {
+            r.insert(bundle.to_string(), probe.to_string());
+        });
+        Self {
+            running: running.clone(),
+            bundle: bundle.to_string(),
+        }
     }
 }
 
 impl Drop for Collecting {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
+        self.running.send_modify(|r| {
+            r.remove(&self.bundle);
+        });
     }
 }
 
@@ -154,7 +166,7 @@ impl Archiver {
                 docker,
                 bus,
                 wake: Notify::new(),
-                collecting: watch::Sender::new(0),
+                collecting: watch::Sender::new(BTreeMap::new()),
             }),
         })
     }
@@ -216,7 +228,7 @@ impl Archiver {
         let (done_tx, done) = oneshot::channel();
         let this = self.clone();
         let (probe, bundle) = (request.probe.clone(), name.clone());
-        let running = Collecting::start(&self.inner.collecting);
+        let running = Collecting::start(&self.inner.collecting, &name, &request.probe);
         tokio::spawn(async move {
             let _running = running;
             let result = this.collect_and_spool(&request, &name, &target).await;
@@ -253,21 +265,37 @@ impl Archiver {
 
     /// At shutdown: wait up to `grace` for collections still running, so a bundle that missed
     /// the archive timeout still reaches the spool (and the ledger) before the daemon exits.
+    /// A bundle still not written then is journaled as lost (`archive_failed`, stage
+    /// `shutdown`), never dropped silently.
     pub async fn finish_collections(&self, grace: Duration) {
         let mut running = self.inner.collecting.subscribe();
-        let left = *running.borrow();
+        let left = running.borrow().len();
         if left == 0 {
             return;
         }
         tracing::info!(
             "waiting up to {grace:?} for {left} evidence collection(s) to reach the spool"
         );
-        if tokio::time::timeout(grace, running.wait_for(|n| *n == 0))
+        if tokio::time::timeout(grace, running.wait_for(|r| r.is_empty()))
             .await
-            .is_err()
+            .is_ok()
         {
-            let left = *running.borrow();
-            tracing::error!("{left} evidence collection(s) still running after {grace:?} at shutdown; their bundles are lost");
+            return;
+        }
+        let lost = running.borrow().clone();
+        for (bundle, probe) in lost {
+            let error = format!(
+                "sentineld stopped while this evidence was still being collected (waited {}); the bundle was not written",
+                humantime::format_duration(grace)
+            );
+            tracing::error!(%probe, %bundle, "{error}");
+            self.inner.bus.publish(EventKind::ArchiveFailed {
+                probe,
+                bundle,
+                stage: "shutdown".into(),
+                error,
+                will_retry: false,
+            });
         }
     }
 

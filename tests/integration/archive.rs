@@ -875,3 +875,35 @@ fn a_late_bundle_still_collecting_at_shutdown_is_spooled_before_exit() {
     );
     assert!(daemon.stop().success());
 }
+
+/// A collection that outlasts even the shutdown grace is not lost silently: the bundle is
+/// journaled as `archive_failed` stage `shutdown`, which the next run still shows.
+#[test]
+fn a_collection_outlasting_the_shutdown_grace_is_journaled_as_lost() {
+    let sandbox = Sandbox::new();
+    let (flag, logs) = app_files(&sandbox);
+    let hung = HungDatabase::start();
+    // three hung sources: about 15 s of collection, past the daemon's 5 s shutdown grace
+    let config = hung.flag_probe_config(&sandbox, &flag, &logs, 3);
+    let daemon = start_with_app_up(&sandbox, &config, |_| {});
+    std::fs::remove_file(&flag).unwrap();
+    let timed_out = wait_for(Duration::from_secs(20), "the archive timeout", || {
+        daemon.events("archive_failed").into_iter().next()
+    });
+    assert_eq!(timed_out["stage"], "timeout", "{timed_out}");
+    assert!(daemon.stop().success());
+
+    let daemon = Daemon::start(&sandbox, |_| {});
+    let lost: Vec<Value> = daemon
+        .events("archive_failed")
+        .into_iter()
+        .filter(|e| e["stage"] == "shutdown")
+        .collect();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0]["bundle"], timed_out["bundle"]);
+    assert_eq!(lost[0]["will_retry"], false);
+    let error = lost[0]["error"].as_str().unwrap();
+    assert!(error.contains("still being collected"), "{error}");
+    assert!(archives(&daemon).is_empty(), "nothing was spooled");
+    assert!(daemon.stop().success());
+}
