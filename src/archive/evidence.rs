@@ -153,17 +153,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl SqlApi for Postgres {
     async fn activity(&self, target: &PostgresProbe) -> Result<Value, ArchiveError> {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host(&target.host)
-            .port(target.port)
-            .user(&target.user)
-            .dbname(&target.database)
-            .application_name("sentineld-archive")
-            .connect_timeout(CONNECT_TIMEOUT);
-        if let Some(password) = &target.password {
-            config.password(password);
-        }
+        let mut config = target.client_config("sentineld-archive");
+        config.connect_timeout(CONNECT_TIMEOUT);
         let unreachable = |err: String| {
             ArchiveError::Source(format!("postgres {}:{}: {err}", target.host, target.port))
         };

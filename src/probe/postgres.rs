@@ -42,6 +42,22 @@ pub struct PostgresProbe {
 }
 
 impl PostgresProbe {
+    /// How to reach the server this probe checks, named `application_name` in
+    /// `pg_stat_activity`: the probe and the evidence archive connect the same way.
+    pub fn client_config(&self, application_name: &str) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .dbname(&self.database)
+            .application_name(application_name);
+        if let Some(password) = &self.password {
+            config.password(password);
+        }
+        config
+    }
+
     pub async fn check(&self) -> CheckResult {
         let started = Instant::now();
         let result = self.run().await;
@@ -52,21 +68,12 @@ impl PostgresProbe {
     }
 
     async fn run(&self) -> Result<(), Failure> {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host(&self.host)
-            .port(self.port)
-            .user(&self.user)
-            .dbname(&self.database)
-            .application_name("sentineld")
-            // Bound every statement on the server too, so a stuck query does not pile up.
-            .options(format!(
-                "-c statement_timeout={}",
-                self.statement_timeout.as_millis()
-            ));
-        if let Some(password) = &self.password {
-            config.password(password);
-        }
+        let mut config = self.client_config("sentineld");
+        // Bound every statement on the server too, so a stuck query does not pile up.
+        config.options(format!(
+            "-c statement_timeout={}",
+            self.statement_timeout.as_millis()
+        ));
         let (client, connection) = config.connect(NoTls).await.map_err(connect_failure)?;
         let connection = tokio::spawn(connection);
         let result = self.assert_all(&client).await;
