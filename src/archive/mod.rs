@@ -11,7 +11,7 @@ mod uploader;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -113,7 +113,7 @@ pub struct Archiver {
 struct Inner {
     state_dir: PathBuf,
     settings: RwLock<Arc<Settings>>,
-    ledger: Mutex<ledger::Ledger>,
+    ledger: crate::journal::SharedTable<ledger::Ledger>,
     docker: DockerEngine,
     bus: Bus,
     wake: Notify,
@@ -162,7 +162,7 @@ impl Archiver {
             inner: Arc::new(Inner {
                 state_dir: state_dir.to_path_buf(),
                 settings: RwLock::new(Arc::new(Settings::from_config(config, state_dir, None))),
-                ledger: Mutex::new(ledger),
+                ledger: crate::journal::SharedTable::new(ledger),
                 docker,
                 bus,
                 wake: Notify::new(),
@@ -201,12 +201,11 @@ impl Archiver {
         &self,
         work: impl FnOnce(&ledger::Ledger) -> Result<T, ArchiveError> + Send + 'static,
     ) -> Result<T, ArchiveError> {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            work(&inner.ledger.lock().unwrap_or_else(|p| p.into_inner()))
-        })
-        .await
-        .map_err(|err| ArchiveError::Ledger(format!("task panicked: {err}")))?
+        self.inner
+            .ledger
+            .call(work)
+            .await
+            .map_err(ArchiveError::Ledger)?
     }
 
     /// Bundles newest first, for `sentinelctl archives`.

@@ -3,6 +3,7 @@
 
 mod experiments;
 mod store;
+mod table;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::event::{Bus, Event, EventKind, JournaledEvent, Timestamp};
 pub use experiments::{ExperimentRow, ExperimentStore, UNFINISHED_STATES};
 pub use store::{EventQuery, JournalStore, Retention, DATABASE_FILE};
+pub use table::SharedTable;
 
 #[derive(Debug, Error)]
 pub enum JournalError {

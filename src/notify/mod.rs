@@ -118,7 +118,7 @@ pub struct Notifier {
 struct Inner {
     settings: RwLock<Arc<Settings>>,
     composer: Mutex<Composer>,
-    outbox: Mutex<Outbox>,
+    outbox: crate::journal::SharedTable<Outbox>,
     wake: Notify,
 }
 
@@ -130,7 +130,7 @@ impl Notifier {
             inner: Arc::new(Inner {
                 settings: RwLock::new(Arc::new(Settings::from_config(config))),
                 composer: Mutex::new(Composer::default()),
-                outbox: Mutex::new(outbox),
+                outbox: crate::journal::SharedTable::new(outbox),
                 wake: Notify::new(),
             }),
         };
@@ -169,12 +169,11 @@ impl Notifier {
         &self,
         work: impl FnOnce(&Outbox) -> Result<T, NotifyError> + Send + 'static,
     ) -> Result<T, NotifyError> {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            work(&inner.outbox.lock().unwrap_or_else(|p| p.into_inner()))
-        })
-        .await
-        .map_err(|err| NotifyError::Outbox(format!("task panicked: {err}")))?
+        self.inner
+            .outbox
+            .call(work)
+            .await
+            .map_err(NotifyError::Outbox)?
     }
 
     /// The newest `limit` outbox messages, newest first, for `sentinelctl outbox`.
