@@ -196,6 +196,8 @@ impl Notifier {
     async fn run_compose(self, mut events: broadcast::Receiver<Event>, cancel: CancellationToken) {
         let mut watch = ProbeWatch::default();
         let watching_since = Timestamp::now();
+        // Until the alerts an earlier sentineld left open are all resolved (see `orphans`).
+        let mut orphans_left = true;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -208,8 +210,8 @@ impl Notifier {
                             self.enqueue(&notification, &mut watch).await;
                         }
                         if let EventKind::ProbeTransition { probe, to, .. } = &event.kind {
-                            if to == "up" {
-                                self.resolve_orphans(probe, event.at, watching_since).await;
+                            if to == "up" && orphans_left {
+                                orphans_left = self.resolve_orphans(probe, event.at, watching_since).await;
                             }
                         }
                     }
@@ -281,13 +283,19 @@ impl Notifier {
     }
 
     /// Resolve the alerts about `probe` that an earlier sentineld fired and whose incident
-    /// ended across the restart, on the channels that heard of them.
-    async fn resolve_orphans(&self, probe: &str, up_at: Timestamp, watching_since: Timestamp) {
+    /// ended across the restart, on the channels that heard of them. Whether such alerts about
+    /// other probes are still open (true when the outbox cannot be read, to look again).
+    async fn resolve_orphans(
+        &self,
+        probe: &str,
+        up_at: Timestamp,
+        watching_since: Timestamp,
+    ) -> bool {
         let open = match self.outbox(|o| o.open_alerts()).await {
             Ok(open) => open,
             Err(err) => {
                 tracing::warn!("cannot read open alerts: {err}");
-                return;
+                return true;
             }
         };
         let settings = self.settings();
@@ -307,6 +315,7 @@ impl Notifier {
         if !resolutions.is_empty() {
             self.inner.wake.notify_one();
         }
+        orphans::others_left(&open, probe, watching_since)
     }
 
     /// Re-send firing alerts to channels with `remind_every` when their interval has passed

@@ -35,6 +35,20 @@ pub fn resolve_orphans(
         .collect()
 }
 
+/// Whether `open` holds alerts an earlier sentineld fired about probes other than `probe`:
+/// once none do, none can appear again (this daemon's alerts are never orphans), so the
+/// notifier stops looking on each Up.
+pub fn others_left(open: &[OpenAlert], probe: &str, watching_since: Timestamp) -> bool {
+    let subject = format!("probe:{probe}");
+    open.iter().any(|alert| {
+        serde_json::from_str::<Notification>(&alert.notification).is_ok_and(|firing| {
+            firing.subject.starts_with("probe:")
+                && firing.subject != subject
+                && firing.at < watching_since
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -101,6 +115,37 @@ mod tests {
                 .map(|(channel, _)| channel)
                 .collect();
             assert_eq!(channels, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn others_left_counts_earlier_alerts_about_other_probes_only() {
+        let since = Timestamp(10_000);
+        let cases = [
+            ("nothing open", vec![], false),
+            (
+                "only this probe's",
+                vec![open("hook", "probe:db", 5_000)],
+                false,
+            ),
+            (
+                "another probe's, earlier",
+                vec![open("hook", "probe:api", 5_000)],
+                true,
+            ),
+            (
+                "another probe's, since the start",
+                vec![open("hook", "probe:api", 12_000)],
+                false,
+            ),
+            (
+                "a tenant alert",
+                vec![open("hook", "tenant:p95:db", 5_000)],
+                false,
+            ),
+        ];
+        for (name, alerts, expected) in cases {
+            assert_eq!(others_left(&alerts, "db", since), expected, "{name}");
         }
     }
 
