@@ -142,6 +142,11 @@ cp "$deb" "$dir/root/tmp/sentinel.deb"
 cp "$rpm" "$dir/root/tmp/sentinel.rpm"
 chroot "$dir/root" sh -eu -c '
     state() { test "$(stat -c "%a %U:%G" /var/lib/sentinel)" = "750 root:sentinel"; }
+    # The overlay shows the host: a sentineld run by hand as root (README, command 1) leaves
+    # /var/lib/sentinel root:root there. Removed in the overlay only, so the install starts
+    # from a machine that never had sentinel, whatever ran on this one before.
+    rm -rf /var/lib/sentinel /var/lib/sentinel-agent /etc/sentinel /run/sentinel
+    getent group sentinel >/dev/null && groupdel sentinel
     dpkg -i /tmp/sentinel.deb
     getent group sentinel && state
     test -L /etc/systemd/system/multi-user.target.wants/sentineld.service
@@ -158,6 +163,13 @@ chroot "$dir/root" sh -eu -c '
     sentineld check-config /etc/sentinel/sentineld.toml
     rpm -e sentinel
     test ! -e /usr/bin/sentineld
+    # A state directory that exists before the install (a hand run of sentineld as root
+    # made it root:root 0750) is left as it is, and the package still installs and checks.
+    mkdir -m 0750 /var/lib/sentinel
+    dpkg -i /tmp/sentinel.deb
+    test "$(stat -c "%a %U:%G" /var/lib/sentinel)" = "750 root:root"
+    sentineld check-config /etc/sentinel/sentineld.toml
+    dpkg --purge sentinel
 '
 INNER
 if [ "$(id -u)" -ne 0 ] || ! grep -qw overlay /proc/filesystems; then

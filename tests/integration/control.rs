@@ -1,9 +1,8 @@
 //! sentinelctl against a running sentineld: status, events, version, errors, and who may reload.
 
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-use crate::harness::{ctl_as, require_root, text, wait_for, Daemon, Sandbox};
+use crate::harness::{ctl_as, ctl_as_nobody, require_root, text, wait_for, Daemon, Sandbox};
 
 #[test]
 fn status_events_and_version_against_a_running_daemon() {
@@ -146,15 +145,12 @@ fn nobody_reads_status_but_gets_403_on_reload_and_calls_are_journaled() {
     // world-connectable so `nobody` gets in; group root so `nobody` is not a member
     sandbox.write_config(&sandbox.config("socket_group = \"root\"\nsocket_mode = \"0666\"", ""));
     let daemon = Daemon::start(&sandbox, |_| {});
-    let as_nobody = |command: &mut std::process::Command| {
-        command.uid(65534).gid(65534);
-    };
 
-    let status = ctl_as(&daemon.socket, &["status"], as_nobody);
+    let status = ctl_as_nobody(&daemon.socket, &["status"]);
     assert!(status.status.success(), "{}", text(&status.stderr));
     assert!(text(&status.stdout).contains("sentineld"));
 
-    let reload = ctl_as(&daemon.socket, &["reload"], as_nobody);
+    let reload = ctl_as_nobody(&daemon.socket, &["reload"]);
     assert_eq!(reload.status.code(), Some(1));
     assert_eq!(
         text(&reload.stderr).trim(),

@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -269,6 +270,26 @@ pub fn ctl_as(socket: &Path, args: &[&str], configure: impl FnOnce(&mut Command)
     command.arg("--socket").arg(socket).args(args);
     configure(&mut command);
     command.output().expect("run sentinelctl")
+}
+
+/// Runs `sentinelctl` as `nobody` (uid and gid 65534). The clone may live in a directory only
+/// root can enter (a private home, mode 0700), so `nobody` runs a copy of the binary placed in a
+/// directory every user can traverse, made once per test process.
+pub fn ctl_as_nobody(socket: &Path, args: &[&str]) -> Output {
+    static REACHABLE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let binary = REACHABLE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("sentinel-test-ctl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("sentinelctl");
+        std::fs::copy(SENTINELCTL, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    });
+    let mut command = Command::new(binary);
+    command.arg("--socket").arg(socket).args(args);
+    command.uid(65534).gid(65534);
+    command.output().expect("run sentinelctl as nobody")
 }
 
 pub fn text(bytes: &[u8]) -> String {

@@ -1,12 +1,11 @@
 //! Process and container faults: SIGSTOP/SIGCONT on a pinned pid, and a Docker pause that
 //! rollback undoes. Asserted on /proc and on the engine's own view of the container.
 
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use super::chaos_section;
 use crate::harness::{
-    ctl_as, docker, require_docker, require_root, Daemon, Sandbox, TestContainer,
+    ctl_as_nobody, docker, require_docker, require_root, Daemon, Sandbox, TestContainer,
 };
 
 fn process_state(pid: u32) -> char {
@@ -39,11 +38,7 @@ fn pause_stops_a_process_until_rollback() {
         "{ kind = \"pause\" }",
     );
     // an unprivileged peer may read the profiles but not start one, and is audited
-    let nobody = |args: &[&str]| {
-        ctl_as(&daemon.socket, args, |command| {
-            command.uid(65534).gid(65534);
-        })
-    };
+    let nobody = |args: &[&str]| ctl_as_nobody(&daemon.socket, args);
     assert!(nobody(&["chaos", "profiles"]).status.success());
     assert!(!nobody(&["chaos", "start", "p"]).status.success());
     assert_eq!(process_state(pid), 'S');
