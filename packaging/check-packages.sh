@@ -165,7 +165,7 @@ chroot "$dir/root" sh -eu -c '
     test ! -e /usr/bin/sentineld
     # A state directory that exists before the install (a hand run of sentineld as root
     # made it root:root 0750) is left as it is, and the package still installs and checks.
-    mkdir -m 0750 /var/lib/sentinel
+    rm -rf /var/lib/sentinel && mkdir -m 0750 /var/lib/sentinel
     dpkg -i /tmp/sentinel.deb
     test "$(stat -c "%a %U:%G" /var/lib/sentinel)" = "750 root:root"
     sentineld check-config /etc/sentinel/sentineld.toml

@@ -1,9 +1,10 @@
 //! Bad and oversized requests on the control socket are refused with a clear answer, and the
-//! daemon keeps serving.
+//! daemon keeps serving; slow clients (slowloris) on either listener are cut off in bounded time.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::harness::{Daemon, Sandbox};
 
@@ -66,5 +67,192 @@ fn refuses_bad_requests_and_stays_up() {
     // still serving, and the oversized reload was not applied
     let status = daemon.ctl_json(&["status"]);
     assert!(status["last_reload"].is_null());
+    assert!(daemon.stop().success());
+}
+
+/// Either listener gives a client 10 s from its accept to finish its request headers. Clients
+/// beyond the listener's limit of connections served at once (256 public, 64 control) wait in the
+/// kernel's accept queue until earlier ones are cut off, and then get their own 10 s: so every slow
+/// client is let go within two windows, plus slack for a loaded 2-core machine.
+const CUT_OFF: Duration = Duration::from_secs(24);
+
+/// A client connection that can be polled without blocking.
+trait SlowClient: Read + Write {
+    fn poll_mode(&self);
+}
+
+impl SlowClient for TcpStream {
+    fn poll_mode(&self) {
+        self.set_nonblocking(true).unwrap();
+    }
+}
+
+impl SlowClient for UnixStream {
+    fn poll_mode(&self) {
+        self.set_nonblocking(true).unwrap();
+    }
+}
+
+/// Slow clients (slowloris): each connection sends a request line, then one header line every
+/// half second, and never finishes. Returns once the server has let go of every one (closed it or
+/// answered), with the time that took; fails if any is still held after [`CUT_OFF`].
+fn trickle_until_let_go<S: SlowClient>(mut clients: Vec<S>) -> Duration {
+    let started = Instant::now();
+    for client in &mut clients {
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        client.poll_mode();
+    }
+    let mut buf = [0u8; 512];
+    while !clients.is_empty() {
+        assert!(
+            started.elapsed() < CUT_OFF,
+            "{} slow connections still held after {:?}",
+            clients.len(),
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        clients.retain_mut(|client| {
+            if client.write_all(b"X-Slow: 1\r\n").is_err() {
+                return false;
+            }
+            matches!(client.read(&mut buf), Err(e) if e.kind() == ErrorKind::WouldBlock)
+        });
+    }
+    started.elapsed()
+}
+
+/// One request on a fresh connection; the time until the answer's first bytes.
+fn timed_healthz(port: u16) -> (Duration, String) {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(CUT_OFF + Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    (
+        started.elapsed(),
+        String::from_utf8_lossy(&answer).into_owned(),
+    )
+}
+
+#[test]
+fn slow_clients_are_cut_off_and_both_listeners_keep_serving() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&sandbox.config("", ""));
+    let daemon = Daemon::start(&sandbox, |_| {});
+
+    // More slow clients than the public listener serves at once (256) ...
+    let public: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(("127.0.0.1", sandbox.port)).unwrap())
+        .collect();
+    // ... and than the control socket serves at once (64).
+    let control: Vec<UnixStream> = (0..80)
+        .map(|_| UnixStream::connect(&daemon.socket).unwrap())
+        .collect();
+    let port = sandbox.port;
+    let honest = std::thread::spawn(move || timed_healthz(port));
+    let socket = daemon.socket.clone();
+    let ctl = std::thread::spawn(move || {
+        let started = Instant::now();
+        let status = UnixStream::connect(&socket).map(|mut s| {
+            s.set_read_timeout(Some(CUT_OFF + Duration::from_secs(5)))
+                .unwrap();
+            s.write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut answer = Vec::new();
+            let _ = s.read_to_end(&mut answer);
+            String::from_utf8_lossy(&answer).into_owned()
+        });
+        (started.elapsed(), status.unwrap())
+    });
+
+    let slow_control = std::thread::spawn(move || trickle_until_let_go(control));
+    let public_took = trickle_until_let_go(public);
+    let control_took = slow_control.join().unwrap();
+    eprintln!("slow clients let go: public {public_took:?}, control {control_took:?}");
+
+    // An honest client that arrived behind them was answered once they were cut off.
+    let (waited, answer) = honest.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(waited < CUT_OFF, "public /healthz waited {waited:?}");
+    let (waited, answer) = ctl.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(waited < CUT_OFF, "control /v1/status waited {waited:?}");
+
+    // And afterwards both answer at once.
+    let (took, answer) = timed_healthz(sandbox.port);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(daemon.ctl(&["status"]).status.success());
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&sandbox.config("", ""));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    let started = Instant::now();
+    let mut idle = TcpStream::connect(("127.0.0.1", sandbox.port)).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    idle.set_read_timeout(Some(CUT_OFF + Duration::from_secs(30)))
+        .unwrap();
+    // The answer, then nothing: the server must not keep the connection forever.
+    let mut answer = Vec::new();
+    let _ = idle.read_to_end(&mut answer);
+    let held = started.elapsed();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    assert!(
+        held < CUT_OFF + Duration::from_secs(30),
+        "idle connection held {held:?}"
+    );
+    eprintln!("idle keep-alive connection closed after {held:?}");
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn a_body_sent_a_byte_at_a_time_gets_408() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&sandbox.config("", "[tenants]\nenabled = true\n"));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(("127.0.0.1", sandbox.port)).unwrap();
+    slow.write_all(
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[",
+    )
+    .unwrap();
+    slow.set_nonblocking(true).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    // One byte a second: never finishes in time.
+    while started.elapsed() < Duration::from_secs(45) {
+        let _ = slow.write_all(b" ");
+        match slow.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let took = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "after {took:?}: {answer:?}"
+    );
+    assert!(took < Duration::from_secs(40), "{took:?}");
+    let (_, healthz) = timed_healthz(sandbox.port);
+    assert!(healthz.starts_with("HTTP/1.1 200"));
     assert!(daemon.stop().success());
 }
