@@ -266,3 +266,80 @@ fn kill_9_mid_experiment_then_restart_restores_the_kernel_state() {
     assert!(events.iter().all(|e| e["ok"] == true), "{events:?}");
     assert!(daemon.stop().success());
 }
+
+/// The kill -9 promise, repeated: each trial asks for an experiment (tbf in a namespace, a CPU
+/// quota and a memory limit) and kills the daemon a little later each time, from before the
+/// request is read to after every fault is in place, then starts it again. Whatever moment the
+/// kill hit, the restarted daemon leaves the kernel as it was. `SENTINEL_KILL9_TRIALS` sets the
+/// count (default 10; docs/reliability.md records a run of 50).
+#[test]
+fn kill_9_at_any_moment_of_an_experiment_leaves_nothing_behind() {
+    if !require_root("kill_9_at_any_moment_of_an_experiment_leaves_nothing_behind") {
+        return;
+    }
+    let trials: u64 = std::env::var("SENTINEL_KILL9_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let pair = NetnsPair::new("trials");
+    let cgroup = TestCgroup::new("trials", &["cpu", "memory"]);
+    let (quota, limit) = (
+        cgroup.read("cpu", "cpu.cfs_quota_us"),
+        cgroup.read("memory", "memory.limit_in_bytes"),
+    );
+    let sandbox = Sandbox::new();
+    let target = format!(
+        "netns = \"{}\", interface = \"veth-a\", cgroup = \"/{}\"",
+        pair.a, cgroup.name
+    );
+    let faults = "{ kind = \"tbf\", rate = \"1mbit/s\", burst = \"16KiB\", limit = \"64KiB\" }, { kind = \"cpu_quota\", cpus = 0.1 }, { kind = \"memory_limit\", max = \"64MiB\" }";
+    sandbox.write_config(&sandbox.config(
+        "",
+        &chaos_section("5e23", &profile("everything", &target, faults)),
+    ));
+    let mut faults_seen_at_kill = 0;
+    for trial in 0..trials {
+        let daemon = Daemon::start(&sandbox, |_| {});
+        let mut start = Command::new(crate::harness::SENTINELCTL)
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .args(["chaos", "start", "everything"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // 0, 8, 16, ... ms after the request was sent: spread over the whole apply.
+        std::thread::sleep(Duration::from_millis(trial * 8));
+        daemon.signal(nix::sys::signal::Signal::SIGKILL);
+        drop(daemon);
+        let _ = start.wait();
+        if NetnsPair::qdiscs(&pair.a, "veth-a").contains("5e23:")
+            || cgroup.read("cpu", "cpu.cfs_quota_us") != quota
+        {
+            faults_seen_at_kill += 1;
+        }
+
+        let daemon = Daemon::start(&sandbox, |_| {});
+        assert!(
+            !NetnsPair::qdiscs(&pair.a, "veth-a").contains("5e23:"),
+            "trial {trial}: tbf left behind"
+        );
+        assert_eq!(
+            cgroup.read("cpu", "cpu.cfs_quota_us"),
+            quota,
+            "trial {trial}"
+        );
+        assert_eq!(
+            cgroup.read("memory", "memory.limit_in_bytes"),
+            limit,
+            "trial {trial}"
+        );
+        assert!(daemon.stop().success(), "trial {trial}");
+    }
+    eprintln!("{trials} kill -9 trials: faults in the kernel at the kill in {faults_seen_at_kill}, left behind after restart in 0");
+    // The trials must have hit experiments in flight, not only idle daemons.
+    assert!(
+        faults_seen_at_kill > 0,
+        "no trial killed the daemon with a fault applied"
+    );
+}
