@@ -78,13 +78,15 @@ impl fmt::Display for FileKind {
 /// Why an entry under a source directory was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
-    #[error("leads outside the source directory (an absolute symlink, or `..` through one)")]
+    #[error(
+        "leads out of the directory sentineld may read (an absolute symlink, or `..` through one)"
+    )]
     EscapesRoot,
     #[error("is a magic link (like /proc/PID/root) that could lead anywhere")]
     MagicLink,
     #[error("is a symlink loop")]
     SymlinkLoop,
-    #[error("does not exist (a dangling symlink, or removed meanwhile)")]
+    #[error("does not exist (or is a dangling symlink)")]
     NotFound,
     #[error("is a {0}, not a regular file")]
     NotRegularFile(FileKind),
@@ -127,7 +129,7 @@ pub struct SourceDir {
 pub struct Found {
     pub files: Vec<PathBuf>,
     pub skipped: Vec<(PathBuf, Refusal)>,
-    /// Set when the walk stopped at [`MAX_VISITS`].
+    /// Set when the walk stopped at [`MAX_VISITS`] entries (or a directory held more).
     pub truncated: bool,
 }
 
@@ -266,7 +268,8 @@ impl SourceDir {
         Ok(File::from(fd))
     }
 
-    /// Names in `relative` (a directory), with the type readdir reports when it does.
+    /// Names in `relative` (a directory), with the type readdir reports when it does; at most
+    /// [`MAX_VISITS`] of them.
     fn list(&self, relative: &Path) -> Result<Vec<(OsString, Option<nix::dir::Type>)>, Refusal> {
         let fd = open_beneath(&self.fd, relative, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
         let mut dir = nix::dir::Dir::from_fd(fd).map_err(Refusal::Io)?;
@@ -276,6 +279,9 @@ impl SourceDir {
             let name = entry.file_name().to_bytes();
             if name != b"." && name != b".." {
                 names.push((OsStr::from_bytes(name).to_owned(), entry.file_type()));
+            }
+            if names.len() >= MAX_VISITS {
+                break;
             }
         }
         names.sort_by(|a, b| a.0.cmp(&b.0));
@@ -300,13 +306,14 @@ impl SourceDir {
             files: Vec::new(),
             skipped: BTreeMap::new(),
             visits: 0,
+            truncated: false,
             ancestors: Vec::new(),
         };
         if let Ok(root) = nix::sys::stat::fstat(&self.fd) {
             walk.ancestors.push((root.st_dev, root.st_ino));
         }
         walk.parts(Path::new(""), &parts);
-        let truncated = walk.visits >= MAX_VISITS;
+        let truncated = walk.truncated || walk.visits > MAX_VISITS;
         let mut files = walk.files;
         files.sort();
         files.dedup();
@@ -323,6 +330,7 @@ struct Walk<'a> {
     files: Vec<PathBuf>,
     skipped: BTreeMap<PathBuf, Refusal>,
     visits: usize,
+    truncated: bool,
     /// (device, inode) of the directories from the root down to the current one under `**`.
     ancestors: Vec<(u64, u64)>,
 }
@@ -395,7 +403,11 @@ impl Walk<'_> {
 
     fn listing(&mut self, at: &Path) -> Option<Vec<(OsString, Option<nix::dir::Type>)>> {
         match self.dir.list(at) {
-            Ok(names) => Some(names),
+            Ok(names) => {
+                // Listed partly: said so, as for a walk that ran out of visits.
+                self.truncated |= names.len() >= MAX_VISITS;
+                Some(names)
+            }
             Err(Refusal::NotFound) => None,
             // A directory that is there but cannot be listed: say so (the root, or a dir).
             Err(refusal) => {

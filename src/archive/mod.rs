@@ -47,7 +47,7 @@ pub enum ArchiveError {
     #[error("{0}")]
     Source(String),
     /// A files source's directory cannot be opened, or leads out of its container's mount.
-    #[error("{path}: the source directory {refusal}")]
+    #[error("source directory {path}: {refusal}")]
     SourceDir {
         path: PathBuf,
         #[source]
