@@ -8,6 +8,8 @@ use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::beneath::SkipReason;
+use super::perms::Ownership;
 use super::ArchiveError;
 use crate::event::Timestamp;
 
@@ -36,6 +38,23 @@ pub struct ManifestFile {
 pub struct SourceProblem {
     pub source: String,
     pub error: String,
+    /// A file the source skipped, relative to its `path` (`log/evil.log`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Why that file was skipped (`escapes_root`, `magic_link`, `not_regular_file`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<SkipReason>,
+}
+
+impl SourceProblem {
+    pub fn new(source: &str, error: String) -> Self {
+        Self {
+            source: source.to_string(),
+            error,
+            path: None,
+            skipped: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,23 +124,25 @@ pub fn describe(entries: &[Entry]) -> Vec<ManifestFile> {
 }
 
 /// Write `{spool}/{name}.tar.gz` (folder `{name}/` with `manifest.json` first) and
-/// `{spool}/{name}.manifest.json`. Blocking: run it off the async threads.
+/// `{spool}/{name}.manifest.json`, both 0640 in `owner`'s group. Blocking: run it off the
+/// async threads.
 pub fn write(
     spool: &Path,
     manifest: &Manifest,
     entries: &[Entry],
+    owner: Ownership,
 ) -> Result<SpooledBundle, ArchiveError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ArchiveError::Io { path, source }
     };
-    std::fs::create_dir_all(spool).map_err(io(spool))?;
+    owner.create_dir_all(spool).map_err(io(spool))?;
     let name = &manifest.bundle;
     let manifest_json = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
 
     let path = spool.join(format!("{name}.tar.gz"));
     let partial = spool.join(format!(".{name}.tar.gz.part"));
-    let file = std::fs::File::create(&partial).map_err(io(&partial))?;
+    let file = owner.create_file(&partial).map_err(io(&partial))?;
     let mut tar = tar::Builder::new(GzEncoder::new(file, flate2::Compression::default()));
     let mtime = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -147,10 +168,13 @@ pub fn write(
     std::fs::rename(&partial, &path).map_err(io(&path))?;
 
     let manifest_path = spool.join(format!("{name}.manifest.json"));
-    let mut file = std::fs::File::create(&manifest_path).map_err(io(&manifest_path))?;
+    let partial = spool.join(format!(".{name}.manifest.json.part"));
+    let mut file = owner.create_file(&partial).map_err(io(&partial))?;
     file.write_all(&manifest_json)
         .and_then(|()| file.sync_all())
-        .map_err(io(&manifest_path))?;
+        .map_err(io(&partial))?;
+    drop(file);
+    std::fs::rename(&partial, &manifest_path).map_err(io(&manifest_path))?;
     // The renames are durable only once the directory itself is synced.
     if let Ok(dir) = std::fs::File::open(spool) {
         let _ = dir.sync_all();
@@ -226,12 +250,17 @@ mod tests {
             files: describe(&entries),
             problems: vec![],
         };
-        let spooled = write(dir.path(), &manifest, &entries).unwrap();
+        let spooled = write(dir.path(), &manifest, &entries, Ownership::default()).unwrap();
         assert_eq!(
             spooled.path,
             dir.path().join("20231114T221320Z-demo.tar.gz")
         );
         assert_eq!(hash_file(&spooled.path).unwrap().1, spooled.sha256);
+        for path in [&spooled.path, &spooled.manifest_path] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o640, "{}", path.display());
+        }
         // no temp file left behind
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()

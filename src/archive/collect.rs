@@ -6,6 +6,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::beneath::{Refusal, SourceDir};
 use super::bundle::{Entry, SourceProblem};
 use super::evidence::{ContainerApi, Mount, SqlApi};
 use super::ArchiveError;
@@ -47,14 +48,27 @@ impl SourcePlan {
     }
 }
 
+/// Where a container path is on the host: below the host side of one of its mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPath {
+    /// The mount's host side, which Docker reports and the container cannot move.
+    pub mount: PathBuf,
+    /// The rest of the path, which the container controls: resolved beneath `mount`.
+    pub below: PathBuf,
+}
+
 /// The host path behind `inside` (a path in the container): the mount with the longest
 /// destination that contains it.
-pub fn host_path(mounts: &[Mount], inside: &Path) -> Option<PathBuf> {
+pub fn host_path(mounts: &[Mount], inside: &Path) -> Option<HostPath> {
     mounts
         .iter()
         .filter_map(|mount| {
             let rest = inside.strip_prefix(&mount.destination).ok()?;
-            Some((mount.destination.len(), Path::new(&mount.source).join(rest)))
+            let path = HostPath {
+                mount: PathBuf::from(&mount.source),
+                below: rest.to_path_buf(),
+            };
+            Some((mount.destination.len(), path))
         })
         .max_by_key(|(len, _)| *len)
         .map(|(_, path)| path)
@@ -68,16 +82,12 @@ pub async fn collect<D: ContainerApi, S: SqlApi>(
     let mut entries = Vec::new();
     let mut problems = Vec::new();
     for plan in plans {
-        let problem = |error: String| SourceProblem {
-            source: plan.source().to_string(),
-            error,
-        };
         match collect_one(docker, sql, plan).await {
             Ok((found, notes)) => {
                 entries.extend(found);
-                problems.extend(notes.into_iter().map(problem));
+                problems.extend(notes);
             }
-            Err(err) => problems.push(problem(err.to_string())),
+            Err(err) => problems.push(SourceProblem::new(plan.source(), err.to_string())),
         }
     }
     (entries, problems)
@@ -87,7 +97,7 @@ async fn collect_one<D: ContainerApi, S: SqlApi>(
     docker: &D,
     sql: &S,
     plan: &SourcePlan,
-) -> Result<(Vec<Entry>, Vec<String>), ArchiveError> {
+) -> Result<(Vec<Entry>, Vec<SourceProblem>), ArchiveError> {
     match plan {
         SourcePlan::Files {
             source,
@@ -106,7 +116,10 @@ async fn collect_one<D: ContainerApi, S: SqlApi>(
                         ))
                     })?
                 }
-                None => path.clone(),
+                None => HostPath {
+                    mount: path.clone(),
+                    below: PathBuf::new(),
+                },
             };
             let (source, include, max_bytes) = (source.clone(), include.clone(), *max_bytes);
             tokio::task::spawn_blocking(move || read_files(&source, &root, &include, max_bytes))
@@ -128,7 +141,7 @@ async fn collect_one<D: ContainerApi, S: SqlApi>(
                     origin: format!("docker inspect {container}"),
                     bytes: serde_json::to_vec_pretty(&state).expect("JSON value serializes"),
                 }),
-                Err(err) => notes.push(err.to_string()),
+                Err(err) => notes.push(SourceProblem::new(source, err.to_string())),
             }
             match docker.logs(container, *tail, *since).await {
                 Ok(bytes) => entries.push(Entry {
@@ -137,10 +150,11 @@ async fn collect_one<D: ContainerApi, S: SqlApi>(
                     origin: format!("docker logs --timestamps --tail {tail} {container}"),
                     bytes,
                 }),
-                Err(err) => notes.push(err.to_string()),
+                Err(err) => notes.push(SourceProblem::new(source, err.to_string())),
             }
             if entries.is_empty() {
-                return Err(ArchiveError::Source(notes.join("; ")));
+                let errors: Vec<String> = notes.into_iter().map(|n| n.error).collect();
+                return Err(ArchiveError::Source(errors.join("; ")));
             }
             Ok((entries, notes))
         }
@@ -162,76 +176,113 @@ async fn collect_one<D: ContainerApi, S: SqlApi>(
 
 /// Files under `root` matching `include`, in name order, within `max_bytes`: a file that does
 /// not fit whole contributes its last bytes (a log's end is what a post-mortem reads first).
+/// Nothing outside `root` is read: what a symlink leads out to, a magic link, a FIFO, socket
+/// or device is skipped and named (see [`SourceDir`]).
 fn read_files(
     source: &str,
-    root: &Path,
+    root: &HostPath,
     include: &[String],
     max_bytes: u64,
-) -> Result<(Vec<Entry>, Vec<String>), ArchiveError> {
-    if !root.is_dir() {
-        return Err(ArchiveError::Source(format!(
-            "{} is not a readable directory",
-            root.display()
-        )));
-    }
+) -> Result<(Vec<Entry>, Vec<SourceProblem>), ArchiveError> {
+    let dir =
+        SourceDir::open(&root.mount, &root.below).map_err(|refusal| ArchiveError::SourceDir {
+            path: root.mount.join(&root.below),
+            refusal,
+        })?;
     let patterns: Vec<String> = match include.is_empty() {
         true => vec!["*".into()],
         false => include.to_vec(),
     };
     let mut files = Vec::new();
     let mut notes = Vec::new();
+    let skipped = |path: &Path, refusal: Refusal| SourceProblem {
+        source: source.to_string(),
+        error: format!("skipped {}: it {refusal}", path.display()),
+        path: Some(path.display().to_string()),
+        skipped: Some(refusal.reason()),
+    };
+    let mut named = std::collections::BTreeSet::new();
     for pattern in &patterns {
-        let full = root.join(pattern);
-        let matches = glob::glob(&full.to_string_lossy())
+        let found = dir
+            .find(pattern)
             .map_err(|err| ArchiveError::Source(format!("invalid glob {pattern}: {err}")))?;
-        let before = files.len();
-        files.extend(matches.flatten().filter(|p| p.is_file()));
-        if files.len() == before {
-            notes.push(format!("nothing matched {}", full.display()));
+        if found.files.is_empty() && found.skipped.is_empty() {
+            notes.push(SourceProblem::new(
+                source,
+                format!(
+                    "nothing matched {}",
+                    dir.shown(Path::new(pattern)).display()
+                ),
+            ));
         }
+        if found.truncated {
+            notes.push(SourceProblem::new(
+                source,
+                format!(
+                    "stopped looking for {pattern} after visiting {} entries",
+                    super::beneath::MAX_VISITS
+                ),
+            ));
+        }
+        for (path, refusal) in found.skipped {
+            if named.insert(path.clone()) {
+                notes.push(skipped(&path, refusal));
+            }
+        }
+        files.extend(found.files);
     }
     files.sort();
     files.dedup();
     let mut left = max_bytes;
     let mut entries = Vec::new();
-    let mut skipped = 0;
+    let mut over = 0;
     for file in files {
         if left == 0 {
-            skipped += 1;
+            over += 1;
             continue;
         }
-        let relative = file
-            .strip_prefix(root)
-            .unwrap_or(&file)
-            .to_string_lossy()
-            .into_owned();
-        match read_tail(&file, left) {
+        let shown = dir.shown(&file);
+        let opened = dir.open_file(&file);
+        let read = match opened {
+            Ok(opened) => read_tail(opened, left),
+            // Swapped for a link or a FIFO since it was found: skipped like one.
+            Err(refusal) => {
+                notes.push(skipped(&file, refusal));
+                continue;
+            }
+        };
+        match read {
             Ok((bytes, truncated)) => {
                 left -= bytes.len() as u64;
                 let origin = match truncated {
-                    true => format!("{} (last {} bytes)", file.display(), bytes.len()),
-                    false => file.display().to_string(),
+                    true => format!("{} (last {} bytes)", shown.display(), bytes.len()),
+                    false => shown.display().to_string(),
                 };
                 entries.push(Entry {
-                    path: format!("{source}/{relative}"),
+                    path: format!("{source}/{}", file.display()),
                     source: source.to_string(),
                     origin,
                     bytes,
                 });
             }
-            Err(err) => notes.push(format!("cannot read {}: {err}", file.display())),
+            Err(err) => notes.push(SourceProblem::new(
+                source,
+                format!("cannot read {}: {err}", shown.display()),
+            )),
         }
     }
-    if skipped > 0 {
-        notes.push(format!(
-            "{skipped} more files skipped: max_bytes ({max_bytes}) reached"
+    if over > 0 {
+        notes.push(SourceProblem::new(
+            source,
+            format!("{over} more files skipped: max_bytes ({max_bytes}) reached"),
         ));
     }
     Ok((entries, notes))
 }
 
-fn read_tail(path: &Path, limit: u64) -> std::io::Result<(Vec<u8>, bool)> {
-    let mut file = std::fs::File::open(path)?;
+/// The last `limit` bytes of `file` (all of it when it fits), and whether it was cut. A file
+/// growing meanwhile still yields at most `limit` bytes.
+fn read_tail(mut file: std::fs::File, limit: u64) -> std::io::Result<(Vec<u8>, bool)> {
     let size = file.metadata()?.len();
     let truncated = size > limit;
     if truncated {
@@ -247,6 +298,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
+    use crate::archive::SkipReason;
 
     #[test]
     fn host_path_picks_the_longest_containing_mount() {
@@ -261,16 +313,19 @@ mod tests {
             },
         ];
         let cases = [
-            ("/var/lib/postgresql/data/log", Some("/srv/pgdata/log")),
-            ("/var/lib/postgresql/data", Some("/srv/pgdata")),
-            ("/var/lib/postgresql/other", Some("/srv/pg/other")),
+            ("/var/lib/postgresql/data/log", Some(("/srv/pgdata", "log"))),
+            ("/var/lib/postgresql/data", Some(("/srv/pgdata", ""))),
+            ("/var/lib/postgresql/other", Some(("/srv/pg", "other"))),
             ("/var/lib/postgresql-old", None),
             ("/etc", None),
         ];
         for (inside, expected) in cases {
             assert_eq!(
                 host_path(&mounts, Path::new(inside)),
-                expected.map(PathBuf::from),
+                expected.map(|(mount, below)| HostPath {
+                    mount: mount.into(),
+                    below: below.into()
+                }),
                 "{inside}"
             );
         }
@@ -415,5 +470,107 @@ mod tests {
             "{:?}",
             problems
         );
+    }
+
+    #[tokio::test]
+    async fn files_sources_skip_and_name_what_leaves_the_mount() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(data.join("log")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.log"), "OUTSIDE-SECRET\n").unwrap();
+        std::fs::write(data.join("log/current.log"), "now\n").unwrap();
+        symlink(outside.join("secret.log"), data.join("log/evil.log")).unwrap();
+        symlink(&outside, data.join("log/sub")).unwrap();
+        symlink("current.log", data.join("log/latest.log")).unwrap();
+        nix::unistd::mkfifo(
+            &data.join("log/pipe.log"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        symlink(&outside, data.join("moved")).unwrap();
+        let docker = FakeDocker {
+            mounts: vec![Mount {
+                source: data.display().to_string(),
+                destination: "/data".into(),
+            }],
+            running: true,
+        };
+        let files = |path: &str| SourcePlan::Files {
+            source: "logs".into(),
+            container: Some("c".into()),
+            path: path.into(),
+            include: vec!["log/**/*.log".into(), "*.log".into()],
+            max_bytes: 1 << 20,
+        };
+        let (entries, problems) = collect(&docker, &DeadSql, &[files("/data")]).await;
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["logs/log/current.log", "logs/log/latest.log"]);
+        assert!(entries.iter().all(|e| e.bytes == b"now\n"));
+        assert_eq!(
+            entries[1].origin,
+            data.join("log/latest.log").display().to_string()
+        );
+        let skipped: Vec<(Option<&str>, Option<SkipReason>)> = problems
+            .iter()
+            .map(|p| (p.path.as_deref(), p.skipped))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (Some("log/evil.log"), Some(SkipReason::EscapesRoot)),
+                (Some("log/pipe.log"), Some(SkipReason::NotRegularFile)),
+                (Some("log/sub"), Some(SkipReason::EscapesRoot)),
+                // `*.log` at the top matched nothing
+                (None, None),
+            ],
+            "{problems:?}"
+        );
+        assert_eq!(
+            problems[0].error,
+            "skipped log/evil.log: it leads out of the directory sentineld may read (an absolute symlink, or `..` through one)"
+        );
+
+        // the container replaced the source directory itself with a link out of the mount
+        let (entries, problems) = collect(&docker, &DeadSql, &[files("/data/moved")]).await;
+        assert!(entries.is_empty(), "{entries:?}");
+        assert!(
+            problems[0].error.ends_with("/data/moved: leads out of the directory sentineld may read (an absolute symlink, or `..` through one)"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_growing_while_read_still_yields_at_most_max_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.log");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    file.write_all(&[b'y'; 65536]).unwrap();
+                }
+            })
+        };
+        let root = HostPath {
+            mount: dir.path().into(),
+            below: PathBuf::new(),
+        };
+        for _ in 0..20 {
+            let (entries, _) = read_files("s", &root, &["*.log".into()], 10_000).unwrap();
+            assert!(
+                entries[0].bytes.len() <= 10_000,
+                "{}",
+                entries[0].bytes.len()
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
     }
 }

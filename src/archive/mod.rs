@@ -1,10 +1,12 @@
 //! Evidence first: before a heal restarts something, collect its logs and state into one bundle
 //! in the local spool, then ship it to S3 or a directory in the background, retrying until done.
 
+mod beneath;
 mod bundle;
 mod collect;
 mod evidence;
 mod ledger;
+mod perms;
 mod s3;
 mod sink;
 mod uploader;
@@ -17,11 +19,13 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{oneshot, watch, Notify};
 
-pub use bundle::{Manifest, ManifestFile, SpooledBundle};
-pub use collect::{host_path, SourcePlan};
+pub use beneath::{FileKind, Refusal, SkipReason, SourceDir};
+pub use bundle::{Manifest, ManifestFile, SourceProblem, SpooledBundle};
+pub use collect::{host_path, HostPath, SourcePlan};
 pub use evidence::{ContainerApi, Mount, Postgres, SqlApi};
 pub(crate) use ledger::open_table;
 pub use ledger::{ArchiveRecord, UploadState};
+pub use perms::Ownership;
 pub use s3::S3Sink;
 pub use sink::{plan_quota, LocalSink, QuotaPlan, Sink, Upload};
 pub use uploader::retry_delay;
@@ -42,6 +46,13 @@ pub enum ArchiveError {
     /// A source could not deliver (container gone, database down, path not mounted).
     #[error("{0}")]
     Source(String),
+    /// A files source's directory cannot be opened, or leads out of its container's mount.
+    #[error("source directory {path}: {refusal}")]
+    SourceDir {
+        path: PathBuf,
+        #[source]
+        refusal: Refusal,
+    },
     #[error("archive ledger (journal database) {0}")]
     Ledger(String),
     #[error("upload failed: {0}")]
@@ -60,15 +71,22 @@ struct Settings {
 }
 
 impl Settings {
-    fn from_config(config: &Config, state_dir: &Path, previous: Option<&Settings>) -> Self {
+    fn from_config(
+        config: &Config,
+        state_dir: &Path,
+        owner: Ownership,
+        previous: Option<&Settings>,
+    ) -> Self {
         let section = &config.archive;
         let mut sink = match (&section.s3, &section.local) {
             (Some(s3), _) => Sink::S3(Box::new(S3Sink::new(s3))),
             (None, Some(local)) => Sink::Local(LocalSink {
                 dir: local.dir.clone(),
+                owner,
             }),
             (None, None) => Sink::Local(LocalSink {
                 dir: state_dir.join("archive/bundles"),
+                owner,
             }),
         };
         // Keep the S3 client (and its loaded credentials) when its settings did not change.
@@ -112,6 +130,8 @@ pub struct Archiver {
 
 struct Inner {
     state_dir: PathBuf,
+    /// Bundles and sink copies are 0640 in this group (the control socket's).
+    owner: Ownership,
     settings: RwLock<Arc<Settings>>,
     ledger: crate::journal::SharedTable<ledger::Ledger>,
     docker: DockerEngine,
@@ -150,18 +170,22 @@ impl Drop for Collecting {
 }
 
 impl Archiver {
-    /// Open the ledger in the journal database under `state_dir`.
+    /// Open the ledger in the journal database under `state_dir`; bundles and their copies
+    /// are written 0640 in `owner`'s group.
     pub fn open(
         state_dir: &Path,
         config: &Config,
+        owner: Ownership,
         docker: DockerEngine,
         bus: Bus,
     ) -> Result<Self, ArchiveError> {
         let ledger = ledger::Ledger::open(&state_dir.join(crate::journal::DATABASE_FILE))?;
+        let settings = Settings::from_config(config, state_dir, owner, None);
         Ok(Self {
             inner: Arc::new(Inner {
                 state_dir: state_dir.to_path_buf(),
-                settings: RwLock::new(Arc::new(Settings::from_config(config, state_dir, None))),
+                owner,
+                settings: RwLock::new(Arc::new(settings)),
                 ledger: crate::journal::SharedTable::new(ledger),
                 docker,
                 bus,
@@ -181,6 +205,7 @@ impl Archiver {
         *slot = Arc::new(Settings::from_config(
             config,
             &self.inner.state_dir,
+            self.inner.owner,
             Some(&slot),
         ));
         drop(slot);
@@ -335,9 +360,9 @@ impl Archiver {
             files: bundle::describe(&entries),
             problems,
         };
-        let spool = settings.spool_dir.clone();
+        let (spool, owner) = (settings.spool_dir.clone(), self.inner.owner);
         let spooled =
-            tokio::task::spawn_blocking(move || bundle::write(&spool, &manifest, &entries))
+            tokio::task::spawn_blocking(move || bundle::write(&spool, &manifest, &entries, owner))
                 .await
                 .map_err(|err| ArchiveError::Source(format!("bundle writer panicked: {err}")))??;
         let destination = settings.sink.destination(name);

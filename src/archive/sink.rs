@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::ledger::{ArchiveRecord, UploadState};
+use super::perms::Ownership;
 use super::s3::S3Sink;
 use super::ArchiveError;
 
@@ -66,6 +67,8 @@ impl Sink {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalSink {
     pub dir: PathBuf,
+    /// Copies are 0640 and new folders 0750 in this group.
+    pub owner: Ownership,
 }
 
 impl LocalSink {
@@ -75,17 +78,19 @@ impl LocalSink {
             let path = path.to_path_buf();
             move |source| ArchiveError::Io { path, source }
         };
-        std::fs::create_dir_all(&folder).map_err(io(&folder))?;
+        self.owner.create_dir_all(&folder).map_err(io(&folder))?;
         let bundle = folder.join(BUNDLE_OBJECT);
         for (from, to) in [
             (&upload.manifest_path, folder.join(MANIFEST_OBJECT)),
             (&upload.path, bundle.clone()),
         ] {
             let partial = to.with_extension("part");
-            std::fs::copy(from, &partial).map_err(io(from))?;
-            std::fs::File::open(&partial)
-                .and_then(|f| f.sync_all())
+            let mut source = std::fs::File::open(from).map_err(io(from))?;
+            let mut copy = self.owner.create_file(&partial).map_err(io(&partial))?;
+            std::io::copy(&mut source, &mut copy)
+                .and_then(|_| copy.sync_all())
                 .map_err(io(&partial))?;
+            drop(copy);
             std::fs::rename(&partial, &to).map_err(io(&to))?;
         }
         let (bytes, sha256) = super::bundle::hash_file(&bundle)?;
@@ -191,6 +196,7 @@ mod tests {
         let (bytes, sha256) = super::super::bundle::hash_file(&spool.join("b.tar.gz")).unwrap();
         let sink = LocalSink {
             dir: dir.path().join("out"),
+            owner: Ownership::default(),
         };
         let mut upload = Upload {
             name: "b".into(),

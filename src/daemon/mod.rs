@@ -143,6 +143,7 @@ pub async fn run(
         bus.clone(),
         retention_tx,
         info_tx,
+        bound.gid,
         components_stop.clone(),
     )
     .await?;

@@ -106,6 +106,7 @@ impl Supervisor {
         bus: Bus,
         retention: watch::Sender<Retention>,
         info: watch::Sender<DaemonInfo>,
+        socket_gid: u32,
         stop: CancellationToken,
     ) -> Result<Self, DaemonError> {
         let board = ProbeBoard::default();
@@ -138,6 +139,7 @@ impl Supervisor {
         let archiver = crate::archive::Archiver::open(
             &state_dir,
             &loaded.config,
+            crate::archive::Ownership::group(socket_gid),
             docker.clone(),
             bus.clone(),
         )?;

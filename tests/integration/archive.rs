@@ -907,3 +907,259 @@ fn a_collection_outlasting_the_shutdown_grace_is_journaled_as_lost() {
     assert!(archives(&daemon).is_empty(), "nothing was spooled");
     assert!(daemon.stop().success());
 }
+
+/// Whether any bundle entry (the manifest included) holds `needle`.
+fn bundle_holds(entries: &[(String, Vec<u8>)], needle: &[u8]) -> Option<String> {
+    entries
+        .iter()
+        .find(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle))
+        .map(|(path, _)| path.clone())
+}
+
+/// Issue 12: a container writes symlinks, a FIFO and a device node into its bind mount; the
+/// root daemon reads none of what they lead to, collects the links that stay inside, names
+/// every skipped entry in the manifest, and a FIFO does not stall collection.
+#[test]
+fn links_planted_in_a_bind_mount_never_take_host_files_into_the_bundle() {
+    let test = "links_planted_in_a_bind_mount_never_take_host_files_into_the_bundle";
+    if !require_docker(test) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    // The host secret lives outside the mount; the marker is unique to this run.
+    let marker = format!(
+        "HOST-SECRET-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("secret.log");
+    std::fs::write(&secret, format!("{marker} file\n")).unwrap();
+    std::fs::write(
+        secret_dir.path().join("nested.log"),
+        format!("{marker} nested\n"),
+    )
+    .unwrap();
+    let data = sandbox.path().join("data");
+    std::fs::create_dir_all(data.join("log/old")).unwrap();
+    std::fs::write(data.join("log/current.log"), "ERROR: real evidence\n").unwrap();
+    std::fs::write(data.join("log/old/rotated.log"), "older evidence\n").unwrap();
+
+    let container = TestContainer::run("archive-links", &["sleep", "1"]);
+    docker(&["rm", "-f", &container.name]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &container.name,
+        "--network",
+        "none",
+        "-v",
+        &format!("{}:/data", data.display()),
+        "sentinel-test/busybox:latest",
+        "sleep",
+        "3600",
+    ]);
+    // Planted from inside the container, where none of these targets even exist.
+    let (secret, secret_dir_path) = (secret.display(), secret_dir.path().display());
+    let plant = format!(
+        "cd /data/log && \
+         busybox ln -s {secret} secret.log && \
+         busybox ln -s /etc/shadow shadow.log && \
+         busybox ln -s {secret_dir_path} linked && \
+         busybox ln -s ../../../../../../../../../..{secret} dotdot.log && \
+         busybox ln -s ../.. up && \
+         busybox ln -s /proc/self/root{secret} magic.log && \
+         busybox ln -s /proc/1/root/etc/shadow proc1.log && \
+         busybox mkfifo pipe.log && \
+         busybox mknod null.log c 1 3 && \
+         busybox ln -s current.log latest.log && \
+         busybox ln -s old archive && \
+         busybox ln -s {secret_dir_path} /data/moved"
+    );
+    docker(&["exec", &container.name, "sh", "-c", &plant]);
+
+    let config = format!(
+        r#"[[probe]]
+name = "app"
+kind = "docker"
+container = "{name}"
+interval = "30s"
+fail_after = 1
+heal = {{ action = "docker_restart", stop_timeout = "1s", verify_within = "15s", backoff = "0s", archive = ["app-files", "moved"] }}
+
+[archive]
+timeout = "10s"
+
+[[archive.source]]
+name = "app-files"
+kind = "files"
+container = "{name}"
+path = "/data"
+include = ["log/**/*.log"]
+
+[[archive.source]]
+name = "moved"
+kind = "files"
+container = "{name}"
+path = "/data/moved"
+"#,
+        name = container.name
+    );
+    sandbox.write_config(&sandbox.config("", &config));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    wait_for(
+        Duration::from_secs(15),
+        "app up and events followed",
+        || {
+            let following = !daemon.events("docker_engine").is_empty();
+            (following && daemon.probe("app")["state"] == "up").then_some(())
+        },
+    );
+    let started = std::time::Instant::now();
+    docker(&["kill", &container.name]);
+    let bundle = wait_uploaded(&daemon, None, Duration::from_secs(30));
+    let took = started.elapsed();
+    let failed = daemon.events("archive_failed");
+    assert!(failed.is_empty(), "{failed:#?}");
+
+    let bytes = std::fs::read(bundle["location"].as_str().unwrap()).unwrap();
+    let manifest = verified_manifest(&bytes);
+    let entries = unpack(&bytes);
+    assert_eq!(
+        bundle_holds(&entries, marker.as_bytes()),
+        None,
+        "a host file outside the mount reached the bundle"
+    );
+    if let Ok(shadow) = std::fs::read_to_string("/etc/shadow") {
+        if let Some(line) = shadow.lines().next().filter(|l| l.len() > 8) {
+            assert_eq!(bundle_holds(&entries, line.as_bytes()), None, "/etc/shadow");
+        }
+    }
+    // what stays inside is collected, through links too
+    assert_eq!(
+        file_paths(&manifest),
+        [
+            "app-files/log/archive/rotated.log",
+            "app-files/log/current.log",
+            "app-files/log/latest.log",
+            "app-files/log/old/rotated.log",
+        ],
+        "{manifest:#}"
+    );
+    let latest = entries
+        .iter()
+        .find(|(p, _)| p.ends_with("app-files/log/latest.log"))
+        .unwrap();
+    assert_eq!(text(&latest.1), "ERROR: real evidence\n");
+    // every skipped entry is named, with why
+    let mut skipped: Vec<(String, String)> = manifest["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["source"] == "app-files")
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap_or("-").to_string(),
+                p["skipped"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect();
+    skipped.sort();
+    let expected = [
+        ("log/dotdot.log", "escapes_root"),
+        ("log/linked", "escapes_root"),
+        ("log/magic.log", "escapes_root"),
+        ("log/null.log", "not_regular_file"),
+        ("log/pipe.log", "not_regular_file"),
+        ("log/proc1.log", "escapes_root"),
+        ("log/secret.log", "escapes_root"),
+        ("log/shadow.log", "escapes_root"),
+        ("log/up", "escapes_root"),
+    ]
+    .map(|(p, r)| (p.to_string(), r.to_string()));
+    assert_eq!(skipped, expected, "{manifest:#}");
+    // the source whose directory itself was swapped for a link out of the mount
+    let moved: Vec<&Value> = manifest["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["source"] == "moved")
+        .collect();
+    assert_eq!(moved.len(), 1, "{manifest:#}");
+    let error = moved[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("/data/moved: leads out of the directory sentineld may read"),
+        "{error}"
+    );
+    eprintln!("{test}: bundle uploaded {took:?} after the kill");
+    assert!(daemon.stop().success());
+}
+
+/// Issue 12: the spool, the bundles in it and the local sink's copies get their modes from
+/// sentineld (files 0640, new directories 0750, group: the control socket's), not the umask.
+#[test]
+fn evidence_files_are_0640_in_the_socket_group_whatever_the_umask() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let test = "evidence_files_are_0640_in_the_socket_group_whatever_the_umask";
+    if !require_root(test) {
+        return;
+    }
+    // A group other than root's, so the chown shows; any existing one will do.
+    let group = ["nogroup", "daemon", "users"]
+        .iter()
+        .find_map(|name| nix::unistd::Group::from_name(name).ok().flatten())
+        .expect("a nogroup, daemon or users group");
+    for umask in ["000", "077"] {
+        let sandbox = Sandbox::new();
+        let (flag, logs) = app_files(&sandbox);
+        let sink = sandbox.path().join("evidence");
+        let config = flag_probe(
+            &flag,
+            &logs,
+            &format!("[archive.local]\ndir = \"{}\"\n", sink.display()),
+        );
+        let daemon_section = format!("socket_group = \"{}\"", group.name);
+        sandbox.write_config(&sandbox.config(&daemon_section, &config));
+        let wrapper: Vec<String> = ["sh", "-c", &format!("umask {umask} && exec \"$@\""), "sh"]
+            .map(String::from)
+            .to_vec();
+        let daemon = Daemon::start_with(&sandbox, &wrapper, "text", |_| {});
+        wait_for(Duration::from_secs(15), "app up", || {
+            (daemon.probe("app")["state"] == "up").then_some(())
+        });
+        std::fs::remove_file(&flag).unwrap();
+        let bundle = wait_uploaded(&daemon, None, Duration::from_secs(20));
+        let name = bundle["name"].as_str().unwrap();
+        let spool = sandbox.path().join("state/archive/spool");
+        let dirs = [
+            sandbox.path().join("state/archive"),
+            spool.clone(),
+            sink.clone(),
+            sink.join(name),
+        ];
+        let files = [
+            spool.join(format!("{name}.tar.gz")),
+            spool.join(format!("{name}.manifest.json")),
+            sink.join(name).join("bundle.tar.gz"),
+            sink.join(name).join("manifest.json"),
+        ];
+        let want = |paths: &[PathBuf], mode: u32| {
+            for path in paths {
+                let meta = std::fs::metadata(path).unwrap();
+                assert_eq!(
+                    (meta.permissions().mode() & 0o7777, meta.gid()),
+                    (mode, group.gid.as_raw()),
+                    "umask {umask}: {}",
+                    path.display()
+                );
+            }
+        };
+        want(&dirs, 0o750);
+        want(&files, 0o640);
+        assert!(daemon.stop().success());
+    }
+}
