@@ -46,6 +46,15 @@ pub enum DaemonCommand {
     },
     /// Print the built-in example configuration, a starting point for /etc/sentinel/sentineld.toml.
     PrintDefaultConfig,
+    /// Roll back every chaos experiment a stopped or crashed sentineld left, without needing a
+    /// valid config; prints what it undid, exit 0 also when nothing was left, 1 on a failure or
+    /// while a sentineld runs on the state directory. The unit runs it as ExecStopPost=.
+    Rollback {
+        /// State directory to roll back in [default: --config's [daemon] state_dir, read even
+        /// from an invalid file, else /var/lib/sentinel].
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
 }
 
 /// sentinelctl — talks to sentineld over its control socket.
