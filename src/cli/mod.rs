@@ -46,9 +46,11 @@ pub enum DaemonCommand {
     },
     /// Print the built-in example configuration, a starting point for /etc/sentinel/sentineld.toml.
     PrintDefaultConfig,
-    /// Roll back every chaos experiment a stopped or crashed sentineld left, without needing a
-    /// valid config; prints what it undid, exit 0 also when nothing was left, 1 on a failure or
-    /// while a sentineld runs on the state directory. The unit runs it as ExecStopPost=.
+    /// Roll back what a stopped or crashed sentineld's chaos left, even with an invalid config.
+    ///
+    /// Prints what it undid; exits 0 also when nothing was left, 1 when something could not be
+    /// undone or while a sentineld runs on the state directory. The systemd unit runs it as
+    /// ExecStopPost=.
     Rollback {
         /// State directory to roll back in [default: --config's [daemon] state_dir, read even
         /// from an invalid file, else /var/lib/sentinel].
