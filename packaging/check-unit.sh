@@ -18,7 +18,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Same file name, so the unit name is what verify checks; only the binary path differs from
 # what the package installs.
-sed "s#^ExecStart=/usr/bin/$name #ExecStart=$bin #" "$unit_src" >"$tmp/$unit"
+sed -E "s#^(ExecStart|ExecStopPost)=/usr/bin/$name #\1=$bin #" "$unit_src" >"$tmp/$unit"
 grep -q "^ExecStart=$bin " "$tmp/$unit" \
     || { echo "check-unit: ExecStart=/usr/bin/$name not found in $unit_src" >&2; exit 1; }
 

@@ -1,4 +1,5 @@
-//! sentineld: parse flags, set up logging, run the daemon until SIGTERM or SIGINT.
+//! sentineld: parse flags, set up logging, run the daemon until SIGTERM or SIGINT (or one of
+//! its one-shot commands: check-config, print-default-config, rollback).
 
 use std::process::ExitCode;
 
@@ -36,6 +37,26 @@ fn main() -> ExitCode {
             print!("{}", config::EXAMPLE_CONFIG);
             ExitCode::SUCCESS
         }
+        Some(DaemonCommand::Rollback { ref state_dir }) => {
+            logging::init(cli.log_format, &cli.log_level, "sentineld");
+            match rollback(&cli.config, state_dir.clone()) {
+                Ok(outcome) => {
+                    for line in outcome.lines() {
+                        println!("{line}");
+                    }
+                    if outcome.is_clean() {
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!("sentineld rollback: something could not be undone (see above); an operator must look");
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(err) => {
+                    eprintln!("sentineld rollback: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(DaemonCommand::Run) | None => {
             logging::init(cli.log_format, &cli.log_level, "sentineld");
             match run(cli) {
@@ -48,6 +69,18 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn rollback(
+    config: &std::path::Path,
+    state_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<daemon::RollbackOutcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(daemon::rollback(config, state_dir))?)
 }
 
 fn run(cli: DaemonCli) -> anyhow::Result<()> {

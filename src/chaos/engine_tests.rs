@@ -326,7 +326,8 @@ async fn recovery_rolls_back_what_a_crash_left_active() {
         .put(&crashed.to_row())
         .unwrap();
     let recovered = s.engine.recover().await;
-    assert_eq!(recovered, ["xcrashed"]);
+    assert_eq!(recovered.ids(), ["xcrashed"]);
+    assert!(recovered.is_clean(), "{recovered:?}");
     assert_eq!(calls(&s.host), ["revert /fake/left cpu.max=1000 100000"]);
     let view = s.engine.show("xcrashed").await.unwrap();
     assert_eq!(

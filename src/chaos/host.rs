@@ -51,15 +51,21 @@ pub struct LinuxHost {
 impl LinuxHost {
     /// Probe the kernel once, now; call from within the runtime.
     pub fn new(cgroup_root: PathBuf, handle_major: u16, docker: DockerEngine) -> Self {
-        let mut host = Self {
+        let mut host = Self::unprobed(cgroup_root, handle_major, docker);
+        host.capabilities = host.probe_capabilities();
+        host
+    }
+
+    /// Without the capability probe (which creates a scratch namespace): enough to roll back
+    /// and sweep, which is all `sentineld rollback` does. Call from within the runtime.
+    pub fn unprobed(cgroup_root: PathBuf, handle_major: u16, docker: DockerEngine) -> Self {
+        Self {
             cgroup_root,
             handle_major,
             docker,
             runtime: tokio::runtime::Handle::current(),
             capabilities: Vec::new(),
-        };
-        host.capabilities = host.probe_capabilities();
-        host
+        }
     }
 
     fn cgroups(&self) -> Result<Cgroupfs, ChaosError> {

@@ -106,18 +106,21 @@ impl ChaosEngine {
         })
     }
 
-    /// At start, before serving: roll back what a crash left, then sweep orphans. Returns the
-    /// ids of recovered experiments.
-    pub async fn recover(&self) -> Vec<String> {
+    /// At start, before serving: roll back what a crash left, then sweep orphans; what was done
+    /// and what went wrong, experiment by experiment.
+    pub async fn recover(&self) -> Recovery {
+        let mut recovery = Recovery::default();
         let store = Arc::clone(&self.inner.store);
         let rows = match blocking(move || lock(&store).unfinished()).await {
             Ok(rows) => rows,
             Err(err) => {
                 tracing::error!(error = %err, "cannot read unfinished chaos experiments");
+                recovery.problems.push(ChaosError::Journal(format!(
+                    "cannot read unfinished experiments: {err}"
+                )));
                 Vec::new()
             }
         };
-        let mut recovered = Vec::new();
         for row in rows {
             match Experiment::from_row(&row) {
                 Ok(experiment) => {
@@ -126,9 +129,17 @@ impl ChaosEngine {
                         state = row.state,
                         "rolling back an experiment left by a previous run"
                     );
-                    recovered.push(self.roll_back(experiment, StopReason::Recovery).await.id);
+                    let done = self.roll_back(experiment, StopReason::Recovery).await;
+                    recovery.experiments.push(Recovered {
+                        ok: done.state == ExperimentState::RolledBack,
+                        id: done.id,
+                        log: done.log,
+                    });
                 }
-                Err(err) => tracing::error!("{err}"),
+                Err(err) => {
+                    tracing::error!("{err}");
+                    recovery.problems.push(ChaosError::Journal(err));
+                }
             }
         }
         let host = Arc::clone(&self.inner.host);
@@ -142,15 +153,68 @@ impl ChaosEngine {
                 ?result,
                 "swept a qdisc carrying our handle that no experiment accounts for"
             );
+            let detail = match &result {
+                Ok(line) => line.clone(),
+                Err(err) => err.to_string(),
+            };
             self.inner.bus.publish(EventKind::ChaosRolledBack {
                 experiment: "orphan".into(),
                 profile: None,
                 trigger: "sweep".into(),
                 ok: result.is_ok(),
-                detail: format!("{described}: {}", result.unwrap_or_else(|e| e.to_string())),
+                detail: format!("{described}: {detail}"),
+            });
+            recovery.swept.push(Swept {
+                qdisc: described,
+                result,
             });
         }
-        recovered
+        recovery
+    }
+}
+
+/// What start-time recovery did: each experiment a crash left, each orphaned qdisc swept, and
+/// what could not even be read.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    pub experiments: Vec<Recovered>,
+    pub swept: Vec<Swept>,
+    /// An unreadable journal or an undecodable row: something may still be in place.
+    pub problems: Vec<ChaosError>,
+}
+
+#[derive(Debug)]
+pub struct Recovered {
+    pub id: String,
+    /// Everything was undone (or its target is gone); false means `rollback_failed`.
+    pub ok: bool,
+    /// What the kernel reported at each step, the apply steps first.
+    pub log: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Swept {
+    /// `tbf 5e1d: on veth0 (ifindex 3) in netns ...`
+    pub qdisc: String,
+    pub result: Result<String, ChaosError>,
+}
+
+impl Recovery {
+    /// Nothing was left to undo and nothing went wrong.
+    pub fn is_empty(&self) -> bool {
+        self.experiments.is_empty() && self.swept.is_empty() && self.problems.is_empty()
+    }
+
+    /// Everything left behind is undone.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+            && self.experiments.iter().all(|e| e.ok)
+            && self.swept.iter().all(|s| s.result.is_ok())
+    }
+
+    /// Ids of the experiments rolled back (whether or not completely).
+    pub fn ids(&self) -> Vec<&str> {
+        self.experiments.iter().map(|e| e.id.as_str()).collect()
     }
 }
 

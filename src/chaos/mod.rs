@@ -34,6 +34,7 @@ pub use action::Action;
 pub use engine::{ChaosEngine, ChaosSettings, ExperimentView, Profile, StartRequest};
 pub use host::{ChaosHost, LinuxHost};
 pub use hypothesis::{Hypothesis, RecoverFrom};
+pub use lifecycle::{Recovered, Recovery, Swept};
 pub use spec::{ExperimentSpec, Fault, TargetSpec};
 
 /// Our qdisc handle major ("5e1d:"): the ownership marker of every qdisc we create.

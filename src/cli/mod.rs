@@ -46,6 +46,17 @@ pub enum DaemonCommand {
     },
     /// Print the built-in example configuration, a starting point for /etc/sentinel/sentineld.toml.
     PrintDefaultConfig,
+    /// Roll back what a stopped or crashed sentineld's chaos left, even with an invalid config.
+    ///
+    /// Prints what it undid; exits 0 also when nothing was left, 1 when something could not be
+    /// undone or while a sentineld runs on the state directory. The systemd unit runs it as
+    /// ExecStopPost=.
+    Rollback {
+        /// State directory to roll back in [default: --config's [daemon] state_dir, read even
+        /// from an invalid file, else /var/lib/sentinel].
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
 }
 
 /// sentinelctl — talks to sentineld over its control socket.

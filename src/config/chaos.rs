@@ -86,7 +86,7 @@ impl ChaosProfileConfig {
 impl ChaosSection {
     /// The handle major, already validated.
     pub fn handle_major(&self) -> u16 {
-        u16::from_str_radix(self.qdisc_handle.get_ref().trim_end_matches(':'), 16)
+        parse_handle_major(self.qdisc_handle.get_ref())
             .unwrap_or(crate::chaos::DEFAULT_HANDLE_MAJOR)
     }
 
@@ -122,7 +122,7 @@ impl ChaosSection {
             return Err(whole("chaos.max_duration must be at least 1s"));
         }
         let handle = self.qdisc_handle.get_ref().trim_end_matches(':');
-        if !matches!(u16::from_str_radix(handle, 16), Ok(major) if major != 0 && major < 0x8000) {
+        if parse_handle_major(handle).is_none() {
             return Err(Issue::at(
                 &self.qdisc_handle,
                 format!("invalid chaos.qdisc_handle \"{handle}\": a hex major between 1 and 7fff, e.g. \"5e1d\""),
@@ -192,6 +192,13 @@ impl ChaosSection {
         }
         Ok(())
     }
+}
+
+/// `"5e1d"` or `"5e1d:"`: a hex major between 1 and 7fff (above is the kernel's own range).
+pub(super) fn parse_handle_major(text: &str) -> Option<u16> {
+    u16::from_str_radix(text.trim_end_matches(':'), 16)
+        .ok()
+        .filter(|major| *major != 0 && *major < 0x8000)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod ai;
 mod archive;
+mod bootstrap;
 mod chaos;
 mod diff;
 mod drill;
@@ -25,6 +26,7 @@ use toml::Spanned;
 
 pub use ai::AiSection;
 pub use archive::{ArchiveSection, LocalSinkSection, S3Section, SourceKind, SourceSection};
+pub use bootstrap::Bootstrap;
 pub use chaos::{ChaosProfileConfig, ChaosSection};
 pub use diff::ConfigDiff;
 pub use drill::DrillSection;
@@ -222,19 +224,31 @@ pub struct LoadedConfig {
     pub path: PathBuf,
     /// SHA-256 of the file's bytes, hex: tells whether a reload changed anything.
     pub hash: String,
+    /// The file's text, as accepted (kept in the state dir for rollback after a crash).
+    pub source: String,
 }
 
 /// Read, parse and validate the config at `path`.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
-    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    from_source(path, read_source(path)?)
+}
+
+/// The config file's text (not yet parsed).
+pub fn read_source(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    })
+}
+
+/// Parse and validate text read from `path` by [`read_source`].
+pub fn from_source(path: &Path, source: String) -> Result<LoadedConfig, ConfigError> {
     let config = parse(&source, path)?;
     Ok(LoadedConfig {
         config,
         path: path.to_path_buf(),
         hash: content_hash(source.as_bytes()),
+        source,
     })
 }
 

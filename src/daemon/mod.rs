@@ -4,8 +4,10 @@
 mod experiments;
 mod notify;
 mod paths;
+mod rollback;
 mod silences;
 mod socket;
+mod state;
 mod supervisor;
 mod tenants;
 
@@ -27,6 +29,7 @@ use crate::event::{Bus, EventKind, Timestamp};
 use crate::journal::{Journal, JournalError};
 pub use notify::{watchdog_interval, Notifier};
 pub use paths::RuntimePaths;
+pub use rollback::{rollback, RollbackOutcome};
 use supervisor::{ReloadTrigger, Supervisor};
 
 #[derive(Debug, Error)]
@@ -41,6 +44,22 @@ pub enum DaemonError {
     },
     #[error("cannot create control socket {path}: {source}")]
     Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is running on state directory {}; it rolls back its own experiments (sentinelctl chaos stop), or stop it first",
+        holder(.pid),
+        .state_dir.display()
+    )]
+    StateBusy {
+        state_dir: PathBuf,
+        /// From the lock file; unknown while the holder is still writing it.
+        pid: Option<u32>,
+    },
+    #[error("cannot use {path}: {source}")]
+    StateFile {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -69,6 +88,13 @@ pub enum DaemonError {
     Notify(#[from] crate::notify::NotifyError),
 }
 
+fn holder(pid: &Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("sentineld (pid {pid})"),
+        None => "another sentineld".to_string(),
+    }
+}
+
 /// How long shutdown waits for components to finish before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -93,9 +119,24 @@ pub async fn run(
     config_path: PathBuf,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let loaded = config::load(&config_path)?;
     let is_root = nix::unistd::geteuid().is_root();
-    let runtime_paths = paths::resolve(&loaded.config.daemon, is_root)?;
+    // First undo what a crash left, whether or not the config can be read or is valid: the
+    // state directory and the chaos settings come from what the text allows and from the last
+    // accepted config. The lock, held until exit, keeps a second daemon (or rollback) out.
+    let source = config::read_source(&config_path);
+    let mut notes = Vec::new();
+    let (state_dir, _state_lock) =
+        rollback::at_start(source.as_deref().ok(), is_root, &mut notes).await?;
+    let loaded = config::from_source(&config_path, source?)?;
+    let socket = paths::socket(&loaded.config.daemon, is_root, &mut notes)?;
+    let runtime_paths = RuntimePaths {
+        state_dir,
+        socket,
+        notes,
+    };
+    if let Err(err) = state::remember_accepted(&runtime_paths.state_dir, &loaded.source) {
+        tracing::warn!("{err}; a rollback after a crash would use the previous accepted config");
+    }
     let notifier = Notifier::from_env();
     let bus = Bus::new();
 

@@ -16,17 +16,29 @@ pub struct RuntimePaths {
     pub notes: Vec<String>,
 }
 
-/// Create the state directory and the socket's directory, falling back when not root.
-pub fn resolve(section: &DaemonSection, is_root: bool) -> Result<RuntimePaths, DaemonError> {
-    let mut notes = Vec::new();
-    let state_dir = usable_dir(
-        &section.state_dir,
+/// The state directory, created if needed; a non-root run falls back to one it can write
+/// (and says so in `notes`).
+pub fn state_dir(
+    wanted: &Path,
+    is_root: bool,
+    notes: &mut Vec<String>,
+) -> Result<PathBuf, DaemonError> {
+    usable_dir(
+        wanted,
         0o750,
         is_root,
         paths::user_state_dir(),
         "state directory",
-        &mut notes,
-    )?;
+        notes,
+    )
+}
+
+/// The control socket's path, its directory created; the same fallback as the state directory.
+pub fn socket(
+    section: &DaemonSection,
+    is_root: bool,
+    notes: &mut Vec<String>,
+) -> Result<PathBuf, DaemonError> {
     let socket_dir = section
         .socket
         .parent()
@@ -39,17 +51,12 @@ pub fn resolve(section: &DaemonSection, is_root: bool) -> Result<RuntimePaths, D
         is_root,
         fallback_dir.clone(),
         "socket directory",
-        &mut notes,
+        notes,
     )?;
-    let socket = if chosen_dir == socket_dir {
+    Ok(if chosen_dir == socket_dir {
         section.socket.clone()
     } else {
         fallback_dir.join(paths::SOCKET_FILE_NAME)
-    };
-    Ok(RuntimePaths {
-        state_dir,
-        socket,
-        notes,
     })
 }
 
@@ -115,20 +122,21 @@ mod tests {
             socket: dir.path().join("run/s.sock"),
             ..DaemonSection::default()
         };
-        let paths = resolve(&section, false).unwrap();
-        assert_eq!(paths.state_dir, dir.path().join("state"));
-        assert_eq!(paths.socket, dir.path().join("run/s.sock"));
-        assert!(paths.notes.is_empty());
-        assert!(paths.state_dir.is_dir());
+        let mut notes = Vec::new();
+        let state = state_dir(&section.state_dir, false, &mut notes).unwrap();
+        let socket = socket(&section, false, &mut notes).unwrap();
+        assert_eq!(state, dir.path().join("state"));
+        assert_eq!(socket, dir.path().join("run/s.sock"));
+        assert!(notes.is_empty());
+        assert!(state.is_dir());
     }
 
     #[test]
     fn root_never_falls_back() {
-        let section = DaemonSection {
-            state_dir: PathBuf::from("/proc/sentinel-cannot-exist"),
-            ..DaemonSection::default()
-        };
-        let err = resolve(&section, true).unwrap_err().to_string();
+        let wanted = PathBuf::from("/proc/sentinel-cannot-exist");
+        let err = state_dir(&wanted, true, &mut Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/proc/sentinel-cannot-exist"), "{err}");
     }
 }

@@ -277,6 +277,7 @@ impl Supervisor {
             tracing::info!(trigger = trigger.as_str(), "config unchanged");
             return Ok(report);
         }
+        let source = loaded.source;
         let mut new_config = loaded.config;
         let diff = ConfigDiff::between(&self.config, &new_config);
         // Process-wide settings stay as started; the report says a restart is needed.
@@ -347,6 +348,12 @@ impl Supervisor {
 
         self.config = new_config;
         self.hash = loaded.hash.clone();
+        let state_dir = self.info.borrow().state_dir.clone();
+        if let Err(err) = super::state::remember_accepted(&state_dir, &source) {
+            tracing::warn!(
+                "{err}; a rollback after a crash would use the previous accepted config"
+            );
+        }
         self.follow_docker_events_if_needed().await;
         self.restart_cascade().await;
         report.outcome = ReloadOutcome::Applied;

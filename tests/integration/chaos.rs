@@ -5,6 +5,7 @@
 mod cgroups;
 mod net;
 pub(crate) mod process;
+mod rollback;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -191,7 +191,7 @@ fn socket_is_created_with_the_configured_mode() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o640);
-    // a second daemon on the same socket refuses to start instead of stealing it
+    // a second daemon on the same state dir and socket refuses to start instead of stealing them
     let second = std::process::Command::new(crate::harness::SENTINELD)
         .arg("--config")
         .arg(sandbox.config_path())
@@ -199,7 +199,10 @@ fn socket_is_created_with_the_configured_mode() {
         .unwrap();
     assert_eq!(second.status.code(), Some(1));
     assert!(
-        text(&second.stderr).contains("another sentineld is already listening on"),
+        text(&second.stderr).contains(&format!(
+            "sentineld (pid {}) is running on state directory",
+            daemon.child.id()
+        )),
         "{}",
         text(&second.stderr)
     );

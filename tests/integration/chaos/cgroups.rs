@@ -12,14 +12,14 @@ const V1_ROOT: &str = "/sys/fs/cgroup";
 
 /// Child cgroups `sentinel-test-LABEL-PID` under the given v1 controllers, and the processes
 /// started in them; all killed and removed when dropped.
-struct TestCgroup {
-    name: String,
+pub(super) struct TestCgroup {
+    pub(super) name: String,
     controllers: Vec<&'static str>,
     children: Vec<Child>,
 }
 
 impl TestCgroup {
-    fn new(label: &str, controllers: &[&'static str]) -> Self {
+    pub(super) fn new(label: &str, controllers: &[&'static str]) -> Self {
         let name = format!("sentinel-test-{label}-{}", std::process::id());
         for controller in controllers {
             std::fs::create_dir_all(PathBuf::from(V1_ROOT).join(controller).join(&name)).unwrap();
@@ -38,7 +38,7 @@ impl TestCgroup {
             .join(file)
     }
 
-    fn read(&self, controller: &str, file: &str) -> String {
+    pub(super) fn read(&self, controller: &str, file: &str) -> String {
         std::fs::read_to_string(self.file(controller, file))
             .unwrap()
             .trim()
