@@ -119,6 +119,9 @@ pub async fn run(
     config_path: PathBuf,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    // Installed first: SIGHUP's default action ends the process, and a reload asked for while
+    // sentineld starts (once the socket answers, say) must wait for the loop, not kill it.
+    let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
     let is_root = nix::unistd::geteuid().is_root();
     // First undo what a crash left, whether or not the config can be read or is valid: the
     // state directory and the chaos settings come from what the text allows and from the last
@@ -232,7 +235,6 @@ pub async fn run(
             None
         }
     };
-    let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
 
     let info = supervisor.info();
     bus.publish(EventKind::DaemonStarted {
