@@ -123,7 +123,7 @@ struct Inner {
     collecting: watch::Sender<BTreeMap<String, String>>,
 }
 
-/// Marks one collection as running until dropped (also when its task panics).
+/// Marks one collection as running until dropped (also when its task is cancelled).
 struct Collecting {
     running: watch::Sender<BTreeMap<String, String>>,
     bundle: String,
@@ -201,11 +201,7 @@ impl Archiver {
         &self,
         work: impl FnOnce(&ledger::Ledger) -> Result<T, ArchiveError> + Send + 'static,
     ) -> Result<T, ArchiveError> {
-        self.inner
-            .ledger
-            .call(work)
-            .await
-            .map_err(ArchiveError::Ledger)?
+        self.inner.ledger.call(work).await
     }
 
     /// Bundles newest first, for `sentinelctl archives`.
@@ -337,9 +333,8 @@ impl Archiver {
         };
         let spool = settings.spool_dir.clone();
         let spooled =
-            tokio::task::spawn_blocking(move || bundle::write(&spool, &manifest, &entries))
-                .await
-                .map_err(|err| ArchiveError::Source(format!("bundle writer panicked: {err}")))??;
+            crate::panic_policy::run_blocking(move || bundle::write(&spool, &manifest, &entries))
+                .await?;
         let destination = settings.sink.destination(name);
         let record = ArchiveRecord {
             name: spooled.name.clone(),

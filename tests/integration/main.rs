@@ -10,6 +10,7 @@ mod bounds;
 mod chaos;
 mod check_config;
 mod control;
+mod crash;
 mod docker;
 mod drill;
 mod journald;
