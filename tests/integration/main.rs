@@ -13,6 +13,7 @@ mod control;
 mod crash;
 mod docker;
 mod drill;
+mod hardening;
 mod journald;
 mod metrics;
 mod notify;
