@@ -23,6 +23,7 @@
 //! - [`agent`]: `sentinel-agent`, the sidecar: tails logs, ships events, disk buffer, offsets.
 //! - [`cli`]: command-line definitions of the binaries and the renderers of `sentinelctl`.
 //! - [`logging`]: journald / text / JSON log output.
+//! - [`panic_policy`]: a panic aborts the process in every build; blocking work without panic handlers.
 //! - [`archive`]: evidence bundles spooled before a restart, uploaded to S3 or a directory.
 //! - [`notify`]: the durable outbox to Slack, Discord, webhooks and Alertmanager.
 //! - [`drill`]: game days — chaos experiments in sequence with expectations, pass/fail, abort.
@@ -50,6 +51,7 @@ pub mod journal;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod panic_policy;
 pub mod probe;
 pub mod report;
 pub mod status_page;

@@ -171,7 +171,7 @@ pub async fn run(
     for file in &files {
         file.wake();
     }
-    let _ = tokio::task::spawn_blocking(move || files.into_iter().for_each(FileInput::join)).await;
+    crate::panic_policy::run_blocking(move || files.into_iter().for_each(FileInput::join)).await;
     for task in datagram_tasks {
         let _ = task.await;
     }

@@ -122,9 +122,10 @@ async fn collect_one<D: ContainerApi, S: SqlApi>(
                 },
             };
             let (source, include, max_bytes) = (source.clone(), include.clone(), *max_bytes);
-            tokio::task::spawn_blocking(move || read_files(&source, &root, &include, max_bytes))
-                .await
-                .map_err(|err| ArchiveError::Source(format!("file reader panicked: {err}")))?
+            crate::panic_policy::run_blocking(move || {
+                read_files(&source, &root, &include, max_bytes)
+            })
+            .await
         }
         SourcePlan::Container {
             source,

@@ -143,7 +143,7 @@ struct Inner {
     collecting: watch::Sender<BTreeMap<String, String>>,
 }
 
-/// Marks one collection as running until dropped (also when its task panics).
+/// Marks one collection as running until dropped (also when its task is cancelled).
 struct Collecting {
     running: watch::Sender<BTreeMap<String, String>>,
     bundle: String,
@@ -226,11 +226,7 @@ impl Archiver {
         &self,
         work: impl FnOnce(&ledger::Ledger) -> Result<T, ArchiveError> + Send + 'static,
     ) -> Result<T, ArchiveError> {
-        self.inner
-            .ledger
-            .call(work)
-            .await
-            .map_err(ArchiveError::Ledger)?
+        self.inner.ledger.call(work).await
     }
 
     /// Bundles newest first, for `sentinelctl archives`.
@@ -361,10 +357,10 @@ impl Archiver {
             problems,
         };
         let (spool, owner) = (settings.spool_dir.clone(), self.inner.owner);
-        let spooled =
-            tokio::task::spawn_blocking(move || bundle::write(&spool, &manifest, &entries, owner))
-                .await
-                .map_err(|err| ArchiveError::Source(format!("bundle writer panicked: {err}")))??;
+        let spooled = crate::panic_policy::run_blocking(move || {
+            bundle::write(&spool, &manifest, &entries, owner)
+        })
+        .await?;
         let destination = settings.sink.destination(name);
         let record = ArchiveRecord {
             name: spooled.name.clone(),

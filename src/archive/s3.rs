@@ -286,7 +286,7 @@ fn failed(call: &str, key: &str, err: impl std::error::Error) -> ArchiveError {
 /// Up to `length` bytes of `path` from `offset`, read off the async threads.
 async fn read_range(path: &Path, offset: u64, length: u64) -> Result<Vec<u8>, ArchiveError> {
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
+    crate::panic_policy::run_blocking(move || {
         let io = |source| ArchiveError::Io {
             path: path.clone(),
             source,
@@ -298,7 +298,6 @@ async fn read_range(path: &Path, offset: u64, length: u64) -> Result<Vec<u8>, Ar
         Ok(bytes)
     })
     .await
-    .map_err(|err| ArchiveError::Upload(format!("read task panicked: {err}")))?
 }
 
 #[cfg(test)]

@@ -55,9 +55,7 @@ impl Sink {
             Self::Local(local) => {
                 let local = local.clone();
                 let upload = upload.clone();
-                tokio::task::spawn_blocking(move || local.copy(&upload))
-                    .await
-                    .map_err(|err| ArchiveError::Upload(format!("copy task panicked: {err}")))?
+                crate::panic_policy::run_blocking(move || local.copy(&upload)).await
             }
             Self::S3(s3) => s3.upload(upload).await,
         }

@@ -10,6 +10,7 @@ use sentinel::cli::AgentCli;
 use sentinel::logging;
 
 fn main() -> ExitCode {
+    sentinel::panic_policy::install("sentinel-agent");
     let cli = AgentCli::parse();
     let config = match build_config(&cli) {
         Ok(config) => config,

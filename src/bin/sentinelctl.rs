@@ -16,6 +16,7 @@ use sentinel::config::paths;
 use sentinel::event::JournaledEvent;
 
 fn main() -> ExitCode {
+    sentinel::panic_policy::install("sentinelctl");
     let cli = CtlCli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

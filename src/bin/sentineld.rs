@@ -9,6 +9,7 @@ use sentinel::cli::{DaemonCli, DaemonCommand};
 use sentinel::{config, daemon, logging};
 
 fn main() -> ExitCode {
+    sentinel::panic_policy::install("sentineld");
     let cli = DaemonCli::parse();
     match cli.command {
         Some(DaemonCommand::CheckConfig { ref file }) => {

@@ -99,9 +99,7 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 pub(super) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(work)
-        .await
-        .expect("chaos host call panicked")
+    crate::panic_policy::run_blocking(work).await
 }
 
 impl ChaosEngine {

@@ -20,6 +20,7 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 const TC_H_ROOT: u32 = 0xFFFF_FFFF;
 const RT_TABLE_MAIN: u8 = 254;
 const RTA_OIF: u16 = 4;
+const RTA_MULTIPATH: u16 = 9;
 const RTA_TABLE: u16 = 15;
 
 /// A kernel refusal: errno plus the extended-ACK message when the kernel gave one.
@@ -203,27 +204,59 @@ impl RouteSocket {
                 NLM_F_REQUEST | NLM_F_DUMP,
             )?;
             for (kind, payload) in replies {
-                if kind != RTM_NEWROUTE || payload.len() < 12 {
-                    continue;
-                }
-                let (dst_len, table) = (payload[1], payload[4]);
-                let attrs = attributes(&payload[12..]);
-                let table = attrs
-                    .iter()
-                    .find(|(k, _)| *k == RTA_TABLE)
-                    .and_then(|(_, v)| (*v).try_into().ok().map(u32::from_ne_bytes))
-                    .unwrap_or(table as u32);
-                let oif = attrs
-                    .iter()
-                    .find(|(k, _)| *k == RTA_OIF)
-                    .and_then(|(_, v)| (*v).try_into().ok().map(i32::from_ne_bytes));
-                if dst_len == 0 && table == RT_TABLE_MAIN as u32 {
-                    found.extend(oif);
+                if kind == RTM_NEWROUTE {
+                    found.extend(default_route_oifs(&payload));
                 }
             }
         }
         Ok(found)
     }
+}
+
+/// The interfaces a route message sends through when it is a default route of the main table:
+/// its RTA_OIF, or every nexthop's interface of a multipath (ECMP) route, which has no RTA_OIF.
+fn default_route_oifs(payload: &[u8]) -> Vec<i32> {
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags (u32)
+    let (Some(&dst_len), Some(&table), Some(attrs)) =
+        (payload.get(1), payload.get(4), payload.get(12..))
+    else {
+        return Vec::new();
+    };
+    let attrs = attributes(attrs);
+    let table = attrs
+        .iter()
+        .find(|(k, _)| *k == RTA_TABLE)
+        .and_then(|(_, v)| (*v).try_into().ok().map(u32::from_ne_bytes))
+        .unwrap_or(table as u32);
+    if dst_len != 0 || table != RT_TABLE_MAIN as u32 {
+        return Vec::new();
+    }
+    let mut oifs = Vec::new();
+    for (kind, value) in attrs {
+        match kind {
+            RTA_OIF => oifs.extend(value.try_into().ok().map(i32::from_ne_bytes)),
+            RTA_MULTIPATH => oifs.extend(nexthop_oifs(value)),
+            _ => {}
+        }
+    }
+    oifs
+}
+
+/// The interfaces of RTA_MULTIPATH's packed `struct rtnexthop`s (len u16, flags u8, hops u8,
+/// ifindex i32, then the nexthop's own attributes), each padded to 4 bytes.
+fn nexthop_oifs(mut bytes: &[u8]) -> Vec<i32> {
+    let mut oifs = Vec::new();
+    while let (Some(length), Some(ifindex)) = (bytes.get(..2), bytes.get(4..8)) {
+        let length = u16::from_ne_bytes([length[0], length[1]]) as usize;
+        if length < 8 || length > bytes.len() {
+            break;
+        }
+        oifs.push(i32::from_ne_bytes([
+            ifindex[0], ifindex[1], ifindex[2], ifindex[3],
+        ]));
+        bytes = bytes.get((length + 3) & !3..).unwrap_or_default();
+    }
+    oifs
 }
 
 fn tc_message(ifindex: i32, handle: u32, kind: &str) -> TcMessage {
@@ -302,6 +335,62 @@ mod tests {
         assert!(qdisc.is_root());
         assert_eq!(qdisc.kind, "tbf");
         assert_eq!(qdisc.options, [1, 2, 3, 4]);
+    }
+
+    /// A `struct rtmsg` for a route of `dst_len` in `table`, then `attrs`.
+    fn route(dst_len: u8, table: u8, attrs: &[Vec<u8>]) -> Vec<u8> {
+        let mut payload = vec![2, dst_len, 0, 0, table, 3, 0, 1, 0, 0, 0, 0];
+        payload.extend(attrs.concat());
+        payload
+    }
+
+    /// A `struct rtnexthop` via `ifindex` with a gateway attribute.
+    fn nexthop(ifindex: i32) -> Vec<u8> {
+        let gateway = nla(5, &[10, 254, 0, 2]);
+        let mut hop = ((8 + gateway.len()) as u16).to_ne_bytes().to_vec();
+        hop.extend([0, 0]);
+        hop.extend(ifindex.to_ne_bytes());
+        hop.extend(gateway);
+        hop
+    }
+
+    #[test]
+    fn default_routes_name_their_interfaces_single_path_and_multipath() {
+        let oif = |index: i32| nla(RTA_OIF, &index.to_ne_bytes());
+        let ecmp = nla(RTA_MULTIPATH, &[nexthop(7), nexthop(9)].concat());
+        let main = RT_TABLE_MAIN;
+        let cases: Vec<(Vec<u8>, Vec<i32>)> = vec![
+            (route(0, main, &[oif(3)]), vec![3]),
+            (route(0, main, std::slice::from_ref(&ecmp)), vec![7, 9]),
+            // not a default route, or not in the main table
+            (route(24, main, &[oif(3)]), vec![]),
+            (route(0, 255, std::slice::from_ref(&ecmp)), vec![]),
+            (
+                route(0, 252, &[nla(RTA_TABLE, &254u32.to_ne_bytes()), oif(4)]),
+                vec![4],
+            ),
+            // truncated nexthops: the whole ones are kept, the rest ignored
+            (
+                route(0, main, &[nla(RTA_MULTIPATH, &nexthop(7)[..12])]),
+                vec![],
+            ),
+            (
+                route(
+                    0,
+                    main,
+                    &[nla(
+                        RTA_MULTIPATH,
+                        &[nexthop(7), vec![20, 0, 0, 0]].concat(),
+                    )],
+                ),
+                vec![7],
+            ),
+            (vec![2, 0, 0, 0], vec![]),
+            (vec![], vec![]),
+        ];
+        for (payload, want) in cases {
+            assert_eq!(default_route_oifs(&payload), want, "{payload:?}");
+        }
     }
 
     #[test]

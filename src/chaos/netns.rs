@@ -121,7 +121,8 @@ impl NetnsPin {
                     work()
                 })
                 .join()
-                .unwrap_or_else(|_| Err(ChaosError::Target("netns worker panicked".into())))
+                // Unreachable in the binaries: a panic aborts them (crate::panic_policy).
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
     }
 }
@@ -139,7 +140,7 @@ pub fn run_in_scratch<T: Send>(
                 work()
             })
             .join()
-            .unwrap_or_else(|_| Err(ChaosError::Target("scratch netns worker panicked".into())))
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 

@@ -1,6 +1,8 @@
 //! The supervisor: builds the running system from a config, applies diffs on reload, owns
 //! shutdown, and keeps systemd informed (READY, RELOADING, STOPPING, STATUS, WATCHDOG).
 
+#[cfg(debug_assertions)]
+mod debug_panic;
 mod experiments;
 mod notify;
 mod paths;
@@ -142,6 +144,8 @@ pub async fn run(
     }
     let notifier = Notifier::from_env();
     let bus = Bus::new();
+    #[cfg(debug_assertions)]
+    debug_panic::arm(&bus);
 
     // The journal outlives every other component so their last events are stored.
     let journal_stop = CancellationToken::new();

@@ -180,9 +180,8 @@ async fn undo(state_dir: &Path, from_config: &Bootstrap) -> Result<Recovery, Dae
     if !happened.is_empty() {
         let path = state_dir.join(DATABASE_FILE);
         let stored =
-            tokio::task::spawn_blocking(move || JournalStore::open(&path)?.append(happened))
-                .await
-                .expect("journal append panicked");
+            crate::panic_policy::run_blocking(move || JournalStore::open(&path)?.append(happened))
+                .await;
         if let Err(err) = stored {
             tracing::warn!(error = %err, "rolled back, but the chaos_rolled_back events are not journaled");
         }

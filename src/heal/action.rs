@@ -1,8 +1,11 @@
-//! Heal actions at the edge: restart (or start) a Docker container, or run a command.
+//! Heal actions at the edge: restart (or start) a Docker container, or run a command (its output
+//! capped, its whole process group killed at the timeout).
 
+use std::process::Stdio;
 use std::time::Duration;
 
 use bollard::query_parameters::RestartContainerOptionsBuilder;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use super::HealError;
@@ -82,24 +85,143 @@ impl HealAction {
                 program,
                 args,
                 timeout,
-            } => {
-                let child = Command::new(program).args(args).kill_on_drop(true).output();
-                let output = tokio::time::timeout(*timeout, child)
-                    .await
-                    .map_err(|_| {
-                        HealError::Exec(format!("{program} did not finish within {timeout:?}"))
-                    })?
-                    .map_err(|err| HealError::Exec(format!("cannot run {program}: {err}")))?;
-                if output.status.success() {
-                    Ok(format!("{program} exited 0"))
-                } else {
-                    Err(HealError::Exec(format!(
-                        "{program} failed ({}): {}",
-                        output.status,
-                        String::from_utf8_lossy(&output.stderr).trim()
-                    )))
-                }
+            } => run_command(program, args, *timeout).await,
+        }
+    }
+}
+
+/// Output of a heal command kept in memory: the first 32 KiB of stdout and of stderr, 64 KiB in
+/// all. The rest is read and dropped, so a chatty command neither grows sentineld nor blocks on
+/// a full pipe.
+const MAX_STREAM_BYTES: usize = 32 * 1024;
+
+/// After the command exits, how long output from processes it left running is still read.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(100);
+
+/// Run the command in a process group of its own; at the timeout (or when the healer stops and
+/// drops this future) the whole group is killed, the command's children with it. After a
+/// normal exit, whatever the command started on purpose (a service) keeps running.
+async fn run_command(
+    program: &str,
+    args: &[String],
+    timeout: Duration,
+) -> Result<String, HealError> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0)
+        .spawn()
+        .map_err(|source| HealError::ExecSpawn {
+            program: program.to_string(),
+            source,
+        })?;
+    let mut group = ProcessGroup(child.id());
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (mut out, mut err) = (Capture::default(), Capture::default());
+    let finished = tokio::time::timeout(timeout, async {
+        let reading = async {
+            let _ = tokio::join!(drain(stdout, &mut out), drain(stderr, &mut err));
+        };
+        tokio::pin!(reading);
+        let mut read_all = false;
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                () = &mut reading, if !read_all => read_all = true,
             }
+        };
+        if !read_all {
+            // Something the command left running holds its output open: stop listening soon.
+            let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, reading).await;
+        }
+        status
+    })
+    .await;
+    let status = match finished {
+        Ok(status) => {
+            group.disarm();
+            status.map_err(|source| HealError::ExecSpawn {
+                program: program.to_string(),
+                source,
+            })?
+        }
+        Err(_) => {
+            drop(group);
+            return Err(HealError::ExecTimeout {
+                program: program.to_string(),
+                timeout,
+            });
+        }
+    };
+    if status.success() {
+        return Ok(format!("{program} exited 0"));
+    }
+    let output = match err.kept.iter().all(u8::is_ascii_whitespace) {
+        true => out.text(),
+        false => err.text(),
+    };
+    Err(HealError::ExecFailed {
+        program: program.to_string(),
+        status,
+        output,
+    })
+}
+
+/// Read `reader` to its end, keeping what fits in `into`.
+async fn drain(reader: Option<impl AsyncRead + Unpin>, into: &mut Capture) -> std::io::Result<()> {
+    let Some(mut reader) = reader else {
+        return Ok(());
+    };
+    let mut buffer = [0u8; 8192];
+    loop {
+        match reader.read(&mut buffer).await? {
+            0 => return Ok(()),
+            read => into.push(&buffer[..read]),
+        }
+    }
+}
+
+/// The first `MAX_STREAM_BYTES` of a stream, and how many bytes after them were dropped.
+#[derive(Default)]
+struct Capture {
+    kept: Vec<u8>,
+    cut: u64,
+}
+
+impl Capture {
+    fn push(&mut self, bytes: &[u8]) {
+        let keep = (MAX_STREAM_BYTES - self.kept.len()).min(bytes.len());
+        self.kept.extend_from_slice(&bytes[..keep]);
+        self.cut += (bytes.len() - keep) as u64;
+    }
+
+    /// The kept text, trimmed, marked when bytes were cut.
+    fn text(&self) -> String {
+        let mut text = String::from_utf8_lossy(&self.kept).trim().to_string();
+        if self.cut > 0 {
+            text.push_str(&format!(" [output truncated: {} more bytes]", self.cut));
+        }
+        text
+    }
+}
+
+/// Kills the command's whole process group when dropped, unless disarmed after a normal exit.
+struct ProcessGroup(Option<u32>);
+
+impl ProcessGroup {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Some(leader) = self.0 {
+            let group = nix::unistd::Pid::from_raw(leader as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
@@ -126,5 +248,79 @@ mod tests {
             exec("/bin/echo", &["a", "b"]).describe(),
             "exec /bin/echo a b"
         );
+        // stdout stands in for an empty stderr
+        let err = exec("/bin/sh", &["-c", "echo on-stdout; exit 4"])
+            .run()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().ends_with("(exit status: 4): on-stdout"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn output_is_capped_and_the_cut_is_marked() {
+        // 1 MiB on each stream, interleaved so neither pipe may block the other
+        let script = "for i in $(seq 16); do head -c 32768 /dev/zero | tr '\\0' e >&2; head -c 32768 /dev/zero | tr '\\0' o; done; exit 1";
+        let action = HealAction::Exec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            timeout: Duration::from_secs(20),
+        };
+        let err = action.run().await.unwrap_err();
+        let HealError::ExecFailed { output, .. } = &err else {
+            panic!("{err}");
+        };
+        let kept = output.split(' ').next().unwrap();
+        assert_eq!(
+            kept.len(),
+            MAX_STREAM_BYTES,
+            "{}",
+            &output[MAX_STREAM_BYTES..]
+        );
+        assert!(kept.bytes().all(|b| b == b'e'));
+        let cut = (16 * 32768 - MAX_STREAM_BYTES).to_string();
+        assert!(
+            output.ends_with(&format!("[output truncated: {cut} more bytes]")),
+            "{}",
+            &output[MAX_STREAM_BYTES..]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        // the shell's own child must die too, or `touch` would still run after `sleep`
+        let script = format!("(sleep 1; touch {}) & wait", marker.display());
+        let action = HealAction::Exec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script],
+            timeout: Duration::from_millis(200),
+        };
+        let err = action.run().await.unwrap_err();
+        assert!(matches!(err, HealError::ExecTimeout { .. }), "{err}");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            !marker.exists(),
+            "a child of the timed-out command survived"
+        );
+    }
+
+    #[tokio::test]
+    async fn what_a_finished_command_started_keeps_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("started");
+        // a heal that starts a service in the background and returns at once
+        let script = format!("(sleep 0.5; touch {}) >/dev/null 2>&1 &", marker.display());
+        let action = HealAction::Exec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script],
+            timeout: Duration::from_secs(5),
+        };
+        action.run().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(marker.exists(), "the started process was killed");
     }
 }

@@ -24,8 +24,23 @@ pub enum HealError {
         #[source]
         source: bollard::errors::Error,
     },
-    #[error("{0}")]
-    Exec(String),
+    #[error("cannot run {program}: {source}")]
+    ExecSpawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} did not finish within {timeout:?}; its process group was killed")]
+    ExecTimeout {
+        program: String,
+        timeout: std::time::Duration,
+    },
+    #[error("{program} failed ({status}): {output}")]
+    ExecFailed {
+        program: String,
+        status: std::process::ExitStatus,
+        output: String,
+    },
 }
 
 /// What `sentinelctl status` shows about a probe's healing.

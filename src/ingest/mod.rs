@@ -202,7 +202,7 @@ impl Ingest {
         };
         let max_body = settings.max_body;
         // Decoding and parsing are CPU work: off the runtime's worker threads.
-        let outcome = tokio::task::spawn_blocking(move || {
+        let outcome = crate::panic_policy::run_blocking(move || {
             let body = match gzip {
                 true => gunzip(&body, max_body)?,
                 false => body,
@@ -217,7 +217,7 @@ impl Ingest {
         })
         .await;
         match outcome {
-            Ok(Ok((accepted, rejections))) => {
+            Ok((accepted, rejections)) => {
                 counters.accepted_requests.fetch_add(1, Ordering::Relaxed);
                 counters
                     .events_accepted
@@ -233,22 +233,15 @@ impl Ingest {
                 };
                 json(StatusCode::OK, &verdict)
             }
-            Ok(Err(Refusal::TooLarge)) => self.too_large(max_body),
-            Ok(Err(Refusal::BadBody(message))) => {
+            Err(Refusal::TooLarge) => self.too_large(max_body),
+            Err(Refusal::BadBody(message)) => {
                 counters.bad_request.fetch_add(1, Ordering::Relaxed);
                 error(StatusCode::BAD_REQUEST, &message)
             }
-            Ok(Err(Refusal::Disabled)) => error(
+            Err(Refusal::Disabled) => error(
                 StatusCode::NOT_FOUND,
                 "tenant ingest was disabled while this request was read",
             ),
-            Err(join) => {
-                tracing::error!(error = %join, "ingest worker failed");
-                error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "ingest failed; see the daemon log",
-                )
-            }
         }
     }
 

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{Bus, Event, EventKind, JournaledEvent, Timestamp};
+use crate::panic_policy::run_blocking;
 pub use experiments::{ExperimentRow, ExperimentStore, UNFINISHED_STATES};
 pub use store::{EventQuery, JournalStore, Retention, DATABASE_FILE};
 pub use table::SharedTable;
@@ -31,8 +32,6 @@ pub enum JournalError {
     Sql(#[from] rusqlite::Error),
     #[error("cannot encode event for the journal: {0}")]
     Encode(#[from] serde_json::Error),
-    #[error("journal worker stopped unexpectedly")]
-    WorkerGone,
 }
 
 /// How often retention runs. Pruning is cheap (two indexed deletes), so once a minute keeps the
@@ -78,12 +77,11 @@ impl Journal {
 
     pub async fn query(&self, query: EventQuery) -> Result<Vec<JournaledEvent>, JournalError> {
         let reader = Arc::clone(&self.reader);
-        tokio::task::spawn_blocking(move || {
+        run_blocking(move || {
             let store = reader.lock().unwrap_or_else(|p| p.into_inner());
             store.query(&query)
         })
         .await
-        .map_err(|_| JournalError::WorkerGone)?
     }
 
     /// Events as they are stored. Subscribe first, then query history with `after_id`, to
@@ -159,7 +157,7 @@ async fn write(
     }
     let count = batch.len();
     let store = Arc::clone(store);
-    let result = tokio::task::spawn_blocking(move || {
+    let result = run_blocking(move || {
         store
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -167,19 +165,18 @@ async fn write(
     })
     .await;
     match result {
-        Ok(Ok(stored)) => {
+        Ok(stored) => {
             for event in stored {
                 let _ = feed.send(event);
             }
         }
-        Ok(Err(err)) => tracing::error!(error = %err, count, "cannot write events to the journal"),
-        Err(err) => tracing::error!(error = %err, count, "journal writer panicked"),
+        Err(err) => tracing::error!(error = %err, count, "cannot write events to the journal"),
     }
 }
 
 async fn prune(store: &Arc<Mutex<JournalStore>>, retention: Retention) {
     let store = Arc::clone(store);
-    let result = tokio::task::spawn_blocking(move || {
+    let result = run_blocking(move || {
         store
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -187,10 +184,9 @@ async fn prune(store: &Arc<Mutex<JournalStore>>, retention: Retention) {
     })
     .await;
     match result {
-        Ok(Ok(0)) => {}
-        Ok(Ok(removed)) => tracing::debug!(removed, "journal retention pruned events"),
-        Ok(Err(err)) => tracing::warn!(error = %err, "journal retention failed"),
-        Err(err) => tracing::warn!(error = %err, "journal retention panicked"),
+        Ok(0) => {}
+        Ok(removed) => tracing::debug!(removed, "journal retention pruned events"),
+        Err(err) => tracing::warn!(error = %err, "journal retention failed"),
     }
 }
 

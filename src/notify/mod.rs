@@ -169,11 +169,7 @@ impl Notifier {
         &self,
         work: impl FnOnce(&Outbox) -> Result<T, NotifyError> + Send + 'static,
     ) -> Result<T, NotifyError> {
-        self.inner
-            .outbox
-            .call(work)
-            .await
-            .map_err(NotifyError::Outbox)?
+        self.inner.outbox.call(work).await
     }
 
     /// The newest `limit` outbox messages, newest first, for `sentinelctl outbox`.

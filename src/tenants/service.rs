@@ -176,7 +176,6 @@ impl TenantService {
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
-        // A panic while holding the lock leaves counters at worst slightly off: keep serving.
         self.shared
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -200,3 +200,88 @@ fn dependants_restart_in_order_after_their_dependency_recovers() {
     );
     assert!(daemon.stop().success());
 }
+
+/// `(state, process group)` of a live process from /proc/PID/stat; None once it is gone.
+fn state_and_group(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+    let state = fields.next()?.chars().next()?;
+    let group = fields.nth(1)?.parse().ok()?;
+    Some((state, group))
+}
+
+/// Live (not zombie) processes in process group `group`.
+fn members_of_group(group: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(
+            |pid| matches!(state_and_group(*pid), Some((state, g)) if g == group && state != 'Z'),
+        )
+        .collect()
+}
+
+/// Peak resident memory of a process in KiB (VmHWM).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_hanging_flooding_heal_command_is_capped_and_its_whole_process_group_killed() {
+    let sandbox = Sandbox::new();
+    let alive = sandbox.path().join("alive");
+    let pids = sandbox.path().join("heal-pids");
+    std::fs::write(&alive, "").unwrap();
+    // the heal notes its group, starts a grandchild meant to outlive it, floods 100 MB on each
+    // stream, then hangs past its timeout
+    let flood = 100_000_000;
+    let heal = format!(
+        "echo $$ > {pids}; sleep 600 & echo $! >> {pids}; head -c {flood} /dev/zero; head -c {flood} /dev/zero >&2; sleep 600",
+        pids = pids.display()
+    );
+    let probe = format!(
+        "[[probe]]\nname = \"svc\"\nkind = \"exec\"\ncommand = [\"test\", \"-f\", \"{}\"]\ninterval = \"100ms\"\ntimeout = \"100ms\"\nfail_after = 1\nheal = {{ action = \"exec\", command = [\"/bin/sh\", \"-c\", \"{heal}\"], timeout = \"3s\", max_attempts = 1 }}\n",
+        alive.display()
+    );
+    sandbox.write_config(&sandbox.config("", &probe));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    daemon.wait_state("svc", "up");
+    let pid = daemon.child.id();
+    let before = peak_rss_kib(pid);
+
+    std::fs::remove_file(&alive).unwrap();
+    let finished = wait_for(Duration::from_secs(20), "the heal to end", || {
+        daemon.events("heal_finished").into_iter().next()
+    });
+    assert_eq!(finished["ok"], false, "{finished}");
+    assert!(
+        finished["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("did not finish within 3s; its process group was killed"),
+        "{finished}"
+    );
+    let noted = std::fs::read_to_string(&pids).unwrap();
+    let noted: Vec<u32> = noted.lines().map(|l| l.parse().unwrap()).collect();
+    let (leader, grandchild) = (noted[0], noted[1]);
+    // nothing of the group is left: not the shell, not its `sleep`, not the grandchild
+    wait_for(
+        Duration::from_secs(5),
+        "the heal's process group to die",
+        || members_of_group(leader).is_empty().then_some(()),
+    );
+    assert!(
+        state_and_group(grandchild).is_none_or(|(state, _)| state == 'Z'),
+        "the grandchild {grandchild} survived"
+    );
+    // 200 MB went through the pipes; the daemon's peak memory barely moved
+    let grown_kib = peak_rss_kib(pid).saturating_sub(before);
+    assert!(
+        grown_kib < 32 * 1024,
+        "peak RSS grew by {grown_kib} KiB while the heal flooded 200 MB"
+    );
+    eprintln!("peak RSS before {before} KiB, grew by {grown_kib} KiB");
+    assert!(daemon.stop().success());
+}

@@ -237,3 +237,103 @@ fn netem_reports_what_the_kernel_offers() {
     assert!(!NetnsPair::qdiscs(&pair.a, "veth-a").contains("5e14:"));
     assert!(daemon.stop().success());
 }
+
+#[test]
+fn guardrail_default_route_also_covers_each_path_of_a_multipath_route() {
+    if !require_root("guardrail_default_route_also_covers_each_path_of_a_multipath_route") {
+        return;
+    }
+    // a second link between the two namespaces: veth-a2 (10.254.1.1) <-> veth-b2 (10.254.1.2)
+    let pair = NetnsPair::new("ecmp");
+    run(
+        "ip",
+        &[
+            "link", "add", "veth-a2", "netns", &pair.a, "type", "veth", "peer", "name", "veth-b2",
+            "netns", &pair.b,
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "-n",
+            &pair.a,
+            "addr",
+            "add",
+            "10.254.1.1/24",
+            "dev",
+            "veth-a2",
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "-n",
+            &pair.b,
+            "addr",
+            "add",
+            "10.254.1.2/24",
+            "dev",
+            "veth-b2",
+        ],
+    );
+    run("ip", &["-n", &pair.a, "link", "set", "veth-a2", "up"]);
+    run("ip", &["-n", &pair.b, "link", "set", "veth-b2", "up"]);
+
+    let sandbox = Sandbox::new();
+    let profiles = ["veth-a", "veth-a2"]
+        .map(|dev| {
+            tbf_profile(
+                dev,
+                &format!("netns = \"{}\", interface = \"{dev}\"", pair.a),
+                "",
+            )
+        })
+        .concat();
+    let daemon = start_daemon(&sandbox, "5e15", &profiles);
+    let ip = |args: &str| {
+        let mut full = vec!["-n", &pair.a];
+        full.extend(args.split(' '));
+        run("ip", &full);
+    };
+    let routes = [
+        (
+            "IPv4 ECMP",
+            "route add default nexthop via 10.254.0.2 dev veth-a nexthop via 10.254.1.2 dev veth-a2",
+            "route del default",
+        ),
+        (
+            "IPv6 ECMP",
+            "-6 route add default nexthop via fe80::1 dev veth-a nexthop via fe80::2 dev veth-a2",
+            "-6 route del default",
+        ),
+        (
+            "nexthop group",
+            "route add default nhid 12",
+            "route del default nhid 12",
+        ),
+    ];
+    ip("nexthop add id 1 via 10.254.0.2 dev veth-a");
+    ip("nexthop add id 2 via 10.254.1.2 dev veth-a2");
+    ip("nexthop add id 12 group 1/2");
+    for (what, add, del) in routes {
+        ip(add);
+        for dev in ["veth-a", "veth-a2"] {
+            let refused = daemon.ctl(&["chaos", "start", dev]);
+            assert!(!refused.status.success(), "{what}: {dev} was impaired");
+            assert!(
+                text(&refused.stderr).contains(&format!("{dev} carries the default route")),
+                "{what}: {}",
+                text(&refused.stderr)
+            );
+            assert!(!NetnsPair::qdiscs(&pair.a, dev).contains("5e15:"));
+        }
+        ip(del);
+    }
+    // without a default route both are fair game again
+    for dev in ["veth-a", "veth-a2"] {
+        let started = daemon.ctl_json(&["chaos", "start", dev]);
+        assert_eq!(started["state"], "active", "{started}");
+    }
+    assert!(daemon.ctl(&["chaos", "stop", "--all"]).status.success());
+    assert!(daemon.stop().success());
+}
