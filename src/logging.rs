@@ -99,3 +99,54 @@ mod tests {
         assert!(!stderr_is_journal(None));
     }
 }
+
+/// An error and its causes on one line, `outer: cause: root`, leaving out a cause whose text the
+/// message before it already ends with: most of our errors name their cause in their own text
+/// and keep it as `#[source]` too, and a reader should see it once.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read config /c: {source}")]
+    struct Repeats {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot start")]
+    struct Wraps {
+        #[source]
+        source: Repeats,
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        assert_eq!(
+            error_chain(&Repeats { source: io() }),
+            "cannot read config /c: no such file"
+        );
+        assert_eq!(
+            error_chain(&Wraps {
+                source: Repeats { source: io() }
+            }),
+            "cannot start: cannot read config /c: no such file"
+        );
+    }
+}

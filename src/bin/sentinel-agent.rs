@@ -15,7 +15,10 @@ fn main() -> ExitCode {
     let config = match build_config(&cli) {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("sentinel-agent: {err:#}");
+            eprintln!(
+                "sentinel-agent: {}",
+                sentinel::logging::error_chain(err.as_ref())
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -32,8 +35,11 @@ fn main() -> ExitCode {
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!("{err:#}");
-            eprintln!("sentinel-agent: {err:#}");
+            tracing::error!("{}", sentinel::logging::error_chain(err.as_ref()));
+            eprintln!(
+                "sentinel-agent: {}",
+                sentinel::logging::error_chain(err.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

@@ -31,7 +31,10 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("sentinelctl: {err:#}");
+            eprintln!(
+                "sentinelctl: {}",
+                sentinel::logging::error_chain(err.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

@@ -53,7 +53,10 @@ fn main() -> ExitCode {
                     }
                 }
                 Err(err) => {
-                    eprintln!("sentineld rollback: {err:#}");
+                    eprintln!(
+                        "sentineld rollback: {}",
+                        sentinel::logging::error_chain(err.as_ref())
+                    );
                     ExitCode::FAILURE
                 }
             }
@@ -63,8 +66,11 @@ fn main() -> ExitCode {
             match run(cli) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
-                    tracing::error!("{err:#}");
-                    eprintln!("sentineld: {err:#}");
+                    tracing::error!("{}", sentinel::logging::error_chain(err.as_ref()));
+                    eprintln!(
+                        "sentineld: {}",
+                        sentinel::logging::error_chain(err.as_ref())
+                    );
                     ExitCode::FAILURE
                 }
             }

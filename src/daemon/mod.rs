@@ -128,11 +128,27 @@ pub async fn run(
     // First undo what a crash left, whether or not the config can be read or is valid: the
     // state directory and the chaos settings come from what the text allows and from the last
     // accepted config. The lock, held until exit, keeps a second daemon (or rollback) out.
-    let source = config::read_source(&config_path);
+    let source = match config::read_source(&config_path) {
+        Ok(source) => source,
+        Err(err) => {
+            // No config to read (a wrong path, say): roll back only where a journal already is,
+            // creating nothing, then say what is wrong with the config.
+            match rollback::rollback(&config_path, None).await {
+                Ok(outcome) if !outcome.recovery.is_empty() => tracing::warn!(
+                    "rolled back what an earlier run left: {}",
+                    outcome.lines().join("; ")
+                ),
+                Ok(_) => {}
+                Err(rollback_err) => {
+                    tracing::error!("cannot roll back what an earlier run left: {rollback_err}")
+                }
+            }
+            return Err(err.into());
+        }
+    };
     let mut notes = Vec::new();
-    let (state_dir, _state_lock) =
-        rollback::at_start(source.as_deref().ok(), is_root, &mut notes).await?;
-    let loaded = config::from_source(&config_path, source?)?;
+    let (state_dir, _state_lock) = rollback::at_start(Some(&source), is_root, &mut notes).await?;
+    let loaded = config::from_source(&config_path, source)?;
     let socket = paths::socket(&loaded.config.daemon, is_root, &mut notes)?;
     let runtime_paths = RuntimePaths {
         state_dir,

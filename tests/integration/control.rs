@@ -137,6 +137,31 @@ fn errors_a_person_can_act_on() {
 }
 
 #[test]
+fn a_missing_config_is_said_once_and_creates_no_state() {
+    let sandbox = Sandbox::new();
+    let missing = sandbox.path().join("nope.toml");
+    // Without a config the daemon falls back to the default state directory to look for
+    // experiments to roll back; where there is none, it must not make one.
+    let default_state = std::path::Path::new("/var/lib/sentinel");
+    let existed = default_state.exists();
+    let output = std::process::Command::new(crate::harness::SENTINELD)
+        .arg("--config")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    let said = format!(
+        "sentineld: cannot read config {}: No such file or directory (os error 2)",
+        missing.display()
+    );
+    assert_eq!(stderr.lines().last(), Some(said.as_str()), "{stderr}");
+    if !existed {
+        assert!(!default_state.exists(), "{stderr}");
+    }
+}
+
+#[test]
 fn nobody_reads_status_but_gets_403_on_reload_and_calls_are_journaled() {
     if !require_root("nobody_reads_status_but_gets_403_on_reload") {
         return;
