@@ -239,7 +239,7 @@ pub fn time_local_ms(text: &str) -> Option<i64> {
     let month = MONTHS.iter().position(|m| *m == month_name)? + 1;
     let (year, clock) = pieces.next()?.split_once(':')?;
     let (sign, zone) = (zone.get(..1)?, zone.get(1..)?);
-    if zone.len() != 4 || !matches!(sign, "+" | "-") {
+    if zone.len() != 4 || !zone.bytes().all(|b| b.is_ascii_digit()) || !matches!(sign, "+" | "-") {
         return None;
     }
     let rfc3339 = format!(
@@ -432,6 +432,12 @@ mod tests {
             ("10/Foo/2000:13:55:36 -0700", None),
             ("10/Oct/2000:13:55:36", None),
             ("32/Oct/2000:13:55:36 +0000", None),
+            // found by fuzzing (agent_nginx): a zone of four bytes but not four digits was cut
+            // inside its multi-byte character
+            ("10/Oct/2000:13:55:36 +\u{FFFD}0", None),
+            ("10/Oct/2000:13:55:36 -0é0", None),
+            ("10/Oct/2000:13:55:36 +é00", None),
+            ("10/Oct/2000:13:55:36 +1:00", None),
         ];
         for (text, expected) in cases {
             assert_eq!(time_local_ms(text), expected, "{text}");
