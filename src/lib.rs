@@ -27,6 +27,7 @@
 //! - [`archive`]: evidence bundles spooled before a restart, uploaded to S3 or a directory.
 //! - [`notify`]: the durable outbox to Slack, Discord, webhooks and Alertmanager.
 //! - [`drill`]: game days — chaos experiments in sequence with expectations, pass/fail, abort.
+//! - `fuzzing` (hidden): the entry points of the fuzz targets in `fuzz/`; see docs/reliability.md.
 //!
 //! Data flows one way: sources publish on the bus, consumers subscribe; areas share types from
 //! `event` and `config`, never each other's internals.
@@ -44,6 +45,8 @@ pub mod daemon;
 pub mod docker;
 pub mod drill;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod heal;
 pub mod http;
 pub mod ingest;

@@ -34,6 +34,8 @@ APT_PACKAGES+=(qemu-system-x86 cpio iputils-ping)
 # chromium: loads the status page headless (--dump-dom, --screenshot into target/tmp/)
 APT_PACKAGES+=(chromium)
 CARGO_TOOLS=(cargo-deb cargo-generate-rpm)
+# cargo-fuzz: the fuzz targets in fuzz/ (libFuzzer; runs on stable with RUSTC_BOOTSTRAP=1)
+CARGO_TOOLS+=(cargo-fuzz)
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -112,6 +114,9 @@ step "unit and integration tests (real sentineld and sentinelctl binaries)"
 # CI=true makes tests that need root fail instead of skipping; we are root here anyway.
 CI="${CI:-true}" cargo test --lib --tests 2>&1 | tee target/test-output.txt
 
+step "fuzzing: every fuzz target for about 40 s (fuzz/run-short.sh; long runs: docs/reliability.md)"
+bash fuzz/run-short.sh 40 | tee target/fuzz-output.txt
+
 step "packages: build, check contents, lintian, unit file"
 bash packaging/build-packages.sh
 bash packaging/check-packages.sh | tee target/packaging-output.txt
@@ -125,10 +130,12 @@ CI="${CI:-true}" SENTINELD_BIN="$PWD/target/release/sentineld" SENTINELCTL_BIN="
 step "kernel lab: netem and cgroup v2 in a Debian kernel under qemu (tests/kernel-lab/run.sh)"
 bash tests/kernel-lab/run.sh target/release/sentineld target/release/sentinelctl | tee target/kernel-lab-output.txt
 
-# One closing line for the whole run: every Rust test, packaging check, Python SDK test and lab check.
+# One closing line for the whole run: every Rust test, fuzz target, packaging check, Python SDK
+# test and lab check.
 awk '/^test result:/ { passed += $4; failed += $6 }
+     /^fuzz: [0-9]+ passed/ { passed += $2; failed += $4 }
      /^packaging: [0-9]+ passed/ { passed += $2; failed += $4 }
      /^python-sdk: [0-9]+ passed/ { passed += $2; failed += $4 }
      /^kernel-lab: [0-9]+ passed/ { passed += $2; failed += $4 }
      END { printf "setup-and-run: %d passed, %d failed\n", passed, failed }' \
-    target/test-output.txt target/packaging-output.txt target/python-sdk-output.txt target/kernel-lab-output.txt
+    target/test-output.txt target/fuzz-output.txt target/packaging-output.txt target/python-sdk-output.txt target/kernel-lab-output.txt

@@ -107,35 +107,8 @@ impl RouteSocket {
         let mut replies = Vec::new();
         loop {
             let (bytes, _) = self.socket.recv_from_full().map_err(KernelError::io)?;
-            let mut offset = 0;
-            while offset + 16 <= bytes.len() {
-                let length =
-                    u32::from_ne_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
-                let kind = u16::from_ne_bytes([bytes[offset + 4], bytes[offset + 5]]);
-                let sequence =
-                    u32::from_ne_bytes(bytes[offset + 8..offset + 12].try_into().unwrap());
-                if length < 16 || offset + length > bytes.len() {
-                    break;
-                }
-                let payload = &bytes[offset + 16..offset + length];
-                offset += (length + 3) & !3;
-                if sequence != self.sequence {
-                    continue;
-                }
-                match kind {
-                    NLMSG_DONE => return Ok(replies),
-                    NLMSG_ERROR => {
-                        let code = i32::from_ne_bytes(payload[..4].try_into().unwrap());
-                        if code == 0 {
-                            return Ok(replies);
-                        }
-                        return Err(KernelError {
-                            errno: -code,
-                            message: extack_message(&payload[4..]),
-                        });
-                    }
-                    _ => replies.push((kind, payload.to_vec())),
-                }
+            if read_replies(&bytes, self.sequence, &mut replies)? == Reading::Finished {
+                return Ok(replies);
             }
         }
     }
@@ -213,9 +186,68 @@ impl RouteSocket {
     }
 }
 
+/// Whether a reply datagram ended the request (ACK or end of dump) or more are to come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    More,
+    Finished,
+}
+
+/// The messages of one received datagram that answer request `sequence`: payloads go to
+/// `replies`; an error message ends the request with the kernel's errno and extended-ACK text.
+/// Messages of other requests are skipped; a truncated one ends the datagram.
+pub(crate) fn read_replies(
+    bytes: &[u8],
+    sequence: u32,
+    replies: &mut Vec<(u16, Vec<u8>)>,
+) -> Result<Reading, KernelError> {
+    let mut offset = 0;
+    while let Some(header) = bytes.get(offset..offset + 16) {
+        let length = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let kind = u16::from_ne_bytes([header[4], header[5]]);
+        let reply_sequence = u32::from_ne_bytes([header[8], header[9], header[10], header[11]]);
+        if length < 16 || length > bytes.len() - offset {
+            break;
+        }
+        let payload = &bytes[offset + 16..offset + length];
+        offset = offset.saturating_add((length + 3) & !3);
+        if reply_sequence != sequence {
+            continue;
+        }
+        match kind {
+            NLMSG_DONE => return Ok(Reading::Finished),
+            NLMSG_ERROR => {
+                let Some(code) = payload.get(..4) else {
+                    return Err(KernelError {
+                        errno: nix::libc::EBADMSG,
+                        message: Some(format!(
+                            "netlink error reply of {} bytes, too short for its code",
+                            payload.len()
+                        )),
+                    });
+                };
+                let code = i32::from_ne_bytes([code[0], code[1], code[2], code[3]]);
+                if code == 0 {
+                    return Ok(Reading::Finished);
+                }
+                return Err(KernelError {
+                    // the kernel sends -errno; anything else is no errno we can name
+                    errno: code
+                        .checked_neg()
+                        .filter(|errno| *errno > 0)
+                        .unwrap_or(nix::libc::EIO),
+                    message: extack_message(&payload[4..]),
+                });
+            }
+            _ => replies.push((kind, payload.to_vec())),
+        }
+    }
+    Ok(Reading::More)
+}
+
 /// The interfaces a route message sends through when it is a default route of the main table:
 /// its RTA_OIF, or every nexthop's interface of a multipath (ECMP) route, which has no RTA_OIF.
-fn default_route_oifs(payload: &[u8]) -> Vec<i32> {
+pub(crate) fn default_route_oifs(payload: &[u8]) -> Vec<i32> {
     // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags (u32)
     let (Some(&dst_len), Some(&table), Some(attrs)) =
         (payload.get(1), payload.get(4), payload.get(12..))
@@ -267,7 +299,8 @@ fn tc_message(ifindex: i32, handle: u32, kind: &str) -> TcMessage {
     message
 }
 
-fn parse_qdisc(payload: &[u8]) -> Option<Qdisc> {
+/// A qdisc from an RTM_NEWQDISC payload (`struct tcmsg`, then attributes); None when too short.
+pub(crate) fn parse_qdisc(payload: &[u8]) -> Option<Qdisc> {
     let header = payload.get(..20)?;
     let word = |at: usize| u32::from_ne_bytes(header[at..at + 4].try_into().unwrap());
     let mut qdisc = Qdisc {
@@ -292,7 +325,7 @@ fn parse_qdisc(payload: &[u8]) -> Option<Qdisc> {
 }
 
 /// With NETLINK_CAP_ACK the error echoes only the 16-byte request header; TLVs follow.
-fn extack_message(after_code: &[u8]) -> Option<String> {
+pub(crate) fn extack_message(after_code: &[u8]) -> Option<String> {
     let tlvs = after_code.get(16..)?;
     attributes(tlvs)
         .into_iter()
@@ -390,6 +423,97 @@ mod tests {
         ];
         for (payload, want) in cases {
             assert_eq!(default_route_oifs(&payload), want, "{payload:?}");
+        }
+    }
+
+    /// One netlink message: 16-byte header (length, type, flags, sequence, port), payload, padding.
+    fn message(kind: u16, sequence: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = ((16 + payload.len()) as u32).to_ne_bytes().to_vec();
+        out.extend(kind.to_ne_bytes());
+        out.extend(0u16.to_ne_bytes());
+        out.extend(sequence.to_ne_bytes());
+        out.extend(0u32.to_ne_bytes());
+        out.extend(payload);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+        out
+    }
+
+    /// No reply can panic the reader, however short: a truncated error message, an error code
+    /// that has no negation, and every prefix of a real dump each give an answer.
+    #[test]
+    fn replies_of_any_length_are_read_without_panic() {
+        let mut qdisc = vec![0u8; 20];
+        qdisc.extend(nla(TCA_KIND, b"tbf\0"));
+        let mut dump = message(RTM_NEWQDISC, 6, &[1, 2, 3, 4]);
+        dump.extend(message(RTM_NEWQDISC, 7, &qdisc));
+        dump.extend(message(NLMSG_DONE, 7, &[0; 4]));
+        let mut replies = Vec::new();
+        assert_eq!(read_replies(&dump, 7, &mut replies), Ok(Reading::Finished));
+        assert_eq!(replies, [(RTM_NEWQDISC, qdisc.clone())]);
+        for end in 0..dump.len() {
+            let mut replies = Vec::new();
+            assert_eq!(
+                read_replies(&dump[..end], 7, &mut replies),
+                Ok(Reading::More),
+                "prefix of {end} bytes"
+            );
+        }
+
+        // an error message cut before (or inside) its 4-byte code
+        for short in 0..4 {
+            let mut reply = message(NLMSG_ERROR, 7, &[0xFF; 3][..short]);
+            reply.truncate(16 + short);
+            reply[..4].copy_from_slice(&(16 + short as u32).to_ne_bytes());
+            let err = read_replies(&reply, 7, &mut Vec::new()).unwrap_err();
+            assert_eq!(err.errno, nix::libc::EBADMSG, "{short} bytes");
+            assert!(err.to_string().contains("too short"), "{err}");
+        }
+        // i32::MIN has no positive errno, and a positive code is none
+        for code in [i32::MIN, 5] {
+            let reply = message(NLMSG_ERROR, 7, &code.to_ne_bytes());
+            let err = read_replies(&reply, 7, &mut Vec::new()).unwrap_err();
+            assert_eq!(err.errno, nix::libc::EIO, "code {code}");
+        }
+        // a real refusal keeps its errno and text
+        let mut refusal = (-nix::libc::ENOENT).to_ne_bytes().to_vec();
+        refusal.extend([0u8; 16]);
+        refusal.extend(nla(NLMSGERR_ATTR_MSG, b"Specified qdisc kind is unknown\0"));
+        let err = read_replies(&message(NLMSG_ERROR, 7, &refusal), 7, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.errno, nix::libc::ENOENT);
+        assert_eq!(
+            err.message.as_deref(),
+            Some("Specified qdisc kind is unknown")
+        );
+        // a length past the datagram, or below the header, ends the datagram
+        for length in [u32::MAX, 17, 15, 0] {
+            let mut reply = message(NLMSG_DONE, 7, &[]);
+            reply[..4].copy_from_slice(&length.to_ne_bytes());
+            assert_eq!(read_replies(&reply, 7, &mut Vec::new()), Ok(Reading::More));
+        }
+    }
+
+    #[test]
+    fn default_routes_are_found_and_short_ones_skipped() {
+        let mut route = vec![2, 0, 0, 0, RT_TABLE_MAIN, 0, 0, 0, 0, 0, 0, 0];
+        route.extend(nla(RTA_OIF, &4i32.to_ne_bytes()));
+        assert_eq!(default_route_oifs(&route), [4]);
+        let mut other_table = route.clone();
+        other_table.extend(nla(RTA_TABLE, &255u32.to_ne_bytes()));
+        assert_eq!(default_route_oifs(&other_table), Vec::<i32>::new());
+        let mut not_default = route.clone();
+        not_default[1] = 24;
+        assert_eq!(default_route_oifs(&not_default), Vec::<i32>::new());
+        for end in 0..route.len() {
+            assert_eq!(
+                default_route_oifs(&route[..end]),
+                Vec::<i32>::new(),
+                "{end} bytes"
+            );
+        }
+        for end in 0..20 {
+            assert_eq!(parse_qdisc(&[0; 20][..end]), None, "{end} bytes");
         }
     }
 

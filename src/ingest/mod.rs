@@ -308,13 +308,14 @@ impl MetricsSource for Ingest {
     }
 }
 
-enum Refusal {
+pub(crate) enum Refusal {
     TooLarge,
     BadBody(String),
     Disabled,
 }
 
-fn gunzip(body: &[u8], max_body: usize) -> Result<Bytes, Refusal> {
+/// The decoded body, refused past `max_body` decoded bytes (a gzip bomb stops there).
+pub(crate) fn gunzip(body: &[u8], max_body: usize) -> Result<Bytes, Refusal> {
     let mut decoded = Vec::with_capacity(body.len().saturating_mul(4).min(max_body));
     flate2::read::MultiGzDecoder::new(body)
         .take(max_body as u64 + 1)

@@ -110,20 +110,17 @@ impl LogFormat {
 }
 
 /// Byte index of the first `needle` in `haystack` that does not start inside a `\x` escape.
+/// Steps a whole character at a time: the one after a backslash may be multi-byte (`é`, or the
+/// U+FFFD an invalid byte became), and slicing inside it would panic.
 fn find_unescaped(haystack: &str, needle: &str) -> Option<usize> {
-    let bytes = haystack.as_bytes();
-    let mut at = 0;
-    while at < bytes.len() {
-        if bytes[at] == b'\\' {
-            at += 2;
+    let mut chars = haystack.char_indices();
+    while let Some((at, c)) = chars.next() {
+        if c == '\\' {
+            chars.next();
             continue;
         }
         if haystack[at..].starts_with(needle) {
             return Some(at);
-        }
-        at += 1;
-        while at < bytes.len() && !haystack.is_char_boundary(at) {
-            at += 1;
         }
     }
     None
@@ -242,7 +239,7 @@ pub fn time_local_ms(text: &str) -> Option<i64> {
     let month = MONTHS.iter().position(|m| *m == month_name)? + 1;
     let (year, clock) = pieces.next()?.split_once(':')?;
     let (sign, zone) = (zone.get(..1)?, zone.get(1..)?);
-    if zone.len() != 4 || !matches!(sign, "+" | "-") {
+    if zone.len() != 4 || !zone.bytes().all(|b| b.is_ascii_digit()) || !matches!(sign, "+" | "-") {
         return None;
     }
     let rfc3339 = format!(
@@ -346,6 +343,52 @@ mod tests {
         }
     }
 
+    /// A backslash before a multi-byte character (a raw `é`, or the U+FFFD that an invalid
+    /// byte becomes when the agent reads the line) used to make the field search slice inside
+    /// that character and panic: the agent aborted and crash-looped on the same line.
+    #[test]
+    fn backslash_before_a_multibyte_character_is_text() {
+        let format = format!("{COMBINED} $request_time \"$http_x_tenant_id\"");
+        let p = parser(&format, "http_x_tenant_id", "request_time", LatencyUnit::S);
+        let ts = 1_696_946_136_000;
+        let line = |agent: &str, tenant: &str| {
+            format!(
+                r#"1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "GET /a HTTP/1.1" 200 5 "-" "{agent}" 0.5 "{tenant}""#
+            )
+        };
+        let cases = [
+            (line("ua \\é", "acme"), ok("acme", "/a", 200, 500.0, ts)),
+            (line("\\é", "t\\é"), ok("t\\é", "/a", 200, 500.0, ts)),
+            (
+                line("ua \\\u{FFFD}", "acme"),
+                ok("acme", "/a", 200, 500.0, ts),
+            ),
+            (
+                line("-", "\\\u{FFFD}x"),
+                ok("\\\u{FFFD}x", "/a", 200, 500.0, ts),
+            ),
+            // an escape at the very end of a field that never closes
+            (
+                r#"1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "GET /a HTTP/1.1" 200 5 "-" "ua \"#
+                    .to_string(),
+                Parsed::Malformed("does not match the log format".into()),
+            ),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(p.parse(&line, 0), expected, "{line}");
+        }
+        // the same through the lossy decoding the agent applies to an invalid byte
+        let raw = line("ua \\", "acme").into_bytes();
+        let mut bytes = raw.clone();
+        let at = raw.windows(2).position(|w| w == b"\\\"").unwrap() + 1;
+        bytes.insert(at, 0xFF);
+        let decoded = String::from_utf8_lossy(&bytes);
+        assert!(
+            matches!(p.parse(&decoded, 0), Parsed::Event(_)),
+            "{decoded}"
+        );
+    }
+
     #[test]
     fn upstream_times_are_summed_and_tenant_may_be_last_unquoted() {
         // several upstreams make the value contain spaces: it must be quoted in the format
@@ -389,6 +432,12 @@ mod tests {
             ("10/Foo/2000:13:55:36 -0700", None),
             ("10/Oct/2000:13:55:36", None),
             ("32/Oct/2000:13:55:36 +0000", None),
+            // found by fuzzing (agent_nginx): a zone of four bytes but not four digits was cut
+            // inside its multi-byte character
+            ("10/Oct/2000:13:55:36 +\u{FFFD}0", None),
+            ("10/Oct/2000:13:55:36 -0é0", None),
+            ("10/Oct/2000:13:55:36 +é00", None),
+            ("10/Oct/2000:13:55:36 +1:00", None),
         ];
         for (text, expected) in cases {
             assert_eq!(time_local_ms(text), expected, "{text}");
