@@ -176,6 +176,9 @@ pub async fn run(
     let halts = chaos.watch_halts(components_stop.clone());
     let snapshots =
         experiments::spawn_tenant_snapshots(&bus, supervisor.tenants(), components_stop.clone());
+    // Before the API answers: once a client sees the daemon ready, SIGHUP reloads (its default
+    // action would end the process).
+    let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
     let api_task = tokio::spawn(api::serve(
         bound.listener,
         api_state,
@@ -190,7 +193,7 @@ pub async fn run(
             None
         }
     };
-    let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    refresh_watch(&mut watcher, supervisor.config());
 
     let info = supervisor.info();
     bus.publish(EventKind::DaemonStarted {
@@ -233,7 +236,7 @@ pub async fn run(
                 ControlCommand::Reload { reply } => {
                     let report = reload(&mut supervisor, &notifier, (&chaos, &drills, &ai), ReloadTrigger::Api).await;
                     let _ = reply.send(report);
-                    refresh_watch(&mut watcher);
+                    refresh_watch(&mut watcher, supervisor.config());
                     continue;
                 }
                 ControlCommand::Silence { probe, duration, reply } => {
@@ -247,7 +250,7 @@ pub async fn run(
             },
         };
         reload(&mut supervisor, &notifier, (&chaos, &drills, &ai), trigger).await;
-        refresh_watch(&mut watcher);
+        refresh_watch(&mut watcher, supervisor.config());
     }
 
     tracing::info!("shutting down");
@@ -344,9 +347,15 @@ fn start_chaos(
     )?)
 }
 
-fn refresh_watch(watcher: &mut Option<ConfigWatcher>) {
+/// Follow the config file's symlink chain and the secret files the config in force names.
+fn refresh_watch(watcher: &mut Option<ConfigWatcher>, config: &config::Config) {
     if let Some(watcher) = watcher {
-        if let Err(err) = watcher.refresh() {
+        let secrets = config
+            .secret_files()
+            .into_iter()
+            .map(|(_, file)| file.path().to_path_buf())
+            .collect();
+        if let Err(err) = watcher.watch_secret_files(secrets) {
             tracing::warn!(error = %err, "cannot follow the config file's new location");
         }
     }

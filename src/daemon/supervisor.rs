@@ -271,12 +271,13 @@ impl Supervisor {
             changes: vec![],
             restart_required: vec![],
         };
-        if loaded.hash == self.hash {
+        let mut new_config = loaded.config;
+        let diff = ConfigDiff::between(&self.config, &new_config);
+        // The same file can still bring news: a secret file it names was rotated.
+        if loaded.hash == self.hash && diff.changes().is_empty() {
             tracing::info!(trigger = trigger.as_str(), "config unchanged");
             return Ok(report);
         }
-        let mut new_config = loaded.config;
-        let diff = ConfigDiff::between(&self.config, &new_config);
         // Process-wide settings stay as started; the report says a restart is needed.
         new_config.daemon = self.config.daemon.clone();
         new_config.docker = self.config.docker.clone();

@@ -21,6 +21,7 @@ mod probes;
 mod reload;
 mod remedy;
 mod report;
+mod secrets;
 mod status_page;
 mod systemd_notify;
 mod tenants;
