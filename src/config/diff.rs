@@ -12,7 +12,10 @@ pub struct ConfigDiff {
     pub probes_removed: Vec<String>,
     pub probes_changed: Vec<String>,
     pub journal_changed: bool,
+    /// `enabled` or `listen`: the listener moves, starts or stops.
     pub http_changed: bool,
+    /// `metrics`, `status_page` or the read tokens: applied to the running listener.
+    pub http_access_changed: bool,
     pub tenants_changed: bool,
     /// Which parts of `[archive]` and `[notify]` differ ("archive sink", "notify channels").
     pub remedy_changed: Vec<String>,
@@ -46,7 +49,19 @@ impl ConfigDiff {
         let new_probes = by_name(&new.probes);
         let mut diff = ConfigDiff {
             journal_changed: old.journal != new.journal,
-            http_changed: old.http != new.http,
+            http_changed: (old.http.enabled, old.http.listen)
+                != (new.http.enabled, new.http.listen),
+            http_access_changed: (
+                &old.http.metrics,
+                &old.http.status_page,
+                &old.http.read_tokens,
+                &old.http.read_token_file,
+            ) != (
+                &new.http.metrics,
+                &new.http.status_page,
+                &new.http.read_tokens,
+                &new.http.read_token_file,
+            ),
             tenants_changed: old.tenants != new.tenants,
             drills_changed: old.drills != new.drills,
             chaos_changed: old.chaos != new.chaos,
@@ -115,6 +130,9 @@ impl ConfigDiff {
         }
         if self.http_changed {
             out.push("http listener changed".into());
+        }
+        if self.http_access_changed {
+            out.push("http access changed".into());
         }
         if self.tenants_changed {
             out.push("tenants changed".into());
@@ -236,6 +254,12 @@ address = "127.0.0.1:2"
                 "http listener",
                 &format!("[http]\nlisten = \"127.0.0.1:1\"\n{BASE}"),
                 &["http listener changed"],
+                &[],
+            ),
+            (
+                "http access",
+                &format!("[http]\nmetrics = \"off\"\n{BASE}"),
+                &["http access changed"],
                 &[],
             ),
             (

@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+use crate::http::{AccessSettings, Exposure};
 use toml::Spanned;
 
 pub use ai::AiSection;
@@ -159,12 +161,22 @@ impl Default for JournalSection {
     }
 }
 
-/// The public TCP listener (`/healthz` now; metrics, ingest and the status page later).
+/// The public TCP listener (`/healthz`, `/metrics`, ingest, the status page) and who may read
+/// its read routes.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// `/metrics`: "on" (anyone who reaches the listener), "off" (404) or "token" (a read token).
+    pub metrics: Spanned<Exposure>,
+    /// The status page (`GET /`): "on", "off" or "token", as `metrics`.
+    pub status_page: Spanned<Exposure>,
+    /// Bearer tokens that open the routes set to "token"; they never allow ingest (and ingest
+    /// tokens never open these).
+    pub read_tokens: Vec<String>,
+    /// A file with one read token per line; read at load and on every reload.
+    pub read_token_file: Option<SecretFile>,
 }
 
 impl Default for HttpSection {
@@ -172,7 +184,72 @@ impl Default for HttpSection {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 9137)),
+            metrics: Spanned::new(0..0, Exposure::On),
+            status_page: Spanned::new(0..0, Exposure::On),
+            read_tokens: Vec::new(),
+            read_token_file: None,
         }
+    }
+}
+
+impl HttpSection {
+    /// The inline read tokens plus those `read_token_file` held at load.
+    pub fn all_read_tokens(&self) -> Vec<String> {
+        let mut tokens = self.read_tokens.clone();
+        if let Some(secret) = self.read_token_file.as_ref().and_then(SecretFile::content) {
+            tokens.extend(secret.tokens().map(String::from));
+        }
+        tokens
+    }
+
+    /// What the public listener enforces.
+    pub fn access_settings(&self) -> AccessSettings {
+        AccessSettings {
+            metrics: *self.metrics.get_ref(),
+            status_page: *self.status_page.get_ref(),
+            read_tokens: self.all_read_tokens(),
+        }
+    }
+
+    fn read_secrets(&mut self) -> Result<(), Issue> {
+        if let Some(file) = &mut self.read_token_file {
+            file.read("read_token_file")
+                .map_err(|err| Issue::at(&file.path, format!("http: {err}")))?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), Issue> {
+        if let Some(file) = &self.read_token_file {
+            if file.content().is_some_and(|s| s.tokens().next().is_none()) {
+                return Err(Issue::at(
+                    &file.path,
+                    format!(
+                        "http: read_token_file {} holds no token (one per line; # starts a comment)",
+                        file.path().display()
+                    ),
+                ));
+            }
+        }
+        if self.read_tokens.iter().any(|t| t.trim().is_empty()) {
+            return Err(Issue {
+                offset: None,
+                message: "http.read_tokens: a token is empty".into(),
+            });
+        }
+        let no_tokens = self.read_tokens.is_empty() && self.read_token_file.is_none();
+        for (field, exposure) in [
+            ("metrics", &self.metrics),
+            ("status_page", &self.status_page),
+        ] {
+            if *exposure.get_ref() == Exposure::Token && no_tokens {
+                return Err(Issue::at(
+                    exposure,
+                    format!("http.{field} = \"token\" needs read_tokens or read_token_file"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -312,6 +389,7 @@ impl Config {
     /// `password_file`, `read_token_file`): at load and on every reload, so a rotated file is
     /// what the next reload applies.
     fn read_secrets(&mut self) -> Result<(), Issue> {
+        self.http.read_secrets()?;
         self.tenants.read_secrets()?;
         self.notify.read_secrets()?;
         self.probes
@@ -322,6 +400,9 @@ impl Config {
     /// Every secret file with what it holds, named as a reload report says it.
     pub fn secret_files(&self) -> Vec<(String, &SecretFile)> {
         let mut files = Vec::new();
+        if let Some(file) = &self.http.read_token_file {
+            files.push(("read tokens (from read_token_file)".to_string(), file));
+        }
         if let Some(file) = &self.tenants.ingest.token_file {
             files.push(("ingest tokens (from token_file)".to_string(), file));
         }
@@ -351,6 +432,10 @@ impl Config {
     /// The same config with every secret file's content forgotten (paths kept).
     pub(crate) fn without_secret_contents(&self) -> Config {
         let mut bare = self.clone();
+        bare.http
+            .read_token_file
+            .iter_mut()
+            .for_each(SecretFile::forget);
         if let Some(file) = &mut bare.tenants.ingest.token_file {
             file.forget();
         }
@@ -374,6 +459,7 @@ impl Config {
                 message: "journal.max_events must be at least 1".into(),
             });
         }
+        self.http.validate()?;
         self.tenants.validate()?;
         self.notify.validate()?;
         self.ai.validate()?;
@@ -476,6 +562,18 @@ mod tests {
             ("[journal]\nmax_age = \"5x\"\n", "t.toml:2:11: invalid duration \"5x\""),
             ("[daemon]\nsocket_mode = \"0999\"\n", "t.toml:2:15: invalid socket_mode \"0999\""),
             ("[http]\nlisten = \"nowhere\"\n", "t.toml:2:10:"),
+            (
+                "[http]\nmetrics = \"token\"\n",
+                "t.toml:2:11: http.metrics = \"token\" needs read_tokens or read_token_file",
+            ),
+            (
+                "[http]\nstatus_page = \"maybe\"\n",
+                "t.toml:2:15: unknown variant `maybe`, expected one of `on`, `off`, `token`",
+            ),
+            (
+                "[http]\nread_token_file = \"/nonexistent/read\"\n",
+                "t.toml:2:19: http: cannot read read_token_file /nonexistent/read",
+            ),
             ("a = [\n", "t.toml:1:6: unclosed array"),
             (
                 "[[probe]]\nname = \"a\"\nkind = \"http\"\n",

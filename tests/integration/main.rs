@@ -18,6 +18,7 @@ mod notify;
 mod pg_container;
 mod postgres;
 mod probes;
+mod public_access;
 mod reload;
 mod remedy;
 mod report;
