@@ -222,9 +222,7 @@ pub fn config(data: &[u8]) {
 /// One datagram from the rtnetlink socket: the first four bytes are the sequence number of the
 /// request, the rest is what the kernel sent. Every reply is read as a qdisc and as a route.
 pub fn netlink(data: &[u8]) {
-    use crate::chaos::netlink::{
-        default_route_oifs, extack_message, parse_qdisc, read_replies,
-    };
+    use crate::chaos::netlink::{default_route_oifs, extack_message, parse_qdisc, read_replies};
     let Some((sequence, datagram)) = data.split_first_chunk::<4>() else {
         return;
     };

@@ -17,7 +17,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{JournaledEvent, Timestamp};
-pub use outages::{outages, Outage};
+pub use outages::{outages, Outage, OutageTracker};
 
 /// The event kinds the analysis reads; the API asks the journal for these only.
 pub const ANALYZED_KINDS: [&str; 5] = [

@@ -131,17 +131,27 @@ pub async fn serve(listener: UnixListener, state: ApiState, shutdown: Cancellati
     }
 }
 
-/// The routes that change something: each needs an authorized peer and is audited.
+/// The routes that change something, or cost something: each needs an authorized peer and is
+/// audited.
+#[derive(Debug, PartialEq)]
 enum MutatingRoute {
     Reload,
     Heal,
     Silence,
     Chaos,
     Drill,
+    /// `GET /v1/analyze/summary` and `GET /v1/chaos/{id}/summary`: they change nothing here, but
+    /// each call sends a document to the AI endpoint, which may cost money.
+    AiSummary,
 }
 
 impl MutatingRoute {
     fn of(method: &Method, path: &str) -> Option<Self> {
+        let summary = path == "/v1/analyze/summary"
+            || (path.starts_with("/v1/chaos/") && path.trim_end_matches('/').ends_with("/summary"));
+        if method == Method::GET && summary {
+            return Some(Self::AiSummary);
+        }
         if method != Method::POST {
             return None;
         }
@@ -179,6 +189,12 @@ async fn route(
                 MutatingRoute::Silence => silence(state, &path, query.as_deref()).await,
                 MutatingRoute::Chaos => chaos::mutate(state, &path, &body).await,
                 MutatingRoute::Drill => super::drills::mutate(state, &path).await,
+                MutatingRoute::AiSummary if path == "/v1/analyze/summary" => {
+                    super::analyze::summary(query.as_deref(), state).await
+                }
+                MutatingRoute::AiSummary => chaos::read(state, &path).await.unwrap_or_else(|| {
+                    error(StatusCode::NOT_FOUND, format!("no such route: {path}"))
+                }),
             },
             Err(reason) => error(StatusCode::FORBIDDEN, reason),
         };
@@ -193,9 +209,6 @@ async fn route(
         }
         (Method::GET, "/v1/outbox") => {
             super::outbox::get(request.uri().query(), &state.notifier).await
-        }
-        (Method::GET, "/v1/analyze/summary") => {
-            super::analyze::summary(request.uri().query(), state).await
         }
         (Method::GET, "/v1/analyze") => {
             super::analyze::get(request.uri().query(), &state.journal).await
@@ -376,4 +389,38 @@ pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body
 
 pub(super) fn error(status: StatusCode, message: String) -> Response<Body> {
     json(status, &ErrorResponse { error: message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mutating_routes_table() {
+        let cases = [
+            (Method::POST, "/v1/reload", Some(MutatingRoute::Reload)),
+            (Method::GET, "/v1/status", None),
+            (Method::GET, "/v1/analyze", None),
+            (
+                Method::GET,
+                "/v1/analyze/summary",
+                Some(MutatingRoute::AiSummary),
+            ),
+            (Method::GET, "/v1/chaos/x1/report", None),
+            (
+                Method::GET,
+                "/v1/chaos/x1/summary",
+                Some(MutatingRoute::AiSummary),
+            ),
+            (
+                Method::POST,
+                "/v1/chaos/x1/stop",
+                Some(MutatingRoute::Chaos),
+            ),
+            (Method::GET, "/v1/chaos", None),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(MutatingRoute::of(&method, path), want, "{method} {path}");
+        }
+    }
 }

@@ -1,4 +1,5 @@
 //! What changed between the running config and a new one, so reload touches only that.
+//! Secret files count by content: a rotated token is a change, reported by name, never shown.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,10 @@ pub struct ConfigDiff {
     pub probes_removed: Vec<String>,
     pub probes_changed: Vec<String>,
     pub journal_changed: bool,
+    /// `enabled` or `listen`: the listener moves, starts or stops.
     pub http_changed: bool,
+    /// `metrics`, `status_page` or the read tokens: applied to the running listener.
+    pub http_access_changed: bool,
     pub tenants_changed: bool,
     /// Which parts of `[archive]` and `[notify]` differ ("archive sink", "notify channels").
     pub remedy_changed: Vec<String>,
@@ -21,15 +25,43 @@ pub struct ConfigDiff {
     pub ai_changed: bool,
     /// `[daemon]` settings that differ; they are read once at start and need a restart.
     pub restart_required: Vec<String>,
+    /// What [`ConfigDiff::changes`] reports: the sections that changed apart from secrets, then
+    /// each secret file whose content changed ("ingest tokens (from token_file) changed").
+    described: Vec<String>,
 }
 
 impl ConfigDiff {
+    /// The flags say what to apply (a rotated secret re-applies its section); the description
+    /// names a section only when more than its secrets changed.
     pub fn between(old: &Config, new: &Config) -> Self {
+        let mut diff = Self::compare(old, new);
+        let bare = Self::compare(
+            &old.without_secret_contents(),
+            &new.without_secret_contents(),
+        );
+        diff.described = bare.flag_lines();
+        diff.described.extend(secret_changes(old, new));
+        diff
+    }
+
+    fn compare(old: &Config, new: &Config) -> Self {
         let old_probes = by_name(&old.probes);
         let new_probes = by_name(&new.probes);
         let mut diff = ConfigDiff {
             journal_changed: old.journal != new.journal,
-            http_changed: old.http != new.http,
+            http_changed: (old.http.enabled, old.http.listen)
+                != (new.http.enabled, new.http.listen),
+            http_access_changed: (
+                &old.http.metrics,
+                &old.http.status_page,
+                &old.http.read_tokens,
+                &old.http.read_token_file,
+            ) != (
+                &new.http.metrics,
+                &new.http.status_page,
+                &new.http.read_tokens,
+                &new.http.read_token_file,
+            ),
             tenants_changed: old.tenants != new.tenants,
             drills_changed: old.drills != new.drills,
             chaos_changed: old.chaos != new.chaos,
@@ -74,8 +106,13 @@ impl ConfigDiff {
         self.changes().is_empty() && self.restart_required.is_empty()
     }
 
-    /// Human-readable list of what a reload will do ("probe api added", "journal retention").
+    /// Human-readable list of what a reload will do ("probe api added", "journal retention",
+    /// "ingest tokens (from token_file) changed").
     pub fn changes(&self) -> Vec<String> {
+        self.described.clone()
+    }
+
+    fn flag_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         out.extend(self.probes_added.iter().map(|n| format!("probe {n} added")));
         out.extend(
@@ -93,6 +130,9 @@ impl ConfigDiff {
         }
         if self.http_changed {
             out.push("http listener changed".into());
+        }
+        if self.http_access_changed {
+            out.push("http access changed".into());
         }
         if self.tenants_changed {
             out.push("tenants changed".into());
@@ -115,6 +155,20 @@ impl ConfigDiff {
         );
         out
     }
+}
+
+/// Secret files named the same way at the same path in both configs whose content differs.
+fn secret_changes(old: &Config, new: &Config) -> Vec<String> {
+    let before = old.secret_files();
+    new.secret_files()
+        .into_iter()
+        .filter(|(label, file)| {
+            before.iter().any(|(old_label, old_file)| {
+                old_label == label && old_file.path() == file.path() && old_file != file
+            })
+        })
+        .map(|(label, _)| format!("{label} changed"))
+        .collect()
 }
 
 /// The parts of `[archive]` and `[notify]` that differ, named as a reload report says them.
@@ -203,6 +257,12 @@ address = "127.0.0.1:2"
                 &[],
             ),
             (
+                "http access",
+                &format!("[http]\nmetrics = \"off\"\n{BASE}"),
+                &["http access changed"],
+                &[],
+            ),
+            (
                 "tenants",
                 &format!("[tenants]\nenabled = true\n{BASE}"),
                 &["tenants changed"],
@@ -246,5 +306,51 @@ address = "127.0.0.1:2"
                 "{label}"
             );
         }
+    }
+
+    #[test]
+    fn rotated_secret_files_are_changes_named_without_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        let url = dir.path().join("url");
+        let password = dir.path().join("pw");
+        let source = format!(
+            "[tenants.ingest]\ntoken_file = \"{t}\"\n[[notify.channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl_file = \"{u}\"\n[[probe]]\nname = \"db\"\nkind = \"postgres\"\nuser = \"u\"\npassword_file = \"{p}\"\n",
+            t = tokens.display(),
+            u = url.display(),
+            p = password.display()
+        );
+        std::fs::write(&tokens, "OLD-TOKEN\n").unwrap();
+        std::fs::write(&url, "http://127.0.0.1:9/OLD-URL\n").unwrap();
+        std::fs::write(&password, "OLD-PW\n").unwrap();
+        let before = config(&source);
+        assert!(ConfigDiff::between(&before, &config(&source)).is_empty());
+
+        std::fs::write(&tokens, "NEW-TOKEN\n").unwrap();
+        std::fs::write(&url, "http://127.0.0.1:9/NEW-URL\n").unwrap();
+        std::fs::write(&password, "NEW-PW\n").unwrap();
+        let after = config(&source);
+        let diff = ConfigDiff::between(&before, &after);
+        assert_eq!(
+            diff.changes(),
+            [
+                "ingest tokens (from token_file) changed",
+                "notify channel hook URL (from url_file) changed",
+                "probe db password (from password_file) changed",
+            ]
+        );
+        // What applies them: the ingest tokens, the channel, the probe restart.
+        assert!(diff.tenants_changed);
+        assert_eq!(diff.remedy_changed, ["notify channels"]);
+        assert_eq!(diff.probes_changed, ["db"]);
+        let shown = format!("{diff:?} {after:?}");
+        for secret in ["OLD-", "NEW-"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert_eq!(after.tenants.ingest.all_tokens(), ["NEW-TOKEN"]);
+        assert_eq!(
+            after.probes[0].postgres_password().as_deref(),
+            Some("NEW-PW")
+        );
     }
 }

@@ -12,6 +12,7 @@ mod error;
 mod notify;
 pub mod paths;
 mod probe;
+mod secret;
 mod size;
 mod tenants;
 mod watch;
@@ -22,6 +23,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+use crate::http::{AccessSettings, Exposure};
 use toml::Spanned;
 
 pub use ai::AiSection;
@@ -37,6 +40,7 @@ pub use probe::{
     CrashLoopConfig, FlapConfig, HealActionKind, HealConfig, JsonExpectation, PostgresRole,
     ProbeConfig, ProbeKind, QueryExpectationConfig, HTTP_METHODS,
 };
+pub use secret::{Secret, SecretError, SecretFile};
 pub use size::ByteSize;
 pub use tenants::{AlertSection, IngestSection, StatusPattern, TenantsSection};
 pub use watch::{ConfigWatcher, WatchError};
@@ -159,12 +163,22 @@ impl Default for JournalSection {
     }
 }
 
-/// The public TCP listener (`/healthz` now; metrics, ingest and the status page later).
+/// The public TCP listener (`/healthz`, `/metrics`, ingest, the status page) and who may read
+/// its read routes.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// `/metrics`: "on" (anyone who reaches the listener), "off" (404) or "token" (a read token).
+    pub metrics: Spanned<Exposure>,
+    /// The status page (`GET /`): "on", "off" or "token", as `metrics`.
+    pub status_page: Spanned<Exposure>,
+    /// Bearer tokens that open the routes set to "token"; they never allow ingest (and ingest
+    /// tokens never open these).
+    pub read_tokens: Vec<String>,
+    /// A file with one read token per line; read at load and on every reload.
+    pub read_token_file: Option<SecretFile>,
 }
 
 impl Default for HttpSection {
@@ -172,7 +186,72 @@ impl Default for HttpSection {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 9137)),
+            metrics: Spanned::new(0..0, Exposure::On),
+            status_page: Spanned::new(0..0, Exposure::On),
+            read_tokens: Vec::new(),
+            read_token_file: None,
         }
+    }
+}
+
+impl HttpSection {
+    /// The inline read tokens plus those `read_token_file` held at load.
+    pub fn all_read_tokens(&self) -> Vec<String> {
+        let mut tokens = self.read_tokens.clone();
+        if let Some(secret) = self.read_token_file.as_ref().and_then(SecretFile::content) {
+            tokens.extend(secret.tokens().map(String::from));
+        }
+        tokens
+    }
+
+    /// What the public listener enforces.
+    pub fn access_settings(&self) -> AccessSettings {
+        AccessSettings {
+            metrics: *self.metrics.get_ref(),
+            status_page: *self.status_page.get_ref(),
+            read_tokens: self.all_read_tokens(),
+        }
+    }
+
+    fn read_secrets(&mut self) -> Result<(), Issue> {
+        if let Some(file) = &mut self.read_token_file {
+            file.read("read_token_file")
+                .map_err(|err| Issue::at(&file.path, format!("http: {err}")))?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), Issue> {
+        if let Some(file) = &self.read_token_file {
+            if file.content().is_some_and(|s| s.tokens().next().is_none()) {
+                return Err(Issue::at(
+                    &file.path,
+                    format!(
+                        "http: read_token_file {} holds no token (one per line; # starts a comment)",
+                        file.path().display()
+                    ),
+                ));
+            }
+        }
+        if self.read_tokens.iter().any(|t| t.trim().is_empty()) {
+            return Err(Issue {
+                offset: None,
+                message: "http.read_tokens: a token is empty".into(),
+            });
+        }
+        let no_tokens = self.read_tokens.is_empty() && self.read_token_file.is_none();
+        for (field, exposure) in [
+            ("metrics", &self.metrics),
+            ("status_page", &self.status_page),
+        ] {
+            if *exposure.get_ref() == Exposure::Token && no_tokens {
+                return Err(Issue::at(
+                    exposure,
+                    format!("http.{field} = \"token\" needs read_tokens or read_token_file"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -257,13 +336,15 @@ pub fn content_hash(bytes: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Parse and validate config text; `path` is only used in error messages.
+/// Parse config text, read the secret files it names, and validate; `path` is only used in
+/// error messages.
 pub fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
-    parse_with(source, path, |config: &Config| {
-        config
-            .validate()
-            .map_err(|issue| (issue.offset, issue.message))
-    })
+    let mut config: Config = parse_with(source, path, |_: &Config| Ok(()))?;
+    config
+        .read_secrets()
+        .and_then(|()| config.validate())
+        .map_err(|issue| place(source, path, issue.offset, issue.message))?;
+    Ok(config)
 }
 
 /// Deserializes any TOML file of ours and runs `validate` on it, placing every finding at
@@ -277,14 +358,19 @@ pub fn parse_with<T: serde::de::DeserializeOwned>(
         let offset = err.span().map_or(0, |span| span.start);
         invalid_at(source, path, offset, err.message().trim().to_string())
     })?;
-    validate(&value).map_err(|(offset, message)| match offset {
+    validate(&value).map_err(|(offset, message)| place(source, path, offset, message))?;
+    Ok(value)
+}
+
+/// A finding at file:line:col, or about the whole file when it has no offset.
+fn place(source: &str, path: &Path, offset: Option<usize>, message: String) -> ConfigError {
+    match offset {
         Some(offset) => invalid_at(source, path, offset, message),
         None => ConfigError::Whole {
             path: path.to_path_buf(),
             message,
         },
-    })?;
-    Ok(value)
+    }
 }
 
 fn invalid_at(source: &str, path: &Path, offset: usize, message: String) -> ConfigError {
@@ -313,6 +399,70 @@ impl Issue {
 }
 
 impl Config {
+    /// Read every secret file the config names (`token_file`, `url_file`, `secret_file`,
+    /// `password_file`, `read_token_file`): at load and on every reload, so a rotated file is
+    /// what the next reload applies.
+    fn read_secrets(&mut self) -> Result<(), Issue> {
+        self.http.read_secrets()?;
+        self.tenants.read_secrets()?;
+        self.notify.read_secrets()?;
+        self.probes
+            .iter_mut()
+            .try_for_each(ProbeConfig::read_secrets)
+    }
+
+    /// Every secret file with what it holds, named as a reload report says it.
+    pub fn secret_files(&self) -> Vec<(String, &SecretFile)> {
+        let mut files = Vec::new();
+        if let Some(file) = &self.http.read_token_file {
+            files.push(("read tokens (from read_token_file)".to_string(), file));
+        }
+        if let Some(file) = &self.tenants.ingest.token_file {
+            files.push(("ingest tokens (from token_file)".to_string(), file));
+        }
+        for channel in &self.notify.channels {
+            let name = channel.name();
+            if let Some(file) = &channel.url_file {
+                files.push((format!("notify channel {name} URL (from url_file)"), file));
+            }
+            if let Some(file) = &channel.secret_file {
+                files.push((
+                    format!("notify channel {name} secret (from secret_file)"),
+                    file,
+                ));
+            }
+        }
+        for probe in &self.probes {
+            if let Some(file) = &probe.password_file {
+                files.push((
+                    format!("probe {} password (from password_file)", probe.name()),
+                    file,
+                ));
+            }
+        }
+        files
+    }
+
+    /// The same config with every secret file's content forgotten (paths kept).
+    pub(crate) fn without_secret_contents(&self) -> Config {
+        let mut bare = self.clone();
+        bare.http
+            .read_token_file
+            .iter_mut()
+            .for_each(SecretFile::forget);
+        if let Some(file) = &mut bare.tenants.ingest.token_file {
+            file.forget();
+        }
+        for channel in &mut bare.notify.channels {
+            channel.url_file.iter_mut().for_each(SecretFile::forget);
+            channel.secret_file.iter_mut().for_each(SecretFile::forget);
+        }
+        for probe in &mut bare.probes {
+            probe.password_file.iter_mut().for_each(SecretFile::forget);
+        }
+        bare
+    }
+
     fn validate(&self) -> Result<(), Issue> {
         if let Some(mode) = &self.daemon.socket_mode {
             parse_octal_mode(mode.get_ref()).map_err(|message| Issue::at(mode, message))?;
@@ -323,6 +473,7 @@ impl Config {
                 message: "journal.max_events must be at least 1".into(),
             });
         }
+        self.http.validate()?;
         self.tenants.validate()?;
         self.notify.validate()?;
         self.ai.validate()?;
@@ -425,6 +576,18 @@ mod tests {
             ("[journal]\nmax_age = \"5x\"\n", "t.toml:2:11: invalid duration \"5x\""),
             ("[daemon]\nsocket_mode = \"0999\"\n", "t.toml:2:15: invalid socket_mode \"0999\""),
             ("[http]\nlisten = \"nowhere\"\n", "t.toml:2:10:"),
+            (
+                "[http]\nmetrics = \"token\"\n",
+                "t.toml:2:11: http.metrics = \"token\" needs read_tokens or read_token_file",
+            ),
+            (
+                "[http]\nstatus_page = \"maybe\"\n",
+                "t.toml:2:15: unknown variant `maybe`, expected one of `on`, `off`, `token`",
+            ),
+            (
+                "[http]\nread_token_file = \"/nonexistent/read\"\n",
+                "t.toml:2:19: http: cannot read read_token_file /nonexistent/read",
+            ),
             ("a = [\n", "t.toml:1:6: unclosed array"),
             (
                 "[[probe]]\nname = \"a\"\nkind = \"http\"\n",
@@ -618,6 +781,54 @@ mod tests {
         let config = parse_str(&source).unwrap();
         let order = dependency_order(&config.probes).unwrap();
         assert_eq!(order, ["db", "cache", "api", "web", "worker"]);
+    }
+
+    #[test]
+    fn secret_file_errors_name_the_file_never_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, content: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, content).unwrap();
+            path.display().to_string()
+        };
+        let hook = |field: &str, path: &str| {
+            format!("[[notify.channel]]\nname = \"h\"\nkind = \"webhook\"\n{field} = \"{path}\"\n")
+        };
+        let no_scheme = file("no-scheme", "hooks.example.com/SECRET-MARKER\n");
+        let garbage = file("garbage", "https://exa mple.com/SECRET-MARKER\n");
+        let empty = file("empty", "\n");
+        let comments = file("comments", "# SECRET-MARKER rotated\n\n");
+        let url = file("url", "http://127.0.0.1:9/\n");
+        let cases: Vec<(String, String)> = vec![
+            (
+                hook("url_file", &no_scheme),
+                format!("t.toml:4:12: notify channel \"h\": url_file {no_scheme}: the URL has no http:// or https:// scheme"),
+            ),
+            (
+                hook("url_file", &garbage),
+                format!("t.toml:4:12: notify channel \"h\": url_file {garbage}: the first line is not a valid URL"),
+            ),
+            (
+                hook("url_file", &empty),
+                format!("t.toml:4:12: notify channel \"h\": url_file {empty} is empty (expected a URL on its first line)"),
+            ),
+            (
+                format!("{}secret_file = \"{empty}\"\n", hook("url_file", &url)),
+                format!("t.toml:5:15: notify channel \"h\": secret_file {empty} is empty"),
+            ),
+            (
+                format!("[tenants.ingest]\ntoken_file = \"{comments}\"\n"),
+                format!("t.toml:2:14: tenants.ingest: token_file {comments} holds no token"),
+            ),
+        ];
+        for (source, expected) in cases {
+            let err = parse_str(&source).expect_err(&source);
+            assert!(
+                err.starts_with(&expected),
+                "source {source:?}\n  got:  {err}\n  want: {expected}"
+            );
+            assert!(!err.contains("MARKER"), "{err}");
+        }
     }
 
     #[test]

@@ -2,12 +2,11 @@
 //! `[[notify.route]]` rules that pick which events go where. Validation only.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{HumanDuration, Issue};
+use super::{HumanDuration, Issue, SecretFile};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -53,11 +52,13 @@ pub struct ChannelSection {
     pub kind: ChannelKind,
     /// Slack/Discord: the incoming webhook URL; webhook: where to POST; alertmanager: its base URL.
     pub url: Option<Spanned<String>>,
-    /// A file whose first line is the URL (keeps webhook tokens out of the config).
-    pub url_file: Option<Spanned<PathBuf>>,
+    /// A file whose first line is the URL (keeps webhook tokens out of the config); read at
+    /// load and on every reload.
+    pub url_file: Option<SecretFile>,
     /// webhook: HMAC-SHA256 key for `X-Sentinel-Signature: sha256=...`.
     pub secret: Option<String>,
-    pub secret_file: Option<Spanned<PathBuf>>,
+    /// A file whose first line is the HMAC key; read at load and on every reload.
+    pub secret_file: Option<SecretFile>,
     /// Most messages per minute to this channel; the rest wait their turn (never dropped).
     #[serde(default = "ChannelSection::default_rate_limit")]
     pub rate_limit: u32,
@@ -75,20 +76,83 @@ impl ChannelSection {
         self.name.get_ref()
     }
 
-    /// The URL (from `url` or `url_file`), already checked by validation.
-    pub fn resolved_url(&self) -> Result<String, String> {
+    /// The URL: `url`, or the first line `url_file` held at load (validation made sure there
+    /// is one).
+    pub fn resolved_url(&self) -> Option<&str> {
         match (&self.url, &self.url_file) {
-            (Some(url), _) => Ok(url.get_ref().clone()),
-            (None, Some(file)) => read_first_line(file.get_ref(), "url_file"),
-            (None, None) => Err("needs `url` or `url_file`".into()),
+            (Some(url), _) => Some(url.get_ref()),
+            (None, Some(file)) => file.content().map(|secret| secret.first_line()),
+            (None, None) => None,
         }
     }
 
-    pub fn resolved_secret(&self) -> Result<Option<String>, String> {
+    /// The HMAC key: `secret`, or the first line `secret_file` held at load.
+    pub fn resolved_secret(&self) -> Option<&str> {
         match (&self.secret, &self.secret_file) {
-            (Some(secret), _) => Ok(Some(secret.clone())),
-            (None, Some(file)) => read_first_line(file.get_ref(), "secret_file").map(Some),
-            (None, None) => Ok(None),
+            (Some(secret), _) => Some(secret),
+            (None, Some(file)) => file.content().map(|secret| secret.first_line()),
+            (None, None) => None,
+        }
+    }
+
+    /// Read `url_file` and `secret_file` (every load and reload does).
+    fn read_secrets(&mut self) -> Result<(), Issue> {
+        let name = self.name.get_ref().clone();
+        for (field, file) in [
+            ("url_file", &mut self.url_file),
+            ("secret_file", &mut self.secret_file),
+        ] {
+            if let Some(file) = file {
+                file.read(field).map_err(|err| {
+                    Issue::at(&file.path, format!("notify channel \"{name}\": {err}"))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The URL is usable. A URL from `url_file` is a secret (webhook URLs carry their token):
+    /// errors about it name the file, never its content.
+    fn validate_url(&self) -> Result<(), Issue> {
+        let name = self.name();
+        match (&self.url, &self.url_file) {
+            (Some(url), _) => {
+                let url = url.get_ref();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(Issue::at(
+                        self.url.as_ref().expect("matched"),
+                        format!(
+                            "notify channel \"{name}\": url \"{url}\" must start with http:// or https://"
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            (None, Some(file)) => {
+                let problem = |message: String| {
+                    Issue::at(&file.path, format!("notify channel \"{name}\": {message}"))
+                };
+                let url = file
+                    .first_line("url_file", "a URL on its first line")
+                    .map_err(|err| problem(err.to_string()))?;
+                let path = file.path().display();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(problem(format!(
+                        "url_file {path}: the URL has no http:// or https:// scheme (expected https://HOST/...)"
+                    )));
+                }
+                // HttpTarget's own errors quote the URL: say what is wrong without it.
+                if crate::probe::HttpTarget::parse(url).is_err() {
+                    return Err(problem(format!(
+                        "url_file {path}: the first line is not a valid URL (expected https://HOST[:PORT]/PATH)"
+                    )));
+                }
+                Ok(())
+            }
+            (None, None) => Err(Issue::at(
+                &self.name,
+                format!("notify channel \"{name}\": needs `url` or `url_file`"),
+            )),
         }
     }
 
@@ -102,12 +166,6 @@ impl ChannelSection {
             .or(default)
             .filter(|d| !d.is_zero())
     }
-}
-
-fn read_first_line(path: &std::path::Path, field: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| format!("cannot read {field} {}: {err}", path.display()))?;
-    Ok(text.lines().next().unwrap_or("").trim().to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
@@ -140,6 +198,13 @@ impl RouteSection {
 }
 
 impl NotifySection {
+    /// Read every channel's `url_file` and `secret_file`.
+    pub(super) fn read_secrets(&mut self) -> Result<(), Issue> {
+        self.channels
+            .iter_mut()
+            .try_for_each(ChannelSection::read_secrets)
+    }
+
     pub(super) fn validate(&self) -> Result<(), Issue> {
         let mut names = HashSet::new();
         for channel in &self.channels {
@@ -156,20 +221,13 @@ impl NotifySection {
                     format!("notify channel \"{name}\": {message}"),
                 )
             };
-            let url = channel.resolved_url().map_err(problem)?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                let at = channel
-                    .url
-                    .as_ref()
-                    .map_or(channel.name.span().start, |u| u.span().start);
-                return Err(Issue {
-                    offset: Some(at),
-                    message: format!(
-                        "notify channel \"{name}\": url \"{url}\" must start with http:// or https://"
-                    ),
-                });
+            channel.validate_url()?;
+            if let (None, Some(file)) = (&channel.secret, &channel.secret_file) {
+                file.first_line("secret_file", "the HMAC key on its first line")
+                    .map_err(|err| {
+                        Issue::at(&file.path, format!("notify channel \"{name}\": {err}"))
+                    })?;
             }
-            channel.resolved_secret().map_err(problem)?;
             if channel.kind != ChannelKind::Webhook
                 && (channel.secret.is_some() || channel.secret_file.is_some())
             {

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize};
 use toml::Spanned;
 
-use super::{HumanDuration, Issue};
+use super::{HumanDuration, Issue, SecretFile};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,7 +69,9 @@ pub struct ProbeConfig {
     pub user: Option<Spanned<String>>,
     /// Prefer `password_file`: the config is often world-readable, a secret file need not be.
     pub password: Option<Spanned<String>>,
-    pub password_file: Option<Spanned<std::path::PathBuf>>,
+    /// Its first line is the password; read at load and on every reload (a rotated password
+    /// restarts the probe).
+    pub password_file: Option<SecretFile>,
     /// Database to connect to; default: the user name.
     pub database: Option<Spanned<String>>,
     /// SQL to run; default `SELECT 1`.
@@ -302,7 +304,11 @@ impl ProbeConfig {
             ("crash_loop", &[Docker], at(&self.crash_loop)),
             ("user", &[Postgres], at(&self.user)),
             ("password", &[Postgres], at(&self.password)),
-            ("password_file", &[Postgres], at(&self.password_file)),
+            (
+                "password_file",
+                &[Postgres],
+                self.password_file.as_ref().map(|f| f.path.span().start),
+            ),
             ("database", &[Postgres], at(&self.database)),
             ("query", &[Postgres], at(&self.query)),
             ("expect_result", &[Postgres], at(&self.expect_result)),
@@ -424,20 +430,9 @@ impl ProbeConfig {
                 self.require(&self.user, "user")?;
                 if let (Some(_), Some(file)) = (&self.password, &self.password_file) {
                     return Err(Issue::at(
-                        file,
+                        &file.path,
                         problem("set `password` or `password_file`, not both".into()),
                     ));
-                }
-                if let Some(file) = &self.password_file {
-                    std::fs::read_to_string(file.get_ref()).map_err(|err| {
-                        Issue::at(
-                            file,
-                            problem(format!(
-                                "cannot read password_file {}: {err}",
-                                file.get_ref().display()
-                            )),
-                        )
-                    })?;
                 }
                 if let Some(used) = &self.max_connections_used {
                     if !(0.0..=100.0).contains(used.get_ref()) {
@@ -554,14 +549,26 @@ impl ProbeConfig {
         Ok(())
     }
 
-    /// The password to log in with: `password`, or the first line of `password_file`.
+    /// The password to log in with: `password`, or the first line `password_file` held at load.
     pub fn postgres_password(&self) -> Option<String> {
         if let Some(password) = &self.password {
             return Some(password.get_ref().clone());
         }
-        let file = self.password_file.as_ref()?;
-        let text = std::fs::read_to_string(file.get_ref()).ok()?;
-        Some(text.lines().next().unwrap_or("").to_string())
+        let secret = self.password_file.as_ref()?.content()?;
+        Some(secret.expose().lines().next().unwrap_or("").to_string())
+    }
+
+    /// Read `password_file` of a postgres probe (every load and reload does). Other kinds leave
+    /// it unread: validation says it does not apply to them.
+    pub(super) fn read_secrets(&mut self) -> Result<(), Issue> {
+        let name = self.name.get_ref().clone();
+        let kind = self.kind();
+        match (&mut self.password_file, kind) {
+            (Some(file), ProbeKind::Postgres) => file
+                .read("password_file")
+                .map_err(|err| Issue::at(&file.path, format!("probe \"{name}\": {err}"))),
+            _ => Ok(()),
+        }
     }
 
     /// The container a docker_restart heal acts on: its own setting, else the probe's container.

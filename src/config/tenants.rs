@@ -2,13 +2,12 @@
 //! `[[tenants.alert]]` rules. Validation here; the detector itself lives in `crate::tenants`.
 
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-use super::{ByteSize, HumanDuration, Issue};
+use super::{ByteSize, HumanDuration, Issue, SecretFile};
 use crate::tenants::{AlertCondition, AlertRule, TenantsConfig, TenantsError};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -67,8 +66,9 @@ impl Default for TenantsSection {
 pub struct IngestSection {
     /// Accepted bearer tokens; empty (and no token_file) means no authentication.
     pub tokens: Vec<String>,
-    /// A file with one token per line, read at load and reload (keeps secrets out of the config).
-    pub token_file: Option<Spanned<PathBuf>>,
+    /// A file with one token per line, read at load and on every reload (keeps secrets out of
+    /// the config; a rotated file is a change).
+    pub token_file: Option<SecretFile>,
     /// Largest body after gzip decoding; larger requests get 413.
     pub max_body: ByteSize,
     /// Bodies being read or recorded at once; more get 429 (this bounds ingest memory).
@@ -87,21 +87,13 @@ impl Default for IngestSection {
 }
 
 impl IngestSection {
-    /// The configured tokens plus those in `token_file`.
-    pub fn all_tokens(&self) -> Result<Vec<String>, String> {
+    /// The configured tokens plus those `token_file` held when the config was loaded.
+    pub fn all_tokens(&self) -> Vec<String> {
         let mut tokens = self.tokens.clone();
-        if let Some(path) = &self.token_file {
-            let text = std::fs::read_to_string(path.get_ref()).map_err(|err| {
-                format!("cannot read token_file {}: {err}", path.get_ref().display())
-            })?;
-            tokens.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(String::from),
-            );
+        if let Some(secret) = self.token_file.as_ref().and_then(SecretFile::content) {
+            tokens.extend(secret.tokens().map(String::from));
         }
-        Ok(tokens)
+        tokens
     }
 }
 
@@ -220,6 +212,15 @@ impl TenantsSection {
             .collect()
     }
 
+    /// Read `token_file` (every load and reload does).
+    pub(super) fn read_secrets(&mut self) -> Result<(), Issue> {
+        if let Some(file) = &mut self.ingest.token_file {
+            file.read("token_file")
+                .map_err(|err| Issue::at(&file.path, format!("tenants.ingest: {err}")))?;
+        }
+        Ok(())
+    }
+
     pub(super) fn validate(&self) -> Result<(), Issue> {
         if let Err(TenantsError::InvalidConfig { field, message }) = self.detector_config().shape()
         {
@@ -237,10 +238,20 @@ impl TenantsSection {
                 "tenants.ingest: max_concurrent_requests must be at least 1",
             ));
         }
-        if let Some(path) = &self.ingest.token_file {
-            self.ingest
-                .all_tokens()
-                .map_err(|message| Issue::at(path, format!("tenants.ingest: {message}")))?;
+        if let Some(file) = &self.ingest.token_file {
+            // An empty file would silently open ingest to everyone: refuse it instead.
+            if file
+                .content()
+                .is_some_and(|secret| secret.tokens().next().is_none())
+            {
+                return Err(Issue::at(
+                    &file.path,
+                    format!(
+                        "tenants.ingest: token_file {} holds no token (one per line; # starts a comment)",
+                        file.path().display()
+                    ),
+                ));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for alert in &self.alerts {

@@ -5,6 +5,8 @@
 //! deaf after the first such save, so we watch the *directories* that hold the file and every
 //! link of its symlink chain, and wake on any change to a name in that chain. Spurious wake-ups
 //! are harmless: the reload compares content hashes and does nothing when nothing changed.
+//! The secret files the config names (`token_file`, `url_file`, ...) are watched the same way, so
+//! rotating one reloads too.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -29,6 +31,8 @@ pub enum WatchError {
 pub struct ConfigWatcher {
     watcher: RecommendedWatcher,
     config_path: PathBuf,
+    /// Secret files of the config in force; a change to one is a reason to reload.
+    secret_files: Vec<PathBuf>,
     watched_dirs: BTreeSet<PathBuf>,
     names: Arc<Mutex<BTreeSet<OsString>>>,
 }
@@ -41,6 +45,9 @@ impl ConfigWatcher {
         let filter = Arc::clone(&names);
         let watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
             let relevant = match result {
+                // Opening and reading are not changes; the reload itself reads the config and
+                // its secret files, and must not wake itself up again.
+                Ok(event) if is_read_only(&event.kind) => false,
                 Ok(event) => {
                     let names = filter.lock().unwrap_or_else(|p| p.into_inner());
                     event.paths.is_empty()
@@ -64,6 +71,7 @@ impl ConfigWatcher {
         let mut this = Self {
             watcher,
             config_path: config_path.to_path_buf(),
+            secret_files: Vec::new(),
             watched_dirs: BTreeSet::new(),
             names,
         };
@@ -71,12 +79,34 @@ impl ConfigWatcher {
         Ok(this)
     }
 
-    /// Re-resolve the symlink chain and watch any new directories in it. Called after every
+    /// Watch these secret files too (replacing the previous set), then [`Self::refresh`].
+    pub fn watch_secret_files(&mut self, paths: Vec<PathBuf>) -> Result<(), WatchError> {
+        self.secret_files = paths;
+        self.refresh()
+    }
+
+    /// Re-resolve the symlink chains and watch any new directories in them. Called after every
     /// reload, because a symlink swap can move the real file to a directory we did not watch.
+    /// A secret file's directory that cannot be watched is logged, not fatal: reload still
+    /// re-reads the file.
     pub fn refresh(&mut self) -> Result<(), WatchError> {
-        let chain = symlink_chain(&self.config_path);
         let mut names = BTreeSet::new();
-        for link in &chain {
+        self.watch_chain(&self.config_path.clone(), &mut names)?;
+        for secret in self.secret_files.clone() {
+            if let Err(err) = self.watch_chain(&secret, &mut names) {
+                tracing::warn!(error = %err, "a rotated secret file will be seen on the next reload only");
+            }
+        }
+        *self.names.lock().unwrap_or_else(|p| p.into_inner()) = names;
+        Ok(())
+    }
+
+    fn watch_chain(
+        &mut self,
+        path: &Path,
+        names: &mut BTreeSet<OsString>,
+    ) -> Result<(), WatchError> {
+        for link in &symlink_chain(path) {
             if let Some(name) = link.file_name() {
                 names.insert(name.to_os_string());
             }
@@ -95,13 +125,22 @@ impl ConfigWatcher {
                 })?;
             self.watched_dirs.insert(dir);
         }
-        *self.names.lock().unwrap_or_else(|p| p.into_inner()) = names;
         Ok(())
     }
 
     pub fn watched_dirs(&self) -> impl Iterator<Item = &Path> {
         self.watched_dirs.iter().map(PathBuf::as_path)
     }
+}
+
+/// An access that changes nothing: open, read, or close after reading.
+fn is_read_only(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(
+        kind,
+        notify::EventKind::Access(access)
+            if !matches!(access, AccessKind::Close(AccessMode::Write))
+    )
 }
 
 /// `path` followed by each symlink target it leads to (bounded, so a loop cannot hang us).
@@ -187,11 +226,31 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         drain(&mut rx);
 
+        // Reading the config (as every reload does) does not wake us.
+        std::fs::read_to_string(&link).unwrap();
+        assert!(
+            !changed_within(&mut rx, Duration::from_millis(500)).await,
+            "a read"
+        );
+
         // Unrelated files in the same directory do not wake us.
         std::fs::write(dir.path().join("unrelated.txt"), "x").unwrap();
         assert!(
             !changed_within(&mut rx, Duration::from_millis(500)).await,
             "unrelated file"
         );
+
+        // A secret file in a directory of its own, once named, wakes us when rotated.
+        let secrets = dir.path().join("secrets");
+        std::fs::create_dir_all(&secrets).unwrap();
+        std::fs::write(secrets.join("token"), "one\n").unwrap();
+        watcher
+            .watch_secret_files(vec![secrets.join("token")])
+            .unwrap();
+        assert!(watcher.watched_dirs().any(|d| d == secrets));
+        let temp = secrets.join(".token.new");
+        std::fs::write(&temp, "two\n").unwrap();
+        std::fs::rename(&temp, secrets.join("token")).unwrap();
+        assert!(changed_within(&mut rx, wait).await, "secret rotation");
     }
 }

@@ -255,6 +255,7 @@ pub async fn run(
             None
         }
     };
+    refresh_watch(&mut watcher, supervisor.config());
 
     let info = supervisor.info();
     bus.publish(EventKind::DaemonStarted {
@@ -297,7 +298,7 @@ pub async fn run(
                 ControlCommand::Reload { reply } => {
                     let report = reload(&mut supervisor, &notifier, (&chaos, &drills, &ai), ReloadTrigger::Api).await;
                     let _ = reply.send(report);
-                    refresh_watch(&mut watcher);
+                    refresh_watch(&mut watcher, supervisor.config());
                     continue;
                 }
                 ControlCommand::Silence { probe, duration, reply } => {
@@ -311,7 +312,7 @@ pub async fn run(
             },
         };
         reload(&mut supervisor, &notifier, (&chaos, &drills, &ai), trigger).await;
-        refresh_watch(&mut watcher);
+        refresh_watch(&mut watcher, supervisor.config());
     }
 
     tracing::info!("shutting down");
@@ -408,9 +409,15 @@ fn start_chaos(
     )?)
 }
 
-fn refresh_watch(watcher: &mut Option<ConfigWatcher>) {
+/// Follow the config file's symlink chain and the secret files the config in force names.
+fn refresh_watch(watcher: &mut Option<ConfigWatcher>, config: &config::Config) {
     if let Some(watcher) = watcher {
-        if let Err(err) = watcher.refresh() {
+        let secrets = config
+            .secret_files()
+            .into_iter()
+            .map(|(_, file)| file.path().to_path_buf())
+            .collect();
+        if let Err(err) = watcher.watch_secret_files(secrets) {
             tracing::warn!(error = %err, "cannot follow the config file's new location");
         }
     }

@@ -72,6 +72,10 @@ pub struct Supervisor {
     board: ProbeBoard,
     probes: BTreeMap<String, Task>,
     http: Option<(SocketAddr, Task)>,
+    /// Who may read `/metrics` and the status page; changed in place on reload.
+    access: crate::http::Access,
+    /// The status page and the journal facts it keeps between requests.
+    status_page: crate::status_page::StatusPage,
     docker: DockerEngine,
     /// Follows the engine's events while any container probe exists.
     docker_events: Option<Task>,
@@ -117,9 +121,12 @@ impl Supervisor {
         for note in notes {
             tracing::info!("{note}");
         }
+        let status_page =
+            crate::status_page::StatusPage::new(board.clone(), journal.clone(), tenants.clone());
         let metrics = MetricsView::new(board.clone(), heal_board.clone())
             .with_source(Arc::new(tenants.clone()))
-            .with_source(Arc::new(ingest.clone()));
+            .with_source(Arc::new(ingest.clone()))
+            .with_source(Arc::new(status_page.clone()));
         let alerts_cancel = stop.child_token();
         let tenant_alerts = Task {
             handle: tokio::spawn(
@@ -161,6 +168,8 @@ impl Supervisor {
             board,
             probes: BTreeMap::new(),
             http: None,
+            access: crate::http::Access::default(),
+            status_page,
             docker,
             docker_events: None,
             journal,
@@ -181,6 +190,9 @@ impl Supervisor {
             notifier,
             notifications,
         };
+        supervisor
+            .access
+            .configure(loaded.config.http.access_settings());
         let listener = match loaded.config.http.enabled {
             true => Some(bind_http(loaded.config.http.listen).await?),
             false => None,
@@ -273,13 +285,14 @@ impl Supervisor {
             changes: vec![],
             restart_required: vec![],
         };
-        if loaded.hash == self.hash {
+        let mut new_config = loaded.config;
+        let diff = ConfigDiff::between(&self.config, &new_config);
+        // The same file can still bring news: a secret file it names was rotated.
+        if loaded.hash == self.hash && diff.changes().is_empty() {
             tracing::info!(trigger = trigger.as_str(), "config unchanged");
             return Ok(report);
         }
         let source = loaded.source;
-        let mut new_config = loaded.config;
-        let diff = ConfigDiff::between(&self.config, &new_config);
         // Process-wide settings stay as started; the report says a restart is needed.
         new_config.daemon = self.config.daemon.clone();
         new_config.docker = self.config.docker.clone();
@@ -305,6 +318,9 @@ impl Supervisor {
         self.notifier.configure(&new_config);
         if diff.journal_changed {
             let _ = self.retention.send(retention_of(&new_config));
+        }
+        if diff.http_access_changed {
+            self.access.configure(new_config.http.access_settings());
         }
         if diff.http_changed {
             let keep = new_config.http.enabled
@@ -600,11 +616,8 @@ impl Supervisor {
             metrics: self.metrics.clone(),
             ingest: self.ingest.clone(),
             tenants: self.tenants.clone(),
-            status_page: crate::status_page::StatusPage {
-                probes: self.board.clone(),
-                journal: self.journal.clone(),
-                tenants: self.tenants.clone(),
-            },
+            status_page: self.status_page.clone(),
+            access: self.access.clone(),
         };
         let handle = tokio::spawn(crate::http::serve(listener, routes, cancel.clone()));
         tracing::info!(%address, "public listener on http://{address}");

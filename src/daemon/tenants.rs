@@ -12,7 +12,7 @@ pub fn apply(
     tenants: &TenantService,
     ingest: &Ingest,
 ) -> Result<Vec<String>, String> {
-    let tokens = section.ingest.all_tokens()?;
+    let tokens = section.ingest.all_tokens();
     let detector = section.enabled.then(|| section.detector_config());
     let outcome = tenants
         .configure(detector, section.alert_rules())

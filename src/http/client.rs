@@ -105,6 +105,12 @@ where
             hyper::header::USER_AGENT,
             concat!("sentineld/", env!("CARGO_PKG_VERSION")),
         );
+    let has_auth = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+    if let (Some(auth), false) = (target.basic_auth(), has_auth) {
+        request = request.header(hyper::header::AUTHORIZATION, auth);
+    }
     for (name, value) in headers {
         request = request.header(name.as_str(), value.as_str());
     }

@@ -1,8 +1,9 @@
 //! The public TCP listener: `/healthz`, `/metrics`, tenant event ingest (`POST /v1/events`) and
-//! the read-only status page (`GET /`).
+//! the read-only status page (`GET /`), each read route exposed as its owner chose ([`access`]).
 //! Bounded like the control socket: connections and header time; ingest bounds its own bodies.
 //! [`client`] is the outbound side: one bounded JSON POST.
 
+pub mod access;
 pub mod client;
 
 use std::convert::Infallible;
@@ -22,6 +23,8 @@ use crate::ingest::Ingest;
 use crate::metrics::MetricsView;
 use crate::status_page::StatusPage;
 use crate::tenants::TenantService;
+pub use access::{Access, AccessSettings, Exposure};
+use access::{ReadRoute, Verdict};
 
 /// What the public routes serve from; cheap to clone per connection.
 #[derive(Clone)]
@@ -30,6 +33,8 @@ pub struct PublicRoutes {
     pub ingest: Ingest,
     pub tenants: TenantService,
     pub status_page: StatusPage,
+    /// Whether `/metrics` and the status page are open, off or behind read tokens.
+    pub access: Access,
 }
 
 /// Most connections served at once; the rest wait in the accept queue.
@@ -66,7 +71,21 @@ pub async fn serve(listener: TcpListener, routes: PublicRoutes, shutdown: Cancel
                         (&Method::POST, "/v1/events") => {
                             routes.ingest.handle(request, &routes.tenants).await
                         }
-                        (&Method::GET, "/" | "/status") => html(routes.status_page.html().await),
+                        (&Method::GET, "/" | "/status") => {
+                            match routes
+                                .access
+                                .check(ReadRoute::StatusPage, request.headers())
+                            {
+                                Verdict::Serve => html(routes.status_page.html().await),
+                                verdict => refusal(verdict),
+                            }
+                        }
+                        (&Method::GET, "/metrics") => {
+                            match routes.access.check(ReadRoute::Metrics, request.headers()) {
+                                Verdict::Serve => route(&request, &routes.metrics),
+                                verdict => refusal(verdict),
+                            }
+                        }
                         _ => route(&request, &routes.metrics),
                     };
                     Ok::<_, Infallible>(reply)
@@ -112,6 +131,29 @@ fn route<B>(request: &Request<B>, metrics: &MetricsView) -> Response<Full<Bytes>
             r#"{"error":"use GET /healthz"}"#,
         ),
         _ => respond(
+            StatusCode::NOT_FOUND,
+            "application/json",
+            r#"{"error":"no such route"}"#,
+        ),
+    }
+}
+
+/// 404 for a route its owner turned off, 401 (with the scheme to use) for a missing read token.
+fn refusal(verdict: Verdict) -> Response<Full<Bytes>> {
+    match verdict {
+        Verdict::Unauthorized => {
+            let mut reply = respond(
+                StatusCode::UNAUTHORIZED,
+                "application/json",
+                r#"{"error":"this route needs a read token ([http] read_tokens): send Authorization: Bearer TOKEN"}"#,
+            );
+            reply.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer"),
+            );
+            reply
+        }
+        Verdict::NotFound | Verdict::Serve => respond(
             StatusCode::NOT_FOUND,
             "application/json",
             r#"{"error":"no such route"}"#,

@@ -339,33 +339,10 @@ fn content_encoding(headers: &HeaderMap) -> Option<bool> {
     }
 }
 
-/// True when no tokens are configured or the request carries one of them.
+/// True when no ingest tokens are configured or the request carries one of them (read tokens
+/// of `[http]` never count here).
 fn authorized(headers: &HeaderMap, tokens: &[String]) -> bool {
-    if tokens.is_empty() {
-        return true;
-    }
-    let presented = headers
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let Some(presented) = presented else {
-        return false;
-    };
-    // Compare against every token without stopping early: no timing hint about which is close.
-    tokens.iter().fold(false, |found, token| {
-        found | constant_time_eq(token.as_bytes(), presented.as_bytes())
-    })
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    tokens.is_empty() || crate::http::access::bearer_matches(headers, tokens)
 }
 
 fn json(status: StatusCode, value: &impl Serialize) -> Reply {

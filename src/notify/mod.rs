@@ -60,24 +60,19 @@ impl Settings {
             .channels
             .iter()
             .filter_map(|c| {
-                // Validation already read these; a file that vanished since is logged and skipped.
-                let resolved = c
-                    .resolved_url()
-                    .and_then(|url| Ok((url, c.resolved_secret()?)));
-                match resolved {
-                    Ok((url, secret)) => Some(Channel {
-                        name: c.name().to_string(),
-                        kind: c.kind,
-                        url,
-                        secret,
-                        rate_limit: c.rate_limit,
-                        remind_every: c.reminder_interval(),
-                    }),
-                    Err(err) => {
-                        tracing::error!(channel = c.name(), "notify channel unusable: {err}");
-                        None
-                    }
-                }
+                // Validated at load: every channel has a URL (from `url` or its file's content).
+                let Some(url) = c.resolved_url() else {
+                    tracing::error!(channel = c.name(), "notify channel has no URL; skipped");
+                    return None;
+                };
+                Some(Channel {
+                    name: c.name().to_string(),
+                    kind: c.kind,
+                    url: url.to_string(),
+                    secret: c.resolved_secret().map(String::from),
+                    rate_limit: c.rate_limit,
+                    remind_every: c.reminder_interval(),
+                })
             })
             .collect();
         Self {

@@ -15,15 +15,24 @@ use super::{connect, excerpt, CheckResult, Failure, FailureReason};
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A parsed probe URL: where to connect and what to ask for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpTarget {
     /// `https`: speak TLS after connecting.
     pub tls: bool,
     pub host: String,
     pub port: u16,
-    /// `host[:port]` as written, for the Host header.
+    /// `host[:port]` as written, without any `user:password@`: the Host header, and what
+    /// messages show.
     pub authority: String,
     pub path_and_query: String,
+    /// `user:password` from the URL (percent-decoded): sent as HTTP Basic auth, never shown.
+    userinfo: Option<String>,
+}
+
+impl std::fmt::Debug for HttpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display())
+    }
 }
 
 impl HttpTarget {
@@ -43,15 +52,45 @@ impl HttpTarget {
         let authority = uri
             .authority()
             .ok_or_else(|| format!("invalid URL \"{url}\": no host"))?;
+        let (userinfo, host_port) = match authority.as_str().rsplit_once('@') {
+            Some((userinfo, host_port)) => (Some(userinfo), host_port),
+            None => (None, authority.as_str()),
+        };
         Ok(Self {
             tls,
             host: authority.host().trim_matches(['[', ']']).to_string(),
             port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
-            authority: authority.as_str().to_string(),
+            authority: host_port.to_string(),
             path_and_query: uri
                 .path_and_query()
                 .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+            userinfo: userinfo.map(|u| {
+                percent_encoding::percent_decode_str(u)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            }),
         })
+    }
+
+    /// `https://host[:port]/path`: the scheme as configured, without credentials or query
+    /// string, so it is safe on the status page, in `sentinelctl status` and in messages.
+    pub fn display(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        let path = self
+            .path_and_query
+            .split_once('?')
+            .map_or(self.path_and_query.as_str(), |(path, _)| path);
+        format!("{scheme}://{}{path}", self.authority)
+    }
+
+    /// `Authorization: Basic ...` for a URL that carries `user:password@`.
+    pub fn basic_auth(&self) -> Option<String> {
+        use base64::Engine as _;
+        let userinfo = self.userinfo.as_ref()?;
+        Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(userinfo)
+        ))
     }
 }
 
@@ -187,6 +226,13 @@ impl HttpProbe {
             .method(self.method.clone())
             .uri(self.target.path_and_query.as_str())
             .header(hyper::header::HOST, self.target.authority.as_str());
+        let configured_auth = self
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+        if let (Some(auth), false) = (self.target.basic_auth(), configured_auth) {
+            request = request.header(hyper::header::AUTHORIZATION, auth);
+        }
         for (name, value) in &self.headers {
             request = request.header(name.as_str(), value.as_str());
         }
@@ -223,6 +269,28 @@ impl HttpProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_show_no_credentials_and_no_query() {
+        let target =
+            HttpTarget::parse("https://us%3Aer:p%40ss@example.com:8443/path?key=secret").unwrap();
+        assert_eq!(target.display(), "https://example.com:8443/path");
+        assert_eq!(target.authority, "example.com:8443");
+        assert_eq!(target.path_and_query, "/path?key=secret");
+        assert_eq!(
+            (target.host.as_str(), target.port, target.tls),
+            ("example.com", 8443, true)
+        );
+        // base64("us:er:p@ss")
+        assert_eq!(
+            target.basic_auth().as_deref(),
+            Some("Basic dXM6ZXI6cEBzcw==")
+        );
+        assert!(!format!("{target:?}").contains("secret"));
+        let plain = HttpTarget::parse("http://127.0.0.1:9/healthz").unwrap();
+        assert_eq!(plain.display(), "http://127.0.0.1:9/healthz");
+        assert_eq!(plain.basic_auth(), None);
+    }
 
     #[test]
     fn body_assertions_table() {

@@ -166,10 +166,8 @@ impl AnyProbe {
     /// What this probe checks, for `sentinelctl probes`.
     pub fn target(&self) -> String {
         match self {
-            Self::Http(p) => format!(
-                "{} http://{}{}",
-                p.method, p.target.authority, p.target.path_and_query
-            ),
+            // No credentials and no query string: this shows on the public status page.
+            Self::Http(p) => format!("{} {}", p.method, p.target.display()),
             Self::Tcp(p) => format!("{}:{}", p.host, p.port),
             Self::Exec(p) => std::iter::once(p.program.as_str())
                 .chain(p.args.iter().map(String::as_str))

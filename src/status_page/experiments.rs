@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::ActiveExperiment;
-use crate::event::{EventKind, JournaledEvent};
+use crate::event::{EventKind, JournaledEvent, Timestamp};
 
 /// How far back to look for a start: longer than any experiment runs in practice
 /// (`chaos.max_duration` defaults to one hour), so a running one is not missed.
@@ -21,8 +21,23 @@ pub const EXPERIMENT_KINDS: [&str; 3] = ["chaos_started", "chaos_rolled_back", "
 pub fn running_experiments(events: &[JournaledEvent]) -> Vec<ActiveExperiment> {
     let mut sorted: Vec<&JournaledEvent> = events.iter().collect();
     sorted.sort_by_key(|e| (e.event.at, e.id));
-    let mut running: BTreeMap<&str, ActiveExperiment> = BTreeMap::new();
+    let mut tracker = ExperimentTracker::default();
     for journaled in sorted {
+        tracker.push(journaled);
+    }
+    tracker.running(Timestamp(i64::MIN))
+}
+
+/// Started-but-not-ended experiments, fed one chaos event at a time (in time order); holds only
+/// the running ones, so it stays small however long the daemon runs.
+#[derive(Debug, Clone, Default)]
+pub struct ExperimentTracker {
+    /// By experiment id: when it started, and what the page shows.
+    running: BTreeMap<String, (Timestamp, ActiveExperiment)>,
+}
+
+impl ExperimentTracker {
+    pub fn push(&mut self, journaled: &JournaledEvent) {
         match &journaled.event.kind {
             EventKind::ChaosStarted {
                 experiment,
@@ -32,32 +47,45 @@ pub fn running_experiments(events: &[JournaledEvent]) -> Vec<ActiveExperiment> {
                 until,
             } => {
                 let name = profile.clone().unwrap_or_else(|| faults.join(", "));
-                running.insert(
-                    experiment,
-                    ActiveExperiment {
-                        id: experiment.clone(),
-                        name,
-                        target: target.clone(),
-                        ends_at: *until,
-                    },
-                );
+                let shown = ActiveExperiment {
+                    id: experiment.clone(),
+                    name,
+                    target: target.clone(),
+                    ends_at: *until,
+                };
+                self.running
+                    .insert(experiment.clone(), (journaled.event.at, shown));
             }
             EventKind::ChaosRolledBack { experiment, .. }
             | EventKind::ChaosAborted { experiment, .. } => {
-                running.remove(experiment.as_str());
+                self.running.remove(experiment.as_str());
             }
             _ => {}
         }
     }
-    let mut active: Vec<ActiveExperiment> = running.into_values().collect();
-    active.sort_by(|a, b| a.ends_at.cmp(&b.ends_at).then_with(|| a.id.cmp(&b.id)));
-    active
+
+    /// Those started at or after `since`, soonest to end first.
+    pub fn running(&self, since: Timestamp) -> Vec<ActiveExperiment> {
+        let mut active: Vec<ActiveExperiment> = self
+            .running
+            .values()
+            .filter(|(started, _)| *started >= since)
+            .map(|(_, shown)| shown.clone())
+            .collect();
+        active.sort_by(|a, b| a.ends_at.cmp(&b.ends_at).then_with(|| a.id.cmp(&b.id)));
+        active
+    }
+
+    /// Forget experiments started before `since` (the page no longer shows them).
+    pub fn retain(&mut self, since: Timestamp) {
+        self.running.retain(|_, (started, _)| *started >= since);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, Timestamp};
+    use crate::event::Event;
 
     fn journaled(id: i64, at: i64, kind: EventKind) -> JournaledEvent {
         JournaledEvent {

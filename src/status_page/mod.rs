@@ -3,17 +3,24 @@
 //!
 //! Server-rendered with inline CSS and inline SVG, no JavaScript; it refreshes itself with a
 //! meta tag. Gathering (`StatusPage::gather`) is separate from rendering (`render::page`), which
-//! is a pure function of [`PageData`] and is what the unit tests exercise.
+//! is a pure function of [`PageData`] and is what the unit tests exercise. What comes from the
+//! journal is kept between requests and updated from new rows only ([`history`]), so a GET stays
+//! cheap however big the journal is.
 
 mod experiments;
+mod history;
 mod render;
 mod sparkline;
 
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::analyze::{outages, Outage};
+use crate::analyze::Outage;
 use crate::event::Timestamp;
-use crate::journal::{EventQuery, Journal};
+use crate::journal::Journal;
+use crate::metrics::MetricsSource;
 use crate::probe::{ProbeBoard, ProbeSnapshot};
 use crate::tenants::{RankBy, TenantService, TopTenants};
 pub use experiments::running_experiments;
@@ -62,12 +69,25 @@ pub struct PageData {
 /// What the page reads from; cheap to clone per connection.
 #[derive(Clone)]
 pub struct StatusPage {
-    pub probes: ProbeBoard,
-    pub journal: Journal,
-    pub tenants: TenantService,
+    probes: ProbeBoard,
+    journal: Journal,
+    tenants: TenantService,
+    history: Arc<tokio::sync::Mutex<history::History>>,
+    /// Journal rows read for the page since start (shown on `/metrics`).
+    rows_read: Arc<AtomicU64>,
 }
 
 impl StatusPage {
+    pub fn new(probes: ProbeBoard, journal: Journal, tenants: TenantService) -> Self {
+        Self {
+            probes,
+            journal,
+            tenants,
+            history: Arc::default(),
+            rows_read: Arc::default(),
+        }
+    }
+
     /// The page as HTML, rendered now.
     pub async fn html(&self) -> String {
         page(&self.gather().await)
@@ -75,35 +95,14 @@ impl StatusPage {
 
     pub async fn gather(&self) -> PageData {
         let now = Timestamp::now();
-        let query = EventQuery {
-            since: Some(now.saturating_sub(INCIDENT_HORIZON)),
-            after_id: None,
-            until: None,
-            kinds: vec!["probe_transition".into()],
-            limit: TRANSITIONS_READ,
-        };
-        let (incidents, mut journal_error) = match self.journal.query(query).await {
-            Ok(events) => {
-                let mut found = outages(&events);
-                found.reverse();
-                found.truncate(MAX_INCIDENTS);
-                (found, None)
-            }
-            Err(err) => (Vec::new(), Some(err.to_string())),
-        };
-        let query = EventQuery {
-            since: Some(now.saturating_sub(experiments::EXPERIMENT_HORIZON)),
-            until: None,
-            after_id: None,
-            kinds: experiments::EXPERIMENT_KINDS.map(String::from).to_vec(),
-            limit: EventQuery::MAX_LIMIT,
-        };
-        let experiments = match self.journal.query(query).await {
-            Ok(events) => running_experiments(&events),
-            Err(err) => {
-                journal_error.get_or_insert(err.to_string());
-                Vec::new()
-            }
+        let (incidents, experiments, journal_error) = {
+            let mut history = self.history.lock().await;
+            let error = history
+                .refresh(&self.journal, now, &self.rows_read)
+                .await
+                .err()
+                .map(|err| err.to_string());
+            (history.incidents(now), history.experiments(now), error)
         };
         let tenants = self
             .tenants
@@ -120,5 +119,16 @@ impl StatusPage {
             experiments,
             journal_error,
         }
+    }
+}
+
+impl MetricsSource for StatusPage {
+    fn render_metrics(&self, out: &mut String) {
+        let name = "sentinel_status_page_journal_rows_read_total";
+        let rows = self.rows_read.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP {name} Journal rows read to render the status page (a first full read, then only new rows).\n# TYPE {name} counter\n{name} {rows}"
+        );
     }
 }

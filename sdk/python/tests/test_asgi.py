@@ -57,7 +57,8 @@ def fastapi_app(client: SentinelClient, started: list[bool]) -> FastAPI:
         return {}
 
     app.include_router(orgs)
-    app.add_middleware(SentinelMiddleware, client=client)
+    # Opt-in: these tests trust the header (a client could send any tenant in it).
+    app.add_middleware(SentinelMiddleware, client=client, tenant_header="x-tenant-id")
     return app
 
 
@@ -104,6 +105,62 @@ def test_a_405_is_charged_to_the_route_that_refused_it(
     assert get(server.port, "/items", ACME)[0] == 405
     flush_after(client, 1)
     assert [(e["endpoint"], e["status_code"]) for e in receiver.events] == [("/items", 405)]
+
+
+def authenticated_app(client: SentinelClient) -> FastAPI:
+    """The tenant is whom the app authenticated (from its API key), kept in `request.state`."""
+    keys = {"Bearer key-acme": "acme", "Bearer key-beta": "beta"}
+    app = FastAPI()
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next: Any) -> Any:
+        request.state.tenant = keys.get(request.headers.get("authorization", ""))
+        return await call_next(request)
+
+    @app.get("/orders/{order_id}")
+    async def order(order_id: int) -> dict[str, int]:
+        return {"order_id": order_id}
+
+    app.add_middleware(
+        SentinelMiddleware, client=client, tenant=lambda scope: scope.get("state", {}).get("tenant")
+    )
+    return app
+
+
+def test_the_tenant_is_the_apps_not_a_header_the_client_sends(receiver: Receiver) -> None:
+    client = SentinelClient(url=receiver.url, flush_interval=NEVER)
+    server = UvicornServer(authenticated_app(client))
+    spoofed = {"x-tenant-id": "victim"}
+    try:
+        assert (
+            get(server.port, "/orders/1", {**spoofed, "authorization": "Bearer key-acme"})[0] == 200
+        )
+        assert get(server.port, "/orders/2", {"authorization": "Bearer key-beta"})[0] == 200
+        assert get(server.port, "/orders/3", spoofed)[0] == 200  # not authenticated: no tenant
+        flush_after(client, 2)
+    finally:
+        server.stop()
+        client.close()
+    seen = sorted((e["tenant_id"], e["endpoint"]) for e in receiver.events)
+    assert seen == [("acme", "/orders/{order_id}"), ("beta", "/orders/{order_id}")]
+
+
+def test_a_tenant_source_must_be_chosen_and_header_is_deprecated(receiver: Receiver) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    client = SentinelClient(url=receiver.url, flush_interval=NEVER)
+    with pytest.raises(TypeError, match="needs tenant=.*spoofable.*tenant_header="):
+        SentinelMiddleware(app, client=client)
+    with pytest.raises(TypeError, match="not both"):
+        SentinelMiddleware(app, client=client, tenant=lambda s: "a", tenant_header="x-tenant-id")
+    with pytest.warns(DeprecationWarning, match="tenant_header"):
+        legacy = SentinelMiddleware(app, client=client, header="x-tenant-id")
+    run_asgi(legacy, http_scope(tenant=b"old-style"))
+    assert client.flush(timeout=30)
+    assert [e["tenant_id"] for e in receiver.events] == ["old-style"]
+    client.close()
 
 
 def starlette_app(client: SentinelClient) -> Starlette:
@@ -176,7 +233,7 @@ def test_an_app_exception_is_recorded_as_500_and_reraised_unchanged(receiver: Re
 
     client = SentinelClient(url=receiver.url, flush_interval=NEVER)
     with pytest.raises(Boom) as raised:
-        run_asgi(SentinelMiddleware(app, client=client), http_scope())
+        run_asgi(SentinelMiddleware(app, client=client, tenant_header="x-tenant-id"), http_scope())
     assert raised.value is failure
     assert client.flush(timeout=30)
     assert [(e["endpoint"], e["status_code"]) for e in receiver.events] == [("/p", 500)]
@@ -198,7 +255,8 @@ def test_other_scopes_pass_through_untouched(receiver: Receiver, kind: str) -> N
 
     client = SentinelClient(url=receiver.url, flush_interval=NEVER)
     scope = {"type": kind, "path": "/ws", "headers": [(b"x-tenant-id", b"acme")]}
-    asyncio.run(SentinelMiddleware(app, client=client)(scope, receive, send))
+    middleware = SentinelMiddleware(app, client=client, tenant_header="x-tenant-id")
+    asyncio.run(middleware(scope, receive, send))
     assert seen[0] is scope and seen[1] is receive and seen[2] is send
     assert client.flush(timeout=30) and receiver.requests == []
     client.close()

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 from conftest import UvicornServer, flush_after, free_port, get, wait_for
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 
 from sentinel_tenants import SentinelClient, SentinelMiddleware
 
@@ -42,6 +42,7 @@ class Sentineld:
             f'[daemon]\nstate_dir = "{root / "state"}"\nsocket = "{self.socket}"\n\n'
             f'[http]\nlisten = "127.0.0.1:{self.port}"\n\n'
             "[tenants]\nenabled = true\n"
+            '[tenants.ingest]\ntokens = ["e2e-ingest-token"]\n'
         )
         self.stderr_path = root / "sentineld.stderr"
         with open(self.stderr_path, "wb") as stderr:
@@ -89,7 +90,14 @@ def sentineld(tmp_path: Path) -> Iterator[Sentineld]:
 
 
 def orders_app(client: SentinelClient) -> FastAPI:
+    """Tenants are whom the app authenticated by API key; a client-sent tenant header is ignored."""
+    keys = {"Bearer key-acme": "e2e-acme", "Bearer key-beta": "e2e-beta"}
     app = FastAPI()
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next: Any) -> Any:
+        request.state.tenant = keys.get(request.headers.get("authorization", ""))
+        return await call_next(request)
 
     @app.get("/orders/{order_id}")
     async def order(order_id: int) -> dict[str, int]:
@@ -97,28 +105,35 @@ def orders_app(client: SentinelClient) -> FastAPI:
             raise HTTPException(status_code=503, detail="odd orders are down")
         return {"order_id": order_id}
 
-    app.add_middleware(SentinelMiddleware, client=client)
+    app.add_middleware(
+        SentinelMiddleware, client=client, tenant=lambda scope: scope.get("state", {}).get("tenant")
+    )
     return app
 
 
 def test_sentineld_ranks_the_tenant_the_middleware_reported(sentineld: Sentineld) -> None:
-    client = SentinelClient(url=f"http://127.0.0.1:{sentineld.port}/v1/events")
+    client = SentinelClient(
+        url=f"http://127.0.0.1:{sentineld.port}/v1/events", token="e2e-ingest-token"
+    )
     server = UvicornServer(orders_app(client))
+    acme = {"authorization": "Bearer key-acme", "x-tenant-id": "e2e-victim"}  # a spoof, ignored
     try:
         for order_id in range(10):  # five of acme's ten fail
-            get(server.port, f"/orders/{order_id}", {"x-tenant-id": "e2e-acme"})
+            get(server.port, f"/orders/{order_id}", acme)
         for order_id in range(0, 20, 2):  # beta's all succeed
-            get(server.port, f"/orders/{order_id}", {"x-tenant-id": "e2e-beta"})
+            get(server.port, f"/orders/{order_id}", {"authorization": "Bearer key-beta"})
         flush_after(client, 20)
         assert (client.stats.sent, client.stats.rejected, client.stats.dropped) == (20, 0, 0)
     finally:
         server.stop()
         client.close()
 
-    def acme() -> Any:
+    def ranked() -> Any:
         tenants = sentineld.top().get("tenants", [])
-        return next((t for t in tenants if t["tenant_id"] == "e2e-acme"), None)
+        return next((tenants for t in tenants if t["tenant_id"] == "e2e-acme"), None)
 
-    evidence = wait_for("e2e-acme in `sentinelctl tenants top`", acme)
+    tenants = wait_for("e2e-acme in `sentinelctl tenants top`", ranked)
+    evidence = next(t for t in tenants if t["tenant_id"] == "e2e-acme")
     assert (evidence["requests"], evidence["errors"]) == (10, 5)
     assert evidence["top_endpoint"]["endpoint"] == "/orders/{order_id}"
+    assert all(t["tenant_id"] != "e2e-victim" for t in tenants)

@@ -55,7 +55,10 @@ def client(receiver: Receiver) -> Iterator[SentinelClient]:
 def test_flask_requests_become_events_with_route_templates(
     client: SentinelClient, receiver: Receiver
 ) -> None:
-    server = WsgirefServer(SentinelWSGIMiddleware(flask_app(), client=client))
+    # Opt-in: this test trusts the header (a client could send any tenant in it).
+    server = WsgirefServer(
+        SentinelWSGIMiddleware(flask_app(), client=client, tenant_header="X-Tenant-Id")
+    )
     try:
         assert get(server.port, "/users/42?x=1", ACME) == (200, b'{"user_id":42}\n')
         assert get(server.port, "/orgs/o-1/users/7", {"X-Tenant-Id": "beta"})[0] == 200
@@ -102,7 +105,10 @@ def test_a_plain_wsgi_app_reports_its_raw_path_and_a_tenant_callable(
 
 def test_requests_do_not_wait_for_a_receiver_that_hangs(receiver: Receiver) -> None:
     check_requests_outrun_a_hung_receiver(
-        receiver, lambda client: WsgirefServer(SentinelWSGIMiddleware(flask_app(), client=client))
+        receiver,
+        lambda client: WsgirefServer(
+            SentinelWSGIMiddleware(flask_app(), client=client, tenant_header="X-Tenant-Id")
+        ),
     )
 
 
@@ -131,7 +137,7 @@ def test_an_exception_when_called_is_recorded_as_500_and_reraised_unchanged(
         raise failure
 
     with pytest.raises(Boom) as raised:
-        call(SentinelWSGIMiddleware(app, client=client), dict(ENVIRON))
+        call(SentinelWSGIMiddleware(app, client=client, tenant_header="X-Tenant-Id"), dict(ENVIRON))
     assert raised.value is failure
     assert client.flush(timeout=30)
     assert [(e["endpoint"], e["status_code"]) for e in receiver.events] == [("/p", 500)]
@@ -154,7 +160,7 @@ def test_an_exception_while_streaming_is_recorded_as_500_once(
         start_response("200 OK", [])
         return Body()
 
-    wrapped = SentinelWSGIMiddleware(app, client=client)
+    wrapped = SentinelWSGIMiddleware(app, client=client, tenant_header="X-Tenant-Id")
     body = wrapped(dict(ENVIRON), lambda status, headers, exc_info=None: None)
     with pytest.raises(Boom):
         list(body)
@@ -173,3 +179,45 @@ def test_a_failing_tenant_callable_never_fails_the_request(
 
     assert call(SentinelWSGIMiddleware(plain_app, client=client, tenant=broken), {}) == [b"made"]
     assert client.stats.errors == 1
+
+
+def authenticate(app: Any) -> Any:
+    """What WSGI auth layers do: whom the request authenticated as goes in REMOTE_USER."""
+    keys = {"Bearer key-acme": "acme"}
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        user = keys.get(environ.get("HTTP_AUTHORIZATION", ""))
+        if user:
+            environ["REMOTE_USER"] = user
+        return app(environ, start_response)  # type: ignore[no-any-return]
+
+    return wrapped
+
+
+def test_the_tenant_is_the_apps_not_a_header_the_client_sends(
+    client: SentinelClient, receiver: Receiver
+) -> None:
+    wrapped = SentinelWSGIMiddleware(
+        authenticate(plain_app), client=client, tenant=lambda environ: environ.get("REMOTE_USER")
+    )
+    server = WsgirefServer(wrapped)
+    try:
+        spoofed = {"X-Tenant-Id": "victim"}
+        assert get(server.port, "/a", {**spoofed, "Authorization": "Bearer key-acme"})[0] == 201
+        assert get(server.port, "/b", spoofed)[0] == 201  # not authenticated: no tenant
+        flush_after(client, 1)
+    finally:
+        server.stop()
+    assert [(e["tenant_id"], e["endpoint"]) for e in receiver.events] == [("acme", "/a")]
+
+
+def test_a_tenant_source_must_be_chosen_and_header_is_deprecated(
+    client: SentinelClient, receiver: Receiver
+) -> None:
+    with pytest.raises(TypeError, match="needs tenant=.*spoofable.*tenant_header="):
+        SentinelWSGIMiddleware(plain_app, client=client)
+    with pytest.warns(DeprecationWarning, match="tenant_header"):
+        legacy = SentinelWSGIMiddleware(plain_app, client=client, header="X-Tenant-Id")
+    assert call(legacy, dict(ENVIRON)) == [b"made"]
+    assert client.flush(timeout=30)
+    assert [e["tenant_id"] for e in receiver.events] == ["acme"]

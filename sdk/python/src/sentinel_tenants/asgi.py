@@ -9,7 +9,7 @@ import time
 from typing import Any, Awaitable, Callable, MutableMapping, Optional
 
 from .client import SentinelClient
-from .request_event import record_request
+from .request_event import header_source, record_request
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -20,10 +20,13 @@ TenantOf = Callable[[Scope], Optional[str]]
 
 
 class SentinelMiddleware:
-    """Wraps an ASGI app; `tenant(scope)` names the tenant, else the `header` request header does.
+    """Wraps an ASGI app; `tenant(scope)` names the tenant the app authenticated.
 
-    Websocket and lifespan scopes pass through untouched. An exception from the app is recorded
-    as a 500 and re-raised as it was. A cancelled request (client gone) is not recorded.
+    `tenant` is called after the app ran, so what routing and auth put in the scope (`state`,
+    `user`, `path_params`) is there. Reading a request header instead (`tenant_header=`) is
+    opt-in: any client can send any tenant id in it. Websocket and lifespan scopes pass through
+    untouched. An exception from the app is recorded as a 500 and re-raised as it was. A
+    cancelled request (client gone) is not recorded.
     """
 
     def __init__(
@@ -31,11 +34,19 @@ class SentinelMiddleware:
         app: ASGIApp,
         client: SentinelClient | None = None,
         tenant: TenantOf | None = None,
-        header: str = "x-tenant-id",
+        tenant_header: str | None = None,
+        header: str | None = None,
     ) -> None:
+        chosen = header_source(
+            "SentinelMiddleware",
+            'lambda scope: scope.get("state", {}).get("tenant")',
+            tenant,
+            tenant_header,
+            header,
+        )
         self.app = app
         self.client = client if client is not None else SentinelClient()
-        self._header = header.lower().encode("latin-1")
+        self._header = (chosen or "").lower().encode("latin-1")
         self._tenant_of: TenantOf = tenant if tenant is not None else self._tenant_from_header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

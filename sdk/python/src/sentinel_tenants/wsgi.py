@@ -11,7 +11,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 
 from .client import SentinelClient
-from .request_event import record_request
+from .request_event import header_source, record_request
 
 Environ = Dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -23,10 +23,12 @@ _RULE_VARIABLE = re.compile(r"<(?:[^<>:]*:)?([^<>:]+)>")
 
 
 class SentinelWSGIMiddleware:
-    """Wraps a WSGI app; `tenant(environ)` names the tenant, else the `header` request header does.
+    """Wraps a WSGI app; `tenant(environ)` names the tenant the app authenticated.
 
-    An exception from the app (when called or while iterating the body) is recorded as a 500
-    and re-raised as it was.
+    `tenant` is called when the response is closed, so what the app put in the environ is there.
+    Reading a request header instead (`tenant_header=`) is opt-in: any client can send any tenant
+    id in it. An exception from the app (when called or while iterating the body) is recorded as
+    a 500 and re-raised as it was.
     """
 
     def __init__(
@@ -34,11 +36,19 @@ class SentinelWSGIMiddleware:
         app: WSGIApp,
         client: SentinelClient | None = None,
         tenant: TenantOf | None = None,
-        header: str = "x-tenant-id",
+        tenant_header: str | None = None,
+        header: str | None = None,
     ) -> None:
+        chosen = header_source(
+            "SentinelWSGIMiddleware",
+            'lambda environ: environ.get("REMOTE_USER")',
+            tenant,
+            tenant_header,
+            header,
+        )
         self.app = app
         self.client = client if client is not None else SentinelClient()
-        self._environ_key = "HTTP_" + header.upper().replace("-", "_")
+        self._environ_key = "HTTP_" + (chosen or "").upper().replace("-", "_")
         self._tenant_of: TenantOf = tenant if tenant is not None else self._tenant_from_header
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
