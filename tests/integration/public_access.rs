@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{ctl_as, free_port, require_root, text, wait_for, Daemon, Sandbox};
+use crate::harness::{ctl_as_nobody, free_port, require_root, text, wait_for, Daemon, Sandbox};
 use crate::notify::Receiver;
 use crate::tenants::post_events;
 
@@ -198,9 +198,7 @@ fn ai_summaries_need_root_or_the_socket_group_and_are_journaled() {
     sandbox.write_config(&sandbox.config("socket_group = \"root\"\nsocket_mode = \"0666\"", ai));
     let daemon = Daemon::start(&sandbox, |_| {});
 
-    let analyze = ctl_as(&daemon.socket, &["analyze", "--summary"], |command| {
-        command.uid(65534).gid(65534);
-    });
+    let analyze = ctl_as_nobody(&daemon.socket, &["analyze", "--summary"]);
     let said = text(&analyze.stdout);
     assert!(
         said.contains("AI summary unavailable: permission denied"),
