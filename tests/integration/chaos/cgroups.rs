@@ -38,6 +38,14 @@ impl TestCgroup {
             .join(file)
     }
 
+    /// The CPU quota and the memory limit, as the kernel has them now.
+    pub(super) fn limits(&self) -> (String, String) {
+        (
+            self.read("cpu", "cpu.cfs_quota_us"),
+            self.read("memory", "memory.limit_in_bytes"),
+        )
+    }
+
     pub(super) fn read(&self, controller: &str, file: &str) -> String {
         std::fs::read_to_string(self.file(controller, file))
             .unwrap()
@@ -210,6 +218,17 @@ fn memory_limit_makes_a_hog_fail_and_is_restored() {
     assert!(daemon.stop().success());
 }
 
+/// The crash tests' experiment, profile `everything` under qdisc handle `handle`: tbf on `veth-a`
+/// of `pair`, a CPU quota of 0.1 and a 64 MiB memory limit on `cgroup`.
+pub(super) fn everything(pair: &NetnsPair, cgroup: &TestCgroup, handle: &str) -> String {
+    let target = format!(
+        "netns = \"{}\", interface = \"veth-a\", cgroup = \"/{}\"",
+        pair.a, cgroup.name
+    );
+    let faults = "{ kind = \"tbf\", rate = \"1mbit/s\", burst = \"16KiB\", limit = \"64KiB\" }, { kind = \"cpu_quota\", cpus = 0.1 }, { kind = \"memory_limit\", max = \"64MiB\" }";
+    chaos_section(handle, &profile("everything", &target, faults))
+}
+
 #[test]
 fn kill_9_mid_experiment_then_restart_restores_the_kernel_state() {
     if !require_root("kill_9_mid_experiment_then_restart_restores_the_kernel_state") {
@@ -217,20 +236,9 @@ fn kill_9_mid_experiment_then_restart_restores_the_kernel_state() {
     }
     let pair = NetnsPair::new("crash");
     let cgroup = TestCgroup::new("crash", &["cpu", "memory"]);
-    let (quota, limit) = (
-        cgroup.read("cpu", "cpu.cfs_quota_us"),
-        cgroup.read("memory", "memory.limit_in_bytes"),
-    );
+    let (quota, limit) = cgroup.limits();
     let sandbox = Sandbox::new();
-    let target = format!(
-        "netns = \"{}\", interface = \"veth-a\", cgroup = \"/{}\"",
-        pair.a, cgroup.name
-    );
-    let faults = "{ kind = \"tbf\", rate = \"1mbit/s\", burst = \"16KiB\", limit = \"64KiB\" }, { kind = \"cpu_quota\", cpus = 0.1 }, { kind = \"memory_limit\", max = \"64MiB\" }";
-    sandbox.write_config(&sandbox.config(
-        "",
-        &chaos_section("5e22", &profile("everything", &target, faults)),
-    ));
+    sandbox.write_config(&sandbox.config("", &everything(&pair, &cgroup, "5e22")));
     let daemon = Daemon::start(&sandbox, |_| {});
     daemon.ctl_json(&["chaos", "start", "everything"]);
     daemon.signal(nix::sys::signal::Signal::SIGKILL);
@@ -283,20 +291,9 @@ fn kill_9_at_any_moment_of_an_experiment_leaves_nothing_behind() {
         .unwrap_or(10);
     let pair = NetnsPair::new("trials");
     let cgroup = TestCgroup::new("trials", &["cpu", "memory"]);
-    let (quota, limit) = (
-        cgroup.read("cpu", "cpu.cfs_quota_us"),
-        cgroup.read("memory", "memory.limit_in_bytes"),
-    );
+    let (quota, limit) = cgroup.limits();
     let sandbox = Sandbox::new();
-    let target = format!(
-        "netns = \"{}\", interface = \"veth-a\", cgroup = \"/{}\"",
-        pair.a, cgroup.name
-    );
-    let faults = "{ kind = \"tbf\", rate = \"1mbit/s\", burst = \"16KiB\", limit = \"64KiB\" }, { kind = \"cpu_quota\", cpus = 0.1 }, { kind = \"memory_limit\", max = \"64MiB\" }";
-    sandbox.write_config(&sandbox.config(
-        "",
-        &chaos_section("5e23", &profile("everything", &target, faults)),
-    ));
+    sandbox.write_config(&sandbox.config("", &everything(&pair, &cgroup, "5e23")));
     let mut faults_seen_at_kill = 0;
     for trial in 0..trials {
         let daemon = Daemon::start(&sandbox, |_| {});
@@ -325,13 +322,8 @@ fn kill_9_at_any_moment_of_an_experiment_leaves_nothing_behind() {
             "trial {trial}: tbf left behind"
         );
         assert_eq!(
-            cgroup.read("cpu", "cpu.cfs_quota_us"),
-            quota,
-            "trial {trial}"
-        );
-        assert_eq!(
-            cgroup.read("memory", "memory.limit_in_bytes"),
-            limit,
+            cgroup.limits(),
+            (quota.clone(), limit.clone()),
             "trial {trial}"
         );
         assert!(daemon.stop().success(), "trial {trial}");

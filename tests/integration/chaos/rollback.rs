@@ -148,10 +148,7 @@ fn kill_9_then_an_invalid_config_still_restores_the_cgroup_limits() {
         return;
     }
     let cgroup = TestCgroup::new("rbcg", &["cpu", "memory"]);
-    let (quota, limit) = (
-        cgroup.read("cpu", "cpu.cfs_quota_us"),
-        cgroup.read("memory", "memory.limit_in_bytes"),
-    );
+    let (quota, limit) = cgroup.limits();
     let sandbox = Sandbox::new();
     let target = format!("cgroup = \"/{}\"", cgroup.name);
     let faults = format!("{CPU}, {MEMORY}");
@@ -191,10 +188,7 @@ fn rollback_command_alone_undoes_tbf_and_cgroup_limits_then_has_nothing_to_do() 
     }
     let pair = NetnsPair::new("rbcmd");
     let cgroup = TestCgroup::new("rbcmd", &["cpu", "memory"]);
-    let (quota, limit) = (
-        cgroup.read("cpu", "cpu.cfs_quota_us"),
-        cgroup.read("memory", "memory.limit_in_bytes"),
-    );
+    let (quota, limit) = cgroup.limits();
     let sandbox = Sandbox::new();
     let state_dir = sandbox.path().join("state");
     let target = format!(
