@@ -173,7 +173,9 @@ pub async fn run(
         journal_stop.clone(),
     )?;
 
-    // Before the socket serves: undo what a crash left, so no request races the recovery.
+    // Before the socket serves. `rollback::at_start` already undid what the journal holds, with
+    // the last accepted settings; this pass finds nothing of that left, and sweeps orphans that
+    // carry the qdisc handle of the config now in force (a restart may have changed it).
     let chaos = start_chaos(&loaded.config, &runtime_paths.state_dir, &bus)?;
     chaos.recover().await;
     let past_drills = drill_history(&journal, &bus).await;
