@@ -32,6 +32,8 @@ pub enum SkipReason {
     NotFound,
     NotRegularFile,
     Unreadable,
+    /// A directory more than [`MAX_DEPTH`] levels below the source: not walked.
+    TooDeep,
 }
 
 /// What an entry is, when it is not a regular file.
@@ -109,9 +111,14 @@ impl Refusal {
     }
 }
 
-/// The most directory entries one pattern may visit: a directory holding millions of files
-/// costs time, not safety, but collection must end.
+/// The most entries one pattern may look at: every name read from a directory, and every
+/// literal path looked up, counts. A directory holding millions of files, or one reachable by
+/// many links, costs time, not safety, but collection must end.
 pub(super) const MAX_VISITS: usize = 100_000;
+
+/// The deepest a `**` walk goes, in directories below the source: a container can build a
+/// chain far deeper, and the walk recurses once per level.
+pub(super) const MAX_DEPTH: usize = 32;
 
 /// How often a lookup the kernel asks to retry (EAGAIN: a rename raced it) is tried.
 const RETRIES: usize = 8;
@@ -129,8 +136,13 @@ pub struct SourceDir {
 pub struct Found {
     pub files: Vec<PathBuf>,
     pub skipped: Vec<(PathBuf, Refusal)>,
-    /// Set when the walk stopped at [`MAX_VISITS`] entries (or a directory held more).
+    /// Set when the walk stopped at [`MAX_VISITS`] entries.
     pub truncated: bool,
+    /// Entries looked at (names listed and literal paths looked up): at most [`MAX_VISITS`].
+    pub looked_at: usize,
+    /// The first directory (in walk order) more than [`MAX_DEPTH`] levels down that `**` did
+    /// not walk into, if any.
+    pub too_deep: Option<PathBuf>,
 }
 
 enum Part {
@@ -250,6 +262,12 @@ impl SourceDir {
         metadata(open_beneath(&self.fd, relative, OFlag::O_PATH)?)
     }
 
+    /// What `relative` is (links inside followed); no fd stays open, so a walk holds none
+    /// across its recursion.
+    fn stat(&self, relative: &Path) -> Result<Metadata, Refusal> {
+        self.lookup(relative).map(|(_, metadata)| metadata)
+    }
+
     /// `relative` opened for reading, if it is a regular file inside the directory.
     pub fn open_file(&self, relative: &Path) -> Result<File, Refusal> {
         let (handle, metadata) = self.lookup(relative)?;
@@ -268,24 +286,27 @@ impl SourceDir {
         Ok(File::from(fd))
     }
 
-    /// Names in `relative` (a directory), with the type readdir reports when it does; at most
-    /// [`MAX_VISITS`] of them.
-    fn list(&self, relative: &Path) -> Result<Vec<(OsString, Option<nix::dir::Type>)>, Refusal> {
+    /// Names in `relative` (a directory), with the type readdir reports when it does, sorted;
+    /// at most `limit` of them, and whether that was all.
+    fn list(&self, relative: &Path, limit: usize) -> Result<(Names, bool), Refusal> {
         let fd = open_beneath(&self.fd, relative, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
         let mut dir = nix::dir::Dir::from_fd(fd).map_err(Refusal::Io)?;
         let mut names = Vec::new();
+        let mut complete = true;
         for entry in dir.iter() {
             let entry = entry.map_err(Refusal::Io)?;
             let name = entry.file_name().to_bytes();
-            if name != b"." && name != b".." {
-                names.push((OsStr::from_bytes(name).to_owned(), entry.file_type()));
+            if name == b"." || name == b".." {
+                continue;
             }
-            if names.len() >= MAX_VISITS {
+            if names.len() >= limit {
+                complete = false;
                 break;
             }
+            names.push((OsStr::from_bytes(name).to_owned(), entry.file_type()));
         }
         names.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(names)
+        Ok((names, complete))
     }
 
     /// Whether `name` exists in the directory `parent` as an entry (a dangling link counts),
@@ -305,32 +326,39 @@ impl SourceDir {
             dir: self,
             files: Vec::new(),
             skipped: BTreeMap::new(),
-            visits: 0,
+            looked_at: 0,
             truncated: false,
+            too_deep: None,
             ancestors: Vec::new(),
         };
         if let Ok(root) = nix::sys::stat::fstat(&self.fd) {
             walk.ancestors.push((root.st_dev, root.st_ino));
         }
         walk.parts(Path::new(""), &parts);
-        let truncated = walk.truncated || walk.visits > MAX_VISITS;
         let mut files = walk.files;
         files.sort();
         files.dedup();
         Ok(Found {
             files,
             skipped: walk.skipped.into_iter().collect(),
-            truncated,
+            truncated: walk.truncated,
+            looked_at: walk.looked_at,
+            too_deep: walk.too_deep,
         })
     }
 }
+
+/// A directory's names and the types readdir gave them.
+type Names = Vec<(OsString, Option<nix::dir::Type>)>;
 
 struct Walk<'a> {
     dir: &'a SourceDir,
     files: Vec<PathBuf>,
     skipped: BTreeMap<PathBuf, Refusal>,
-    visits: usize,
+    /// Names listed plus literal paths looked up, charged against [`MAX_VISITS`].
+    looked_at: usize,
     truncated: bool,
+    too_deep: Option<PathBuf>,
     /// (device, inode) of the directories from the root down to the current one under `**`.
     ancestors: Vec<(u64, u64)>,
 }
@@ -340,9 +368,14 @@ impl Walk<'_> {
         self.skipped.entry(path).or_insert(refusal);
     }
 
+    /// Charge one literal lookup; false (and the walk marked truncated) once the budget is spent.
     fn budget(&mut self) -> bool {
-        self.visits += 1;
-        self.visits <= MAX_VISITS
+        if self.looked_at >= MAX_VISITS {
+            self.truncated = true;
+            return false;
+        }
+        self.looked_at += 1;
+        true
     }
 
     /// Match `parts` below the directory `at`.
@@ -359,31 +392,32 @@ impl Walk<'_> {
                 }
             }
             Part::Glob(pattern) => {
-                let Some(names) = self.listing(at) else {
-                    return;
-                };
-                for (name, _) in names {
-                    if pattern.matches_with(&name.to_string_lossy(), MATCH) && self.budget() {
-                        self.entry(at.join(&name), rest);
-                    }
-                }
+                let names = self.listing(at);
+                self.glob(at, pattern, rest, names.as_deref());
             }
             Part::AnyDepth => {
-                self.parts(at, rest);
-                let Some(names) = self.listing(at) else {
-                    return;
-                };
-                for (name, kind) in names {
+                // Listed once, for both `**` matching nothing here and `**` going deeper.
+                let names = self.listing(at);
+                match rest.split_first() {
+                    Some((Part::Glob(pattern), after)) => {
+                        self.glob(at, pattern, after, names.as_deref())
+                    }
+                    _ => self.parts(at, rest),
+                }
+                for (name, kind) in names.iter().flatten() {
                     use nix::dir::Type;
-                    if matches!(kind, Some(t) if t != Type::Directory && t != Type::Symlink) {
+                    if matches!(kind, Some(t) if *t != Type::Directory && *t != Type::Symlink) {
                         continue;
                     }
-                    if !self.budget() {
-                        return;
-                    }
-                    let path = at.join(&name);
-                    match self.dir.lookup(&path) {
-                        Ok((_, meta)) if meta.is_dir() => {
+                    let path = at.join(name);
+                    // Only metadata is kept: no fd stays open across the recursion below.
+                    let looked = self.dir.stat(&path);
+                    match looked {
+                        Ok(meta) if meta.is_dir() => {
+                            if path.components().count() > MAX_DEPTH {
+                                self.too_deep.get_or_insert(path);
+                                continue;
+                            }
                             let id = (meta.dev(), meta.ino());
                             if self.ancestors.contains(&id) {
                                 self.skip(path, Refusal::SymlinkLoop);
@@ -401,11 +435,32 @@ impl Walk<'_> {
         }
     }
 
-    fn listing(&mut self, at: &Path) -> Option<Vec<(OsString, Option<nix::dir::Type>)>> {
-        match self.dir.list(at) {
-            Ok(names) => {
-                // Listed partly: said so, as for a walk that ran out of visits.
-                self.truncated |= names.len() >= MAX_VISITS;
+    /// Match `pattern` against `names` (the listing of `at`, if it could be listed), then `rest`
+    /// below each match.
+    fn glob(
+        &mut self,
+        at: &Path,
+        pattern: &glob::Pattern,
+        rest: &[Part],
+        names: Option<&[(OsString, Option<nix::dir::Type>)]>,
+    ) {
+        for (name, _) in names.into_iter().flatten() {
+            if pattern.matches_with(&name.to_string_lossy(), MATCH) {
+                self.entry(at.join(name), rest);
+            }
+        }
+    }
+
+    /// The names in `at`, each charged to the budget: only as many as it has left.
+    fn listing(&mut self, at: &Path) -> Option<Names> {
+        #[cfg(test)]
+        tests::note_open_fds();
+        let left = MAX_VISITS.saturating_sub(self.looked_at);
+        match self.dir.list(at, left) {
+            Ok((names, complete)) => {
+                self.looked_at += names.len();
+                // Listed partly: said so, as for a walk that ran out of entries.
+                self.truncated |= !complete;
                 Some(names)
             }
             Err(Refusal::NotFound) => None,
@@ -419,13 +474,15 @@ impl Walk<'_> {
 
     /// `path` matched its part; `rest` is what must still match below it.
     fn entry(&mut self, path: PathBuf, rest: &[Part]) {
-        match (self.dir.lookup(&path), rest.is_empty()) {
-            (Ok((_, meta)), true) => match FileKind::of(&meta) {
+        // Only metadata is kept: no fd stays open across the recursion below.
+        let looked = self.dir.stat(&path);
+        match (looked, rest.is_empty()) {
+            (Ok(meta), true) => match FileKind::of(&meta) {
                 FileKind::Regular => self.files.push(path),
                 FileKind::Directory => {}
                 kind => self.skip(path, Refusal::NotRegularFile(kind)),
             },
-            (Ok((_, meta)), false) if meta.is_dir() => self.parts(&path, rest),
+            (Ok(meta), false) if meta.is_dir() => self.parts(&path, rest),
             (Ok(_), false) => {}
             (Err(refusal), _) => self.skip(path, refusal),
         }
@@ -438,6 +495,25 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
+
+    thread_local! {
+        /// The most fds this process had open at any directory listing of this thread's walk,
+        /// while measured (`Some`).
+        static PEAK_FDS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+    }
+
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    /// Test hook called at every directory listing.
+    pub(super) fn note_open_fds() {
+        PEAK_FDS.with(|peak| {
+            if let Some(most) = peak.get() {
+                peak.set(Some(most.max(open_fds())));
+            }
+        });
+    }
 
     /// A source directory `root` next to an `outside` directory holding a secret.
     struct Tree {
@@ -652,5 +728,59 @@ mod tests {
             assert!(found.skipped.is_empty(), "{pattern}: {:?}", found.skipped);
         }
         assert!(dir.find("log/a**").is_err());
+    }
+
+    #[test]
+    fn a_deep_chain_is_walked_to_the_depth_cap_holding_few_fds() {
+        let t = tree();
+        let chain = t.root.join("chain");
+        let mut deepest = chain.clone();
+        for level in 0..200 {
+            std::fs::create_dir(&deepest).unwrap();
+            std::fs::write(deepest.join("f.log"), format!("{level}")).unwrap();
+            deepest.push("d");
+        }
+        let dir = SourceDir::open(&chain, Path::new("")).unwrap();
+        let before = open_fds();
+        PEAK_FDS.with(|peak| peak.set(Some(0)));
+        let started = std::time::Instant::now();
+        let found = dir.find("**/*.log").unwrap();
+        let peak = PEAK_FDS.with(|peak| peak.take()).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // directories 0..=32 levels below the source are walked, each holding one f.log
+        assert_eq!(found.files.len(), MAX_DEPTH + 1, "{:?}", found.files);
+        let level = |n: usize| ["d"; 200][..n].iter().collect::<PathBuf>();
+        assert!(found.files.contains(&level(MAX_DEPTH).join("f.log")));
+        assert_eq!(found.too_deep, Some(level(MAX_DEPTH + 1)));
+        assert!(found.skipped.is_empty(), "{:?}", found.skipped);
+        assert!(!found.truncated);
+        // no fd per level is held across the recursion (other tests' threads add a few)
+        assert!(
+            peak <= before + 8,
+            "{peak} fds open during the walk, {before} before"
+        );
+    }
+
+    #[test]
+    fn a_big_directory_behind_many_links_is_listed_within_the_budget() {
+        let t = tree();
+        let big = t.root.join("big");
+        std::fs::create_dir(&big).unwrap();
+        for n in 0..5_000 {
+            std::fs::write(big.join(format!("{n:04}.log")), "").unwrap();
+        }
+        for n in 0..50 {
+            symlink("big", t.root.join(format!("via-{n:02}"))).unwrap();
+        }
+        let dir = SourceDir::open(&t.root, Path::new("")).unwrap();
+        let started = std::time::Instant::now();
+        let found = dir.find("**").unwrap();
+        let took = started.elapsed();
+        assert!(found.truncated);
+        assert!(found.looked_at <= MAX_VISITS, "{}", found.looked_at);
+        assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+        // what sorts first is complete: big/ itself (listed once for `**` and its `*`)
+        let in_big = found.files.iter().filter(|f| f.starts_with("big")).count();
+        assert_eq!(in_big, 5_000);
     }
 }

@@ -6,7 +6,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::beneath::{Refusal, SourceDir};
+use super::beneath::{Refusal, SkipReason, SourceDir};
 use super::bundle::{Entry, SourceProblem};
 use super::evidence::{ContainerApi, Mount, SqlApi};
 use super::ArchiveError;
@@ -220,10 +220,22 @@ fn read_files(
             notes.push(SourceProblem::new(
                 source,
                 format!(
-                    "stopped looking for {pattern} after visiting {} entries",
-                    super::beneath::MAX_VISITS
+                    "stopped looking for {pattern} after {} entries (names listed and paths looked up)",
+                    found.looked_at
                 ),
             ));
+        }
+        if let Some(path) = &found.too_deep {
+            notes.push(SourceProblem {
+                source: source.to_string(),
+                error: format!(
+                    "{}: deeper than {} levels: not walked (nor anything as deep for {pattern})",
+                    path.display(),
+                    super::beneath::MAX_DEPTH
+                ),
+                path: Some(path.display().to_string()),
+                skipped: Some(SkipReason::TooDeep),
+            });
         }
         for (path, refusal) in found.skipped {
             if named.insert(path.clone()) {
