@@ -389,7 +389,7 @@ mod tests {
         // A background writer keeps the command's stdout, and writes to it every 100 ms; the
         // command itself exits 0 at 0.85 s of a 1 s timeout, inside the drain window's reach.
         let script = format!(
-            "(while :; do echo tick; sleep 0.1; done) & echo \"$$ $!\" > {}; sleep 0.85; exit 0",
+            "(while :; do echo tick; sleep 0.1; done) & echo \"$$ $!\" > {}; sleep 0.93; exit 0",
             pid_file.display()
         );
         let action = HealAction::Exec {
