@@ -387,7 +387,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pids");
         // A background writer keeps the command's stdout, and writes to it every 100 ms; the
-        // command itself exits 0 at 0.85 s of a 1 s timeout, inside the drain window's reach.
+        // command itself exits 0 at 0.93 s of a 1 s timeout, within the 100 ms drain window of it.
         let script = format!(
             "(while :; do echo tick; sleep 0.1; done) & echo \"$$ $!\" > {}; sleep 0.93; exit 0",
             pid_file.display()
