@@ -1,9 +1,14 @@
 //! Secrets kept in files (`token_file`, `url_file`, `secret_file`, `password_file`,
 //! `read_token_file`): read on every load and reload, compared by content so a rotation is a change.
 //!
+//! A secret file must be a regular file (a symlink to one is followed) of at most 64 KiB, so a
+//! FIFO or a device named by mistake fails the load at once instead of hanging or filling memory.
+//!
 //! The content lives in a [`Secret`], whose `Debug` prints nothing of it: nothing that formats a
 //! config (logs, errors, events) can show a secret by accident.
 
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
@@ -54,12 +59,67 @@ pub enum SecretError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{field} {path} is {kind}, not a regular file")]
+    NotRegular {
+        field: &'static str,
+        path: PathBuf,
+        kind: FileKind,
+    },
+    #[error("{field} {path} is larger than the {} KiB a secret file may hold", MAX_SECRET_BYTES / 1024)]
+    TooLarge { field: &'static str, path: PathBuf },
+    #[error("{field} {path} is not UTF-8 text")]
+    NotText { field: &'static str, path: PathBuf },
     #[error("{field} {path} is empty (expected {expected})")]
     Empty {
         field: &'static str,
         path: PathBuf,
         expected: &'static str,
     },
+}
+
+/// The most a secret file may hold: tokens, a URL, a password, a key are far smaller.
+pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+/// What a secret path turned out to be when it is not a regular file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Directory,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+    Other,
+}
+
+impl FileKind {
+    fn of(file_type: std::fs::FileType) -> Self {
+        if file_type.is_dir() {
+            Self::Directory
+        } else if file_type.is_fifo() {
+            Self::Fifo
+        } else if file_type.is_socket() {
+            Self::Socket
+        } else if file_type.is_char_device() {
+            Self::CharDevice
+        } else if file_type.is_block_device() {
+            Self::BlockDevice
+        } else {
+            Self::Other
+        }
+    }
+}
+
+impl std::fmt::Display for FileKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Directory => "a directory",
+            Self::Fifo => "a FIFO",
+            Self::Socket => "a socket",
+            Self::CharDevice => "a character device",
+            Self::BlockDevice => "a block device",
+            Self::Other => "a special file",
+        })
+    }
 }
 
 /// A path to a secret as written in the config, plus its content once [`SecretFile::read`] ran.
@@ -94,11 +154,40 @@ impl SecretFile {
     }
 
     /// Read the file now (every load and reload does); `field` names it in errors.
+    ///
+    /// Opened without blocking (a FIFO with no writer does not hang the reload), then it must be
+    /// a regular file of at most [`MAX_SECRET_BYTES`]. Symlinks are followed: Kubernetes and
+    /// systemd credentials present secrets that way.
     pub fn read(&mut self, field: &'static str) -> Result<(), SecretError> {
-        let text = std::fs::read_to_string(self.path()).map_err(|source| SecretError::Read {
+        let path = self.path().to_path_buf();
+        let read_error = |source| SecretError::Read {
             field,
-            path: self.path().to_path_buf(),
+            path: path.clone(),
             source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+            .open(&path)
+            .map_err(read_error)?;
+        let file_type = file.metadata().map_err(read_error)?.file_type();
+        if !file_type.is_file() {
+            return Err(SecretError::NotRegular {
+                field,
+                path,
+                kind: FileKind::of(file_type),
+            });
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_SECRET_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        if bytes.len() as u64 > MAX_SECRET_BYTES {
+            return Err(SecretError::TooLarge { field, path });
+        }
+        let text = String::from_utf8(bytes).map_err(|_| SecretError::NotText {
+            field,
+            path: path.clone(),
         })?;
         self.content = Some(Secret::new(text));
         Ok(())
@@ -175,5 +264,73 @@ mod tests {
             err.starts_with("cannot read secret_file /nonexistent/secret: "),
             "{err}"
         );
+    }
+
+    /// `read` on another thread, so a read that blocks fails the test instead of hanging it.
+    fn read_within_a_second(path: &Path) -> Result<(), String> {
+        let mut file = SecretFile::with_content(path, "");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(file.read("secret_file").map_err(|err| err.to_string()));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(1))
+            .expect("reading the secret file blocked")
+    }
+
+    #[test]
+    fn a_fifo_fails_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("secret");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let err = read_within_a_second(&fifo).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "secret_file {} is a FIFO, not a regular file",
+                fifo.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_device_fails_at_once() {
+        let err = read_within_a_second(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            err,
+            "secret_file /dev/zero is a character device, not a regular file"
+        );
+    }
+
+    #[test]
+    fn a_file_over_64_kib_fails_naming_the_limit_not_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        let exactly = "k".repeat(MAX_SECRET_BYTES as usize);
+        std::fs::write(&path, &exactly).unwrap();
+        read_within_a_second(&path).unwrap();
+        std::fs::write(&path, format!("{exactly}MARKER")).unwrap();
+        let err = read_within_a_second(&path).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "secret_file {} is larger than the 64 KiB a secret file may hold",
+                path.display()
+            )
+        );
+        assert!(!err.contains("kkk") && !err.contains("MARKER"), "{err}");
+    }
+
+    #[test]
+    fn a_symlink_to_a_regular_file_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        // the layout Kubernetes gives a mounted secret: ..data -> a timestamped directory
+        let real = dir.path().join("..2024_01_01").join("token");
+        std::fs::create_dir(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, "s3cret\n").unwrap();
+        let link = dir.path().join("token");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut file = SecretFile::with_content(&link, "");
+        file.read("token_file").unwrap();
+        assert_eq!(file.content().unwrap().first_line(), "s3cret");
     }
 }

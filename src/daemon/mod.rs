@@ -155,7 +155,12 @@ pub async fn run(
         socket,
         notes,
     };
-    if let Err(err) = state::remember_accepted(&runtime_paths.state_dir, &loaded.source) {
+    let (accepted_dir, accepted) = (runtime_paths.state_dir.clone(), loaded.source.clone());
+    let remembered = crate::panic_policy::run_blocking(move || {
+        state::remember_accepted(&accepted_dir, &accepted)
+    })
+    .await;
+    if let Err(err) = remembered {
         tracing::warn!("{err}; a rollback after a crash would use the previous accepted config");
     }
     let notifier = Notifier::from_env();

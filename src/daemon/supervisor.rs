@@ -365,7 +365,11 @@ impl Supervisor {
         self.config = new_config;
         self.hash = loaded.hash.clone();
         let state_dir = self.info.borrow().state_dir.clone();
-        if let Err(err) = super::state::remember_accepted(&state_dir, &source) {
+        let remembered = crate::panic_policy::run_blocking(move || {
+            super::state::remember_accepted(&state_dir, &source)
+        })
+        .await;
+        if let Err(err) = remembered {
             tracing::warn!(
                 "{err}; a rollback after a crash would use the previous accepted config"
             );

@@ -95,12 +95,15 @@ impl HealAction {
 /// a full pipe.
 const MAX_STREAM_BYTES: usize = 32 * 1024;
 
-/// After the command exits, how long output from processes it left running is still read.
+/// After the command exits, how long output from processes it left running is still kept;
+/// after that their output is read and dropped until they close it.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(100);
 
 /// Run the command in a process group of its own; at the timeout (or when the healer stops and
-/// drops this future) the whole group is killed, the command's children with it. After a
-/// normal exit, whatever the command started on purpose (a service) keeps running.
+/// drops this future before the command exits) the whole group is killed, the command's children
+/// with it. The timeout covers the command alone: once it has exited the group is left alone, so
+/// whatever it started on purpose (a service) keeps running, and the output such a process still
+/// writes is read and dropped instead of killing it with SIGPIPE.
 async fn run_command(
     program: &str,
     args: &[String],
@@ -119,34 +122,47 @@ async fn run_command(
             source,
         })?;
     let mut group = ProcessGroup(child.id());
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
     let (mut out, mut err) = (Capture::default(), Capture::default());
-    let finished = tokio::time::timeout(timeout, async {
+    let (waited, read_all) = {
         let reading = async {
-            let _ = tokio::join!(drain(stdout, &mut out), drain(stderr, &mut err));
+            let _ = tokio::join!(
+                drain(stdout.as_mut(), &mut out),
+                drain(stderr.as_mut(), &mut err)
+            );
         };
         tokio::pin!(reading);
         let mut read_all = false;
-        let status = loop {
-            tokio::select! {
-                status = child.wait() => break status,
-                () = &mut reading, if !read_all => read_all = true,
+        // Only the wait for the command itself is under the timeout.
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                tokio::select! {
+                    status = child.wait() => break status,
+                    () = &mut reading, if !read_all => read_all = true,
+                }
             }
-        };
-        if !read_all {
-            // Something the command left running holds its output open: stop listening soon.
-            let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, reading).await;
-        }
-        status
-    })
-    .await;
-    let status = match finished {
-        Ok(status) => {
+        })
+        .await;
+        if let Ok(Ok(_)) = waited {
+            // Reaped: the group is no longer ours to kill (its id may be empty or reused).
             group.disarm();
-            status.map_err(|source| HealError::ExecSpawn {
+            if !read_all {
+                // Something the command left running holds its output open: keep what it
+                // writes for a moment, then stop keeping it.
+                read_all = tokio::time::timeout(DRAIN_AFTER_EXIT, &mut reading)
+                    .await
+                    .is_ok();
+            }
+        }
+        (waited, read_all)
+    };
+    let status = match waited {
+        Ok(Ok(status)) => status,
+        Ok(Err(source)) => {
+            return Err(HealError::ExecSpawn {
                 program: program.to_string(),
                 source,
-            })?
+            })
         }
         Err(_) => {
             drop(group);
@@ -156,6 +172,10 @@ async fn run_command(
             });
         }
     };
+    if !read_all {
+        // Closing the pipes would kill a long-lived child with SIGPIPE on its next write.
+        tokio::spawn(discard_until_closed(stdout, stderr));
+    }
     if status.success() {
         return Ok(format!("{program} exited 0"));
     }
@@ -184,16 +204,43 @@ async fn drain(reader: Option<impl AsyncRead + Unpin>, into: &mut Capture) -> st
     }
 }
 
+/// Read both streams to their ends (every writer gone), keeping nothing.
+async fn discard_until_closed(
+    stdout: Option<impl AsyncRead + Unpin>,
+    stderr: Option<impl AsyncRead + Unpin>,
+) {
+    let (mut out, mut err) = (Capture::discarding(), Capture::discarding());
+    let _ = tokio::join!(drain(stdout, &mut out), drain(stderr, &mut err));
+}
+
 /// The first `MAX_STREAM_BYTES` of a stream, and how many bytes after them were dropped.
-#[derive(Default)]
 struct Capture {
     kept: Vec<u8>,
     cut: u64,
+    limit: usize,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Self {
+            kept: Vec::new(),
+            cut: 0,
+            limit: MAX_STREAM_BYTES,
+        }
+    }
 }
 
 impl Capture {
+    /// Keeps nothing: counts what it is given.
+    fn discarding() -> Self {
+        Self {
+            limit: 0,
+            ..Self::default()
+        }
+    }
+
     fn push(&mut self, bytes: &[u8]) {
-        let keep = (MAX_STREAM_BYTES - self.kept.len()).min(bytes.len());
+        let keep = (self.limit - self.kept.len()).min(bytes.len());
         self.kept.extend_from_slice(&bytes[..keep]);
         self.cut += (bytes.len() - keep) as u64;
     }
@@ -322,5 +369,49 @@ mod tests {
         action.run().await.unwrap();
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(marker.exists(), "the started process was killed");
+    }
+
+    /// Whether `pid` runs (exists and is not a zombie waiting for its reaper).
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+                Some(state != 'Z' && state != 'X')
+            })
+            .unwrap_or(false)
+    }
+
+    #[tokio::test]
+    async fn a_command_that_exits_just_before_its_timeout_is_not_timed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pids");
+        // A background writer keeps the command's stdout, and writes to it every 100 ms; the
+        // command itself exits 0 at 0.93 s of a 1 s timeout, within the 100 ms drain window of it.
+        let script = format!(
+            "(while :; do echo tick; sleep 0.1; done) & echo \"$$ $!\" > {}; sleep 0.93; exit 0",
+            pid_file.display()
+        );
+        let action = HealAction::Exec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script],
+            timeout: Duration::from_secs(1),
+        };
+        let result = action.run().await;
+        let pids = std::fs::read_to_string(&pid_file).unwrap();
+        let (group, writer) = pids.trim().split_once(' ').unwrap();
+        let (group, writer): (i32, i32) = (group.parse().unwrap(), writer.parse().unwrap());
+        struct KillGroup(i32);
+        impl Drop for KillGroup {
+            fn drop(&mut self) {
+                let group = nix::unistd::Pid::from_raw(self.0);
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        let _cleanup = KillGroup(group);
+        assert_eq!(result.unwrap(), "/bin/sh exited 0");
+        // the writer outlives the drain window and keeps writing: no SIGKILL, no SIGPIPE
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(alive(writer), "the background writer {writer} was killed");
     }
 }
