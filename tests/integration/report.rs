@@ -122,6 +122,9 @@ fn tbf_outage_report_times_verdicts_and_tenants() {
     daemon.wait_state("net", "up");
     traffic(sandbox.port, "acme", 1, 20);
     traffic(sandbox.port, "globex", 2, 20);
+    // Windows are whole 1 s buckets: the "during" snapshot counts the bucket the experiment
+    // started in, so the traffic "before" must lie at least one full bucket before the start.
+    std::thread::sleep(Duration::from_millis(2100));
 
     // 1. Down under the limit, Up within 10 s of the rollback: the hypothesis held.
     let id = run_outage(&daemon, sandbox.port, "recovers");
