@@ -45,6 +45,7 @@ pub mod daemon;
 pub mod docker;
 pub mod drill;
 pub mod event;
+mod event_fixture_gen;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod heal;
