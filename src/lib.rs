@@ -45,7 +45,6 @@ pub mod daemon;
 pub mod docker;
 pub mod drill;
 pub mod event;
-mod event_fixture_gen;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod heal;
