@@ -165,7 +165,7 @@ vocabulary! {
         Shutdown = "shutdown",
         /// An upload attempt failed (retried).
         Upload = "upload",
-        /// The spool is over its quota; the bundle was dropped.
+        /// The spool is over its quota and only un-uploaded bundles are left (they are kept).
         Quota = "quota",
     }
 }

@@ -441,6 +441,97 @@ mod tests {
         composer
     }
 
+    /// Which states and causes speak: an unhealed probe fires on Down and resolves on Up; a
+    /// healed probe fires when its first heal starts because it went Down, not for an operator
+    /// or a dependency restart, and never on a bare transition.
+    #[test]
+    fn only_down_up_and_a_heal_for_a_down_speak() {
+        let transition = |probe: &str, to: ProbeState| {
+            let mut event = down(probe, 10);
+            if let EventKind::ProbeTransition { to: state, .. } = &mut event.kind {
+                *state = to;
+            }
+            event
+        };
+        let heal = |cause: HealCause| {
+            at(
+                20,
+                EventKind::HealStarted {
+                    probe: "postgres".into(),
+                    action: "docker restart postgres".into(),
+                    attempt: 1,
+                    cause,
+                },
+            )
+        };
+        // (what happened first, then this: the status it notifies, if any)
+        let cases: Vec<(&str, Option<Event>, Event, Option<Status>)> = vec![
+            (
+                "api down",
+                None,
+                transition("api", ProbeState::Down),
+                Some(Status::Firing),
+            ),
+            (
+                "api failing",
+                None,
+                transition("api", ProbeState::Failing),
+                None,
+            ),
+            (
+                "api recovering",
+                None,
+                transition("api", ProbeState::Recovering),
+                None,
+            ),
+            (
+                "api unknown",
+                None,
+                transition("api", ProbeState::Unknown),
+                None,
+            ),
+            (
+                "api up, no incident",
+                None,
+                transition("api", ProbeState::Up),
+                None,
+            ),
+            (
+                "api up after down",
+                Some(transition("api", ProbeState::Down)),
+                transition("api", ProbeState::Up),
+                Some(Status::Resolved),
+            ),
+            (
+                "healed probe down",
+                None,
+                transition("postgres", ProbeState::Down),
+                None,
+            ),
+            (
+                "heal for a down",
+                None,
+                heal(HealCause::Down),
+                Some(Status::Firing),
+            ),
+            ("heal by an operator", None, heal(HealCause::Operator), None),
+            (
+                "heal after a dependency",
+                None,
+                heal(HealCause::Dependency),
+                None,
+            ),
+        ];
+        for (name, first, then, want) in cases {
+            let mut composer = composer();
+            if let Some(first) = first {
+                composer.compose(&first);
+            }
+            let got = composer.compose(&then).map(|n| n.status);
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
     #[test]
     fn a_drill_tags_what_it_watches_and_nothing_else() {
         let mut composer = composer();
