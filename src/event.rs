@@ -679,6 +679,28 @@ mod tests {
         }
     }
 
+    /// `sentinelctl events` prints the typed events exactly as release 0.1.0 printed its own.
+    #[test]
+    fn the_events_table_reads_as_release_0_1_0_printed_it() {
+        let journaled: Vec<JournaledEvent> = fixture::journal_0_1_0_events()
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| JournaledEvent {
+                id: i as i64 + 1,
+                event,
+            })
+            .collect();
+        let table = crate::cli::render::events(&journaled);
+        for (row, (got, want)) in table
+            .lines()
+            .zip(fixture::EVENTS_TABLE_0_1_0.lines())
+            .enumerate()
+        {
+            assert_eq!(got, want, "line {}", row + 1);
+        }
+        assert_eq!(table, fixture::EVENTS_TABLE_0_1_0);
+    }
+
     /// The fixture holds every word of every typed field, so the test above covers them all.
     #[test]
     fn release_0_1_0_fixture_holds_every_word() {

@@ -7,6 +7,10 @@ use crate::tenants::AlertCondition;
 /// One row body per line, exactly as `JournalStore::append` of release 0.1.0 stored it.
 pub(crate) const JOURNAL_0_1_0: &str = include_str!("../../tests/fixtures/journal-0.1.0.jsonl");
 
+/// What `sentinelctl events` of release 0.1.0 printed for those rows (ids from 1).
+pub(crate) const EVENTS_TABLE_0_1_0: &str =
+    include_str!("../../tests/fixtures/journal-0.1.0.events.txt");
+
 fn s(v: &str) -> String {
     v.to_string()
 }
