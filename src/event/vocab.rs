@@ -1,7 +1,7 @@
 //! The closed words events carry (states, causes, triggers, stages, phases, verdicts, outcomes):
 //! enums whose serialized strings are the stable names the journal, the API and webhooks use.
 //!
-//! Each word is written once, in [`vocabulary!`], which derives the serde name, `as_str`,
+//! Each word is written once, in `vocabulary!`, which derives the serde name, `as_str`,
 //! `Display` and `ALL` from the same literal, so the JSON can never drift from what people read.
 //!
 //! # Unknown words in a stored journal
