@@ -6,6 +6,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+mod vocab;
+pub use vocab::{
+    ArchiveStage, ContainerAction, DrillOutcome, ExpectationVerdict, FailureReason, HealCause,
+    ProbeState, ReloadTrigger, RollbackTrigger, SnapshotPhase,
+};
+
 /// How many events a slow subscriber may fall behind before it starts missing some.
 ///
 /// The journal drains in batches and keeps up with far more than this per second; a subscriber
@@ -86,14 +92,14 @@ pub enum EventKind {
     /// A new configuration passed validation and was applied; `changes` says what moved.
     ConfigApplied {
         config_hash: String,
-        trigger: String,
+        trigger: ReloadTrigger,
         changes: Vec<String>,
         /// Settings that changed in the file but only take effect after a restart.
         restart_required: Vec<String>,
     },
     /// A new configuration failed validation; the running one was kept untouched.
     ConfigRejected {
-        trigger: String,
+        trigger: ReloadTrigger,
         error: String,
     },
     /// A mutating call on the control socket, with who made it and how it ended.
@@ -106,9 +112,10 @@ pub enum EventKind {
     },
     ProbeTransition {
         probe: String,
-        from: String,
-        to: String,
-        reason: Option<String>,
+        from: ProbeState,
+        to: ProbeState,
+        /// Why the check that caused this transition failed; `None` when it passed.
+        reason: Option<FailureReason>,
         status_code: Option<u16>,
         latency_ms: Option<f64>,
         recoveries_total: u64,
@@ -117,7 +124,7 @@ pub enum EventKind {
     ContainerEvent {
         container: String,
         container_id: String,
-        action: String,
+        action: ContainerAction,
         exit_code: Option<i64>,
     },
     /// The Docker event stream was connected or lost.
@@ -140,8 +147,7 @@ pub enum EventKind {
         probe: String,
         action: String,
         attempt: u32,
-        /// Why: `down`, `operator` (heal now) or `dependency` (a parent recovered).
-        cause: String,
+        cause: HealCause,
     },
     HealFinished {
         probe: String,
@@ -201,21 +207,19 @@ pub enum EventKind {
         profile: Option<String>,
         reason: String,
     },
-    /// A chaos experiment's changes were undone; `trigger` is deadline, stop, shutdown, halt,
-    /// recovery (after a crash) or sweep (an orphan carrying our handle).
+    /// A chaos experiment's changes were undone; `trigger` says what ended it.
     ChaosRolledBack {
         experiment: String,
         profile: Option<String>,
-        trigger: String,
+        trigger: RollbackTrigger,
         ok: bool,
         detail: String,
     },
     /// The top tenants around a chaos experiment, recorded because the detector only keeps
-    /// current windows: `phase` is `before` (the window before the fault, at start) or `during`
-    /// (the experiment's own span, at rollback). `window_ms` is what the detector covered.
+    /// current windows: `phase` says which span. `window_ms` is what the detector covered.
     TenantSnapshot {
         experiment: String,
-        phase: String,
+        phase: SnapshotPhase,
         window_ms: i64,
         total_requests: u64,
         total_errors: u64,
@@ -242,11 +246,11 @@ pub enum EventKind {
         location: String,
         bytes: u64,
     },
-    /// `stage`: collect, spool, timeout (the restart went ahead), upload (retried), quota.
+    /// Evidence archiving failed at `stage`.
     ArchiveFailed {
         probe: String,
         bundle: String,
-        stage: String,
+        stage: ArchiveStage,
         error: String,
         will_retry: bool,
     },
@@ -267,23 +271,23 @@ pub enum EventKind {
         experiment: String,
         faults: Vec<String>,
     },
-    /// One expectation decided: `verdict` is met or missed; times in milliseconds from the
+    /// One expectation decided; times in milliseconds from the
     /// moment the step's faults were in place.
     DrillExpectationChecked {
         drill: String,
         name: String,
         step: usize,
         expectation: String,
-        verdict: String,
+        verdict: ExpectationVerdict,
         measured_ms: Option<u64>,
         limit_ms: Option<u64>,
         detail: String,
     },
-    /// `outcome`: passed, failed or aborted (then `reason` says why).
+    /// A drill ended; when `outcome` is aborted, `reason` says why.
     DrillFinished {
         drill: String,
         name: String,
-        outcome: String,
+        outcome: DrillOutcome,
         met: usize,
         missed: usize,
         reason: Option<String>,
@@ -608,6 +612,9 @@ impl Bus {
 }
 
 #[cfg(test)]
+pub(crate) mod fixture;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -616,7 +623,7 @@ mod tests {
         let event = Event {
             at: Timestamp(1_700_000_000_123),
             kind: EventKind::ConfigRejected {
-                trigger: "sighup".into(),
+                trigger: ReloadTrigger::Signal,
                 error: "x.toml:1:1: boom".into(),
             },
         };
@@ -631,195 +638,11 @@ mod tests {
 
     #[test]
     fn name_matches_serialized_tag_for_every_kind() {
-        let kinds = vec![
-            EventKind::DaemonStarted {
-                version: "1".into(),
-                config_path: "/c".into(),
-                config_hash: "abc".into(),
-            },
-            EventKind::DaemonStopping { reason: "r".into() },
-            EventKind::ConfigApplied {
-                config_hash: "h".into(),
-                trigger: "t".into(),
-                changes: vec![],
-                restart_required: vec![],
-            },
-            EventKind::ConfigRejected {
-                trigger: "t".into(),
-                error: "e".into(),
-            },
-            EventKind::ControlRequest {
-                method: "POST".into(),
-                route: "/v1/reload".into(),
-                uid: 0,
-                pid: Some(1),
-                status: 200,
-            },
-            EventKind::ProbeTransition {
-                probe: "p".into(),
-                from: "up".into(),
-                to: "down".into(),
-                reason: None,
-                status_code: None,
-                latency_ms: None,
-                recoveries_total: 0,
-            },
-            EventKind::ContainerEvent {
-                container: "c".into(),
-                container_id: "id".into(),
-                action: "die".into(),
-                exit_code: Some(137),
-            },
-            EventKind::DockerEngine {
-                connected: true,
-                detail: "d".into(),
-            },
-            EventKind::ProbeSilenced {
-                probe: "p".into(),
-                until: Timestamp(0),
-            },
-            EventKind::DependencyRecovered {
-                parent: "p".into(),
-                dependants: vec!["d".into()],
-            },
-            EventKind::HealStarted {
-                probe: "p".into(),
-                action: "a".into(),
-                attempt: 1,
-                cause: "down".into(),
-            },
-            EventKind::HealFinished {
-                probe: "p".into(),
-                action: "a".into(),
-                ok: true,
-                detail: "d".into(),
-            },
-            EventKind::HealGaveUp {
-                probe: "p".into(),
-                attempts: 3,
-                retry_at: Timestamp(0),
-            },
-            EventKind::IncidentClosed {
-                probe: "p".into(),
-                healed: true,
-                time_to_detect_ms: Some(1),
-                time_to_act_ms: None,
-                time_to_recover_ms: Some(3),
-            },
-            EventKind::EventsDropped {
-                subscriber: "s".into(),
-                missed: 1,
-            },
-            EventKind::TenantAlertFired {
-                rule: "r".into(),
-                tenant_id: "t".into(),
-                condition: "error_share".into(),
-                value: 64.0,
-                threshold: 50.0,
-                window_ms: 600_000,
-                endpoint: None,
-                message: "m".into(),
-            },
-            EventKind::TenantAlertResolved {
-                rule: "r".into(),
-                tenant_id: "t".into(),
-                value: 10.0,
-                firing_ms: 1000,
-                message: "m".into(),
-            },
-            EventKind::ChaosStarted {
-                experiment: "e1".into(),
-                profile: Some("p".into()),
-                target: "interface eth0".into(),
-                faults: vec!["tbf".into()],
-                until: Timestamp(0),
-            },
-            EventKind::ChaosAborted {
-                experiment: "e1".into(),
-                profile: None,
-                reason: "r".into(),
-            },
-            EventKind::ChaosRolledBack {
-                experiment: "e1".into(),
-                profile: None,
-                trigger: "deadline".into(),
-                ok: true,
-                detail: "d".into(),
-            },
-            EventKind::TenantSnapshot {
-                experiment: "e1".into(),
-                phase: "before".into(),
-                window_ms: 60_000,
-                total_requests: 10,
-                total_errors: 1,
-                tenants: vec![TenantFigures {
-                    tenant_id: "t".into(),
-                    requests: 10,
-                    errors: 1,
-                    error_share: 1.0,
-                    p95_ms: Some(12.0),
-                }],
-            },
-            EventKind::ArchiveStarted {
-                probe: "p".into(),
-                bundle: "b".into(),
-                sources: vec!["s".into()],
-            },
-            EventKind::ArchiveSpooled {
-                probe: "p".into(),
-                bundle: "b".into(),
-                path: "/s/b.tar.gz".into(),
-                bytes: 1,
-                sha256: "h".into(),
-                destination: "s3://x/b/".into(),
-            },
-            EventKind::ArchiveUploaded {
-                probe: "p".into(),
-                bundle: "b".into(),
-                location: "s3://x/b/bundle.tar.gz".into(),
-                bytes: 1,
-            },
-            EventKind::ArchiveFailed {
-                probe: "p".into(),
-                bundle: "b".into(),
-                stage: "upload".into(),
-                error: "e".into(),
-                will_retry: true,
-            },
-            EventKind::DrillStarted {
-                drill: "d1".into(),
-                name: "gameday".into(),
-                steps: 1,
-                probes: vec!["p".into()],
-                alerts: vec![],
-            },
-            EventKind::DrillStepStarted {
-                drill: "d1".into(),
-                name: "gameday".into(),
-                step: 1,
-                experiment: "x1".into(),
-                faults: vec!["tbf".into()],
-            },
-            EventKind::DrillExpectationChecked {
-                drill: "d1".into(),
-                name: "gameday".into(),
-                step: 1,
-                expectation: "probe p up within 30s".into(),
-                verdict: "met".into(),
-                measured_ms: Some(1200),
-                limit_ms: Some(30_000),
-                detail: "up after 1.2 s".into(),
-            },
-            EventKind::DrillFinished {
-                drill: "d1".into(),
-                name: "gameday".into(),
-                outcome: "passed".into(),
-                met: 1,
-                missed: 0,
-                reason: None,
-            },
-        ];
-        for kind in kinds {
+        let events = fixture::journal_0_1_0_events();
+        let names: std::collections::BTreeSet<&str> =
+            events.iter().map(|e| e.kind.name()).collect();
+        assert_eq!(names.len(), 29, "the fixture holds every kind: {names:?}");
+        for Event { kind, .. } in events {
             let json = serde_json::to_value(&kind).unwrap();
             assert_eq!(json["kind"], kind.name());
             assert!(!kind.summary().is_empty());
@@ -836,6 +659,125 @@ mod tests {
                 serde_json::from_str::<JournaledEvent>(&text).unwrap(),
                 stored
             );
+        }
+    }
+
+    /// Rows the string-typed release wrote read as the typed events with the same values, and
+    /// write back byte for byte: the journal, the API and webhooks keep their JSON.
+    #[test]
+    fn journal_rows_of_release_0_1_0_read_and_write_back_unchanged() {
+        let lines: Vec<&str> = fixture::JOURNAL_0_1_0.lines().collect();
+        let want = fixture::journal_0_1_0_events();
+        assert_eq!(lines.len(), want.len());
+        for (index, (line, want)) in lines.iter().zip(&want).enumerate() {
+            let row = index + 1;
+            let read: Event = serde_json::from_str(line)
+                .unwrap_or_else(|err| panic!("row {row} does not read: {err}\n{line}"));
+            assert_eq!(&read, want, "row {row}");
+            assert_eq!(serde_json::to_string(&read).unwrap(), *line, "row {row}");
+            assert_eq!(serde_json::to_string(want).unwrap(), *line, "row {row}");
+        }
+    }
+
+    /// `sentinelctl events` prints the typed events exactly as release 0.1.0 printed its own.
+    #[test]
+    fn the_events_table_reads_as_release_0_1_0_printed_it() {
+        let journaled: Vec<JournaledEvent> = fixture::journal_0_1_0_events()
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| JournaledEvent {
+                id: i as i64 + 1,
+                event,
+            })
+            .collect();
+        let table = crate::cli::render::events(&journaled);
+        for (row, (got, want)) in table
+            .lines()
+            .zip(fixture::EVENTS_TABLE_0_1_0.lines())
+            .enumerate()
+        {
+            assert_eq!(got, want, "line {}", row + 1);
+        }
+        assert_eq!(table, fixture::EVENTS_TABLE_0_1_0);
+    }
+
+    /// The fixture holds every word of every typed field, so the test above covers them all.
+    #[test]
+    fn release_0_1_0_fixture_holds_every_word() {
+        let mut words: std::collections::BTreeSet<String> = Default::default();
+        let mut note = |field: &str, word: &dyn std::fmt::Display| {
+            words.insert(format!("{field}={word}"));
+        };
+        for event in fixture::journal_0_1_0_events() {
+            match &event.kind {
+                EventKind::ConfigApplied { trigger, .. }
+                | EventKind::ConfigRejected { trigger, .. } => note("reload", trigger),
+                EventKind::ProbeTransition {
+                    from, to, reason, ..
+                } => {
+                    note("state", from);
+                    note("state", to);
+                    if let Some(reason) = reason {
+                        note("reason", reason);
+                    }
+                }
+                EventKind::ContainerEvent { action, .. } => note("action", action),
+                EventKind::HealStarted { cause, .. } => note("cause", cause),
+                EventKind::ChaosRolledBack { trigger, .. } => note("rollback", trigger),
+                EventKind::TenantSnapshot { phase, .. } => note("phase", phase),
+                EventKind::ArchiveFailed { stage, .. } => note("stage", stage),
+                EventKind::DrillExpectationChecked { verdict, .. } => note("verdict", verdict),
+                EventKind::DrillFinished { outcome, .. } => note("outcome", outcome),
+                _ => {}
+            }
+        }
+        let mut want: Vec<String> = Vec::new();
+        let mut all = |field: &str, names: Vec<&str>| {
+            want.extend(names.into_iter().map(|n| format!("{field}={n}")));
+        };
+        all(
+            "reload",
+            ReloadTrigger::ALL.iter().map(|w| w.as_str()).collect(),
+        );
+        all(
+            "state",
+            ProbeState::ALL.iter().map(|w| w.as_str()).collect(),
+        );
+        all(
+            "reason",
+            FailureReason::ALL.iter().map(|w| w.as_str()).collect(),
+        );
+        all(
+            "action",
+            ContainerAction::NAMED.iter().map(|w| w.as_str()).collect(),
+        );
+        all(
+            "action",
+            vec!["health_status", "health_status: healthy", "destroy"],
+        );
+        all("cause", HealCause::ALL.iter().map(|w| w.as_str()).collect());
+        all(
+            "rollback",
+            RollbackTrigger::ALL.iter().map(|w| w.as_str()).collect(),
+        );
+        all(
+            "phase",
+            SnapshotPhase::ALL.iter().map(|w| w.as_str()).collect(),
+        );
+        all(
+            "stage",
+            ArchiveStage::ALL.iter().map(|w| w.as_str()).collect(),
+        );
+        all(
+            "verdict",
+            ExpectationVerdict::ALL.iter().map(|w| w.as_str()).collect(),
+        );
+        all(
+            "outcome",
+            DrillOutcome::ALL.iter().map(|w| w.as_str()).collect(),
+        );
+        for word in want {
+            assert!(words.contains(&word), "the fixture lacks {word}");
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{EventKind, JournaledEvent, Timestamp};
+use crate::event::{EventKind, FailureReason, JournaledEvent, ProbeState, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outage {
@@ -71,8 +71,8 @@ impl OutageTracker {
             return;
         };
         let at = journaled.event.at;
-        match to.as_str() {
-            "down" => {
+        match to {
+            ProbeState::Down => {
                 // A second Down without an Up between (a restart lost it): the first ends here.
                 if let Some(index) = self.open.remove(probe.as_str()) {
                     self.found[index].up_at = Some(at);
@@ -84,16 +84,16 @@ impl OutageTracker {
                     down_at: at,
                     up_event_id: None,
                     up_at: None,
-                    reason: reason_key(reason.as_deref(), *status_code),
+                    reason: reason_key(*reason, *status_code),
                 });
             }
-            "up" => {
+            ProbeState::Up => {
                 if let Some(index) = self.open.remove(probe.as_str()) {
                     self.found[index].up_event_id = Some(journaled.id);
                     self.found[index].up_at = Some(at);
                 }
             }
-            _ => {}
+            ProbeState::Unknown | ProbeState::Failing | ProbeState::Recovering => {}
         }
     }
 
@@ -131,9 +131,9 @@ impl OutageTracker {
     }
 }
 
-fn reason_key(reason: Option<&str>, status_code: Option<u16>) -> String {
+fn reason_key(reason: Option<FailureReason>, status_code: Option<u16>) -> String {
     match (reason, status_code) {
-        (Some("http_status"), Some(code)) => format!("http_status {code}"),
+        (Some(FailureReason::HttpStatus), Some(code)) => format!("http_status {code}"),
         (Some(reason), _) => reason.to_string(),
         (None, _) => "unknown".to_string(),
     }
@@ -144,16 +144,16 @@ mod tracker_tests {
     use super::*;
     use crate::event::Event;
 
-    fn transition(id: i64, probe: &str, to: &str) -> JournaledEvent {
+    fn transition(id: i64, probe: &str, to: ProbeState) -> JournaledEvent {
         JournaledEvent {
             id,
             event: Event {
                 at: Timestamp(id * 1000),
                 kind: EventKind::ProbeTransition {
                     probe: probe.into(),
-                    from: "x".into(),
-                    to: to.into(),
-                    reason: Some("timeout".into()),
+                    from: ProbeState::Unknown,
+                    to,
+                    reason: Some(FailureReason::Timeout),
                     status_code: None,
                     latency_ms: None,
                     recoveries_total: 0,
@@ -167,7 +167,11 @@ mod tracker_tests {
         let events: Vec<JournaledEvent> = (1..=40)
             .map(|id| {
                 let probe = ["a", "b", "c"][(id % 3) as usize];
-                let to = if (id / 3) % 2 == 0 { "down" } else { "up" };
+                let to = if (id / 3) % 2 == 0 {
+                    ProbeState::Down
+                } else {
+                    ProbeState::Up
+                };
                 transition(id, probe, to)
             })
             .collect();
@@ -198,7 +202,7 @@ mod tracker_tests {
         );
         // After retain, an Up still closes the open outage it belongs to.
         let probe = open[0].probe.clone();
-        tracker.push(&transition(100, &probe, "up"));
+        tracker.push(&transition(100, &probe, ProbeState::Up));
         assert!(tracker
             .outages()
             .iter()

@@ -3,7 +3,7 @@
 //! noise around them. The analysis must find exactly what was planted, for every seed.
 
 use super::*;
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, FailureReason, ProbeState};
 use crate::tenants::test_rng::TestRng;
 
 /// Uniform in `low..high`, from the crate's seeded test generator.
@@ -26,15 +26,21 @@ struct Planted {
     db_down_ms: i64,
 }
 
-fn transition(at: i64, probe: &str, from: &str, to: &str, reason: Option<&str>) -> Event {
+fn transition(
+    at: i64,
+    probe: &str,
+    from: ProbeState,
+    to: ProbeState,
+    reason: Option<FailureReason>,
+) -> Event {
     Event {
         at: Timestamp(at),
         kind: EventKind::ProbeTransition {
             probe: probe.into(),
-            from: from.into(),
-            to: to.into(),
-            reason: reason.map(String::from),
-            status_code: (reason == Some("http_status")).then_some(503),
+            from,
+            to,
+            reason,
+            status_code: (reason == Some(FailureReason::HttpStatus)).then_some(503),
             latency_ms: Some(12.0),
             recoveries_total: 0,
         },
@@ -42,17 +48,35 @@ fn transition(at: i64, probe: &str, from: &str, to: &str, reason: Option<&str>) 
 }
 
 /// failing -> down at `at`, recovering -> up `duration` later.
-fn outage(events: &mut Vec<Event>, at: i64, duration: i64, probe: &str, reason: &str) {
-    events.push(transition(at - 1000, probe, "up", "failing", Some(reason)));
-    events.push(transition(at, probe, "failing", "down", Some(reason)));
+fn outage(events: &mut Vec<Event>, at: i64, duration: i64, probe: &str, reason: FailureReason) {
+    events.push(transition(
+        at - 1000,
+        probe,
+        ProbeState::Up,
+        ProbeState::Failing,
+        Some(reason),
+    ));
+    events.push(transition(
+        at,
+        probe,
+        ProbeState::Failing,
+        ProbeState::Down,
+        Some(reason),
+    ));
     events.push(transition(
         at + duration - 1000,
         probe,
-        "down",
-        "recovering",
+        ProbeState::Down,
+        ProbeState::Recovering,
         None,
     ));
-    events.push(transition(at + duration, probe, "recovering", "up", None));
+    events.push(transition(
+        at + duration,
+        probe,
+        ProbeState::Recovering,
+        ProbeState::Up,
+        None,
+    ));
 }
 
 fn generate(seed: u64) -> Planted {
@@ -63,7 +87,7 @@ fn generate(seed: u64) -> Planted {
     for day in 0..DAYS {
         let at = START + day * DAY + 3 * HOUR + between(&mut rng, 0, 50) * MINUTE;
         let duration = between(&mut rng, MINUTE, 5 * MINUTE);
-        outage(&mut events, at, duration, "api", "timeout");
+        outage(&mut events, at, duration, "api", FailureReason::Timeout);
         api_down_ms.push(duration);
     }
     // cache: four short outages two minutes apart on day 2 at noon
@@ -71,13 +95,19 @@ fn generate(seed: u64) -> Planted {
     for i in 0..4 {
         let duration = between(&mut rng, 10_000, 60_000);
         let at = START + 2 * DAY + 12 * HOUR + i * 2 * MINUTE;
-        outage(&mut events, at, duration, "cache", "refused");
+        outage(&mut events, at, duration, "cache", FailureReason::Refused);
         cache_down_ms.push(duration);
     }
     // db: one outage on day 4 at 15:xx, healed on the second try; a tenant spikes meanwhile
     let db_at = START + 4 * DAY + 15 * HOUR + between(&mut rng, 0, 30) * MINUTE;
     let db_down_ms = between(&mut rng, 2 * MINUTE, 10 * MINUTE);
-    outage(&mut events, db_at, db_down_ms, "db", "http_status");
+    outage(
+        &mut events,
+        db_at,
+        db_down_ms,
+        "db",
+        FailureReason::HttpStatus,
+    );
     for (offset, ok) in [(10_000, false), (40_000, true)] {
         events.push(Event {
             at: Timestamp(db_at + offset),
@@ -112,10 +142,28 @@ fn generate(seed: u64) -> Planted {
     // noise: blips that never reach Down, and probes that only ever come up
     for _ in 0..between(&mut rng, 5, 40) {
         let at = START + between(&mut rng, 0, DAYS * DAY);
-        events.push(transition(at, "web", "up", "failing", Some("timeout")));
-        events.push(transition(at + 500, "web", "failing", "up", None));
+        events.push(transition(
+            at,
+            "web",
+            ProbeState::Up,
+            ProbeState::Failing,
+            Some(FailureReason::Timeout),
+        ));
+        events.push(transition(
+            at + 500,
+            "web",
+            ProbeState::Failing,
+            ProbeState::Up,
+            None,
+        ));
     }
-    events.push(transition(START, "web", "unknown", "up", None));
+    events.push(transition(
+        START,
+        "web",
+        ProbeState::Unknown,
+        ProbeState::Up,
+        None,
+    ));
     events.sort_by_key(|e| e.at);
     let events = events
         .into_iter()

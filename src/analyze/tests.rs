@@ -1,7 +1,7 @@
 //! Table-driven tests of each finding's rule at its edges.
 
 use super::*;
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, FailureReason, ProbeState};
 
 const MIN: i64 = 60_000;
 
@@ -15,12 +15,17 @@ fn at(id: i64, millis: i64, kind: EventKind) -> JournaledEvent {
     }
 }
 
-fn moved(probe: &str, to: &str, reason: Option<&str>, code: Option<u16>) -> EventKind {
+fn moved(
+    probe: &str,
+    to: ProbeState,
+    reason: Option<FailureReason>,
+    code: Option<u16>,
+) -> EventKind {
     EventKind::ProbeTransition {
         probe: probe.into(),
-        from: "x".into(),
-        to: to.into(),
-        reason: reason.map(String::from),
+        from: ProbeState::Unknown,
+        to,
+        reason,
         status_code: code,
         latency_ms: None,
         recoveries_total: 0,
@@ -36,7 +41,7 @@ fn journal(steps: &[Step]) -> Vec<JournaledEvent> {
             at(
                 i as i64 + 1,
                 minute * MIN,
-                moved(probe, to, Some("timeout"), None),
+                moved(probe, *to, Some(FailureReason::Timeout), None),
             )
         })
         .collect()
@@ -50,7 +55,7 @@ fn everything() -> Range {
 }
 
 /// `(minute, probe, to)`: one transition.
-type Step<'a> = (i64, &'a str, &'a str);
+type Step<'a> = (i64, &'a str, ProbeState);
 /// `(probe, down minute, up minute)`: one outage.
 type Span<'a> = (&'a str, i64, Option<i64>);
 
@@ -59,22 +64,33 @@ fn outage_rules() {
     // (journal, expected (probe, down minute, up minute))
     let cases: Vec<(Vec<Step>, Vec<Span>)> = vec![
         (
-            vec![(1, "a", "down"), (5, "a", "up")],
+            vec![(1, "a", ProbeState::Down), (5, "a", ProbeState::Up)],
             vec![("a", 1, Some(5))],
         ),
-        (vec![(1, "a", "failing"), (2, "a", "up")], vec![]),
         (
-            vec![(1, "a", "down"), (3, "a", "recovering")],
+            vec![(1, "a", ProbeState::Failing), (2, "a", ProbeState::Up)],
+            vec![],
+        ),
+        (
+            vec![(1, "a", ProbeState::Down), (3, "a", ProbeState::Recovering)],
             vec![("a", 1, None)],
         ),
         // a lost Up: the second Down closes the first outage
         (
-            vec![(1, "a", "down"), (4, "a", "down"), (9, "a", "up")],
+            vec![
+                (1, "a", ProbeState::Down),
+                (4, "a", ProbeState::Down),
+                (9, "a", ProbeState::Up),
+            ],
             vec![("a", 1, Some(4)), ("a", 4, Some(9))],
         ),
-        (vec![(1, "a", "up")], vec![]),
+        (vec![(1, "a", ProbeState::Up)], vec![]),
         (
-            vec![(1, "a", "down"), (2, "b", "down"), (3, "a", "up")],
+            vec![
+                (1, "a", ProbeState::Down),
+                (2, "b", ProbeState::Down),
+                (3, "a", ProbeState::Up),
+            ],
             vec![("a", 1, Some(3)), ("b", 2, None)],
         ),
     ];
@@ -97,13 +113,17 @@ fn outage_rules() {
 #[test]
 fn reason_keys_carry_the_http_status() {
     let cases = [
-        (Some("http_status"), Some(503), "http_status 503"),
-        (Some("http_status"), None, "http_status"),
-        (Some("timeout"), Some(200), "timeout"),
+        (
+            Some(FailureReason::HttpStatus),
+            Some(503),
+            "http_status 503",
+        ),
+        (Some(FailureReason::HttpStatus), None, "http_status"),
+        (Some(FailureReason::Timeout), Some(200), "timeout"),
         (None, None, "unknown"),
     ];
     for (reason, code, want) in cases {
-        let events = vec![at(1, 0, moved("p", "down", reason, code))];
+        let events = vec![at(1, 0, moved("p", ProbeState::Down, reason, code))];
         assert_eq!(outages(&events)[0].reason, want);
     }
 }
@@ -121,7 +141,7 @@ fn flapping_needs_enough_downs_inside_one_window() {
     for (minutes, flaps) in cases {
         let steps: Vec<Step> = minutes
             .iter()
-            .flat_map(|m| [(*m, "p", "down"), (*m, "p", "up")])
+            .flat_map(|m| [(*m, "p", ProbeState::Down), (*m, "p", ProbeState::Up)])
             .collect();
         let found = analyze(&journal(&steps), everything());
         assert_eq!(!found.flapping.is_empty(), flaps, "{minutes:?}");
@@ -140,7 +160,7 @@ fn recurring_needs_the_same_hour_on_distinct_days() {
     for (minutes, hour) in cases {
         let steps: Vec<Step> = minutes
             .iter()
-            .flat_map(|m| [(*m, "p", "down"), (*m + 1, "p", "up")])
+            .flat_map(|m| [(*m, "p", ProbeState::Down), (*m + 1, "p", ProbeState::Up)])
             .collect();
         let found = analyze(&journal(&steps), everything());
         assert_eq!(
@@ -153,7 +173,11 @@ fn recurring_needs_the_same_hour_on_distinct_days() {
 
 #[test]
 fn range_bounds_what_counts_and_closes_open_outages() {
-    let events = journal(&[(1, "p", "down"), (10, "p", "up"), (20, "p", "down")]);
+    let events = journal(&[
+        (1, "p", ProbeState::Down),
+        (10, "p", ProbeState::Up),
+        (20, "p", ProbeState::Down),
+    ]);
     let range = Range {
         since: Timestamp(5 * MIN),
         until: Timestamp(30 * MIN),
@@ -197,7 +221,7 @@ fn tenant_alert_coincides_with_outages_within_the_margin() {
         (99 - margin, false),
     ];
     for (minute, coincides) in cases {
-        let mut events = journal(&[(100, "db", "down"), (110, "db", "up")]);
+        let mut events = journal(&[(100, "db", ProbeState::Down), (110, "db", ProbeState::Up)]);
         events.push(alert(3, minute));
         let spike = &analyze(&events, everything()).tenant_spikes[0];
         assert_eq!(
@@ -212,7 +236,12 @@ fn tenant_alert_coincides_with_outages_within_the_margin() {
 #[test]
 fn evidence_quotes_a_bounded_number_of_ids() {
     let steps: Vec<Step> = (0..MAX_EVIDENCE_IDS as i64 + 5)
-        .flat_map(|m| [(m * 100, "p", "down"), (m * 100 + 1, "p", "up")])
+        .flat_map(|m| {
+            [
+                (m * 100, "p", ProbeState::Down),
+                (m * 100 + 1, "p", ProbeState::Up),
+            ]
+        })
         .collect();
     let found = analyze(&journal(&steps), everything());
     let evidence = &found.failing_probes[0].evidence;

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::beneath::SkipReason;
 use super::perms::Ownership;
 use super::ArchiveError;
-use crate::event::Timestamp;
+use crate::event::{FailureReason, Timestamp};
 
 /// One file inside the bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub struct Manifest {
     pub bundle: String,
     pub probe: String,
     pub target: String,
-    pub failure_reason: Option<String>,
+    pub failure_reason: Option<FailureReason>,
     /// When the probe went Down, when collection began and ended (RFC 3339, UTC).
     pub down_at: Option<String>,
     pub collected_from: String,
@@ -242,7 +242,7 @@ mod tests {
             bundle: "20231114T221320Z-demo".into(),
             probe: "demo".into(),
             target: "demo".into(),
-            failure_reason: Some("refused".into()),
+            failure_reason: Some(FailureReason::Refused),
             down_at: None,
             collected_from: "a".into(),
             collected_to: "b".into(),

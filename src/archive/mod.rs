@@ -32,7 +32,7 @@ pub use uploader::retry_delay;
 
 use crate::config::{Config, ProbeConfig, SourceKind, SourceSection};
 use crate::docker::DockerEngine;
-use crate::event::{Bus, EventKind, Timestamp};
+use crate::event::{ArchiveStage, Bus, EventKind, FailureReason, Timestamp};
 use crate::probe::AnyProbe;
 
 #[derive(Debug, Error)]
@@ -118,7 +118,7 @@ pub struct CaptureRequest {
     pub container: Option<String>,
     pub sources: Vec<String>,
     /// The probe's failure reason (`refused`, `timeout`, ...).
-    pub reason: Option<String>,
+    pub reason: Option<FailureReason>,
     pub down_at: Option<Timestamp>,
 }
 
@@ -257,7 +257,7 @@ impl Archiver {
                 this.inner.bus.publish(EventKind::ArchiveFailed {
                     probe: request.probe.clone(),
                     bundle: name.clone(),
-                    stage: "spool".into(),
+                    stage: ArchiveStage::Spool,
                     error: err.to_string(),
                     will_retry: false,
                 });
@@ -274,7 +274,7 @@ impl Archiver {
             self.inner.bus.publish(EventKind::ArchiveFailed {
                 probe,
                 bundle,
-                stage: "timeout".into(),
+                stage: ArchiveStage::Timeout,
                 error: format!(
                     "not on local disk within the archive timeout ({waited}); the restart went ahead and collection continues"
                 ),
@@ -312,7 +312,7 @@ impl Archiver {
             self.inner.bus.publish(EventKind::ArchiveFailed {
                 probe,
                 bundle,
-                stage: "shutdown".into(),
+                stage: ArchiveStage::Shutdown,
                 error,
                 will_retry: false,
             });
@@ -348,7 +348,7 @@ impl Archiver {
             bundle: name.to_string(),
             probe: request.probe.clone(),
             target: target.to_string(),
-            failure_reason: request.reason.clone(),
+            failure_reason: request.reason,
             down_at: request.down_at.map(Timestamp::to_rfc3339),
             collected_from: started.to_rfc3339(),
             collected_to: Timestamp::now().to_rfc3339(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{plan_quota, ArchiveRecord, Archiver, Upload, UploadState};
-use crate::event::{EventKind, Timestamp};
+use crate::event::{ArchiveStage, EventKind, Timestamp};
 
 impl Archiver {
     /// Upload pending bundles (now and after every restart) with backoff, and keep the spool
@@ -94,7 +94,7 @@ impl Archiver {
                 self.inner.bus.publish(EventKind::ArchiveFailed {
                     probe: record.probe,
                     bundle: name,
-                    stage: "upload".into(),
+                    stage: ArchiveStage::Upload,
                     error: err.to_string(),
                     will_retry: true,
                 });
@@ -136,7 +136,7 @@ impl Archiver {
             self.inner.bus.publish(EventKind::ArchiveFailed {
                 probe: oldest.map(|r| r.probe.clone()).unwrap_or_default(),
                 bundle: oldest.map(|r| r.name.clone()).unwrap_or_default(),
-                stage: "quota".into(),
+                stage: ArchiveStage::Quota,
                 error: format!(
                     "spool over its quota by {} bytes and only un-uploaded bundles are left; they are kept until uploaded",
                     plan.still_over

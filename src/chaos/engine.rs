@@ -18,7 +18,7 @@ use super::spec::ExperimentSpec;
 use super::{Capability, ChaosError};
 use crate::config::HumanDuration;
 use crate::docker::DockerEngine;
-use crate::event::{Bus, EventKind, Timestamp};
+use crate::event::{Bus, EventKind, RollbackTrigger, Timestamp};
 use crate::journal::ExperimentStore;
 
 /// A named, reusable experiment from `[[chaos.profile]]`.
@@ -59,13 +59,13 @@ pub(super) enum StopReason {
 }
 
 impl StopReason {
-    pub(super) fn trigger(&self) -> &'static str {
+    pub(super) fn trigger(&self) -> RollbackTrigger {
         match self {
-            Self::Deadline => "deadline",
-            Self::Stop => "stop",
-            Self::Shutdown => "shutdown",
-            Self::Halt(_) => "halt",
-            Self::Recovery => "recovery",
+            Self::Deadline => RollbackTrigger::Deadline,
+            Self::Stop => RollbackTrigger::Stop,
+            Self::Shutdown => RollbackTrigger::Shutdown,
+            Self::Halt(_) => RollbackTrigger::Halt,
+            Self::Recovery => RollbackTrigger::Recovery,
         }
     }
 }

@@ -12,7 +12,7 @@ use super::*;
 use crate::chaos::action::Action;
 use crate::chaos::cgroup::CgroupChange;
 use crate::chaos::spec::{Fault, TargetSpec};
-use crate::event::Event;
+use crate::event::{Event, ProbeState};
 
 /// Records calls; `apply` checks the experiment row is journaled before any change.
 struct FakeHost {
@@ -192,7 +192,7 @@ async fn stop_rolls_back_in_reverse_order_and_journals_each_state() {
     );
     match next_chaos_event(&mut s.events).await {
         EventKind::ChaosRolledBack { trigger, ok, .. } => {
-            assert_eq!((trigger.as_str(), ok), ("stop", true))
+            assert_eq!((trigger, ok), (RollbackTrigger::Stop, true))
         }
         other => panic!("{other:?}"),
     }
@@ -260,7 +260,9 @@ async fn deadline_rolls_back_on_its_own() {
     s.engine.start(adhoc("/app", "50ms")).await.unwrap();
     next_chaos_event(&mut s.events).await;
     match next_chaos_event(&mut s.events).await {
-        EventKind::ChaosRolledBack { trigger, .. } => assert_eq!(trigger, "deadline"),
+        EventKind::ChaosRolledBack { trigger, .. } => {
+            assert_eq!(trigger, RollbackTrigger::Deadline)
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(calls(&s.host).len(), 4);
@@ -277,23 +279,23 @@ async fn a_halt_probe_going_down_aborts_and_rolls_back() {
     };
     let view = s.engine.start(start).await.unwrap();
     next_chaos_event(&mut s.events).await;
-    let transition = |probe: &str, to: &str| EventKind::ProbeTransition {
+    let transition = |probe: &str, to: ProbeState| EventKind::ProbeTransition {
         probe: probe.into(),
-        from: "up".into(),
-        to: to.into(),
+        from: ProbeState::Up,
+        to,
         reason: None,
         status_code: None,
         latency_ms: None,
         recoveries_total: 0,
     };
-    s.bus.publish(transition("other", "down"));
-    s.bus.publish(transition("api", "down"));
+    s.bus.publish(transition("other", ProbeState::Down));
+    s.bus.publish(transition("api", ProbeState::Down));
     match next_chaos_event(&mut s.events).await {
         EventKind::ChaosAborted { reason, .. } => assert_eq!(reason, "probe api went down"),
         other => panic!("{other:?}"),
     }
     match next_chaos_event(&mut s.events).await {
-        EventKind::ChaosRolledBack { trigger, .. } => assert_eq!(trigger, "halt"),
+        EventKind::ChaosRolledBack { trigger, .. } => assert_eq!(trigger, RollbackTrigger::Halt),
         other => panic!("{other:?}"),
     }
     assert_eq!(

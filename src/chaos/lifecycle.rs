@@ -12,7 +12,7 @@ use super::engine::{blocking, lock, ChaosEngine, StopReason};
 use super::experiment::{Experiment, ExperimentState};
 use super::host::ChaosHost;
 use super::ChaosError;
-use crate::event::{EventKind, Timestamp};
+use crate::event::{EventKind, ProbeState, RollbackTrigger, Timestamp};
 
 impl ChaosEngine {
     pub(super) async fn roll_back(
@@ -52,19 +52,19 @@ impl ChaosEngine {
         match ok {
             true => tracing::info!(
                 id = experiment.id,
-                trigger = reason.trigger(),
+                trigger = reason.trigger().as_str(),
                 "chaos rolled back: {detail}"
             ),
             false => tracing::error!(
                 id = experiment.id,
-                trigger = reason.trigger(),
+                trigger = reason.trigger().as_str(),
                 "chaos rollback failed: {detail}"
             ),
         }
         self.inner.bus.publish(EventKind::ChaosRolledBack {
             experiment: experiment.id.clone(),
             profile: experiment.profile.clone(),
-            trigger: reason.trigger().into(),
+            trigger: reason.trigger(),
             ok,
             detail,
         });
@@ -89,7 +89,7 @@ impl ChaosEngine {
                 let EventKind::ProbeTransition { probe, to, .. } = kind else {
                     continue;
                 };
-                if to != "down" {
+                if to != ProbeState::Down {
                     continue;
                 }
                 let condition = format!("probe:{probe}");
@@ -160,7 +160,7 @@ impl ChaosEngine {
             self.inner.bus.publish(EventKind::ChaosRolledBack {
                 experiment: "orphan".into(),
                 profile: None,
-                trigger: "sweep".into(),
+                trigger: RollbackTrigger::Sweep,
                 ok: result.is_ok(),
                 detail: format!("{described}: {detail}"),
             });

@@ -101,7 +101,7 @@ fn facts(report: &ExperimentReport) -> Vec<String> {
         Some(rolled_back) => started.push_str(&format!(
             ", rolled back after {} ({})",
             since(rolled_back),
-            report.rollback_trigger.as_deref().unwrap_or("?")
+            report.rollback_trigger.map_or("?", |t| t.as_str())
         )),
         None => started.push_str(", not rolled back yet"),
     }
@@ -213,7 +213,7 @@ fn cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Timestamp;
+    use crate::event::{RollbackTrigger, Timestamp};
     use crate::report::{ProbeTimes, TimelineEntry, Violation};
 
     fn sample() -> ExperimentReport {
@@ -226,7 +226,7 @@ mod tests {
             created: Timestamp(0),
             fault_applied: Some(Timestamp(1_000)),
             rolled_back: Some(Timestamp(9_000)),
-            rollback_trigger: Some("stop".into()),
+            rollback_trigger: Some(RollbackTrigger::Stop),
             outcome: Some("stop".into()),
             hypothesis: None,
             verdict: Verdict::Violated {

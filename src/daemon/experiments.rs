@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{Bus, EventKind, TenantFigures, Timestamp};
+use crate::event::{Bus, EventKind, SnapshotPhase, TenantFigures, Timestamp};
 use crate::tenants::{RankBy, TenantService, TopTenants};
 
 /// Tenants per snapshot: enough for a post-mortem table, small enough for the journal.
@@ -41,13 +41,13 @@ pub fn spawn_tenant_snapshots(
                     experiment, until, ..
                 } => {
                     started.insert(experiment.clone(), event.at);
-                    (experiment, "before", until.0 - event.at.0)
+                    (experiment, SnapshotPhase::Before, until.0 - event.at.0)
                 }
                 EventKind::ChaosRolledBack { experiment, .. } => {
                     let Some(at) = started.remove(&experiment) else {
                         continue;
                     };
-                    (experiment, "during", event.at.0 - at.0)
+                    (experiment, SnapshotPhase::During, event.at.0 - at.0)
                 }
                 _ => continue,
             };
@@ -61,10 +61,10 @@ pub fn spawn_tenant_snapshots(
     })
 }
 
-fn snapshot(experiment: String, phase: &str, top: TopTenants) -> EventKind {
+fn snapshot(experiment: String, phase: SnapshotPhase, top: TopTenants) -> EventKind {
     EventKind::TenantSnapshot {
         experiment,
-        phase: phase.to_string(),
+        phase,
         window_ms: top.window_ms,
         total_requests: top.total_requests,
         total_errors: top.total_errors,

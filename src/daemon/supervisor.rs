@@ -26,22 +26,7 @@ use crate::metrics::MetricsView;
 use crate::probe::{self, ProbeBoard, ProbeState};
 use crate::tenants::TenantService;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReloadTrigger {
-    Api,
-    Signal,
-    FileChange,
-}
-
-impl ReloadTrigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Api => "api",
-            Self::Signal => "sighup",
-            Self::FileChange => "file-change",
-        }
-    }
-}
+pub use crate::event::ReloadTrigger;
 
 pub fn retention_of(config: &Config) -> Retention {
     Retention {
@@ -249,7 +234,7 @@ impl Supervisor {
                     "config rejected, keeping the running one: {error}"
                 );
                 self.bus.publish(EventKind::ConfigRejected {
-                    trigger: trigger.as_str().into(),
+                    trigger,
                     error: error.clone(),
                 });
                 ReloadReport {
@@ -388,7 +373,7 @@ impl Supervisor {
         );
         self.bus.publish(EventKind::ConfigApplied {
             config_hash: loaded.hash,
-            trigger: trigger.as_str().into(),
+            trigger,
             changes: report.changes.clone(),
             restart_required: report.restart_required.clone(),
         });

@@ -13,7 +13,7 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{Bus, EventKind};
+use crate::event::{Bus, ContainerAction, EventKind};
 
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
@@ -169,7 +169,7 @@ fn publish(bus: &Bus, message: bollard::models::EventMessage) {
     let Some(name) = attributes.get("name").cloned() else {
         return;
     };
-    let action = message.action.unwrap_or_default();
+    let action = ContainerAction::from(message.action.as_deref().unwrap_or_default());
     bus.publish(EventKind::ContainerEvent {
         container: name,
         container_id: actor.id.unwrap_or_default(),

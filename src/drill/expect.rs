@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Expectation;
-use crate::event::{Event, EventKind, Timestamp};
+use crate::event::{Event, EventKind, ProbeState, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
@@ -67,9 +67,11 @@ pub fn evaluate(
                     if p != probe {
                         continue;
                     }
-                    match (to.as_str(), down_at) {
-                        ("down", None) => down_at = Some(event.at),
-                        ("up", Some(_)) => return judged(since(event.at), *within, "up again"),
+                    match (to, down_at) {
+                        (ProbeState::Down, None) => down_at = Some(event.at),
+                        (ProbeState::Up, Some(_)) => {
+                            return judged(since(event.at), *within, "up again")
+                        }
                         _ => {}
                     }
                 }
@@ -92,7 +94,7 @@ pub fn evaluate(
         }
         Expectation::ProbeStaysUp { probe } => {
             let down = after_start.into_iter().find(|e| {
-                matches!(&e.kind, EventKind::ProbeTransition { probe: p, to, .. } if p == probe && to == "down")
+                matches!(&e.kind, EventKind::ProbeTransition { probe: p, to: ProbeState::Down, .. } if p == probe)
             });
             match (down, step_over) {
                 (Some(event), _) => Verdict::Missed {
@@ -151,13 +153,13 @@ mod tests {
         }
     }
 
-    fn transition(offset_ms: i64, probe: &str, to: &str) -> Event {
+    fn transition(offset_ms: i64, probe: &str, to: ProbeState) -> Event {
         at(
             offset_ms,
             EventKind::ProbeTransition {
                 probe: probe.into(),
-                from: "x".into(),
-                to: to.into(),
+                from: ProbeState::Unknown,
+                to,
                 reason: None,
                 status_code: None,
                 latency_ms: None,
@@ -239,8 +241,8 @@ mod tests {
                 "down then up in time",
                 up_within("sql", 30),
                 vec![
-                    transition(2_000, "sql", "down"),
-                    transition(4_200, "sql", "up"),
+                    transition(2_000, "sql", ProbeState::Down),
+                    transition(4_200, "sql", ProbeState::Up),
                 ],
                 5_000,
                 false,
@@ -251,8 +253,8 @@ mod tests {
                 "up too late",
                 up_within("sql", 30),
                 vec![
-                    transition(2_000, "sql", "down"),
-                    transition(31_000, "sql", "up"),
+                    transition(2_000, "sql", ProbeState::Down),
+                    transition(31_000, "sql", ProbeState::Up),
                 ],
                 31_000,
                 false,
@@ -262,7 +264,7 @@ mod tests {
             (
                 "still down before the deadline",
                 up_within("sql", 30),
-                vec![transition(2_000, "sql", "down")],
+                vec![transition(2_000, "sql", ProbeState::Down)],
                 10_000,
                 false,
                 "pending",
@@ -271,7 +273,7 @@ mod tests {
             (
                 "still down after the deadline",
                 up_within("sql", 30),
-                vec![transition(2_000, "sql", "down")],
+                vec![transition(2_000, "sql", ProbeState::Down)],
                 30_001,
                 false,
                 "missed",
@@ -281,8 +283,8 @@ mod tests {
                 "an up before the down does not count",
                 up_within("sql", 30),
                 vec![
-                    transition(100, "sql", "up"),
-                    transition(2_000, "sql", "down"),
+                    transition(100, "sql", ProbeState::Up),
+                    transition(2_000, "sql", ProbeState::Down),
                 ],
                 5_000,
                 false,
@@ -293,8 +295,8 @@ mod tests {
                 "other probes are ignored",
                 up_within("sql", 30),
                 vec![
-                    transition(1_000, "api", "down"),
-                    transition(2_000, "api", "up"),
+                    transition(1_000, "api", ProbeState::Down),
+                    transition(2_000, "api", ProbeState::Up),
                 ],
                 5_000,
                 false,
@@ -305,8 +307,8 @@ mod tests {
                 "events before the start are ignored",
                 up_within("sql", 30),
                 vec![
-                    transition(-5_000, "sql", "down"),
-                    transition(-1_000, "sql", "up"),
+                    transition(-5_000, "sql", ProbeState::Down),
+                    transition(-1_000, "sql", ProbeState::Up),
                 ],
                 31_000,
                 false,
@@ -341,11 +343,36 @@ mod tests {
                 Some(12_000),
             ),
             (
+                "failing and recovering are not down",
+                stays_up.clone(),
+                vec![
+                    transition(1_000, "api", ProbeState::Failing),
+                    transition(1_500, "api", ProbeState::Recovering),
+                    transition(2_000, "api", ProbeState::Unknown),
+                ],
+                12_000,
+                true,
+                "met",
+                Some(12_000),
+            ),
+            (
+                "failing is not down for up-within either",
+                up_within("sql", 30),
+                vec![
+                    transition(1_000, "sql", ProbeState::Failing),
+                    transition(2_000, "sql", ProbeState::Up),
+                ],
+                3_000,
+                true,
+                "met",
+                None,
+            ),
+            (
                 "stays up misses at the first down",
                 stays_up.clone(),
                 vec![
-                    transition(1_500, "api", "down"),
-                    transition(2_500, "api", "up"),
+                    transition(1_500, "api", ProbeState::Down),
+                    transition(2_500, "api", ProbeState::Up),
                 ],
                 3_000,
                 false,
@@ -425,8 +452,8 @@ mod tests {
             &up_within("sql", 30),
             Timestamp(START),
             &[
-                transition(2_000, "sql", "down"),
-                transition(4_200, "sql", "up"),
+                transition(2_000, "sql", ProbeState::Down),
+                transition(4_200, "sql", ProbeState::Up),
             ],
             Timestamp(START + 5_000),
             false,

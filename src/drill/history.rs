@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::runner::{CheckResult, DrillRun, RunState};
-use crate::event::{EventKind, JournaledEvent, Timestamp};
+use crate::event::{DrillOutcome, EventKind, ExpectationVerdict, JournaledEvent, Timestamp};
 
 /// The journal kinds this reads.
 pub const DRILL_KINDS: [&str; 4] = [
@@ -57,7 +57,7 @@ pub fn runs_from_journal(events: &[JournaledEvent]) -> Vec<DrillRun> {
                     run.results.push(CheckResult {
                         step: *step,
                         expectation: expectation.clone(),
-                        met: verdict == "met",
+                        met: *verdict == ExpectationVerdict::Met,
                         measured_ms: *measured_ms,
                         limit_ms: *limit_ms,
                         detail: detail.clone(),
@@ -71,11 +71,7 @@ pub fn runs_from_journal(events: &[JournaledEvent]) -> Vec<DrillRun> {
                 ..
             } => {
                 if let Some(run) = runs.get_mut(drill) {
-                    run.state = match outcome.as_str() {
-                        "passed" => RunState::Passed,
-                        "failed" => RunState::Failed,
-                        _ => RunState::Aborted,
-                    };
+                    run.state = RunState::from(*outcome);
                     run.ended = Some(at);
                     run.reason = reason.clone();
                 }
@@ -117,7 +113,7 @@ pub fn close_interrupted(runs: &mut [DrillRun], now: Timestamp) -> Vec<EventKind
             EventKind::DrillFinished {
                 drill: run.id.clone(),
                 name: run.name.clone(),
-                outcome: RunState::Aborted.as_str().into(),
+                outcome: DrillOutcome::Aborted,
                 met,
                 missed: run.results.len() - met,
                 reason: run.reason.clone(),

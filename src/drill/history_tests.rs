@@ -1,7 +1,8 @@
 //! Runs rebuilt from hand-made journals, and the closing of interrupted ones.
 
 use super::*;
-use crate::event::Event;
+use crate::event::{DrillOutcome, Event, ExpectationVerdict};
+use ExpectationVerdict::{Met, Missed};
 
 fn at(id: i64, kind: EventKind) -> JournaledEvent {
     JournaledEvent {
@@ -35,13 +36,13 @@ fn step(id: i64, drill: &str, step: usize, experiment: &str) -> JournaledEvent {
     at(id, kind)
 }
 
-fn checked(id: i64, drill: &str, verdict: &str) -> JournaledEvent {
+fn checked(id: i64, drill: &str, verdict: ExpectationVerdict) -> JournaledEvent {
     let kind = EventKind::DrillExpectationChecked {
         drill: drill.into(),
         name: "gameday".into(),
         step: 1,
         expectation: "probe sql up within 30s".into(),
-        verdict: verdict.into(),
+        verdict,
         measured_ms: Some(1_000),
         limit_ms: Some(30_000),
         detail: "up after 1.0 s".into(),
@@ -49,14 +50,14 @@ fn checked(id: i64, drill: &str, verdict: &str) -> JournaledEvent {
     at(id, kind)
 }
 
-fn finished(id: i64, drill: &str, outcome: &str) -> JournaledEvent {
+fn finished(id: i64, drill: &str, outcome: DrillOutcome) -> JournaledEvent {
     let kind = EventKind::DrillFinished {
         drill: drill.into(),
         name: "gameday".into(),
-        outcome: outcome.into(),
+        outcome,
         met: 1,
         missed: 0,
-        reason: (outcome == "aborted").then(|| "stopped by an operator".into()),
+        reason: (outcome == DrillOutcome::Aborted).then(|| "stopped by an operator".into()),
     };
     at(id, kind)
 }
@@ -66,16 +67,16 @@ fn runs_are_rebuilt_with_their_steps_results_and_outcome() {
     let events = vec![
         started(1, "d1"),
         step(2, "d1", 1, "x1"),
-        checked(3, "d1", "met"),
+        checked(3, "d1", Met),
         step(4, "d1", 2, "x2"),
-        checked(5, "d1", "missed"),
-        finished(6, "d1", "failed"),
+        checked(5, "d1", Missed),
+        finished(6, "d1", DrillOutcome::Failed),
         started(7, "d2"),
-        finished(8, "d2", "aborted"),
+        finished(8, "d2", DrillOutcome::Aborted),
         started(9, "d3"),
         step(10, "d3", 1, "x3"),
         // a check of a run whose start is outside the events changes nothing
-        checked(11, "d0", "met"),
+        checked(11, "d0", Met),
     ];
     let runs = runs_from_journal(&events);
     let summary: Vec<(&str, RunState, usize, usize, Option<i64>)> = runs
@@ -114,8 +115,8 @@ fn only_running_runs_are_closed_with_what_they_decided() {
             "finished",
             vec![
                 started(1, "d1"),
-                checked(2, "d1", "met"),
-                finished(3, "d1", "passed"),
+                checked(2, "d1", Met),
+                finished(3, "d1", DrillOutcome::Passed),
             ],
             vec![],
         ),
@@ -128,9 +129,9 @@ fn only_running_runs_are_closed_with_what_they_decided() {
             "interrupted after checks",
             vec![
                 started(1, "d1"),
-                checked(2, "d1", "met"),
-                checked(3, "d1", "missed"),
-                checked(4, "d1", "met"),
+                checked(2, "d1", Met),
+                checked(3, "d1", Missed),
+                checked(4, "d1", Met),
             ],
             vec![("d1", 2, 1)],
         ),
@@ -138,7 +139,7 @@ fn only_running_runs_are_closed_with_what_they_decided() {
             "one finished, a later one interrupted",
             vec![
                 started(1, "d1"),
-                finished(2, "d1", "passed"),
+                finished(2, "d1", DrillOutcome::Passed),
                 started(3, "d2"),
             ],
             vec![("d2", 0, 0)],
@@ -157,7 +158,7 @@ fn only_running_runs_are_closed_with_what_they_decided() {
                     reason,
                     ..
                 } => {
-                    assert_eq!(outcome, "aborted", "{name}");
+                    assert_eq!(outcome, DrillOutcome::Aborted, "{name}");
                     assert_eq!(reason.as_deref(), Some(INTERRUPTED), "{name}");
                     (drill, met, missed)
                 }
@@ -173,5 +174,20 @@ fn only_running_runs_are_closed_with_what_they_decided() {
             runs.iter().all(|r| r.state != RunState::Running),
             "{name}: every run is closed"
         );
+    }
+}
+
+#[test]
+fn each_outcome_rebuilds_its_run_state() {
+    // (outcome journaled, state rebuilt)
+    let cases = [
+        (DrillOutcome::Passed, RunState::Passed),
+        (DrillOutcome::Failed, RunState::Failed),
+        (DrillOutcome::Aborted, RunState::Aborted),
+    ];
+    for (outcome, want) in cases {
+        let runs = runs_from_journal(&[started(1, "d1"), finished(2, "d1", outcome)]);
+        assert_eq!(runs[0].state, want, "{outcome}");
+        assert_eq!(runs[0].state.as_str(), outcome.as_str(), "{outcome}");
     }
 }

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::expect::{evaluate, Verdict};
 use super::{Drill, DrillError, Step};
 use crate::chaos::ChaosEngine;
-use crate::event::{Bus, Event, EventKind, Timestamp};
+use crate::event::{Bus, DrillOutcome, Event, EventKind, ExpectationVerdict, Timestamp};
 use crate::probe::{ProbeBoard, ProbeState};
 
 /// Finished runs kept for `GET /v1/drills` (the journal keeps all of them as events).
@@ -37,6 +37,16 @@ impl RunState {
             Self::Passed => "passed",
             Self::Failed => "failed",
             Self::Aborted => "aborted",
+        }
+    }
+}
+
+impl From<DrillOutcome> for RunState {
+    fn from(outcome: DrillOutcome) -> Self {
+        match outcome {
+            DrillOutcome::Passed => Self::Passed,
+            DrillOutcome::Failed => Self::Failed,
+            DrillOutcome::Aborted => Self::Aborted,
         }
     }
 }
@@ -277,11 +287,12 @@ impl DrillRunner {
         let results = run.map(|r| r.results).unwrap_or_default();
         let met = results.iter().filter(|r| r.met).count();
         let missed = results.len() - met;
-        let state = match (&abort, missed) {
-            (Some(_), _) => RunState::Aborted,
-            (None, 0) => RunState::Passed,
-            (None, _) => RunState::Failed,
+        let outcome = match (&abort, missed) {
+            (Some(_), _) => DrillOutcome::Aborted,
+            (None, 0) => DrillOutcome::Passed,
+            (None, _) => DrillOutcome::Failed,
         };
+        let state = RunState::from(outcome);
         self.update(&id, |run| {
             run.state = state;
             run.ended = Some(Timestamp::now());
@@ -294,7 +305,7 @@ impl DrillRunner {
         self.inner.bus.publish(EventKind::DrillFinished {
             drill: id.clone(),
             name: drill.name.clone(),
-            outcome: state.as_str().into(),
+            outcome,
             met,
             missed,
             reason: abort,
@@ -373,7 +384,7 @@ impl DrillRunner {
                 received = events.recv() => match received {
                     Ok(event) => {
                         match &event.kind {
-                            EventKind::ProbeTransition { probe, to, .. } if to == "down" && !ignored(probe) => {
+                            EventKind::ProbeTransition { probe, to: ProbeState::Down, .. } if !ignored(probe) => {
                                 return Err(Interrupt::Abort(format!("unrelated failure of probe {probe}")));
                             }
                             EventKind::ChaosRolledBack { experiment: e, .. } if e == experiment => {
@@ -448,7 +459,11 @@ impl DrillRunner {
             name: context.name.to_string(),
             step: context.number,
             expectation: result.expectation,
-            verdict: if met { "met" } else { "missed" }.into(),
+            verdict: if met {
+                ExpectationVerdict::Met
+            } else {
+                ExpectationVerdict::Missed
+            },
             measured_ms: result.measured_ms,
             limit_ms: result.limit_ms,
             detail: result.detail,

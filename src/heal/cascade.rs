@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::HealCommand;
 use crate::config::{dependency_order, ProbeConfig};
-use crate::event::{Bus, Event, EventKind};
+use crate::event::{Bus, Event, EventKind, ProbeState};
 
 /// How long one dependant's restart may take before the cascade moves on to the next.
 const DEPENDANT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -71,7 +71,11 @@ pub async fn run(
                         probe, from, to, ..
                     },
                 ..
-            }) if to == "up" && matches!(from.as_str(), "down" | "recovering") => probe,
+            }) if to == ProbeState::Up
+                && matches!(from, ProbeState::Down | ProbeState::Recovering) =>
+            {
+                probe
+            }
             Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return,
         };

@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Backoff, HealAction, HealBoard, HealSnapshot, RestartBudget};
-use crate::event::{Bus, Event, EventKind, Timestamp};
+use crate::event::{Bus, Event, EventKind, FailureReason, HealCause, ProbeState, Timestamp};
 
 /// Operator requests for one healer (`sentinelctl heal now|reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,14 +84,14 @@ struct Incident {
     down_at: Option<Timestamp>,
     acted_at: Option<Timestamp>,
     /// The probe's failure reason when it went Down, for the evidence manifest.
-    reason: Option<String>,
+    reason: Option<FailureReason>,
 }
 
 enum Wake {
     Transition {
-        to: String,
+        to: ProbeState,
         at: Timestamp,
-        reason: Option<String>,
+        reason: Option<FailureReason>,
     },
     Fault(Timestamp),
     Command(HealCommand),
@@ -160,11 +160,11 @@ impl Healer {
                 Wake::Fault(at) => {
                     self.incident.fault_at.get_or_insert(at);
                 }
-                Wake::Transition { to, at, reason } => match to.as_str() {
-                    "failing" => {
+                Wake::Transition { to, at, reason } => match to {
+                    ProbeState::Failing => {
                         self.incident.fault_at.get_or_insert(at);
                     }
-                    "down" => {
+                    ProbeState::Down => {
                         self.probe_down = true;
                         self.incident.down_at = Some(at);
                         self.incident.reason = reason;
@@ -173,11 +173,11 @@ impl Healer {
                             break;
                         }
                     }
-                    "up" => {
+                    ProbeState::Up => {
                         self.probe_down = false;
                         self.incident = Incident::default();
                     }
-                    _ => {}
+                    ProbeState::Unknown | ProbeState::Recovering => {}
                 },
                 Wake::Command(HealCommand::Reset) => self.reset(),
                 Wake::Command(HealCommand::Now) if self.probe_down => {
@@ -185,8 +185,10 @@ impl Healer {
                         break;
                     }
                 }
-                Wake::Command(HealCommand::Now) => self.act_once("operator").await,
-                Wake::Command(HealCommand::Dependency) => self.act_once("dependency").await,
+                Wake::Command(HealCommand::Now) => self.act_once(HealCause::Operator).await,
+                Wake::Command(HealCommand::Dependency) => {
+                    self.act_once(HealCause::Dependency).await
+                }
             }
         }
         self.board.remove(&self.spec.probe);
@@ -272,8 +274,12 @@ impl Healer {
             attempt += 1;
             let acted_at = Timestamp::now();
             self.incident.acted_at.get_or_insert(acted_at);
-            self.perform(attempt, if forced_now { "operator" } else { "down" })
-                .await;
+            let cause = if forced_now {
+                HealCause::Operator
+            } else {
+                HealCause::Down
+            };
+            self.perform(attempt, cause).await;
 
             match self
                 .wait_for_up_or_command(self.spec.verify_within, Until::Deadline)
@@ -298,13 +304,15 @@ impl Healer {
     }
 
     /// Run the action once, within the budget already checked, and publish what happened.
-    async fn perform(&mut self, attempt: u32, cause: &str) {
+    async fn perform(&mut self, attempt: u32, cause: HealCause) {
         let probe = self.spec.probe.clone();
         self.spec.budget.record(Timestamp::now());
         let action = self.spec.action.describe();
         // One bundle per incident: its first attempt; later attempts restart what it captured.
         let first = attempt == 1;
-        if let (Some(evidence), "down" | "operator", true) = (&self.spec.evidence, cause, first) {
+        if let (Some(evidence), HealCause::Down | HealCause::Operator, true) =
+            (&self.spec.evidence, cause, first)
+        {
             let container = match &self.spec.action {
                 HealAction::DockerRestart { container, .. } => Some(container.clone()),
                 HealAction::Exec { .. } => None,
@@ -315,17 +323,17 @@ impl Healer {
                     probe: probe.clone(),
                     container,
                     sources: evidence.sources.clone(),
-                    reason: self.incident.reason.clone(),
+                    reason: self.incident.reason,
                     down_at: self.incident.down_at,
                 })
                 .await;
         }
-        tracing::warn!(probe, attempt, cause, "healing: {action}");
+        tracing::warn!(probe, attempt, cause = cause.as_str(), "healing: {action}");
         self.bus.publish(EventKind::HealStarted {
             probe: probe.clone(),
             action: action.clone(),
             attempt,
-            cause: cause.to_string(),
+            cause,
         });
         let result = self.spec.action.run().await;
         let (ok, detail) = match &result {
@@ -351,10 +359,10 @@ impl Healer {
 
     /// One action on a probe that is not Down (operator or dependency restart): no incident,
     /// no verification loop, but the budget still applies.
-    async fn act_once(&mut self, cause: &str) {
+    async fn act_once(&mut self, cause: HealCause) {
         let now = Timestamp::now();
         let silenced = self.silenced_until.is_some_and(|until| until > now);
-        if silenced && cause == "dependency" {
+        if silenced && cause == HealCause::Dependency {
             tracing::info!(probe = %self.spec.probe, "silenced; not restarting after its dependency recovered");
             return;
         }
@@ -398,8 +406,16 @@ impl Healer {
         loop {
             match self.wake(Some(deadline)).await {
                 Wake::Stop => return Outcome::Stop,
-                Wake::Transition { to, at, .. } if to == "up" => return Outcome::Up(at),
-                Wake::Transition { to, at, .. } if to == "down" => {
+                Wake::Transition {
+                    to: ProbeState::Up,
+                    at,
+                    ..
+                } => return Outcome::Up(at),
+                Wake::Transition {
+                    to: ProbeState::Down,
+                    at,
+                    ..
+                } => {
                     self.incident.down_at.get_or_insert(at);
                 }
                 Wake::Transition { .. } | Wake::Fault(_) => {}
@@ -436,7 +452,7 @@ impl Healer {
                     }
                     // The container's death is the fault's real start: it precedes the probe's Down.
                     Ok(Event { at, kind: EventKind::ContainerEvent { container: name, action, .. } })
-                        if self.watches_container(&name) && matches!(action.as_str(), "die" | "oom") =>
+                        if self.watches_container(&name) && action.is_death() =>
                     {
                         return Wake::Fault(at);
                     }

@@ -168,7 +168,10 @@ impl JournalStore {
             let (id, body) = row?;
             match serde_json::from_str::<Event>(&body) {
                 Ok(event) => events.push(JournaledEvent { id, event }),
-                // A row written by a newer sentineld (after a downgrade): skip it, say so.
+                // A row written by a newer sentineld (after a downgrade), with an event kind or
+                // a word (state, cause, stage, ...) this build does not know: skip it and say
+                // which (serde names the unknown word and the ones expected). The row stays in
+                // the file for the release that wrote it. See `event::vocab`.
                 Err(err) => tracing::warn!(id, error = %err, "skipping undecodable journal row"),
             }
         }
@@ -217,7 +220,7 @@ mod tests {
         Event {
             at: Timestamp(at),
             kind: EventKind::ConfigRejected {
-                trigger: "sighup".into(),
+                trigger: crate::event::ReloadTrigger::Signal,
                 error: "bad".into(),
             },
         }
@@ -326,6 +329,80 @@ mod tests {
         // a follower's cursor stays valid: new ids continue above the pruned ones
         let stored = store.append(vec![stopping(11_000, "y")]).unwrap();
         assert_eq!(stored[0].id, 11);
+    }
+
+    /// Store `bodies` as raw rows, as another release of sentineld wrote them.
+    fn insert_raw(store: &JournalStore, bodies: &[&str]) {
+        for body in bodies {
+            let value: serde_json::Value = serde_json::from_str(body).unwrap();
+            store
+                .connection
+                .execute(
+                    "INSERT INTO events (at_ms, kind, body) VALUES (?1, ?2, ?3)",
+                    params![
+                        value["at"].as_i64().unwrap(),
+                        value["kind"].as_str().unwrap(),
+                        body
+                    ],
+                )
+                .unwrap();
+        }
+    }
+
+    /// A journal file holding the rows release 0.1.0 wrote (string-typed events) reads back as
+    /// typed events with the same values; a row from a newer release with a word this build
+    /// does not know is skipped and kept in the file, and Docker actions are an open set.
+    #[test]
+    fn a_journal_written_by_release_0_1_0_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JournalStore::open(&dir.path().join(DATABASE_FILE)).unwrap();
+        let old: Vec<&str> = crate::event::fixture::JOURNAL_0_1_0.lines().collect();
+        insert_raw(&store, &old);
+        let newer = [
+            // a heal cause this build does not know: the whole row is skipped, not misread
+            r#"{"at":1760001000000,"kind":"heal_started","probe":"db","action":"docker restart postgres","attempt":1,"cause":"cron"}"#,
+            // a Docker action nobody named: kept verbatim
+            r#"{"at":1760001001000,"kind":"container_event","container":"postgres","container_id":"4f2a","action":"exec_start: sh","exit_code":null}"#,
+        ];
+        insert_raw(&store, &newer);
+
+        let reader = JournalStore::open_read_only(store.path()).unwrap();
+        let read = reader
+            .query(&EventQuery {
+                limit: EventQuery::MAX_LIMIT,
+                ..Default::default()
+            })
+            .unwrap();
+        let mut want = crate::event::fixture::journal_0_1_0_events();
+        want.push(Event {
+            at: Timestamp(1_760_001_001_000),
+            kind: EventKind::ContainerEvent {
+                container: "postgres".into(),
+                container_id: "4f2a".into(),
+                action: crate::event::ContainerAction::Other("exec_start: sh".into()),
+                exit_code: None,
+            },
+        });
+        // every row is still in the file; only the unknown cause is skipped when reading
+        assert_eq!(reader.count().unwrap() as usize, old.len() + newer.len());
+        let skipped: Vec<i64> = (1..=reader.count().unwrap() as i64)
+            .filter(|id| !read.iter().any(|e| e.id == *id))
+            .collect();
+        assert_eq!(skipped, [old.len() as i64 + 1], "rows skipped");
+        let events: Vec<Event> = read.iter().map(|e| e.event.clone()).collect();
+        for (index, (got, want)) in events.iter().zip(&want).enumerate() {
+            assert_eq!(got, want, "row {}", index + 1);
+        }
+        assert_eq!(events.len(), want.len());
+        // the API's kind filter still finds old rows by their stored kind
+        let transitions = reader
+            .query(&EventQuery {
+                kinds: vec!["probe_transition".into()],
+                limit: EventQuery::MAX_LIMIT,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(transitions.len(), 26);
     }
 
     #[test]

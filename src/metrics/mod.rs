@@ -15,7 +15,7 @@ use crate::probe::{ProbeBoard, ProbeSnapshot, ProbeState};
 /// Counters that only the event stream knows (the boards hold current state, not history).
 #[derive(Debug, Default)]
 struct Counters {
-    transitions: BTreeMap<(String, String), u64>,
+    transitions: BTreeMap<(String, &'static str), u64>,
     heals: BTreeMap<(String, &'static str), u64>,
     incidents: BTreeMap<(String, &'static str), u64>,
     events_dropped: u64,
@@ -93,7 +93,7 @@ impl Counters {
             EventKind::ProbeTransition { probe, to, .. } => {
                 *self
                     .transitions
-                    .entry((probe.clone(), to.clone()))
+                    .entry((probe.clone(), to.as_str()))
                     .or_default() += 1;
             }
             EventKind::HealFinished { probe, ok, .. } => {
@@ -299,8 +299,8 @@ mod tests {
         let mut counters = Counters::default();
         counters.fold(&EventKind::ProbeTransition {
             probe: "api".into(),
-            from: "up".into(),
-            to: "down".into(),
+            from: ProbeState::Up,
+            to: ProbeState::Down,
             reason: None,
             status_code: None,
             latency_ms: None,

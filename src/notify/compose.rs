@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ProbeKind, Severity};
-use crate::event::{Event, EventKind, Timestamp};
+use crate::event::{
+    ArchiveStage, Event, EventKind, FailureReason, HealCause, ProbeState, Timestamp,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,7 +52,7 @@ pub struct ProbeFacts {
 #[derive(Debug, Clone, Default)]
 struct Incident {
     down_at: Option<Timestamp>,
-    reason: Option<String>,
+    reason: Option<FailureReason>,
     evidence: Option<String>,
     severity: Option<Severity>,
 }
@@ -114,11 +116,14 @@ impl Composer {
         let at = event.at;
         match &event.kind {
             EventKind::ProbeTransition {
-                probe, to, reason, ..
-            } if to == "down" => {
+                probe,
+                to: ProbeState::Down,
+                reason,
+                ..
+            } => {
                 let incident = self.incidents.entry(probe.clone()).or_default();
                 incident.down_at = Some(at);
-                incident.reason = reason.clone();
+                incident.reason = *reason;
                 let facts = self.probes.get(probe);
                 if facts.is_some_and(|f| f.heals) {
                     return None;
@@ -140,8 +145,8 @@ impl Composer {
                 probe,
                 action,
                 attempt: 1,
-                cause,
-            } if cause == "down" => {
+                cause: HealCause::Down,
+            } => {
                 let mut text = format!("🚨 {probe}: {}", self.failure_line(probe));
                 let evidence = self.incidents.get(probe).and_then(|i| i.evidence.clone());
                 match evidence {
@@ -168,9 +173,11 @@ impl Composer {
                 ..
             } => self.recovered(probe, event, *time_to_recover_ms),
             // A probe without a heal has no incident to close: its Up resolves its alert.
-            EventKind::ProbeTransition { probe, to, .. }
-                if to == "up" && !self.probes.get(probe).is_some_and(|f| f.heals) =>
-            {
+            EventKind::ProbeTransition {
+                probe,
+                to: ProbeState::Up,
+                ..
+            } if !self.probes.get(probe).is_some_and(|f| f.heals) => {
                 self.recovered(probe, event, None)
             }
             EventKind::ArchiveFailed {
@@ -180,7 +187,7 @@ impl Composer {
                 error,
                 ..
             } => {
-                if stage == "upload" && self.failed_bundles.contains_key(bundle) {
+                if *stage == ArchiveStage::Upload && self.failed_bundles.contains_key(bundle) {
                     return None;
                 }
                 self.failed_bundles.entry(bundle.clone()).or_insert(at);
@@ -198,7 +205,7 @@ impl Composer {
                         ("alertname", "SentinelArchiveProblem"),
                         ("probe", probe),
                         ("bundle", bundle),
-                        ("stage", stage),
+                        ("stage", stage.as_str()),
                     ]),
                 })
             }
@@ -296,7 +303,7 @@ impl Composer {
         let reason = self
             .incidents
             .get(probe)
-            .and_then(|i| i.reason.as_deref())
+            .and_then(|i| i.reason)
             .map(reason_phrase);
         let counted = self.probes.get(probe).map(|facts| {
             let n = facts.fail_after;
@@ -354,24 +361,24 @@ fn kind_label(kind: ProbeKind) -> &'static str {
     }
 }
 
-/// The failure reason code as people say it.
-fn reason_phrase(reason: &str) -> String {
-    let phrase = match reason {
-        "refused" => "connection refused",
-        "timeout" => "timed out",
-        "dns" => "name does not resolve",
-        "http_status" => "bad HTTP status",
-        "exit_status" => "non-zero exit",
-        "auth" => "authentication failed",
-        "query" => "query failed",
-        "container_missing" => "container missing",
-        "container_exited" => "container exited",
-        "oom" => "out of memory",
-        "crash_loop" => "crash loop",
-        "tls" => "TLS error",
-        other => other,
-    };
-    phrase.to_string()
+/// The failure reason as people say it.
+fn reason_phrase(reason: FailureReason) -> &'static str {
+    use FailureReason::*;
+    match reason {
+        Refused => "connection refused",
+        Timeout => "timed out",
+        Dns => "name does not resolve",
+        HttpStatus => "bad HTTP status",
+        ExitStatus => "non-zero exit",
+        Auth => "authentication failed",
+        Query => "query failed",
+        ContainerMissing => "container missing",
+        ContainerExited => "container exited",
+        Oom => "out of memory",
+        CrashLoop => "crash loop",
+        Tls => "TLS error",
+        Protocol | Assertion | Exec | Docker | Unhealthy | Io => reason.as_str(),
+    }
 }
 
 /// "docker restart postgres" → "restarting container postgres".
@@ -401,9 +408,9 @@ mod tests {
             ms,
             EventKind::ProbeTransition {
                 probe: probe.into(),
-                from: "failing".into(),
-                to: "down".into(),
-                reason: Some("refused".into()),
+                from: ProbeState::Failing,
+                to: ProbeState::Down,
+                reason: Some(FailureReason::Refused),
                 status_code: None,
                 latency_ms: None,
                 recoveries_total: 0,
@@ -434,6 +441,97 @@ mod tests {
         composer
     }
 
+    /// Which states and causes speak: an unhealed probe fires on Down and resolves on Up; a
+    /// healed probe fires when its first heal starts because it went Down, not for an operator
+    /// or a dependency restart, and never on a bare transition.
+    #[test]
+    fn only_down_up_and_a_heal_for_a_down_speak() {
+        let transition = |probe: &str, to: ProbeState| {
+            let mut event = down(probe, 10);
+            if let EventKind::ProbeTransition { to: state, .. } = &mut event.kind {
+                *state = to;
+            }
+            event
+        };
+        let heal = |cause: HealCause| {
+            at(
+                20,
+                EventKind::HealStarted {
+                    probe: "postgres".into(),
+                    action: "docker restart postgres".into(),
+                    attempt: 1,
+                    cause,
+                },
+            )
+        };
+        // (what happened first, then this: the status it notifies, if any)
+        let cases: Vec<(&str, Option<Event>, Event, Option<Status>)> = vec![
+            (
+                "api down",
+                None,
+                transition("api", ProbeState::Down),
+                Some(Status::Firing),
+            ),
+            (
+                "api failing",
+                None,
+                transition("api", ProbeState::Failing),
+                None,
+            ),
+            (
+                "api recovering",
+                None,
+                transition("api", ProbeState::Recovering),
+                None,
+            ),
+            (
+                "api unknown",
+                None,
+                transition("api", ProbeState::Unknown),
+                None,
+            ),
+            (
+                "api up, no incident",
+                None,
+                transition("api", ProbeState::Up),
+                None,
+            ),
+            (
+                "api up after down",
+                Some(transition("api", ProbeState::Down)),
+                transition("api", ProbeState::Up),
+                Some(Status::Resolved),
+            ),
+            (
+                "healed probe down",
+                None,
+                transition("postgres", ProbeState::Down),
+                None,
+            ),
+            (
+                "heal for a down",
+                None,
+                heal(HealCause::Down),
+                Some(Status::Firing),
+            ),
+            ("heal by an operator", None, heal(HealCause::Operator), None),
+            (
+                "heal after a dependency",
+                None,
+                heal(HealCause::Dependency),
+                None,
+            ),
+        ];
+        for (name, first, then, want) in cases {
+            let mut composer = composer();
+            if let Some(first) = first {
+                composer.compose(&first);
+            }
+            let got = composer.compose(&then).map(|n| n.status);
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
     #[test]
     fn a_drill_tags_what_it_watches_and_nothing_else() {
         let mut composer = composer();
@@ -460,7 +558,7 @@ mod tests {
             EventKind::DrillFinished {
                 drill: "d1".into(),
                 name: "gameday".into(),
-                outcome: "passed".into(),
+                outcome: crate::event::DrillOutcome::Passed,
                 met: 1,
                 missed: 0,
                 reason: None,
@@ -517,7 +615,7 @@ mod tests {
                 probe: "postgres".into(),
                 action: "docker restart postgres".into(),
                 attempt: 1,
-                cause: "down".into(),
+                cause: HealCause::Down,
             },
         );
         let firing = composer.compose(&heal).unwrap();
@@ -572,7 +670,7 @@ mod tests {
         let up = |probe: &str, ms: i64| {
             let mut event = down(probe, ms);
             if let EventKind::ProbeTransition { from, to, .. } = &mut event.kind {
-                (*from, *to) = ("down".into(), "up".into());
+                (*from, *to) = (ProbeState::Down, ProbeState::Up);
             }
             event
         };
@@ -637,7 +735,24 @@ mod tests {
         ] {
             assert_eq!(action_phrase(action), phrase);
         }
-        assert_eq!(reason_phrase("timeout"), "timed out");
-        assert_eq!(reason_phrase("novel"), "novel");
+        // every reason: people's words where we have them, else the code itself
+        for &reason in FailureReason::ALL {
+            let want = match reason {
+                FailureReason::Refused => "connection refused",
+                FailureReason::Timeout => "timed out",
+                FailureReason::Dns => "name does not resolve",
+                FailureReason::HttpStatus => "bad HTTP status",
+                FailureReason::ExitStatus => "non-zero exit",
+                FailureReason::Auth => "authentication failed",
+                FailureReason::Query => "query failed",
+                FailureReason::ContainerMissing => "container missing",
+                FailureReason::ContainerExited => "container exited",
+                FailureReason::Oom => "out of memory",
+                FailureReason::CrashLoop => "crash loop",
+                FailureReason::Tls => "TLS error",
+                other => other.as_str(),
+            };
+            assert_eq!(reason_phrase(reason), want, "{reason}");
+        }
     }
 }

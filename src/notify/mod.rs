@@ -27,7 +27,7 @@ pub use render::{body, route, signature, SIGNATURE_HEADER};
 use silence::ProbeWatch;
 
 use crate::config::{ChannelKind, Config, RouteSection};
-use crate::event::{Bus, Event, EventKind, Timestamp};
+use crate::event::{Bus, Event, EventKind, ProbeState, Timestamp};
 
 #[derive(Debug, Error)]
 pub enum NotifyError {
@@ -200,8 +200,8 @@ impl Notifier {
                         if let Some(notification) = composed {
                             self.enqueue(&notification, &mut watch).await;
                         }
-                        if let EventKind::ProbeTransition { probe, to, .. } = &event.kind {
-                            if to == "up" && orphans_left {
+                        if let EventKind::ProbeTransition { probe, to: ProbeState::Up, .. } = &event.kind {
+                            if orphans_left {
                                 orphans_left = self.resolve_orphans(probe, event.at, watching_since).await;
                             }
                         }

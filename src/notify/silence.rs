@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::compose::{Notification, Status};
-use crate::event::{Event, EventKind, Timestamp};
+use crate::event::{Event, EventKind, ProbeState, Timestamp};
 
 #[derive(Debug, Default)]
 pub struct ProbeWatch {
@@ -21,7 +21,11 @@ impl ProbeWatch {
             EventKind::ProbeSilenced { probe, until } => {
                 self.silenced_until.insert(probe.clone(), *until);
             }
-            EventKind::ProbeTransition { probe, to, .. } if to == "up" => {
+            EventKind::ProbeTransition {
+                probe,
+                to: ProbeState::Up,
+                ..
+            } => {
                 self.up.insert(probe.clone());
             }
             EventKind::ProbeTransition { probe, .. } => {
@@ -112,11 +116,11 @@ mod tests {
         })
     }
 
-    fn transition(to: &str) -> Event {
+    fn transition(to: ProbeState) -> Event {
         event(EventKind::ProbeTransition {
             probe: "pg".into(),
-            from: "x".into(),
-            to: to.into(),
+            from: ProbeState::Unknown,
+            to,
             reason: None,
             status_code: None,
             latency_ms: None,
@@ -144,7 +148,7 @@ mod tests {
                 true,
             ),
             (
-                &[transition("down"), transition("up")],
+                &[transition(ProbeState::Down), transition(ProbeState::Up)],
                 "probe:pg",
                 Firing,
                 10,
@@ -152,7 +156,7 @@ mod tests {
                 false,
             ),
             (
-                &[transition("up"), transition("down")],
+                &[transition(ProbeState::Up), transition(ProbeState::Down)],
                 "probe:pg",
                 Firing,
                 10,

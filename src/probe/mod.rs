@@ -31,66 +31,10 @@ pub use state::{FlapRule, ProbeState, ThresholdMachine, Transition};
 pub use tcp::TcpProbe;
 pub use tls::{client_config, read_ca_file, server_name, TlsVerification};
 
-/// Why a check failed, typed so alerts and metrics can group by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureReason {
-    Dns,
-    Refused,
-    Timeout,
-    /// Connected, but the peer broke the protocol or the connection (reset, garbage).
-    Protocol,
-    HttpStatus,
-    /// The answer came, but not the one configured (body, JSON, output, latency).
-    Assertion,
-    /// An exec probe's program exited with an unexpected code or signal.
-    ExitStatus,
-    /// An exec probe's program could not be run at all.
-    Exec,
-    /// The Docker engine could not be asked.
-    Docker,
-    ContainerMissing,
-    /// Not running: exited, dead, restarting or paused.
-    ContainerExited,
-    /// Killed by the OOM killer.
-    Oom,
-    /// Running, but its own HEALTHCHECK says unhealthy.
-    Unhealthy,
-    /// Restarting too often (RestartCount growing).
-    CrashLoop,
-    /// The TLS handshake failed (untrusted or expired certificate, wrong name, protocol).
-    Tls,
-    /// The server refused the credentials.
-    Auth,
-    /// The server answered the query with an error.
-    Query,
-    Io,
-}
+pub use crate::event::FailureReason;
 
+/// The probe's own use of a failure reason: the log line of the original monitor.
 impl FailureReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Dns => "dns",
-            Self::Refused => "refused",
-            Self::Timeout => "timeout",
-            Self::Protocol => "protocol",
-            Self::HttpStatus => "http_status",
-            Self::Assertion => "assertion",
-            Self::ExitStatus => "exit_status",
-            Self::Exec => "exec",
-            Self::Docker => "docker",
-            Self::ContainerMissing => "container_missing",
-            Self::ContainerExited => "container_exited",
-            Self::Oom => "oom",
-            Self::Unhealthy => "unhealthy",
-            Self::CrashLoop => "crash_loop",
-            Self::Tls => "tls",
-            Self::Auth => "auth",
-            Self::Query => "query",
-            Self::Io => "io",
-        }
-    }
-
     /// The word the original Sentinel monitor logged for a service going down.
     pub fn down_event(self) -> &'static str {
         match self {

@@ -248,12 +248,9 @@ fn announce(
     }
     bus.publish(EventKind::ProbeTransition {
         probe: name.to_string(),
-        from: from.as_str().to_string(),
-        to: to.as_str().to_string(),
-        reason: result
-            .failure
-            .as_ref()
-            .map(|f| f.reason.as_str().to_string()),
+        from,
+        to,
+        reason: result.failure.as_ref().map(|f| f.reason),
         status_code: result.status_code,
         latency_ms: Some(result.latency.as_secs_f64() * 1000.0),
         recoveries_total: machine.recoveries_total(),

@@ -1,32 +1,7 @@
 //! The threshold machine: turns a stream of check results into Up/Down decisions, so one
 //! blip does not page anyone and one lucky success does not declare a recovery.
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeState {
-    /// No check has finished yet.
-    Unknown,
-    Up,
-    /// Failing, but fewer than `fail_after` times in a row.
-    Failing,
-    Down,
-    /// Passing again after Down, but fewer than `recover_after` times in a row.
-    Recovering,
-}
-
-impl ProbeState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unknown => "unknown",
-            Self::Up => "up",
-            Self::Failing => "failing",
-            Self::Down => "down",
-            Self::Recovering => "recovering",
-        }
-    }
-}
+pub use crate::event::ProbeState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transition {

@@ -19,7 +19,7 @@ use thiserror::Error;
 
 use crate::chaos::experiment::{Experiment, ExperimentState};
 use crate::chaos::Hypothesis;
-use crate::event::{EventKind, JournaledEvent, Timestamp};
+use crate::event::{EventKind, JournaledEvent, RollbackTrigger, Timestamp};
 pub use probes::ProbeTimes;
 pub use tenants::{TenantComparison, TenantRow, TenantSide};
 pub use timeline::TimelineEntry;
@@ -52,7 +52,7 @@ pub struct ExperimentReport {
     /// `chaos_started`: the faults were in place and read back.
     pub fault_applied: Option<Timestamp>,
     pub rolled_back: Option<Timestamp>,
-    pub rollback_trigger: Option<String>,
+    pub rollback_trigger: Option<RollbackTrigger>,
     pub outcome: Option<String>,
     pub hypothesis: Option<Hypothesis>,
     pub verdict: Verdict,
@@ -105,7 +105,7 @@ pub fn build(
             experiment,
             trigger,
             ..
-        } if experiment == id => Some((e.event.at, trigger.clone())),
+        } if experiment == id => Some((e.event.at, *trigger)),
         _ => None,
     });
     let zero = experiment.created;
@@ -173,7 +173,7 @@ fn verdict_of(
     experiment: &Experiment,
     histories: &ProbeHistories,
     fault_applied: Option<Timestamp>,
-    rollback: Option<&(Timestamp, String)>,
+    rollback: Option<&(Timestamp, RollbackTrigger)>,
     end: Timestamp,
     dropped: u64,
     notes: &mut Vec<String>,

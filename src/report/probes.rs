@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::verdict::{ProbeChange, ProbeHistories};
-use crate::event::{EventKind, JournaledEvent, Timestamp};
+use crate::event::{EventKind, JournaledEvent, ProbeState, Timestamp};
 
 /// The times of one probe in the experiment's window. The three times are of its first outage
 /// after the fault; `downs` counts them all.
@@ -36,8 +36,8 @@ pub(super) fn histories(events: &[&JournaledEvent]) -> ProbeHistories {
                 .or_default()
                 .push(ProbeChange {
                     at: event.event.at,
-                    from: from.clone(),
-                    to: to.clone(),
+                    from: *from,
+                    to: *to,
                 });
         }
     }
@@ -75,10 +75,14 @@ pub(super) fn times(
                     _ => None,
                 })
                 .collect();
-            let first_down = changes.iter().position(|c| c.to == "down");
+            let first_down = changes.iter().position(|c| c.to == ProbeState::Down);
             let down_at = first_down.map(|i| changes[i].at);
-            let up_at = first_down
-                .and_then(|i| changes[i + 1..].iter().find(|c| c.to == "up").map(|c| c.at));
+            let up_at = first_down.and_then(|i| {
+                changes[i + 1..]
+                    .iter()
+                    .find(|c| c.to == ProbeState::Up)
+                    .map(|c| c.at)
+            });
             let acted_at = down_at.and_then(|down| {
                 heal_starts
                     .iter()
@@ -87,14 +91,14 @@ pub(super) fn times(
             });
             ProbeTimes {
                 probe: probe.clone(),
-                downs: changes.iter().filter(|c| c.to == "down").count(),
+                downs: changes.iter().filter(|c| c.to == ProbeState::Down).count(),
                 time_to_detect_ms: down_at.filter(|_| has_fault).map(|d| d.0 - zero.0),
                 time_to_act_ms: down_at.zip(acted_at).map(|(d, a)| a.0 - d.0),
                 time_to_recover_ms: down_at.zip(up_at).map(|(d, u)| u.0 - d.0),
                 heals: heal_starts.len(),
                 final_state: changes
                     .last()
-                    .map_or_else(|| "unchanged".to_string(), |c| c.to.clone()),
+                    .map_or_else(|| "unchanged".to_string(), |c| c.to.to_string()),
             }
         })
         .collect()

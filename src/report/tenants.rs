@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{EventKind, JournaledEvent, TenantFigures};
+use crate::event::{EventKind, JournaledEvent, SnapshotPhase, TenantFigures};
 
 /// One side (before or during) of the comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,10 +57,9 @@ pub(super) fn compare(events: &[&JournaledEvent], id: &str) -> Option<TenantComp
             total_requests: *total_requests,
             total_errors: *total_errors,
         });
-        let during = phase == "during";
-        match during {
-            true => comparison.during = side,
-            false => comparison.before = side,
+        match phase {
+            SnapshotPhase::During => comparison.during = side,
+            SnapshotPhase::Before => comparison.before = side,
         }
         for figures in tenants {
             let row = match comparison
@@ -78,9 +77,9 @@ pub(super) fn compare(events: &[&JournaledEvent], id: &str) -> Option<TenantComp
                     comparison.rows.last_mut().expect("just pushed")
                 }
             };
-            match during {
-                true => row.during = Some(figures.clone()),
-                false => row.before = Some(figures.clone()),
+            match phase {
+                SnapshotPhase::During => row.during = Some(figures.clone()),
+                SnapshotPhase::Before => row.before = Some(figures.clone()),
             }
         }
     }

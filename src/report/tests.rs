@@ -5,7 +5,7 @@ use super::*;
 use crate::chaos::experiment::{Experiment, ExperimentState};
 use crate::chaos::spec::{ExperimentSpec, Fault, TargetSpec};
 use crate::chaos::RecoverFrom;
-use crate::event::{Event, TenantFigures};
+use crate::event::{Event, HealCause, ProbeState, SnapshotPhase, TenantFigures};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -19,11 +19,11 @@ fn event(id: i64, offset_ms: i64, kind: EventKind) -> JournaledEvent {
     }
 }
 
-fn transition(probe: &str, from: &str, to: &str) -> EventKind {
+fn transition(probe: &str, from: ProbeState, to: ProbeState) -> EventKind {
     EventKind::ProbeTransition {
         probe: probe.into(),
-        from: from.into(),
-        to: to.into(),
+        from,
+        to,
         reason: None,
         status_code: None,
         latency_ms: None,
@@ -45,7 +45,7 @@ fn rolled_back() -> EventKind {
     EventKind::ChaosRolledBack {
         experiment: "x1".into(),
         profile: Some("slow".into()),
-        trigger: "stop".into(),
+        trigger: RollbackTrigger::Stop,
         ok: true,
         detail: "d".into(),
     }
@@ -56,7 +56,7 @@ fn heal(probe: &str) -> EventKind {
         probe: probe.into(),
         action: "restart".into(),
         attempt: 1,
-        cause: "down".into(),
+        cause: HealCause::Down,
     }
 }
 
@@ -102,11 +102,27 @@ fn experiment(hypothesis: Option<Hypothesis>, ended_ms: Option<i64>) -> Experime
 fn outage_events() -> Vec<JournaledEvent> {
     vec![
         event(1, 0, started()),
-        event(2, 1_000, transition("api", "up", "failing")),
-        event(3, 2_000, transition("api", "failing", "down")),
+        event(
+            2,
+            1_000,
+            transition("api", ProbeState::Up, ProbeState::Failing),
+        ),
+        event(
+            3,
+            2_000,
+            transition("api", ProbeState::Failing, ProbeState::Down),
+        ),
         event(4, 2_500, heal("api")),
-        event(5, 3_000, transition("api", "down", "recovering")),
-        event(6, 4_000, transition("api", "recovering", "up")),
+        event(
+            5,
+            3_000,
+            transition("api", ProbeState::Down, ProbeState::Recovering),
+        ),
+        event(
+            6,
+            4_000,
+            transition("api", ProbeState::Recovering, ProbeState::Up),
+        ),
         event(7, 10_000, rolled_back()),
     ]
 }
@@ -127,18 +143,34 @@ fn verdict_table() {
     let now = T0 + 200_000;
     let down_until_after_rollback = vec![
         event(1, 0, started()),
-        event(2, 2_000, transition("api", "up", "down")),
+        event(
+            2,
+            2_000,
+            transition("api", ProbeState::Up, ProbeState::Down),
+        ),
         event(3, 10_000, rolled_back()),
-        event(4, 13_000, transition("api", "down", "up")),
+        event(
+            4,
+            13_000,
+            transition("api", ProbeState::Down, ProbeState::Up),
+        ),
     ];
     let never_recovers = vec![
         event(1, 0, started()),
-        event(2, 2_000, transition("api", "up", "down")),
+        event(
+            2,
+            2_000,
+            transition("api", ProbeState::Up, ProbeState::Down),
+        ),
         event(3, 10_000, rolled_back()),
     ];
     let already_down = vec![
         event(1, 0, started()),
-        event(2, 2_000, transition("api", "down", "up")),
+        event(
+            2,
+            2_000,
+            transition("api", ProbeState::Down, ProbeState::Up),
+        ),
         event(3, 10_000, rolled_back()),
     ];
     let quiet = vec![event(1, 0, started()), event(2, 10_000, rolled_back())];
@@ -327,7 +359,7 @@ fn probe_times_table() {
 fn hypothesis_probes_appear_even_when_quiet_and_unrecovered_probes_have_no_ttr() {
     let events = vec![
         event(1, 0, started()),
-        event(2, 1_500, transition("db", "up", "down")),
+        event(2, 1_500, transition("db", ProbeState::Up, ProbeState::Down)),
         event(3, 10_000, rolled_back()),
     ];
     let hypothesis = hypothesis(&["api"], None, RecoverFrom::Down);
@@ -365,7 +397,7 @@ fn timeline_offsets_and_filtering() {
         10_001,
         EventKind::TenantSnapshot {
             experiment: "x1".into(),
-            phase: "during".into(),
+            phase: SnapshotPhase::During,
             window_ms: 10_000,
             total_requests: 0,
             total_errors: 0,
@@ -375,7 +407,7 @@ fn timeline_offsets_and_filtering() {
     events.push(event(
         10,
         10_000 + TAIL_MS + 1,
-        transition("api", "up", "down"),
+        transition("api", ProbeState::Up, ProbeState::Down),
     ));
     let report = build(
         &experiment(None, Some(10_000)),
@@ -400,7 +432,7 @@ fn timeline_offsets_and_filtering() {
         ]
     );
     assert_eq!(report.fault_applied, Some(Timestamp(T0)));
-    assert_eq!(report.rollback_trigger.as_deref(), Some("stop"));
+    assert_eq!(report.rollback_trigger, Some(RollbackTrigger::Stop));
 }
 
 #[test]
@@ -412,9 +444,9 @@ fn tenants_before_and_during_are_joined_by_tenant() {
         error_share: errors as f64 / 10.0,
         p95_ms: Some(p95),
     };
-    let snapshot = |phase: &str, tenants: Vec<TenantFigures>| EventKind::TenantSnapshot {
+    let snapshot = |phase: SnapshotPhase, tenants: Vec<TenantFigures>| EventKind::TenantSnapshot {
         experiment: "x1".into(),
-        phase: phase.into(),
+        phase,
         window_ms: 10_000,
         total_requests: 300,
         total_errors: 10,
@@ -424,13 +456,16 @@ fn tenants_before_and_during_are_joined_by_tenant() {
     events.push(event(
         8,
         1,
-        snapshot("before", vec![figures("a", 1, 10.0), figures("b", 0, 12.0)]),
+        snapshot(
+            SnapshotPhase::Before,
+            vec![figures("a", 1, 10.0), figures("b", 0, 12.0)],
+        ),
     ));
     events.push(event(
         9,
         10_001,
         snapshot(
-            "during",
+            SnapshotPhase::During,
             vec![figures("c", 2, 30.0), figures("a", 8, 900.0)],
         ),
     ));

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::chaos::{Hypothesis, RecoverFrom};
-use crate::event::Timestamp;
+use crate::event::{ProbeState, Timestamp};
 
-/// One probe state change (`from` → `to`, e.g. "up" → "down").
+/// One probe state change (`from` → `to`, e.g. Up → Down).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeChange {
     pub at: Timestamp,
-    pub from: String,
-    pub to: String,
+    pub from: ProbeState,
+    pub to: ProbeState,
 }
 
 /// State changes per probe, oldest first.
@@ -150,7 +150,7 @@ fn judge_probe(
         down_ms,
     };
     if let Some(first) = changes.first() {
-        if first.from == "down" {
+        if first.from == ProbeState::Down {
             violations.push(violation(
                 span.fault_at,
                 "was already down when the fault was applied".into(),
@@ -160,13 +160,13 @@ fn judge_probe(
         }
     }
     for (index, change) in changes.iter().enumerate() {
-        if change.to != "down" {
+        if change.to != ProbeState::Down {
             continue;
         }
         let down = change.at;
         let up = changes[index + 1..]
             .iter()
-            .find(|c| c.to == "up")
+            .find(|c| c.to == ProbeState::Up)
             .map(|c| c.at);
         let down_ms = up.map(|up| up.0 - down.0);
         let offset = offset_text(down.0 - span.fault_at.0);

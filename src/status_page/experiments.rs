@@ -118,7 +118,7 @@ mod tests {
         let kind = EventKind::ChaosRolledBack {
             experiment: experiment.into(),
             profile: None,
-            trigger: "stop".into(),
+            trigger: crate::event::RollbackTrigger::Stop,
             ok: true,
             detail: String::new(),
         };

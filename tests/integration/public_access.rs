@@ -267,7 +267,7 @@ fn rows_read(port: u16) -> u64 {
 
 #[test]
 fn the_status_page_reads_only_new_journal_rows() {
-    use sentinel::event::{Event, EventKind, Timestamp};
+    use sentinel::event::{Event, EventKind, FailureReason, ProbeState, Timestamp};
     const SEEDED: i64 = 100_000;
     let sandbox = Sandbox::new();
     // A journal with 100k probe transitions over the last six days, written before start.
@@ -283,9 +283,13 @@ fn the_status_page_reads_only_new_journal_rows() {
             at: Timestamp(now - (SEEDED - i) * step),
             kind: EventKind::ProbeTransition {
                 probe: format!("old-{}", i % 7),
-                from: "up".into(),
-                to: if (i / 7) % 2 == 0 { "down" } else { "up" }.into(),
-                reason: Some("timeout".into()),
+                from: ProbeState::Up,
+                to: if (i / 7) % 2 == 0 {
+                    ProbeState::Down
+                } else {
+                    ProbeState::Up
+                },
+                reason: Some(FailureReason::Timeout),
                 status_code: None,
                 latency_ms: None,
                 recoveries_total: 0,
