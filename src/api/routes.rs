@@ -415,6 +415,36 @@ mod tests {
         for (method, path, want) in cases {
             assert_eq!(&Route::resolve(method, path), want, "{method} {path}");
         }
+        // Names that spell a fixed segment, or hold a slash, stay the parameter.
+        let spelled = [
+            (
+                Route::Tenant {
+                    tenant: "top".into(),
+                },
+                "/v1/tenants/%74op",
+            ),
+            (
+                Route::ChaosShow {
+                    experiment: "profiles".into(),
+                },
+                "/v1/chaos/%70rofiles",
+            ),
+            (
+                Route::Tenant {
+                    tenant: "acme/eu".into(),
+                },
+                "/v1/tenants/acme%2Feu",
+            ),
+            (
+                Route::Silence {
+                    probe: "web.1".into(),
+                },
+                "/v1/probes/web.1/silence",
+            ),
+        ];
+        for (route, path) in spelled {
+            assert_eq!(route.path(), path);
+        }
         let authorized: Vec<RouteId> = RouteId::ALL
             .iter()
             .copied()
