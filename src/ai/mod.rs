@@ -113,9 +113,9 @@ pub async fn summarize(
     }
     let url = protocol::url(settings.provider, &settings.endpoint);
     let body = protocol::request(settings.provider, &settings.model, what, document);
-    let request_error = |detail: String| AiError::Request {
+    let request_error = |err: crate::http::client::PostError| AiError::Request {
         endpoint: url.clone(),
-        detail,
+        detail: err.to_string(),
     };
     let answer = crate::http::client::post_json(
         &url,

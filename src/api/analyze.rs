@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use hyper::{Response, StatusCode};
 
-use super::query::{parse_since, percent_decode};
+use super::query::{parse_since, QueryError};
+use super::routes::query_pairs;
 use super::server::{error, json, ApiState, Body};
 use crate::analyze::{analyze, Analysis, Range, ANALYZED_KINDS};
 use crate::event::Timestamp;
@@ -35,7 +36,7 @@ async fn compute(query: Option<&str>, journal: &Journal) -> Result<Analysis, Res
     let now = Timestamp::now();
     let since = match parse_params(query, now) {
         Ok(since) => since,
-        Err(message) => return Err(error(StatusCode::BAD_REQUEST, message)),
+        Err(err) => return Err(error(StatusCode::BAD_REQUEST, err.to_string())),
     };
     let query = EventQuery {
         since: Some(since),
@@ -54,13 +55,17 @@ async fn compute(query: Option<&str>, journal: &Journal) -> Result<Analysis, Res
     }
 }
 
-fn parse_params(query: Option<&str>, now: Timestamp) -> Result<Timestamp, String> {
+fn parse_params(query: Option<&str>, now: Timestamp) -> Result<Timestamp, QueryError> {
     let mut since = now.saturating_sub(DEFAULT_SINCE);
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
-            "since" => since = parse_since(&percent_decode(value), now)?,
-            other => return Err(format!("unknown parameter \"{other}\" (expected since)")),
+    for (key, value) in query_pairs(query) {
+        match key.as_str() {
+            "since" => since = parse_since(&value, now)?,
+            _ => {
+                return Err(QueryError::UnknownParameter {
+                    name: key,
+                    expected: Some("since"),
+                })
+            }
         }
     }
     Ok(since)
@@ -84,7 +89,9 @@ mod tests {
         for (query, want) in cases {
             match (parse_params(query, now), want) {
                 (Ok(got), Ok(want)) => assert_eq!(got.0, want, "{query:?}"),
-                (Err(got), Err(fragment)) => assert!(got.contains(fragment), "{query:?}: {got}"),
+                (Err(got), Err(fragment)) => {
+                    assert!(got.to_string().contains(fragment), "{query:?}: {got}")
+                }
                 (got, want) => panic!("{query:?}: got {got:?}, want {want:?}"),
             }
         }

@@ -4,6 +4,8 @@
 use hyper::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use super::query::QueryError;
+use super::routes::query_pairs;
 use super::server::{error, json, Body};
 use crate::archive::{ArchiveRecord, Archiver};
 
@@ -19,7 +21,7 @@ pub struct ArchivesResponse {
 pub(super) async fn get(query: Option<&str>, archiver: &Archiver) -> Response<Body> {
     let limit = match parse_limit(query) {
         Ok(limit) => limit,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        Err(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
     };
     match archiver.list(limit).await {
         Ok(archives) => json(StatusCode::OK, &ArchivesResponse { archives }),
@@ -27,18 +29,16 @@ pub(super) async fn get(query: Option<&str>, archiver: &Archiver) -> Response<Bo
     }
 }
 
-pub(super) fn parse_limit(query: Option<&str>) -> Result<usize, String> {
-    let text = query
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("limit="));
-    match text {
+pub(super) fn parse_limit(query: Option<&str>) -> Result<usize, QueryError> {
+    let value = query_pairs(query).find_map(|(key, value)| (key == "limit").then_some(value));
+    match value.as_deref() {
         None | Some("") => Ok(DEFAULT_LIMIT),
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "invalid limit=\"{text}\": expected 1 to {MAX_LIMIT}"
-            )),
+            _ => Err(QueryError::Limit {
+                value: text.to_string(),
+                max: MAX_LIMIT,
+            }),
         },
     }
 }
@@ -53,6 +53,9 @@ mod tests {
         assert_eq!(parse_limit(Some("limit=5")), Ok(5));
         assert_eq!(parse_limit(Some("x=1&limit=7")), Ok(7));
         assert!(parse_limit(Some("limit=0")).is_err());
-        assert!(parse_limit(Some("limit=abc")).is_err());
+        assert_eq!(
+            parse_limit(Some("limit=abc")).unwrap_err().to_string(),
+            "invalid limit=\"abc\": expected 1 to 10000"
+        );
     }
 }

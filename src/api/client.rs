@@ -1,5 +1,5 @@
-//! The control-socket client `sentinelctl` uses: one request per connection, errors that tell a
-//! person what to do next.
+//! The control-socket client `sentinelctl` uses: one request per connection to a [`Target`] of the
+//! route table, errors that tell a person what to do next.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 use tokio::net::UnixStream;
 
 use super::peer::{Accounts, SystemAccounts};
+use super::routes::Target;
 use super::types::ErrorResponse;
 
 #[derive(Debug, Error)]
@@ -39,7 +40,15 @@ pub enum ClientError {
     #[error("{message}")]
     Api { status: u16, message: String },
     #[error("unexpected answer from sentineld: {0}")]
-    Decode(String),
+    Decode(#[source] serde_json::Error),
+    #[error("cannot encode the request body: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("cannot build the request for {uri}: {source}")]
+    Request {
+        uri: String,
+        #[source]
+        source: hyper::http::Error,
+    },
 }
 
 impl ClientError {
@@ -66,33 +75,31 @@ impl ControlClient {
         &self.socket
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.call(Method::GET, path).await
-    }
-
-    pub async fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.call(Method::POST, path).await
-    }
-
-    /// POST a JSON body (chaos start: a profile and duration, or an ad-hoc spec).
-    pub async fn post_json<T: DeserializeOwned>(
+    /// Call `target` with the route's method; a 2xx answer's JSON is decoded into `T`.
+    pub async fn call<T: DeserializeOwned>(
         &self,
-        path: &str,
+        target: impl Into<Target>,
+    ) -> Result<T, ClientError> {
+        decode(self.send(&target.into(), Bytes::new()).await?).await
+    }
+
+    /// Call with a JSON body (chaos start: a profile and duration, or an ad-hoc spec).
+    pub async fn call_json<T: DeserializeOwned>(
+        &self,
+        target: impl Into<Target>,
         body: &impl serde::Serialize,
     ) -> Result<T, ClientError> {
-        let body = serde_json::to_vec(body).map_err(|err| ClientError::Decode(err.to_string()))?;
-        let response = self
-            .send_body(Method::POST, path, Bytes::from(body))
-            .await?;
-        decode(response).await
+        let body = serde_json::to_vec(body).map_err(ClientError::Encode)?;
+        decode(self.send(&target.into(), Bytes::from(body)).await?).await
     }
 
-    /// POST whose error answers also carry a typed body (reload: a rejection is a report too).
-    pub async fn post_report<T: DeserializeOwned>(
+    /// Call a route whose error answers also carry a typed body (reload: a rejection is a
+    /// report too).
+    pub async fn call_report<T: DeserializeOwned>(
         &self,
-        path: &str,
+        target: impl Into<Target>,
     ) -> Result<(u16, T), ClientError> {
-        let response = self.send(Method::POST, path).await?;
+        let response = self.send(&target.into(), Bytes::new()).await?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await?.to_bytes();
         match serde_json::from_slice::<T>(&body) {
@@ -101,21 +108,13 @@ impl ControlClient {
         }
     }
 
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-    ) -> Result<T, ClientError> {
-        decode(self.send(method, path).await?).await
-    }
-
-    /// GET a streaming route and hand each complete line to `on_line` until the daemon ends it.
+    /// Call a streaming route and hand each complete line to `on_line` until the daemon ends it.
     pub async fn stream_lines(
         &self,
-        path: &str,
+        target: impl Into<Target>,
         mut on_line: impl FnMut(&[u8]),
     ) -> Result<(), ClientError> {
-        self.stream_lines_until(path, |line| {
+        self.stream_lines_until(target, |line| {
             on_line(line);
             true
         })
@@ -125,10 +124,10 @@ impl ControlClient {
     /// Like [`Self::stream_lines`], but stop (and hang up) once `on_line` answers false.
     pub async fn stream_lines_until(
         &self,
-        path: &str,
+        target: impl Into<Target>,
         mut on_line: impl FnMut(&[u8]) -> bool,
     ) -> Result<(), ClientError> {
-        let response = self.send(Method::GET, path).await?;
+        let response = self.send(&target.into(), Bytes::new()).await?;
         let status = response.status();
         let mut body = response.into_body();
         if status != StatusCode::OK {
@@ -150,16 +149,7 @@ impl ControlClient {
         Ok(())
     }
 
-    async fn send(&self, method: Method, path: &str) -> Result<Response<Incoming>, ClientError> {
-        self.send_body(method, path, Bytes::new()).await
-    }
-
-    async fn send_body(
-        &self,
-        method: Method,
-        path: &str,
-        body: Bytes,
-    ) -> Result<Response<Incoming>, ClientError> {
+    async fn send(&self, target: &Target, body: Bytes) -> Result<Response<Incoming>, ClientError> {
         let stream = UnixStream::connect(&self.socket)
             .await
             .map_err(|err| self.connect_error(err))?;
@@ -168,13 +158,14 @@ impl ControlClient {
         tokio::spawn(async move {
             let _ = connection.await;
         });
+        let uri = target.uri();
         let request = Request::builder()
-            .method(method)
-            .uri(path)
+            .method(target.method())
+            .uri(&uri)
             .header(hyper::header::HOST, "sentineld")
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))
-            .map_err(|err| ClientError::Decode(err.to_string()))?;
+            .map_err(|source| ClientError::Request { uri, source })?;
         Ok(sender.send_request(request).await?)
     }
 
@@ -201,7 +192,7 @@ async fn decode<T: DeserializeOwned>(response: Response<Incoming>) -> Result<T, 
     if !status.is_success() {
         return Err(api_error(status.as_u16(), &body));
     }
-    serde_json::from_slice(&body).map_err(|err| ClientError::Decode(err.to_string()))
+    serde_json::from_slice(&body).map_err(ClientError::Decode)
 }
 
 fn api_error(status: u16, body: &[u8]) -> ClientError {

@@ -4,7 +4,6 @@
 use hyper::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::query::percent_decode;
 use super::server::{error, json, ApiState, Body};
 use crate::drill::{Drill, DrillError, DrillRun};
 
@@ -21,44 +20,41 @@ pub struct DrillRunResponse {
     pub run: DrillRun,
 }
 
-pub(super) fn read(state: &ApiState, path: &str) -> Response<Body> {
-    match path.trim_end_matches('/') {
-        "/v1/drills" => json(
-            StatusCode::OK,
-            &DrillsResponse {
-                drills: state.drills.drills(),
-                runs: state.drills.runs(),
-            },
-        ),
-        other => {
-            let id = percent_decode(other.trim_start_matches("/v1/drills/"));
-            match state.drills.run_view(&id) {
-                Ok(run) => json(StatusCode::OK, &DrillRunResponse { run }),
-                Err(err) => failure(err),
-            }
-        }
+/// `GET /v1/drills`.
+pub(super) fn list(state: &ApiState) -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &DrillsResponse {
+            drills: state.drills.drills(),
+            runs: state.drills.runs(),
+        },
+    )
+}
+
+/// `GET /v1/drills/{id}`.
+pub(super) fn show(state: &ApiState, id: &str) -> Response<Body> {
+    match state.drills.run_view(id) {
+        Ok(run) => json(StatusCode::OK, &DrillRunResponse { run }),
+        Err(err) => failure(err),
     }
 }
 
-pub(super) async fn mutate(state: &ApiState, path: &str) -> Response<Body> {
-    let rest = path.trim_end_matches('/').trim_start_matches("/v1/drills/");
-    let answer = match rest.rsplit_once('/') {
-        Some((name, "run")) => state
+/// `POST /v1/drills/{name}/run`.
+pub(super) fn run(state: &ApiState, name: &str) -> Response<Body> {
+    answer(
+        state
             .drills
-            .start(&percent_decode(name))
+            .start(name)
             .map(|run| (StatusCode::ACCEPTED, run)),
-        Some((id, "stop")) => state
-            .drills
-            .stop(&percent_decode(id))
-            .await
-            .map(|run| (StatusCode::OK, run)),
-        _ => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("no such route: {path} (use /v1/drills/NAME/run or /v1/drills/ID/stop)"),
-            )
-        }
-    };
+    )
+}
+
+/// `POST /v1/drills/{id}/stop`.
+pub(super) async fn stop(state: &ApiState, id: &str) -> Response<Body> {
+    answer(state.drills.stop(id).await.map(|run| (StatusCode::OK, run)))
+}
+
+fn answer(answer: Result<(StatusCode, DrillRun), DrillError>) -> Response<Body> {
     match answer {
         Ok((status, run)) => json(status, &DrillRunResponse { run }),
         Err(err) => failure(err),

@@ -25,7 +25,7 @@ pub(super) async fn events(
 ) -> Response<Body> {
     let params = match parse_events_params(query, Timestamp::now()) {
         Ok(params) => params,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        Err(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
     };
     if !params.follow {
         return match state.journal.query(params.query).await {

@@ -1,5 +1,6 @@
-//! The control socket: HTTP/1.1 + JSON over a Unix socket. `server` answers, `client` is what
-//! `sentinelctl` uses, `types` are the bodies both share, `peer` decides who may change things.
+//! The control socket: HTTP/1.1 + JSON over a Unix socket. `routes` is the one table both sides
+//! share, `server` answers, `client` is what `sentinelctl` uses, `types` are the bodies both
+//! share, `peer` decides who may change things.
 
 mod analyze;
 mod archives;
@@ -11,6 +12,7 @@ mod outbox;
 mod peer;
 mod query;
 mod report;
+mod routes;
 mod server;
 mod tenants;
 mod types;
@@ -20,9 +22,10 @@ pub use chaos::{ExperimentsResponse, ProfilesResponse, StopAllResponse};
 pub use client::{ClientError, ControlClient};
 pub use drills::{DrillRunResponse, DrillsResponse};
 pub use outbox::OutboxResponse;
-pub use peer::{authorize, Accounts, Peer, SystemAccounts};
-pub use query::{parse_events_params, parse_since, EventsParams};
-pub use server::{serve, ApiState, ControlCommand};
+pub use peer::{authorize, Accounts, Denied, Peer, SystemAccounts};
+pub use query::{parse_events_params, parse_since, EventsParams, QueryError};
+pub use routes::{Guard, Miss, Route, RouteId, Target};
+pub use server::{serve, ApiState, CommandRefused, ControlCommand};
 pub use types::{
     DaemonInfo, ErrorResponse, EventsResponse, HealResponse, ReloadOutcome, ReloadReport,
     SilenceResponse, StatusResponse, TenantResponse, TenantsTopResponse,

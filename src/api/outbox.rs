@@ -16,7 +16,7 @@ pub struct OutboxResponse {
 pub(super) async fn get(query: Option<&str>, notifier: &Notifier) -> Response<Body> {
     let limit = match parse_limit(query) {
         Ok(limit) => limit,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        Err(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
     };
     match notifier.list(limit).await {
         Ok(messages) => json(StatusCode::OK, &OutboxResponse { messages }),

@@ -2,6 +2,7 @@
 //! root, or a member of the socket's group. Reads are open to anyone who can open the socket.
 
 use nix::unistd::{Gid, Group, Uid, User};
+use thiserror::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
@@ -49,8 +50,18 @@ impl Accounts for SystemAccounts {
     }
 }
 
+/// A peer that may not call mutating routes (403), named as the account database names it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("permission denied: {user} is neither root nor a member of group {group} — add your user to group {group}")]
+pub struct Denied {
+    /// `alice (uid 1000)`, or `uid 1000` for an unknown user.
+    pub user: String,
+    /// The socket's group: `sentinel`, or `gid 900` for an unknown group.
+    pub group: String,
+}
+
 /// Allow `peer` to call mutating routes on a socket owned by `socket_gid`, or say why not.
-pub fn authorize(peer: &Peer, socket_gid: u32, accounts: &dyn Accounts) -> Result<(), String> {
+pub fn authorize(peer: &Peer, socket_gid: u32, accounts: &dyn Accounts) -> Result<(), Denied> {
     if peer.uid == 0
         || peer.gid == socket_gid
         || accounts.groups_of(peer.uid, peer.gid).contains(&socket_gid)
@@ -64,9 +75,7 @@ pub fn authorize(peer: &Peer, socket_gid: u32, accounts: &dyn Accounts) -> Resul
     let group = accounts
         .group_name(socket_gid)
         .unwrap_or_else(|| format!("gid {socket_gid}"));
-    Err(format!(
-        "permission denied: {user} is neither root nor a member of group {group} — add your user to group {group}"
-    ))
+    Err(Denied { user, group })
 }
 
 #[cfg(test)]
@@ -119,7 +128,7 @@ mod tests {
             ),
         ];
         for (label, peer, socket_gid, expected) in cases {
-            let got = authorize(&peer, socket_gid, &FakeAccounts);
+            let got = authorize(&peer, socket_gid, &FakeAccounts).map_err(|e| e.to_string());
             assert_eq!(got, expected.map_err(String::from), "{label}");
         }
     }

@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
+use thiserror::Error;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -19,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use super::chaos;
 use super::events::events;
 use super::peer::{authorize, Accounts, Peer};
-use super::query::percent_decode;
+use super::query::parse_silence_for;
+use super::routes::{Guard, Miss, Route};
 use super::types::{
     DaemonInfo, ErrorResponse, HealResponse, ReloadOutcome, ReloadReport, SilenceResponse,
     StatusResponse,
@@ -48,14 +50,25 @@ pub enum ControlCommand {
     Silence {
         probe: String,
         duration: std::time::Duration,
-        reply: oneshot::Sender<Result<Timestamp, String>>,
+        reply: oneshot::Sender<Result<Timestamp, CommandRefused>>,
     },
     /// Pass `command` to the healer of `probe`; the reply says why not if it cannot.
     Heal {
         probe: String,
         command: HealCommand,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), CommandRefused>>,
     },
+}
+
+/// Why the supervisor could not do what a control command asked (404 for the caller).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CommandRefused {
+    #[error("no such probe: {0}")]
+    NoSuchProbe(String),
+    #[error("probe {0} has no heal action configured")]
+    NoHealAction(String),
+    #[error("the healer of {0} has stopped")]
+    HealerStopped(String),
 }
 
 /// Everything a request handler may read or ask for.
@@ -131,43 +144,6 @@ pub async fn serve(listener: UnixListener, state: ApiState, shutdown: Cancellati
     }
 }
 
-/// The routes that change something, or cost something: each needs an authorized peer and is
-/// audited.
-#[derive(Debug, PartialEq)]
-enum MutatingRoute {
-    Reload,
-    Heal,
-    Silence,
-    Chaos,
-    Drill,
-    /// `GET /v1/analyze/summary` and `GET /v1/chaos/{id}/summary`: they change nothing here, but
-    /// each call sends a document to the AI endpoint, which may cost money.
-    AiSummary,
-}
-
-impl MutatingRoute {
-    fn of(method: &Method, path: &str) -> Option<Self> {
-        let summary = path == "/v1/analyze/summary"
-            || (path.starts_with("/v1/chaos/") && path.trim_end_matches('/').ends_with("/summary"));
-        if method == Method::GET && summary {
-            return Some(Self::AiSummary);
-        }
-        if method != Method::POST {
-            return None;
-        }
-        match path {
-            "/v1/reload" => Some(Self::Reload),
-            _ if path.starts_with("/v1/heal/") => Some(Self::Heal),
-            _ if path.starts_with("/v1/probes/") && path.ends_with("/silence") => {
-                Some(Self::Silence)
-            }
-            _ if path.starts_with("/v1/chaos/") => Some(Self::Chaos),
-            _ if path.starts_with("/v1/drills/") => Some(Self::Drill),
-            _ => None,
-        }
-    }
-}
-
 async fn route(
     request: Request<Incoming>,
     peer: Peer,
@@ -176,60 +152,83 @@ async fn route(
 ) -> Response<Body> {
     let path = request.uri().path().to_string();
     let method = request.method().clone();
-    if let Some(mutating) = MutatingRoute::of(&method, &path) {
-        let query = request.uri().query().map(str::to_string);
-        let body = match read_small_body(request).await {
-            Ok(body) => body,
-            Err(response) => return response,
-        };
-        let response = match authorize(&peer, state.socket_gid, state.accounts.as_ref()) {
-            Ok(()) => match mutating {
-                MutatingRoute::Reload => reload(state).await,
-                MutatingRoute::Heal => heal(state, &path).await,
-                MutatingRoute::Silence => silence(state, &path, query.as_deref()).await,
-                MutatingRoute::Chaos => chaos::mutate(state, &path, &body).await,
-                MutatingRoute::Drill => super::drills::mutate(state, &path).await,
-                MutatingRoute::AiSummary if path == "/v1/analyze/summary" => {
-                    super::analyze::summary(query.as_deref(), state).await
-                }
-                MutatingRoute::AiSummary => chaos::read(state, &path).await.unwrap_or_else(|| {
-                    error(StatusCode::NOT_FOUND, format!("no such route: {path}"))
-                }),
-            },
-            Err(reason) => error(StatusCode::FORBIDDEN, reason),
-        };
-        audit(state, &peer, &method, &path, response.status());
-        return response;
+    let route = match Route::resolve(&method, &path) {
+        Ok(route) => route,
+        Err(Miss::NotFound) => {
+            return error(StatusCode::NOT_FOUND, format!("no such route: {path}"))
+        }
+        Err(Miss::MethodNotAllowed { allowed }) => {
+            return not_allowed(&method, &path, &allowed);
+        }
+    };
+    let query = request.uri().query().map(str::to_string);
+    let query = query.as_deref();
+    if route.guard() == Guard::Open {
+        return answer(route, query, &Bytes::new(), state, shutdown).await;
     }
-    match (method.clone(), path.as_str()) {
-        (Method::GET, "/v1/status") => json(StatusCode::OK, &status(state)),
-        (Method::GET, "/v1/events") => events(request.uri().query(), state, shutdown).await,
-        (Method::GET, "/v1/archives") => {
-            super::archives::get(request.uri().query(), &state.archiver).await
-        }
-        (Method::GET, "/v1/outbox") => {
-            super::outbox::get(request.uri().query(), &state.notifier).await
-        }
-        (Method::GET, "/v1/analyze") => {
-            super::analyze::get(request.uri().query(), &state.journal).await
-        }
-        (Method::GET, p) if p.starts_with("/v1/tenants/") => {
-            super::tenants::get(p, request.uri().query(), &state.tenants)
-        }
-        (Method::GET, p) if p == "/v1/chaos" || p.starts_with("/v1/chaos/") => {
-            chaos::read(state, p)
-                .await
-                .unwrap_or_else(|| error(StatusCode::NOT_FOUND, format!("no such route: {path}")))
-        }
-        (Method::GET, p) if p == "/v1/drills" || p.starts_with("/v1/drills/") => {
-            super::drills::read(state, p)
-        }
-        (_, "/v1/status" | "/v1/events" | "/v1/reload") => error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not allowed on {path}"),
-        ),
-        _ => error(StatusCode::NOT_FOUND, format!("no such route: {path}")),
+    let body = match read_small_body(request).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let response = match authorize(&peer, state.socket_gid, state.accounts.as_ref()) {
+        Ok(()) => answer(route, query, &body, state, shutdown).await,
+        Err(denied) => error(StatusCode::FORBIDDEN, denied.to_string()),
+    };
+    audit(state, &peer, &method, &path, response.status());
+    response
+}
+
+/// Answer `route`; by now a guarded route's peer is authorized and its body read.
+async fn answer(
+    route: Route,
+    query: Option<&str>,
+    body: &Bytes,
+    state: &ApiState,
+    shutdown: CancellationToken,
+) -> Response<Body> {
+    match route {
+        Route::Status => json(StatusCode::OK, &status(state)),
+        Route::Events => events(query, state, shutdown).await,
+        Route::Reload => reload(state).await,
+        Route::Silence { probe } => silence(state, probe, query).await,
+        Route::HealNow { probe } => heal(state, probe, HealCommand::Now).await,
+        Route::HealReset { probe } => heal(state, probe, HealCommand::Reset).await,
+        Route::Archives => super::archives::get(query, &state.archiver).await,
+        Route::Outbox => super::outbox::get(query, &state.notifier).await,
+        Route::Analyze => super::analyze::get(query, &state.journal).await,
+        Route::AnalyzeSummary => super::analyze::summary(query, state).await,
+        Route::TenantsTop => super::tenants::top(query, &state.tenants),
+        Route::Tenant { tenant } => super::tenants::tenant(&tenant, query, &state.tenants),
+        Route::ChaosList => chaos::list(state).await,
+        Route::ChaosProfiles => chaos::profiles(state),
+        Route::ChaosStart => chaos::start(state, body).await,
+        Route::ChaosStopAll => chaos::stop_all(state).await,
+        Route::ChaosShow { experiment } => chaos::show(state, &experiment).await,
+        Route::ChaosStop { experiment } => chaos::stop(state, &experiment).await,
+        Route::ChaosReport { experiment } => super::report::get(state, &experiment).await,
+        Route::ChaosSummary { experiment } => super::report::summary(state, &experiment).await,
+        Route::DrillList => super::drills::list(state),
+        Route::DrillShow { run } => super::drills::show(state, &run),
+        Route::DrillRun { drill } => super::drills::run(state, &drill),
+        Route::DrillStop { run } => super::drills::stop(state, &run).await,
     }
+}
+
+/// 405 with the methods the path takes.
+fn not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Response<Body> {
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {path}"),
+    );
+    let allow = allowed
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(allow) = hyper::header::HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(hyper::header::ALLOW, allow);
+    }
+    response
 }
 
 /// Record who called a mutating route and how it ended.
@@ -291,33 +290,10 @@ async fn reload(state: &ApiState) -> Response<Body> {
 }
 
 /// `/v1/probes/{probe}/silence?for=30m` (`for=0` lifts the silence).
-async fn silence(state: &ApiState, path: &str, query: Option<&str>) -> Response<Body> {
-    let probe = percent_decode(
-        path.trim_start_matches("/v1/probes/")
-            .trim_end_matches("/silence"),
-    );
-    let text = query
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("for="))
-        .map(percent_decode);
-    let duration = match text.as_deref() {
-        Some("0") => std::time::Duration::ZERO,
-        Some(text) => match humantime::parse_duration(text) {
-            Ok(duration) => duration,
-            Err(err) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid for=\"{text}\": {err} (write e.g. 30m, 2h, or 0 to lift)"),
-                )
-            }
-        },
-        None => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "missing for=DURATION (e.g. for=30m)".into(),
-            )
-        }
+async fn silence(state: &ApiState, probe: String, query: Option<&str>) -> Response<Body> {
+    let duration = match parse_silence_for(query) {
+        Ok(duration) => duration,
+        Err(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
     };
     let asked = ask(state, |reply| ControlCommand::Silence {
         probe: probe.clone(),
@@ -327,25 +303,13 @@ async fn silence(state: &ApiState, path: &str, query: Option<&str>) -> Response<
     .await;
     match asked {
         Ok(Ok(until)) => json(StatusCode::OK, &SilenceResponse { probe, until }),
-        Ok(Err(message)) => error(StatusCode::NOT_FOUND, message),
+        Ok(Err(refused)) => error(StatusCode::NOT_FOUND, refused.to_string()),
         Err(response) => response,
     }
 }
 
 /// `/v1/heal/{probe}/now` or `/v1/heal/{probe}/reset`.
-async fn heal(state: &ApiState, path: &str) -> Response<Body> {
-    let rest = path.trim_start_matches("/v1/heal/");
-    let (probe, command) = match rest.rsplit_once('/') {
-        Some((probe, "now")) => (probe, HealCommand::Now),
-        Some((probe, "reset")) => (probe, HealCommand::Reset),
-        _ => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("no such route: {path} (use /v1/heal/PROBE/now or /v1/heal/PROBE/reset)"),
-            )
-        }
-    };
-    let probe = percent_decode(probe);
+async fn heal(state: &ApiState, probe: String, command: HealCommand) -> Response<Body> {
     let asked = ask(state, |reply| ControlCommand::Heal {
         probe: probe.clone(),
         command,
@@ -360,7 +324,7 @@ async fn heal(state: &ApiState, path: &str) -> Response<Body> {
                 accepted: format!("{command:?}").to_lowercase(),
             },
         ),
-        Ok(Err(message)) => error(StatusCode::NOT_FOUND, message),
+        Ok(Err(refused)) => error(StatusCode::NOT_FOUND, refused.to_string()),
         Err(response) => response,
     }
 }
@@ -389,38 +353,4 @@ pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body
 
 pub(super) fn error(status: StatusCode, message: String) -> Response<Body> {
     json(status, &ErrorResponse { error: message })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mutating_routes_table() {
-        let cases = [
-            (Method::POST, "/v1/reload", Some(MutatingRoute::Reload)),
-            (Method::GET, "/v1/status", None),
-            (Method::GET, "/v1/analyze", None),
-            (
-                Method::GET,
-                "/v1/analyze/summary",
-                Some(MutatingRoute::AiSummary),
-            ),
-            (Method::GET, "/v1/chaos/x1/report", None),
-            (
-                Method::GET,
-                "/v1/chaos/x1/summary",
-                Some(MutatingRoute::AiSummary),
-            ),
-            (
-                Method::POST,
-                "/v1/chaos/x1/stop",
-                Some(MutatingRoute::Chaos),
-            ),
-            (Method::GET, "/v1/chaos", None),
-        ];
-        for (method, path, want) in cases {
-            assert_eq!(MutatingRoute::of(&method, path), want, "{method} {path}");
-        }
-    }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use hyper::{Response, StatusCode};
 
-use super::query::percent_decode;
+use super::query::QueryError;
+use super::routes::query_pairs;
 use super::server::{error, json, Body};
 use super::types::{TenantResponse, TenantsTopResponse};
 use crate::event::Timestamp;
@@ -21,46 +22,52 @@ struct TopParams {
     limit: usize,
 }
 
-pub(super) fn get(path: &str, query: Option<&str>, tenants: &TenantService) -> Response<Body> {
+/// 404 with the setting to change while the detector is off.
+fn disabled() -> Response<Body> {
+    error(
+        StatusCode::NOT_FOUND,
+        "the tenant detector is disabled: set [tenants] enabled = true in sentineld.toml".into(),
+    )
+}
+
+/// `GET /v1/tenants/top`.
+pub(super) fn top(query: Option<&str>, tenants: &TenantService) -> Response<Body> {
     if !tenants.is_enabled() {
-        return error(
-            StatusCode::NOT_FOUND,
-            "the tenant detector is disabled: set [tenants] enabled = true in sentineld.toml"
-                .into(),
-        );
+        return disabled();
     }
     let now = Timestamp::now().as_millis();
-    let tail = &path["/v1/tenants/".len()..];
-    if tail == "top" {
-        let params = match parse_top(query) {
-            Ok(params) => params,
-            Err(message) => return error(StatusCode::BAD_REQUEST, message),
-        };
-        let (Some(top), Some(stats)) = (
-            tenants.top(params.by, params.window, params.limit, now),
-            tenants.stats(),
-        ) else {
-            return error(
-                StatusCode::NOT_FOUND,
-                "the tenant detector was just disabled".into(),
-            );
-        };
-        let response = TenantsTopResponse {
-            error_label: tenants.error_label(),
-            stats,
-            top,
-        };
-        return json(StatusCode::OK, &response);
+    let params = match parse_top(query) {
+        Ok(params) => params,
+        Err(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
+    };
+    let (Some(top), Some(stats)) = (
+        tenants.top(params.by, params.window, params.limit, now),
+        tenants.stats(),
+    ) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the tenant detector was just disabled".into(),
+        );
+    };
+    let response = TenantsTopResponse {
+        error_label: tenants.error_label(),
+        stats,
+        top,
+    };
+    json(StatusCode::OK, &response)
+}
+
+/// `GET /v1/tenants/{id}`; `id` is decoded (it may hold any character, `/` included).
+pub(super) fn tenant(id: &str, query: Option<&str>, tenants: &TenantService) -> Response<Body> {
+    if !tenants.is_enabled() {
+        return disabled();
     }
-    let id = percent_decode(tail);
-    if id.is_empty() || id.contains('/') {
-        return error(StatusCode::NOT_FOUND, format!("no such route: {path}"));
-    }
+    let now = Timestamp::now().as_millis();
     let window = match parse_window_only(query) {
         Ok(window) => window,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        Err(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
     };
-    match tenants.tenant(&id, window, now) {
+    match tenants.tenant(id, window, now) {
         Some(Some(tenant)) => {
             let response = TenantResponse {
                 error_label: tenants.error_label(),
@@ -79,63 +86,55 @@ pub(super) fn get(path: &str, query: Option<&str>, tenants: &TenantService) -> R
     }
 }
 
-fn parse_top(query: Option<&str>) -> Result<TopParams, String> {
+fn parse_top(query: Option<&str>) -> Result<TopParams, QueryError> {
     let mut params = TopParams {
         by: RankBy::Errors,
         window: Duration::ZERO,
         limit: 10,
     };
-    for (key, value) in pairs(query) {
-        match key {
-            "by" => {
-                params.by = value
-                    .parse()
-                    .map_err(|e: crate::tenants::TenantsError| e.to_string())?
-            }
-            "window" => params.window = parse_window(&value)?,
+    for (key, value) in query_pairs(query) {
+        match key.as_str() {
+            "by" => params.by = value.parse()?,
+            "window" => params.window = parse_window(value)?,
             "limit" => {
                 params.limit = value
                     .parse()
                     .ok()
                     .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-                    .ok_or_else(|| format!("limit must be 1-{MAX_LIMIT}, got \"{value}\""))?
+                    .ok_or(QueryError::TenantsLimit {
+                        value,
+                        max: MAX_LIMIT,
+                    })?
             }
-            other => {
-                return Err(format!(
-                    "unknown parameter \"{other}\" (expected by, window, limit)"
-                ))
+            _ => {
+                return Err(QueryError::UnknownParameter {
+                    name: key,
+                    expected: Some("by, window, limit"),
+                })
             }
         }
     }
     Ok(params)
 }
 
-fn parse_window_only(query: Option<&str>) -> Result<Duration, String> {
+fn parse_window_only(query: Option<&str>) -> Result<Duration, QueryError> {
     let mut window = Duration::ZERO;
-    for (key, value) in pairs(query) {
-        match key {
-            "window" => window = parse_window(&value)?,
-            other => return Err(format!("unknown parameter \"{other}\" (expected window)")),
+    for (key, value) in query_pairs(query) {
+        match key.as_str() {
+            "window" => window = parse_window(value)?,
+            _ => {
+                return Err(QueryError::UnknownParameter {
+                    name: key,
+                    expected: Some("window"),
+                })
+            }
         }
     }
     Ok(window)
 }
 
-fn pairs(query: Option<&str>) -> impl Iterator<Item = (&str, String)> {
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (key, percent_decode(value))
-        })
-}
-
-fn parse_window(value: &str) -> Result<Duration, String> {
-    humantime::parse_duration(value).map_err(|_| {
-        format!("invalid window \"{value}\": write e.g. 5m or 1h (at most the configured window)")
-    })
+fn parse_window(value: String) -> Result<Duration, QueryError> {
+    humantime::parse_duration(&value).map_err(|source| QueryError::Window { value, source })
 }
 
 #[cfg(test)]
@@ -177,7 +176,10 @@ mod tests {
         for (query, want) in cases {
             match (parse_top(query), want) {
                 (Ok(got), Ok(want)) => assert_eq!(got, want, "{query:?}"),
-                (Err(got), Err(fragment)) => assert!(got.contains(fragment), "{query:?}: {got}"),
+                (Err(got), Err(fragment)) => {
+                    let got = got.to_string();
+                    assert!(got.contains(fragment), "{query:?}: {got}")
+                }
                 (got, want) => panic!("{query:?}: got {got:?}, want {want:?}"),
             }
         }

@@ -6,12 +6,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use sentinel::analyze::Analysis;
 use sentinel::api::{
-    ControlClient, EventsResponse, HealResponse, ReloadOutcome, ReloadReport, SilenceResponse,
-    StatusResponse, TenantResponse, TenantsTopResponse,
+    ControlClient, EventsResponse, HealResponse, ReloadOutcome, ReloadReport, Route,
+    SilenceResponse, StatusResponse, Target, TenantResponse, TenantsTopResponse,
 };
-use sentinel::cli::{
-    encode, render, CtlCli, CtlCommand, EventsArgs, HealCommandArgs, TenantsCommand,
-};
+use sentinel::cli::{render, CtlCli, CtlCommand, EventsArgs, HealCommandArgs, TenantsCommand};
 use sentinel::config::paths;
 use sentinel::event::JournaledEvent;
 
@@ -44,7 +42,7 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
     let client = ControlClient::new(cli.socket.clone().unwrap_or_else(paths::discover_socket));
     match cli.command {
         CtlCommand::Status => {
-            let status: StatusResponse = client.get("/v1/status").await?;
+            let status: StatusResponse = client.call(Route::Status).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
@@ -52,7 +50,7 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
             }
         }
         CtlCommand::Probes => {
-            let status: StatusResponse = client.get("/v1/status").await?;
+            let status: StatusResponse = client.call(Route::Status).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&status.probes)?);
             } else {
@@ -60,7 +58,7 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
             }
         }
         CtlCommand::Reload => {
-            let (_, report): (u16, ReloadReport) = client.post_report("/v1/reload").await?;
+            let (_, report): (u16, ReloadReport) = client.call_report(Route::Reload).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else if report.outcome == ReloadOutcome::Rejected {
@@ -74,12 +72,8 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
         }
         CtlCommand::Events(args) => events(&client, &args, cli.json).await?,
         CtlCommand::Silence { probe, duration } => {
-            let path = format!(
-                "/v1/probes/{}/silence?for={}",
-                encode(&probe),
-                encode(&duration)
-            );
-            let response: SilenceResponse = client.post(&path).await?;
+            let target = Route::Silence { probe }.with_query([("for", duration.as_str())]);
+            let response: SilenceResponse = client.call(target).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
             } else if duration.trim() == "0" {
@@ -93,12 +87,11 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
             }
         }
         CtlCommand::Heal(command) => {
-            let (verb, probe) = match &command {
-                HealCommandArgs::Now { probe } => ("now", probe),
-                HealCommandArgs::Reset { probe } => ("reset", probe),
+            let route = match command {
+                HealCommandArgs::Now { probe } => Route::HealNow { probe },
+                HealCommandArgs::Reset { probe } => Route::HealReset { probe },
             };
-            let path = format!("/v1/heal/{}/{verb}", encode(probe));
-            let response: HealResponse = client.post(&path).await?;
+            let response: HealResponse = client.call(route).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
             } else {
@@ -117,26 +110,28 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
             }
         }
         CtlCommand::Archives { limit } => {
-            let response: sentinel::api::ArchivesResponse =
-                client.get(&format!("/v1/archives?limit={limit}")).await?;
+            let target = Route::Archives.with_query([("limit", limit.to_string())]);
+            let response: sentinel::api::ArchivesResponse = client.call(target).await?;
             match cli.json {
                 true => println!("{}", serde_json::to_string_pretty(&response)?),
                 false => print!("{}", sentinel::cli::archives::archives(&response)),
             }
         }
         CtlCommand::Outbox { limit } => {
-            let response: sentinel::api::OutboxResponse =
-                client.get(&format!("/v1/outbox?limit={limit}")).await?;
+            let target = Route::Outbox.with_query([("limit", limit.to_string())]);
+            let response: sentinel::api::OutboxResponse = client.call(target).await?;
             match cli.json {
                 true => println!("{}", serde_json::to_string_pretty(&response)?),
                 false => print!("{}", sentinel::cli::outbox::outbox(&response)),
             }
         }
         CtlCommand::Analyze { since, summary } => {
-            let query = since.map_or_else(String::new, |s| format!("?since={}", encode(&s)));
-            let analysis: Analysis = client.get(&format!("/v1/analyze{query}")).await?;
+            let query: Vec<(&str, String)> = since.map(|s| ("since", s)).into_iter().collect();
+            let analysis: Analysis = client
+                .call(Route::Analyze.with_query(query.clone()))
+                .await?;
             let text = sentinel::cli::analyze::report(&analysis);
-            let path = format!("/v1/analyze/summary{query}");
+            let path = Route::AnalyzeSummary.with_query(query);
             print_findings(
                 &client,
                 cli.json,
@@ -152,11 +147,13 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
             format,
             summary,
         } => {
-            let id = encode(&experiment);
-            let report: sentinel::report::ExperimentReport =
-                client.get(&format!("/v1/chaos/{id}/report")).await?;
+            let report: sentinel::report::ExperimentReport = client
+                .call(Route::ChaosReport {
+                    experiment: experiment.clone(),
+                })
+                .await?;
             let text = sentinel::cli::report::render(&report, format);
-            let path = format!("/v1/chaos/{id}/summary");
+            let path = Target::from(Route::ChaosSummary { experiment });
             print_findings(
                 &client,
                 cli.json,
@@ -169,7 +166,7 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
         }
         CtlCommand::Version => {
             println!("sentinelctl {}", env!("CARGO_PKG_VERSION"));
-            match client.get::<StatusResponse>("/v1/status").await {
+            match client.call::<StatusResponse>(Route::Status).await {
                 Ok(status) => println!("sentineld   {}", status.daemon.version),
                 Err(err) => println!("sentineld   unknown ({err})"),
             }
@@ -186,7 +183,7 @@ async fn print_findings(
     key: &str,
     findings: &impl serde::Serialize,
     text: &str,
-    summary_path: Option<String>,
+    summary_path: Option<Target>,
 ) -> anyhow::Result<()> {
     let Some(path) = summary_path else {
         match json {
@@ -199,7 +196,7 @@ async fn print_findings(
         // The findings first, before waiting on the endpoint.
         print!("{text}");
     }
-    let summary = client.get::<sentinel::ai::AiSummary>(&path).await;
+    let summary = client.call::<sentinel::ai::AiSummary>(path).await;
     match json {
         true => {
             let value = sentinel::cli::summary::json(key, findings, &summary);
@@ -215,32 +212,26 @@ async fn tenants(
     command: TenantsCommand,
     json: bool,
 ) -> anyhow::Result<()> {
-    let window = |window: &Option<String>| {
-        window
-            .as_ref()
-            .map(|w| format!("window={}", encode(w)))
-            .unwrap_or_default()
-    };
     match command {
         TenantsCommand::Top {
             by,
             window: w,
             limit,
         } => {
-            let path = format!(
-                "/v1/tenants/top?by={}&limit={limit}&{}",
-                encode(&by),
-                window(&w)
-            );
-            let response: TenantsTopResponse = client.get(&path).await?;
+            let mut query = vec![("by", by), ("limit", limit.to_string())];
+            query.extend(w.map(|w| ("window", w)));
+            let response: TenantsTopResponse =
+                client.call(Route::TenantsTop.with_query(query)).await?;
             match json {
                 true => println!("{}", serde_json::to_string_pretty(&response)?),
                 false => print!("{}", sentinel::cli::tenants::top(&response)),
             }
         }
         TenantsCommand::Show { tenant, window: w } => {
-            let path = format!("/v1/tenants/{}?{}", encode(&tenant), window(&w));
-            let response: TenantResponse = client.get(&path).await?;
+            let query: Vec<(&str, String)> = w.map(|w| ("window", w)).into_iter().collect();
+            let response: TenantResponse = client
+                .call(Route::Tenant { tenant }.with_query(query))
+                .await?;
             match json {
                 true => println!("{}", serde_json::to_string_pretty(&response)?),
                 false => print!("{}", sentinel::cli::tenants::tenant(&response)),
@@ -251,17 +242,15 @@ async fn tenants(
 }
 
 async fn events(client: &ControlClient, args: &EventsArgs, json: bool) -> anyhow::Result<()> {
-    let mut query = vec![format!("limit={}", args.limit)];
+    let mut query = vec![("limit", args.limit.to_string())];
     if let Some(since) = &args.since {
-        query.push(format!("since={}", encode(since)));
+        query.push(("since", since.clone()));
     }
     if !args.kind.is_empty() {
-        query.push(format!("kind={}", encode(&args.kind.join(","))));
+        query.push(("kind", args.kind.join(",")));
     }
     if !args.follow {
-        let response: EventsResponse = client
-            .get(&format!("/v1/events?{}", query.join("&")))
-            .await?;
+        let response: EventsResponse = client.call(Route::Events.with_query(query)).await?;
         if json {
             for event in &response.events {
                 println!("{}", serde_json::to_string(event)?);
@@ -271,13 +260,13 @@ async fn events(client: &ControlClient, args: &EventsArgs, json: bool) -> anyhow
         }
         return Ok(());
     }
-    query.push("follow=1".into());
+    query.push(("follow", "1".into()));
     if !json {
         println!("{}", render::EVENT_HEADER.join("  "));
     }
     let stdout = std::io::stdout();
     client
-        .stream_lines(&format!("/v1/events?{}", query.join("&")), |line| {
+        .stream_lines(Route::Events.with_query(query), |line| {
             let mut out = stdout.lock();
             if json {
                 let _ = out.write_all(line);

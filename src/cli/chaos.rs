@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 use super::render::table;
 use crate::api::{
-    ClientError, ControlClient, ExperimentsResponse, ProfilesResponse, StopAllResponse,
+    ClientError, ControlClient, ExperimentsResponse, ProfilesResponse, Route, StopAllResponse,
 };
 use crate::chaos::experiment::ExperimentState;
 use crate::chaos::{ExperimentView, StartRequest};
@@ -55,7 +55,7 @@ pub async fn run(
     };
     match command {
         ChaosCommand::Profiles => {
-            let response: ProfilesResponse = client.get("/v1/chaos/profiles").await?;
+            let response: ProfilesResponse = client.call(Route::ChaosProfiles).await?;
             print(profiles(&response), &response);
         }
         ChaosCommand::Start {
@@ -75,7 +75,7 @@ pub async fn run(
                 spec: None,
                 duration,
             };
-            let view: ExperimentView = client.post_json("/v1/chaos/start", &request).await?;
+            let view: ExperimentView = client.call_json(Route::ChaosStart, &request).await?;
             print(started(&view), &view);
             if *wait {
                 let end = wait_for_end(client, &view.id, json).await?;
@@ -84,20 +84,28 @@ pub async fn run(
             }
         }
         ChaosCommand::List => {
-            let response: ExperimentsResponse = client.get("/v1/chaos").await?;
+            let response: ExperimentsResponse = client.call(Route::ChaosList).await?;
             print(list(&response.experiments), &response);
         }
         ChaosCommand::Show { id } => {
-            let view: ExperimentView = client.get(&format!("/v1/chaos/{id}")).await?;
+            let view: ExperimentView = client
+                .call(Route::ChaosShow {
+                    experiment: id.clone(),
+                })
+                .await?;
             print(experiment(&view), &view);
         }
         ChaosCommand::Stop { id: Some(id), .. } => {
-            let view: ExperimentView = client.post(&format!("/v1/chaos/{id}/stop")).await?;
+            let view: ExperimentView = client
+                .call(Route::ChaosStop {
+                    experiment: id.clone(),
+                })
+                .await?;
             print(experiment(&view), &view);
             return Ok(view.state == ExperimentState::RolledBack);
         }
         ChaosCommand::Stop { id: None, .. } => {
-            let response: StopAllResponse = client.post("/v1/chaos/stop-all").await?;
+            let response: StopAllResponse = client.call(Route::ChaosStopAll).await?;
             let text = match response.stopped.is_empty() {
                 true => "no experiment was running\n".to_string(),
                 false => format!("rolled back: {}\n", response.stopped.join(", ")),
@@ -115,7 +123,11 @@ async fn wait_for_end(
     json: bool,
 ) -> Result<ExperimentView, ClientError> {
     loop {
-        let view: ExperimentView = client.get(&format!("/v1/chaos/{id}")).await?;
+        let view: ExperimentView = client
+            .call(Route::ChaosShow {
+                experiment: id.to_string(),
+            })
+            .await?;
         if !matches!(
             view.state,
             ExperimentState::Active | ExperimentState::Pending | ExperimentState::RollingBack

@@ -5,9 +5,8 @@ use std::io::Write as _;
 
 use clap::Subcommand;
 
-use super::encode;
 use super::render::table;
-use crate::api::{ClientError, ControlClient, DrillRunResponse, DrillsResponse};
+use crate::api::{ClientError, ControlClient, DrillRunResponse, DrillsResponse, Route};
 use crate::drill::{DrillRun, RunState};
 use crate::event::{EventKind, JournaledEvent, Timestamp};
 
@@ -42,7 +41,7 @@ pub async fn run(
     };
     match command {
         DrillCommand::List => {
-            let response: DrillsResponse = client.get("/v1/drills").await?;
+            let response: DrillsResponse = client.call(Route::DrillList).await?;
             match json {
                 true => println!(
                     "{}",
@@ -53,29 +52,30 @@ pub async fn run(
         }
         DrillCommand::Run { name } => {
             let started: DrillRunResponse = client
-                .post(&format!("/v1/drills/{}/run", encode(name)))
+                .call(Route::DrillRun {
+                    drill: name.clone(),
+                })
                 .await?;
             let id = started.run.id.clone();
             if !json {
                 println!("drill {name}: run {id} (stop it with sentinelctl drill stop {id})");
             }
             follow(client, &started.run, json).await?;
-            let finished: DrillRunResponse = client.get(&format!("/v1/drills/{id}")).await?;
+            let finished: DrillRunResponse = client.call(Route::DrillShow { run: id }).await?;
             print_run(&finished.run);
             return Ok(finished.run.state == RunState::Passed);
         }
         DrillCommand::Show { id } => {
             let response: DrillRunResponse =
-                client.get(&format!("/v1/drills/{}", encode(id))).await?;
+                client.call(Route::DrillShow { run: id.clone() }).await?;
             print_run(&response.run);
             return Ok(
                 response.run.state != RunState::Failed && response.run.state != RunState::Aborted
             );
         }
         DrillCommand::Stop { id } => {
-            let response: DrillRunResponse = client
-                .post(&format!("/v1/drills/{}/stop", encode(id)))
-                .await?;
+            let response: DrillRunResponse =
+                client.call(Route::DrillStop { run: id.clone() }).await?;
             print_run(&response.run);
         }
     }
@@ -84,14 +84,15 @@ pub async fn run(
 
 /// Print the drill's events as they happen until its `drill_finished`.
 async fn follow(client: &ControlClient, run: &DrillRun, json: bool) -> Result<(), ClientError> {
-    let path = format!(
-        "/v1/events?follow=1&since={}&kind={PROGRESS_KINDS}",
-        run.started.as_millis()
-    );
+    let target = Route::Events.with_query([
+        ("follow", "1".to_string()),
+        ("since", run.started.as_millis().to_string()),
+        ("kind", PROGRESS_KINDS.to_string()),
+    ]);
     let stdout = std::io::stdout();
     let mut ours = false;
     client
-        .stream_lines_until(&path, |line| {
+        .stream_lines_until(target, |line| {
             let Ok(event) = serde_json::from_slice::<JournaledEvent>(line) else {
                 return true;
             };

@@ -189,19 +189,6 @@ pub struct EventsArgs {
     pub limit: usize,
 }
 
-/// Percent-encode a path segment or query value (RFC 3339 times carry ':' and '+').
-pub fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
 /// sentinel-agent — the sidecar that ships an application's tenant events to sentineld.
 #[derive(Debug, Parser)]
 #[command(name = "sentinel-agent", version, about, long_about = None)]

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::DaemonError;
-use crate::api::{DaemonInfo, ReloadOutcome, ReloadReport};
+use crate::api::{CommandRefused, DaemonInfo, ReloadOutcome, ReloadReport};
 use crate::config::{self, Config, ConfigDiff, LoadedConfig};
 use crate::docker::DockerEngine;
 use crate::event::{Bus, EventKind, Timestamp};
@@ -390,9 +390,13 @@ impl Supervisor {
 
     /// Silence a probe for `duration` (zero lifts it): announced on the bus for the healer
     /// (and notifiers), shown in status.
-    pub fn silence(&mut self, probe: &str, duration: Duration) -> Result<Timestamp, String> {
+    pub fn silence(
+        &mut self,
+        probe: &str,
+        duration: Duration,
+    ) -> Result<Timestamp, CommandRefused> {
         if !self.probes.contains_key(probe) {
-            return Err(format!("no such probe: {probe}"));
+            return Err(CommandRefused::NoSuchProbe(probe.to_string()));
         }
         let until = Timestamp(Timestamp::now().as_millis() + duration.as_millis() as i64);
         if duration.is_zero() {
@@ -415,16 +419,20 @@ impl Supervisor {
     }
 
     /// Pass an operator request to a probe's healer.
-    pub async fn heal_command(&self, probe: &str, command: HealCommand) -> Result<(), String> {
+    pub async fn heal_command(
+        &self,
+        probe: &str,
+        command: HealCommand,
+    ) -> Result<(), CommandRefused> {
         match self.healers.get(probe) {
             Some((_, sender)) => sender
                 .send(command)
                 .await
-                .map_err(|_| format!("the healer of {probe} has stopped")),
+                .map_err(|_| CommandRefused::HealerStopped(probe.to_string())),
             None if self.probes.contains_key(probe) => {
-                Err(format!("probe {probe} has no heal action configured"))
+                Err(CommandRefused::NoHealAction(probe.to_string()))
             }
-            None => Err(format!("no such probe: {probe}")),
+            None => Err(CommandRefused::NoSuchProbe(probe.to_string())),
         }
     }
 

@@ -13,9 +13,10 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// POST `body` as JSON to `url` with extra `headers`; Ok when the receiver answered 2xx.
 pub async fn post(url: &str, headers: &[(String, String)], body: Vec<u8>) -> Result<(), String> {
     crate::http::client::post_json(url, headers, body, POST_TIMEOUT, MAX_ANSWER_BYTES)
-        .await?
-        .success()
+        .await
+        .and_then(|answer| answer.success())
         .map(|_| ())
+        .map_err(|err| err.to_string())
 }
 
 /// At most `per_minute` sends in any 60 s.

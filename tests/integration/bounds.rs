@@ -57,11 +57,41 @@ fn refuses_bad_requests_and_stays_up() {
             "request body larger than 65536 bytes",
         ),
         ("garbage", b"\x00\x01 not http\r\n\r\n".to_vec(), "HTTP/1.1 400", ""),
+        (
+            "wrong method on a path of the route table",
+            b"POST /v1/chaos/profiles HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            "HTTP/1.1 405",
+            "POST is not allowed on /v1/chaos/profiles",
+        ),
+        (
+            "a trailing slash is ignored",
+            b"GET /v1/status/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            "HTTP/1.1 200",
+            "\"uptime_secs\"",
+        ),
+        (
+            "a parameter is one segment",
+            b"GET /v1/chaos/x1/extra/report HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+            "HTTP/1.1 404",
+            "no such route: /v1/chaos/x1/extra/report",
+        ),
     ];
     for (label, request, status, body) in cases {
         let answer = raw_request(&daemon, &request);
         assert!(answer.starts_with(status), "{label}: {answer}");
         assert!(answer.contains(body), "{label}: {answer}");
+        if status == "HTTP/1.1 405" {
+            // 405 says which methods the path takes.
+            let allow = answer
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("allow:"))
+                .unwrap_or_else(|| panic!("{label}: no Allow header: {answer}"));
+            assert!(
+                allow.ends_with(": POST") || allow.ends_with(": GET"),
+                "{label}: {allow}"
+            );
+        }
     }
 
     // still serving, and the oversized reload was not applied

@@ -413,3 +413,36 @@ fn reload_changes_rules_live_and_says_when_windows_reset() {
     );
     assert!(daemon.stop().success());
 }
+
+/// Tenant ids are free text: each one, however awkward in a URL, is found again by
+/// `sentinelctl tenants show` (the route table percent-encodes it as one path segment).
+#[test]
+fn awkward_tenant_ids_round_trip_through_sentinelctl() {
+    let sandbox = Sandbox::new();
+    let daemon = start(&sandbox, "[tenants]\nenabled = true\n");
+    let ids = ["acme/eu", "top", "a b+c", "50%?#&=x", "..", "%2F", "東京"];
+    let body: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| {
+            serde_json::json!({
+                "tenant_id": id,
+                "endpoint": "/v1/orders",
+                "status_code": 503,
+                "latency_ms": 3.0,
+            })
+        })
+        .collect();
+    let body = serde_json::to_vec(&body).unwrap();
+    let (status, verdict) = post_events(sandbox.port, "", &body);
+    assert_eq!(status, 200, "{verdict}");
+    assert_eq!(verdict["accepted"], ids.len(), "{verdict}");
+    for id in ids {
+        let show = daemon.ctl_json(&["tenants", "show", id, "--window", "5m"]);
+        assert_eq!(show["tenant"]["tenant_id"], id, "{show}");
+        assert_eq!(show["tenant"]["requests"], 1, "{id}: {show}");
+    }
+    // And the ranking is still the ranking.
+    let top = daemon.ctl_json(&["tenants", "top"]);
+    assert!(top["tenants"].is_array(), "{top}");
+    assert!(daemon.stop().success());
+}
