@@ -59,3 +59,4 @@ pub mod probe;
 pub mod report;
 pub mod status_page;
 pub mod tenants;
+pub mod units;

@@ -8,8 +8,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::HealCommand;
-use crate::config::{dependency_order, ProbeConfig};
 use crate::event::{Bus, Event, EventKind};
+use crate::probe::config::{dependency_order, ProbeConfig};
 
 /// How long one dependant's restart may take before the cascade moves on to the next.
 const DEPENDANT_TIMEOUT: Duration = Duration::from_secs(120);
