@@ -314,7 +314,7 @@ impl AgentConfig {
         match &self.state_dir {
             Some(dir) => dir.clone(),
             None if nix::unistd::geteuid().is_root() => PathBuf::from(DEFAULT_STATE_DIR),
-            None => crate::config::paths::user_state_dir().join("agent"),
+            None => crate::paths::user_state_dir().join("agent"),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Loads `sentineld.toml` into the areas' own sections (`probe::config`, `chaos::config`, ...):
-//! file:line:col errors, secret files, the diff hot reload applies, the watcher, default paths.
+//! file:line:col errors, secret files, the diff hot reload applies, the watcher; re-exports the
+//! default [`paths`] the daemon resolves.
 //!
 //! Each area validates its section into an [`Issue`] naming a key (`probe[2].timeout`); this
 //! module prefixes the section's key and places it in the file ([`crate::units::place`]).
@@ -7,7 +8,6 @@
 
 mod bootstrap;
 mod diff;
-pub mod paths;
 #[cfg(test)]
 mod tests;
 mod watch;
@@ -32,6 +32,7 @@ pub use crate::drill::config::DrillSection;
 pub use crate::notify::config::{
     ChannelKind, ChannelSection, NotifySection, RouteSection, Severity,
 };
+pub use crate::paths;
 pub use crate::probe::config::{
     dependency_order, CrashLoopConfig, FlapConfig, HealActionKind, HealConfig, JsonExpectation,
     PostgresRole, ProbeConfig, ProbeKind, QueryExpectationConfig, HTTP_METHODS,

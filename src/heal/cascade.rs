@@ -121,8 +121,6 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
 
     #[test]
@@ -145,8 +143,13 @@ mod tests {
             probe("lonely", ""),
         ]
         .concat();
-        let config = crate::config::parse(&source, Path::new("t.toml")).unwrap();
-        let plan = dependants_by_parent(&config.probes);
+        #[derive(serde::Deserialize)]
+        struct Probes {
+            probe: Vec<ProbeConfig>,
+        }
+        let probes: Probes = toml::from_str(&source).unwrap();
+        crate::probe::config::validate_probes(&probes.probe).unwrap();
+        let plan = dependants_by_parent(&probes.probe);
         assert_eq!(plan["db"], ["api", "web", "worker"]);
         assert_eq!(plan["api"], ["web"]);
         assert!(!plan.contains_key("web"));

@@ -367,8 +367,7 @@ impl ProbeConfig {
             }
         }
         if let Some(heal) = &self.heal {
-            self.validate_heal(heal.get_ref())
-                .map_err(|(key, message)| Issue::at(key, problem(message)).or_at("heal"))?;
+            self.validate_heal(heal.get_ref(), &problem)?;
         }
         if let (Some(_), None) = (&self.depends_on, &self.heal) {
             return Err(Issue::at(
@@ -578,10 +577,20 @@ impl ProbeConfig {
     }
 
     /// The key (under the probe) and what is wrong with its `heal`.
-    fn validate_heal(&self, config: &HealConfig) -> Result<(), (&'static str, String)> {
+    /// Keys are `heal.KEY` (the `heal` table itself when KEY is not written).
+    fn validate_heal(
+        &self,
+        config: &HealConfig,
+        problem: &dyn Fn(String) -> String,
+    ) -> Result<(), Issue> {
+        let issue =
+            |key: &str, message: &str| Issue::at(key, problem(message.into())).or_at("heal");
         match config.action {
             HealActionKind::DockerRestart if self.heal_container().is_none() => {
-                return Err(("heal.container", "heal action docker_restart needs `container` (or a docker probe)".into()))
+                return Err(issue(
+                    "heal.container",
+                    "heal action docker_restart needs `container` (or a docker probe)",
+                ))
             }
             HealActionKind::Exec
                 if config
@@ -590,14 +599,14 @@ impl ProbeConfig {
                     .and_then(|c| c.first())
                     .is_none_or(|p| p.is_empty()) =>
             {
-                return Err(("heal.command", "heal action exec needs `command`, e.g. [\"/usr/bin/systemctl\", \"restart\", \"app\"]".into()))
+                return Err(issue("heal.command", "heal action exec needs `command`, e.g. [\"/usr/bin/systemctl\", \"restart\", \"app\"]"))
             }
             _ => {}
         }
         if !(1..=100).contains(&config.max_attempts) {
-            return Err((
+            return Err(issue(
                 "heal.max_attempts",
-                "heal max_attempts must be between 1 and 100".into(),
+                "heal max_attempts must be between 1 and 100",
             ));
         }
         for (key, value) in [
@@ -605,9 +614,9 @@ impl ProbeConfig {
             ("heal.verify_within", config.verify_within),
         ] {
             if value.get().is_zero() {
-                return Err((
+                return Err(issue(
                     key,
-                    "heal window and verify_within must be above zero".into(),
+                    "heal window and verify_within must be above zero",
                 ));
             }
         }

@@ -226,6 +226,81 @@ fn errors_point_at_file_line_column() {
     }
 }
 
+/// Semantic errors (the file parses; a section's own check fails) in every section, each at
+/// the exact line:col of the key it is about: the value written there, or, for a key left at
+/// its default, the key it conflicts with. Before areas named keys, the first case was reported
+/// at 1:1 and several others at no position at all.
+#[test]
+fn semantic_errors_point_at_their_key() {
+    const TCP: &str = "[[probe]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"h:1\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        // probe: timeout left at its default 5s, above the interval written on line 5
+        (
+            format!("{TCP}interval = \"2s\"\n"),
+            "t.toml:5:12: probe \"a\": timeout 5s must be above zero and at most the interval (2s)",
+        ),
+        (
+            format!("{TCP}heal = {{ action = \"exec\", command = [\"true\"], max_attempts = 0 }}\n"),
+            "t.toml:5:62: probe \"a\": heal max_attempts must be between 1 and 100",
+        ),
+        (
+            format!("{TCP}heal = {{ action = \"exec\", command = [\"true\"], archive = [\"logs\"] }}\n"),
+            "t.toml:5:57: probe \"a\": heal archive names an unknown source \"logs\"",
+        ),
+        (
+            "[journal]\nmax_age = \"1d\"\nmax_events = 0\n".to_string(),
+            "t.toml:3:14: journal.max_events must be at least 1",
+        ),
+        (
+            "[http]\nread_tokens = [\"t\", \" \"]\n".to_string(),
+            "t.toml:2:21: http.read_tokens: a token is empty",
+        ),
+        (
+            "[chaos]\nmax_concurrent = 0\n".to_string(),
+            "t.toml:2:18: chaos.max_concurrent must be at least 1",
+        ),
+        (
+            "[chaos]\nmax_duration = \"0s\"\n".to_string(),
+            "t.toml:2:16: chaos.max_duration must be at least 1s",
+        ),
+        (
+            "[ai]\nenabled = true\n".to_string(),
+            "t.toml:2:11: [ai] enabled = true needs model",
+        ),
+        (
+            "[ai]\nmodel = \"m\"\ntimeout = \"0s\"\n".to_string(),
+            "t.toml:3:11: ai.timeout must be above zero",
+        ),
+        (
+            "[tenants]\nwindow = \"5m\"\n\n[[tenants.alert]]\nname = \"a\"\nwhen = \"p95\"\nthreshold = 100\nwindow = \"1h\"\n".to_string(),
+            "t.toml:8:10: tenant alert \"a\": window must be above zero and at most the tenants window (5m)",
+        ),
+        (
+            "[[notify.channel]]\nname = \"h\"\nkind = \"webhook\"\nurl = \"http://x/\"\nrate_limit = 0\n".to_string(),
+            "t.toml:5:14: notify channel \"h\": rate_limit must be at least 1 per minute",
+        ),
+        (
+            "[[archive.source]]\nname = \"s\"\nkind = \"files\"\npath = \"/var/log\"\ninclude = [\"../x\"]\n".to_string(),
+            "t.toml:5:11: archive source \"s\": `include` glob \"../x\" must stay under path",
+        ),
+    ];
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|(source, expected)| {
+            let err = parse_str(source).expect_err(source);
+            (!err.starts_with(expected))
+                .then(|| format!("source {source:?}\n  got:  {err}\n  want: {expected}"))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} wrong:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
+}
+
 #[test]
 fn dependency_order_puts_parents_first() {
     let probe = |name: &str, parents: &[&str]| {
