@@ -12,7 +12,6 @@ mod diff;
 mod tests;
 mod watch;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -20,7 +19,6 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::drill::config::{validate_drills, DrillContext};
-use crate::http::{AccessSettings, Exposure};
 use crate::units::Issue;
 
 pub use crate::ai::config::AiSection;
@@ -28,7 +26,10 @@ pub use crate::archive::config::{
     ArchiveSection, LocalSinkSection, S3Section, SourceKind, SourceSection,
 };
 pub use crate::chaos::config::{ChaosProfileConfig, ChaosSection};
+pub use crate::docker::config::DockerSection;
 pub use crate::drill::config::DrillSection;
+pub use crate::http::config::HttpSection;
+pub use crate::journal::config::JournalSection;
 pub use crate::notify::config::{
     ChannelKind, ChannelSection, NotifySection, RouteSection, Severity,
 };
@@ -119,132 +120,6 @@ fn parse_octal_mode(text: &str) -> Result<u32, String> {
         _ => Err(format!(
             "invalid socket_mode \"{text}\": expected octal permission bits such as \"0660\""
         )),
-    }
-}
-
-/// Where the Docker engine listens (used only when a probe or action needs it).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DockerSection {
-    pub socket: PathBuf,
-}
-
-impl Default for DockerSection {
-    fn default() -> Self {
-        Self {
-            socket: PathBuf::from(crate::docker::DEFAULT_SOCKET),
-        }
-    }
-}
-
-/// Journal retention: events older than `max_age` or beyond the newest `max_events` are pruned.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct JournalSection {
-    pub max_age: HumanDuration,
-    pub max_events: u64,
-}
-
-impl Default for JournalSection {
-    fn default() -> Self {
-        Self {
-            max_age: HumanDuration::from_secs(30 * 24 * 3600),
-            max_events: 1_000_000,
-        }
-    }
-}
-
-/// The public TCP listener (`/healthz`, `/metrics`, ingest, the status page) and who may read
-/// its read routes.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpSection {
-    pub enabled: bool,
-    pub listen: SocketAddr,
-    /// `/metrics`: "on" (anyone who reaches the listener), "off" (404) or "token" (a read token).
-    pub metrics: Spanned<Exposure>,
-    /// The status page (`GET /`): "on", "off" or "token", as `metrics`.
-    pub status_page: Spanned<Exposure>,
-    /// Bearer tokens that open the routes set to "token"; they never allow ingest (and ingest
-    /// tokens never open these).
-    pub read_tokens: Vec<String>,
-    /// A file with one read token per line; read at load and on every reload.
-    pub read_token_file: Option<SecretFile>,
-}
-
-impl Default for HttpSection {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            listen: SocketAddr::from(([127, 0, 0, 1], 9137)),
-            metrics: Spanned::new(0..0, Exposure::On),
-            status_page: Spanned::new(0..0, Exposure::On),
-            read_tokens: Vec::new(),
-            read_token_file: None,
-        }
-    }
-}
-
-impl HttpSection {
-    /// The inline read tokens plus those `read_token_file` held at load.
-    pub fn all_read_tokens(&self) -> Vec<String> {
-        let mut tokens = self.read_tokens.clone();
-        if let Some(secret) = self.read_token_file.as_ref().and_then(SecretFile::content) {
-            tokens.extend(secret.tokens().map(String::from));
-        }
-        tokens
-    }
-
-    /// What the public listener enforces.
-    pub fn access_settings(&self) -> AccessSettings {
-        AccessSettings {
-            metrics: *self.metrics.get_ref(),
-            status_page: *self.status_page.get_ref(),
-            read_tokens: self.all_read_tokens(),
-        }
-    }
-
-    /// Keys are relative to `[http]`.
-    fn read_secrets(&mut self) -> Result<(), Issue> {
-        if let Some(file) = &mut self.read_token_file {
-            file.read("read_token_file")
-                .map_err(|err| Issue::at("read_token_file", format!("http: {err}")))?;
-        }
-        Ok(())
-    }
-
-    /// Checks `[http]`; keys are relative to it.
-    fn validate(&self) -> Result<(), Issue> {
-        if let Some(file) = &self.read_token_file {
-            if file.content().is_some_and(|s| s.tokens().next().is_none()) {
-                return Err(Issue::at(
-                    "read_token_file",
-                    format!(
-                        "http: read_token_file {} holds no token (one per line; # starts a comment)",
-                        file.path().display()
-                    ),
-                ));
-            }
-        }
-        if let Some(i) = self.read_tokens.iter().position(|t| t.trim().is_empty()) {
-            return Err(Issue::at(
-                format!("read_tokens[{i}]"),
-                "http.read_tokens: a token is empty",
-            ));
-        }
-        let no_tokens = self.read_tokens.is_empty() && self.read_token_file.is_none();
-        for (field, exposure) in [
-            ("metrics", &self.metrics),
-            ("status_page", &self.status_page),
-        ] {
-            if *exposure.get_ref() == Exposure::Token && no_tokens {
-                return Err(Issue::at(
-                    field,
-                    format!("http.{field} = \"token\" needs read_tokens or read_token_file"),
-                ));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -376,12 +251,7 @@ impl Config {
             parse_octal_mode(mode.get_ref())
                 .map_err(|message| Issue::at("daemon.socket_mode", message))?;
         }
-        if self.journal.max_events == 0 {
-            return Err(Issue::at(
-                "journal.max_events",
-                "journal.max_events must be at least 1",
-            ));
-        }
+        self.journal.validate().map_err(|i| i.within("journal"))?;
         self.http.validate().map_err(|i| i.within("http"))?;
         self.tenants.validate().map_err(|i| i.within("tenants"))?;
         self.notify.validate().map_err(|i| i.within("notify"))?;
