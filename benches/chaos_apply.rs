@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use sentinel::chaos::cgroup::{self, Cgroupfs, Controller};
 use sentinel::chaos::netns::{self, NetnsPin};
 use sentinel::chaos::spec::{CpuQuota, MemoryLimit, NetemSpec, TbfSpec};
-use sentinel::chaos::units::ByteSize;
 use sentinel::chaos::{qdisc, tc};
-use sentinel::config::HumanDuration;
+use sentinel::units::ByteSize;
+use sentinel::units::HumanDuration;
 use support::percentile;
 
 /// Our handle major for the engine's qdisc, another one for `tc`'s, so a leftover is traceable.

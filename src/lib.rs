@@ -2,7 +2,10 @@
 //! purpose to prove they survive, and says which tenant is hurting.
 //!
 //! # Layout
-//! - [`config`]: the TOML schema, validation with file:line:col errors, diff and file watching.
+//! - [`units`]: leaf of the values config is written in (durations, sizes, rates, secret files)
+//!   and the key-path `Issue` each area's section validates into; imports nothing of the crate.
+//! - [`config`]: loads the file into the areas' own sections (`probe::config`, ...), places
+//!   their issues at file:line:col, diff, file watching, default paths.
 //! - [`board`]: the latest state of each probe and healer, shared with the API and metrics.
 //! - [`event`]: the typed `Event` every area emits and the broadcast `Bus` that carries it.
 //! - [`journal`]: every event stored in SQLite, with retention; history and live feed for the API.
@@ -23,6 +26,7 @@
 //! - [`agent`]: `sentinel-agent`, the sidecar: tails logs, ships events, disk buffer, offsets.
 //! - [`cli`]: command-line definitions of the binaries and the renderers of `sentinelctl`.
 //! - [`logging`]: journald / text / JSON log output.
+//! - [`paths`]: default locations and the fallbacks of an unprivileged run (a leaf).
 //! - [`panic_policy`]: a panic aborts the process in every build; blocking work without panic handlers.
 //! - [`archive`]: evidence bundles spooled before a restart, uploaded to S3 or a directory.
 //! - [`notify`]: the durable outbox to Slack, Discord, webhooks and Alertmanager.
@@ -30,7 +34,7 @@
 //! - `fuzzing` (hidden): the entry points of the fuzz targets in `fuzz/`; see docs/reliability.md.
 //!
 //! Data flows one way: sources publish on the bus, consumers subscribe; areas share types from
-//! `event` and `config`, never each other's internals.
+//! `event` and `units`, never each other's internals; `config` imports areas, never the reverse.
 
 pub mod agent;
 pub mod ai;
@@ -55,7 +59,9 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod panic_policy;
+pub mod paths;
 pub mod probe;
 pub mod report;
 pub mod status_page;
 pub mod tenants;
+pub mod units;

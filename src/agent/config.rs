@@ -1,5 +1,5 @@
 //! The TOML schema of `agent.toml` and its validation; errors carry file:line:col like the
-//! daemon's (the same `ConfigError`).
+//! daemon's (the same `ConfigError`, from the `units` leaf).
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::parse::{nginx::LogFormat, FieldMap, LatencyUnit, LineParser};
-use crate::config::{ByteSize, ConfigError, HumanDuration};
+use crate::units::{ByteSize, ConfigError, HumanDuration, Issue};
 
 /// Where the agent keeps offsets and its disk buffer when none is configured.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sentinel-agent";
@@ -157,9 +157,8 @@ impl FileConfig {
     }
 
     /// The line parser this source uses (validated at load, so this only fails on configs
-    /// built in code).
-    pub fn parser(&self) -> Result<LineParser, (Option<usize>, String)> {
-        let at = |value: &Option<Spanned<String>>| value.as_ref().map(|v| v.span().start);
+    /// built in code). Issue keys are relative to the `[[file]]` table.
+    pub fn parser(&self) -> Result<LineParser, Issue> {
         let fields = |format: InputFormat| FieldMap {
             tenant_id: name(&self.fields.tenant_id, "tenant_id", format),
             endpoint: name(&self.fields.endpoint, "endpoint", format),
@@ -169,11 +168,12 @@ impl FileConfig {
         };
         match self.format {
             InputFormat::Json => {
-                if let Some(value) = self.log_format.as_ref().or(self.append.as_ref()) {
-                    return Err((
-                        Some(value.span().start),
-                        "log_format and append are for format = \"nginx\"".into(),
-                    ));
+                if self.log_format.is_some() || self.append.is_some() {
+                    return Err(Issue::at(
+                        "log_format",
+                        "log_format and append are for format = \"nginx\"",
+                    )
+                    .or_at("append"));
                 }
                 Ok(LineParser::json(
                     fields(InputFormat::Json),
@@ -187,15 +187,14 @@ impl FileConfig {
                     text.push(' ');
                     text.push_str(extra.get_ref());
                 }
-                let spot = at(&self.append).or(at(&self.log_format));
-                let format = LogFormat::compile(&text).map_err(|m| (spot, m))?;
+                let spot = |issue: Issue| issue.or_at("append").or_at("log_format");
+                let format = LogFormat::compile(&text).map_err(|m| spot(Issue::at("append", m)))?;
                 let fields = fields(InputFormat::Nginx);
                 for (key, var, required) in fields.entries() {
                     if !format.has(var) && required {
-                        let spot = self.fields.span_of(key).or(spot);
-                        return Err((spot, format!(
+                        return Err(spot(Issue::at(format!("fields.{key}"), format!(
                             "fields.{key}: ${var} is not in the log format `{text}` (add it with `append`, or map {key} to a variable that is there)"
-                        )));
+                        ))));
                     }
                 }
                 Ok(LineParser::nginx(
@@ -232,19 +231,6 @@ pub struct FieldsConfig {
     pub status_code: Option<Spanned<String>>,
     pub latency_ms: Option<Spanned<String>>,
     pub timestamp: Option<Spanned<String>>,
-}
-
-impl FieldsConfig {
-    fn span_of(&self, key: &str) -> Option<usize> {
-        let value = match key {
-            "tenant_id" => &self.tenant_id,
-            "endpoint" => &self.endpoint,
-            "status_code" => &self.status_code,
-            "latency_ms" => &self.latency_ms,
-            _ => &self.timestamp,
-        };
-        value.as_ref().map(|v| v.span().start)
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -307,7 +293,7 @@ pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
 
 /// Parse and validate config text; `path` is only used in error messages.
 pub fn parse(source: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
-    crate::config::parse_with(source, path, AgentConfig::validate)
+    crate::units::parse_toml(source, path, AgentConfig::validate)
 }
 
 impl AgentConfig {
@@ -328,41 +314,51 @@ impl AgentConfig {
         match &self.state_dir {
             Some(dir) => dir.clone(),
             None if nix::unistd::geteuid().is_root() => PathBuf::from(DEFAULT_STATE_DIR),
-            None => crate::config::paths::user_state_dir().join("agent"),
+            None => crate::paths::user_state_dir().join("agent"),
         }
     }
 
-    /// The findings of `parse`, as (byte offset of the culprit, message).
-    pub fn validate(&self) -> Result<(), (Option<usize>, String)> {
-        let endpoint = &self.output.endpoint;
-        super::ship::http::Target::parse(endpoint.get_ref())
-            .map_err(|m| (Some(endpoint.span().start), m))?;
+    /// The findings of `parse`, each at the key it is about.
+    pub fn validate(&self) -> Result<(), Issue> {
+        super::ship::http::Target::parse(self.output.endpoint.get_ref())
+            .map_err(|m| Issue::at("output.endpoint", m))?;
         if self.output.batch_max_events == 0 {
-            return Err((None, "output.batch_max_events must be at least 1".into()));
+            return Err(Issue::at(
+                "output.batch_max_events",
+                "output.batch_max_events must be at least 1",
+            ));
         }
         if self.output.retry_initial.get().is_zero() {
-            return Err((None, "output.retry_initial must be more than 0s".into()));
+            return Err(Issue::at(
+                "output.retry_initial",
+                "output.retry_initial must be more than 0s",
+            ));
         }
         if self.files.is_empty() && self.datagrams.is_empty() {
-            return Err((
-                None,
-                "nothing to ship: add a [[file]] or a [[datagram]] section".into(),
+            return Err(Issue::at(
+                "",
+                "nothing to ship: add a [[file]] or a [[datagram]] section",
             ));
         }
         let mut seen = std::collections::BTreeSet::new();
-        for file in &self.files {
+        for (i, file) in self.files.iter().enumerate() {
+            let key = format!("file[{i}]");
             if !seen.insert(&file.path) {
-                return Err((None, format!("{} is tailed twice", file.path.display())));
+                return Err(Issue::at(
+                    format!("{key}.path"),
+                    format!("{} is tailed twice", file.path.display()),
+                ));
             }
-            file.parser()?;
+            file.parser().map_err(|issue| issue.within(key.as_str()))?;
         }
-        for datagram in &self.datagrams {
+        for (i, datagram) in self.datagrams.iter().enumerate() {
+            let key = |field: &str| format!("datagram[{i}].{field}");
             datagram
                 .address()
-                .map_err(|m| (Some(datagram.listen.span().start), m))?;
+                .map_err(|m| Issue::at(key("listen"), m))?;
             datagram
                 .mode_bits()
-                .map_err(|m| (datagram.mode.as_ref().map(|s| s.span().start), m))?;
+                .map_err(|m| Issue::at(key("mode"), m))?;
         }
         Ok(())
     }

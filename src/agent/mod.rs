@@ -31,7 +31,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ConfigError;
+use crate::units::ConfigError;
 use batch::BatchBuilder;
 use buffer::DiskBuffer;
 use config::AgentConfig;
@@ -120,9 +120,9 @@ pub async fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let mut files = Vec::new();
     for file in &config.files {
-        let parser = file.parser().map_err(|(_, message)| ConfigError::Whole {
+        let parser = file.parser().map_err(|issue| ConfigError::Whole {
             path: file.path.clone(),
-            message,
+            message: issue.to_string(),
         })?;
         let resume = offsets.get(&file.path.display().to_string());
         let input = FileInput::start(

@@ -2,6 +2,7 @@
 //! endpoint with a short instruction; the answer is labeled as generated and never replaces the
 //! deterministic findings. Off by default (`[ai] enabled = false`); no feature depends on it.
 
+pub mod config;
 pub mod protocol;
 
 use std::sync::{Arc, Mutex};

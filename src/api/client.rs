@@ -177,7 +177,7 @@ impl ControlClient {
                 let group = std::fs::metadata(&path)
                     .ok()
                     .and_then(|meta| SystemAccounts.group_name(meta.gid()))
-                    .unwrap_or_else(|| crate::config::paths::DEFAULT_SOCKET_GROUP.to_string());
+                    .unwrap_or_else(|| crate::paths::DEFAULT_SOCKET_GROUP.to_string());
                 ClientError::PermissionDenied { path, group }
             }
             ErrorKind::ConnectionRefused => ClientError::Refused { path },

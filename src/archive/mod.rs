@@ -4,6 +4,7 @@
 mod beneath;
 mod bundle;
 mod collect;
+pub mod config;
 mod evidence;
 mod ledger;
 mod perms;
@@ -30,10 +31,11 @@ pub use s3::S3Sink;
 pub use sink::{plan_quota, LocalSink, QuotaPlan, Sink, Upload};
 pub use uploader::retry_delay;
 
-use crate::config::{Config, ProbeConfig, SourceKind, SourceSection};
 use crate::docker::DockerEngine;
 use crate::event::{ArchiveStage, Bus, EventKind, FailureReason, Timestamp};
 use crate::probe::AnyProbe;
+use crate::probe::ProbeConfig;
+use config::{ArchiveSection, SourceKind, SourceSection};
 
 #[derive(Debug, Error)]
 pub enum ArchiveError {
@@ -72,12 +74,12 @@ struct Settings {
 
 impl Settings {
     fn from_config(
-        config: &Config,
+        section: &ArchiveSection,
+        probes: &[ProbeConfig],
         state_dir: &Path,
         owner: Ownership,
         previous: Option<&Settings>,
     ) -> Self {
-        let section = &config.archive;
         let mut sink = match (&section.s3, &section.local) {
             (Some(s3), _) => Sink::S3(Box::new(S3Sink::new(s3))),
             (None, Some(local)) => Sink::Local(LocalSink {
@@ -105,7 +107,7 @@ impl Settings {
             max_retry_delay: section.max_retry_delay.get(),
             sink,
             sources: section.sources.clone(),
-            probes: config.probes.clone(),
+            probes: probes.to_vec(),
         }
     }
 }
@@ -174,13 +176,14 @@ impl Archiver {
     /// are written 0640 in `owner`'s group.
     pub fn open(
         state_dir: &Path,
-        config: &Config,
+        section: &ArchiveSection,
+        probes: &[ProbeConfig],
         owner: Ownership,
         docker: DockerEngine,
         bus: Bus,
     ) -> Result<Self, ArchiveError> {
         let ledger = ledger::Ledger::open(&state_dir.join(crate::journal::DATABASE_FILE))?;
-        let settings = Settings::from_config(config, state_dir, owner, None);
+        let settings = Settings::from_config(section, probes, state_dir, owner, None);
         Ok(Self {
             inner: Arc::new(Inner {
                 state_dir: state_dir.to_path_buf(),
@@ -195,15 +198,17 @@ impl Archiver {
         })
     }
 
-    /// Apply a reloaded config (sources, sink, quota); bundles already spooled keep their place.
-    pub fn configure(&self, config: &Config) {
+    /// Apply a reloaded `[archive]` (sources, sink, quota) and probes; bundles already spooled
+    /// keep their place.
+    pub fn configure(&self, section: &ArchiveSection, probes: &[ProbeConfig]) {
         let mut slot = self
             .inner
             .settings
             .write()
             .unwrap_or_else(|p| p.into_inner());
         *slot = Arc::new(Settings::from_config(
-            config,
+            section,
+            probes,
             &self.inner.state_dir,
             self.inner.owner,
             Some(&slot),

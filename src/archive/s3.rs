@@ -16,9 +16,9 @@ use md5::{Digest, Md5};
 use tokio::sync::OnceCell;
 
 use super::bundle::hex;
+use super::config::S3Section;
 use super::sink::{Upload, BUNDLE_OBJECT, MANIFEST_OBJECT};
 use super::ArchiveError;
-use crate::config::S3Section;
 
 /// One S3 call, connection included, may take this long before the attempt counts as failed.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(300);

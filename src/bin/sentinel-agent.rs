@@ -72,7 +72,7 @@ fn build_config(cli: &AgentCli) -> anyhow::Result<AgentConfig> {
     }
     config
         .validate()
-        .map_err(|(_, message)| anyhow::anyhow!("{message}"))?;
+        .map_err(|issue| anyhow::anyhow!("{issue}"))?;
     Ok(config)
 }
 

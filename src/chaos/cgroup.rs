@@ -253,7 +253,7 @@ pub fn restore(change: &CgroupChange) -> Result<String, ChaosError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chaos::units::ByteSize;
+    use crate::units::ByteSize;
 
     fn fixture(files: &[(&str, &str)]) -> tempfile::TempDir {
         let root = tempfile::tempdir().unwrap();

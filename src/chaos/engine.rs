@@ -16,10 +16,10 @@ use super::experiment::{boot_id, Experiment, ExperimentState};
 use super::host::{ChaosHost, ResolvedContainer};
 use super::spec::ExperimentSpec;
 use super::{Capability, ChaosError};
-use crate::config::HumanDuration;
 use crate::docker::DockerEngine;
 use crate::event::{Bus, EventKind, RollbackTrigger, Timestamp};
 use crate::journal::ExperimentStore;
+use crate::units::HumanDuration;
 
 /// A named, reusable experiment from `[[chaos.profile]]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -219,8 +219,8 @@ fn probe_netem() -> super::spec::NetemSpec {
 fn probe_tbf() -> super::spec::TbfSpec {
     super::spec::TbfSpec {
         rate: "1mbit/s".parse().expect("valid"),
-        burst: super::units::ByteSize(16384),
-        limit: super::units::ByteSize(32768),
+        burst: crate::units::ByteSize(16384),
+        limit: crate::units::ByteSize(32768),
     }
 }
 

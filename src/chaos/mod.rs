@@ -2,7 +2,8 @@
 //! container faults — each experiment journaled before the kernel is touched, and always rolled back.
 //!
 //! # Layout
-//! - [`spec`], [`units`]: what an experiment does, as data, and its validation.
+//! - [`spec`]: what an experiment does, as data, and its validation.
+//! - [`config`]: the `[chaos]` section and its `[[chaos.profile]]`s.
 //! - [`hypothesis`]: what should hold while it runs (judged by the `report` area).
 //! - [`tc`], [`dist`]: netem/tbf option bytes and delay distribution tables (pure).
 //! - [`netlink`], [`netns`]: the rtnetlink socket and namespace entry (host edge).
@@ -13,6 +14,7 @@
 
 pub mod action;
 pub mod cgroup;
+pub mod config;
 pub mod dist;
 pub mod engine;
 pub mod experiment;
@@ -25,7 +27,6 @@ pub mod process;
 pub mod qdisc;
 pub mod spec;
 pub mod tc;
-pub mod units;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

@@ -4,8 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::hypothesis::Hypothesis;
-use super::units::{ByteSize, Rate};
-use crate::config::HumanDuration;
+use crate::units::{ByteSize, HumanDuration, Rate};
 
 /// The kernel caps netem jitter at INT_MAX nanoseconds without saying so; we refuse instead.
 pub const MAX_JITTER_NS: u64 = i32::MAX as u64;

@@ -3,10 +3,14 @@
 
 use super::dist;
 use super::spec::{NetemSpec, TbfSpec};
-use super::units::percent_to_u32;
 
 /// One psched tick is 64 ns (PSCHED_SHIFT 6); `tc` computes the same from /proc/net/psched.
 const PSCHED_SHIFT: u32 = 6;
+
+/// A probability in percent (0..=100) as the kernel wants it: scaled to 0..=u32::MAX.
+pub fn percent_to_u32(percent: f64) -> u32 {
+    (percent.clamp(0.0, 100.0) / 100.0 * u32::MAX as f64).round() as u32
+}
 
 pub const TCA_KIND: u16 = 1;
 pub const TCA_OPTIONS: u16 = 2;
@@ -251,9 +255,17 @@ pub fn verify_options(kind: &str, sent: &[u8], dumped: &[u8]) -> Result<String, 
 mod tests {
     use super::*;
     use crate::chaos::spec::Distribution;
-    use crate::chaos::units::{ByteSize, Rate};
+    use crate::units::{ByteSize, HumanDuration, Rate};
 
-    fn duration(text: &str) -> Option<crate::config::HumanDuration> {
+    #[test]
+    fn percent_scaling_matches_iproute2() {
+        // tc sends `loss 1%` as 0x028f5c29 (research notes 4.3).
+        assert_eq!(percent_to_u32(1.0), 0x028f_5c29);
+        assert_eq!(percent_to_u32(100.0), u32::MAX);
+        assert_eq!(percent_to_u32(0.0), 0);
+    }
+
+    fn duration(text: &str) -> Option<HumanDuration> {
         Some(text.parse().unwrap())
     }
 

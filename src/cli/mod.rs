@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::paths;
 use crate::logging::LogFormat;
+use crate::paths;
 
 /// sentineld — keeps a host's services alive, breaks them on purpose, names the tenant that hurts.
 #[derive(Debug, Parser)]

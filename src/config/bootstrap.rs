@@ -38,7 +38,7 @@ impl Bootstrap {
         Self {
             state_dir: path("daemon", "state_dir"),
             qdisc_handle: match value("chaos", "qdisc_handle") {
-                Some(Value::String(text)) => super::chaos::parse_handle_major(&text),
+                Some(Value::String(text)) => crate::chaos::config::parse_handle_major(&text),
                 _ => None,
             },
             docker_socket: path("docker", "socket"),

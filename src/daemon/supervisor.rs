@@ -130,7 +130,8 @@ impl Supervisor {
         let docker = DockerEngine::new(&loaded.config.docker.socket);
         let archiver = crate::archive::Archiver::open(
             &state_dir,
-            &loaded.config,
+            &loaded.config.archive,
+            &loaded.config.probes,
             crate::archive::Ownership::group(socket_gid),
             docker.clone(),
             bus.clone(),
@@ -140,7 +141,11 @@ impl Supervisor {
             handle: tokio::spawn(archiver.clone().run_uploads(uploads_cancel.clone())),
             cancel: uploads_cancel,
         };
-        let notifier = crate::notify::Notifier::open(&state_dir, &loaded.config)?;
+        let notifier = crate::notify::Notifier::open(
+            &state_dir,
+            &loaded.config.notify,
+            &loaded.config.probes,
+        )?;
         let notify_cancel = stop.child_token();
         let notifications = Task {
             handle: notifier.spawn(&bus, notify_cancel.clone()),
@@ -299,8 +304,10 @@ impl Supervisor {
         }
 
         // Apply.
-        self.archiver.configure(&new_config);
-        self.notifier.configure(&new_config);
+        self.archiver
+            .configure(&new_config.archive, &new_config.probes);
+        self.notifier
+            .configure(&new_config.notify, &new_config.probes);
         if diff.journal_changed {
             let _ = self.retention.send(retention_of(&new_config));
         }

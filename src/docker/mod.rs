@@ -1,6 +1,8 @@
 //! The Docker engine edge: one client per daemon (API version negotiated on first use) and the
 //! engine's event stream, re-published on the bus so probes act on a death at once.
 
+pub mod config;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

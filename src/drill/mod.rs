@@ -8,6 +8,7 @@
 //!   unrelated failure, stop or shutdown, and publishes the `drill_*` events.
 //! - [`history`]: runs rebuilt from the journal at start; those a crash interrupted are closed.
 
+pub mod config;
 pub mod expect;
 pub mod history;
 pub mod runner;

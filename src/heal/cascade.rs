@@ -8,8 +8,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::HealCommand;
-use crate::config::{dependency_order, ProbeConfig};
 use crate::event::{Bus, Event, EventKind, ProbeState};
+use crate::probe::config::{dependency_order, ProbeConfig};
 
 /// How long one dependant's restart may take before the cascade moves on to the next.
 const DEPENDANT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -125,8 +125,6 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
 
     #[test]
@@ -149,8 +147,13 @@ mod tests {
             probe("lonely", ""),
         ]
         .concat();
-        let config = crate::config::parse(&source, Path::new("t.toml")).unwrap();
-        let plan = dependants_by_parent(&config.probes);
+        #[derive(serde::Deserialize)]
+        struct Probes {
+            probe: Vec<ProbeConfig>,
+        }
+        let probes: Probes = toml::from_str(&source).unwrap();
+        crate::probe::config::validate_probes(&probes.probe).unwrap();
+        let plan = dependants_by_parent(&probes.probe);
         assert_eq!(plan["db"], ["api", "web", "worker"]);
         assert_eq!(plan["api"], ["web"]);
         assert!(!plan.contains_key("web"));

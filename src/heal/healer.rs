@@ -44,11 +44,11 @@ impl HealerSpec {
     /// Build from a validated probe config; `history` holds attempt times from the journal, so
     /// a restart of sentineld does not refill the budget.
     pub fn from_config(
-        probe: &crate::config::ProbeConfig,
+        probe: &crate::probe::ProbeConfig,
         docker: &crate::docker::DockerEngine,
         history: Vec<Timestamp>,
     ) -> Option<Self> {
-        use crate::config::HealActionKind;
+        use crate::probe::config::HealActionKind;
         let heal = probe.heal.as_ref()?.get_ref();
         let action = match heal.action {
             HealActionKind::DockerRestart => HealAction::DockerRestart {

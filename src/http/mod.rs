@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod client;
+pub mod config;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! The embedded journal: every event on the bus is stored in SQLite (WAL) under the state dir,
 //! pruned by age and count, and re-published with its id so followers can resume without gaps.
 
+pub mod config;
 mod experiments;
 mod store;
 mod table;

@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ProbeKind, Severity};
+use super::config::Severity;
 use crate::event::{
     ArchiveStage, Event, EventKind, FailureReason, HealCause, ProbeState, Timestamp,
 };
+use crate::probe::ProbeKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -4,6 +4,7 @@
 //! A silenced probe's alerts are recorded in the outbox as suppressed, not sent.
 
 mod compose;
+pub mod config;
 mod deliver;
 mod orphans;
 mod outbox;
@@ -26,8 +27,9 @@ pub use render::{body, route, signature, SIGNATURE_HEADER};
 
 use silence::ProbeWatch;
 
-use crate::config::{ChannelKind, Config, RouteSection};
 use crate::event::{Bus, Event, EventKind, ProbeState, Timestamp};
+use crate::probe::ProbeConfig;
+use config::{ChannelKind, NotifySection, RouteSection};
 
 #[derive(Debug, Error)]
 pub enum NotifyError {
@@ -54,8 +56,7 @@ struct Settings {
 }
 
 impl Settings {
-    fn from_config(config: &Config) -> Self {
-        let section = &config.notify;
+    fn from_config(section: &NotifySection) -> Self {
         let channels = section
             .channels
             .iter()
@@ -89,9 +90,8 @@ impl Settings {
     }
 }
 
-fn probe_facts(config: &Config) -> HashMap<String, ProbeFacts> {
-    config
-        .probes
+fn probe_facts(probes: &[ProbeConfig]) -> HashMap<String, ProbeFacts> {
+    probes
         .iter()
         .map(|p| {
             let facts = ProbeFacts {
@@ -119,27 +119,32 @@ struct Inner {
 
 impl Notifier {
     /// Open the outbox in the journal database under `state_dir`.
-    pub fn open(state_dir: &Path, config: &Config) -> Result<Self, NotifyError> {
+    pub fn open(
+        state_dir: &Path,
+        section: &NotifySection,
+        probes: &[ProbeConfig],
+    ) -> Result<Self, NotifyError> {
         let outbox = Outbox::open(&state_dir.join(crate::journal::DATABASE_FILE))?;
         let notifier = Self {
             inner: Arc::new(Inner {
-                settings: RwLock::new(Arc::new(Settings::from_config(config))),
+                settings: RwLock::new(Arc::new(Settings::from_config(section))),
                 composer: Mutex::new(Composer::default()),
                 outbox: crate::journal::SharedTable::new(outbox),
                 wake: Notify::new(),
             }),
         };
-        notifier.configure(config);
+        notifier.configure(section, probes);
         Ok(notifier)
     }
 
-    pub fn configure(&self, config: &Config) {
+    /// Apply `[notify]` and the probes of a (re)loaded config.
+    pub fn configure(&self, section: &NotifySection, probes: &[ProbeConfig]) {
         *self
             .inner
             .settings
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::from_config(config));
-        self.lock_composer().set_probes(probe_facts(config));
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::from_config(section));
+        self.lock_composer().set_probes(probe_facts(probes));
         self.inner.wake.notify_one();
     }
 

@@ -54,7 +54,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::config::Severity;
+    use crate::notify::config::Severity;
 
     fn open(channel: &str, subject: &str, at: i64) -> OpenAlert {
         let firing = Notification {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::compose::{Notification, Status};
-use crate::config::{ChannelKind, RouteSection, Severity};
+use super::config::{ChannelKind, RouteSection, Severity};
 use crate::event::Timestamp;
 
 /// The header a webhook receiver checks: `sha256=` and the hex HMAC-SHA256 of the body.

@@ -86,7 +86,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::config::Severity;
+    use crate::notify::config::Severity;
 
     fn notification(subject: &str, status: Status) -> Notification {
         Notification {

@@ -1,6 +1,7 @@
 //! Probes: one file per kind behind `AnyProbe`, the threshold machine in `state.rs`, and the
 //! runner loop that checks, decides and publishes transitions on the bus.
 
+pub mod config;
 mod docker;
 mod exec;
 mod histogram;
@@ -17,9 +18,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
-use crate::config::{ProbeConfig, ProbeKind};
 use crate::docker::DockerEngine;
 use crate::event::Timestamp;
+pub use config::{ProbeConfig, ProbeKind};
 pub use docker::{CrashLoopRule, DockerProbe};
 pub use exec::ExecProbe;
 pub use histogram::{LatencyHistogram, LATENCY_BUCKETS};
@@ -220,8 +221,8 @@ impl AnyProbe {
                         .as_ref()
                         .map_or(config.timeout.get_ref().get(), |t| t.get_ref().get()),
                     expect_role: config.expect_role.as_ref().map(|r| match r.get_ref() {
-                        crate::config::PostgresRole::Primary => ExpectedRole::Primary,
-                        crate::config::PostgresRole::Replica => ExpectedRole::Replica,
+                        config::PostgresRole::Primary => ExpectedRole::Primary,
+                        config::PostgresRole::Replica => ExpectedRole::Replica,
                     }),
                     max_replication_lag: config
                         .max_replication_lag

@@ -6,10 +6,10 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::config::ProbeConfig;
 use super::{
     AnyProbe, CheckResult, FlapRule, ProbeBoard, ProbeSnapshot, ProbeState, ThresholdMachine,
 };
-use crate::config::ProbeConfig;
 use crate::docker::DockerEngine;
 use crate::event::{Bus, Event, EventKind, Timestamp};
 

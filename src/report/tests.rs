@@ -63,7 +63,7 @@ fn heal(probe: &str) -> EventKind {
 fn hypothesis(probes: &[&str], within_s: Option<u64>, from: RecoverFrom) -> Hypothesis {
     Hypothesis {
         steady_state: probes.iter().map(|p| p.to_string()).collect(),
-        recover_within: within_s.map(crate::config::HumanDuration::from_secs),
+        recover_within: within_s.map(crate::units::HumanDuration::from_secs),
         recover_from: from,
     }
 }

@@ -13,6 +13,7 @@
 //! so every behaviour is testable without sleeping; ingest, the API and alerts wire it up.
 
 pub mod alerts;
+pub mod config;
 mod endpoints;
 pub mod normalize;
 pub mod rank;

@@ -24,21 +24,29 @@ fn probe_names(status: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn broken_config_is_rejected_and_the_old_one_keeps_running() {
-    let sandbox = Sandbox::new();
+/// A daemon running `sandbox`'s config with the fast `api` probe, and its status once `api` is up.
+fn running_api(sandbox: &Sandbox) -> (String, Daemon, serde_json::Value) {
     let good = sandbox.config("", &sandbox.healthz_probe("api"));
     sandbox.write_config(&good);
-    let daemon = Daemon::start(&sandbox, |_| {});
+    let daemon = Daemon::start(sandbox, |_| {});
     let before = wait_for(Duration::from_secs(10), "api up", || {
         let s = daemon.ctl_json(&["status"]);
         (s["probes"][0]["state"] == "up").then_some(s)
     });
+    (good, daemon, before)
+}
 
-    // A typo on a known line. The watcher sees the write too; either way it must be rejected.
-    let broken = good.replace("kind = \"http\"", "kind = \"htp\"");
-    let line = broken.lines().position(|l| l.contains("htp")).unwrap() + 1;
-    sandbox.write_config(&broken);
+/// Writes `broken` and reloads: rejected with `expected` (on stderr and in the journal), and
+/// the config in force when `before` was taken keeps running, its probe untouched.
+fn assert_reload_rejected(
+    sandbox: &Sandbox,
+    daemon: &Daemon,
+    before: &serde_json::Value,
+    broken: &str,
+    expected: &str,
+) {
+    // The watcher sees the write too; either way it must be rejected.
+    sandbox.write_config(broken);
     let output = daemon.ctl(&["reload"]);
     assert_eq!(
         output.status.code(),
@@ -46,16 +54,9 @@ fn broken_config_is_rejected_and_the_old_one_keeps_running() {
         "stdout: {}",
         text(&output.stdout)
     );
-    let expected = format!(
-        "{}:{line}:8: unknown probe kind \"htp\" (expected one of http, tcp, postgres, docker, exec)",
-        sandbox.config_path().display()
-    );
-    assert!(
-        text(&output.stderr).contains(&expected),
-        "{}",
-        text(&output.stderr)
-    );
-    assert!(text(&output.stderr).contains("the running config is unchanged"));
+    let said = text(&output.stderr);
+    assert!(said.contains(expected), "want {expected}\n got {said}");
+    assert!(said.contains("the running config is unchanged"), "{said}");
 
     let after = daemon.ctl_json(&["status"]);
     assert_eq!(
@@ -63,17 +64,33 @@ fn broken_config_is_rejected_and_the_old_one_keeps_running() {
         "old config stays in force"
     );
     assert_eq!(after["last_reload"]["outcome"], "rejected");
+    assert_eq!(probe_names(&after), ["api"]);
     assert_eq!(
         probe_since(&after, "api"),
-        probe_since(&before, "api"),
+        probe_since(before, "api"),
         "probe kept running"
     );
     assert_eq!(after["probes"][0]["state"], "up");
     let events = text(&daemon.ctl(&["events", "--kind", "config_rejected"]).stdout);
-    assert!(events.contains(&expected), "{events}");
+    assert!(events.contains(expected), "{events}");
     assert!(daemon
         .stderr()
         .contains("config rejected, keeping the running one"));
+}
+
+#[test]
+fn broken_config_is_rejected_and_the_old_one_keeps_running() {
+    let sandbox = Sandbox::new();
+    let (good, daemon, before) = running_api(&sandbox);
+
+    // A typo on a known line.
+    let broken = good.replace("kind = \"http\"", "kind = \"htp\"");
+    let line = broken.lines().position(|l| l.contains("htp")).unwrap() + 1;
+    let expected = format!(
+        "{}:{line}:8: unknown probe kind \"htp\" (expected one of http, tcp, postgres, docker, exec)",
+        sandbox.config_path().display()
+    );
+    assert_reload_rejected(&sandbox, &daemon, &before, &broken, &expected);
 
     // Fixing the file applies it as a diff: `api` is untouched, `db` is added.
     let grown = format!(
@@ -99,6 +116,31 @@ fn broken_config_is_rejected_and_the_old_one_keeps_running() {
         "unchanged probe kept its state"
     );
     assert_ne!(status["config_hash"], before["config_hash"]);
+    assert!(daemon.stop().success());
+}
+
+/// A config that parses but fails a section's own check (here a probe whose `interval` is
+/// below its default 5s `timeout`) is rejected at the file:line:col of the key that is written,
+/// not at 1:1, and the running config stays in force.
+#[test]
+fn semantic_error_is_rejected_at_its_key_and_the_old_one_keeps_running() {
+    let sandbox = Sandbox::new();
+    let (good, daemon, before) = running_api(&sandbox);
+
+    let broken = format!(
+        "{good}\n[[probe]]\nname = \"db\"\nkind = \"tcp\"\naddress = \"127.0.0.1:{}\"\ninterval = \"2s\"\n",
+        sandbox.port
+    );
+    let line = broken
+        .lines()
+        .position(|l| l == "interval = \"2s\"")
+        .unwrap()
+        + 1;
+    let expected = format!(
+        "{}:{line}:12: probe \"db\": timeout 5s must be above zero and at most the interval (2s)",
+        sandbox.config_path().display()
+    );
+    assert_reload_rejected(&sandbox, &daemon, &before, &broken, &expected);
     assert!(daemon.stop().success());
 }
 

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ByteSize, HumanDuration, Issue, ProbeConfig, ProbeKind};
+use crate::probe::{ProbeConfig, ProbeKind};
+use crate::units::{is_plain_name, ByteSize, HumanDuration, Issue};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -133,18 +134,16 @@ impl ArchiveSection {
         self.sources.iter().find(|s| s.name() == name)
     }
 
-    pub(super) fn validate(&self, probes: &[ProbeConfig]) -> Result<(), Issue> {
+    /// Checks `[archive]`; keys are relative to it. `probes` are those of the config.
+    pub fn validate(&self, probes: &[ProbeConfig]) -> Result<(), Issue> {
         if self.timeout.get_ref().get().is_zero() {
-            return Err(Issue::at(
-                &self.timeout,
-                "archive: timeout must be above zero",
-            ));
+            return Err(Issue::at("timeout", "archive: timeout must be above zero"));
         }
         if let Some(s3) = &self.s3 {
             let bucket = s3.bucket.get_ref();
             if bucket.len() < 3 || bucket.contains('/') {
                 return Err(Issue::at(
-                    &s3.bucket,
+                    "s3.bucket",
                     format!("archive.s3: invalid bucket name \"{bucket}\""),
                 ));
             }
@@ -152,7 +151,7 @@ impl ArchiveSection {
                 let text = endpoint.get_ref();
                 if !(text.starts_with("http://") || text.starts_with("https://")) {
                     return Err(Issue::at(
-                        endpoint,
+                        "s3.endpoint",
                         format!(
                             "archive.s3: endpoint \"{text}\" must start with http:// or https://"
                         ),
@@ -162,28 +161,38 @@ impl ArchiveSection {
             // S3 refuses parts below 5 MiB (except the last one).
             if s3.part_size.get_ref().bytes() < 5 << 20 {
                 return Err(Issue::at(
-                    &s3.part_size,
+                    "s3.part_size",
                     "archive.s3: part_size must be at least 5MiB (S3's smallest part)",
                 ));
             }
         }
         let mut names = HashSet::new();
-        for source in &self.sources {
-            source.validate(probes)?;
+        for (i, source) in self.sources.iter().enumerate() {
+            source
+                .validate(probes)
+                .map_err(|issue| issue.within(format!("source[{i}]")))?;
             if !names.insert(source.name()) {
                 return Err(Issue::at(
-                    &source.name,
+                    format!("source[{i}].name"),
                     format!("duplicate archive source \"{}\"", source.name()),
                 ));
             }
         }
-        for probe in probes {
+        Ok(())
+    }
+
+    /// Every heal's `archive = [...]` names a `[[archive.source]]`; keys are relative to the
+    /// probe list (`[2].heal.archive`).
+    pub fn validate_heal_sources(&self, probes: &[ProbeConfig]) -> Result<(), Issue> {
+        let names: HashSet<&str> = self.sources.iter().map(SourceSection::name).collect();
+        for (i, probe) in probes.iter().enumerate() {
             let Some(heal) = &probe.heal else { continue };
             for wanted in heal.get_ref().archive.iter().flatten() {
                 if !names.contains(wanted.as_str()) {
-                    let known: Vec<&str> = names.iter().copied().collect();
+                    let mut known: Vec<&str> = names.iter().copied().collect();
+                    known.sort_unstable();
                     return Err(Issue::at(
-                        heal,
+                        format!("[{i}].heal.archive"),
                         format!(
                             "probe \"{}\": heal archive names an unknown source \"{wanted}\" (define it as [[archive.source]] name = \"{wanted}\"; known: {})",
                             probe.name(),
@@ -200,9 +209,9 @@ impl ArchiveSection {
 impl SourceSection {
     fn validate(&self, probes: &[ProbeConfig]) -> Result<(), Issue> {
         let name = self.name();
-        if !super::is_plain_name(name) {
+        if !is_plain_name(name) {
             return Err(Issue::at(
-                &self.name,
+                "name",
                 format!(
                     "invalid archive source name \"{name}\": use letters, digits, '-', '_' or '.'"
                 ),
@@ -210,9 +219,10 @@ impl SourceSection {
         }
         let problem = |field: &str, what: &str| {
             Issue::at(
-                &self.name,
+                field,
                 format!("archive source \"{name}\": `{field}` {what}"),
             )
+            .or_at("name")
         };
         let applies = |field: &str, set: bool, kinds: &[SourceKind]| {
             if set && !kinds.contains(&self.kind) {
@@ -237,7 +247,7 @@ impl SourceSection {
                 };
                 if !path.get_ref().is_absolute() {
                     return Err(Issue::at(
-                        path,
+                        "path",
                         format!("archive source \"{name}\": path must be absolute"),
                     ));
                 }
@@ -263,7 +273,7 @@ impl SourceSection {
                         .any(|p| p.name() == probe.get_ref() && p.kind() == ProbeKind::Postgres);
                     if !postgres {
                         return Err(Issue::at(
-                            probe,
+                            "probe",
                             format!(
                                 "archive source \"{name}\": probe \"{}\" is not a postgres probe",
                                 probe.get_ref()

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-use super::{ByteSize, HumanDuration, Issue, SecretFile};
 use crate::tenants::{AlertCondition, AlertRule, TenantsConfig, TenantsError};
+use crate::units::{ByteSize, HumanDuration, Issue, SecretFile};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -213,28 +213,30 @@ impl TenantsSection {
     }
 
     /// Read `token_file` (every load and reload does).
-    pub(super) fn read_secrets(&mut self) -> Result<(), Issue> {
+    /// Keys are relative to `[tenants]`.
+    pub fn read_secrets(&mut self) -> Result<(), Issue> {
         if let Some(file) = &mut self.ingest.token_file {
             file.read("token_file")
-                .map_err(|err| Issue::at(&file.path, format!("tenants.ingest: {err}")))?;
+                .map_err(|err| Issue::at("ingest.token_file", format!("tenants.ingest: {err}")))?;
         }
         Ok(())
     }
 
-    pub(super) fn validate(&self) -> Result<(), Issue> {
+    /// Checks `[tenants]`; keys are relative to it.
+    pub fn validate(&self) -> Result<(), Issue> {
         if let Err(TenantsError::InvalidConfig { field, message }) = self.detector_config().shape()
         {
             return Err(self.issue_at_field(field, format!("tenants: {message}")));
         }
         if self.error_status.get_ref().is_empty() {
             return Err(Issue::at(
-                &self.error_status,
+                "error_status",
                 "tenants: error_status needs at least one status pattern",
             ));
         }
         if *self.ingest.max_concurrent_requests.get_ref() == 0 {
             return Err(Issue::at(
-                &self.ingest.max_concurrent_requests,
+                "ingest.max_concurrent_requests",
                 "tenants.ingest: max_concurrent_requests must be at least 1",
             ));
         }
@@ -245,7 +247,7 @@ impl TenantsSection {
                 .is_some_and(|secret| secret.tokens().next().is_none())
             {
                 return Err(Issue::at(
-                    &file.path,
+                    "ingest.token_file",
                     format!(
                         "tenants.ingest: token_file {} holds no token (one per line; # starts a comment)",
                         file.path().display()
@@ -254,11 +256,13 @@ impl TenantsSection {
             }
         }
         let mut names = std::collections::HashSet::new();
-        for alert in &self.alerts {
-            alert.rule(self)?;
+        for (i, alert) in self.alerts.iter().enumerate() {
+            alert
+                .rule(self)
+                .map_err(|issue| issue.within(format!("alert[{i}]")))?;
             if !names.insert(alert.name.get_ref()) {
                 return Err(Issue::at(
-                    &alert.name,
+                    format!("alert[{i}].name"),
                     format!("duplicate tenant alert name \"{}\"", alert.name.get_ref()),
                 ));
             }
@@ -271,28 +275,16 @@ impl TenantsSection {
     /// Points at `field`, or, when it was left at its default, at the first duration written:
     /// "window must be a multiple of bucket" is about what the user did write.
     fn issue_at_field(&self, field: &str, message: String) -> Issue {
-        let written = |span: std::ops::Range<usize>| (!span.is_empty()).then_some(span.start);
-        let durations = [
-            ("bucket", &self.bucket),
-            ("latency_bucket", &self.latency_bucket),
-            ("window", &self.window),
-            ("baseline_bucket", &self.baseline_bucket),
-            ("baseline", &self.baseline),
-        ];
-        let named = match field {
-            "max_tenants" => written(self.max_tenants.span()),
-            "error_status" => written(self.error_status.span()),
-            _ => durations
-                .iter()
-                .find(|(name, _)| *name == field)
-                .and_then(|(_, value)| written(value.span())),
-        };
-        let offset = named.or_else(|| {
-            durations
-                .iter()
-                .find_map(|(_, value)| written(value.span()))
-        });
-        Issue { offset, message }
+        [
+            "bucket",
+            "latency_bucket",
+            "window",
+            "baseline_bucket",
+            "baseline",
+        ]
+        .into_iter()
+        .filter(|duration| *duration != field)
+        .fold(Issue::at(field, message), Issue::or_at)
     }
 }
 
@@ -308,7 +300,7 @@ impl AlertSection {
             "deviation" => AlertCondition::Deviation,
             other => {
                 return Err(Issue::at(
-                    &self.when,
+                    "when",
                     format!(
                         "tenant alert \"{name}\": unknown condition \"{other}\" (expected one of error_share, error_rate, errors, p95, deviation)"
                     ),
@@ -326,7 +318,7 @@ impl AlertSection {
         };
         if !in_range {
             return Err(Issue::at(
-                &self.threshold,
+                "threshold",
                 format!(
                     "tenant alert \"{name}\": threshold {threshold} out of range for {} ({})",
                     self.when.get_ref(),
@@ -339,12 +331,13 @@ impl AlertSection {
             .map_or(section.window.get_ref().get(), HumanDuration::get);
         if window > section.window.get_ref().get() || window.is_zero() {
             return Err(Issue::at(
-                &self.name,
+                "window",
                 format!(
                     "tenant alert \"{name}\": window must be above zero and at most the tenants window ({})",
                     section.window.get_ref()
                 ),
-            ));
+            )
+            .or_at("name"));
         }
         Ok(AlertRule {
             name: name.clone(),

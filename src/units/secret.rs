@@ -215,7 +215,7 @@ impl SecretFile {
     }
 
     /// Forget the content (what the diff compares when it asks "did anything but secrets change?").
-    pub(super) fn forget(&mut self) {
+    pub fn forget(&mut self) {
         self.content = None;
     }
 }

@@ -1,13 +1,13 @@
 //! The `[[probe]]` schema: common settings, the settings of each kind, and their validation.
 //! A setting that does not belong to the probe's kind is an error, so a typo never does nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use toml::Spanned;
 
-use super::{HumanDuration, Issue, SecretFile};
+use crate::units::{is_plain_name, HumanDuration, Issue, SecretFile};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -273,16 +273,13 @@ impl<'de> Deserialize<'de> for ProbeKind {
     }
 }
 
-/// Where a set field sits in the file, if it is set.
-type FieldSpan = Option<usize>;
-
-fn at<T>(field: &Option<Spanned<T>>) -> FieldSpan {
-    field.as_ref().map(|f| f.span().start)
+fn at<T>(field: &Option<Spanned<T>>) -> bool {
+    field.is_some()
 }
 
 impl ProbeConfig {
-    /// Every kind-specific field, the kinds it belongs to, and where it is set.
-    fn kind_fields(&self) -> [(&'static str, &'static [ProbeKind], FieldSpan); 27] {
+    /// Every kind-specific field, the kinds it belongs to, and whether it is set.
+    fn kind_fields(&self) -> [(&'static str, &'static [ProbeKind], bool); 27] {
         use ProbeKind::*;
         [
             ("url", &[Http], at(&self.url)),
@@ -304,11 +301,7 @@ impl ProbeConfig {
             ("crash_loop", &[Docker], at(&self.crash_loop)),
             ("user", &[Postgres], at(&self.user)),
             ("password", &[Postgres], at(&self.password)),
-            (
-                "password_file",
-                &[Postgres],
-                self.password_file.as_ref().map(|f| f.path.span().start),
-            ),
+            ("password_file", &[Postgres], self.password_file.is_some()),
             ("database", &[Postgres], at(&self.database)),
             ("query", &[Postgres], at(&self.query)),
             ("expect_result", &[Postgres], at(&self.expect_result)),
@@ -331,11 +324,12 @@ impl ProbeConfig {
         ]
     }
 
-    pub(super) fn validate(&self) -> Result<(), Issue> {
+    /// Checks this probe alone; the keys of its issues are relative to its `[[probe]]` table.
+    pub fn validate(&self) -> Result<(), Issue> {
         let name = self.name();
-        if !super::is_plain_name(name) || name.len() > 64 {
+        if !is_plain_name(name) || name.len() > 64 {
             return Err(Issue::at(
-                &self.name,
+                "name",
                 format!("invalid probe name \"{name}\": use 1-64 letters, digits, '-', '_' or '.'"),
             ));
         }
@@ -343,13 +337,14 @@ impl ProbeConfig {
         let timeout = self.timeout.get_ref().get();
         if timeout.is_zero() || timeout > self.interval.get() {
             return Err(Issue::at(
-                &self.timeout,
+                "timeout",
                 problem(format!(
                     "timeout {} must be above zero and at most the interval ({})",
                     self.timeout.get_ref(),
                     self.interval
                 )),
-            ));
+            )
+            .or_at("interval"));
         }
         for (threshold, field) in [
             (&self.fail_after, "fail_after"),
@@ -357,7 +352,7 @@ impl ProbeConfig {
         ] {
             if !(1..=64).contains(threshold.get_ref()) {
                 return Err(Issue::at(
-                    threshold,
+                    field,
                     problem(format!("{field} must be between 1 and 64")),
                 ));
             }
@@ -366,39 +361,41 @@ impl ProbeConfig {
             let FlapConfig { failures, within } = *flap.get_ref();
             if !(1..=64).contains(&within) || !(1..=within).contains(&failures) {
                 return Err(Issue::at(
-                    flap,
+                    "flap",
                     problem("flap needs 1 <= failures <= within <= 64".into()),
                 ));
             }
         }
         if let Some(heal) = &self.heal {
-            self.validate_heal(heal)
-                .map_err(|message| Issue::at(heal, problem(message)))?;
+            self.validate_heal(heal.get_ref(), &problem)?;
         }
-        if let (Some(depends_on), None) = (&self.depends_on, &self.heal) {
+        if let (Some(_), None) = (&self.depends_on, &self.heal) {
             return Err(Issue::at(
-                depends_on,
+                "depends_on",
                 problem(
                     "depends_on needs a `heal` action to run when a dependency recovers".into(),
                 ),
             ));
         }
         let kind = self.kind();
-        for (field, kinds, span) in self.kind_fields() {
-            if let (Some(offset), false) = (span, kinds.contains(&kind)) {
-                return Err(Issue {
-                    offset: Some(offset),
-                    message: problem(format!("`{field}` does not apply to {kind} probes")),
-                });
+        for (field, kinds, set) in self.kind_fields() {
+            if set && !kinds.contains(&kind) {
+                return Err(Issue::at(
+                    field,
+                    problem(format!("`{field}` does not apply to {kind} probes")),
+                ));
             }
         }
-        for regex in [&self.body_regex, &self.expect, &self.output_regex]
-            .into_iter()
-            .flatten()
-        {
-            regex::Regex::new(regex.get_ref()).map_err(|err| {
-                Issue::at(regex, problem(format!("invalid regular expression: {err}")))
-            })?;
+        for (field, regex) in [
+            ("body_regex", &self.body_regex),
+            ("expect", &self.expect),
+            ("output_regex", &self.output_regex),
+        ] {
+            if let Some(regex) = regex {
+                regex::Regex::new(regex.get_ref()).map_err(|err| {
+                    Issue::at(field, problem(format!("invalid regular expression: {err}")))
+                })?;
+            }
         }
         match kind {
             ProbeKind::Http => self.validate_http(&problem),
@@ -406,7 +403,7 @@ impl ProbeConfig {
                 let address = self.require(&self.address, "address")?;
                 if crate::probe::split_host_port(address.get_ref()).is_none() {
                     return Err(Issue::at(
-                        address,
+                        "address",
                         problem(format!(
                             "invalid address \"{}\": expected host:port",
                             address.get_ref()
@@ -419,7 +416,7 @@ impl ProbeConfig {
                 if let Some(address) = &self.address {
                     if crate::probe::split_host_port(address.get_ref()).is_none() {
                         return Err(Issue::at(
-                            address,
+                            "address",
                             problem(format!(
                                 "invalid address \"{}\": expected host:port",
                                 address.get_ref()
@@ -428,16 +425,16 @@ impl ProbeConfig {
                     }
                 }
                 self.require(&self.user, "user")?;
-                if let (Some(_), Some(file)) = (&self.password, &self.password_file) {
+                if let (Some(_), Some(_)) = (&self.password, &self.password_file) {
                     return Err(Issue::at(
-                        &file.path,
+                        "password_file",
                         problem("set `password` or `password_file`, not both".into()),
                     ));
                 }
                 if let Some(used) = &self.max_connections_used {
                     if !(0.0..=100.0).contains(used.get_ref()) {
                         return Err(Issue::at(
-                            used,
+                            "max_connections_used",
                             problem("max_connections_used is a percentage, 0 to 100".into()),
                         ));
                     }
@@ -448,14 +445,14 @@ impl ProbeConfig {
                 let container = self.require(&self.container, "container")?;
                 if container.get_ref().trim_start_matches('/').is_empty() {
                     return Err(Issue::at(
-                        container,
+                        "container",
                         problem("container name is empty".into()),
                     ));
                 }
                 if let Some(rule) = &self.crash_loop {
                     if rule.get_ref().restarts == 0 || rule.get_ref().within.get().is_zero() {
                         return Err(Issue::at(
-                            rule,
+                            "crash_loop",
                             problem("crash_loop needs restarts >= 1 and a non-zero within".into()),
                         ));
                     }
@@ -470,7 +467,7 @@ impl ProbeConfig {
                     .is_none_or(|program| program.is_empty())
                 {
                     return Err(Issue::at(
-                        command,
+                        "command",
                         problem(
                             "command needs a program, e.g. [\"/usr/bin/pg_isready\", \"-q\"]"
                                 .into(),
@@ -485,26 +482,26 @@ impl ProbeConfig {
     fn validate_http(&self, problem: &dyn Fn(String) -> String) -> Result<(), Issue> {
         let url = self.require(&self.url, "url")?;
         let target = crate::probe::HttpTarget::parse(url.get_ref())
-            .map_err(|err| Issue::at(url, problem(err)))?;
-        for (field, span) in [
+            .map_err(|err| Issue::at("url", problem(err)))?;
+        for (field, set) in [
             ("tls_verify", at(&self.tls_verify)),
             ("ca_file", at(&self.ca_file)),
         ] {
-            if let (Some(offset), false) = (span, target.tls) {
-                return Err(Issue {
-                    offset: Some(offset),
-                    message: problem(format!("`{field}` needs an https:// url")),
-                });
+            if set && !target.tls {
+                return Err(Issue::at(
+                    field,
+                    problem(format!("`{field}` needs an https:// url")),
+                ));
             }
         }
         if let Some(file) = &self.ca_file {
             crate::probe::read_ca_file(file.get_ref())
-                .map_err(|err| Issue::at(file, problem(err)))?;
+                .map_err(|err| Issue::at("ca_file", problem(err)))?;
         }
         if let Some(method) = &self.method {
             if !HTTP_METHODS.contains(&method.get_ref().as_str()) {
                 return Err(Issue::at(
-                    method,
+                    "method",
                     problem(format!(
                         "unknown method \"{}\" (expected one of {})",
                         method.get_ref(),
@@ -519,7 +516,7 @@ impl ProbeConfig {
                     && hyper::header::HeaderValue::from_str(value).is_ok();
                 if !valid {
                     return Err(Issue::at(
-                        headers,
+                        "headers",
                         problem(format!("invalid header \"{key}: {value}\"")),
                     ));
                 }
@@ -530,7 +527,7 @@ impl ProbeConfig {
                 || codes.get_ref().iter().any(|c| !(100..=599).contains(c))
             {
                 return Err(Issue::at(
-                    codes,
+                    "expect_status",
                     problem("expect_status must list HTTP codes between 100 and 599".into()),
                 ));
             }
@@ -539,7 +536,7 @@ impl ProbeConfig {
             let pointer = &json.get_ref().pointer;
             if !(pointer.is_empty() || pointer.starts_with('/')) {
                 return Err(Issue::at(
-                    json,
+                    "expect_json.pointer",
                     problem(format!(
                         "invalid JSON pointer \"{pointer}\": it starts with '/'"
                     )),
@@ -560,13 +557,13 @@ impl ProbeConfig {
 
     /// Read `password_file` of a postgres probe (every load and reload does). Other kinds leave
     /// it unread: validation says it does not apply to them.
-    pub(super) fn read_secrets(&mut self) -> Result<(), Issue> {
+    pub fn read_secrets(&mut self) -> Result<(), Issue> {
         let name = self.name.get_ref().clone();
         let kind = self.kind();
         match (&mut self.password_file, kind) {
             (Some(file), ProbeKind::Postgres) => file
                 .read("password_file")
-                .map_err(|err| Issue::at(&file.path, format!("probe \"{name}\": {err}"))),
+                .map_err(|err| Issue::at("password_file", format!("probe \"{name}\": {err}"))),
             _ => Ok(()),
         }
     }
@@ -579,11 +576,21 @@ impl ProbeConfig {
             .or_else(|| self.container.as_ref().map(|c| c.get_ref().clone()))
     }
 
-    fn validate_heal(&self, heal: &Spanned<HealConfig>) -> Result<(), String> {
-        let config = heal.get_ref();
+    /// The key (under the probe) and what is wrong with its `heal`.
+    /// Keys are `heal.KEY` (the `heal` table itself when KEY is not written).
+    fn validate_heal(
+        &self,
+        config: &HealConfig,
+        problem: &dyn Fn(String) -> String,
+    ) -> Result<(), Issue> {
+        let issue =
+            |key: &str, message: &str| Issue::at(key, problem(message.into())).or_at("heal");
         match config.action {
             HealActionKind::DockerRestart if self.heal_container().is_none() => {
-                return Err("heal action docker_restart needs `container` (or a docker probe)".into())
+                return Err(issue(
+                    "heal.container",
+                    "heal action docker_restart needs `container` (or a docker probe)",
+                ))
             }
             HealActionKind::Exec
                 if config
@@ -592,15 +599,26 @@ impl ProbeConfig {
                     .and_then(|c| c.first())
                     .is_none_or(|p| p.is_empty()) =>
             {
-                return Err("heal action exec needs `command`, e.g. [\"/usr/bin/systemctl\", \"restart\", \"app\"]".into())
+                return Err(issue("heal.command", "heal action exec needs `command`, e.g. [\"/usr/bin/systemctl\", \"restart\", \"app\"]"))
             }
             _ => {}
         }
         if !(1..=100).contains(&config.max_attempts) {
-            return Err("heal max_attempts must be between 1 and 100".into());
+            return Err(issue(
+                "heal.max_attempts",
+                "heal max_attempts must be between 1 and 100",
+            ));
         }
-        if config.window.get().is_zero() || config.verify_within.get().is_zero() {
-            return Err("heal window and verify_within must be above zero".into());
+        for (key, value) in [
+            ("heal.window", config.window),
+            ("heal.verify_within", config.verify_within),
+        ] {
+            if value.get().is_zero() {
+                return Err(issue(
+                    key,
+                    "heal window and verify_within must be above zero",
+                ));
+            }
         }
         Ok(())
     }
@@ -612,13 +630,104 @@ impl ProbeConfig {
     ) -> Result<&'a Spanned<T>, Issue> {
         field.as_ref().ok_or_else(|| {
             Issue::at(
-                &self.kind,
+                field_name,
                 format!(
                     "probe \"{}\": {} probes need `{field_name}`",
                     self.name(),
                     self.kind()
                 ),
             )
+            .or_at("kind")
         })
     }
+}
+
+/// Checks every `[[probe]]`: each alone, names unique, `depends_on` naming other probes without
+/// a cycle. Keys are relative to the list (`[2].timeout`); returns the probe names.
+pub fn validate_probes(probes: &[ProbeConfig]) -> Result<HashSet<&str>, Issue> {
+    let mut names = HashSet::new();
+    for (i, probe) in probes.iter().enumerate() {
+        probe
+            .validate()
+            .map_err(|issue| issue.within(format!("[{i}]")))?;
+        if !names.insert(probe.name()) {
+            return Err(Issue::at(
+                format!("[{i}].name"),
+                format!("duplicate probe name \"{}\"", probe.name()),
+            ));
+        }
+    }
+    for (i, probe) in probes.iter().enumerate() {
+        let Some(depends_on) = &probe.depends_on else {
+            continue;
+        };
+        for parent in depends_on.get_ref() {
+            if parent == probe.name() || !names.contains(parent.as_str()) {
+                let what = if parent == probe.name() {
+                    "itself"
+                } else {
+                    "an unknown probe"
+                };
+                return Err(Issue::at(
+                    format!("[{i}].depends_on"),
+                    format!(
+                        "probe \"{}\": depends_on names {what}: \"{parent}\"",
+                        probe.name()
+                    ),
+                ));
+            }
+        }
+    }
+    if let Err(cycle) = dependency_order(probes) {
+        let first = probes
+            .iter()
+            .position(|p| p.name() == cycle[0])
+            .expect("named in the cycle");
+        return Err(Issue::at(
+            format!("[{first}].depends_on"),
+            format!("depends_on forms a cycle: {}", cycle.join(" -> ")),
+        ));
+    }
+    Ok(names)
+}
+
+/// Probe names with every dependency before its dependants (config order among equals), or
+/// the names along a cycle.
+pub fn dependency_order(probes: &[ProbeConfig]) -> Result<Vec<String>, Vec<String>> {
+    let parents = |name: &str| -> Vec<String> {
+        probes
+            .iter()
+            .find(|p| p.name() == name)
+            .and_then(|p| p.depends_on.as_ref())
+            .map(|d| d.get_ref().clone())
+            .unwrap_or_default()
+    };
+    // Depth-first, marking the path to report a cycle.
+    fn visit(
+        name: &str,
+        parents: &dyn Fn(&str) -> Vec<String>,
+        done: &mut Vec<String>,
+        path: &mut Vec<String>,
+    ) -> Result<(), Vec<String>> {
+        if done.iter().any(|d| d == name) {
+            return Ok(());
+        }
+        if let Some(start) = path.iter().position(|p| p == name) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(name.to_string());
+            return Err(cycle);
+        }
+        path.push(name.to_string());
+        for parent in parents(name) {
+            visit(&parent, parents, done, path)?;
+        }
+        path.pop();
+        done.push(name.to_string());
+        Ok(())
+    }
+    let mut done = Vec::new();
+    for probe in probes {
+        visit(probe.name(), &parents, &mut done, &mut Vec::new())?;
+    }
+    Ok(done)
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{HumanDuration, Issue, SecretFile};
+use crate::units::{HumanDuration, Issue, SecretFile};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -103,10 +103,37 @@ impl ChannelSection {
             ("secret_file", &mut self.secret_file),
         ] {
             if let Some(file) = file {
-                file.read(field).map_err(|err| {
-                    Issue::at(&file.path, format!("notify channel \"{name}\": {err}"))
-                })?;
+                file.read(field)
+                    .map_err(|err| Issue::at(field, format!("notify channel \"{name}\": {err}")))?;
             }
+        }
+        Ok(())
+    }
+
+    /// Checks one `[[notify.channel]]`; keys are relative to it.
+    fn validate(&self) -> Result<(), Issue> {
+        let name = self.name();
+        self.validate_url()?;
+        if let (None, Some(file)) = (&self.secret, &self.secret_file) {
+            file.first_line("secret_file", "the HMAC key on its first line")
+                .map_err(|err| {
+                    Issue::at("secret_file", format!("notify channel \"{name}\": {err}"))
+                })?;
+        }
+        if self.kind != ChannelKind::Webhook
+            && (self.secret.is_some() || self.secret_file.is_some())
+        {
+            return Err(Issue::at(
+                "secret",
+                format!("notify channel \"{name}\": `secret` only applies to webhook channels"),
+            )
+            .or_at("secret_file"));
+        }
+        if self.rate_limit == 0 {
+            return Err(Issue::at(
+                "rate_limit",
+                format!("notify channel \"{name}\": rate_limit must be at least 1 per minute"),
+            ));
         }
         Ok(())
     }
@@ -120,7 +147,7 @@ impl ChannelSection {
                 let url = url.get_ref();
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(Issue::at(
-                        self.url.as_ref().expect("matched"),
+                        "url",
                         format!(
                             "notify channel \"{name}\": url \"{url}\" must start with http:// or https://"
                         ),
@@ -130,7 +157,7 @@ impl ChannelSection {
             }
             (None, Some(file)) => {
                 let problem = |message: String| {
-                    Issue::at(&file.path, format!("notify channel \"{name}\": {message}"))
+                    Issue::at("url_file", format!("notify channel \"{name}\": {message}"))
                 };
                 let url = file
                     .first_line("url_file", "a URL on its first line")
@@ -150,7 +177,7 @@ impl ChannelSection {
                 Ok(())
             }
             (None, None) => Err(Issue::at(
-                &self.name,
+                "name",
                 format!("notify channel \"{name}\": needs `url` or `url_file`"),
             )),
         }
@@ -199,49 +226,36 @@ impl RouteSection {
 
 impl NotifySection {
     /// Read every channel's `url_file` and `secret_file`.
-    pub(super) fn read_secrets(&mut self) -> Result<(), Issue> {
-        self.channels
-            .iter_mut()
-            .try_for_each(ChannelSection::read_secrets)
+    /// Keys are relative to `[notify]`.
+    pub fn read_secrets(&mut self) -> Result<(), Issue> {
+        for (i, channel) in self.channels.iter_mut().enumerate() {
+            channel
+                .read_secrets()
+                .map_err(|issue| issue.within(format!("channel[{i}]")))?;
+        }
+        Ok(())
     }
 
-    pub(super) fn validate(&self) -> Result<(), Issue> {
+    /// Checks `[notify]`; keys are relative to it.
+    pub fn validate(&self) -> Result<(), Issue> {
         let mut names = HashSet::new();
-        for channel in &self.channels {
+        for (i, channel) in self.channels.iter().enumerate() {
             let name = channel.name();
             if !names.insert(name) {
                 return Err(Issue::at(
-                    &channel.name,
+                    format!("channel[{i}].name"),
                     format!("duplicate notify channel \"{name}\""),
                 ));
             }
-            let problem = |message: String| {
-                Issue::at(
-                    &channel.name,
-                    format!("notify channel \"{name}\": {message}"),
-                )
-            };
-            channel.validate_url()?;
-            if let (None, Some(file)) = (&channel.secret, &channel.secret_file) {
-                file.first_line("secret_file", "the HMAC key on its first line")
-                    .map_err(|err| {
-                        Issue::at(&file.path, format!("notify channel \"{name}\": {err}"))
-                    })?;
-            }
-            if channel.kind != ChannelKind::Webhook
-                && (channel.secret.is_some() || channel.secret_file.is_some())
-            {
-                return Err(problem("`secret` only applies to webhook channels".into()));
-            }
-            if channel.rate_limit == 0 {
-                return Err(problem("rate_limit must be at least 1 per minute".into()));
-            }
+            channel
+                .validate()
+                .map_err(|issue| issue.within(format!("channel[{i}]")))?;
         }
-        for route in &self.routes {
+        for (i, route) in self.routes.iter().enumerate() {
             for wanted in route.channels.get_ref() {
                 if !names.contains(wanted.as_str()) {
                     return Err(Issue::at(
-                        &route.channels,
+                        format!("route[{i}].channels"),
                         format!("notify route names an unknown channel \"{wanted}\""),
                     ));
                 }

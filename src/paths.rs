@@ -1,5 +1,5 @@
-//! Where things live by default, and where an unprivileged run falls back to.
-//! Shared by the daemon (which creates them) and `sentinelctl` (which looks for the socket).
+//! Where things live by default, and where an unprivileged run falls back to. A leaf shared by
+//! the daemon (which creates them), `sentinelctl` (which looks for the socket) and the agent.
 
 use std::path::PathBuf;
 

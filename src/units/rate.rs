@@ -1,0 +1,97 @@
+//! `Rate`: a rate written with an explicit unit, bits or bytes per second ("8mbit/s", "1MB/s");
+//! prefixes are powers of 1000, as in the sizes' `kB`, `MB`, `GB`.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A rate in bytes per second, written with an explicit unit: `tc`'s bare "8mbit" vs "8MBps"
+/// mix-up (a factor of 8) is exactly what this type refuses to guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rate {
+    pub bytes_per_sec: u64,
+}
+
+const RATE_UNITS: [(&str, f64); 8] = [
+    ("bit/s", 1.0 / 8.0),
+    ("kbit/s", 1e3 / 8.0),
+    ("mbit/s", 1e6 / 8.0),
+    ("gbit/s", 1e9 / 8.0),
+    ("B/s", 1.0),
+    ("kB/s", 1e3),
+    ("MB/s", 1e6),
+    ("GB/s", 1e9),
+];
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let trimmed = text.trim();
+        // Longest unit first, so "kbit/s" is not read as "bit/s".
+        let mut units = RATE_UNITS;
+        units.sort_by_key(|(unit, _)| std::cmp::Reverse(unit.len()));
+        for (unit, factor) in units {
+            if let Some(number) = trimmed.strip_suffix(unit) {
+                let value: f64 = number.trim().parse().map_err(|_| rate_error(text))?;
+                let bytes = (value * factor).round();
+                if !(1.0..=(u64::MAX as f64)).contains(&bytes) {
+                    return Err(format!("rate \"{text}\" must be at least 1 B/s"));
+                }
+                return Ok(Self {
+                    bytes_per_sec: bytes as u64,
+                });
+            }
+        }
+        Err(rate_error(text))
+    }
+}
+
+fn rate_error(text: &str) -> String {
+    format!(
+        "invalid rate \"{text}\": write a number and a unit: bit/s, kbit/s, mbit/s, gbit/s (bits) or B/s, kB/s, MB/s, GB/s (bytes)"
+    )
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}B/s", self.bytes_per_sec)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_need_a_unit_and_convert_to_bytes() {
+        let cases = [
+            ("8mbit/s", 1_000_000),
+            ("1MB/s", 1_000_000),
+            ("100 kbit/s", 12_500),
+            ("1.5 kB/s", 1_500),
+            ("800bit/s", 100),
+            ("10gbit/s", 1_250_000_000),
+            ("5B/s", 5),
+        ];
+        for (text, bytes) in cases {
+            assert_eq!(text.parse::<Rate>().unwrap().bytes_per_sec, bytes, "{text}");
+        }
+        for bad in ["8mbit", "8", "fast", "0B/s", "-1MB/s"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+    }
+}
