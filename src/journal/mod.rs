@@ -2,6 +2,7 @@
 //! pruned by age and count, and re-published with its id so followers can resume without gaps.
 
 mod experiments;
+pub mod schema;
 mod store;
 mod table;
 
@@ -27,6 +28,12 @@ pub enum JournalError {
         path: std::path::PathBuf,
         #[source]
         source: rusqlite::Error,
+    },
+    #[error("cannot bring the schema of journal {path} up to date: {source}")]
+    Schema {
+        path: std::path::PathBuf,
+        #[source]
+        source: rusqlite_migration::Error,
     },
     #[error("journal query failed: {0}")]
     Sql(#[from] rusqlite::Error),
