@@ -33,10 +33,18 @@ impl Timestamp {
         self.0
     }
 
-    /// RFC 3339 with milliseconds, in UTC: what people read in tables and logs.
+    /// RFC 3339 with milliseconds, in UTC: what people read in tables and logs. Times before
+    /// 1970 read as the epoch, times past year 9999 as its last millisecond.
     pub fn to_rfc3339(self) -> String {
-        let time = UNIX_EPOCH + Duration::from_millis(self.0.max(0) as u64);
-        humantime::format_rfc3339_millis(time).to_string()
+        const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        const LAST: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        let nanos = i128::from(self.0.clamp(0, LAST)) * 1_000_000;
+        time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .ok()
+            .and_then(|time| time.format(FORMAT).ok())
+            .unwrap_or_default()
     }
 
     /// How long from now until this time; zero once it has passed.
@@ -783,10 +791,22 @@ mod tests {
 
     #[test]
     fn timestamp_renders_rfc3339_utc() {
-        assert_eq!(
-            Timestamp(1_700_000_000_123).to_rfc3339(),
-            "2023-11-14T22:13:20.123Z"
-        );
+        let cases = [
+            (1_700_000_000_123, "2023-11-14T22:13:20.123Z"),
+            (1_700_000_000_000, "2023-11-14T22:13:20.000Z"),
+            (1_700_000_000_007, "2023-11-14T22:13:20.007Z"),
+            (0, "1970-01-01T00:00:00.000Z"),
+            (-1, "1970-01-01T00:00:00.000Z"),
+            (i64::MIN, "1970-01-01T00:00:00.000Z"),
+            (951_868_799_999, "2000-02-29T23:59:59.999Z"),
+            (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+            // Past year 9999 the formatter it replaced failed, and `to_string` panicked.
+            (253_402_300_800_000, "9999-12-31T23:59:59.999Z"),
+            (i64::MAX, "9999-12-31T23:59:59.999Z"),
+        ];
+        for (millis, text) in cases {
+            assert_eq!(Timestamp(millis).to_rfc3339(), text, "{millis}");
+        }
     }
 
     #[tokio::test]

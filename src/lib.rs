@@ -18,6 +18,7 @@
 //! - [`http`]: the public TCP listener.
 //! - [`status_page`]: the read-only HTML status page on the public listener (`GET /`).
 //! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
+//! - [`backoff`]: the one retry schedule (doubling waits up to a cap) every retrying area uses.
 //! - [`heal`]: heal actions on Down, restart budget and backoff, verified recovery, incident times.
 //! - [`docker`]: the Docker engine edge — one negotiated client, the event stream on the bus.
 //! - [`report`]: one chaos experiment's timeline, per-probe times and hypothesis verdict.
@@ -41,6 +42,7 @@ pub mod ai;
 pub mod analyze;
 pub mod api;
 pub mod archive;
+pub mod backoff;
 pub mod board;
 pub mod chaos;
 pub mod cli;

@@ -31,13 +31,14 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::units::ConfigError;
 use batch::BatchBuilder;
 use buffer::DiskBuffer;
 use config::AgentConfig;
 use offsets::OffsetStore;
 use ship::http::{HttpTransport, Target};
-use ship::{Backoff, Pipeline};
+use ship::Pipeline;
 use sources::datagram::DatagramSocket;
 use sources::follow::FileInput;
 use stats::Stats;

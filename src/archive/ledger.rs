@@ -9,27 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ArchiveError;
 use crate::event::Timestamp;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS archives (
-    name            TEXT PRIMARY KEY,
-    probe           TEXT NOT NULL,
-    target          TEXT NOT NULL,
-    created_ms      INTEGER NOT NULL,
-    path            TEXT NOT NULL,
-    manifest_path   TEXT NOT NULL,
-    bytes           INTEGER NOT NULL,
-    sha256          TEXT NOT NULL,
-    state           TEXT NOT NULL,
-    destination     TEXT NOT NULL,
-    location        TEXT,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
-    last_error      TEXT,
-    uploaded_ms     INTEGER
-);
-CREATE INDEX IF NOT EXISTS archives_pending ON archives(state, next_attempt_ms);
-";
+use crate::journal::{schema, JournalError};
 
 /// Where a bundle stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,19 +68,30 @@ pub struct Ledger {
 }
 
 /// A connection of its own to the journal database (WAL, so it never blocks the journal's
-/// writer for long), with `schema` created if missing. Shared with the notification outbox.
-pub(crate) fn open_table(path: &Path, schema: &str) -> Result<Connection, rusqlite::Error> {
-    let connection = Connection::open(path)?;
-    connection.pragma_update(None, "journal_mode", "WAL")?;
-    connection.busy_timeout(Duration::from_secs(5))?;
-    connection.execute_batch(schema)?;
+/// writer for long), its schema brought up to date (`journal::schema`). Shared with the
+/// notification outbox.
+pub(crate) fn open_table(path: &Path) -> Result<Connection, JournalError> {
+    let open_error = |source| JournalError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut connection = Connection::open(path).map_err(open_error)?;
+    connection
+        .pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_error)?;
+    connection
+        .busy_timeout(Duration::from_secs(5))
+        .map_err(open_error)?;
+    schema::migrate(&mut connection).map_err(|source| JournalError::Schema {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(connection)
 }
 
 impl Ledger {
     pub fn open(path: &Path) -> Result<Self, ArchiveError> {
-        let connection = open_table(path, SCHEMA)
-            .map_err(|source| ArchiveError::Ledger(format!("{}: {source}", path.display())))?;
+        let connection = open_table(path).map_err(|err| ArchiveError::Ledger(err.to_string()))?;
         Ok(Self { connection })
     }
 

@@ -25,6 +25,8 @@ pub use bundle::{Manifest, ManifestFile, SourceProblem, SpooledBundle};
 pub use collect::{host_path, HostPath, SourcePlan};
 pub use evidence::{ContainerApi, Mount, Postgres, SqlApi};
 pub(crate) use ledger::open_table;
+#[cfg(test)]
+pub(crate) use ledger::Ledger;
 pub use ledger::{ArchiveRecord, UploadState};
 pub use perms::Ownership;
 pub use s3::S3Sink;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{plan_quota, ArchiveRecord, Archiver, Upload, UploadState};
+use crate::backoff::Backoff;
 use crate::event::{ArchiveStage, EventKind, Timestamp};
 
 impl Archiver {
@@ -147,10 +148,10 @@ impl Archiver {
     }
 }
 
-/// 1 s, 2 s, 4 s, ... up to `max`.
+/// 1 s, 2 s, 4 s, ... up to `max` (the archive and notify outboxes' schedule).
 pub fn retry_delay(attempt: u32, max: Duration) -> Duration {
-    let exponent = attempt.saturating_sub(1).min(20);
-    Duration::from_secs(1u64 << exponent).min(max)
+    let initial = Duration::from_secs(1).min(max);
+    Backoff::new(initial, max).wait(attempt.max(1))
 }
 
 #[cfg(test)]

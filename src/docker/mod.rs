@@ -15,6 +15,7 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::event::{Bus, ContainerAction, EventKind};
 
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -109,7 +110,7 @@ impl DockerEngine {
 /// Follow the engine's container events until `cancel`, publishing each watched one as
 /// `container_event`; reconnect with backoff when the engine goes away.
 pub async fn watch_events(engine: DockerEngine, bus: Bus, cancel: CancellationToken) {
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut connected = false;
     loop {
         let client = tokio::select! {
@@ -131,7 +132,7 @@ pub async fn watch_events(engine: DockerEngine, bus: Bus, cancel: CancellationTo
                         detail: format!("following events on {}", engine.socket().display()),
                     });
                 }
-                backoff = Duration::from_millis(500);
+                backoff.succeeded();
                 loop {
                     let next = tokio::select! {
                         _ = cancel.cancelled() => return,
@@ -159,9 +160,8 @@ pub async fn watch_events(engine: DockerEngine, bus: Bus, cancel: CancellationTo
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next_wait()) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 

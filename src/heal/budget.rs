@@ -1,4 +1,4 @@
-//! `RestartBudget` (at most N heals per window) and `Backoff` (doubling waits between attempts):
+//! `RestartBudget` (at most N heals per window; waits between attempts are `crate::backoff`):
 //! plain logic on timestamps, so a restart budget is testable without waiting.
 
 use std::collections::VecDeque;
@@ -64,41 +64,6 @@ impl RestartBudget {
     }
 }
 
-/// Waits between failed attempts: `initial`, then doubling, capped at `max`.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    initial: Duration,
-    max: Duration,
-    failures: u32,
-}
-
-impl Backoff {
-    pub fn new(initial: Duration, max: Duration) -> Self {
-        Self {
-            initial,
-            max: max.max(initial),
-            failures: 0,
-        }
-    }
-
-    /// How long to wait before the next attempt (zero before the first).
-    pub fn delay(&self) -> Duration {
-        if self.failures == 0 {
-            return Duration::ZERO;
-        }
-        let factor = 1u32.checked_shl(self.failures - 1).unwrap_or(u32::MAX);
-        self.initial.saturating_mul(factor).min(self.max)
-    }
-
-    pub fn failed(&mut self) {
-        self.failures = self.failures.saturating_add(1);
-    }
-
-    pub fn succeeded(&mut self) {
-        self.failures = 0;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,26 +103,5 @@ mod tests {
             .with_history([Timestamp(50_000), Timestamp(10_000)]);
         assert_eq!(budget.check(Timestamp(55_000)), Err(Timestamp(70_000)));
         assert_eq!(budget.check(Timestamp(70_000)), Ok(()));
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
-        let mut delays = vec![backoff.delay().as_secs()];
-        for _ in 0..5 {
-            backoff.failed();
-            delays.push(backoff.delay().as_secs());
-        }
-        assert_eq!(delays, [0, 1, 2, 4, 5, 5]);
-        backoff.succeeded();
-        assert_eq!(backoff.delay(), Duration::ZERO);
-        for _ in 0..100 {
-            backoff.failed();
-        }
-        assert_eq!(
-            backoff.delay().as_secs(),
-            5,
-            "no overflow after many failures"
-        );
     }
 }

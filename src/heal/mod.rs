@@ -9,9 +9,10 @@ mod healer;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use crate::backoff::Backoff;
 use crate::event::Timestamp;
 pub use action::HealAction;
-pub use budget::{Backoff, RestartBudget};
+pub use budget::RestartBudget;
 pub use healer::{spawn, Evidence, HealCommand, HealerSpec};
 
 #[derive(Debug, Error)]

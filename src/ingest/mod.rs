@@ -4,7 +4,6 @@
 mod parse;
 mod timestamp;
 
-use std::fmt::Write as _;
 use std::io::Read as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -23,7 +22,7 @@ pub use parse::{
 pub use timestamp::parse_rfc3339_ms;
 
 use crate::event::Timestamp;
-use crate::metrics::MetricsSource;
+use crate::metrics::{Kind, MetricsSource, MetricsText};
 use crate::tenants::TenantService;
 
 /// A slow client gets this long to send its whole body, then 408.
@@ -267,13 +266,10 @@ impl Ingest {
 }
 
 impl MetricsSource for Ingest {
-    fn render_metrics(&self, out: &mut String) {
+    fn render_metrics(&self, out: &mut MetricsText) {
         let c = &self.shared.counters;
         let name = "sentinel_ingest_requests_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Ingest requests by outcome.\n# TYPE {name} counter"
-        );
+        out.family(name, Kind::Counter, "Ingest requests by outcome.");
         let outcomes = [
             ("accepted", &c.accepted_requests),
             ("busy", &c.busy),
@@ -285,25 +281,22 @@ impl MetricsSource for Ingest {
         ];
         for (outcome, value) in outcomes {
             let value = value.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {value}");
+            out.sample(name, &[("outcome", outcome)], value);
         }
-        let name = "sentinel_ingest_requests_in_flight";
-        let in_flight = self.shared.in_flight.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP {name} Ingest requests being read or recorded now.\n# TYPE {name} gauge\n{name} {in_flight}"
+        out.single(
+            "sentinel_ingest_requests_in_flight",
+            Kind::Gauge,
+            "Ingest requests being read or recorded now.",
+            self.shared.in_flight.load(Ordering::Relaxed),
         );
         let name = "sentinel_ingest_events_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Ingested events by verdict.\n# TYPE {name} counter"
-        );
+        out.family(name, Kind::Counter, "Ingested events by verdict.");
         for (verdict, value) in [
             ("accepted", &c.events_accepted),
             ("rejected", &c.events_rejected),
         ] {
             let value = value.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}{{verdict=\"{verdict}\"}} {value}");
+            out.sample(name, &[("verdict", verdict)], value);
         }
     }
 }

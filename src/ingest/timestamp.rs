@@ -1,81 +1,45 @@
 //! Event timestamps as clients send them: RFC 3339 text or epoch milliseconds, to epoch ms.
+//! The grammar is the `time` crate's RFC 3339 parser; this module only adds the two leniencies
+//! sentinel always had (a leap second at any minute, read as `:59`) and its error.
 
-/// Parses `2026-11-23T10:00:00Z`, `2026-11-23 10:00:00.123+02:00` and friends (RFC 3339, with
-/// the space separator RFC 3339 allows) to epoch milliseconds.
-pub fn parse_rfc3339_ms(text: &str) -> Result<i64, String> {
-    let invalid = || {
-        format!("invalid timestamp \"{text}\": expected RFC 3339 such as 2026-11-23T10:00:00Z, or epoch milliseconds")
-    };
-    let bytes = text.as_bytes();
-    if bytes.len() < 20 {
-        return Err(invalid());
-    }
-    let number = |range: std::ops::Range<usize>| -> Result<i64, String> {
-        let part = text.get(range).ok_or_else(invalid)?;
-        match part.bytes().all(|b| b.is_ascii_digit()) {
-            true => part.parse().map_err(|_| invalid()),
-            false => Err(invalid()),
-        }
-    };
-    let separators = [(4, b'-'), (7, b'-'), (13, b':'), (16, b':')];
-    if separators.iter().any(|&(at, sep)| bytes[at] != sep)
-        || !matches!(bytes[10], b'T' | b't' | b' ')
-    {
-        return Err(invalid());
-    }
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    let mut rest = &text[19..];
-    let mut millis = 0;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(invalid());
-        }
-        let padded = format!("{:0<3}", &fraction[..digits.min(3)]);
-        millis = padded.parse::<i64>().map_err(|_| invalid())?;
-        rest = &fraction[digits..];
-    }
-    let offset_minutes = match rest.as_bytes() {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let digits = [*h1, *h2, *m1, *m2];
-            if !digits.iter().all(u8::is_ascii_digit) {
-                return Err(invalid());
-            }
-            let value = |a: u8, b: u8| i64::from(a - b'0') * 10 + i64::from(b - b'0');
-            let minutes = value(*h1, *h2) * 60 + value(*m1, *m2);
-            match sign {
-                b'+' => minutes,
-                _ => -minutes,
-            }
-        }
-        _ => return Err(invalid()),
-    };
-    let days_in_month = match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        1..=12 => 31,
-        _ => 0,
-    };
-    if !(1..=days_in_month).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return Err(invalid());
-    }
-    let days = days_from_civil(year, month, day);
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset_minutes * 60;
-    Ok(seconds * 1000 + millis)
+use std::borrow::Cow;
+
+use thiserror::Error;
+use time::error::{Parse, ParseFromDescription};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// A timestamp that is not RFC 3339; the cause says which part is wrong.
+#[derive(Debug, Error)]
+#[error("invalid timestamp \"{text}\": expected RFC 3339 such as 2026-11-23T10:00:00Z, or epoch milliseconds")]
+pub struct TimestampError {
+    text: String,
+    #[source]
+    cause: Parse,
 }
 
-/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let shifted_month = (month + 9) % 12;
-    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+/// Parses `2026-11-23T10:00:00Z`, `2026-11-23 10:00:00.123+02:00` and friends (RFC 3339, with
+/// the space separator RFC 3339 allows) to epoch milliseconds, sub-millisecond digits dropped.
+pub fn parse_rfc3339_ms(text: &str) -> Result<i64, TimestampError> {
+    let invalid = |cause| TimestampError {
+        text: text.to_owned(),
+        cause,
+    };
+    // `time` takes any byte between date and time; RFC 3339 names `T` and, for readability, space.
+    if !matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
+        let separator = ParseFromDescription::InvalidComponent("separator");
+        return Err(invalid(Parse::ParseFromDescription(separator)));
+    }
+    // A leap second reads as the second before it, whatever the minute: `time` takes `:60`
+    // only at the end of a UTC month and as `:59.999999999`, which would move the milliseconds.
+    let text = match text.get(17..19) {
+        Some("60") => Cow::Owned(format!("{}59{}", &text[..17], &text[19..])),
+        _ => Cow::Borrowed(text),
+    };
+    let time = OffsetDateTime::parse(&text, &Rfc3339).map_err(invalid)?;
+    let millis = time.unix_timestamp_nanos().div_euclid(1_000_000);
+    // Four-digit years keep this within ±2.6e14 ms, far inside i64.
+    Ok(millis as i64)
 }
 
 #[cfg(test)]
@@ -89,23 +53,71 @@ mod tests {
             ("2023-11-14T22:13:20.123Z", Some(1_700_000_000_123)),
             ("2023-11-14T22:13:20.1Z", Some(1_700_000_000_100)),
             ("2023-11-14T22:13:20.123456789Z", Some(1_700_000_000_123)),
+            (
+                "2023-11-14T22:13:20.123999999999999Z",
+                Some(1_700_000_000_123),
+            ),
             ("2023-11-14t22:13:20z", Some(1_700_000_000_000)),
             ("2023-11-14 22:13:20Z", Some(1_700_000_000_000)),
             ("2023-11-15T00:13:20+02:00", Some(1_700_000_000_000)),
             ("2023-11-14T20:13:20-02:00", Some(1_700_000_000_000)),
+            ("2023-11-14T22:13:20-00:00", Some(1_700_000_000_000)),
+            ("2023-11-15T03:58:20+05:45", Some(1_700_000_000_000)),
+            ("2023-11-14T22:13:20.5+23:59", Some(1_699_913_660_500)),
             ("2024-02-29T00:00:00Z", Some(1_709_164_800_000)),
+            ("2000-02-29T00:00:00Z", Some(951_782_400_000)),
+            ("1969-12-31T23:59:59.999Z", Some(-1)),
+            ("1969-12-31T23:59:59.9999Z", Some(-1)),
+            ("0000-01-01T00:00:00Z", Some(-62_167_219_200_000)),
+            ("9999-12-31T23:59:59.999Z", Some(253_402_300_799_999)),
+            // Leap seconds read as the second before, with their fraction, at any minute.
+            ("2016-12-31T23:59:60Z", Some(1_483_228_799_000)),
+            ("2016-12-31T23:59:60.5Z", Some(1_483_228_799_500)),
+            ("2023-11-14T22:13:60Z", Some(1_700_000_039_000)),
             ("2023-02-29T00:00:00Z", None),
+            ("1900-02-29T00:00:00Z", None),
+            ("2023-04-31T00:00:00Z", None),
+            ("2023-11-00T00:00:00Z", None),
             ("2023-11-14T22:13:20", None),
             ("2023-11-14T24:00:00Z", None),
+            ("2023-11-14T23:60:00Z", None),
+            ("2023-11-14T23:59:61Z", None),
             ("2023-13-01T00:00:00Z", None),
             ("2023-11-14T22:13:20.Z", None),
             ("2023-11-14T22:13:20+0200", None),
+            ("2023-11-14T22:13:20+02", None),
+            ("2023-11-14T22:13:20 +02:00", None),
+            ("2023-11-14T22:13:20Z ", None),
+            (" 2023-11-14T22:13:20Z", None),
+            ("2023-11-14X22:13:20Z", None),
+            ("2023-11-14_22:13:20Z", None),
+            ("23-11-14T22:13:20Z", None),
+            ("+2023-11-14T22:13:20Z", None),
             ("yesterday", None),
+            ("", None),
             ("2023-11-14T22:13:2xZ", None),
             ("１970-01-01T00:00:00Z", None),
+            ("2023-11-14T22:13:6０Z", None),
+            ("2023-11-14é22:13:20Z", None),
         ];
         for (text, want) in cases {
             assert_eq!(parse_rfc3339_ms(text).ok(), want, "{text}");
+        }
+    }
+
+    /// Offsets outside RFC 3339's grammar (hour 00-23, minute 00-59) are refused; the parser
+    /// this replaced took `+99:99` and moved the time by more than four days.
+    #[test]
+    fn offsets_outside_the_grammar_are_refused_with_their_cause() {
+        for text in [
+            "2023-11-14T22:13:20+24:00",
+            "2023-11-14T22:13:20+99:99",
+            "2023-11-14T22:13:20-00:60",
+        ] {
+            let err = parse_rfc3339_ms(text).expect_err(text);
+            assert!(err.to_string().starts_with("invalid timestamp \""), "{err}");
+            let cause = std::error::Error::source(&err).expect("the cause is kept");
+            assert!(cause.to_string().contains("offset"), "{text}: {cause}");
         }
     }
 }

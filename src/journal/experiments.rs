@@ -8,16 +8,6 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::JournalError;
 use crate::event::Timestamp;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS chaos_experiments (
-    id         TEXT    PRIMARY KEY,
-    created_ms INTEGER NOT NULL,
-    state      TEXT    NOT NULL,
-    body       TEXT    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chaos_experiments_state ON chaos_experiments(state);
-";
-
 /// States in which an experiment may still have changed the host.
 pub const UNFINISHED_STATES: [&str; 3] = ["pending", "active", "rolling_back"];
 
@@ -38,7 +28,7 @@ impl ExperimentStore {
     /// Open the table in the journal database at `path` (created if needed).
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         // FULL: the intent must be on disk before the kernel changes, even across power loss.
-        let connection = super::store::open_connection(path, "FULL", SCHEMA)?;
+        let connection = super::store::open_connection(path, "FULL")?;
         Ok(Self { connection })
     }
 

@@ -3,6 +3,7 @@
 
 pub mod config;
 mod experiments;
+pub mod schema;
 mod store;
 mod table;
 
@@ -28,6 +29,12 @@ pub enum JournalError {
         path: std::path::PathBuf,
         #[source]
         source: rusqlite::Error,
+    },
+    #[error("cannot bring the schema of journal {path} up to date: {source}")]
+    Schema {
+        path: std::path::PathBuf,
+        #[source]
+        source: rusqlite_migration::Error,
     },
     #[error("journal query failed: {0}")]
     Sql(#[from] rusqlite::Error),

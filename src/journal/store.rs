@@ -11,17 +11,6 @@ use crate::event::{Event, JournaledEvent, Timestamp};
 /// File name of the journal database inside the state directory.
 pub const DATABASE_FILE: &str = "journal.sqlite3";
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    id    INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms INTEGER NOT NULL,
-    kind  TEXT    NOT NULL,
-    body  TEXT    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_at ON events(at_ms);
-CREATE INDEX IF NOT EXISTS events_kind ON events(kind, id);
-";
-
 /// Which events to read back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventQuery {
@@ -49,17 +38,13 @@ pub struct Retention {
     pub max_events: u64,
 }
 
-/// A read-write connection to the journal file in WAL mode, with `schema` applied.
-pub(super) fn open_connection(
-    path: &Path,
-    synchronous: &str,
-    schema: &str,
-) -> Result<Connection, JournalError> {
+/// A read-write connection to the journal file in WAL mode, its schema brought up to date.
+pub(crate) fn open_connection(path: &Path, synchronous: &str) -> Result<Connection, JournalError> {
     let open_error = |source| JournalError::Open {
         path: path.to_path_buf(),
         source,
     };
-    let connection = Connection::open(path).map_err(open_error)?;
+    let mut connection = Connection::open(path).map_err(open_error)?;
     connection
         .pragma_update(None, "journal_mode", "WAL")
         .map_err(open_error)?;
@@ -69,7 +54,10 @@ pub(super) fn open_connection(
     connection
         .busy_timeout(Duration::from_secs(5))
         .map_err(open_error)?;
-    connection.execute_batch(schema).map_err(open_error)?;
+    super::schema::migrate(&mut connection).map_err(|source| JournalError::Schema {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(connection)
 }
 
@@ -83,7 +71,7 @@ impl JournalStore {
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         // NORMAL is durable across a process crash in WAL mode; only a power loss can drop the
         // last transactions, which is the trade every embedded journal makes.
-        let connection = open_connection(path, "NORMAL", SCHEMA)?;
+        let connection = open_connection(path, "NORMAL")?;
         Ok(Self {
             connection,
             path: path.to_path_buf(),

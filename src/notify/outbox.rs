@@ -11,25 +11,6 @@ use serde::{Deserialize, Serialize};
 use super::NotifyError;
 use crate::event::Timestamp;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS notify_outbox (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
-    channel         TEXT NOT NULL,
-    subject         TEXT NOT NULL,
-    status          TEXT NOT NULL,
-    body            TEXT NOT NULL,
-    created_ms      INTEGER NOT NULL,
-    next_attempt_ms INTEGER NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    state           TEXT NOT NULL DEFAULT 'pending',
-    last_error      TEXT,
-    sent_ms         INTEGER,
-    notification    TEXT
-);
-CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox(state, next_attempt_ms);
-CREATE INDEX IF NOT EXISTS notify_outbox_subject ON notify_outbox(channel, subject, id);
-";
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub id: i64,
@@ -109,10 +90,8 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn open(path: &Path) -> Result<Self, NotifyError> {
-        let connection = crate::archive::open_table(path, SCHEMA)
-            .map_err(|err| NotifyError::Outbox(format!("{}: {err}", path.display())))?;
-        add_notification_column(&connection)
-            .map_err(|err| NotifyError::Outbox(format!("{}: {err}", path.display())))?;
+        let connection =
+            crate::archive::open_table(path).map_err(|err| NotifyError::Outbox(err.to_string()))?;
         Ok(Self { connection })
     }
 
@@ -338,17 +317,6 @@ impl Outbox {
     }
 }
 
-/// Outboxes written before reminders were journaled lack the `notification` column.
-fn add_notification_column(connection: &Connection) -> Result<(), rusqlite::Error> {
-    let has_it = connection
-        .prepare("SELECT 1 FROM pragma_table_info('notify_outbox') WHERE name = 'notification'")?
-        .exists([])?;
-    if !has_it {
-        connection.execute_batch("ALTER TABLE notify_outbox ADD COLUMN notification TEXT")?;
-    }
-    Ok(())
-}
-
 fn sql(err: rusqlite::Error) -> NotifyError {
     NotifyError::Outbox(err.to_string())
 }
@@ -482,16 +450,5 @@ mod tests {
             (DeliveryState::Delivered, Some(Timestamp(2_500)))
         );
         assert_eq!(outbox.list(2).unwrap().len(), 2);
-
-        // an outbox from before the notification column gains it on open
-        drop(outbox);
-        let old = dir.path().join("old.sqlite3");
-        let old_schema = SCHEMA.replace(",\n    notification    TEXT", "");
-        assert!(!old_schema.contains("notification "));
-        let connection = Connection::open(&old).unwrap();
-        connection.execute_batch(&old_schema).unwrap();
-        drop(connection);
-        let reopened = Outbox::open(&old).unwrap();
-        assert!(reopened.open_alerts().unwrap().is_empty());
     }
 }

@@ -12,7 +12,6 @@ mod history;
 mod render;
 mod sparkline;
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +19,7 @@ use std::time::Duration;
 use crate::analyze::Outage;
 use crate::event::Timestamp;
 use crate::journal::Journal;
-use crate::metrics::MetricsSource;
+use crate::metrics::{Kind, MetricsSource, MetricsText};
 use crate::probe::{ProbeBoard, ProbeSnapshot};
 use crate::tenants::{RankBy, TenantService, TopTenants};
 pub use experiments::running_experiments;
@@ -123,12 +122,12 @@ impl StatusPage {
 }
 
 impl MetricsSource for StatusPage {
-    fn render_metrics(&self, out: &mut String) {
-        let name = "sentinel_status_page_journal_rows_read_total";
-        let rows = self.rows_read.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP {name} Journal rows read to render the status page (a first full read, then only new rows).\n# TYPE {name} counter\n{name} {rows}"
+    fn render_metrics(&self, out: &mut MetricsText) {
+        out.single(
+            "sentinel_status_page_journal_rows_read_total",
+            Kind::Counter,
+            "Journal rows read to render the status page (a first full read, then only new rows).",
+            self.rows_read.load(Ordering::Relaxed),
         );
     }
 }

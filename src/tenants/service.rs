@@ -1,7 +1,6 @@
 //! The daemon's handle on the tenant detector: one lock around it, replaced on reload, and the
 //! alert loop that ranks tenants once per bucket and publishes fired and resolved alerts.
 
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use super::{
     TenantsError, TopTenants, TrackerStats,
 };
 use crate::event::{Bus, EventKind, Timestamp};
-use crate::metrics::MetricsSource;
+use crate::metrics::{Kind, MetricsSource, MetricsText};
 
 /// Cloneable handle; every clone sees the same detector.
 #[derive(Debug, Clone, Default)]
@@ -184,7 +183,7 @@ impl TenantService {
 
 impl MetricsSource for TenantService {
     /// The detector's own state (nothing while disabled).
-    fn render_metrics(&self, out: &mut String) {
+    fn render_metrics(&self, out: &mut MetricsText) {
         let shared = self.lock();
         let Some(stats) = shared.detector.as_ref().map(TenantDetector::stats) else {
             return;
@@ -217,10 +216,7 @@ impl MetricsSource for TenantService {
             ),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+            out.single(name, Kind::Gauge, help, value);
         }
         let counters = [
             (
@@ -255,10 +251,7 @@ impl MetricsSource for TenantService {
             ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
+            out.single(name, Kind::Counter, help, value);
         }
     }
 }

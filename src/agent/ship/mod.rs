@@ -16,6 +16,7 @@ use super::batch::{Batch, BatchBuilder, Record};
 use super::buffer::DiskBuffer;
 use super::offsets::OffsetStore;
 use super::stats::{Stats, Throttle};
+use crate::backoff::Backoff;
 
 /// How sentineld took a batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,34 +38,6 @@ pub enum Delivery {
 /// Sends one batch body. The edge to sentineld; tests of the pipeline use a scripted one.
 pub trait Transport {
     fn post(&mut self, body: Bytes) -> impl Future<Output = Delivery> + Send;
-}
-
-/// Capped exponential backoff.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    initial: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    pub fn new(initial: Duration, max: Duration) -> Self {
-        Self {
-            initial,
-            max: max.max(initial),
-            next: initial,
-        }
-    }
-
-    pub fn next_wait(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(self.max);
-        wait
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.initial;
-    }
 }
 
 pub struct Pipeline<T> {
@@ -187,7 +160,7 @@ impl<T: Transport> Pipeline<T> {
             delivery => {
                 self.settle(delivery, events);
                 self.drop_oldest_segment();
-                self.backoff.reset();
+                self.backoff.succeeded();
                 self.retry_at = None;
                 if self.buffer.is_empty() {
                     tracing::info!("disk buffer delivered; shipping directly again");

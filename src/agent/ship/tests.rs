@@ -169,12 +169,3 @@ async fn a_full_buffer_drops_the_oldest_and_counts_them() {
         ["{\"n\":3}\n{\"n\":4}\n", "{\"n\":5}\n{\"n\":6}\n"]
     );
 }
-
-#[test]
-fn backoff_doubles_up_to_the_cap_and_resets() {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
-    let waits: Vec<_> = (0..4).map(|_| backoff.next_wait().as_millis()).collect();
-    assert_eq!(waits, [100, 200, 350, 350]);
-    backoff.reset();
-    assert_eq!(backoff.next_wait().as_millis(), 100);
-}
