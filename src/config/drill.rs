@@ -237,7 +237,7 @@ fn validate_step(
                 .spec
                 .expect("faults given")
                 .validate()
-                .map_err(|m| Issue::at(faults, problem(m)))?;
+                .map_err(|m| Issue::at(faults, problem(m.to_string())))?;
         }
         (Some(profile), Some(_)) => {
             return Err(Issue::at(
