@@ -39,7 +39,9 @@ impl Answer {
 fn tls_config() -> Result<Arc<ClientConfig>, String> {
     static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
     CONFIG
-        .get_or_init(|| crate::probe::client_config(&TlsVerification::System))
+        .get_or_init(|| {
+            crate::probe::client_config(&TlsVerification::System).map_err(|err| err.to_string())
+        })
         .clone()
 }
 
@@ -73,7 +75,7 @@ async fn post_inner(
         .await
         .map_err(|failure| failure.detail)?;
     if target.tls {
-        let name = crate::probe::server_name(&target.host)?;
+        let name = crate::probe::server_name(&target.host).map_err(|err| err.to_string())?;
         let stream = tokio_rustls::TlsConnector::from(tls_config()?)
             .connect(name, stream)
             .await
