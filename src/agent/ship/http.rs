@@ -11,6 +11,7 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
 use super::{Delivery, Transport};
+use crate::agent::AgentError;
 
 /// Where batches go: `http://HOST:PORT/PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,21 +22,20 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn parse(url: &str) -> Result<Self, String> {
+    pub fn parse(url: &str) -> Result<Self, AgentError> {
+        let url_owned = || url.to_string();
         if url.starts_with("https://") {
-            return Err(format!(
-                "https endpoints are not supported (`{url}`): run the agent next to sentineld, or put a TLS proxy in front of it"
-            ));
+            return Err(AgentError::HttpsEndpoint { url: url_owned() });
         }
         let rest = url
             .strip_prefix("http://")
-            .ok_or_else(|| format!("endpoint `{url}` must start with http://"))?;
+            .ok_or_else(|| AgentError::NotHttp { url: url_owned() })?;
         let (authority, path) = match rest.find('/') {
             Some(slash) => (&rest[..slash], &rest[slash..]),
             None => (rest, "/v1/events"),
         };
         if authority.is_empty() {
-            return Err(format!("endpoint `{url}` has no host"));
+            return Err(AgentError::NoHost { url: url_owned() });
         }
         let authority = if authority
             .rsplit_once(':')
