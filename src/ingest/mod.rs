@@ -17,8 +17,8 @@ use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 
 pub use parse::{
-    parse_body, parse_event, BodyError, Rejection, TimeLimits, ValidEvent, MAX_ENDPOINT_BYTES,
-    MAX_TENANT_ID_BYTES,
+    parse_body, parse_event, BodyError, EventError, Rejection, TimeLimits, ValidEvent,
+    MAX_ENDPOINT_BYTES, MAX_TENANT_ID_BYTES,
 };
 pub use timestamp::parse_rfc3339_ms;
 
