@@ -20,7 +20,7 @@ pub use parse::{
     parse_body, parse_event, BodyError, EventError, Rejection, TimeLimits, ValidEvent,
     MAX_ENDPOINT_BYTES, MAX_TENANT_ID_BYTES,
 };
-pub use timestamp::parse_rfc3339_ms;
+pub use timestamp::{parse_rfc3339_ms, InvalidTimestamp};
 
 use crate::event::Timestamp;
 use crate::metrics::MetricsSource;

@@ -1,16 +1,23 @@
 //! Event timestamps as clients send them: RFC 3339 text or epoch milliseconds, to epoch ms.
 
+/// Text that is not an RFC 3339 timestamp; the message is the ingest rejection's, verbatim.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid timestamp \"{text}\": expected RFC 3339 such as 2026-11-23T10:00:00Z, or epoch milliseconds")]
+pub struct InvalidTimestamp {
+    pub text: String,
+}
+
 /// Parses `2026-11-23T10:00:00Z`, `2026-11-23 10:00:00.123+02:00` and friends (RFC 3339, with
 /// the space separator RFC 3339 allows) to epoch milliseconds.
-pub fn parse_rfc3339_ms(text: &str) -> Result<i64, String> {
-    let invalid = || {
-        format!("invalid timestamp \"{text}\": expected RFC 3339 such as 2026-11-23T10:00:00Z, or epoch milliseconds")
+pub fn parse_rfc3339_ms(text: &str) -> Result<i64, InvalidTimestamp> {
+    let invalid = || InvalidTimestamp {
+        text: text.to_string(),
     };
     let bytes = text.as_bytes();
     if bytes.len() < 20 {
         return Err(invalid());
     }
-    let number = |range: std::ops::Range<usize>| -> Result<i64, String> {
+    let number = |range: std::ops::Range<usize>| -> Result<i64, InvalidTimestamp> {
         let part = text.get(range).ok_or_else(invalid)?;
         match part.bytes().all(|b| b.is_ascii_digit()) {
             true => part.parse().map_err(|_| invalid()),
