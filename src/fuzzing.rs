@@ -178,7 +178,7 @@ fn shipped(parsed: Parsed) {
             let _ = serde_json::to_vec(&event).expect("an event serializes");
         }
         Parsed::NoTenant => {}
-        Parsed::Malformed(message) => assert!(!message.is_empty()),
+        Parsed::Malformed(reason) => assert!(!reason.to_string().is_empty()),
     }
 }
 

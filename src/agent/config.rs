@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::parse::{nginx::LogFormat, FieldMap, LatencyUnit, LineParser};
+use super::AgentError;
 use crate::units::{ByteSize, ConfigError, HumanDuration, Issue};
 
 /// Where the agent keeps offsets and its disk buffer when none is configured.
@@ -188,7 +189,8 @@ impl FileConfig {
                     text.push_str(extra.get_ref());
                 }
                 let spot = |issue: Issue| issue.or_at("append").or_at("log_format");
-                let format = LogFormat::compile(&text).map_err(|m| spot(Issue::at("append", m)))?;
+                let format = LogFormat::compile(&text)
+                    .map_err(|err| spot(Issue::at("append", err.to_string())))?;
                 let fields = fields(InputFormat::Nginx);
                 for (key, var, required) in fields.entries() {
                     if !format.has(var) && required {
@@ -251,32 +253,42 @@ pub enum DatagramAddress {
 }
 
 impl DatagramConfig {
-    pub fn address(&self) -> Result<DatagramAddress, String> {
+    pub fn address(&self) -> Result<DatagramAddress, AgentError> {
         let text = self.listen.get_ref();
         if let Some(addr) = text.strip_prefix("udp://") {
-            return addr.parse().map(DatagramAddress::Udp).map_err(|err| {
-                format!("invalid UDP address `{addr}`: {err} (write e.g. udp://127.0.0.1:9138)")
+            return addr.parse().map(DatagramAddress::Udp).map_err(|source| {
+                AgentError::UdpAddress {
+                    address: addr.to_string(),
+                    source,
+                }
             });
         }
         if let Some(path) = text.strip_prefix("unix://") {
             if !path.starts_with('/') {
-                return Err(format!("unix socket path `{path}` must be absolute"));
+                return Err(AgentError::RelativeSocket {
+                    path: path.to_string(),
+                });
             }
             return Ok(DatagramAddress::Unix(PathBuf::from(path)));
         }
-        Err(format!(
-            "datagram listen `{text}` must start with udp:// or unix://"
-        ))
+        Err(AgentError::ListenScheme {
+            listen: text.clone(),
+        })
     }
 
-    pub fn mode_bits(&self) -> Result<Option<u32>, String> {
+    pub fn mode_bits(&self) -> Result<Option<u32>, AgentError> {
         self.mode
             .as_ref()
             .map(|mode| {
-                u32::from_str_radix(mode.get_ref().trim_start_matches("0o"), 8)
-                    .ok()
-                    .filter(|bits| *bits <= 0o777)
-                    .ok_or_else(|| format!("mode `{}` is not octal like \"0660\"", mode.get_ref()))
+                let refused = |source| AgentError::Mode {
+                    mode: mode.get_ref().clone(),
+                    source,
+                };
+                match u32::from_str_radix(mode.get_ref().trim_start_matches("0o"), 8) {
+                    Ok(bits) if bits <= 0o777 => Ok(bits),
+                    Ok(_) => Err(refused(None)),
+                    Err(err) => Err(refused(Some(err))),
+                }
             })
             .transpose()
     }
@@ -321,7 +333,7 @@ impl AgentConfig {
     /// The findings of `parse`, each at the key it is about.
     pub fn validate(&self) -> Result<(), Issue> {
         super::ship::http::Target::parse(self.output.endpoint.get_ref())
-            .map_err(|m| Issue::at("output.endpoint", m))?;
+            .map_err(|err| Issue::at("output.endpoint", err.to_string()))?;
         if self.output.batch_max_events == 0 {
             return Err(Issue::at(
                 "output.batch_max_events",
@@ -355,10 +367,10 @@ impl AgentConfig {
             let key = |field: &str| format!("datagram[{i}].{field}");
             datagram
                 .address()
-                .map_err(|m| Issue::at(key("listen"), m))?;
+                .map_err(|err| Issue::at(key("listen"), err.to_string()))?;
             datagram
                 .mode_bits()
-                .map_err(|m| Issue::at(key("mode"), m))?;
+                .map_err(|err| Issue::at(key("mode"), err.to_string()))?;
         }
         Ok(())
     }

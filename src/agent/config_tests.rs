@@ -41,3 +41,39 @@ fn nginx_defaults_need_tenant_and_latency_appended() {
         "{err}"
     );
 }
+
+/// A bad listen address or mode keeps the parser's error as its cause, and its message.
+#[test]
+fn value_errors_keep_their_cause() {
+    use std::error::Error;
+    let datagram = |listen: &str, mode: Option<&str>| DatagramConfig {
+        listen: Spanned::new(0..0, listen.to_string()),
+        mode: mode.map(|m| Spanned::new(0..0, m.to_string())),
+    };
+    let err = datagram("udp://127.0.0.1", None).address().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid UDP address `127.0.0.1`: invalid socket address syntax (write e.g. udp://127.0.0.1:9138)"
+    );
+    assert!(err
+        .source()
+        .and_then(|s| s.downcast_ref::<std::net::AddrParseError>())
+        .is_some());
+
+    let err = datagram("unix:///s", Some("0o9")).mode_bits().unwrap_err();
+    assert_eq!(err.to_string(), "mode `0o9` is not octal like \"0660\"");
+    assert!(err
+        .source()
+        .and_then(|s| s.downcast_ref::<std::num::ParseIntError>())
+        .is_some());
+    // a number above 0777 has no parser error to keep
+    let err = datagram("unix:///s", Some("1777")).mode_bits().unwrap_err();
+    assert!(
+        matches!(err, AgentError::Mode { source: None, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        datagram("unix:///s", Some("0660")).mode_bits().unwrap(),
+        Some(0o660)
+    );
+}

@@ -71,6 +71,36 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    // What `agent.toml` validation finds in one value (shown at its file:line:col).
+    #[error("`${{` without a closing `}}` at byte {at} of the log format")]
+    UnclosedBrace { at: usize },
+    #[error("`$` without a variable name at byte {at} of the log format")]
+    NoVariableName { at: usize },
+    #[error("variables ${previous} and ${name} are not separated by any text in the log format; the agent cannot tell where one ends")]
+    AdjacentVariables { previous: String, name: String },
+    #[error("https endpoints are not supported (`{url}`): run the agent next to sentineld, or put a TLS proxy in front of it")]
+    HttpsEndpoint { url: String },
+    #[error("endpoint `{url}` must start with http://")]
+    NotHttp { url: String },
+    #[error("endpoint `{url}` has no host")]
+    NoHost { url: String },
+    #[error("invalid UDP address `{address}`: {source} (write e.g. udp://127.0.0.1:9138)")]
+    UdpAddress {
+        address: String,
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    #[error("unix socket path `{path}` must be absolute")]
+    RelativeSocket { path: String },
+    #[error("datagram listen `{listen}` must start with udp:// or unix://")]
+    ListenScheme { listen: String },
+    /// `source` is the octal parser's error; none when the number is above 0777.
+    #[error("mode `{mode}` is not octal like \"0660\"")]
+    Mode {
+        mode: String,
+        #[source]
+        source: Option<std::num::ParseIntError>,
+    },
 }
 
 /// Records in flight between the inputs and the pipeline: a little more than a batch, so
@@ -103,8 +133,9 @@ pub async fn run(
             address: datagram.listen.get_ref().clone(),
             source,
         };
-        let invalid =
-            |m: String| listen_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, m));
+        let invalid = |err: AgentError| {
+            listen_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, err))
+        };
         let address = datagram.address().map_err(invalid)?;
         let mode = datagram.mode_bits().map_err(invalid)?;
         let socket = DatagramSocket::bind(&address, mode)
@@ -144,11 +175,10 @@ pub async fn run(
     drop(records);
 
     let output = &config.output;
-    let target =
-        Target::parse(output.endpoint.get_ref()).map_err(|message| ConfigError::Whole {
-            path: PathBuf::from("output.endpoint"),
-            message,
-        })?;
+    let target = Target::parse(output.endpoint.get_ref()).map_err(|err| ConfigError::Whole {
+        path: PathBuf::from("output.endpoint"),
+        message: err.to_string(),
+    })?;
     tracing::info!(endpoint = %output.endpoint.get_ref(), "shipping to sentineld");
     let pipeline = Pipeline::new(
         HttpTransport::new(

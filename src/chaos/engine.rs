@@ -15,6 +15,7 @@ pub use super::experiment::ExperimentView;
 use super::experiment::{boot_id, Experiment, ExperimentState};
 use super::host::{ChaosHost, ResolvedContainer};
 use super::spec::ExperimentSpec;
+use super::spec::SpecError;
 use super::{Capability, ChaosError};
 use crate::docker::DockerEngine;
 use crate::event::{Bus, EventKind, RollbackTrigger, Timestamp};
@@ -165,7 +166,7 @@ impl ChaosEngine {
             .await
             .map_err(|err| ChaosError::Journal(err.to_string()))?
             .ok_or_else(|| ChaosError::NoSuchExperiment(id.to_string()))?;
-        Experiment::from_row(&row).map_err(ChaosError::Journal)
+        Experiment::from_row(&row).map_err(|err| ChaosError::Journal(err.to_string()))
     }
 
     fn resolve(
@@ -187,16 +188,12 @@ impl ChaosEngine {
                 )
             }
             (None, Some(spec)) => (None, spec, settings.default_duration),
-            _ => {
-                return Err(ChaosError::Invalid(
-                    "give either a profile or a spec".into(),
-                ))
-            }
+            _ => return Err(ChaosError::Invalid(SpecError::NoProfileOrSpec)),
         };
         spec.validate().map_err(ChaosError::Invalid)?;
         let duration = request.duration.map_or(default, HumanDuration::get);
         if duration.is_zero() {
-            return Err(ChaosError::Invalid("duration must be above zero".into()));
+            return Err(ChaosError::Invalid(SpecError::ZeroDuration));
         }
         if duration > settings.max_duration {
             return Err(ChaosError::Refused(format!(

@@ -35,6 +35,15 @@ impl ExperimentState {
     }
 }
 
+/// A journal row whose body no longer decodes as an [`Experiment`] (the JSON error is its cause).
+#[derive(Debug, thiserror::Error)]
+#[error("experiment {id}: undecodable journal row: {source}")]
+pub struct UndecodableRow {
+    pub id: String,
+    #[source]
+    pub source: serde_json::Error,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Experiment {
     pub id: String,
@@ -62,9 +71,11 @@ impl Experiment {
         }
     }
 
-    pub fn from_row(row: &ExperimentRow) -> Result<Self, String> {
-        serde_json::from_str(&row.body)
-            .map_err(|err| format!("experiment {}: undecodable journal row: {err}", row.id))
+    pub fn from_row(row: &ExperimentRow) -> Result<Self, UndecodableRow> {
+        serde_json::from_str(&row.body).map_err(|source| UndecodableRow {
+            id: row.id.clone(),
+            source,
+        })
     }
 
     pub fn view(&self) -> ExperimentView {
@@ -113,4 +124,30 @@ pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|id| id.trim().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undecodable_row_keeps_the_json_error() {
+        use std::error::Error;
+        let row = ExperimentRow {
+            id: "x3".into(),
+            created: Timestamp::now(),
+            state: "active".into(),
+            body: "{\"id\":".into(),
+        };
+        let err = Experiment::from_row(&row).unwrap_err();
+        let json = err
+            .source()
+            .and_then(|s| s.downcast_ref::<serde_json::Error>())
+            .expect("the JSON error is the cause");
+        assert!(json.is_eof(), "{json}");
+        assert_eq!(
+            err.to_string(),
+            format!("experiment x3: undecodable journal row: {json}")
+        );
+    }
 }

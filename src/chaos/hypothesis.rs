@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::spec::SpecError;
 use crate::units::HumanDuration;
 
 /// Where `recover_within` is measured from.
@@ -37,14 +38,12 @@ pub struct Hypothesis {
 }
 
 impl Hypothesis {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SpecError> {
         if self.steady_state.is_empty() {
-            return Err(
-                "hypothesis needs steady_state = [\"PROBE\", ...]: the probes it is about".into(),
-            );
+            return Err(SpecError::NoSteadyState);
         }
         if self.recover_within.is_some_and(|d| d.get().is_zero()) {
-            return Err("hypothesis recover_within must be above zero".into());
+            return Err(SpecError::RecoverWithinZero);
         }
         Ok(())
     }

@@ -138,7 +138,7 @@ impl ChaosEngine {
                 }
                 Err(err) => {
                     tracing::error!("{err}");
-                    recovery.problems.push(ChaosError::Journal(err));
+                    recovery.problems.push(ChaosError::Journal(err.to_string()));
                 }
             }
         }

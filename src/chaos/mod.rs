@@ -44,7 +44,7 @@ pub const DEFAULT_HANDLE_MAJOR: u16 = 0x5e1d;
 #[derive(Debug, Error)]
 pub enum ChaosError {
     #[error("invalid experiment: {0}")]
-    Invalid(String),
+    Invalid(#[source] spec::SpecError),
     #[error("no chaos profile named \"{0}\" (see sentinelctl chaos profiles)")]
     NoSuchProfile(String),
     #[error("no experiment {0}")]

@@ -113,16 +113,16 @@ pub fn apply(
             Some(root) if root.handle == handle && root.kind == kind => {
                 tc::verify_options(kind, options, &root.options)
             }
-            other => Err(format!(
-                "after the kernel's ACK the root qdisc is {:?}, not our {kind}",
-                other.map(|q| q.kind)
-            )),
+            other => Err(tc::ReadBack::NotOurs {
+                kind: kind.to_string(),
+                found: other.map(|q| q.kind),
+            }),
         };
         verified.map_err(|mismatch| {
             let _ = socket.delete_root(ifindex, handle, kind);
             ChaosError::Kernel {
                 what: format!("{kind} read-back"),
-                detail: mismatch,
+                detail: mismatch.to_string(),
             }
         })
     })

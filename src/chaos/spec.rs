@@ -9,6 +9,71 @@ use crate::units::{ByteSize, HumanDuration, Rate};
 /// The kernel caps netem jitter at INT_MAX nanoseconds without saying so; we refuse instead.
 pub const MAX_JITTER_NS: u64 = i32::MAX as u64;
 
+/// Why a spec (or its hypothesis) is refused before any kernel call; the text is what users
+/// see in config errors and in `400` answers of the control API.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SpecError {
+    #[error("an experiment needs at least one fault")]
+    NoFault,
+    #[error("at most one network fault per experiment: one root qdisc per interface (netem has its own `rate` to combine delay and a bandwidth cap)")]
+    SeveralNetworkFaults,
+    #[error("{fault} needs target.interface (with netns or container for a namespace)")]
+    NeedsInterface { fault: &'static str },
+    #[error("target: give either netns or container, not both")]
+    NetnsAndContainer,
+    #[error("target: give one of cgroup, pid or unit")]
+    SeveralResourceTargets,
+    #[error("invalid halt_on \"{halt}\": write probe:NAME (e.g. probe:api)")]
+    HaltOn { halt: String },
+    #[error(
+        "tbf burst {burst} is below an Ethernet frame (1514 B): full-size packets would be dropped"
+    )]
+    TbfBurst { burst: ByteSize },
+    #[error("tbf limit must be above 0 (0 drops every packet)")]
+    TbfLimitZero,
+    #[error("cpu_quota period must be between 1ms and 1s")]
+    CpuPeriod,
+    #[error("cpu_quota cpus must give at least 1ms of CPU per period")]
+    CpuTooLittle,
+    #[error("memory_limit needs max or high")]
+    MemoryNeedsMaxOrHigh,
+    #[error("unknown signal \"{text}\" (e.g. SIGTERM, KILL, 9)")]
+    UnknownSignal {
+        text: String,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    #[error("{fault} needs a target {what}")]
+    NeedsTarget {
+        fault: &'static str,
+        what: &'static str,
+    },
+    #[error("netem {name} {value} is not a percentage (0..=100)")]
+    NotPercentage { name: &'static str, value: f64 },
+    #[error("netem jitter above 2.147s: the kernel would silently cap it")]
+    JitterTooLarge,
+    #[error("netem jitter needs a delay")]
+    JitterNeedsDelay,
+    #[error("netem distribution needs both delay and jitter")]
+    DistributionNeedsDelayAndJitter,
+    #[error("netem reorder needs a delay (packets are reordered by sending some without it)")]
+    ReorderNeedsDelay,
+    #[error("netem: give either loss or loss_gemodel")]
+    LossAndGemodel,
+    #[error("netem limit must be at least 1 packet")]
+    NetemLimitZero,
+    #[error("netem fault does nothing: give delay, loss, duplicate, corrupt or rate")]
+    NetemDoesNothing,
+    #[error("hypothesis needs steady_state = [\"PROBE\", ...]: the probes it is about")]
+    NoSteadyState,
+    #[error("hypothesis recover_within must be above zero")]
+    RecoverWithinZero,
+    #[error("give either a profile or a spec")]
+    NoProfileOrSpec,
+    #[error("duration must be above zero")]
+    ZeroDuration,
+}
+
 /// netem: delay, jitter, loss, duplication, corruption, reordering and a rate cap in one qdisc.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -250,23 +315,22 @@ pub struct ExperimentSpec {
 
 impl ExperimentSpec {
     /// Refuse what the kernel would refuse, or silently get wrong, before touching it.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SpecError> {
         if self.faults.is_empty() {
-            return Err("an experiment needs at least one fault".into());
+            return Err(SpecError::NoFault);
         }
         let network: Vec<&Fault> = self.faults.iter().filter(|f| f.is_network()).collect();
         if network.len() > 1 {
-            return Err("at most one network fault per experiment: one root qdisc per interface (netem has its own `rate` to combine delay and a bandwidth cap)".into());
+            return Err(SpecError::SeveralNetworkFaults);
         }
         let target = &self.target;
         if !network.is_empty() && target.interface.is_none() {
-            return Err(format!(
-                "{} needs target.interface (with netns or container for a namespace)",
-                network[0].name()
-            ));
+            return Err(SpecError::NeedsInterface {
+                fault: network[0].name(),
+            });
         }
         if target.netns.is_some() && target.container.is_some() {
-            return Err("target: give either netns or container, not both".into());
+            return Err(SpecError::NetnsAndContainer);
         }
         let resource_targets = [
             target.cgroup.is_some(),
@@ -277,13 +341,11 @@ impl ExperimentSpec {
         .filter(|set| **set)
         .count();
         if resource_targets > 1 {
-            return Err("target: give one of cgroup, pid or unit".into());
+            return Err(SpecError::SeveralResourceTargets);
         }
         for halt in &self.halt_on {
             if !halt.starts_with("probe:") || halt.len() <= "probe:".len() {
-                return Err(format!(
-                    "invalid halt_on \"{halt}\": write probe:NAME (e.g. probe:api)"
-                ));
+                return Err(SpecError::HaltOn { halt: halt.clone() });
             }
         }
         for fault in &self.faults {
@@ -296,7 +358,7 @@ impl ExperimentSpec {
     }
 }
 
-fn validate_fault(fault: &Fault, target: &TargetSpec) -> Result<(), String> {
+fn validate_fault(fault: &Fault, target: &TargetSpec) -> Result<(), SpecError> {
     let has_cgroup = target.cgroup.is_some()
         || target.pid.is_some()
         || target.unit.is_some()
@@ -305,26 +367,26 @@ fn validate_fault(fault: &Fault, target: &TargetSpec) -> Result<(), String> {
         Fault::Netem(netem) => validate_netem(netem),
         Fault::Tbf(tbf) => {
             if tbf.burst.0 < 1514 {
-                return Err(format!("tbf burst {} is below an Ethernet frame (1514 B): full-size packets would be dropped", tbf.burst));
+                return Err(SpecError::TbfBurst { burst: tbf.burst });
             }
             if tbf.limit.0 == 0 {
-                return Err("tbf limit must be above 0 (0 drops every packet)".into());
+                return Err(SpecError::TbfLimitZero);
             }
             Ok(())
         }
         Fault::CpuQuota(cpu) => {
             let period = cpu.period_us();
             if !(1_000..=1_000_000).contains(&period) {
-                return Err("cpu_quota period must be between 1ms and 1s".into());
+                return Err(SpecError::CpuPeriod);
             }
             if cpu.cpus <= 0.0 || cpu.quota_us() < 1_000 {
-                return Err("cpu_quota cpus must give at least 1ms of CPU per period".into());
+                return Err(SpecError::CpuTooLittle);
             }
             needs(has_cgroup, "cpu_quota", "cgroup, pid, unit or container")
         }
         Fault::MemoryLimit(memory) => {
             if memory.max.is_none() && memory.high.is_none() {
-                return Err("memory_limit needs max or high".into());
+                return Err(SpecError::MemoryNeedsMaxOrHigh);
             }
             needs(has_cgroup, "memory_limit", "cgroup, pid, unit or container")
         }
@@ -337,14 +399,14 @@ fn validate_fault(fault: &Fault, target: &TargetSpec) -> Result<(), String> {
     }
 }
 
-fn needs(present: bool, fault: &str, what: &str) -> Result<(), String> {
+fn needs(present: bool, fault: &'static str, what: &'static str) -> Result<(), SpecError> {
     match present {
         true => Ok(()),
-        false => Err(format!("{fault} needs a target {what}")),
+        false => Err(SpecError::NeedsTarget { fault, what }),
     }
 }
 
-fn validate_netem(netem: &NetemSpec) -> Result<(), String> {
+fn validate_netem(netem: &NetemSpec) -> Result<(), SpecError> {
     for (name, value) in [
         ("loss", netem.loss),
         ("loss_correlation", netem.loss_correlation),
@@ -357,32 +419,28 @@ fn validate_netem(netem: &NetemSpec) -> Result<(), String> {
         ("reorder_correlation", netem.reorder_correlation),
     ] {
         if !(0.0..=100.0).contains(&value) {
-            return Err(format!(
-                "netem {name} {value} is not a percentage (0..=100)"
-            ));
+            return Err(SpecError::NotPercentage { name, value });
         }
     }
     let delay = netem.delay.map_or(0, |d| d.get().as_nanos());
     let jitter = netem.jitter.map_or(0, |d| d.get().as_nanos());
     if jitter > MAX_JITTER_NS as u128 {
-        return Err("netem jitter above 2.147s: the kernel would silently cap it".into());
+        return Err(SpecError::JitterTooLarge);
     }
     if jitter > 0 && delay == 0 {
-        return Err("netem jitter needs a delay".into());
+        return Err(SpecError::JitterNeedsDelay);
     }
     if netem.distribution.is_some() && (delay == 0 || jitter == 0) {
-        return Err("netem distribution needs both delay and jitter".into());
+        return Err(SpecError::DistributionNeedsDelayAndJitter);
     }
     if (netem.reorder > 0.0 || netem.gap > 0) && delay == 0 {
-        return Err(
-            "netem reorder needs a delay (packets are reordered by sending some without it)".into(),
-        );
+        return Err(SpecError::ReorderNeedsDelay);
     }
     if netem.loss > 0.0 && netem.loss_gemodel.is_some() {
-        return Err("netem: give either loss or loss_gemodel".into());
+        return Err(SpecError::LossAndGemodel);
     }
     if netem.limit == Some(0) {
-        return Err("netem limit must be at least 1 packet".into());
+        return Err(SpecError::NetemLimitZero);
     }
     let nothing = delay == 0
         && netem.loss == 0.0
@@ -391,19 +449,20 @@ fn validate_netem(netem: &NetemSpec) -> Result<(), String> {
         && netem.corrupt == 0.0
         && netem.rate.is_none();
     if nothing {
-        return Err(
-            "netem fault does nothing: give delay, loss, duplicate, corrupt or rate".into(),
-        );
+        return Err(SpecError::NetemDoesNothing);
     }
     Ok(())
 }
 
 /// "SIGKILL", "KILL" or "9".
-pub fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
+pub fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, SpecError> {
     use std::str::FromStr;
-    let error = || format!("unknown signal \"{text}\" (e.g. SIGTERM, KILL, 9)");
+    let error = |source| SpecError::UnknownSignal {
+        text: text.to_string(),
+        source,
+    };
     if let Ok(number) = text.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(number).map_err(|_| error());
+        return nix::sys::signal::Signal::try_from(number).map_err(error);
     }
     let upper = text.to_ascii_uppercase();
     let name = if upper.starts_with("SIG") {
@@ -411,7 +470,7 @@ pub fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
     } else {
         format!("SIG{upper}")
     };
-    nix::sys::signal::Signal::from_str(&name).map_err(|_| error())
+    nix::sys::signal::Signal::from_str(&name).map_err(error)
 }
 
 #[cfg(test)]
@@ -421,7 +480,7 @@ mod tests {
     fn spec(faults: &str, target: &str) -> Result<(), String> {
         let json = format!(r#"{{"faults": [{faults}], "target": {{{target}}}}}"#);
         let spec: ExperimentSpec = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-        spec.validate()
+        spec.validate().map_err(|e| e.to_string())
     }
 
     #[test]
@@ -531,6 +590,34 @@ mod tests {
     fn unknown_fields_are_refused() {
         let err = spec(r#"{"kind":"netem","dealy":"1ms"}"#, r#""interface":"e""#).unwrap_err();
         assert!(err.contains("unknown field `dealy`"), "{err}");
+    }
+
+    #[test]
+    fn errors_keep_their_cause_and_their_text() {
+        use std::error::Error;
+        let err = parse_signal("99").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown signal \"99\" (e.g. SIGTERM, KILL, 9)"
+        );
+        let cause = err.source().expect("the errno is kept");
+        assert_eq!(
+            cause.downcast_ref::<nix::errno::Errno>(),
+            Some(&nix::errno::Errno::EINVAL)
+        );
+        let err = parse_signal("SIGNOPE").unwrap_err();
+        assert!(err.source().is_some(), "{err}");
+        // the engine's error keeps the finding as its cause, and its text as before
+        let chaos = crate::chaos::ChaosError::Invalid(err);
+        assert_eq!(
+            chaos.to_string(),
+            "invalid experiment: unknown signal \"SIGNOPE\" (e.g. SIGTERM, KILL, 9)"
+        );
+        let finding = chaos.source().and_then(|s| s.downcast_ref::<SpecError>());
+        assert!(
+            matches!(finding, Some(SpecError::UnknownSignal { text, .. }) if text == "SIGNOPE"),
+            "{finding:?}"
+        );
     }
 
     #[test]

@@ -204,17 +204,38 @@ fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// What differs between the qdisc we asked for and the one the kernel reports (after which
+/// the qdisc is deleted again); the text goes into the experiment's log and the API's answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadBack {
+    #[error("netem parameters read back differ: sent {sent:02x?}, kernel has {dumped:02x?}")]
+    NetemDiffers {
+        sent: Option<Vec<u8>>,
+        dumped: Option<Vec<u8>>,
+    },
+    /// (rate, limit, buffer) of each side.
+    #[error(
+        "tbf parameters read back differ: sent (rate, limit, buffer) {sent:?}, kernel has {got:?}"
+    )]
+    TbfDiffers {
+        sent: Option<(u32, u32, u32)>,
+        got: Option<(u32, u32, u32)>,
+    },
+    #[error("after the kernel's ACK the root qdisc is {found:?}, not our {kind}")]
+    NotOurs { kind: String, found: Option<String> },
+}
+
 /// Compare what the kernel reports for our qdisc with what we asked; `Err` says what differs.
-pub fn verify_options(kind: &str, sent: &[u8], dumped: &[u8]) -> Result<String, String> {
+pub fn verify_options(kind: &str, sent: &[u8], dumped: &[u8]) -> Result<String, ReadBack> {
     match kind {
         "netem" => {
             let (sent_qopt, dumped_qopt) =
                 (sent.get(..NETEM_QOPT_LEN), dumped.get(..NETEM_QOPT_LEN));
             if sent_qopt.is_none() || sent_qopt != dumped_qopt {
-                return Err(format!(
-                    "netem parameters read back differ: sent {:02x?}, kernel has {:02x?}",
-                    sent_qopt, dumped_qopt
-                ));
+                return Err(ReadBack::NetemDiffers {
+                    sent: sent_qopt.map(<[u8]>::to_vec),
+                    dumped: dumped_qopt.map(<[u8]>::to_vec),
+                });
             }
             let latency = attributes(&dumped[NETEM_QOPT_LEN..])
                 .into_iter()
@@ -242,9 +263,7 @@ pub fn verify_options(kind: &str, sent: &[u8], dumped: &[u8]) -> Result<String, 
                         "tbf verified (rate {got_rate} B/s, limit {got_limit} B, buffer {got_buffer} ticks)"
                     ))
                 }
-                (sent, got) => Err(format!(
-                    "tbf parameters read back differ: sent (rate, limit, buffer) {sent:?}, kernel has {got:?}"
-                )),
+                (sent, got) => Err(ReadBack::TbfDiffers { sent, got }),
             }
         }
         other => Ok(format!("{other} present")),
@@ -377,6 +396,7 @@ mod tests {
         let dumped = nla(TCA_TBF_PARMS, &parms);
         assert!(verify_options("tbf", &sent, &dumped)
             .unwrap_err()
+            .to_string()
             .contains("differ"));
     }
 }

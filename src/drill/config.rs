@@ -241,7 +241,7 @@ fn validate_step(name: &str, step: &DrillStepSection, known: &DrillContext) -> R
                 .spec
                 .expect("faults given")
                 .validate()
-                .map_err(|m| Issue::at("faults", problem(m)))?;
+                .map_err(|m| Issue::at("faults", problem(m.to_string())))?;
         }
         (Some(_), Some(_)) => {
             return Err(Issue::at(

@@ -64,7 +64,9 @@ impl Answer {
 fn tls_config() -> Result<Arc<ClientConfig>, PostError> {
     static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
     CONFIG
-        .get_or_init(|| crate::probe::client_config(&TlsVerification::System))
+        .get_or_init(|| {
+            crate::probe::client_config(&TlsVerification::System).map_err(|err| err.to_string())
+        })
         .clone()
         .map_err(PostError::Target)
 }
@@ -96,7 +98,8 @@ async fn post_inner(
         .await
         .map_err(|failure| PostError::Connect(failure.detail))?;
     if target.tls {
-        let name = crate::probe::server_name(&target.host).map_err(PostError::Target)?;
+        let name = crate::probe::server_name(&target.host)
+            .map_err(|err| PostError::Target(err.to_string()))?;
         let stream = tokio_rustls::TlsConnector::from(tls_config()?)
             .connect(name, stream)
             .await

@@ -16,10 +16,10 @@ use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 
 pub use parse::{
-    parse_body, parse_event, BodyError, Rejection, TimeLimits, ValidEvent, MAX_ENDPOINT_BYTES,
-    MAX_TENANT_ID_BYTES,
+    parse_body, parse_event, BodyError, EventError, Rejection, TimeLimits, ValidEvent,
+    MAX_ENDPOINT_BYTES, MAX_TENANT_ID_BYTES,
 };
-pub use timestamp::parse_rfc3339_ms;
+pub use timestamp::{parse_rfc3339_ms, TimestampError};
 
 use crate::event::Timestamp;
 use crate::metrics::{Kind, MetricsSource, MetricsText};

@@ -22,10 +22,60 @@ pub struct TimeLimits {
 }
 
 /// Why one event was refused, with its position in the body.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, PartialEq, serde::Serialize)]
 pub struct Rejection {
     pub index: usize,
-    pub error: String,
+    pub error: EventError,
+}
+
+/// Why one event is refused. Its text is the rejection's `error` in the ingest answer, byte
+/// for byte, so clients that match on it keep working.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// serde's message without the position inside the one-event document; serde's error is
+    /// the cause (an RFC 3339 refusal reaches it as serde's custom message).
+    #[error("{message}")]
+    Json {
+        message: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A required field: `tenant_id`, `endpoint`, `status_code` or `latency_ms`.
+    #[error("missing {0}")]
+    Missing(&'static str),
+    #[error("tenant_id must be 1-{MAX_TENANT_ID_BYTES} bytes (got {0})")]
+    TenantIdLength(usize),
+    #[error("tenant_id contains a control character")]
+    TenantIdControl,
+    #[error("endpoint must be 1-{MAX_ENDPOINT_BYTES} bytes (got {0})")]
+    EndpointLength(usize),
+    #[error("endpoint contains a control character")]
+    EndpointControl,
+    #[error("status_code {0} is outside 100-599")]
+    StatusCode(i64),
+    #[error("latency_ms {0} must be a finite number >= 0")]
+    Latency(f64),
+    #[error("timestamp {0} looks like epoch seconds: send epoch milliseconds or RFC 3339")]
+    EpochSeconds(i64),
+    #[error("timestamp is {} old; events older than {} are not accepted", human(.age_ms), humantime::format_duration(*.max_age))]
+    TooOld { age_ms: i64, max_age: Duration },
+    #[error("timestamp is {} in the future (allowed clock skew {})", human(.ahead_ms), humantime::format_duration(*.max_skew))]
+    InFuture { ahead_ms: i64, max_skew: Duration },
+}
+
+/// Two refusals are equal when they read the same (serde's error compares by its text).
+impl PartialEq for EventError {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.to_string() == other.to_string()
+    }
+}
+
+/// As its text: the ingest answer's `error` string.
+impl serde::Serialize for EventError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// The body as a whole could not be split into events.
@@ -124,38 +174,34 @@ pub fn parse_body<'a>(
 }
 
 /// One event from its JSON bytes.
-pub fn parse_event(bytes: &[u8], limits: TimeLimits) -> Result<ValidEvent<'_>, String> {
-    let raw: RawEvent<'_> =
-        serde_json::from_slice(bytes).map_err(|err| describe_json_error(&err))?;
-    let tenant_id = raw.tenant_id.ok_or("missing tenant_id")?.0;
+pub fn parse_event(bytes: &[u8], limits: TimeLimits) -> Result<ValidEvent<'_>, EventError> {
+    let raw: RawEvent<'_> = serde_json::from_slice(bytes).map_err(|err| EventError::Json {
+        message: describe_json_error(&err),
+        source: err,
+    })?;
+    let tenant_id = raw.tenant_id.ok_or(EventError::Missing("tenant_id"))?.0;
     if tenant_id.is_empty() || tenant_id.len() > MAX_TENANT_ID_BYTES {
-        return Err(format!(
-            "tenant_id must be 1-{MAX_TENANT_ID_BYTES} bytes (got {})",
-            tenant_id.len()
-        ));
+        return Err(EventError::TenantIdLength(tenant_id.len()));
     }
     if tenant_id.chars().any(char::is_control) {
-        return Err("tenant_id contains a control character".into());
+        return Err(EventError::TenantIdControl);
     }
-    let endpoint = raw.endpoint.ok_or("missing endpoint")?.0;
+    let endpoint = raw.endpoint.ok_or(EventError::Missing("endpoint"))?.0;
     if endpoint.is_empty() || endpoint.len() > MAX_ENDPOINT_BYTES {
-        return Err(format!(
-            "endpoint must be 1-{MAX_ENDPOINT_BYTES} bytes (got {})",
-            endpoint.len()
-        ));
+        return Err(EventError::EndpointLength(endpoint.len()));
     }
     if endpoint.chars().any(char::is_control) {
-        return Err("endpoint contains a control character".into());
+        return Err(EventError::EndpointControl);
     }
     let status_code = match raw.status_code {
-        None => return Err("missing status_code".into()),
+        None => return Err(EventError::Missing("status_code")),
         Some(code @ 100..=599) => code as u16,
-        Some(code) => return Err(format!("status_code {code} is outside 100-599")),
+        Some(code) => return Err(EventError::StatusCode(code)),
     };
     let latency_ms = match raw.latency_ms {
-        None => return Err("missing latency_ms".into()),
+        None => return Err(EventError::Missing("latency_ms")),
         Some(ms) if ms.is_finite() && ms >= 0.0 => ms,
-        Some(ms) => return Err(format!("latency_ms {ms} must be a finite number >= 0")),
+        Some(ms) => return Err(EventError::Latency(ms)),
     };
     let timestamp_ms = match raw.timestamp {
         None => limits.now_ms,
@@ -170,32 +216,28 @@ pub fn parse_event(bytes: &[u8], limits: TimeLimits) -> Result<ValidEvent<'_>, S
     })
 }
 
-fn check_clock(ms: i64, limits: TimeLimits) -> Result<i64, String> {
+fn check_clock(ms: i64, limits: TimeLimits) -> Result<i64, EventError> {
     let age_ms = limits.now_ms.saturating_sub(ms);
     if age_ms > limits.max_age.as_millis() as i64 {
         if (0..100_000_000_000).contains(&ms) {
-            return Err(format!(
-                "timestamp {ms} looks like epoch seconds: send epoch milliseconds or RFC 3339"
-            ));
+            return Err(EventError::EpochSeconds(ms));
         }
-        return Err(format!(
-            "timestamp is {} old; events older than {} are not accepted",
-            human(age_ms),
-            humantime::format_duration(limits.max_age)
-        ));
+        return Err(EventError::TooOld {
+            age_ms,
+            max_age: limits.max_age,
+        });
     }
     if -age_ms > limits.max_skew.as_millis() as i64 {
-        return Err(format!(
-            "timestamp is {} in the future (allowed clock skew {})",
-            human(-age_ms),
-            humantime::format_duration(limits.max_skew)
-        ));
+        return Err(EventError::InFuture {
+            ahead_ms: -age_ms,
+            max_skew: limits.max_skew,
+        });
     }
     Ok(ms)
 }
 
-fn human(ms: i64) -> String {
-    humantime::format_duration(Duration::from_secs((ms / 1000).max(0) as u64)).to_string()
+fn human(ms: &i64) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs((*ms / 1000).max(0) as u64))
 }
 
 /// serde's message without the position inside a one-event document (the index says where).

@@ -496,7 +496,7 @@ impl ProbeConfig {
         }
         if let Some(file) = &self.ca_file {
             crate::probe::read_ca_file(file.get_ref())
-                .map_err(|err| Issue::at("ca_file", problem(err)))?;
+                .map_err(|err| Issue::at("ca_file", problem(err.to_string())))?;
         }
         if let Some(method) = &self.method {
             if !HTTP_METHODS.contains(&method.get_ref().as_str()) {

@@ -193,7 +193,8 @@ impl HttpProbe {
         match (&self.tls, self.target.tls) {
             (Some(config), true) => {
                 let tls_failure = |detail: String| Failure::new(FailureReason::Tls, detail);
-                let name = super::tls::server_name(&self.target.host).map_err(tls_failure)?;
+                let name = super::tls::server_name(&self.target.host)
+                    .map_err(|err| tls_failure(err.to_string()))?;
                 let stream = tokio_rustls::TlsConnector::from(Arc::clone(config))
                     .connect(name, stream)
                     .await

@@ -30,7 +30,7 @@ pub use recent::{RecentCheck, RecentChecks, RECENT_CHECKS};
 pub use runner::spawn;
 pub use state::{FlapRule, ProbeState, ThresholdMachine, Transition};
 pub use tcp::TcpProbe;
-pub use tls::{client_config, read_ca_file, server_name, TlsVerification};
+pub use tls::{client_config, read_ca_file, server_name, TlsError, TlsVerification};
 
 pub use crate::event::FailureReason;
 

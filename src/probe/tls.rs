@@ -39,27 +39,61 @@ fn system_roots() -> &'static RootCertStore {
     })
 }
 
+/// What keeps an https probe from having a TLS setup; the text is shown at the probe's
+/// `ca_file` key or in its failure.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read ca_file {}: {source}", .path.display())]
+    ReadCaFile {
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("invalid PEM in ca_file {}: {source}", .path.display())]
+    InvalidPem {
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("ca_file {} holds no CA certificate", .path.display())]
+    NoCaCertificate { path: PathBuf },
+    /// The crypto provider offers none of the default protocol versions.
+    #[error("{0}")]
+    Protocols(#[source] rustls::Error),
+    #[error("invalid TLS server name {host}: {source}")]
+    ServerName {
+        host: String,
+        #[source]
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+}
+
 /// Read the CA certificates of a PEM file.
-pub fn read_ca_file(path: &Path) -> Result<RootCertStore, String> {
+pub fn read_ca_file(path: &Path) -> Result<RootCertStore, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|err| format!("cannot read ca_file {}: {err}", path.display()))?
+        .map_err(|source| TlsError::ReadCaFile {
+            path: path.to_path_buf(),
+            source,
+        })?
         .collect::<Result<_, _>>()
-        .map_err(|err| format!("invalid PEM in ca_file {}: {err}", path.display()))?;
+        .map_err(|source| TlsError::InvalidPem {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let mut roots = RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(certs);
     if added == 0 {
-        return Err(format!(
-            "ca_file {} holds no CA certificate",
-            path.display()
-        ));
+        return Err(TlsError::NoCaCertificate {
+            path: path.to_path_buf(),
+        });
     }
     Ok(roots)
 }
 
-pub fn client_config(verification: &TlsVerification) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(verification: &TlsVerification) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|err| err.to_string())?;
+        .map_err(TlsError::Protocols)?;
     let config = match verification {
         TlsVerification::System => builder
             .with_root_certificates(system_roots().clone())
@@ -75,9 +109,11 @@ pub fn client_config(verification: &TlsVerification) -> Result<Arc<ClientConfig>
     Ok(Arc::new(config))
 }
 
-pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
-    ServerName::try_from(host.to_string())
-        .map_err(|err| format!("invalid TLS server name {host}: {err}"))
+pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
+    ServerName::try_from(host.to_string()).map_err(|source| TlsError::ServerName {
+        host: host.to_string(),
+        source,
+    })
 }
 
 /// `tls_verify = false`: accept any certificate, but still check the handshake signatures so
@@ -127,5 +163,50 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn errors_keep_their_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let err = read_ca_file(&missing).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot read ca_file {}: ", missing.display())),
+            "{err}"
+        );
+        let cause = err.source().expect("the PEM reader's error is kept");
+        assert!(
+            matches!(
+                cause.downcast_ref::<rustls::pki_types::pem::Error>(),
+                Some(rustls::pki_types::pem::Error::Io(io)) if io.kind() == std::io::ErrorKind::NotFound
+            ),
+            "{cause:?}"
+        );
+
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificates here\n").unwrap();
+        let err = read_ca_file(&empty).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("ca_file {} holds no CA certificate", empty.display())
+        );
+
+        let err = server_name("bad host!").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid TLS server name bad host!: "),
+            "{err}"
+        );
+        assert!(err
+            .source()
+            .and_then(|s| s.downcast_ref::<rustls::pki_types::InvalidDnsNameError>())
+            .is_some());
     }
 }

@@ -3,14 +3,15 @@
 use serde_json::{Map, Value};
 
 use super::{
-    excerpt, latency_from_text, status_from_text, FieldMap, LatencyUnit, OutEvent, Parsed,
+    excerpt, latency_from_text, status_from_text, FieldMap, LatencyUnit, LineError, OutEvent,
+    Parsed,
 };
 
 pub(super) fn parse(line: &str, fields: &FieldMap, unit: LatencyUnit, now_ms: u64) -> Parsed {
     let object: Map<String, Value> = match serde_json::from_str(line) {
         Ok(Value::Object(object)) => object,
-        Ok(_) => return Parsed::Malformed("not a JSON object".into()),
-        Err(err) => return Parsed::Malformed(format!("not JSON: {err}")),
+        Ok(_) => return Parsed::Malformed(LineError::NotAnObject),
+        Err(err) => return Parsed::Malformed(LineError::NotJson(err)),
     };
     match event(&object, fields, unit, now_ms) {
         Ok(Some(event)) => Parsed::Event(event),
@@ -24,38 +25,47 @@ fn event(
     fields: &FieldMap,
     unit: LatencyUnit,
     now_ms: u64,
-) -> Result<Option<OutEvent>, String> {
+) -> Result<Option<OutEvent>, LineError> {
     let tenant_id = match object.get(&fields.tenant_id) {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(text)) if text.is_empty() => return Ok(None),
         Some(Value::String(text)) => text.clone(),
         Some(Value::Number(number)) => number.to_string(),
-        Some(other) => return Err(format!("`{}` is not a string: {other}", fields.tenant_id)),
+        Some(other) => {
+            return Err(LineError::NotAString {
+                field: fields.tenant_id.clone(),
+                value: other.clone(),
+            })
+        }
     };
     let endpoint = match required(object, &fields.endpoint)? {
         Value::String(text) => text.clone(),
-        other => return Err(format!("`{}` is not a string: {other}", fields.endpoint)),
+        other => {
+            return Err(LineError::NotAString {
+                field: fields.endpoint.clone(),
+                value: other.clone(),
+            })
+        }
     };
     let status_code = match required(object, &fields.status_code)? {
-        Value::Number(number) => number
-            .as_i64()
-            .ok_or_else(|| format!("status `{number}` is not an integer"))?,
+        Value::Number(number) => number.as_i64().ok_or_else(|| LineError::StatusNotInteger {
+            number: number.clone(),
+        })?,
         Value::String(text) => status_from_text(text)?,
         other => {
-            return Err(format!(
-                "status `{}` is not a number",
-                excerpt(&other.to_string())
-            ))
+            return Err(LineError::StatusNotNumber {
+                text: excerpt(&other.to_string()),
+                source: None,
+            })
         }
     };
     let latency_ms = match required(object, &fields.latency_ms)? {
         Value::Number(number) => unit.to_ms(number.as_f64().unwrap_or(f64::NAN)),
         Value::String(text) => latency_from_text(text, unit)?,
         other => {
-            return Err(format!(
-                "latency `{}` is not a number",
-                excerpt(&other.to_string())
-            ))
+            return Err(LineError::LatencyNotNumber {
+                text: excerpt(&other.to_string()),
+            })
         }
     };
     let timestamp = match object.get(&fields.timestamp) {
@@ -71,11 +81,11 @@ fn event(
     }))
 }
 
-fn required<'a>(object: &'a Map<String, Value>, key: &str) -> Result<&'a Value, String> {
+fn required<'a>(object: &'a Map<String, Value>, key: &str) -> Result<&'a Value, LineError> {
     object
         .get(key)
         .filter(|v| !v.is_null())
-        .ok_or_else(|| format!("no `{key}` field"))
+        .ok_or_else(|| LineError::NoField(key.to_string()))
 }
 
 #[cfg(test)]
@@ -120,8 +130,14 @@ mod tests {
             LatencyUnit::S,
         );
         let now = 1_700_000_000_000u64;
-        let malformed = |m: &str| Parsed::Malformed(m.to_string());
-        let cases: Vec<(&LineParser, &str, Parsed)> = vec![
+        // a dropped line is compared by its reason's text, as the agent's warning shows it
+        let malformed = |m: &str| format!("dropped: {m}");
+        let shown = |parsed: Parsed| match parsed {
+            Parsed::Malformed(reason) => format!("dropped: {reason}"),
+            other => format!("{other:?}"),
+        };
+        let event = |t, e, s, l, ts| shown(event(t, e, s, l, ts));
+        let cases: Vec<(&LineParser, &str, String)> = vec![
             (&canonical, r#"{"tenant_id":"acme","endpoint":"/v1/x","status_code":503,"latency_ms":12.5,"timestamp":"2024-01-01T00:00:00Z"}"#,
                 event("acme", "/v1/x", 503, 12.5, "2024-01-01T00:00:00Z".into())),
             (&canonical, r#"{"tenant_id":"acme","endpoint":"/","status_code":200,"latency_ms":3}"#,
@@ -130,8 +146,8 @@ mod tests {
                 event("acme", "/", 200, 3.0, 1_700_000_000_123u64.into())),
             (&custom, r#"{"org":42,"path":"/p","status":"404","duration":"0.250","ts":"2024-05-05T10:00:00+02:00","extra":[1]}"#,
                 event("42", "/p", 404, 250.0, "2024-05-05T10:00:00+02:00".into())),
-            (&custom, r#"{"path":"/healthz","status":200,"duration":0.001}"#, Parsed::NoTenant),
-            (&custom, r#"{"org":"","path":"/healthz","status":200,"duration":0.001}"#, Parsed::NoTenant),
+            (&custom, r#"{"path":"/healthz","status":200,"duration":0.001}"#, shown(Parsed::NoTenant)),
+            (&custom, r#"{"org":"","path":"/healthz","status":200,"duration":0.001}"#, shown(Parsed::NoTenant)),
             (&canonical, r#"{"tenant_id":"a","endpoint":"/","latency_ms":1}"#, malformed("no `status_code` field")),
             (&canonical, r#"{"tenant_id":"a","endpoint":"/","status_code":"OK","latency_ms":1}"#, malformed("status `OK` is not a number")),
             (&canonical, r#"{"tenant_id":"a","endpoint":"/","status_code":200.5,"latency_ms":1}"#, malformed("status `200.5` is not an integer")),
@@ -140,11 +156,14 @@ mod tests {
             (&canonical, r#"["not", "an", "object"]"#, malformed("not a JSON object")),
         ];
         for (parser, line, expected) in cases {
-            assert_eq!(parser.parse(line, now), expected, "{line}");
+            assert_eq!(shown(parser.parse(line, now)), expected, "{line}");
         }
         for line in ["", "{\"tenant_id\":", "nginx line", "{\"a\":1}}"] {
             assert!(
-                matches!(canonical.parse(line, now), Parsed::Malformed(ref m) if m.starts_with("not JSON")),
+                matches!(
+                    canonical.parse(line, now),
+                    Parsed::Malformed(LineError::NotJson(_))
+                ),
                 "{line:?}"
             );
         }

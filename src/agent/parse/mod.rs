@@ -5,6 +5,7 @@ mod json;
 pub mod nginx;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Which source name (JSON key or nginx variable, without `$`) holds each event field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,18 +60,71 @@ pub struct OutEvent {
     pub latency_ms: f64,
     /// RFC 3339 text or epoch milliseconds, as the source had it; the read time when it had none
     /// (so events that waited in the disk buffer keep their real time).
-    pub timestamp: serde_json::Value,
+    pub timestamp: Value,
 }
 
 /// What became of one line.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub enum Parsed {
     Event(OutEvent),
     /// A well-formed line without a tenant (health checks, requests without the header):
     /// normal traffic, skipped quietly.
     NoTenant,
     /// The line does not have the configured shape; dropped with a counter and a warning.
-    Malformed(String),
+    Malformed(LineError),
+}
+
+/// Why a line (or a datagram's event) is dropped; the text is the reason in the agent's warning.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("not a JSON object")]
+    NotAnObject,
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// A datagram line: `line` is its excerpt.
+    #[error("not a JSON object ({source}): {line}")]
+    NotAnObjectDatagram {
+        line: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("`{field}` is not a string: {value}")]
+    NotAString { field: String, value: Value },
+    #[error("no `{0}` field")]
+    NoField(String),
+    #[error("status `{number}` is not an integer")]
+    StatusNotInteger { number: serde_json::Number },
+    /// `text` is an excerpt; the integer parser's error when it was text.
+    #[error("status `{text}` is not a number")]
+    StatusNotNumber {
+        text: String,
+        #[source]
+        source: Option<std::num::ParseIntError>,
+    },
+    #[error("latency `{text}` is not a number")]
+    LatencyNotNumber { text: String },
+    #[error("does not match the log format")]
+    NoFormatMatch,
+    #[error("no status")]
+    NoStatus,
+    #[error("no latency")]
+    NoLatency,
+    #[error("time `{text}` is not like 10/Oct/2000:13:55:36 -0700")]
+    TimeLocal { text: String },
+    #[error("msec `{text}` is not a number")]
+    Msec {
+        text: String,
+        #[source]
+        source: Option<std::num::ParseFloatError>,
+    },
+}
+
+/// Two reasons are equal when they read the same (a JSON error compares by its text).
+impl PartialEq for LineError {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.to_string() == other.to_string()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -114,14 +168,17 @@ impl LineParser {
 }
 
 /// A status code from a number or numeric text.
-fn status_from_text(text: &str) -> Result<i64, String> {
+fn status_from_text(text: &str) -> Result<i64, LineError> {
     text.trim()
         .parse::<i64>()
-        .map_err(|_| format!("status `{}` is not a number", excerpt(text)))
+        .map_err(|source| LineError::StatusNotNumber {
+            text: excerpt(text),
+            source: Some(source),
+        })
 }
 
 /// A latency from numeric text; `a, b : c` (nginx, several upstreams) is summed.
-fn latency_from_text(text: &str, unit: LatencyUnit) -> Result<f64, String> {
+fn latency_from_text(text: &str, unit: LatencyUnit) -> Result<f64, LineError> {
     let mut total = None;
     for part in text.split([',', ':']) {
         if let Ok(value) = part.trim().parse::<f64>() {
@@ -130,7 +187,9 @@ fn latency_from_text(text: &str, unit: LatencyUnit) -> Result<f64, String> {
     }
     total
         .map(|value| unit.to_ms(value))
-        .ok_or_else(|| format!("latency `{}` is not a number", excerpt(text)))
+        .ok_or_else(|| LineError::LatencyNotNumber {
+            text: excerpt(text),
+        })
 }
 
 /// At most 64 characters of a value, for messages.
@@ -146,4 +205,38 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    /// The reason a line is dropped keeps the number parser's error, and reads as before.
+    #[test]
+    fn a_dropped_line_keeps_its_cause() {
+        let err = status_from_text(" 2x0").unwrap_err();
+        assert_eq!(err.to_string(), "status ` 2x0` is not a number");
+        let cause = err.source().expect("the integer parser's error is kept");
+        assert!(cause.downcast_ref::<std::num::ParseIntError>().is_some());
+
+        let parser = LineParser::json(
+            FieldMap {
+                tenant_id: "t".into(),
+                endpoint: "e".into(),
+                status_code: "s".into(),
+                latency_ms: "l".into(),
+                timestamp: "ts".into(),
+            },
+            LatencyUnit::Ms,
+        );
+        let Parsed::Malformed(reason) = parser.parse("{\"t\":", 0) else {
+            panic!("not refused")
+        };
+        assert!(reason.to_string().starts_with("not JSON: EOF"), "{reason}");
+        assert!(reason
+            .source()
+            .and_then(|s| s.downcast_ref::<serde_json::Error>())
+            .is_some_and(serde_json::Error::is_eof));
+    }
 }

@@ -3,8 +3,11 @@
 
 use serde_json::Value;
 
+use crate::agent::AgentError;
+
 use super::{
-    excerpt, latency_from_text, status_from_text, FieldMap, LatencyUnit, OutEvent, Parsed,
+    excerpt, latency_from_text, status_from_text, FieldMap, LatencyUnit, LineError, OutEvent,
+    Parsed,
 };
 
 /// nginx's built-in `combined` format.
@@ -33,7 +36,7 @@ impl LogFormat {
     }
 
     /// Split a format into literals and variables (`$name` or `${name}`).
-    pub fn compile(text: &str) -> Result<Self, String> {
+    pub fn compile(text: &str) -> Result<Self, AgentError> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut chars = text.char_indices().peekable();
@@ -55,20 +58,17 @@ impl LogFormat {
                 chars.next();
             }
             if braced && chars.next().map(|(_, c)| c) != Some('}') {
-                return Err(format!(
-                    "`${{` without a closing `}}` at byte {at} of the log format"
-                ));
+                return Err(AgentError::UnclosedBrace { at });
             }
             if name.is_empty() {
-                return Err(format!(
-                    "`$` without a variable name at byte {at} of the log format"
-                ));
+                return Err(AgentError::NoVariableName { at });
             }
             if literal.is_empty() {
                 if let Some(Part::Variable(previous)) = parts.last() {
-                    return Err(format!(
-                        "variables ${previous} and ${name} are not separated by any text in the log format; the agent cannot tell where one ends"
-                    ));
+                    return Err(AgentError::AdjacentVariables {
+                        previous: previous.clone(),
+                        name,
+                    });
                 }
             } else {
                 parts.push(Part::Literal(std::mem::take(&mut literal)));
@@ -167,7 +167,7 @@ pub(super) fn parse(
     now_ms: u64,
 ) -> Parsed {
     let Some(values) = format.capture(line) else {
-        return Parsed::Malformed("does not match the log format".into());
+        return Parsed::Malformed(LineError::NoFormatMatch);
     };
     let get = |name: &str| {
         values
@@ -179,10 +179,10 @@ pub(super) fn parse(
     let Some(tenant_id) = get(&fields.tenant_id).filter(|v| !v.is_empty() && v != "-") else {
         return Parsed::NoTenant;
     };
-    let event = || -> Result<OutEvent, String> {
+    let event = || -> Result<OutEvent, LineError> {
         let request = get(&fields.endpoint).unwrap_or_else(|| "-".into());
-        let status = get(&fields.status_code).ok_or("no status")?;
-        let latency = get(&fields.latency_ms).ok_or("no latency")?;
+        let status = get(&fields.status_code).ok_or(LineError::NoStatus)?;
+        let latency = get(&fields.latency_ms).ok_or(LineError::NoLatency)?;
         let timestamp = match get(&fields.timestamp).filter(|v| v != "-") {
             None => Value::from(now_ms),
             Some(text) => timestamp(&fields.timestamp, &text)?,
@@ -211,20 +211,24 @@ fn endpoint_of(value: &str) -> String {
 }
 
 /// `$time_local` and `$msec` become epoch milliseconds; others (`$time_iso8601`) pass as text.
-fn timestamp(variable: &str, text: &str) -> Result<Value, String> {
+fn timestamp(variable: &str, text: &str) -> Result<Value, LineError> {
     match variable {
-        "time_local" => time_local_ms(text).map(Value::from).ok_or_else(|| {
-            format!(
-                "time `{}` is not like 10/Oct/2000:13:55:36 -0700",
-                excerpt(text)
-            )
-        }),
-        "msec" => text
-            .parse::<f64>()
-            .ok()
-            .filter(|secs| secs.is_finite() && *secs >= 0.0)
-            .map(|secs| Value::from((secs * 1000.0).round() as i64))
-            .ok_or_else(|| format!("msec `{}` is not a number", excerpt(text))),
+        "time_local" => time_local_ms(text)
+            .map(Value::from)
+            .ok_or_else(|| LineError::TimeLocal {
+                text: excerpt(text),
+            }),
+        "msec" => {
+            let refused = |source| LineError::Msec {
+                text: excerpt(text),
+                source,
+            };
+            let secs = text.parse::<f64>().map_err(|err| refused(Some(err)))?;
+            if !(secs.is_finite() && secs >= 0.0) {
+                return Err(refused(None));
+            }
+            Ok(Value::from((secs * 1000.0).round() as i64))
+        }
         _ => Ok(Value::from(text)),
     }
 }
@@ -286,7 +290,7 @@ mod tests {
         let p = parser(&format, "http_x_tenant_id", "request_time", LatencyUnit::S);
         // 10/Oct/2023:13:55:36 +0000 = 1696946136 s
         let ts = 1_696_946_136_000;
-        let malformed = |m: &str| Parsed::Malformed(m.to_string());
+        let malformed = Parsed::Malformed;
         let cases = [
             (
                 r#"127.0.0.1 - - [10/Oct/2023:13:55:36 +0000] "GET /v1/users/42?x=1 HTTP/1.1" 503 12 "-" "curl/8.0" 0.125 "acme""#,
@@ -318,25 +322,30 @@ mod tests {
             ),
             (
                 r#"1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "GET / HTTP/1.1" 200 2 "-" "-" - "acme""#,
-                malformed("latency `-` is not a number"),
+                malformed(LineError::LatencyNotNumber { text: "-".into() }),
             ),
             (
                 r#"1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "GET / HTTP/1.1" OK 2 "-" "-" 0.1 "acme""#,
-                malformed("status `OK` is not a number"),
+                malformed(LineError::StatusNotNumber {
+                    text: "OK".into(),
+                    source: None,
+                }),
             ),
             (
                 r#"1.2.3.4 - - [yesterday] "GET / HTTP/1.1" 200 2 "-" "-" 0.1 "acme""#,
-                malformed("time `yesterday` is not like 10/Oct/2000:13:55:36 -0700"),
+                malformed(LineError::TimeLocal {
+                    text: "yesterday".into(),
+                }),
             ),
             (
                 r#"1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "GET / HTTP/1.1"#,
-                malformed("does not match the log format"),
+                malformed(LineError::NoFormatMatch),
             ),
             (
                 r#"{"tenant_id":"acme"}"#,
-                malformed("does not match the log format"),
+                malformed(LineError::NoFormatMatch),
             ),
-            ("", malformed("does not match the log format")),
+            ("", malformed(LineError::NoFormatMatch)),
         ];
         for (line, expected) in cases {
             assert_eq!(p.parse(line, 0), expected, "{line}");
@@ -371,7 +380,7 @@ mod tests {
             (
                 r#"1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "GET /a HTTP/1.1" 200 5 "-" "ua \"#
                     .to_string(),
-                Parsed::Malformed("does not match the log format".into()),
+                Parsed::Malformed(LineError::NoFormatMatch),
             ),
         ];
         for (line, expected) in cases {
@@ -414,7 +423,7 @@ mod tests {
             ("${a", "`${` without a closing `}`"),
         ];
         for (format, expected) in cases {
-            let err = LogFormat::compile(format).unwrap_err();
+            let err = LogFormat::compile(format).unwrap_err().to_string();
             assert!(err.starts_with(expected), "{format}: {err}");
         }
         assert!(LogFormat::compile(COMBINED).unwrap().has("http_user_agent"));

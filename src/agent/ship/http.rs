@@ -11,6 +11,7 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
 use super::{Delivery, Transport};
+use crate::agent::AgentError;
 
 /// Where batches go: `http://HOST:PORT/PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,21 +22,20 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn parse(url: &str) -> Result<Self, String> {
+    pub fn parse(url: &str) -> Result<Self, AgentError> {
+        let url_owned = || url.to_string();
         if url.starts_with("https://") {
-            return Err(format!(
-                "https endpoints are not supported (`{url}`): run the agent next to sentineld, or put a TLS proxy in front of it"
-            ));
+            return Err(AgentError::HttpsEndpoint { url: url_owned() });
         }
         let rest = url
             .strip_prefix("http://")
-            .ok_or_else(|| format!("endpoint `{url}` must start with http://"))?;
+            .ok_or_else(|| AgentError::NotHttp { url: url_owned() })?;
         let (authority, path) = match rest.find('/') {
             Some(slash) => (&rest[..slash], &rest[slash..]),
             None => (rest, "/v1/events"),
         };
         if authority.is_empty() {
-            return Err(format!("endpoint `{url}` has no host"));
+            return Err(AgentError::NoHost { url: url_owned() });
         }
         let authority = if authority
             .rsplit_once(':')
@@ -50,6 +50,32 @@ impl Target {
             path: path.to_string(),
         })
     }
+}
+
+/// Why a batch did not get an answer (it is retried); the text is the reason in the agent's
+/// warning.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("cannot connect to {authority}: {source}")]
+    Connect {
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP handshake with {authority}: {source}")]
+    Handshake {
+        authority: String,
+        #[source]
+        source: hyper::Error,
+    },
+    #[error("connection to sentineld: {0}")]
+    Connection(#[source] hyper::Error),
+    #[error("{0}")]
+    Request(#[source] hyper::http::Error),
+    #[error("sending to sentineld: {0}")]
+    Send(#[source] hyper::Error),
+    #[error("reading sentineld's answer: {0}")]
+    Answer(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// sentineld's answers are small; a proxy's error page is cut here.
@@ -74,14 +100,21 @@ impl HttpTransport {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, SendError> {
+        let authority = || self.target.authority.clone();
         let stream = tokio::net::TcpStream::connect(&self.target.authority)
             .await
-            .map_err(|err| format!("cannot connect to {}: {err}", self.target.authority))?;
+            .map_err(|source| SendError::Connect {
+                authority: authority(),
+                source,
+            })?;
         let _ = stream.set_nodelay(true);
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|err| format!("HTTP handshake with {}: {err}", self.target.authority))?;
+            .map_err(|source| SendError::Handshake {
+                authority: authority(),
+                source,
+            })?;
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!("connection to sentineld ended: {err}");
@@ -93,15 +126,12 @@ impl HttpTransport {
     async fn exchange(
         &mut self,
         body: Bytes,
-    ) -> Result<(StatusCode, Option<Duration>, Bytes), String> {
+    ) -> Result<(StatusCode, Option<Duration>, Bytes), SendError> {
         let mut sender = match self.connection.take() {
             Some(sender) if !sender.is_closed() => sender,
             _ => self.connect().await?,
         };
-        sender
-            .ready()
-            .await
-            .map_err(|err| format!("connection to sentineld: {err}"))?;
+        sender.ready().await.map_err(SendError::Connection)?;
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(&self.target.path)
@@ -114,13 +144,11 @@ impl HttpTransport {
         if let Some(authorization) = &self.authorization {
             request = request.header(header::AUTHORIZATION, authorization);
         }
-        let request = request
-            .body(Full::new(body))
-            .map_err(|err| err.to_string())?;
+        let request = request.body(Full::new(body)).map_err(SendError::Request)?;
         let response = sender
             .send_request(request)
             .await
-            .map_err(|err| format!("sending to sentineld: {err}"))?;
+            .map_err(SendError::Send)?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -131,7 +159,7 @@ impl HttpTransport {
         let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
-            .map_err(|err| format!("reading sentineld's answer: {err}"))?
+            .map_err(SendError::Answer)?
             .to_bytes();
         self.connection = Some(sender);
         Ok((status, retry_after, body))
@@ -143,9 +171,9 @@ impl Transport for HttpTransport {
         let outcome = tokio::time::timeout(self.timeout, self.exchange(body)).await;
         let (status, retry_after, answer) = match outcome {
             Ok(Ok(exchange)) => exchange,
-            Ok(Err(reason)) => {
+            Ok(Err(err)) => {
                 return Delivery::Retry {
-                    reason,
+                    reason: err.to_string(),
                     after: None,
                 }
             }
@@ -216,6 +244,38 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refused connection keeps the socket's error as its cause; the retry reason reads as
+    /// before.
+    #[tokio::test]
+    async fn a_refused_connection_keeps_its_io_error() {
+        use std::error::Error;
+        // a port that was just free: nothing listens there
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let target = Target::parse(&format!("http://127.0.0.1:{port}/v1/events")).unwrap();
+        let mut transport = HttpTransport::new(target, None, Duration::from_secs(5));
+        let err = transport.exchange(Bytes::new()).await.unwrap_err();
+        let io = err
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the socket's error is kept");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            err.to_string(),
+            format!("cannot connect to 127.0.0.1:{port}: {io}")
+        );
+        let Delivery::Retry { reason, .. } = transport.post(Bytes::new()).await else {
+            panic!("a refused connection is retried")
+        };
+        assert!(
+            reason.starts_with("cannot connect to 127.0.0.1:"),
+            "{reason}"
+        );
+    }
 
     #[test]
     fn targets() {

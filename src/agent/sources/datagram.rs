@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::batch::Record;
 use crate::agent::config::DatagramAddress;
-use crate::agent::parse::{excerpt, now_ms};
+use crate::agent::parse::{excerpt, now_ms, LineError};
 use crate::agent::stats::{Stats, Throttle};
 
 /// The largest UDP payload; a Unix datagram longer than this is cut (and then fails to parse).
@@ -114,7 +114,7 @@ fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
 }
 
 /// The events of one datagram (JSON objects, one per line), stamped with `now_ms` if untimed.
-pub fn events_in(payload: &[u8], now_ms: u64) -> Vec<Result<String, String>> {
+pub fn events_in(payload: &[u8], now_ms: u64) -> Vec<Result<String, LineError>> {
     let text = String::from_utf8_lossy(payload);
     text.lines()
         .map(str::trim)
@@ -127,7 +127,10 @@ pub fn events_in(payload: &[u8], now_ms: u64) -> Vec<Result<String, String>> {
                     }
                     Ok(Value::Object(object).to_string())
                 }
-                Err(err) => Err(format!("not a JSON object ({err}): {}", excerpt(line))),
+                Err(source) => Err(LineError::NotAnObjectDatagram {
+                    line: excerpt(line),
+                    source,
+                }),
             },
         )
         .collect()
@@ -161,7 +164,9 @@ mod tests {
             for (got, want) in got.iter().zip(expected) {
                 match (got, want) {
                     (Ok(got), Ok(want)) => assert_eq!(got, want),
-                    (Err(got), Err(want)) => assert!(got.starts_with(want), "{got}"),
+                    (Err(got), Err(want)) => {
+                        assert!(got.to_string().starts_with(want), "{got}")
+                    }
                     _ => panic!("{payload:?}: got {got:?}, want {want:?}"),
                 }
             }

@@ -73,7 +73,7 @@ fn bodies_are_split_and_judged_event_by_event() {
             let (index, fragment) = want.split_once(": ").unwrap();
             assert_eq!(got.index.to_string(), index, "{body:?}: {got:?}");
             assert!(
-                got.error.contains(fragment),
+                got.error.to_string().contains(fragment),
                 "{body:?}: {got:?} lacks {fragment}"
             );
         }
@@ -191,7 +191,10 @@ fn each_field_is_checked() {
         match (parse_event(body.as_bytes(), limits()), want) {
             (Ok(_), None) => {}
             (Err(err), Some(fragment)) => {
-                assert!(err.contains(fragment), "{body}: {err} lacks {fragment}")
+                assert!(
+                    err.to_string().contains(fragment),
+                    "{body}: {err} lacks {fragment}"
+                )
             }
             (got, want) => panic!("{body}: got {got:?}, want {want:?}"),
         }
@@ -211,7 +214,8 @@ fn invalid_utf8_costs_only_its_event() {
     assert_eq!(rejections.len(), 1);
     assert_eq!(rejections[0].index, 1);
     assert!(
-        rejections[0].error.contains("invalid unicode") || rejections[0].error.contains("UTF-8"),
+        rejections[0].error.to_string().contains("invalid unicode")
+            || rejections[0].error.to_string().contains("UTF-8"),
         "{:?}",
         rejections[0]
     );
@@ -225,4 +229,74 @@ fn strings_borrow_from_the_body_unless_escaped() {
     let (events, _) = parse_body(escaped.as_bytes(), false, limits()).unwrap();
     assert_eq!(events[0].tenant_id, "abc");
     assert_eq!(events[0].timestamp_ms, NOW, "no timestamp: receive time");
+}
+
+/// A refusal is a typed `EventError` now; the ingest answer must still carry the very bytes
+/// the string errors had (clients match on them), and a JSON refusal keeps serde's error.
+#[test]
+fn rejections_keep_their_text_and_their_cause() {
+    use std::error::Error;
+    let old = NOW - 3_600_000;
+    let ahead = NOW + 3_600_000;
+    let cases = [
+        (
+            r#"{"endpoint":"/","status_code":200,"latency_ms":1}"#.to_string(),
+            r#"{"index":0,"error":"missing tenant_id"}"#,
+        ),
+        (
+            r#"{"tenant_id":"a","endpoint":"/","status_code":700,"latency_ms":1}"#.into(),
+            r#"{"index":0,"error":"status_code 700 is outside 100-599"}"#,
+        ),
+        (
+            r#"{"tenant_id":"a","endpoint":"/","status_code":200,"latency_ms":-1.5}"#.into(),
+            r#"{"index":0,"error":"latency_ms -1.5 must be a finite number >= 0"}"#,
+        ),
+        (
+            r#"{"tenant_id":"a","endpoint":"/","status_code":200,"latency_ms":1,"timestamp":1700000}"#.into(),
+            r#"{"index":0,"error":"timestamp 1700000 looks like epoch seconds: send epoch milliseconds or RFC 3339"}"#,
+        ),
+        (
+            format!(r#"{{"tenant_id":"a","endpoint":"/","status_code":200,"latency_ms":1,"timestamp":{old}}}"#),
+            r#"{"index":0,"error":"timestamp is 1h old; events older than 10m are not accepted"}"#,
+        ),
+        (
+            format!(r#"{{"tenant_id":"a","endpoint":"/","status_code":200,"latency_ms":1,"timestamp":{ahead}}}"#),
+            r#"{"index":0,"error":"timestamp is 1h in the future (allowed clock skew 5m)"}"#,
+        ),
+        (
+            r#"{"tenant_id":"a","endpoint":"/","status_code":200,"latency_ms":1,"timestamp":"yesterday"}"#.into(),
+            r#"{"index":0,"error":"invalid timestamp \"yesterday\": expected RFC 3339 such as 2026-11-23T10:00:00Z, or epoch milliseconds"}"#,
+        ),
+        (
+            format!(r#"{{"tenant_id":"{}","endpoint":"/","status_code":200,"latency_ms":1}}"#, "t".repeat(129)),
+            r#"{"index":0,"error":"tenant_id must be 1-128 bytes (got 129)"}"#,
+        ),
+        (
+            r#"{"tenant_id":"a","endpoint":"/\u0007","status_code":200,"latency_ms":1}"#.into(),
+            r#"{"index":0,"error":"endpoint contains a control character"}"#,
+        ),
+    ];
+    for (body, want) in cases {
+        let (events, rejections) = parse_body(body.as_bytes(), true, limits()).unwrap();
+        assert!(events.is_empty(), "{body}");
+        assert_eq!(
+            serde_json::to_string(&rejections[0]).unwrap(),
+            want,
+            "{body}"
+        );
+    }
+
+    let (_, rejections) = parse_body(br#"{"tenant_id":"#, true, limits()).unwrap();
+    let error = &rejections[0].error;
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid JSON: EOF while parsing"),
+        "{error}"
+    );
+    let json = error
+        .source()
+        .and_then(|s| s.downcast_ref::<serde_json::Error>())
+        .expect("serde's error is the cause");
+    assert!(json.is_eof());
 }
