@@ -2,6 +2,8 @@
 //! shutdown, and keeps systemd informed (READY, RELOADING, STOPPING, STATUS, WATCHDOG).
 
 #[cfg(debug_assertions)]
+mod debug_flood;
+#[cfg(debug_assertions)]
 mod debug_panic;
 mod experiments;
 mod notify;
@@ -167,6 +169,8 @@ pub async fn run(
     let bus = Bus::new();
     #[cfg(debug_assertions)]
     debug_panic::arm(&bus);
+    #[cfg(debug_assertions)]
+    debug_flood::arm(&bus);
 
     // The journal outlives every other component so their last events are stored.
     let journal_stop = CancellationToken::new();
@@ -222,7 +226,7 @@ pub async fn run(
     let drills = DrillRunner::new(
         chaos.clone(),
         bus.clone(),
-        supervisor.board(),
+        (supervisor.board(), supervisor.feeds()),
         supervisor.config().drills(),
     );
     drills.remember(past_drills);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -17,13 +17,13 @@ use crate::api::{DaemonInfo, ReloadOutcome, ReloadReport};
 use crate::config::{self, Config, ConfigDiff, LoadedConfig};
 use crate::docker::DockerEngine;
 use crate::event::{Bus, EventKind, Timestamp};
-use crate::heal::{HealBoard, HealCommand, HealerSpec};
+use crate::heal::{HealBoard, HealCommand, HealerInputs, HealerSpec, Mailbox};
 use crate::http::PublicRoutes;
 use crate::ingest::Ingest;
 use crate::journal::Retention;
 use crate::journal::{EventQuery, Journal};
 use crate::metrics::MetricsView;
-use crate::probe::{self, ProbeBoard, ProbeState};
+use crate::probe::{self, ProbeBoard, ProbeFeeds, ProbeState};
 use crate::tenants::TenantService;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,8 @@ pub struct Supervisor {
     hash: String,
     bus: Bus,
     board: ProbeBoard,
+    /// Each probe's status channel: what healers, the cascade and drills follow.
+    feeds: ProbeFeeds,
     probes: BTreeMap<String, Task>,
     http: Option<(SocketAddr, Task)>,
     /// Who may read `/metrics` and the status page; changed in place on reload.
@@ -87,7 +89,7 @@ pub struct Supervisor {
     /// Ranks tenants once per bucket and publishes alert changes.
     tenant_alerts: Task,
     heal_board: HealBoard,
-    healers: BTreeMap<String, (Task, mpsc::Sender<HealCommand>)>,
+    healers: BTreeMap<String, (Task, Mailbox)>,
     /// Restarts dependants when a probe they depend on recovers; rebuilt on every reload.
     cascade: Option<Task>,
     /// Active silences by probe; re-announced when a probe restarts on reload.
@@ -166,6 +168,7 @@ impl Supervisor {
             hash: loaded.hash,
             bus,
             board,
+            feeds: ProbeFeeds::default(),
             probes: BTreeMap::new(),
             http: None,
             access: crate::http::Access::default(),
@@ -213,6 +216,10 @@ impl Supervisor {
 
     pub fn board(&self) -> ProbeBoard {
         self.board.clone()
+    }
+
+    pub fn feeds(&self) -> ProbeFeeds {
+        self.feeds.clone()
     }
 
     /// The config in force.
@@ -347,6 +354,7 @@ impl Supervisor {
             if let Some((task, _)) = self.healers.remove(name) {
                 task.stop(super::SHUTDOWN_GRACE).await;
             }
+            self.feeds.close(name);
         }
         let starting: Vec<config::ProbeConfig> = new_config
             .probes
@@ -416,6 +424,9 @@ impl Supervisor {
             self.silences.insert(probe.to_string(), until);
         }
         self.announce_silence(probe, until);
+        if let Some((_, healer)) = self.healers.get(probe) {
+            healer.silence(Some(until));
+        }
         tracing::info!(probe, "silenced until {}", until.to_rfc3339());
         Ok(until)
     }
@@ -432,7 +443,7 @@ impl Supervisor {
     /// Pass an operator request to a probe's healer.
     pub async fn heal_command(&self, probe: &str, command: HealCommand) -> Result<(), String> {
         match self.healers.get(probe) {
-            Some((_, sender)) => sender
+            Some((_, healer)) => healer
                 .send(command)
                 .await
                 .map_err(|_| format!("the healer of {probe} has stopped")),
@@ -443,8 +454,9 @@ impl Supervisor {
         }
     }
 
-    /// Start the probe's healer first, so it is subscribed before the probe's first transition.
+    /// Start the probe's healer first, so it follows the probe's status from its first transition.
     async fn start_probe(&mut self, probe: &config::ProbeConfig, recoveries_total: u64) {
+        let (status, follower) = self.feeds.open(probe.name(), recoveries_total);
         if let Some(heal) = &probe.heal {
             let history = self
                 .heal_history(probe.name(), heal.get_ref().window.get())
@@ -459,16 +471,19 @@ impl Supervisor {
                             sources,
                         });
                 let cancel = self.stop.child_token();
-                let (commands, handle) = crate::heal::spawn(
+                let inputs = HealerInputs {
+                    status: follower,
+                    silenced_until: self.silences.get(probe.name()).copied(),
+                };
+                let (mailbox, handle) = crate::heal::spawn(
                     spec,
+                    inputs,
                     self.bus.clone(),
                     self.heal_board.clone(),
                     cancel.clone(),
                 );
-                self.healers.insert(
-                    probe.name().to_string(),
-                    (Task { cancel, handle }, commands),
-                );
+                self.healers
+                    .insert(probe.name().to_string(), (Task { cancel, handle }, mailbox));
             }
         }
         let cancel = self.stop.child_token();
@@ -476,6 +491,7 @@ impl Supervisor {
             probe,
             &self.docker,
             recoveries_total,
+            status,
             self.bus.clone(),
             self.board.clone(),
             cancel.clone(),
@@ -572,12 +588,13 @@ impl Supervisor {
         let healers = self
             .healers
             .iter()
-            .map(|(name, (_, sender))| (name.clone(), sender.clone()))
+            .map(|(name, (_, mailbox))| (name.clone(), mailbox.clone()))
             .collect();
         let cancel = self.stop.child_token();
         let handle = tokio::spawn(crate::heal::cascade::run(
             plan,
             healers,
+            self.feeds.clone(),
             self.bus.clone(),
             cancel.clone(),
         ));

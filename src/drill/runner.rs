@@ -1,5 +1,6 @@
 //! `DrillRunner`: runs one drill at a time, step by step, through the chaos engine; judges the
-//! expectations over the bus; aborts and rolls back on an unrelated Down, a stop or shutdown.
+//! expectations over the probes' status channels and the bus; aborts and rolls back on an
+//! unrelated Down, a stop or shutdown.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,7 +15,7 @@ use super::expect::{evaluate, Verdict};
 use super::{Drill, DrillError, Step};
 use crate::chaos::ChaosEngine;
 use crate::event::{Bus, Event, EventKind, Timestamp};
-use crate::probe::{ProbeBoard, ProbeState};
+use crate::probe::{Change, Followed, ProbeBoard, ProbeFeeds, ProbeState};
 
 /// Finished runs kept for `GET /v1/drills` (the journal keeps all of them as events).
 const RECENT_RUNS: usize = 20;
@@ -78,6 +79,8 @@ struct Inner {
     chaos: ChaosEngine,
     bus: Bus,
     probes: ProbeBoard,
+    /// Probe transitions come from here, not the bus: a Down is never missed.
+    feeds: ProbeFeeds,
     drills: Mutex<Vec<Drill>>,
     runs: Mutex<Vec<DrillRun>>,
     active: Mutex<Option<Active>>,
@@ -101,12 +104,18 @@ enum Interrupt {
 }
 
 impl DrillRunner {
-    pub fn new(chaos: ChaosEngine, bus: Bus, probes: ProbeBoard, drills: Vec<Drill>) -> Self {
+    pub fn new(
+        chaos: ChaosEngine,
+        bus: Bus,
+        (probes, feeds): (ProbeBoard, ProbeFeeds),
+        drills: Vec<Drill>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 chaos,
                 bus,
                 probes,
+                feeds,
                 drills: Mutex::new(drills),
                 runs: Mutex::new(Vec::new()),
                 active: Mutex::new(None),
@@ -178,7 +187,10 @@ impl DrillRunner {
             runs.drain(..excess);
         }
         // Subscribe before answering, so no event of the first step can be missed.
-        let events = self.inner.bus.subscribe();
+        let events = Followers {
+            bus: self.inner.bus.subscribe(),
+            probes: Followed::new(self.inner.feeds.follow_all()),
+        };
         let (stop, stopped) = oneshot::channel();
         let runner = self.clone();
         let task = tokio::spawn(async move { runner.execute(id, drill, events, stopped).await });
@@ -236,7 +248,7 @@ impl DrillRunner {
         self,
         id: String,
         drill: Drill,
-        mut events: broadcast::Receiver<Event>,
+        mut events: Followers,
         mut stopped: oneshot::Receiver<String>,
     ) {
         // A probe Down before the drill began is not a failure the drill could cause or hide.
@@ -309,7 +321,7 @@ impl DrillRunner {
     async fn run_step(
         &self,
         context: &StepContext<'_>,
-        events: &mut broadcast::Receiver<Event>,
+        events: &mut Followers,
         stopped: &mut oneshot::Receiver<String>,
         ignored: &impl Fn(&str) -> bool,
     ) -> Result<(), Interrupt> {
@@ -356,7 +368,7 @@ impl DrillRunner {
         context: &StepContext<'_>,
         start: Timestamp,
         experiment: &str,
-        events: &mut broadcast::Receiver<Event>,
+        events: &mut Followers,
         stopped: &mut oneshot::Receiver<String>,
         ignored: &impl Fn(&str) -> bool,
     ) -> Result<(), Interrupt> {
@@ -370,16 +382,13 @@ impl DrillRunner {
                 reason = &mut *stopped => {
                     return Err(Interrupt::Abort(reason.unwrap_or_else(|_| "daemon shutdown".into())));
                 }
-                received = events.recv() => match received {
+                _ = events.probes.changed() => {}
+                received = events.bus.recv() => match received {
+                    // Transitions are judged from the probes' status channels (below).
+                    Ok(Event { kind: EventKind::ProbeTransition { .. }, .. }) => {}
                     Ok(event) => {
-                        match &event.kind {
-                            EventKind::ProbeTransition { probe, to, .. } if to == "down" && !ignored(probe) => {
-                                return Err(Interrupt::Abort(format!("unrelated failure of probe {probe}")));
-                            }
-                            EventKind::ChaosRolledBack { experiment: e, .. } if e == experiment => {
-                                experiment_over = true;
-                            }
-                            _ => {}
+                        if matches!(&event.kind, EventKind::ChaosRolledBack { experiment: e, .. } if e == experiment) {
+                            experiment_over = true;
                         }
                         seen.push(event);
                     }
@@ -390,7 +399,16 @@ impl DrillRunner {
                         return Err(Interrupt::Abort("daemon shutdown".into()));
                     }
                 },
-                _ = tick.tick() => {}
+                _ = tick.tick() => events.probes.refresh(&self.inner.feeds),
+            }
+            for change in events.probes.take_changes() {
+                if change.now.went_down_since(&change.before) && !ignored(&change.probe) {
+                    let probe = change.probe;
+                    return Err(Interrupt::Abort(format!(
+                        "unrelated failure of probe {probe}"
+                    )));
+                }
+                seen.extend(transitions(&change));
             }
             let now = Timestamp::now();
             // The step lasts until every timed expectation is decided; with none, as long as
@@ -454,6 +472,53 @@ impl DrillRunner {
             detail: result.detail,
         });
     }
+}
+
+/// What a running drill follows: the probes' status channels (lossless) and the bus (for
+/// experiments, tenant alerts and heals).
+struct Followers {
+    bus: broadcast::Receiver<Event>,
+    probes: Followed,
+}
+
+/// The transitions a change stands for, oldest first, as events the verdicts read. A follower
+/// that woke late still gets the Down and the recovery it slept through, at their own times.
+fn transitions(change: &Change) -> Vec<Event> {
+    let Change { probe, before, now } = change;
+    let event = |at: Timestamp, from: ProbeState, to: ProbeState| Event {
+        at,
+        kind: EventKind::ProbeTransition {
+            probe: probe.clone(),
+            from: from.as_str().to_string(),
+            to: to.as_str().to_string(),
+            reason: now.reason.map(|r| r.as_str().to_string()),
+            status_code: None,
+            latency_ms: None,
+            recoveries_total: now.recoveries_total,
+        },
+    };
+    let (down, up) = (
+        now.down_at.unwrap_or(now.since),
+        now.up_at.unwrap_or(now.since),
+    );
+    let (went_down, recovered) = (now.went_down_since(before), now.recovered_since(before));
+    let mut events = Vec::new();
+    match (went_down, recovered) {
+        (true, true) if down <= up => {
+            events.push(event(down, before.state, ProbeState::Down));
+            events.push(event(up, ProbeState::Down, ProbeState::Up));
+        }
+        (true, true) => {
+            // Down, Up and Down again: the first Down's time is lost; it was before the Up.
+            events.push(event(up, before.state, ProbeState::Down));
+            events.push(event(up, ProbeState::Down, ProbeState::Up));
+            events.push(event(down, ProbeState::Up, ProbeState::Down));
+        }
+        (true, false) => events.push(event(down, before.state, ProbeState::Down)),
+        (false, true) => events.push(event(up, before.state, ProbeState::Up)),
+        (false, false) => events.push(event(now.since, before.state, now.state)),
+    }
+    events
 }
 
 #[derive(Clone, Copy)]

@@ -12,12 +12,14 @@ use thiserror::Error;
 use crate::event::Timestamp;
 pub use action::HealAction;
 pub use budget::{Backoff, RestartBudget};
-pub use healer::{spawn, Evidence, HealCommand, HealerSpec};
+pub use healer::{spawn, Evidence, HealCommand, HealerInputs, HealerSpec, Mailbox};
 
 #[derive(Debug, Error)]
 pub enum HealError {
     #[error("{0}")]
     Engine(String),
+    #[error("the healer has stopped")]
+    Stopped,
     #[error("Docker refused to restart {container}: {source}")]
     Docker {
         container: String,

@@ -1,4 +1,5 @@
-//! The per-probe loop: check on an interval, feed the threshold machine, publish transitions.
+//! The per-probe loop: check on an interval, feed the threshold machine, publish transitions
+//! on the probe's own status channel (what healers act on) and on the bus (the record).
 
 use std::time::Duration;
 
@@ -7,7 +8,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AnyProbe, CheckResult, FlapRule, ProbeBoard, ProbeSnapshot, ProbeState, ThresholdMachine,
+    AnyProbe, CheckResult, FlapRule, ProbeBoard, ProbeSnapshot, ProbeState, StatusSender,
+    ThresholdMachine,
 };
 use crate::config::ProbeConfig;
 use crate::docker::DockerEngine;
@@ -15,10 +17,12 @@ use crate::event::{Bus, Event, EventKind, Timestamp};
 
 /// Start checking `config` until `cancel` fires. The caller keeps the handle to await the stop.
 /// `recoveries_total` continues the count of a previous run, so it survives a daemon restart.
+/// Every transition goes to `status` before the bus, so a follower of `status` never misses one.
 pub fn spawn(
     config: &ProbeConfig,
     docker: &DockerEngine,
     recoveries_total: u64,
+    status: StatusSender,
     bus: Bus,
     board: ProbeBoard,
     cancel: CancellationToken,
@@ -84,10 +88,18 @@ pub fn spawn(
             max_latency,
         },
         machine,
-        bus,
-        board,
+        Outputs { status, bus, board },
         cancel,
     )))
+}
+
+/// Where a probe's results go.
+struct Outputs {
+    /// The lossless channel healers, cascades and drills follow.
+    status: StatusSender,
+    /// The record: journal, notifiers, metrics, API followers.
+    bus: Bus,
+    board: ProbeBoard,
 }
 
 /// When and how long a probe checks.
@@ -102,10 +114,10 @@ async fn run(
     probe: AnyProbe,
     limits: Limits,
     mut machine: ThresholdMachine,
-    bus: Bus,
-    board: ProbeBoard,
+    outputs: Outputs,
     cancel: CancellationToken,
 ) {
+    let Outputs { status, bus, board } = outputs;
     // Probes started together would otherwise check in lockstep forever: a thousand requests in
     // the same few milliseconds every interval, a memory peak in sentineld and refused
     // connections at small servers. Each probe starts at its own offset instead.
@@ -131,6 +143,11 @@ async fn run(
         let transition = machine.observe(result.is_success());
         update_board(&board, &name, &machine, &result, transition.is_some());
         if let Some(transition) = transition {
+            let reason = result.failure.as_ref().map(|f| f.reason);
+            let recoveries = machine.recoveries_total();
+            status.send_modify(|status| {
+                status.apply(transition, Timestamp::now(), reason, recoveries)
+            });
             announce(
                 &name,
                 &machine,
