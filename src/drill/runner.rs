@@ -528,3 +528,73 @@ struct StepContext<'a> {
     number: usize,
     step: &'a Step,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{ProbeStatus, Transition};
+
+    fn step(status: &mut ProbeStatus, from: ProbeState, to: ProbeState, at: i64, rec: u64) {
+        status.apply(Transition { from, to }, Timestamp(at), None, rec);
+    }
+
+    fn tos(events: &[Event]) -> Vec<(i64, String)> {
+        events
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::ProbeTransition { to, .. } => (e.at.as_millis(), to.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// A drill that looks only after a Down and its recovery still judges both, at their times.
+    #[test]
+    fn a_late_look_still_sees_the_down_and_the_recovery() {
+        let mut status = ProbeStatus::unknown(0);
+        step(&mut status, ProbeState::Unknown, ProbeState::Up, 1, 0);
+        let before = status.clone();
+        step(&mut status, ProbeState::Up, ProbeState::Down, 10, 0);
+        step(&mut status, ProbeState::Down, ProbeState::Recovering, 20, 0);
+        step(&mut status, ProbeState::Recovering, ProbeState::Up, 30, 1);
+        let change = Change {
+            probe: "api".into(),
+            before: before.clone(),
+            now: status.clone(),
+        };
+        assert_eq!(
+            tos(&transitions(&change)),
+            [(10, "down".to_string()), (30, "up".to_string())]
+        );
+        let expectation = super::super::Expectation::ProbeUp {
+            probe: "api".into(),
+            within: Duration::from_millis(25),
+        };
+        let verdict = evaluate(
+            &expectation,
+            Timestamp(5),
+            &transitions(&change),
+            Timestamp(40),
+            false,
+        );
+        assert!(
+            matches!(
+                verdict,
+                Verdict::Met {
+                    measured_ms: Some(25),
+                    ..
+                }
+            ),
+            "{verdict:?}"
+        );
+        // Down again after the recovery: the last event says Down.
+        step(&mut status, ProbeState::Up, ProbeState::Down, 35, 1);
+        let change = Change {
+            probe: "api".into(),
+            before,
+            now: status,
+        };
+        let seen = tos(&transitions(&change));
+        assert_eq!(seen.last(), Some(&(35, "down".to_string())), "{seen:?}");
+    }
+}
