@@ -206,7 +206,7 @@ impl Supervisor {
         let runner = DrillRunner::new(
             chaos.clone(),
             bus.clone(),
-            (board.clone(), probes.feeds()),
+            (board.clone(), probes.feeds(), heal_board.clone()),
             config.drills(),
         );
         runner.remember(past_drills);

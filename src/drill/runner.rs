@@ -15,6 +15,7 @@ use super::expect::{evaluate, Verdict};
 use super::{Drill, DrillError, Step};
 use crate::chaos::ChaosEngine;
 use crate::event::{Bus, Event, EventKind, Timestamp};
+use crate::heal::HealBoard;
 use crate::probe::{Change, Followed, ProbeBoard, ProbeFeeds, ProbeState};
 
 /// Finished runs kept for `GET /v1/drills` (the journal keeps all of them as events).
@@ -81,6 +82,8 @@ struct Inner {
     probes: ProbeBoard,
     /// Probe transitions come from here, not the bus: a Down is never missed.
     feeds: ProbeFeeds,
+    /// Successful heals come from here, not the bus, for the same reason.
+    heals: HealBoard,
     drills: Mutex<Vec<Drill>>,
     runs: Mutex<Vec<DrillRun>>,
     active: Mutex<Option<Active>>,
@@ -107,7 +110,7 @@ impl DrillRunner {
     pub fn new(
         chaos: ChaosEngine,
         bus: Bus,
-        (probes, feeds): (ProbeBoard, ProbeFeeds),
+        (probes, feeds, heals): (ProbeBoard, ProbeFeeds, HealBoard),
         drills: Vec<Drill>,
     ) -> Self {
         Self {
@@ -116,6 +119,7 @@ impl DrillRunner {
                 bus,
                 probes,
                 feeds,
+                heals,
                 drills: Mutex::new(drills),
                 runs: Mutex::new(Vec::new()),
                 active: Mutex::new(None),
@@ -376,6 +380,8 @@ impl DrillRunner {
         let mut decided: Vec<bool> = vec![false; expectations.len()];
         let mut seen: Vec<Event> = Vec::new();
         let mut experiment_over = false;
+        // The last successful heal already judged, per probe.
+        let mut healed_at: std::collections::HashMap<String, Timestamp> = Default::default();
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
@@ -384,8 +390,9 @@ impl DrillRunner {
                 }
                 _ = events.probes.changed() => {}
                 received = events.bus.recv() => match received {
-                    // Transitions are judged from the probes' status channels (below).
-                    Ok(Event { kind: EventKind::ProbeTransition { .. }, .. }) => {}
+                    // Transitions and heals are judged from the probes' status channels and
+                    // the heal board (below).
+                    Ok(Event { kind: EventKind::ProbeTransition { .. } | EventKind::HealFinished { .. }, .. }) => {}
                     Ok(event) => {
                         if matches!(&event.kind, EventKind::ChaosRolledBack { experiment: e, .. } if e == experiment) {
                             experiment_over = true;
@@ -409,6 +416,23 @@ impl DrillRunner {
                     )));
                 }
                 seen.extend(transitions(&change));
+            }
+            for heal in self.inner.heals.snapshot() {
+                let Some(at) = heal.last_ok_at.filter(|at| *at >= start) else {
+                    continue;
+                };
+                if healed_at.get(&heal.probe) != Some(&at) {
+                    healed_at.insert(heal.probe.clone(), at);
+                    seen.push(Event {
+                        at,
+                        kind: EventKind::HealFinished {
+                            probe: heal.probe,
+                            action: heal.action,
+                            ok: true,
+                            detail: heal.last_result.unwrap_or_default(),
+                        },
+                    });
+                }
             }
             let now = Timestamp::now();
             // The step lasts until every timed expectation is decided; with none, as long as

@@ -205,6 +205,7 @@ pub fn spawn(
             retry_at: None,
             heals_total: 0,
             last_result: None,
+            last_ok_at: None,
         },
     );
     let container_events = match &spec.action {
@@ -464,17 +465,22 @@ impl Healer {
         if !ok {
             tracing::error!(probe, "heal action failed: {detail}");
         }
-        self.bus.publish(EventKind::HealFinished {
+        let finished = Event::now(EventKind::HealFinished {
             probe: probe.clone(),
             action,
             ok,
             detail: detail.clone(),
         });
+        let finished_at = finished.at;
+        self.bus.publish_event(finished);
         let remaining = self.spec.budget.remaining(Timestamp::now());
         self.board.update(&probe, |s| {
             s.heals_total += 1;
             s.budget_remaining = remaining;
             s.last_result = Some(detail);
+            if ok {
+                s.last_ok_at = Some(finished_at);
+            }
         });
         self.answer_waiting();
     }

@@ -57,6 +57,10 @@ pub struct HealSnapshot {
     pub retry_at: Option<Timestamp>,
     pub heals_total: u64,
     pub last_result: Option<String>,
+    /// When an action last succeeded: drills judge `heal` expectations by it, so a busy bus
+    /// cannot hide a heal from them. Not part of the API's answer.
+    #[serde(skip)]
+    pub last_ok_at: Option<Timestamp>,
 }
 
 /// Latest heal snapshot per probe, written by healers and read by the API.

@@ -17,7 +17,7 @@ use crate::event::{Bus, Event, EventKind, Timestamp};
 
 /// Start checking `config` until `cancel` fires. The caller keeps the handle to await the stop.
 /// `recoveries_total` continues the count of a previous run, so it survives a daemon restart.
-/// Every transition goes to `status` before the bus, so a follower of `status` never misses one.
+/// Every transition goes to the bus (the record) and to `status`, which its followers cannot miss.
 pub fn spawn(
     config: &ProbeConfig,
     docker: &DockerEngine,
@@ -143,12 +143,11 @@ async fn run(
         let transition = machine.observe(result.is_success());
         update_board(&board, &name, &machine, &result, transition.is_some());
         if let Some(transition) = transition {
-            let reason = result.failure.as_ref().map(|f| f.reason);
-            let recoveries = machine.recoveries_total();
-            status.send_modify(|status| {
-                status.apply(transition, Timestamp::now(), reason, recoveries)
-            });
+            // One time for both: the healer's incident times match the journal's. The bus
+            // first, so the record keeps the transition before the heal it causes.
+            let at = Timestamp::now();
             announce(
+                at,
                 &name,
                 &machine,
                 &result,
@@ -156,6 +155,9 @@ async fn run(
                 transition.to,
                 &bus,
             );
+            let reason = result.failure.as_ref().map(|f| f.reason);
+            let recoveries = machine.recoveries_total();
+            status.send_modify(|status| status.apply(transition, at, reason, recoveries));
         }
     }
     board.remove(&name);
@@ -235,6 +237,7 @@ fn update_board(
 }
 
 fn announce(
+    at: Timestamp,
     name: &str,
     machine: &ThresholdMachine,
     result: &CheckResult,
@@ -263,17 +266,20 @@ fn announce(
             from.as_str()
         ),
     }
-    bus.publish(EventKind::ProbeTransition {
-        probe: name.to_string(),
-        from: from.as_str().to_string(),
-        to: to.as_str().to_string(),
-        reason: result
-            .failure
-            .as_ref()
-            .map(|f| f.reason.as_str().to_string()),
-        status_code: result.status_code,
-        latency_ms: Some(result.latency.as_secs_f64() * 1000.0),
-        recoveries_total: machine.recoveries_total(),
+    bus.publish_event(Event {
+        at,
+        kind: EventKind::ProbeTransition {
+            probe: name.to_string(),
+            from: from.as_str().to_string(),
+            to: to.as_str().to_string(),
+            reason: result
+                .failure
+                .as_ref()
+                .map(|f| f.reason.as_str().to_string()),
+            status_code: result.status_code,
+            latency_ms: Some(result.latency.as_secs_f64() * 1000.0),
+            recoveries_total: machine.recoveries_total(),
+        },
     });
 }
 
