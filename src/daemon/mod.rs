@@ -1,5 +1,5 @@
-//! The supervisor: builds the running system from a config, applies diffs on reload, owns
-//! shutdown, and keeps systemd informed (READY, RELOADING, STOPPING, STATUS, WATCHDOG).
+//! The daemon: `run` opens what frames the components (rollback, journal, control socket, signals,
+//! sd_notify READY/RELOADING/STOPPING/WATCHDOG); `Supervisor` starts, reloads and stops the areas.
 
 mod component;
 #[cfg(debug_assertions)]
