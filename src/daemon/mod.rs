@@ -1,11 +1,15 @@
-//! The supervisor: builds the running system from a config, applies diffs on reload, owns
-//! shutdown, and keeps systemd informed (READY, RELOADING, STOPPING, STATUS, WATCHDOG).
+//! The daemon: `run` opens what frames the components (rollback, journal, control socket, signals,
+//! sd_notify READY/RELOADING/STOPPING/WATCHDOG); `Supervisor` starts, reloads and stops the areas.
 
+mod component;
+#[cfg(debug_assertions)]
+mod debug_flood;
 #[cfg(debug_assertions)]
 mod debug_panic;
 mod experiments;
 mod notify;
 mod paths;
+mod probes;
 mod rollback;
 mod silences;
 mod socket;
@@ -26,13 +30,12 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiState, ControlCommand, DaemonInfo, SystemAccounts};
 use crate::chaos::{ChaosEngine, ChaosError, LinuxHost};
 use crate::config::{self, ConfigError, ConfigWatcher};
-use crate::drill::DrillRunner;
 use crate::event::{Bus, EventKind, Timestamp};
 use crate::journal::{Journal, JournalError};
 pub use notify::{watchdog_interval, Notifier};
 pub use paths::RuntimePaths;
 pub use rollback::{rollback, RollbackOutcome};
-use supervisor::{ReloadTrigger, Supervisor};
+use supervisor::{Opened, ReloadTrigger, Supervisor};
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -167,10 +170,12 @@ pub async fn run(
     let bus = Bus::new();
     #[cfg(debug_assertions)]
     debug_panic::arm(&bus);
+    #[cfg(debug_assertions)]
+    debug_flood::arm(&bus);
 
     // The journal outlives every other component so their last events are stored.
     let journal_stop = CancellationToken::new();
-    let (retention_tx, retention_rx) = watch::channel(supervisor::retention_of(&loaded.config));
+    let (retention_tx, retention_rx) = watch::channel(component::retention_of(&loaded.config));
     let (journal, journal_task) = Journal::start(
         &runtime_paths.state_dir,
         &bus,
@@ -208,26 +213,17 @@ pub async fn run(
         notes,
         last_reload: None,
     });
-    let mut supervisor = Supervisor::start(
-        loaded,
-        journal.clone(),
-        bus.clone(),
-        retention_tx,
-        info_tx,
-        bound.gid,
-        components_stop.clone(),
-    )
-    .await?;
+    let opened = Opened {
+        journal: journal.clone(),
+        bus: bus.clone(),
+        retention: retention_tx,
+        info: info_tx,
+        socket_gid: bound.gid,
+        chaos,
+        past_drills,
+    };
+    let mut supervisor = Supervisor::start(loaded, opened, components_stop.clone()).await?;
 
-    let drills = DrillRunner::new(
-        chaos.clone(),
-        bus.clone(),
-        supervisor.board(),
-        supervisor.config().drills(),
-    );
-    drills.remember(past_drills);
-    let ai = crate::ai::AiService::default();
-    ai.configure(supervisor.config().ai.settings());
     let (command_tx, mut command_rx) = mpsc::channel::<ControlCommand>(8);
     let api_state = ApiState {
         info: info_rx,
@@ -239,15 +235,12 @@ pub async fn run(
         socket_gid: bound.gid,
         accounts: Arc::new(SystemAccounts),
         tenants: supervisor.tenants(),
-        chaos: chaos.clone(),
-        ai: ai.clone(),
+        chaos: supervisor.chaos(),
+        ai: supervisor.ai(),
         archiver: supervisor.archiver(),
         notifier: supervisor.notifier(),
-        drills: drills.clone(),
+        drills: supervisor.drills(),
     };
-    let halts = chaos.watch_halts(components_stop.clone());
-    let snapshots =
-        experiments::spawn_tenant_snapshots(&bus, supervisor.tenants(), components_stop.clone());
     let api_task = tokio::spawn(api::serve(
         bound.listener,
         api_state,
@@ -303,7 +296,7 @@ pub async fn run(
             }
             Some(command) = command_rx.recv() => match command {
                 ControlCommand::Reload { reply } => {
-                    let report = reload(&mut supervisor, &notifier, (&chaos, &drills, &ai), ReloadTrigger::Api).await;
+                    let report = reload(&mut supervisor, &notifier, ReloadTrigger::Api).await;
                     let _ = reply.send(report);
                     refresh_watch(&mut watcher, supervisor.config());
                     continue;
@@ -318,7 +311,7 @@ pub async fn run(
                 }
             },
         };
-        reload(&mut supervisor, &notifier, (&chaos, &drills, &ai), trigger).await;
+        reload(&mut supervisor, &notifier, trigger).await;
         refresh_watch(&mut watcher, supervisor.config());
     }
 
@@ -327,13 +320,12 @@ pub async fn run(
     bus.publish(EventKind::DaemonStopping {
         reason: "signal".into(),
     });
-    // The drill first: it records why it ended and rolls back its own experiment.
-    drills.shutdown().await;
-    chaos.shutdown().await;
-    components_stop.cancel();
-    let _ = halts.await;
-    let _ = snapshots.await;
+    // Mutating calls from now on are answered 503 (shutting down); reads answer until the end.
+    drop(command_rx);
+    // The drill first (it records why it ended and rolls back its own experiment), then the
+    // chaos engine, then the rest, the last started first.
     supervisor.stop(SHUTDOWN_GRACE).await;
+    components_stop.cancel();
     if tokio::time::timeout(SHUTDOWN_GRACE, api_task)
         .await
         .is_err()
@@ -355,14 +347,10 @@ pub async fn run(
 async fn reload(
     supervisor: &mut Supervisor,
     notifier: &Notifier,
-    (chaos, drills, ai): (&ChaosEngine, &DrillRunner, &crate::ai::AiService),
     trigger: ReloadTrigger,
 ) -> api::ReloadReport {
     notifier.reloading();
     let report = supervisor.reload(trigger).await;
-    chaos.configure(supervisor.config().chaos.settings());
-    drills.configure(supervisor.config().drills());
-    ai.configure(supervisor.config().ai.settings());
     notifier.ready(&supervisor.status_line());
     report
 }

@@ -1,5 +1,6 @@
 //! `DrillRunner`: runs one drill at a time, step by step, through the chaos engine; judges the
-//! expectations over the bus; aborts and rolls back on an unrelated Down, a stop or shutdown.
+//! expectations over the probes' status channels and the bus; aborts and rolls back on an
+//! unrelated Down, a stop or shutdown.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,7 +15,8 @@ use super::expect::{evaluate, Verdict};
 use super::{Drill, DrillError, Step};
 use crate::chaos::ChaosEngine;
 use crate::event::{Bus, DrillOutcome, Event, EventKind, ExpectationVerdict, Timestamp};
-use crate::probe::{ProbeBoard, ProbeState};
+use crate::heal::HealBoard;
+use crate::probe::{Change, Followed, ProbeBoard, ProbeFeeds, ProbeState};
 
 /// Finished runs kept for `GET /v1/drills` (the journal keeps all of them as events).
 const RECENT_RUNS: usize = 20;
@@ -88,6 +90,10 @@ struct Inner {
     chaos: ChaosEngine,
     bus: Bus,
     probes: ProbeBoard,
+    /// Probe transitions come from here, not the bus: a Down is never missed.
+    feeds: ProbeFeeds,
+    /// Successful heals come from here, not the bus, for the same reason.
+    heals: HealBoard,
     drills: Mutex<Vec<Drill>>,
     runs: Mutex<Vec<DrillRun>>,
     active: Mutex<Option<Active>>,
@@ -111,12 +117,19 @@ enum Interrupt {
 }
 
 impl DrillRunner {
-    pub fn new(chaos: ChaosEngine, bus: Bus, probes: ProbeBoard, drills: Vec<Drill>) -> Self {
+    pub fn new(
+        chaos: ChaosEngine,
+        bus: Bus,
+        (probes, feeds, heals): (ProbeBoard, ProbeFeeds, HealBoard),
+        drills: Vec<Drill>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 chaos,
                 bus,
                 probes,
+                feeds,
+                heals,
                 drills: Mutex::new(drills),
                 runs: Mutex::new(Vec::new()),
                 active: Mutex::new(None),
@@ -188,7 +201,10 @@ impl DrillRunner {
             runs.drain(..excess);
         }
         // Subscribe before answering, so no event of the first step can be missed.
-        let events = self.inner.bus.subscribe();
+        let events = Followers {
+            bus: self.inner.bus.subscribe(),
+            probes: Followed::new(self.inner.feeds.follow_all()),
+        };
         let (stop, stopped) = oneshot::channel();
         let runner = self.clone();
         let task = tokio::spawn(async move { runner.execute(id, drill, events, stopped).await });
@@ -246,7 +262,7 @@ impl DrillRunner {
         self,
         id: String,
         drill: Drill,
-        mut events: broadcast::Receiver<Event>,
+        mut events: Followers,
         mut stopped: oneshot::Receiver<String>,
     ) {
         // A probe Down before the drill began is not a failure the drill could cause or hide.
@@ -320,7 +336,7 @@ impl DrillRunner {
     async fn run_step(
         &self,
         context: &StepContext<'_>,
-        events: &mut broadcast::Receiver<Event>,
+        events: &mut Followers,
         stopped: &mut oneshot::Receiver<String>,
         ignored: &impl Fn(&str) -> bool,
     ) -> Result<(), Interrupt> {
@@ -367,7 +383,7 @@ impl DrillRunner {
         context: &StepContext<'_>,
         start: Timestamp,
         experiment: &str,
-        events: &mut broadcast::Receiver<Event>,
+        events: &mut Followers,
         stopped: &mut oneshot::Receiver<String>,
         ignored: &impl Fn(&str) -> bool,
     ) -> Result<(), Interrupt> {
@@ -375,22 +391,22 @@ impl DrillRunner {
         let mut decided: Vec<bool> = vec![false; expectations.len()];
         let mut seen: Vec<Event> = Vec::new();
         let mut experiment_over = false;
+        // The last successful heal already judged, per probe.
+        let mut healed_at: std::collections::HashMap<String, Timestamp> = Default::default();
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
                 reason = &mut *stopped => {
                     return Err(Interrupt::Abort(reason.unwrap_or_else(|_| "daemon shutdown".into())));
                 }
-                received = events.recv() => match received {
+                _ = events.probes.changed() => {}
+                received = events.bus.recv() => match received {
+                    // Transitions and heals are judged from the probes' status channels and
+                    // the heal board (below).
+                    Ok(Event { kind: EventKind::ProbeTransition { .. } | EventKind::HealFinished { .. }, .. }) => {}
                     Ok(event) => {
-                        match &event.kind {
-                            EventKind::ProbeTransition { probe, to: ProbeState::Down, .. } if !ignored(probe) => {
-                                return Err(Interrupt::Abort(format!("unrelated failure of probe {probe}")));
-                            }
-                            EventKind::ChaosRolledBack { experiment: e, .. } if e == experiment => {
-                                experiment_over = true;
-                            }
-                            _ => {}
+                        if matches!(&event.kind, EventKind::ChaosRolledBack { experiment: e, .. } if e == experiment) {
+                            experiment_over = true;
                         }
                         seen.push(event);
                     }
@@ -401,7 +417,33 @@ impl DrillRunner {
                         return Err(Interrupt::Abort("daemon shutdown".into()));
                     }
                 },
-                _ = tick.tick() => {}
+                _ = tick.tick() => events.probes.refresh(&self.inner.feeds),
+            }
+            for change in events.probes.take_changes() {
+                if change.now.went_down_since(&change.before) && !ignored(&change.probe) {
+                    let probe = change.probe;
+                    return Err(Interrupt::Abort(format!(
+                        "unrelated failure of probe {probe}"
+                    )));
+                }
+                seen.extend(transitions(&change));
+            }
+            for heal in self.inner.heals.snapshot() {
+                let Some(at) = heal.last_ok_at.filter(|at| *at >= start) else {
+                    continue;
+                };
+                if healed_at.get(&heal.probe) != Some(&at) {
+                    healed_at.insert(heal.probe.clone(), at);
+                    seen.push(Event {
+                        at,
+                        kind: EventKind::HealFinished {
+                            probe: heal.probe,
+                            action: heal.action,
+                            ok: true,
+                            detail: heal.last_result.unwrap_or_default(),
+                        },
+                    });
+                }
             }
             let now = Timestamp::now();
             // The step lasts until every timed expectation is decided; with none, as long as
@@ -471,10 +513,127 @@ impl DrillRunner {
     }
 }
 
+/// What a running drill follows: the probes' status channels (lossless) and the bus (for
+/// experiments, tenant alerts and heals).
+struct Followers {
+    bus: broadcast::Receiver<Event>,
+    probes: Followed,
+}
+
+/// The transitions a change stands for, oldest first, as events the verdicts read. A follower
+/// that woke late still gets the Down and the recovery it slept through, at their own times.
+fn transitions(change: &Change) -> Vec<Event> {
+    let Change { probe, before, now } = change;
+    let event = |at: Timestamp, from: ProbeState, to: ProbeState| Event {
+        at,
+        kind: EventKind::ProbeTransition {
+            probe: probe.clone(),
+            from,
+            to,
+            reason: now.reason,
+            status_code: None,
+            latency_ms: None,
+            recoveries_total: now.recoveries_total,
+        },
+    };
+    let (down, up) = (
+        now.down_at.unwrap_or(now.since),
+        now.up_at.unwrap_or(now.since),
+    );
+    let (went_down, recovered) = (now.went_down_since(before), now.recovered_since(before));
+    let mut events = Vec::new();
+    match (went_down, recovered) {
+        (true, true) if down <= up => {
+            events.push(event(down, before.state, ProbeState::Down));
+            events.push(event(up, ProbeState::Down, ProbeState::Up));
+        }
+        (true, true) => {
+            // Down, Up and Down again: the first Down's time is lost; it was before the Up.
+            events.push(event(up, before.state, ProbeState::Down));
+            events.push(event(up, ProbeState::Down, ProbeState::Up));
+            events.push(event(down, ProbeState::Up, ProbeState::Down));
+        }
+        (true, false) => events.push(event(down, before.state, ProbeState::Down)),
+        (false, true) => events.push(event(up, before.state, ProbeState::Up)),
+        (false, false) => events.push(event(now.since, before.state, now.state)),
+    }
+    events
+}
+
 #[derive(Clone, Copy)]
 struct StepContext<'a> {
     id: &'a str,
     name: &'a str,
     number: usize,
     step: &'a Step,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{ProbeStatus, Transition};
+
+    fn step(status: &mut ProbeStatus, from: ProbeState, to: ProbeState, at: i64, rec: u64) {
+        status.apply(Transition { from, to }, Timestamp(at), None, rec);
+    }
+
+    fn tos(events: &[Event]) -> Vec<(i64, ProbeState)> {
+        events
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::ProbeTransition { to, .. } => (e.at.as_millis(), *to),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// A drill that looks only after a Down and its recovery still judges both, at their times.
+    #[test]
+    fn a_late_look_still_sees_the_down_and_the_recovery() {
+        let mut status = ProbeStatus::unknown(0);
+        step(&mut status, ProbeState::Unknown, ProbeState::Up, 1, 0);
+        let before = status.clone();
+        step(&mut status, ProbeState::Up, ProbeState::Down, 10, 0);
+        step(&mut status, ProbeState::Down, ProbeState::Recovering, 20, 0);
+        step(&mut status, ProbeState::Recovering, ProbeState::Up, 30, 1);
+        let change = Change {
+            probe: "api".into(),
+            before: before.clone(),
+            now: status.clone(),
+        };
+        assert_eq!(
+            tos(&transitions(&change)),
+            [(10, ProbeState::Down), (30, ProbeState::Up)]
+        );
+        let expectation = super::super::Expectation::ProbeUp {
+            probe: "api".into(),
+            within: Duration::from_millis(25),
+        };
+        let verdict = evaluate(
+            &expectation,
+            Timestamp(5),
+            &transitions(&change),
+            Timestamp(40),
+            false,
+        );
+        assert!(
+            matches!(
+                verdict,
+                Verdict::Met {
+                    measured_ms: Some(25),
+                    ..
+                }
+            ),
+            "{verdict:?}"
+        );
+        // Down again after the recovery: the last event says Down.
+        step(&mut status, ProbeState::Up, ProbeState::Down, 35, 1);
+        let change = Change {
+            probe: "api".into(),
+            before,
+            now: status,
+        };
+        let seen = tos(&transitions(&change));
+        assert_eq!(seen.last(), Some(&(35, ProbeState::Down)), "{seen:?}");
+    }
 }

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::HealCommand;
-use crate::event::{Bus, Event, EventKind, ProbeState};
+use super::Mailbox;
+use crate::event::{Bus, EventKind};
 use crate::probe::config::{dependency_order, ProbeConfig};
+use crate::probe::{Followed, ProbeFeeds};
 
 /// How long one dependant's restart may take before the cascade moves on to the next.
 const DEPENDANT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -51,73 +51,57 @@ pub fn dependants_by_parent(probes: &[ProbeConfig]) -> BTreeMap<String, Vec<Stri
     plan
 }
 
-/// Follow recoveries on the bus and restart dependants through their healers until `cancel`.
+/// Follow the parents' status channels and restart their dependants through their healers
+/// until `cancel`. A recovery is seen however busy the bus is: the channel counts recoveries.
 pub async fn run(
     plan: BTreeMap<String, Vec<String>>,
-    healers: BTreeMap<String, mpsc::Sender<HealCommand>>,
+    healers: BTreeMap<String, Mailbox>,
+    feeds: ProbeFeeds,
     bus: Bus,
     cancel: CancellationToken,
 ) {
-    let mut events = bus.subscribe();
+    let parents = plan
+        .keys()
+        .filter_map(|parent| Some((parent.clone(), feeds.follow(parent)?)));
+    let mut parents = Followed::new(parents);
     loop {
-        let event = tokio::select! {
+        tokio::select! {
             _ = cancel.cancelled() => return,
-            event = events.recv() => event,
-        };
-        let parent = match event {
-            Ok(Event {
-                kind:
-                    EventKind::ProbeTransition {
-                        probe, from, to, ..
-                    },
-                ..
-            }) if to == ProbeState::Up
-                && matches!(from, ProbeState::Down | ProbeState::Recovering) =>
-            {
-                probe
-            }
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let Some(dependants) = plan.get(&parent) else {
-            continue;
-        };
-        tracing::info!(
-            parent,
-            ?dependants,
-            "dependency recovered; restarting its dependants in order"
-        );
-        bus.publish(EventKind::DependencyRecovered {
-            parent: parent.clone(),
-            dependants: dependants.clone(),
-        });
-        for dependant in dependants {
-            let Some(healer) = healers.get(dependant) else {
+            _ = parents.changed() => {}
+        }
+        let recovered: Vec<String> = parents
+            .take_changes()
+            .into_iter()
+            .filter(|change| change.now.recovered_since(&change.before))
+            .map(|change| change.probe)
+            .collect();
+        for parent in recovered {
+            let Some(dependants) = plan.get(&parent) else {
                 continue;
             };
-            if healer.send(HealCommand::Dependency).await.is_err() {
-                continue;
-            }
-            // One at a time: wait until this dependant's action finished (or was refused).
-            let waited = tokio::time::timeout(DEPENDANT_TIMEOUT, async {
-                loop {
-                    match events.recv().await {
-                        Ok(Event {
-                            kind:
-                                EventKind::HealFinished { probe, .. }
-                                | EventKind::HealGaveUp { probe, .. },
-                            ..
-                        }) if probe == *dependant => return,
-                        Err(broadcast::error::RecvError::Closed) => return,
-                        _ => {}
-                    }
-                }
+            tracing::info!(
+                parent,
+                ?dependants,
+                "dependency recovered; restarting its dependants in order"
+            );
+            bus.publish(EventKind::DependencyRecovered {
+                parent: parent.clone(),
+                dependants: dependants.clone(),
             });
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                result = waited => if result.is_err() {
-                    tracing::warn!(dependant, "no heal result within {DEPENDANT_TIMEOUT:?}; moving on");
-                },
+            for dependant in dependants {
+                let Some(healer) = healers.get(dependant) else {
+                    continue;
+                };
+                let Ok(done) = healer.restart_for_dependency().await else {
+                    continue;
+                };
+                // One at a time: wait until this dependant's action finished (or was refused).
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    result = tokio::time::timeout(DEPENDANT_TIMEOUT, done) => if result.is_err() {
+                        tracing::warn!(dependant, "no heal result within {DEPENDANT_TIMEOUT:?}; moving on");
+                    },
+                }
             }
         }
     }

@@ -1,14 +1,15 @@
-//! One healer per healable probe: follows the probe's transitions on the bus and runs the
-//! incident loop — budget, backoff, act, verify — publishing each step as an event.
+//! One healer per healable probe: follows the probe's own status channel (lossless, unlike the
+//! bus) and runs the incident loop — budget, backoff, act, verify — publishing each step as an event.
 
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Backoff, HealAction, HealBoard, HealSnapshot, RestartBudget};
-use crate::event::{Bus, Event, EventKind, FailureReason, HealCause, ProbeState, Timestamp};
+use super::{Backoff, HealAction, HealBoard, HealError, HealSnapshot, RestartBudget};
+use crate::event::{Bus, Event, EventKind, FailureReason, HealCause, Timestamp};
+use crate::probe::{ProbeState, ProbeStatus, StatusReceiver};
 
 /// Operator requests for one healer (`sentinelctl heal now|reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,14 +88,68 @@ struct Incident {
     reason: Option<FailureReason>,
 }
 
+/// One request in a healer's mailbox; `done` is answered once the action it asked for finished
+/// or was refused (the cascade waits for it before restarting the next dependant).
+struct Request {
+    command: HealCommand,
+    done: Option<oneshot::Sender<()>>,
+}
+
+/// How the supervisor and the cascade reach a healer: requests and the probe's silence.
+/// Cheap to clone; both channels are lossless (a queue and a latest value).
+#[derive(Clone)]
+pub struct Mailbox {
+    requests: mpsc::Sender<Request>,
+    silence: watch::Sender<Option<Timestamp>>,
+}
+
+impl Mailbox {
+    /// Pass an operator request (`heal now`, `heal reset`).
+    pub async fn send(&self, command: HealCommand) -> Result<(), HealError> {
+        self.requests
+            .send(Request {
+                command,
+                done: None,
+            })
+            .await
+            .map_err(|_| HealError::Stopped)
+    }
+
+    /// Restart for a recovered dependency; resolves once the action finished or was refused.
+    pub async fn restart_for_dependency(&self) -> Result<oneshot::Receiver<()>, HealError> {
+        let (done, finished) = oneshot::channel();
+        self.requests
+            .send(Request {
+                command: HealCommand::Dependency,
+                done: Some(done),
+            })
+            .await
+            .map_err(|_| HealError::Stopped)?;
+        Ok(finished)
+    }
+
+    /// No healing before `until` (a time in the past lifts the silence).
+    pub fn silence(&self, until: Option<Timestamp>) {
+        self.silence.send_replace(until);
+    }
+}
+
+/// What a healer follows besides its mailbox.
+pub struct HealerInputs {
+    /// The probe's status channel: the only source of Down and Up for the healer.
+    pub status: StatusReceiver,
+    /// The silence in force when the healer starts.
+    pub silenced_until: Option<Timestamp>,
+}
+
 enum Wake {
-    Transition {
-        to: ProbeState,
-        at: Timestamp,
-        reason: Option<FailureReason>,
+    /// The probe's status changed: what it was when last seen, and what it is now.
+    Status {
+        before: ProbeStatus,
+        now: ProbeStatus,
     },
     Fault(Timestamp),
-    Command(HealCommand),
+    Command(Request),
     /// The silence was set or lifted: waits re-evaluate.
     SilenceChanged,
     Deadline,
@@ -103,8 +158,14 @@ enum Wake {
 
 struct Healer {
     spec: HealerSpec,
-    events: broadcast::Receiver<Event>,
-    commands: mpsc::Receiver<HealCommand>,
+    status: StatusReceiver,
+    /// The status last handled: what the next change is compared with.
+    seen: ProbeStatus,
+    /// Container deaths from the bus date the fault a little earlier than the probe's first
+    /// failure; only the incident's `time_to_detect` depends on them, so a lag costs nothing else.
+    container_events: Option<broadcast::Receiver<Event>>,
+    requests: mpsc::Receiver<Request>,
+    silence: watch::Receiver<Option<Timestamp>>,
     bus: Bus,
     board: HealBoard,
     cancel: CancellationToken,
@@ -113,16 +174,25 @@ struct Healer {
     silenced_until: Option<Timestamp>,
     /// Whether the probe's last transition was to Down (an incident is open).
     probe_down: bool,
+    /// The probe went Down again after the recovery that closed the last incident.
+    reopen: bool,
+    /// Requesters waiting for the next action's end (a dependency restart folded into a heal).
+    waiting: Vec<oneshot::Sender<()>>,
 }
 
-/// Start a healer. Subscribes to the bus before returning so no transition is missed.
+/// Start a healer following `inputs.status`: every Down published there after this call is
+/// acted on, however many events pass on the bus meanwhile.
 pub fn spawn(
     spec: HealerSpec,
+    inputs: HealerInputs,
     bus: Bus,
     board: HealBoard,
     cancel: CancellationToken,
-) -> (mpsc::Sender<HealCommand>, JoinHandle<()>) {
-    let (command_tx, commands) = mpsc::channel(8);
+) -> (Mailbox, JoinHandle<()>) {
+    let (requests_tx, requests) = mpsc::channel(8);
+    let (silence_tx, silence) = watch::channel(inputs.silenced_until);
+    let mut status = inputs.status;
+    let seen = status.borrow_and_update().clone();
     let mut budget = spec.budget.clone();
     board.put(
         &spec.probe,
@@ -135,20 +205,34 @@ pub fn spawn(
             retry_at: None,
             heals_total: 0,
             last_result: None,
+            last_ok_at: None,
         },
     );
+    let container_events = match &spec.action {
+        HealAction::DockerRestart { .. } => Some(bus.subscribe()),
+        HealAction::Exec { .. } => None,
+    };
     let healer = Healer {
-        events: bus.subscribe(),
         spec,
-        commands,
+        status,
+        seen,
+        container_events,
+        requests,
+        silence,
         bus,
         board,
         cancel,
         incident: Incident::default(),
-        silenced_until: None,
+        silenced_until: inputs.silenced_until,
         probe_down: false,
+        reopen: false,
+        waiting: Vec::new(),
     };
-    (command_tx, tokio::spawn(healer.run()))
+    let mailbox = Mailbox {
+        requests: requests_tx,
+        silence: silence_tx,
+    };
+    (mailbox, tokio::spawn(healer.run()))
 }
 
 impl Healer {
@@ -160,38 +244,81 @@ impl Healer {
                 Wake::Fault(at) => {
                     self.incident.fault_at.get_or_insert(at);
                 }
-                Wake::Transition { to, at, reason } => match to {
-                    ProbeState::Failing => {
-                        self.incident.fault_at.get_or_insert(at);
-                    }
-                    ProbeState::Down => {
-                        self.probe_down = true;
-                        self.incident.down_at = Some(at);
-                        self.incident.reason = reason;
-                        self.incident.fault_at.get_or_insert(at);
-                        if !self.heal().await {
-                            break;
+                Wake::Status { before, now } if now.went_down_since(&before) => {
+                    self.open_incident(&now);
+                    let still_down = matches!(now.state, ProbeState::Down | ProbeState::Recovering);
+                    if now.recovered_since(&before) && !still_down {
+                        // Down and back Up before this healer looked: nothing left to heal.
+                        self.close(now.up_at.unwrap_or(now.since), false);
+                        if now.state == ProbeState::Failing {
+                            self.incident.fault_at = now.fault_at;
                         }
+                        continue;
+                    }
+                    if !self.heal_until_up().await {
+                        break;
+                    }
+                }
+                Wake::Status { now, .. } => match now.state {
+                    ProbeState::Failing => {
+                        let at = now.fault_at.unwrap_or(now.since);
+                        self.incident.fault_at.get_or_insert(at);
                     }
                     ProbeState::Up => {
                         self.probe_down = false;
                         self.incident = Incident::default();
                     }
-                    ProbeState::Unknown | ProbeState::Recovering => {}
+                    ProbeState::Unknown | ProbeState::Down | ProbeState::Recovering => {}
                 },
-                Wake::Command(HealCommand::Reset) => self.reset(),
-                Wake::Command(HealCommand::Now) if self.probe_down => {
-                    if !self.heal().await {
-                        break;
+                Wake::Command(request) => {
+                    let Request { command, done } = request;
+                    self.waiting.extend(done);
+                    match command {
+                        HealCommand::Reset => self.reset(),
+                        HealCommand::Now if self.probe_down => {
+                            if !self.heal_until_up().await {
+                                break;
+                            }
+                        }
+                        HealCommand::Now => self.act_once(HealCause::Operator).await,
+                        HealCommand::Dependency => self.act_once(HealCause::Dependency).await,
                     }
-                }
-                Wake::Command(HealCommand::Now) => self.act_once(HealCause::Operator).await,
-                Wake::Command(HealCommand::Dependency) => {
-                    self.act_once(HealCause::Dependency).await
+                    self.answer_waiting();
                 }
             }
         }
         self.board.remove(&self.spec.probe);
+    }
+
+    /// The probe went Down: remember when and why.
+    fn open_incident(&mut self, now: &ProbeStatus) {
+        self.probe_down = true;
+        self.incident.down_at = now.down_at.or(Some(now.since));
+        self.incident.reason = now.reason;
+        if let Some(at) = now.fault_at.or(now.down_at) {
+            self.incident.fault_at.get_or_insert(at);
+        }
+    }
+
+    /// Heal, and again for as long as the probe goes Down again right after a recovery.
+    async fn heal_until_up(&mut self) -> bool {
+        loop {
+            if !self.heal().await {
+                return false;
+            }
+            if !std::mem::take(&mut self.reopen) {
+                return true;
+            }
+            let now = self.seen.clone();
+            self.open_incident(&now);
+        }
+    }
+
+    /// Tell whoever waits for an action that it is over (or was refused).
+    fn answer_waiting(&mut self) {
+        for done in self.waiting.drain(..) {
+            let _ = done.send(());
+        }
     }
 
     fn reset(&mut self) {
@@ -246,6 +373,7 @@ impl Healer {
                     attempts: self.spec.budget_max,
                     retry_at,
                 });
+                self.answer_waiting();
                 let wait =
                     Duration::from_millis((retry_at.as_millis() - now.as_millis()).max(0) as u64);
                 match self.wait_for_up_or_command(wait, Until::Deadline).await {
@@ -343,18 +471,24 @@ impl Healer {
         if !ok {
             tracing::error!(probe, "heal action failed: {detail}");
         }
-        self.bus.publish(EventKind::HealFinished {
+        let finished = Event::now(EventKind::HealFinished {
             probe: probe.clone(),
             action,
             ok,
             detail: detail.clone(),
         });
+        let finished_at = finished.at;
+        self.bus.publish_event(finished);
         let remaining = self.spec.budget.remaining(Timestamp::now());
         self.board.update(&probe, |s| {
             s.heals_total += 1;
             s.budget_remaining = remaining;
             s.last_result = Some(detail);
+            if ok {
+                s.last_ok_at = Some(finished_at);
+            }
         });
+        self.answer_waiting();
     }
 
     /// One action on a probe that is not Down (operator or dependency restart): no incident,
@@ -406,21 +540,28 @@ impl Healer {
         loop {
             match self.wake(Some(deadline)).await {
                 Wake::Stop => return Outcome::Stop,
-                Wake::Transition {
-                    to: ProbeState::Up,
-                    at,
-                    ..
-                } => return Outcome::Up(at),
-                Wake::Transition {
-                    to: ProbeState::Down,
-                    at,
-                    ..
-                } => {
-                    self.incident.down_at.get_or_insert(at);
+                Wake::Status { before, now } if now.recovered_since(&before) => {
+                    let up_at = now.up_at.unwrap_or(now.since);
+                    // Down again already: a new incident opens once this one is closed.
+                    self.reopen = now.state != ProbeState::Up;
+                    return Outcome::Up(up_at);
                 }
-                Wake::Transition { .. } | Wake::Fault(_) => {}
-                Wake::Command(HealCommand::Reset) => return Outcome::Reset,
-                Wake::Command(HealCommand::Now | HealCommand::Dependency) => return Outcome::Now,
+                Wake::Status { now, .. } if now.state == ProbeState::Up => {
+                    return Outcome::Up(now.since)
+                }
+                Wake::Status { before, now } if now.went_down_since(&before) => {
+                    if let Some(at) = now.down_at {
+                        self.incident.down_at.get_or_insert(at);
+                    }
+                }
+                Wake::Status { .. } | Wake::Fault(_) => {}
+                Wake::Command(Request { command, done }) => {
+                    self.waiting.extend(done);
+                    return match command {
+                        HealCommand::Reset => Outcome::Reset,
+                        HealCommand::Now | HealCommand::Dependency => Outcome::Now,
+                    };
+                }
                 Wake::Deadline => return Outcome::Elapsed,
                 // Only a wait for the silence to end cares; a verification keeps its deadline.
                 Wake::SilenceChanged if until == Until::SilenceChanges => return Outcome::Elapsed,
@@ -438,18 +579,26 @@ impl Healer {
                     None => std::future::pending().await,
                 }
             };
+            let container_event = async {
+                match self.container_events.as_mut() {
+                    Some(events) => events.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = self.cancel.cancelled() => return Wake::Stop,
                 _ = sleep => return Wake::Deadline,
-                Some(command) = self.commands.recv() => return Wake::Command(command),
-                received = self.events.recv() => match received {
-                    Ok(Event { at, kind: EventKind::ProbeTransition { probe, to, reason, .. } }) if probe == self.spec.probe => {
-                        return Wake::Transition { to, at, reason };
-                    }
-                    Ok(Event { kind: EventKind::ProbeSilenced { probe, until }, .. }) if probe == self.spec.probe => {
-                        self.silenced_until = Some(until);
-                        return Wake::SilenceChanged;
-                    }
+                Some(request) = self.requests.recv() => return Wake::Command(request),
+                Ok(()) = self.status.changed() => {
+                    let now = self.status.borrow_and_update().clone();
+                    let before = std::mem::replace(&mut self.seen, now.clone());
+                    return Wake::Status { before, now };
+                }
+                Ok(()) = self.silence.changed() => {
+                    self.silenced_until = *self.silence.borrow_and_update();
+                    return Wake::SilenceChanged;
+                }
+                received = container_event => match received {
                     // The container's death is the fault's real start: it precedes the probe's Down.
                     Ok(Event { at, kind: EventKind::ContainerEvent { container: name, action, .. } })
                         if self.watches_container(&name) && action.is_death() =>
@@ -458,9 +607,9 @@ impl Healer {
                     }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(probe = %self.spec.probe, missed, "healer fell behind the bus");
+                        tracing::debug!(probe = %self.spec.probe, missed, "healer skipped container events; the fault is dated by the probe");
                     }
-                    Err(broadcast::error::RecvError::Closed) => return Wake::Stop,
+                    Err(broadcast::error::RecvError::Closed) => self.container_events = None,
                 },
             }
         }
@@ -487,4 +636,164 @@ enum Outcome {
     Now,
     Reset,
     Stop,
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::probe::{FailureReason, Transition};
+
+    /// A healer running `true` as its action, and the fake probe that drives it.
+    struct Rig {
+        probe: watch::Sender<ProbeStatus>,
+        board: HealBoard,
+        mailbox: Mailbox,
+        cancel: CancellationToken,
+        handle: JoinHandle<()>,
+        recoveries: u64,
+    }
+
+    fn rig(bus: &Bus) -> Rig {
+        let spec = HealerSpec {
+            probe: "app".into(),
+            action: HealAction::Exec {
+                program: "true".into(),
+                args: vec![],
+                timeout: Duration::from_secs(5),
+            },
+            budget: RestartBudget::new(3, Duration::from_secs(600)),
+            budget_max: 3,
+            backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(10)),
+            verify_within: Duration::from_secs(10),
+            evidence: None,
+        };
+        let (probe, status) = watch::channel(ProbeStatus::unknown(0));
+        let board = HealBoard::default();
+        let cancel = CancellationToken::new();
+        let inputs = HealerInputs {
+            status,
+            silenced_until: None,
+        };
+        let (mailbox, handle) = spawn(spec, inputs, bus.clone(), board.clone(), cancel.clone());
+        Rig {
+            probe,
+            board,
+            mailbox,
+            cancel,
+            handle,
+            recoveries: 0,
+        }
+    }
+
+    impl Rig {
+        fn go(&mut self, from: ProbeState, to: ProbeState) {
+            let reason = (to == ProbeState::Down).then_some(FailureReason::Refused);
+            if (Transition { from, to }).is_recovery() {
+                self.recoveries += 1;
+            }
+            let recoveries = self.recoveries;
+            self.probe.send_modify(|s| {
+                s.apply(
+                    Transition { from, to },
+                    Timestamp::now(),
+                    reason,
+                    recoveries,
+                )
+            });
+        }
+
+        fn heals(&self) -> u64 {
+            self.board.snapshot().first().map_or(0, |s| s.heals_total)
+        }
+
+        async fn wait_heals(&self, want: u64) {
+            let waited = tokio::time::timeout(Duration::from_secs(10), async {
+                while self.heals() < want {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            });
+            assert!(waited.await.is_ok(), "heals {} != {want}", self.heals());
+        }
+
+        async fn stop(self) {
+            self.cancel.cancel();
+            let _ = self.handle.await;
+        }
+    }
+
+    /// The bus is flooded far past its capacity while the probe goes Down: the healer acts,
+    /// because it follows the probe's own channel, not the bus.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_down_is_healed_while_the_bus_is_flooded() {
+        let bus = Bus::new();
+        let mut rig = rig(&bus);
+        rig.go(ProbeState::Unknown, ProbeState::Up);
+        let flood = {
+            let bus = bus.clone();
+            std::thread::spawn(move || {
+                for i in 0..200_000u32 {
+                    bus.publish(EventKind::ProbeSilenced {
+                        probe: format!("other{}", i % 7),
+                        until: Timestamp(0),
+                    });
+                }
+            })
+        };
+        rig.go(ProbeState::Up, ProbeState::Failing);
+        rig.go(ProbeState::Failing, ProbeState::Down);
+        rig.wait_heals(1).await;
+        flood.join().unwrap();
+        rig.go(ProbeState::Down, ProbeState::Up);
+        // A second incident is a second heal: the first one was closed by the recovery.
+        rig.go(ProbeState::Up, ProbeState::Down);
+        rig.wait_heals(2).await;
+        rig.stop().await;
+    }
+
+    /// A Down and its recovery that both happen before the healer looks close the incident
+    /// without an action; a Down right after a recovery opens a new incident.
+    #[tokio::test]
+    async fn coalesced_edges_are_not_lost() {
+        let bus = Bus::new();
+        let mut events = bus.subscribe();
+        let mut rig = rig(&bus);
+        rig.go(ProbeState::Unknown, ProbeState::Up);
+        rig.go(ProbeState::Up, ProbeState::Down);
+        rig.go(ProbeState::Down, ProbeState::Up);
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Ok(Event {
+                    kind: EventKind::IncidentClosed { healed, .. },
+                    ..
+                }) = events.recv().await
+                {
+                    return healed;
+                }
+            }
+        })
+        .await;
+        assert_eq!(closed, Ok(false), "the incident closes, unhealed");
+        assert_eq!(rig.heals(), 0);
+        // Down, Up and Down again in one go: still Down, so it is healed.
+        rig.go(ProbeState::Up, ProbeState::Down);
+        rig.go(ProbeState::Down, ProbeState::Up);
+        rig.go(ProbeState::Up, ProbeState::Down);
+        rig.wait_heals(1).await;
+        rig.stop().await;
+    }
+
+    /// The cascade's request is answered once the dependant's action is over.
+    #[tokio::test]
+    async fn a_dependency_restart_is_answered_when_done() {
+        let bus = Bus::new();
+        let mut rig = rig(&bus);
+        rig.go(ProbeState::Unknown, ProbeState::Up);
+        let done = rig.mailbox.restart_for_dependency().await.unwrap();
+        let answered = tokio::time::timeout(Duration::from_secs(5), done).await;
+        assert!(matches!(answered, Ok(Ok(()))), "{answered:?}");
+        assert_eq!(rig.heals(), 1);
+        rig.stop().await;
+    }
 }

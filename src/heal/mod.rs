@@ -13,12 +13,14 @@ pub use crate::backoff::Backoff;
 use crate::event::Timestamp;
 pub use action::HealAction;
 pub use budget::RestartBudget;
-pub use healer::{spawn, Evidence, HealCommand, HealerSpec};
+pub use healer::{spawn, Evidence, HealCommand, HealerInputs, HealerSpec, Mailbox};
 
 #[derive(Debug, Error)]
 pub enum HealError {
     #[error("{0}")]
     Engine(String),
+    #[error("the healer has stopped")]
+    Stopped,
     #[error("Docker refused to restart {container}: {source}")]
     Docker {
         container: String,
@@ -56,6 +58,10 @@ pub struct HealSnapshot {
     pub retry_at: Option<Timestamp>,
     pub heals_total: u64,
     pub last_result: Option<String>,
+    /// When an action last succeeded: drills judge `heal` expectations by it, so a busy bus
+    /// cannot hide a heal from them. Not part of the API's answer.
+    #[serde(skip)]
+    pub last_ok_at: Option<Timestamp>,
 }
 
 /// Latest heal snapshot per probe, written by healers and read by the API.

@@ -334,6 +334,7 @@ mod tests {
             retry_at: None,
             heals_total: 1,
             last_result: None,
+            last_ok_at: None,
         }];
         let mut text = render(&counters, &probes, &heals);
         crate::ingest::Ingest::default().render_metrics(&mut text);

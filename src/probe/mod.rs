@@ -1,5 +1,5 @@
-//! Probes: one file per kind behind `AnyProbe`, the threshold machine in `state.rs`, and the
-//! runner loop that checks, decides and publishes transitions on the bus.
+//! Probes: one file per kind behind `AnyProbe`, the threshold machine (`state.rs`), each probe's
+//! lossless status channel (`status.rs`) and the runner that checks and publishes transitions.
 
 pub mod config;
 mod docker;
@@ -10,6 +10,7 @@ mod postgres;
 mod recent;
 mod runner;
 mod state;
+mod status;
 mod tcp;
 mod tls;
 
@@ -29,6 +30,7 @@ pub use postgres::{ExpectedRole, PostgresProbe, QueryExpectation};
 pub use recent::{RecentCheck, RecentChecks, RECENT_CHECKS};
 pub use runner::spawn;
 pub use state::{FlapRule, ProbeState, ThresholdMachine, Transition};
+pub use status::{Change, Followed, ProbeFeeds, ProbeStatus, StatusReceiver, StatusSender};
 pub use tcp::TcpProbe;
 pub use tls::{client_config, read_ca_file, server_name, TlsError, TlsVerification};
 

@@ -1,4 +1,5 @@
-//! The per-probe loop: check on an interval, feed the threshold machine, publish transitions.
+//! The per-probe loop: check on an interval, feed the threshold machine, publish transitions
+//! on the probe's own status channel (what healers act on) and on the bus (the record).
 
 use std::time::Duration;
 
@@ -8,17 +9,20 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::ProbeConfig;
 use super::{
-    AnyProbe, CheckResult, FlapRule, ProbeBoard, ProbeSnapshot, ProbeState, ThresholdMachine,
+    AnyProbe, CheckResult, FlapRule, ProbeBoard, ProbeSnapshot, ProbeState, StatusSender,
+    ThresholdMachine,
 };
 use crate::docker::DockerEngine;
 use crate::event::{Bus, Event, EventKind, Timestamp};
 
 /// Start checking `config` until `cancel` fires. The caller keeps the handle to await the stop.
 /// `recoveries_total` continues the count of a previous run, so it survives a daemon restart.
+/// Every transition goes to the bus (the record) and to `status`, which its followers cannot miss.
 pub fn spawn(
     config: &ProbeConfig,
     docker: &DockerEngine,
     recoveries_total: u64,
+    status: StatusSender,
     bus: Bus,
     board: ProbeBoard,
     cancel: CancellationToken,
@@ -84,10 +88,18 @@ pub fn spawn(
             max_latency,
         },
         machine,
-        bus,
-        board,
+        Outputs { status, bus, board },
         cancel,
     )))
+}
+
+/// Where a probe's results go.
+struct Outputs {
+    /// The lossless channel healers, cascades and drills follow.
+    status: StatusSender,
+    /// The record: journal, notifiers, metrics, API followers.
+    bus: Bus,
+    board: ProbeBoard,
 }
 
 /// When and how long a probe checks.
@@ -102,10 +114,10 @@ async fn run(
     probe: AnyProbe,
     limits: Limits,
     mut machine: ThresholdMachine,
-    bus: Bus,
-    board: ProbeBoard,
+    outputs: Outputs,
     cancel: CancellationToken,
 ) {
+    let Outputs { status, bus, board } = outputs;
     // Probes started together would otherwise check in lockstep forever: a thousand requests in
     // the same few milliseconds every interval, a memory peak in sentineld and refused
     // connections at small servers. Each probe starts at its own offset instead.
@@ -131,7 +143,11 @@ async fn run(
         let transition = machine.observe(result.is_success());
         update_board(&board, &name, &machine, &result, transition.is_some());
         if let Some(transition) = transition {
+            // One time for both: the healer's incident times match the journal's. The bus
+            // first, so the record keeps the transition before the heal it causes.
+            let at = Timestamp::now();
             announce(
+                at,
                 &name,
                 &machine,
                 &result,
@@ -139,6 +155,9 @@ async fn run(
                 transition.to,
                 &bus,
             );
+            let reason = result.failure.as_ref().map(|f| f.reason);
+            let recoveries = machine.recoveries_total();
+            status.send_modify(|status| status.apply(transition, at, reason, recoveries));
         }
     }
     board.remove(&name);
@@ -218,6 +237,7 @@ fn update_board(
 }
 
 fn announce(
+    at: Timestamp,
     name: &str,
     machine: &ThresholdMachine,
     result: &CheckResult,
@@ -246,14 +266,17 @@ fn announce(
             from.as_str()
         ),
     }
-    bus.publish(EventKind::ProbeTransition {
-        probe: name.to_string(),
-        from,
-        to,
-        reason: result.failure.as_ref().map(|f| f.reason),
-        status_code: result.status_code,
-        latency_ms: Some(result.latency.as_secs_f64() * 1000.0),
-        recoveries_total: machine.recoveries_total(),
+    bus.publish_event(Event {
+        at,
+        kind: EventKind::ProbeTransition {
+            probe: name.to_string(),
+            from,
+            to,
+            reason: result.failure.as_ref().map(|f| f.reason),
+            status_code: result.status_code,
+            latency_ms: Some(result.latency.as_secs_f64() * 1000.0),
+            recoveries_total: machine.recoveries_total(),
+        },
     });
 }
 

@@ -104,6 +104,58 @@ fn killed_container_is_detected_from_events_and_recovery_counted() {
     assert!(daemon.stop().success());
 }
 
+/// Events the debug build's flood publishes at the container's death: over a hundred times the
+/// bus's capacity, from a thread of its own, so every slow subscriber falls behind.
+const FLOOD: u32 = 500_000;
+
+#[test]
+fn a_container_killed_during_a_bus_flood_is_healed() {
+    if !require_docker("a_container_killed_during_a_bus_flood_is_healed") {
+        return;
+    }
+    let container = TestContainer::run("flood", &["sleep", "3600"]);
+    let sandbox = Sandbox::new();
+    let probes = docker_probe("demo", &container.name, RESTART_HEAL);
+    sandbox.write_config(&sandbox.config("", &probes));
+    let daemon = Daemon::start(&sandbox, |command| {
+        command.env("SENTINEL_DEBUG_FLOOD", format!("container_event:{FLOOD}"));
+    });
+    wait_up_and_following(&daemon, "demo");
+
+    let killed = Instant::now();
+    docker(&["kill", &container.name]);
+    // Healed: the engine says the container runs again and the probe counted a recovery.
+    let healed = || {
+        daemon.ctl_json(&["status"])["heals"][0]["heals_total"] == 1
+            && daemon.probe("demo")["state"] == "up"
+            && daemon.probe("demo")["recoveries_total"] == 1
+    };
+    while !healed() {
+        if killed.elapsed() > Duration::from_secs(60) {
+            let log = daemon.stderr();
+            let healer: Vec<&str> = log.lines().filter(|l| l.contains("heal")).collect();
+            panic!("not healed within 60 s; what the log says of healing: {healer:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", &container.name]),
+        "true"
+    );
+    wait_for(Duration::from_secs(60), "the flood's end", || {
+        daemon.stderr().contains("flood over").then_some(())
+    });
+    // The flood did overflow the bus: the journal fell behind and recorded what it missed.
+    let dropped = daemon.events("events_dropped");
+    let missed: u64 = dropped.iter().filter_map(|e| e["missed"].as_u64()).sum();
+    assert!(missed > 4096, "{dropped:?}");
+    eprintln!(
+        "healed {:?} after the kill; the journal missed {missed} of {FLOOD} flood events",
+        killed.elapsed()
+    );
+    assert!(daemon.stop().success());
+}
+
 #[test]
 fn killed_container_is_healed_and_the_incident_timed() {
     if !require_docker("killed_container_is_healed_and_the_incident_timed") {

@@ -1,0 +1,355 @@
+//! The `Probes` component: probe runners, their healers, the depends_on cascade and the Docker
+//! event stream, started from `[[probe]]` and changed probe by probe on reload.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use super::component::{Component, Reload, Task};
+use crate::api::CommandRefused;
+use crate::config::{self, ProbeConfig};
+use crate::docker::DockerEngine;
+use crate::event::{Bus, EventKind, Timestamp};
+use crate::heal::{HealBoard, HealCommand, HealerInputs, HealerSpec, Mailbox};
+use crate::journal::{EventQuery, Journal};
+use crate::probe::{self, ProbeBoard, ProbeFeeds};
+
+pub struct Probes {
+    /// The `[[probe]]` list in force.
+    config: Vec<ProbeConfig>,
+    docker: DockerEngine,
+    bus: Bus,
+    journal: Journal,
+    archiver: crate::archive::Archiver,
+    board: ProbeBoard,
+    /// Each probe's status channel: what healers, the cascade and drills follow.
+    feeds: ProbeFeeds,
+    heal_board: HealBoard,
+    runners: BTreeMap<String, Task>,
+    healers: BTreeMap<String, (Task, Mailbox)>,
+    /// Restarts dependants when a probe they depend on recovers; rebuilt on every reload.
+    cascade: Option<Task>,
+    /// Follows the engine's events while any container probe exists.
+    docker_events: Option<Task>,
+    /// Active silences by probe; re-announced when a probe restarts on reload.
+    silences: BTreeMap<String, Timestamp>,
+    stop: CancellationToken,
+}
+
+/// What the probes share with the rest of the daemon.
+pub struct Shared {
+    pub docker: DockerEngine,
+    pub bus: Bus,
+    pub journal: Journal,
+    pub archiver: crate::archive::Archiver,
+    pub board: ProbeBoard,
+    pub heal_board: HealBoard,
+}
+
+impl Probes {
+    /// Start every probe of `config`, with recoveries and silences carried over from the journal.
+    pub async fn start(config: &[ProbeConfig], shared: Shared, stop: CancellationToken) -> Self {
+        let mut probes = Self {
+            config: config.to_vec(),
+            docker: shared.docker,
+            bus: shared.bus,
+            journal: shared.journal,
+            archiver: shared.archiver,
+            board: shared.board,
+            feeds: ProbeFeeds::default(),
+            heal_board: shared.heal_board,
+            runners: BTreeMap::new(),
+            healers: BTreeMap::new(),
+            cascade: None,
+            docker_events: None,
+            silences: BTreeMap::new(),
+            stop,
+        };
+        let recoveries = probes.recoveries_from_journal().await;
+        // Operator silences outlive a restart: a probe silenced for maintenance stays quiet.
+        probes.silences = probes.silences_from_journal().await;
+        for probe in config {
+            let so_far = recoveries.get(probe.name()).copied().unwrap_or(0);
+            probes.start_probe(probe, so_far).await;
+        }
+        probes.follow_docker_events_if_needed().await;
+        probes.restart_cascade().await;
+        probes
+    }
+
+    pub fn feeds(&self) -> ProbeFeeds {
+        self.feeds.clone()
+    }
+
+    /// Silence a probe for `duration` (zero lifts it): told to its healer, announced on the bus
+    /// (for notifiers and the record), shown in status. None if there is no such probe.
+    pub fn silence(&mut self, probe: &str, duration: Duration) -> Option<Timestamp> {
+        if !self.runners.contains_key(probe) {
+            return None;
+        }
+        let until = Timestamp(Timestamp::now().as_millis() + duration.as_millis() as i64);
+        if duration.is_zero() {
+            self.silences.remove(probe);
+        } else {
+            self.silences.insert(probe.to_string(), until);
+        }
+        self.announce_silence(probe, until);
+        if let Some((_, healer)) = self.healers.get(probe) {
+            healer.silence(Some(until));
+        }
+        tracing::info!(probe, "silenced until {}", until.to_rfc3339());
+        Some(until)
+    }
+
+    fn announce_silence(&self, probe: &str, until: Timestamp) {
+        let active = (until > Timestamp::now()).then_some(until);
+        self.board.update(probe, |s| s.silenced_until = active);
+        self.bus.publish(EventKind::ProbeSilenced {
+            probe: probe.to_string(),
+            until,
+        });
+    }
+
+    /// Pass an operator request to a probe's healer.
+    pub async fn heal_command(
+        &self,
+        probe: &str,
+        command: HealCommand,
+    ) -> Result<(), CommandRefused> {
+        match self.healers.get(probe) {
+            Some((_, healer)) => healer
+                .send(command)
+                .await
+                .map_err(|_| CommandRefused::HealerStopped(probe.to_string())),
+            None if self.runners.contains_key(probe) => {
+                Err(CommandRefused::NoHealAction(probe.to_string()))
+            }
+            None => Err(CommandRefused::NoSuchProbe(probe.to_string())),
+        }
+    }
+
+    /// Start the probe's healer first, so it follows the probe's status from its first transition.
+    async fn start_probe(&mut self, probe: &ProbeConfig, recoveries_total: u64) {
+        let (status, follower) = self.feeds.open(probe.name(), recoveries_total);
+        if let Some(heal) = &probe.heal {
+            let history = self
+                .heal_history(probe.name(), heal.get_ref().window.get())
+                .await;
+            if let Some(mut spec) = HealerSpec::from_config(probe, &self.docker, history) {
+                spec.evidence =
+                    heal.get_ref()
+                        .archive
+                        .clone()
+                        .map(|sources| crate::heal::Evidence {
+                            archiver: self.archiver.clone(),
+                            sources,
+                        });
+                let cancel = self.stop.child_token();
+                let inputs = HealerInputs {
+                    status: follower,
+                    silenced_until: self.silences.get(probe.name()).copied(),
+                };
+                let (mailbox, handle) = crate::heal::spawn(
+                    spec,
+                    inputs,
+                    self.bus.clone(),
+                    self.heal_board.clone(),
+                    cancel.clone(),
+                );
+                self.healers
+                    .insert(probe.name().to_string(), (Task { cancel, handle }, mailbox));
+            }
+        }
+        let cancel = self.stop.child_token();
+        match probe::spawn(
+            probe,
+            &self.docker,
+            recoveries_total,
+            status,
+            self.bus.clone(),
+            self.board.clone(),
+            cancel.clone(),
+        ) {
+            Some(handle) => {
+                self.runners
+                    .insert(probe.name().to_string(), Task { cancel, handle });
+                if let Some(until) = self.silences.get(probe.name()).copied() {
+                    self.announce_silence(probe.name(), until);
+                }
+            }
+            None => tracing::error!(
+                probe = probe.name(),
+                "probe config passed validation but cannot be built"
+            ),
+        }
+    }
+
+    /// Each probe's recovery count at its last journaled transition: one query at start, so
+    /// the count survives a daemon restart without a scan per probe.
+    async fn recoveries_from_journal(&self) -> BTreeMap<String, u64> {
+        let query = EventQuery {
+            kinds: vec!["probe_transition".into()],
+            limit: EventQuery::MAX_LIMIT,
+            ..Default::default()
+        };
+        let mut latest = BTreeMap::new();
+        match self.journal.query(query).await {
+            Ok(events) => {
+                for event in events {
+                    if let EventKind::ProbeTransition {
+                        probe,
+                        recoveries_total,
+                        ..
+                    } = event.event.kind
+                    {
+                        latest.insert(probe, recoveries_total);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read past transitions; recoveries start at 0")
+            }
+        }
+        latest
+    }
+
+    /// The silences still in force, from the last `probe_silenced` of each probe.
+    async fn silences_from_journal(&self) -> BTreeMap<String, Timestamp> {
+        let query = EventQuery {
+            kinds: vec!["probe_silenced".into()],
+            limit: EventQuery::MAX_LIMIT,
+            ..Default::default()
+        };
+        match self.journal.query(query).await {
+            Ok(events) => super::silences::active_silences(&events, Timestamp::now()),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read past silences; none restored");
+                BTreeMap::new()
+            }
+        }
+    }
+
+    /// When this probe was healed within `window`, from the journal: the budget survives restarts.
+    async fn heal_history(&self, probe: &str, window: Duration) -> Vec<Timestamp> {
+        let query = EventQuery {
+            since: Some(Timestamp::now().saturating_sub(window)),
+            kinds: vec!["heal_started".into()],
+            limit: EventQuery::MAX_LIMIT,
+            ..Default::default()
+        };
+        match self.journal.query(query).await {
+            Ok(events) => events
+                .into_iter()
+                .filter(|e| matches!(&e.event.kind, EventKind::HealStarted { probe: p, .. } if p == probe))
+                .map(|e| e.event.at)
+                .collect(),
+            Err(err) => {
+                tracing::warn!(probe, error = %err, "cannot read past heals; the budget starts full");
+                Vec::new()
+            }
+        }
+    }
+
+    /// (Re)start the depends_on cascade with the current plan and healers.
+    async fn restart_cascade(&mut self) {
+        if let Some(task) = self.cascade.take() {
+            task.stop(super::SHUTDOWN_GRACE).await;
+        }
+        let plan = crate::heal::cascade::dependants_by_parent(&self.config);
+        if plan.is_empty() {
+            return;
+        }
+        let healers = self
+            .healers
+            .iter()
+            .map(|(name, (_, mailbox))| (name.clone(), mailbox.clone()))
+            .collect();
+        let (feeds, bus) = (self.feeds.clone(), self.bus.clone());
+        self.cascade = Some(Task::spawn(&self.stop, |cancel| {
+            crate::heal::cascade::run(plan, healers, feeds, bus, cancel)
+        }));
+    }
+
+    /// Follow Docker events exactly while some probe watches a container.
+    async fn follow_docker_events_if_needed(&mut self) {
+        let needed = self
+            .config
+            .iter()
+            .any(|p| p.kind() == config::ProbeKind::Docker);
+        match (needed, self.docker_events.is_some()) {
+            (true, false) => {
+                let (docker, bus) = (self.docker.clone(), self.bus.clone());
+                self.docker_events = Some(Task::spawn(&self.stop, |cancel| {
+                    crate::docker::watch_events(docker, bus, cancel)
+                }));
+            }
+            (false, true) => {
+                if let Some(task) = self.docker_events.take() {
+                    task.stop(super::SHUTDOWN_GRACE).await;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Component for Probes {
+    /// A changed probe restarts (with its healer), but keeps counting its recoveries.
+    fn apply<'a>(&'a mut self, reload: &'a Reload<'a>) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let diff = reload.diff;
+            let carried: BTreeMap<String, u64> = self
+                .board
+                .snapshot()
+                .into_iter()
+                .filter(|s| diff.probes_changed.contains(&s.name))
+                .map(|s| (s.name, s.recoveries_total))
+                .collect();
+            for name in diff.probes_removed.iter().chain(&diff.probes_changed) {
+                if let Some(task) = self.runners.remove(name) {
+                    task.stop(super::SHUTDOWN_GRACE).await;
+                }
+                if let Some((task, _)) = self.healers.remove(name) {
+                    task.stop(super::SHUTDOWN_GRACE).await;
+                }
+                self.feeds.close(name);
+            }
+            let starting: Vec<ProbeConfig> = reload
+                .config
+                .probes
+                .iter()
+                .filter(|p| {
+                    diff.probes_added.iter().any(|n| n == p.name())
+                        || diff.probes_changed.iter().any(|n| n == p.name())
+                })
+                .cloned()
+                .collect();
+            for probe in &starting {
+                let so_far = carried.get(probe.name()).copied().unwrap_or(0);
+                self.start_probe(probe, so_far).await;
+            }
+            self.config = reload.config.probes.clone();
+            self.follow_docker_events_if_needed().await;
+            self.restart_cascade().await;
+        })
+    }
+
+    fn stop(&mut self, grace: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for (_, task) in std::mem::take(&mut self.runners) {
+                task.stop(grace).await;
+            }
+            for (_, (task, _)) in std::mem::take(&mut self.healers) {
+                task.stop(grace).await;
+            }
+            if let Some(task) = self.docker_events.take() {
+                task.stop(grace).await;
+            }
+            if let Some(task) = self.cascade.take() {
+                task.stop(grace).await;
+            }
+        })
+    }
+}
