@@ -7,11 +7,13 @@
 //! - [`config`]: loads the file into the areas' own sections (`probe::config`, ...), places
 //!   their issues at file:line:col, diff, file watching, default paths.
 //! - [`board`]: the latest state of each probe and healer, shared with the API and metrics.
-//! - [`event`]: the typed `Event` every area emits and the broadcast `Bus` that carries it.
+//! - [`event`]: the typed `Event` every area emits, the closed word sets it carries, and the
+//!   broadcast `Bus` that carries it (the record; consumers may lag).
 //! - [`journal`]: every event stored in SQLite, with retention; history and live feed for the API.
-//! - [`daemon`]: the supervisor — builds components from a config, reloads as a diff, shutdown,
-//!   sd_notify.
-//! - [`probe`]: health checks and the threshold machine that turns results into Up/Down.
+//! - [`daemon`]: the one owner of start, reload and stop: each area a `Component` (prepare,
+//!   apply, stop) under the `Supervisor`; crash rollback, the state lock, sd_notify.
+//! - [`probe`]: health checks, the threshold machine that turns results into Up/Down, and each
+//!   probe's lossless status channel that healers, the cascade and drills follow.
 //! - [`tenants`]: the tenant incident detector: bounded per-tenant windows, rankings, alerts.
 //! - [`ingest`]: `POST /v1/events` — bounded bodies, each event validated alone.
 //! - [`api`]: the control socket (server, client, shared types, peer authorization).
@@ -34,8 +36,9 @@
 //! - [`drill`]: game days — chaos experiments in sequence with expectations, pass/fail, abort.
 //! - `fuzzing` (hidden): the entry points of the fuzz targets in `fuzz/`; see docs/reliability.md.
 //!
-//! Data flows one way: sources publish on the bus, consumers subscribe; areas share types from
-//! `event` and `units`, never each other's internals; `config` imports areas, never the reverse.
+//! Data flows one way: sources → each probe's status channel (lossless, for what heals) and the
+//! bus (the record) → consumers. Areas share types from `event` and `units`, never each other's
+//! internals; `config` imports areas, never the reverse. docs/architecture.md draws it.
 
 pub mod agent;
 pub mod ai;
