@@ -274,16 +274,22 @@ pub fn ctl_as(socket: &Path, args: &[&str], configure: impl FnOnce(&mut Command)
 
 /// Runs `sentinelctl` as `nobody` (uid and gid 65534). The clone may live in a directory only
 /// root can enter (a private home, mode 0700), so `nobody` runs a copy of the binary placed in a
-/// directory every user can traverse, made once per test process.
+/// directory every user can traverse. One directory per checkout (named by a hash of the binary's
+/// path), refreshed once per test process by an atomic rename, so runs do not pile up copies.
 pub fn ctl_as_nobody(socket: &Path, args: &[&str]) -> Output {
     static REACHABLE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let binary = REACHABLE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("sentinel-test-ctl-{}", std::process::id()));
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        SENTINELCTL.hash(&mut hasher);
+        let dir = std::env::temp_dir().join(format!("sentinel-test-ctl-{:016x}", hasher.finish()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let fresh = dir.join(format!("sentinelctl.{}", std::process::id()));
+        std::fs::copy(SENTINELCTL, &fresh).unwrap();
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o755)).unwrap();
         let copy = dir.join("sentinelctl");
-        std::fs::copy(SENTINELCTL, &copy).unwrap();
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&fresh, &copy).unwrap();
         copy
     });
     let mut command = Command::new(binary);
