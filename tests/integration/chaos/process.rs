@@ -2,10 +2,11 @@
 //! rollback undoes. Asserted on /proc and on the engine's own view of the container.
 
 use std::process::Command;
+use std::time::Duration;
 
 use super::chaos_section;
 use crate::harness::{
-    ctl_as_nobody, docker, require_docker, require_root, Daemon, Sandbox, TestContainer,
+    ctl_as_nobody, docker, require_docker, require_root, wait_for, Daemon, Sandbox, TestContainer,
 };
 
 fn process_state(pid: u32) -> char {
@@ -42,13 +43,14 @@ fn pause_stops_a_process_until_rollback() {
     assert!(nobody(&["chaos", "profiles"]).status.success());
     assert!(!nobody(&["chaos", "start", "p"]).status.success());
     assert_eq!(process_state(pid), 'S');
-    let audited = daemon.events("control_request");
-    assert!(
-        audited
+    // The refusal is journaled by the writer task, a moment after the answer went out.
+    wait_for(Duration::from_secs(10), "the 403 journaled", || {
+        daemon
+            .events("control_request")
             .iter()
-            .any(|e| e["route"] == "/v1/chaos/start" && e["status"] == 403),
-        "{audited:?}"
-    );
+            .any(|e| e["route"] == "/v1/chaos/start" && e["status"] == 403)
+            .then_some(())
+    });
     let started = daemon.ctl_json(&["chaos", "start", "p"]);
     assert_eq!(process_state(pid), 'T', "SIGSTOP not delivered");
     daemon.ctl_json(&["chaos", "stop", started["id"].as_str().unwrap()]);
