@@ -2,14 +2,13 @@
 //! next attempt, so pending uploads resume after a daemon restart.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::ArchiveError;
 use crate::event::Timestamp;
-use crate::journal::{schema, JournalError};
+use crate::journal::open_connection;
 
 /// Where a bundle stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,31 +66,10 @@ pub struct Ledger {
     connection: Connection,
 }
 
-/// A connection of its own to the journal database (WAL, so it never blocks the journal's
-/// writer for long), its schema brought up to date (`journal::schema`). Shared with the
-/// notification outbox.
-pub(crate) fn open_table(path: &Path) -> Result<Connection, JournalError> {
-    let open_error = |source| JournalError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut connection = Connection::open(path).map_err(open_error)?;
-    connection
-        .pragma_update(None, "journal_mode", "WAL")
-        .map_err(open_error)?;
-    connection
-        .busy_timeout(Duration::from_secs(5))
-        .map_err(open_error)?;
-    schema::migrate(&mut connection).map_err(|source| JournalError::Schema {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(connection)
-}
-
 impl Ledger {
     pub fn open(path: &Path) -> Result<Self, ArchiveError> {
-        let connection = open_table(path).map_err(|err| ArchiveError::Ledger(err.to_string()))?;
+        let connection =
+            open_connection(path, None).map_err(|err| ArchiveError::Ledger(err.to_string()))?;
         Ok(Self { connection })
     }
 

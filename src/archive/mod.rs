@@ -24,7 +24,6 @@ pub use beneath::{FileKind, Refusal, SkipReason, SourceDir};
 pub use bundle::{Manifest, ManifestFile, SourceProblem, SpooledBundle};
 pub use collect::{host_path, HostPath, SourcePlan};
 pub use evidence::{ContainerApi, Mount, Postgres, SqlApi};
-pub(crate) use ledger::open_table;
 #[cfg(test)]
 pub(crate) use ledger::Ledger;
 pub use ledger::{ArchiveRecord, UploadState};

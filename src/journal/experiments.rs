@@ -28,7 +28,7 @@ impl ExperimentStore {
     /// Open the table in the journal database at `path` (created if needed).
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         // FULL: the intent must be on disk before the kernel changes, even across power loss.
-        let connection = super::store::open_connection(path, "FULL")?;
+        let connection = super::store::open_connection(path, Some("FULL"))?;
         Ok(Self { connection })
     }
 

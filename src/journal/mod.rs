@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::event::{Bus, Event, EventKind, JournaledEvent, Timestamp};
 use crate::panic_policy::run_blocking;
 pub use experiments::{ExperimentRow, ExperimentStore, UNFINISHED_STATES};
+pub(crate) use store::open_connection;
 pub use store::{EventQuery, JournalStore, Retention, DATABASE_FILE};
 pub use table::SharedTable;
 

@@ -38,8 +38,14 @@ pub struct Retention {
     pub max_events: u64,
 }
 
-/// A read-write connection to the journal file in WAL mode, its schema brought up to date.
-pub(crate) fn open_connection(path: &Path, synchronous: &str) -> Result<Connection, JournalError> {
+/// A read-write connection to the journal file in WAL mode (so no connection blocks the
+/// journal's writer for long), its schema brought up to date. `synchronous` sets that pragma;
+/// None keeps SQLite's default. The one opener of the file: the journal, experiments, the
+/// archive ledger and the notification outbox each hold a connection of their own.
+pub(crate) fn open_connection(
+    path: &Path,
+    synchronous: Option<&str>,
+) -> Result<Connection, JournalError> {
     let open_error = |source| JournalError::Open {
         path: path.to_path_buf(),
         source,
@@ -48,9 +54,11 @@ pub(crate) fn open_connection(path: &Path, synchronous: &str) -> Result<Connecti
     connection
         .pragma_update(None, "journal_mode", "WAL")
         .map_err(open_error)?;
-    connection
-        .pragma_update(None, "synchronous", synchronous)
-        .map_err(open_error)?;
+    if let Some(synchronous) = synchronous {
+        connection
+            .pragma_update(None, "synchronous", synchronous)
+            .map_err(open_error)?;
+    }
     connection
         .busy_timeout(Duration::from_secs(5))
         .map_err(open_error)?;
@@ -71,7 +79,7 @@ impl JournalStore {
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         // NORMAL is durable across a process crash in WAL mode; only a power loss can drop the
         // last transactions, which is the trade every embedded journal makes.
-        let connection = open_connection(path, "NORMAL")?;
+        let connection = open_connection(path, Some("NORMAL"))?;
         Ok(Self {
             connection,
             path: path.to_path_buf(),

@@ -90,8 +90,8 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn open(path: &Path) -> Result<Self, NotifyError> {
-        let connection =
-            crate::archive::open_table(path).map_err(|err| NotifyError::Outbox(err.to_string()))?;
+        let connection = crate::journal::open_connection(path, None)
+            .map_err(|err| NotifyError::Outbox(err.to_string()))?;
         Ok(Self { connection })
     }
 
