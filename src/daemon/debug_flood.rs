@@ -4,8 +4,6 @@
 //! The flood comes from a thread of its own, as fast as it can publish: far faster than any
 //! outside source (the control socket, the engine's events) can make the daemon publish.
 
-use tokio::sync::broadcast::error::RecvError;
-
 use crate::event::{Bus, EventKind};
 
 pub const VARIABLE: &str = "SENTINEL_DEBUG_FLOOD";
@@ -23,17 +21,12 @@ pub fn arm(bus: &Bus) {
         return;
     };
     tracing::warn!("{VARIABLE}: this debug build floods the bus at the first {kind} event");
-    let mut events = bus.subscribe();
+    let events = bus.subscribe();
     let bus = bus.clone();
     tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(event) if event.kind.name() == kind => break,
-                Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return,
-            }
+        if !super::debug_panic::first_event_of(events, &kind).await {
+            return;
         }
-        drop(events);
         tracing::warn!("{VARIABLE}: publishing {count} events");
         std::thread::spawn(move || {
             for _ in 0..count {

@@ -4,9 +4,9 @@
 //! `KIND` panics in an async task; `blocking:KIND` panics in work on the blocking pool. Both
 //! must end the process with SIGABRT (see `crate::panic_policy`).
 
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 
-use crate::event::Bus;
+use crate::event::{Bus, Event};
 
 pub const VARIABLE: &str = "SENTINEL_DEBUG_PANIC";
 
@@ -20,14 +20,10 @@ pub fn arm(bus: &Bus) {
         None => (false, wanted),
     };
     tracing::warn!("{VARIABLE}={kind}: this debug build panics at the first {kind} event");
-    let mut events = bus.subscribe();
+    let events = bus.subscribe();
     tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(event) if event.kind.name() == kind => break,
-                Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return,
-            }
+        if !first_event_of(events, &kind).await {
+            return;
         }
         let message = format!("{VARIABLE}: deliberate panic at {kind}");
         if blocking {
@@ -36,4 +32,16 @@ pub fn arm(bus: &Bus) {
             panic!("{message}")
         }
     });
+}
+
+/// Wait for the first event named `kind` (as in the journal); false if the bus closed first.
+/// Shared by the debug triggers, which all fire at such an event.
+pub(super) async fn first_event_of(mut events: broadcast::Receiver<Event>, kind: &str) -> bool {
+    loop {
+        match events.recv().await {
+            Ok(event) if event.kind.name() == kind => return true,
+            Ok(_) | Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return false,
+        }
+    }
 }
