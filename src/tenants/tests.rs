@@ -306,3 +306,33 @@ fn window_phrases_and_error_labels_read_naturally() {
         assert_eq!(super::error_label(ranges), want);
     }
 }
+
+/// A window shorter than a latency sub-window can straddle two of them: its p95 must come from
+/// both (a 5 s "during" snapshot once read only the newest 5 s sub-window and found it empty).
+#[test]
+fn a_short_window_straddling_latency_sub_windows_keeps_its_latency() {
+    let config = TenantsConfig {
+        bucket: secs(1),
+        latency_bucket: secs(5),
+        window: secs(60),
+        baseline_bucket: secs(10),
+        baseline: secs(300),
+        ..TenantsConfig::default()
+    };
+    for at in (1_000_000..1_010_000).step_by(250) {
+        for later in (0..6_000).step_by(250) {
+            let mut detector = TenantDetector::new(config.clone()).unwrap();
+            for _ in 0..20 {
+                detector.record(&event("acme", "/v1/pay", 503, 900.0, at), at);
+            }
+            let top = detector.top(RankBy::Errors, secs(5), 3, at + later);
+            let Some(acme) = top.tenants.first() else {
+                continue;
+            };
+            let p95 = acme
+                .p95_ms
+                .unwrap_or_else(|| panic!("no p95 at {at}+{later}"));
+            assert!((p95 - 900.0).abs() < 9.0, "{p95} at {at}+{later}");
+        }
+    }
+}

@@ -158,25 +158,26 @@ impl TenantWindow {
         self.counts.last(buckets)
     }
 
-    /// Latency over the newest `buckets` buckets, rounded up to whole sub-windows. The full window
-    /// is free; a shorter one merges sub-windows into `scratch`.
+    /// Latency over the newest `buckets` buckets, widened to the whole sub-windows they touch
+    /// (five 1 s buckets straddle two 5 s sub-windows unless they start on a boundary). The full
+    /// window is free; a shorter one merges sub-windows into `scratch`.
     pub fn latency<'a>(
         &'a self,
         shape: &WindowShape,
         buckets: usize,
         scratch: &'a mut LatencySketch,
     ) -> &'a LatencySketch {
-        let wanted = (buckets as i64 + shape.buckets_per_latency - 1) / shape.buckets_per_latency;
         let len = self.latency.len() as i64;
         let Some(head) = self.counts.head() else {
             return &self.window_latency;
         };
-        if wanted >= len {
+        let newest = shape.latency_of(head);
+        let oldest = shape.latency_of(head - buckets.max(1) as i64 + 1);
+        if newest - oldest + 1 >= len {
             return &self.window_latency;
         }
         scratch.clear();
-        let newest = shape.latency_of(head);
-        for latency_seq in (newest - wanted + 1)..=newest {
+        for latency_seq in oldest..=newest {
             scratch.merge(&self.latency[latency_seq.rem_euclid(len) as usize]);
         }
         scratch
