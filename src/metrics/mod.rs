@@ -174,15 +174,13 @@ fn render(counters: &Counters, probes: &[ProbeSnapshot], heals: &[HealSnapshot])
         out.sample(name, &[probe, ("result", "failure")], p.failures_total);
     }
 
-    let name = "sentinel_probe_transitions_total";
-    out.family(
-        name,
-        Kind::Counter,
+    per_probe_counts(
+        &mut out,
+        "sentinel_probe_transitions_total",
         "State transitions since sentineld started, by target state.",
+        "to",
+        &counters.transitions,
     );
-    for ((probe, to), count) in &counters.transitions {
-        out.sample(name, &[("probe", probe), ("to", to)], count);
-    }
 
     let name = "sentinel_probe_recoveries_total";
     out.family(
@@ -194,15 +192,13 @@ fn render(counters: &Counters, probes: &[ProbeSnapshot], heals: &[HealSnapshot])
         out.sample(name, &[("probe", &p.name)], p.recoveries_total);
     }
 
-    let name = "sentinel_heals_total";
-    out.family(
-        name,
-        Kind::Counter,
+    per_probe_counts(
+        &mut out,
+        "sentinel_heals_total",
         "Heal actions by result (ok, failed, gave_up).",
+        "result",
+        &counters.heals,
     );
-    for ((probe, result), count) in &counters.heals {
-        out.sample(name, &[("probe", probe), ("result", result)], count);
-    }
 
     let name = "sentinel_heal_budget_remaining";
     out.family(
@@ -214,15 +210,13 @@ fn render(counters: &Counters, probes: &[ProbeSnapshot], heals: &[HealSnapshot])
         out.sample(name, &[("probe", &h.probe)], h.budget_remaining);
     }
 
-    let name = "sentinel_incidents_closed_total";
-    out.family(
-        name,
-        Kind::Counter,
+    per_probe_counts(
+        &mut out,
+        "sentinel_incidents_closed_total",
         "Incidents that ended with the probe Up, by how.",
+        "how",
+        &counters.incidents,
     );
-    for ((probe, how), count) in &counters.incidents {
-        out.sample(name, &[("probe", probe), ("how", how)], count);
-    }
 
     out.single(
         "sentinel_metrics_events_dropped_total",
@@ -233,10 +227,47 @@ fn render(counters: &Counters, probes: &[ProbeSnapshot], heals: &[HealSnapshot])
     out
 }
 
+/// One counter family from a map keyed on (probe, second label): the event-folded counters.
+fn per_probe_counts(
+    out: &mut MetricsText,
+    name: &str,
+    help: &str,
+    label: &str,
+    counts: &BTreeMap<(String, &'static str), u64>,
+) {
+    out.family(name, Kind::Counter, help);
+    for ((probe, value), count) in counts {
+        out.sample(name, &[("probe", probe), (label, value)], count);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::Timestamp;
+
+    /// An http probe with 5 checks, 1 failure and 2 recoveries, no latency observed yet.
+    fn snapshot(name: &str, state: ProbeState) -> ProbeSnapshot {
+        ProbeSnapshot {
+            name: name.into(),
+            kind: "http".into(),
+            target: String::new(),
+            interval_ms: 0,
+            thresholds: String::new(),
+            state,
+            since: Timestamp(0),
+            last_check: None,
+            last_latency_ms: None,
+            last_status_code: None,
+            last_failure: None,
+            recoveries_total: 2,
+            silenced_until: None,
+            checks_total: 5,
+            failures_total: 1,
+            latency: Default::default(),
+            recent: Default::default(),
+        }
+    }
 
     #[test]
     fn renders_counters_gauges_and_histograms() {
@@ -256,25 +287,8 @@ mod tests {
             ok: true,
             detail: "d".into(),
         });
-        let mut probe = ProbeSnapshot {
-            name: "api\"x".into(),
-            kind: "http".into(),
-            target: String::new(),
-            interval_ms: 0,
-            thresholds: String::new(),
-            state: ProbeState::Down,
-            since: Timestamp(0),
-            last_check: None,
-            last_latency_ms: None,
-            last_status_code: None,
-            last_failure: None,
-            recoveries_total: 2,
-            silenced_until: None,
-            checks_total: 3,
-            failures_total: 1,
-            latency: Default::default(),
-            recent: Default::default(),
-        };
+        let mut probe = snapshot("api\"x", ProbeState::Down);
+        probe.checks_total = 3;
         probe.latency.observe(0.002);
         let text = render(&counters, &[probe], &[]).into_string();
         for line in [
@@ -301,30 +315,11 @@ mod tests {
         counters.heals.insert(("db\\x".into(), "gave_up"), 3);
         counters.incidents.insert(("api".into(), "healed"), 1);
         counters.events_dropped = 7;
-        let probe = |name: &str, state| ProbeSnapshot {
-            name: name.into(),
-            kind: "http".into(),
-            target: String::new(),
-            interval_ms: 0,
-            thresholds: String::new(),
-            state,
-            since: Timestamp(0),
-            last_check: None,
-            last_latency_ms: None,
-            last_status_code: None,
-            last_failure: None,
-            recoveries_total: 2,
-            silenced_until: None,
-            checks_total: 5,
-            failures_total: 1,
-            latency: Default::default(),
-            recent: Default::default(),
-        };
-        let mut up = probe("api", ProbeState::Up);
+        let mut up = snapshot("api", ProbeState::Up);
         up.latency.observe(0.002);
         up.latency.observe(0.3);
         up.latency.observe(12.0);
-        let probes = [up, probe("new\nline \"q\"", ProbeState::Unknown)];
+        let probes = [up, snapshot("new\nline \"q\"", ProbeState::Unknown)];
         let heals = [HealSnapshot {
             probe: "api".into(),
             action: "restart".into(),
