@@ -1,5 +1,8 @@
 //! `GET /v1/archives?limit=N`: evidence bundles, newest first, with upload state and location.
-//! Its `limit=` parsing is shared with `GET /v1/outbox`.
+//! Its `limit=` parsing and answer are shared with `GET /v1/outbox`.
+
+use std::fmt::Display;
+use std::future::Future;
 
 use hyper::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -19,17 +22,37 @@ pub struct ArchivesResponse {
 }
 
 pub(super) async fn get(query: Option<&str>, archiver: &Archiver) -> Response<Body> {
+    listing(
+        query,
+        |limit| archiver.list(limit),
+        |archives| ArchivesResponse { archives },
+    )
+    .await
+}
+
+/// The answer to a `?limit=N` listing (this one and `GET /v1/outbox`): 400 on a bad limit,
+/// else the newest `limit` rows from `list` as `wrap` presents them, or 500 if the store failed.
+pub(super) async fn listing<T, E, R, F>(
+    query: Option<&str>,
+    list: impl FnOnce(usize) -> F,
+    wrap: impl FnOnce(Vec<T>) -> R,
+) -> Response<Body>
+where
+    F: Future<Output = Result<Vec<T>, E>>,
+    E: Display,
+    R: Serialize,
+{
     let limit = match parse_limit(query) {
         Ok(limit) => limit,
         Err(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
     };
-    match archiver.list(limit).await {
-        Ok(archives) => json(StatusCode::OK, &ArchivesResponse { archives }),
+    match list(limit).await {
+        Ok(rows) => json(StatusCode::OK, &wrap(rows)),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
     }
 }
 
-pub(super) fn parse_limit(query: Option<&str>) -> Result<usize, QueryError> {
+fn parse_limit(query: Option<&str>) -> Result<usize, QueryError> {
     let value = query_pairs(query).find_map(|(key, value)| (key == "limit").then_some(value));
     match value.as_deref() {
         None | Some("") => Ok(DEFAULT_LIMIT),
