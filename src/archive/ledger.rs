@@ -206,29 +206,32 @@ fn sql(err: rusqlite::Error) -> ArchiveError {
     ArchiveError::Ledger(err.to_string())
 }
 
+/// A pending 10-byte bundle of probe `p` spooled at `/spool/NAME.tar.gz`: the archive tests' row.
+#[cfg(test)]
+pub(super) fn test_record(name: &str, created: i64) -> ArchiveRecord {
+    ArchiveRecord {
+        name: name.into(),
+        probe: "p".into(),
+        target: "t".into(),
+        created_at: Timestamp(created),
+        path: format!("/spool/{name}.tar.gz").into(),
+        manifest_path: format!("/spool/{name}.manifest.json").into(),
+        bytes: 10,
+        sha256: "h".into(),
+        state: UploadState::Pending,
+        destination: format!("s3://b/{name}/"),
+        location: None,
+        attempts: 0,
+        next_attempt_at: None,
+        last_error: None,
+        uploaded_at: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_record as record;
     use super::*;
-
-    fn record(name: &str, created: i64) -> ArchiveRecord {
-        ArchiveRecord {
-            name: name.into(),
-            probe: "p".into(),
-            target: "t".into(),
-            created_at: Timestamp(created),
-            path: format!("/spool/{name}.tar.gz").into(),
-            manifest_path: format!("/spool/{name}.manifest.json").into(),
-            bytes: 10,
-            sha256: "h".into(),
-            state: UploadState::Pending,
-            destination: format!("s3://b/{name}/"),
-            location: None,
-            attempts: 0,
-            next_attempt_at: None,
-            last_error: None,
-            uploaded_at: None,
-        }
-    }
 
     #[test]
     fn pending_bundles_survive_reopen_and_retry_when_due() {
@@ -241,25 +244,17 @@ mod tests {
             ledger.mark_failed("a", "S3 down", Timestamp(500)).unwrap();
         }
         let ledger = Ledger::open(&path).unwrap();
-        let due: Vec<String> = ledger
-            .due(Timestamp(100))
-            .unwrap()
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
-        assert_eq!(due, ["b"]);
+        let due = |at| -> Vec<String> {
+            let due = ledger.due(Timestamp(at)).unwrap();
+            due.into_iter().map(|r| r.name).collect()
+        };
+        assert_eq!(due(100), ["b"]);
         assert_eq!(ledger.next_due().unwrap(), Some(Timestamp(0)));
         ledger
             .mark_uploaded("b", "s3://b/b/bundle.tar.gz", Timestamp(200))
             .unwrap();
         assert_eq!(ledger.next_due().unwrap(), Some(Timestamp(500)));
-        let due: Vec<String> = ledger
-            .due(Timestamp(500))
-            .unwrap()
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
-        assert_eq!(due, ["a"]);
+        assert_eq!(due(500), ["a"]);
 
         let all = ledger.list(10).unwrap();
         assert_eq!(all[0].name, "b");

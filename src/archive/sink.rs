@@ -138,25 +138,12 @@ pub fn plan_quota(records: &[ArchiveRecord], quota: u64) -> QuotaPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Timestamp;
 
     fn record(name: &str, at: i64, bytes: u64, state: UploadState) -> ArchiveRecord {
         ArchiveRecord {
-            name: name.into(),
-            probe: "p".into(),
-            target: "t".into(),
-            created_at: Timestamp(at),
-            path: PathBuf::new(),
-            manifest_path: PathBuf::new(),
             bytes,
-            sha256: String::new(),
             state,
-            destination: String::new(),
-            location: None,
-            attempts: 0,
-            next_attempt_at: None,
-            last_error: None,
-            uploaded_at: None,
+            ..super::super::ledger::test_record(name, at)
         }
     }
 
