@@ -153,6 +153,15 @@ fn adhoc(cgroup: &str, duration: &str) -> StartRequest {
     }
 }
 
+/// What the fake host sees for `adhoc("/app", ..)` applied to both of its cgroups (a, b), then
+/// undone in reverse order.
+const BOTH_APPLIED_THEN_REVERTED: [&str; 4] = [
+    "apply /fake//app/a cpu.max=1000 100000",
+    "apply /fake//app/b cpu.max=1000 100000",
+    "revert /fake//app/b cpu.max=1000 100000",
+    "revert /fake//app/a cpu.max=1000 100000",
+];
+
 fn calls(host: &FakeHost) -> Vec<String> {
     host.calls.lock().unwrap().clone()
 }
@@ -181,15 +190,7 @@ async fn stop_rolls_back_in_reverse_order_and_journals_each_state() {
     let stopped = s.engine.stop(&view.id).await.unwrap();
     assert_eq!(stopped.state, ExperimentState::RolledBack);
     assert_eq!(stopped.outcome.as_deref(), Some("stop"));
-    assert_eq!(
-        calls(&s.host),
-        [
-            "apply /fake//app/a cpu.max=1000 100000",
-            "apply /fake//app/b cpu.max=1000 100000",
-            "revert /fake//app/b cpu.max=1000 100000",
-            "revert /fake//app/a cpu.max=1000 100000",
-        ]
-    );
+    assert_eq!(calls(&s.host), BOTH_APPLIED_THEN_REVERTED);
     match next_chaos_event(&mut s.events).await {
         EventKind::ChaosRolledBack { trigger, ok, .. } => {
             assert_eq!((trigger, ok), (RollbackTrigger::Stop, true))
@@ -208,15 +209,7 @@ async fn a_failed_apply_undoes_what_was_attempted_and_is_an_abort() {
     let mut s = setup(Some("/b"), 4);
     let err = s.engine.start(adhoc("/app", "1h")).await.unwrap_err();
     assert!(err.to_string().contains("boom"), "{err}");
-    assert_eq!(
-        calls(&s.host),
-        [
-            "apply /fake//app/a cpu.max=1000 100000",
-            "apply /fake//app/b cpu.max=1000 100000",
-            "revert /fake//app/b cpu.max=1000 100000",
-            "revert /fake//app/a cpu.max=1000 100000",
-        ]
-    );
+    assert_eq!(calls(&s.host), BOTH_APPLIED_THEN_REVERTED);
     assert!(matches!(
         next_chaos_event(&mut s.events).await,
         EventKind::ChaosAborted { .. }
