@@ -408,26 +408,11 @@ fn container_files_are_found_through_its_mounts_with_its_logs_and_state() {
     .unwrap();
     std::fs::write(data.join("postgresql.conf"), "port = 5432\n").unwrap();
     let mount = format!("{}:/var/lib/postgresql/data", data.display());
-    let container = TestContainer::run(
+    let container = TestContainer::run_with(
         "archive",
+        &["-v", &mount],
         &["sh", "-c", "echo ready to accept connections; sleep 3600"],
     );
-    // TestContainer::run has no mount option: recreate it with the bind mount, same name.
-    docker(&["rm", "-f", &container.name]);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &container.name,
-        "--network",
-        "none",
-        "-v",
-        &mount,
-        "sentinel-test/busybox:latest",
-        "sh",
-        "-c",
-        "echo ready to accept connections; sleep 3600",
-    ]);
     let config = format!(
         r#"[[probe]]
 name = "db"
@@ -948,21 +933,11 @@ fn links_planted_in_a_bind_mount_never_take_host_files_into_the_bundle() {
     std::fs::write(data.join("log/current.log"), "ERROR: real evidence\n").unwrap();
     std::fs::write(data.join("log/old/rotated.log"), "older evidence\n").unwrap();
 
-    let container = TestContainer::run("archive-links", &["sleep", "1"]);
-    docker(&["rm", "-f", &container.name]);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &container.name,
-        "--network",
-        "none",
-        "-v",
-        &format!("{}:/data", data.display()),
-        "sentinel-test/busybox:latest",
-        "sleep",
-        "3600",
-    ]);
+    let container = TestContainer::run_with(
+        "archive-links",
+        &["-v", &format!("{}:/data", data.display())],
+        &["sleep", "3600"],
+    );
     // Planted from inside the container, where none of these targets even exist.
     let (secret, secret_dir_path) = (secret.display(), secret_dir.path().display());
     let plant = format!(

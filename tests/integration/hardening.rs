@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use crate::archive::{unpack, verified_manifest, wait_uploaded};
 use crate::chaos::{chaos_section, run, NetnsPair};
-use crate::harness::{docker, require_docker, require_root, text, wait_for, Daemon, Sandbox};
+use crate::harness::{
+    docker, require_docker, require_root, text, wait_for, Daemon, Sandbox, TestContainer,
+};
 
 const UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/sentineld.service");
 const NOBODY: u32 = 65534;
@@ -123,46 +125,6 @@ fn unit_syscall_filter() -> (seccompiler::BpfProgram, usize) {
     (programs.remove("main").unwrap(), native.len())
 }
 
-/// A container running as `nobody`, removed when dropped: its network namespace can only be
-/// opened with CAP_SYS_PTRACE.
-struct NobodyContainer(String);
-
-impl NobodyContainer {
-    fn start() -> Self {
-        let built = Command::new("bash")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/images/build-busybox.sh"
-            ))
-            .status()
-            .unwrap();
-        assert!(built.success(), "building the test image failed");
-        let name = format!("sentinel-test-hardening-{}", std::process::id());
-        let _ = Command::new("docker").args(["rm", "-f", &name]).output();
-        let user = format!("{NOBODY}:{NOBODY}");
-        docker(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--network",
-            "none",
-            "--user",
-            &user,
-            "sentinel-test/busybox:latest",
-            "sleep",
-            "3600",
-        ]);
-        Self(name)
-    }
-}
-
-impl Drop for NobodyContainer {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
-    }
-}
-
 /// A v1 memory cgroup of the test's own, removed when dropped.
 struct MemoryCgroup(PathBuf);
 
@@ -207,8 +169,10 @@ fn every_root_feature_works_within_the_units_capabilities_and_syscall_filter() {
     }
     let (filter, allowed) = unit_syscall_filter();
     let pair = NetnsPair::new("hard");
-    let container = NobodyContainer::start();
-    let container_pid = docker(&["inspect", "-f", "{{.State.Pid}}", &container.0]);
+    // running as nobody: its network namespace can only be opened with CAP_SYS_PTRACE
+    let user = format!("{NOBODY}:{NOBODY}");
+    let container = TestContainer::run_with("hardening", &["--user", &user], &["sleep", "3600"]);
+    let container_pid = docker(&["inspect", "-f", "{{.State.Pid}}", &container.name]);
     let cgroup = MemoryCgroup(PathBuf::from(format!(
         "/sys/fs/cgroup/memory/sentinel-test-hardening-{}",
         std::process::id()
@@ -252,7 +216,7 @@ fn every_root_feature_works_within_the_units_capabilities_and_syscall_filter() {
         ),
         profile(
             "box",
-            format!("container = \"{}\", interface = \"lo\"", container.0),
+            format!("container = \"{}\", interface = \"lo\"", container.name),
             tbf,
         ),
         profile(

@@ -341,6 +341,11 @@ pub struct TestContainer {
 impl TestContainer {
     /// `docker run -d` the test image (built locally, no registry) with `args` after the image.
     pub fn run(label: &str, args: &[&str]) -> Self {
+        Self::run_with(label, &[], args)
+    }
+
+    /// `run` with more `docker run` options before the image (`-v`, `--user`).
+    pub fn run_with(label: &str, options: &[&str], args: &[&str]) -> Self {
         let status = Command::new("bash")
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
@@ -351,15 +356,9 @@ impl TestContainer {
         assert!(status.success(), "building the test image failed");
         let name = format!("sentinel-test-{label}-{}", std::process::id());
         let _ = Command::new("docker").args(["rm", "-f", &name]).output();
-        let mut full = vec![
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--network",
-            "none",
-            "sentinel-test/busybox:latest",
-        ];
+        let mut full = vec!["run", "-d", "--name", &name, "--network", "none"];
+        full.extend_from_slice(options);
+        full.push("sentinel-test/busybox:latest");
         full.extend_from_slice(args);
         docker(&full);
         Self { name }
