@@ -825,21 +825,32 @@ fn spool_quota_keeps_pending_bundles_and_prunes_uploaded_ones_oldest_first() {
     assert!(daemon.stop().success());
 }
 
-/// A bundle still being collected when sentineld is stopped (its heal stopped waiting at the
-/// archive timeout) is spooled before the daemon exits, and the next run ships it.
-#[test]
-fn a_late_bundle_still_collecting_at_shutdown_is_spooled_before_exit() {
+/// The flag probe goes down with `hung_sources` activity snapshots of a `HungDatabase` in its
+/// evidence (about 5 s each), and the heal stops waiting at the 2 s archive timeout: returns
+/// the running daemon while that bundle is still being collected, and the `archive_failed`
+/// event of the timeout. Keep the `HungDatabase` alive as long as the daemon.
+fn collecting_past_the_archive_timeout(
+    hung_sources: usize,
+) -> (Sandbox, HungDatabase, Daemon, Value) {
     let sandbox = Sandbox::new();
     let (flag, logs) = app_files(&sandbox);
     let hung = HungDatabase::start();
-    // one hung source: about 5 s of collection, within the daemon's 5 s shutdown grace
-    let config = hung.flag_probe_config(&sandbox, &flag, &logs, 1);
+    let config = hung.flag_probe_config(&sandbox, &flag, &logs, hung_sources);
     let daemon = start_with_app_up(&sandbox, &config, |_| {});
     std::fs::remove_file(&flag).unwrap();
     let timed_out = wait_for(Duration::from_secs(20), "the archive timeout", || {
         daemon.events("archive_failed").into_iter().next()
     });
     assert_eq!(timed_out["stage"], "timeout", "{timed_out}");
+    (sandbox, hung, daemon, timed_out)
+}
+
+/// A bundle still being collected when sentineld is stopped (its heal stopped waiting at the
+/// archive timeout) is spooled before the daemon exits, and the next run ships it.
+#[test]
+fn a_late_bundle_still_collecting_at_shutdown_is_spooled_before_exit() {
+    // one hung source: about 5 s of collection, within the daemon's 5 s shutdown grace
+    let (sandbox, _hung, daemon, timed_out) = collecting_past_the_archive_timeout(1);
     assert!(
         archives(&daemon).is_empty(),
         "spooled already: the collection was not slow enough to be stopped midway"
@@ -865,17 +876,8 @@ fn a_late_bundle_still_collecting_at_shutdown_is_spooled_before_exit() {
 /// journaled as `archive_failed` stage `shutdown`, which the next run still shows.
 #[test]
 fn a_collection_outlasting_the_shutdown_grace_is_journaled_as_lost() {
-    let sandbox = Sandbox::new();
-    let (flag, logs) = app_files(&sandbox);
-    let hung = HungDatabase::start();
     // three hung sources: about 15 s of collection, past the daemon's 5 s shutdown grace
-    let config = hung.flag_probe_config(&sandbox, &flag, &logs, 3);
-    let daemon = start_with_app_up(&sandbox, &config, |_| {});
-    std::fs::remove_file(&flag).unwrap();
-    let timed_out = wait_for(Duration::from_secs(20), "the archive timeout", || {
-        daemon.events("archive_failed").into_iter().next()
-    });
-    assert_eq!(timed_out["stage"], "timeout", "{timed_out}");
+    let (sandbox, _hung, daemon, timed_out) = collecting_past_the_archive_timeout(3);
     assert!(daemon.stop().success());
 
     let daemon = Daemon::start(&sandbox, |_| {});
