@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{text, wait_for, Daemon, Sandbox};
+use crate::harness::{assert_failed, text, wait_for, Daemon, Sandbox};
 
 #[test]
 fn analyze_names_a_probe_that_really_failed() {
@@ -90,12 +90,9 @@ timeout = "200ms"
     );
     assert!(!report.contains("steady"), "{report}");
 
-    let bad = daemon.ctl(&["analyze", "--since", "whenever"]);
-    assert!(!bad.status.success());
-    assert!(
-        text(&bad.stderr).contains("invalid since"),
-        "{}",
-        text(&bad.stderr)
+    assert_failed(
+        &daemon.ctl(&["analyze", "--since", "whenever"]),
+        "invalid since",
     );
     daemon.stop();
 }

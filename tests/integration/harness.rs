@@ -302,6 +302,17 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A command that must have failed, saying `needle` on stderr (a refusal, not a crash).
+pub fn assert_failed(output: &Output, needle: &str) {
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "succeeded: {}",
+        text(&output.stdout)
+    );
+    assert!(stderr.contains(needle), "{stderr}");
+}
+
 /// True when a Docker engine answers. Without one, a test that needs it fails under CI and
 /// skips loudly on a developer machine.
 pub fn require_docker(test: &str) -> bool {

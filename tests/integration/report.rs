@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::chaos::{chaos_section, NetnsPair};
 use crate::docker::{docker_probe, wait_up_and_following, RESTART_HEAL};
 use crate::harness::{
-    require_docker, require_root, text, wait_for, Daemon, Sandbox, TestContainer,
+    assert_failed, require_docker, require_root, text, wait_for, Daemon, Sandbox, TestContainer,
 };
 use crate::tenants::post_events;
 
@@ -198,13 +198,7 @@ fn tbf_outage_report_times_verdicts_and_tenants() {
     assert_eq!(violation["offset_ms"], down - start, "{violation}");
 
     // an unknown experiment is a clear 404
-    let out = daemon.ctl(&["report", "x-nope"]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("no experiment x-nope"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_failed(&daemon.ctl(&["report", "x-nope"]), "no experiment x-nope");
     assert!(daemon.stop().success());
 }
 

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::harness::{text, wait_for, Daemon, Sandbox};
+use crate::harness::{assert_failed, text, wait_for, Daemon, Sandbox};
 
 /// One HTTP/1.1 request on a fresh connection: (status, body).
 fn request(port: u16, head: &str, body: &[u8]) -> (u16, String) {
@@ -134,12 +134,9 @@ fn bad_events_are_answered_precisely_and_good_ones_kept() {
         show["tenant"]["top_endpoint"]["endpoint"], "/v1/orders/:id",
         "{show}"
     );
-    let missing = daemon.ctl(&["tenants", "show", "nobody"]);
-    assert!(!missing.status.success());
-    assert!(
-        text(&missing.stderr).contains("tenant \"nobody\" is not tracked"),
-        "{}",
-        text(&missing.stderr)
+    assert_failed(
+        &daemon.ctl(&["tenants", "show", "nobody"]),
+        "tenant \"nobody\" is not tracked",
     );
     assert!(daemon.stop().success());
 }
@@ -258,13 +255,7 @@ fn disabled_detector_answers_404_with_the_setting_to_change() {
             .contains("[tenants] enabled = true"),
         "{verdict}"
     );
-    let top = daemon.ctl(&["tenants", "top"]);
-    assert!(!top.status.success());
-    assert!(
-        text(&top.stderr).contains("disabled"),
-        "{}",
-        text(&top.stderr)
-    );
+    assert_failed(&daemon.ctl(&["tenants", "top"]), "disabled");
     assert!(daemon.stop().success());
 }
 

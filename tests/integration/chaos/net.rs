@@ -4,7 +4,9 @@
 use std::process::Command;
 
 use super::{chaos_section, run, NetnsPair};
-use crate::harness::{docker, require_docker, require_root, text, Daemon, Sandbox, TestContainer};
+use crate::harness::{
+    assert_failed, docker, require_docker, require_root, text, Daemon, Sandbox, TestContainer,
+};
 
 /// 1 mbit/s = 125 000 B/s.
 const LIMIT_BYTES_PER_SEC: f64 = 125_000.0;
@@ -148,12 +150,9 @@ fn guardrails_default_route_and_foreign_root_qdisc() {
     .concat();
     let daemon = start_daemon(&sandbox, "5e13", &profiles);
 
-    let refused = daemon.ctl(&["chaos", "start", "gateway"]);
-    assert!(!refused.status.success());
-    assert!(
-        text(&refused.stderr).contains("veth-a carries the default route"),
-        "{}",
-        text(&refused.stderr)
+    assert_failed(
+        &daemon.ctl(&["chaos", "start", "gateway"]),
+        "veth-a carries the default route",
     );
     assert!(!NetnsPair::qdiscs(&pair.a, "veth-a").contains("5e13:"));
     let allowed = daemon.ctl_json(&["chaos", "start", "gateway-allowed"]);
@@ -225,11 +224,9 @@ fn netem_reports_what_the_kernel_offers() {
             shown.contains("netem: unavailable — kernel lacks sch_netem"),
             "{shown}"
         );
-        assert!(!out.status.success());
-        assert!(
-            text(&out.stderr).contains("netem is unavailable on this host: kernel lacks sch_netem"),
-            "{}",
-            text(&out.stderr)
+        assert_failed(
+            &out,
+            "netem is unavailable on this host: kernel lacks sch_netem",
         );
         let aborted = daemon.events("chaos_aborted");
         assert_eq!(aborted.len(), 1, "{aborted:?}");
