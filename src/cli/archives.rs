@@ -1,16 +1,15 @@
 //! `sentinelctl archives`: one line per evidence bundle — when, what, size, upload state, where.
 
+use super::render::table_or;
 use crate::api::ArchivesResponse;
 use crate::archive::UploadState;
 
 pub fn archives(response: &ArchivesResponse) -> String {
-    if response.archives.is_empty() {
-        return "no evidence bundles yet\n".into();
-    }
-    let rows: Vec<Vec<String>> = response
-        .archives
-        .iter()
-        .map(|a| {
+    table_or(
+        "no evidence bundles yet\n",
+        &["CREATED", "PROBE", "BUNDLE", "BYTES", "STATE", "LOCATION"],
+        &response.archives,
+        |a| {
             let (state, place) = match a.state {
                 UploadState::Uploaded => (
                     "uploaded".to_string(),
@@ -36,11 +35,7 @@ pub fn archives(response: &ArchivesResponse) -> String {
                 state,
                 place,
             ]
-        })
-        .collect();
-    super::render::table(
-        &["CREATED", "PROBE", "BUNDLE", "BYTES", "STATE", "LOCATION"],
-        &rows,
+        },
     )
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use super::render::table;
+use super::render::table_or;
 use crate::api::{
     ClientError, ControlClient, ExperimentsResponse, ProfilesResponse, Route, StopAllResponse,
 };
@@ -150,13 +150,11 @@ async fn wait_for_end(
 }
 
 fn profiles(response: &ProfilesResponse) -> String {
-    if response.profiles.is_empty() {
-        return "no chaos profiles configured ([[chaos.profile]] in the config)\n".into();
-    }
-    let rows: Vec<Vec<String>> = response
-        .profiles
-        .iter()
-        .map(|p| {
+    table_or(
+        "no chaos profiles configured ([[chaos.profile]] in the config)\n",
+        &["PROFILE", "DURATION", "TARGET", "FAULTS"],
+        &response.profiles,
+        |p| {
             vec![
                 p.name.clone(),
                 p.duration.to_string(),
@@ -168,9 +166,8 @@ fn profiles(response: &ProfilesResponse) -> String {
                     .collect::<Vec<_>>()
                     .join(" + "),
             ]
-        })
-        .collect();
-    table(&["PROFILE", "DURATION", "TARGET", "FAULTS"], &rows)
+        },
+    )
 }
 
 fn started(view: &ExperimentView) -> String {
@@ -184,12 +181,11 @@ fn started(view: &ExperimentView) -> String {
 }
 
 fn list(experiments: &[ExperimentView]) -> String {
-    if experiments.is_empty() {
-        return "no experiments yet\n".into();
-    }
-    let rows: Vec<Vec<String>> = experiments
-        .iter()
-        .map(|e| {
+    table_or(
+        "no experiments yet\n",
+        &["ID", "PROFILE", "STATE", "TARGET", "FAULTS"],
+        experiments,
+        |e| {
             vec![
                 e.id.clone(),
                 e.profile.clone().unwrap_or_else(|| "-".into()),
@@ -197,9 +193,8 @@ fn list(experiments: &[ExperimentView]) -> String {
                 e.target.clone(),
                 e.faults.join(" + "),
             ]
-        })
-        .collect();
-    table(&["ID", "PROFILE", "STATE", "TARGET", "FAULTS"], &rows)
+        },
+    )
 }
 
 fn state(view: &ExperimentView) -> String {

@@ -5,7 +5,7 @@ use std::io::Write as _;
 
 use clap::Subcommand;
 
-use super::render::table;
+use super::render::{table, table_or};
 use crate::api::{ClientError, ControlClient, DrillRunResponse, DrillsResponse, Route};
 use crate::drill::{DrillRun, RunState};
 use crate::event::{EventKind, JournaledEvent, Timestamp};
@@ -143,10 +143,18 @@ pub fn progress_line(started: Timestamp, event: &JournaledEvent) -> String {
 pub fn verdicts(run: &DrillRun) -> String {
     let seconds =
         |ms: Option<u64>| ms.map_or_else(|| "-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
-    let rows: Vec<Vec<String>> = run
-        .results
-        .iter()
-        .map(|r| {
+    let mut out = table_or(
+        "no expectation was decided\n",
+        &[
+            "STEP",
+            "EXPECTATION",
+            "RESULT",
+            "MEASURED",
+            "LIMIT",
+            "DETAIL",
+        ],
+        &run.results,
+        |r| {
             vec![
                 r.step.to_string(),
                 r.expectation.clone(),
@@ -155,22 +163,8 @@ pub fn verdicts(run: &DrillRun) -> String {
                 seconds(r.limit_ms),
                 r.detail.clone(),
             ]
-        })
-        .collect();
-    let mut out = match rows.is_empty() {
-        true => "no expectation was decided\n".to_string(),
-        false => table(
-            &[
-                "STEP",
-                "EXPECTATION",
-                "RESULT",
-                "MEASURED",
-                "LIMIT",
-                "DETAIL",
-            ],
-            &rows,
-        ),
-    };
+        },
+    );
     let met = run.results.iter().filter(|r| r.met).count();
     let outcome = match (&run.state, &run.reason) {
         (RunState::Aborted, Some(reason)) => format!("aborted: {reason}"),
@@ -190,35 +184,29 @@ pub fn verdicts(run: &DrillRun) -> String {
 }
 
 fn list(response: &DrillsResponse) -> String {
-    let mut out = match response.drills.is_empty() {
-        true => "no drills configured ([[drill]] in the config)\n".to_string(),
-        false => {
-            let rows: Vec<Vec<String>> = response
-                .drills
+    let mut out = table_or(
+        "no drills configured ([[drill]] in the config)\n",
+        &["DRILL", "STEPS"],
+        &response.drills,
+        |d| {
+            let steps: Vec<String> = d
+                .steps
                 .iter()
-                .map(|d| {
-                    let steps: Vec<String> = d
-                        .steps
-                        .iter()
-                        .map(|s| {
-                            let experiment = s.experiment.profile.clone().unwrap_or_else(|| {
-                                s.experiment
-                                    .spec
-                                    .as_ref()
-                                    .map(|spec| spec.target.describe())
-                                    .unwrap_or_default()
-                            });
-                            let expect: Vec<String> =
-                                s.expect.iter().map(|e| e.describe()).collect();
-                            format!("{experiment}: {}", expect.join(", "))
-                        })
-                        .collect();
-                    vec![d.name.clone(), steps.join("; ")]
+                .map(|s| {
+                    let experiment = s.experiment.profile.clone().unwrap_or_else(|| {
+                        s.experiment
+                            .spec
+                            .as_ref()
+                            .map(|spec| spec.target.describe())
+                            .unwrap_or_default()
+                    });
+                    let expect: Vec<String> = s.expect.iter().map(|e| e.describe()).collect();
+                    format!("{experiment}: {}", expect.join(", "))
                 })
                 .collect();
-            table(&["DRILL", "STEPS"], &rows)
-        }
-    };
+            vec![d.name.clone(), steps.join("; ")]
+        },
+    );
     if !response.runs.is_empty() {
         let rows: Vec<Vec<String>> = response
             .runs

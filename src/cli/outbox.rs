@@ -1,17 +1,18 @@
 //! `sentinelctl outbox`: one line per notification message — when, channel, what, delivery
 //! state with attempts, next try and last error.
 
+use super::render::table_or;
 use crate::api::OutboxResponse;
 use crate::notify::DeliveryState;
 
 pub fn outbox(response: &OutboxResponse) -> String {
-    if response.messages.is_empty() {
-        return "no notifications yet\n".into();
-    }
-    let rows: Vec<Vec<String>> = response
-        .messages
-        .iter()
-        .map(|m| {
+    table_or(
+        "no notifications yet\n",
+        &[
+            "CREATED", "CHANNEL", "SUBJECT", "STATUS", "ATTEMPTS", "STATE", "NEXT TRY",
+        ],
+        &response.messages,
+        |m| {
             let state = match (m.state, &m.last_error) {
                 (DeliveryState::Delivered, _) => "delivered".to_string(),
                 (DeliveryState::Expired, _) => "expired (gave up)".to_string(),
@@ -36,12 +37,6 @@ pub fn outbox(response: &OutboxResponse) -> String {
                 state,
                 next,
             ]
-        })
-        .collect();
-    super::render::table(
-        &[
-            "CREATED", "CHANNEL", "SUBJECT", "STATUS", "ATTEMPTS", "STATE", "NEXT TRY",
-        ],
-        &rows,
+        },
     )
 }

@@ -36,6 +36,20 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// One row per item under `header`, or the `none` line when there are no items.
+pub fn table_or<T>(
+    none: &str,
+    header: &[&str],
+    items: &[T],
+    row: impl FnMut(&T) -> Vec<String>,
+) -> String {
+    if items.is_empty() {
+        return none.to_string();
+    }
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    table(header, &rows)
+}
+
 pub fn status(status: &StatusResponse) -> String {
     let daemon = &status.daemon;
     let mut out = String::new();
@@ -70,10 +84,6 @@ pub fn status(status: &StatusResponse) -> String {
         let _ = writeln!(out, "{label:<12}{value}");
     }
     out.push('\n');
-    if status.probes.is_empty() {
-        out.push_str("no probes configured\n");
-        return out;
-    }
     let budget = |name: &str| {
         status.heals.iter().find(|h| h.probe == name).map_or_else(
             || "-".to_string(),
@@ -83,10 +93,19 @@ pub fn status(status: &StatusResponse) -> String {
             },
         )
     };
-    let rows: Vec<Vec<String>> = status
-        .probes
-        .iter()
-        .map(|p| {
+    out.push_str(&table_or(
+        "no probes configured\n",
+        &[
+            "PROBE",
+            "KIND",
+            "STATE",
+            "SINCE",
+            "LATENCY",
+            "RECOVERIES",
+            "LAST FAILURE",
+        ],
+        &status.probes,
+        |p| {
             vec![
                 p.name.clone(),
                 p.kind.clone(),
@@ -103,32 +122,26 @@ pub fn status(status: &StatusResponse) -> String {
                 budget(&p.name),
                 p.last_failure.clone().unwrap_or_else(|| "-".into()),
             ]
-        })
-        .collect();
-    out.push_str(&table(
-        &[
-            "PROBE",
-            "KIND",
-            "STATE",
-            "SINCE",
-            "LATENCY",
-            "RECOVERIES",
-            "LAST FAILURE",
-        ],
-        &rows,
+        },
     ));
     out
 }
 
 /// What `sentinelctl probes` prints.
 pub fn probes(status: &StatusResponse) -> String {
-    if status.probes.is_empty() {
-        return "no probes configured\n".to_string();
-    }
-    let rows: Vec<Vec<String>> = status
-        .probes
-        .iter()
-        .map(|p| {
+    table_or(
+        "no probes configured\n",
+        &[
+            "PROBE",
+            "KIND",
+            "EVERY",
+            "THRESHOLDS",
+            "STATE",
+            "HEAL",
+            "TARGET",
+        ],
+        &status.probes,
+        |p| {
             let heal = status
                 .heals
                 .iter()
@@ -144,19 +157,7 @@ pub fn probes(status: &StatusResponse) -> String {
                 heal,
                 p.target.clone(),
             ]
-        })
-        .collect();
-    table(
-        &[
-            "PROBE",
-            "KIND",
-            "EVERY",
-            "THRESHOLDS",
-            "STATE",
-            "HEAL",
-            "TARGET",
-        ],
-        &rows,
+        },
     )
 }
 
@@ -216,17 +217,20 @@ pub fn event_row(event: &JournaledEvent) -> Vec<String> {
 pub const EVENT_HEADER: [&str; 4] = ["ID", "TIME", "KIND", "SUMMARY"];
 
 pub fn events(events: &[JournaledEvent]) -> String {
-    if events.is_empty() {
-        return "no events\n".to_string();
-    }
-    let rows: Vec<Vec<String>> = events.iter().map(event_row).collect();
-    table(&EVENT_HEADER, &rows)
+    table_or("no events\n", &EVENT_HEADER, events, event_row)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::{Event, EventKind, Timestamp};
+
+    #[test]
+    fn table_or_prints_the_none_line_for_no_items_and_a_row_per_item() {
+        let row = |n: &u8| vec![n.to_string()];
+        assert_eq!(table_or("none yet\n", &["N"], &[], row), "none yet\n");
+        assert_eq!(table_or("none yet\n", &["N"], &[1, 2], row), "N\n1\n2\n");
+    }
 
     #[test]
     fn table_aligns_columns() {
