@@ -31,14 +31,12 @@ pub fn report(analysis: &Analysis) -> String {
 }
 
 fn failing(out: &mut String, analysis: &Analysis) {
-    if analysis.failing_probes.is_empty() {
-        return;
-    }
-    section(out, "Probes that went down most");
-    let rows: Vec<Vec<String>> = analysis
-        .failing_probes
-        .iter()
-        .map(|p| {
+    table_section(
+        out,
+        "Probes that went down most",
+        &["PROBE", "OUTAGES", "DOWN FOR", "MEDIAN", "NOW", "EVENTS"],
+        &analysis.failing_probes,
+        |p| {
             vec![
                 p.probe.clone(),
                 p.downs.to_string(),
@@ -47,119 +45,91 @@ fn failing(out: &mut String, analysis: &Analysis) {
                 if p.still_down { "down" } else { "up" }.to_string(),
                 ids(&p.evidence),
             ]
-        })
-        .collect();
-    out.push_str(&table(
-        &["PROBE", "OUTAGES", "DOWN FOR", "MEDIAN", "NOW", "EVENTS"],
-        &rows,
-    ));
+        },
+    );
 }
 
 fn patterns(out: &mut String, analysis: &Analysis) {
-    if !analysis.recurring.is_empty() {
-        section(out, "Recurring: down in the same UTC hour on several days");
-        for r in &analysis.recurring {
-            let _ = writeln!(
-                out,
-                "{}: {:02}:00-{:02}:59 UTC on {} days ({}); events {}",
-                r.probe,
-                r.hour_utc,
-                r.hour_utc,
-                r.days.len(),
-                r.days.join(", "),
-                ids(&r.evidence)
-            );
-        }
-    }
-    if !analysis.flapping.is_empty() {
-        section(out, "Flapping");
-        for f in &analysis.flapping {
-            let _ = writeln!(
-                out,
-                "{}: {} outages within {} from {}, {} transitions in the range; events {}",
-                f.probe,
-                f.downs_in_window,
-                millis(Some(f.window_ms)),
-                f.evidence.first.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                f.transitions,
-                ids(&f.evidence)
-            );
-        }
-    }
-    if !analysis.reason_clusters.is_empty() {
-        section(out, "Failure reasons");
-        for c in &analysis.reason_clusters {
-            let probes: Vec<String> = c.probes.iter().map(|(p, n)| format!("{p} ×{n}")).collect();
-            let _ = writeln!(
-                out,
-                "{}: {} outages ({}); events {}",
-                c.reason,
-                c.evidence.count,
-                probes.join(", "),
-                ids(&c.evidence)
-            );
-        }
-    }
+    let title = "Recurring: down in the same UTC hour on several days";
+    line_section(out, title, &analysis.recurring, |r| {
+        format!(
+            "{}: {:02}:00-{:02}:59 UTC on {} days ({}); events {}",
+            r.probe,
+            r.hour_utc,
+            r.hour_utc,
+            r.days.len(),
+            r.days.join(", "),
+            ids(&r.evidence)
+        )
+    });
+    line_section(out, "Flapping", &analysis.flapping, |f| {
+        format!(
+            "{}: {} outages within {} from {}, {} transitions in the range; events {}",
+            f.probe,
+            f.downs_in_window,
+            millis(Some(f.window_ms)),
+            f.evidence.first.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            f.transitions,
+            ids(&f.evidence)
+        )
+    });
+    line_section(out, "Failure reasons", &analysis.reason_clusters, |c| {
+        let probes: Vec<String> = c.probes.iter().map(|(p, n)| format!("{p} ×{n}")).collect();
+        format!(
+            "{}: {} outages ({}); events {}",
+            c.reason,
+            c.evidence.count,
+            probes.join(", "),
+            ids(&c.evidence)
+        )
+    });
 }
 
 fn heals(out: &mut String, analysis: &Analysis) {
-    if !analysis.heals.is_empty() {
-        section(out, "Healing");
-        let rows: Vec<Vec<String>> = analysis
-            .heals
-            .iter()
-            .map(|h| {
-                vec![
-                    h.probe.clone(),
-                    format!("{}/{}", h.heals_ok, h.heals),
-                    h.success_rate
-                        .map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
-                    format!("{} ({} healed)", h.incidents_closed, h.incidents_healed),
-                    millis(h.median_time_to_recover_ms.map(|ms| ms as i64)),
-                    ids(&h.evidence),
-                ]
-            })
-            .collect();
-        out.push_str(&table(
-            &[
-                "PROBE",
-                "HEALS OK",
-                "SUCCESS",
-                "INCIDENTS",
-                "MEDIAN RECOVERY",
-                "EVENTS",
-            ],
-            &rows,
-        ));
-    }
-    if !analysis.budgets_exhausted.is_empty() {
-        section(out, "Restart budgets exhausted");
-        for b in &analysis.budgets_exhausted {
-            let _ = writeln!(
-                out,
-                "{}: gave up {} time(s), after up to {} heals, last at {}; events {}",
-                b.probe,
-                b.times,
-                b.max_attempts,
-                b.evidence.last.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                ids(&b.evidence)
-            );
-        }
-    }
+    table_section(
+        out,
+        "Healing",
+        &[
+            "PROBE",
+            "HEALS OK",
+            "SUCCESS",
+            "INCIDENTS",
+            "MEDIAN RECOVERY",
+            "EVENTS",
+        ],
+        &analysis.heals,
+        |h| {
+            vec![
+                h.probe.clone(),
+                format!("{}/{}", h.heals_ok, h.heals),
+                h.success_rate
+                    .map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
+                format!("{} ({} healed)", h.incidents_closed, h.incidents_healed),
+                millis(h.median_time_to_recover_ms.map(|ms| ms as i64)),
+                ids(&h.evidence),
+            ]
+        },
+    );
+    let title = "Restart budgets exhausted";
+    line_section(out, title, &analysis.budgets_exhausted, |b| {
+        format!(
+            "{}: gave up {} time(s), after up to {} heals, last at {}; events {}",
+            b.probe,
+            b.times,
+            b.max_attempts,
+            b.evidence.last.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            ids(&b.evidence)
+        )
+    });
 }
 
 fn tenants(out: &mut String, analysis: &Analysis) {
-    if analysis.tenant_spikes.is_empty() {
-        return;
-    }
-    section(out, "Tenant alerts");
-    for s in &analysis.tenant_spikes {
+    line_section(out, "Tenant alerts", &analysis.tenant_spikes, |s| {
         let context = match s.coinciding_probes.is_empty() {
             true => "no probe was down around it".to_string(),
             false => format!("while down: {}", s.coinciding_probes.join(", ")),
         };
-        let _ = writeln!(
-            out,
+        format!(
             "{} {}: {} {} > {} (rule {}); {context}; events {}",
             s.at.to_rfc3339(),
             s.tenant_id,
@@ -168,8 +138,35 @@ fn tenants(out: &mut String, analysis: &Analysis) {
             s.threshold,
             s.rule,
             ids(&s.evidence)
-        );
+        )
+    });
+}
+
+/// A titled section with one line per finding; nothing at all when there are none.
+fn line_section<T>(out: &mut String, title: &str, items: &[T], line: impl Fn(&T) -> String) {
+    if items.is_empty() {
+        return;
     }
+    section(out, title);
+    for item in items {
+        let _ = writeln!(out, "{}", line(item));
+    }
+}
+
+/// A titled table with one row per finding; nothing at all when there are none.
+fn table_section<T>(
+    out: &mut String,
+    title: &str,
+    header: &[&str],
+    items: &[T],
+    row: impl Fn(&T) -> Vec<String>,
+) {
+    if items.is_empty() {
+        return;
+    }
+    section(out, title);
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    out.push_str(&table(header, &rows));
 }
 
 fn section(out: &mut String, title: &str) {
@@ -222,6 +219,15 @@ mod tests {
             budgets_exhausted: vec![],
             tenant_spikes: vec![],
         }
+    }
+
+    #[test]
+    fn a_section_is_its_title_and_a_line_per_finding_or_nothing() {
+        let mut out = String::new();
+        line_section(&mut out, "Empty", &[] as &[u8], |n| n.to_string());
+        assert_eq!(out, "");
+        line_section(&mut out, "Numbers", &[1, 2], |n| format!("#{n}"));
+        assert_eq!(out, "\nNumbers\n#1\n#2\n");
     }
 
     #[test]
