@@ -1,6 +1,7 @@
 //! The docker probe against a real engine: a killed container is detected from the engine's
 //! event stream (long before the probe's interval), and its restart is seen as a recovery.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::{docker, require_docker, text, wait_for, Daemon, Sandbox, TestContainer};
@@ -26,6 +27,22 @@ pub(crate) fn wait_up_and_following(daemon: &Daemon, probe: &str) {
 
 pub(crate) const RESTART_HEAL: &str =
     "heal = { action = \"docker_restart\", stop_timeout = \"1s\", verify_within = \"10s\" }";
+
+/// A sleeping container (`label`) watched by the docker probe `probe` with `RESTART_HEAL`,
+/// returned once the probe is up and the daemon follows the engine's events.
+fn watched_container(
+    label: &str,
+    probe: &str,
+    configure: impl FnOnce(&mut Command),
+) -> (TestContainer, Sandbox, Daemon) {
+    let container = TestContainer::run(label, &["sleep", "3600"]);
+    let sandbox = Sandbox::new();
+    let probes = docker_probe(probe, &container.name, RESTART_HEAL);
+    sandbox.write_config(&sandbox.config("", &probes));
+    let daemon = Daemon::start(&sandbox, configure);
+    wait_up_and_following(&daemon, probe);
+    (container, sandbox, daemon)
+}
 
 #[test]
 fn killed_container_is_detected_from_events_and_recovery_counted() {
@@ -113,14 +130,9 @@ fn a_container_killed_during_a_bus_flood_is_healed() {
     if !require_docker("a_container_killed_during_a_bus_flood_is_healed") {
         return;
     }
-    let container = TestContainer::run("flood", &["sleep", "3600"]);
-    let sandbox = Sandbox::new();
-    let probes = docker_probe("demo", &container.name, RESTART_HEAL);
-    sandbox.write_config(&sandbox.config("", &probes));
-    let daemon = Daemon::start(&sandbox, |command| {
+    let (container, _sandbox, daemon) = watched_container("flood", "demo", |command| {
         command.env("SENTINEL_DEBUG_FLOOD", format!("container_event:{FLOOD}"));
     });
-    wait_up_and_following(&daemon, "demo");
 
     let killed = Instant::now();
     docker(&["kill", &container.name]);
@@ -161,12 +173,7 @@ fn killed_container_is_healed_and_the_incident_timed() {
     if !require_docker("killed_container_is_healed_and_the_incident_timed") {
         return;
     }
-    let container = TestContainer::run("heal", &["sleep", "3600"]);
-    let sandbox = Sandbox::new();
-    let probes = docker_probe("demo", &container.name, RESTART_HEAL);
-    sandbox.write_config(&sandbox.config("", &probes));
-    let daemon = Daemon::start(&sandbox, |_| {});
-    wait_up_and_following(&daemon, "demo");
+    let (container, _sandbox, daemon) = watched_container("heal", "demo", |_| {});
 
     docker(&["kill", &container.name]);
     let closed = wait_for(Duration::from_secs(20), "incident closed", || {
@@ -254,12 +261,7 @@ fn a_silenced_probe_is_checked_but_not_healed_until_the_silence_is_lifted() {
     if !require_docker("a_silenced_probe_is_checked_but_not_healed_until_the_silence_is_lifted") {
         return;
     }
-    let container = TestContainer::run("silence", &["sleep", "3600"]);
-    let sandbox = Sandbox::new();
-    let probes = docker_probe("quiet", &container.name, RESTART_HEAL);
-    sandbox.write_config(&sandbox.config("", &probes));
-    let daemon = Daemon::start(&sandbox, |_| {});
-    wait_up_and_following(&daemon, "quiet");
+    let (container, _sandbox, daemon) = watched_container("silence", "quiet", |_| {});
     let silenced = daemon.ctl(&["silence", "quiet", "--for", "30m"]);
     assert!(silenced.status.success(), "{}", text(&silenced.stderr));
     assert!(text(&silenced.stdout).starts_with("quiet: silenced until "));
