@@ -224,9 +224,7 @@ fn start_with_app_up(
 ) -> Daemon {
     sandbox.write_config(&sandbox.config("", config));
     let daemon = Daemon::start(sandbox, configure);
-    wait_for(Duration::from_secs(15), "app up", || {
-        (daemon.probe("app")["state"] == "up").then_some(())
-    });
+    daemon.wait_state_within("app", "up", Duration::from_secs(15));
     daemon
 }
 
@@ -1105,9 +1103,7 @@ fn evidence_files_are_0640_in_the_socket_group_whatever_the_umask() {
             .map(String::from)
             .to_vec();
         let daemon = Daemon::start_with(&sandbox, &wrapper, "text", |_| {});
-        wait_for(Duration::from_secs(15), "app up", || {
-            (daemon.probe("app")["state"] == "up").then_some(())
-        });
+        daemon.wait_state_within("app", "up", Duration::from_secs(15));
         std::fs::remove_file(&flag).unwrap();
         let bundle = wait_uploaded(&daemon, None, Duration::from_secs(20));
         let name = bundle["name"].as_str().unwrap();

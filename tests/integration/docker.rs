@@ -58,13 +58,8 @@ fn killed_container_is_detected_from_events_and_recovery_counted() {
     .concat();
     sandbox.write_config(&sandbox.config("", &probes));
     let daemon = Daemon::start(&sandbox, |_| {});
-    wait_for(Duration::from_secs(15), "demo up", || {
-        (daemon.probe("demo")["state"] == "up").then_some(())
-    });
-    let ghost = wait_for(Duration::from_secs(15), "ghost down", || {
-        let p = daemon.probe("ghost");
-        (p["state"] == "down").then_some(p)
-    });
+    daemon.wait_state_within("demo", "up", Duration::from_secs(15));
+    let ghost = daemon.wait_state_within("ghost", "down", Duration::from_secs(15));
     assert!(
         ghost["last_failure"]
             .as_str()
@@ -82,10 +77,7 @@ fn killed_container_is_detected_from_events_and_recovery_counted() {
 
     let killed = Instant::now();
     docker(&["kill", &container.name]);
-    let down = wait_for(Duration::from_secs(10), "demo down", || {
-        let p = daemon.probe("demo");
-        (p["state"] == "down").then_some(p)
-    });
+    let down = daemon.wait_state("demo", "down");
     // far below the 30 s interval: the die event woke the probe
     assert!(killed.elapsed() < Duration::from_secs(10));
     assert!(
@@ -97,10 +89,7 @@ fn killed_container_is_detected_from_events_and_recovery_counted() {
     );
 
     docker(&["start", &container.name]);
-    let up = wait_for(Duration::from_secs(10), "demo up again", || {
-        let p = daemon.probe("demo");
-        (p["state"] == "up").then_some(p)
-    });
+    let up = daemon.wait_state("demo", "up");
     assert_eq!(up["recoveries_total"], 1);
 
     let events = text(&daemon.ctl(&["events", "--kind", "container_event"]).stdout);
@@ -267,9 +256,7 @@ fn a_silenced_probe_is_checked_but_not_healed_until_the_silence_is_lifted() {
     assert!(text(&silenced.stdout).starts_with("quiet: silenced until "));
 
     docker(&["kill", &container.name]);
-    wait_for(Duration::from_secs(10), "quiet down", || {
-        (daemon.probe("quiet")["state"] == "down").then_some(())
-    });
+    daemon.wait_state("quiet", "down");
     std::thread::sleep(Duration::from_secs(2));
     assert!(
         daemon.events("heal_started").is_empty(),
@@ -279,9 +266,7 @@ fn a_silenced_probe_is_checked_but_not_healed_until_the_silence_is_lifted() {
 
     let lifted = daemon.ctl(&["silence", "quiet", "--for", "0"]);
     assert_eq!(text(&lifted.stdout).trim(), "quiet: silence lifted");
-    wait_for(Duration::from_secs(20), "healed after the silence", || {
-        (daemon.probe("quiet")["state"] == "up").then_some(())
-    });
+    daemon.wait_state_within("quiet", "up", Duration::from_secs(20));
     assert_eq!(daemon.events("heal_started").len(), 1);
     assert_eq!(daemon.events("probe_silenced").len(), 2);
     let bad = daemon.ctl(&["silence", "quiet", "--for", "soon"]);

@@ -226,10 +226,16 @@ impl Daemon {
             .unwrap_or_default()
     }
 
-    /// Wait until probe `name` is in state `want` (up, down, ...).
-    pub fn wait_state(&self, name: &str, want: &str) {
-        wait_for(Duration::from_secs(10), &format!("{name} {want}"), || {
-            (self.probe(name)["state"] == want).then_some(())
+    /// Wait until probe `name` is in state `want` (up, down, ...); returns the probe.
+    pub fn wait_state(&self, name: &str, want: &str) -> serde_json::Value {
+        self.wait_state_within(name, want, Duration::from_secs(10))
+    }
+
+    /// `wait_state` with its own time limit.
+    pub fn wait_state_within(&self, name: &str, want: &str, limit: Duration) -> serde_json::Value {
+        wait_for(limit, &format!("{name} {want}"), || {
+            let probe = self.probe(name);
+            (probe["state"] == want).then_some(probe)
         })
     }
 

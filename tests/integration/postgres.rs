@@ -52,29 +52,20 @@ expect_role = "replica"
         (daemon.probe("db")["state"] == "up" && daemon.probe("db-activity")["state"] == "up")
             .then_some(())
     });
-    let wrong = wait_for(Duration::from_secs(15), "wrong password down", || {
-        let p = daemon.probe("db-wrong-password");
-        (p["state"] == "down").then_some(p)
-    });
+    let wrong = daemon.wait_state_within("db-wrong-password", "down", Duration::from_secs(15));
     let failure = wrong["last_failure"].as_str().unwrap();
     assert!(
         failure.starts_with("auth: password authentication failed for user \"sentinel\" (28P01)"),
         "{failure}"
     );
-    let role = wait_for(Duration::from_secs(15), "wrong role down", || {
-        let p = daemon.probe("db-wrong-role");
-        (p["state"] == "down").then_some(p)
-    });
+    let role = daemon.wait_state_within("db-wrong-role", "down", Duration::from_secs(15));
     assert_eq!(
         role["last_failure"],
         "assertion: server is a primary, expected a replica"
     );
 
     server.pg_ctl_stop();
-    let down = wait_for(Duration::from_secs(15), "db down after stop", || {
-        let p = daemon.probe("db");
-        (p["state"] == "down").then_some(p)
-    });
+    let down = daemon.wait_state_within("db", "down", Duration::from_secs(15));
     assert!(
         down["last_failure"]
             .as_str()
@@ -84,10 +75,7 @@ expect_role = "replica"
     );
 
     server.pg_ctl_start();
-    let up = wait_for(Duration::from_secs(15), "db up after start", || {
-        let p = daemon.probe("db");
-        (p["state"] == "up").then_some(p)
-    });
+    let up = daemon.wait_state_within("db", "up", Duration::from_secs(15));
     assert_eq!(up["recoveries_total"], 1);
     let log = daemon.stderr();
     assert!(

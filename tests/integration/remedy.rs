@@ -63,9 +63,7 @@ secret = "{SECRET}"
     );
     sandbox.write_config(&sandbox.config("", &config));
     let daemon = Daemon::start(&sandbox, aws_env);
-    wait_for(Duration::from_secs(30), "postgres probe up", || {
-        (daemon.probe("postgres")["state"] == "up").then_some(())
-    });
+    daemon.wait_state_within("postgres", "up", Duration::from_secs(30));
     let started_before = pg.started_at();
 
     pg.stop_postgres();
