@@ -206,32 +206,30 @@ fn sql(err: rusqlite::Error) -> ArchiveError {
     ArchiveError::Ledger(err.to_string())
 }
 
-/// A pending 10-byte bundle of probe `p` spooled at `/spool/NAME.tar.gz`: the archive tests' row.
 #[cfg(test)]
-pub(super) fn test_record(name: &str, created: i64) -> ArchiveRecord {
-    ArchiveRecord {
-        name: name.into(),
-        probe: "p".into(),
-        target: "t".into(),
-        created_at: Timestamp(created),
-        path: format!("/spool/{name}.tar.gz").into(),
-        manifest_path: format!("/spool/{name}.manifest.json").into(),
-        bytes: 10,
-        sha256: "h".into(),
-        state: UploadState::Pending,
-        destination: format!("s3://b/{name}/"),
-        location: None,
-        attempts: 0,
-        next_attempt_at: None,
-        last_error: None,
-        uploaded_at: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::test_record as record;
+pub(super) mod tests {
     use super::*;
+
+    /// A pending 10-byte bundle spooled at `/spool/NAME.tar.gz`: the archive tests' row.
+    pub(in crate::archive) fn record(name: &str, created: i64) -> ArchiveRecord {
+        ArchiveRecord {
+            name: name.into(),
+            probe: "p".into(),
+            target: "t".into(),
+            created_at: Timestamp(created),
+            path: format!("/spool/{name}.tar.gz").into(),
+            manifest_path: format!("/spool/{name}.manifest.json").into(),
+            bytes: 10,
+            sha256: "h".into(),
+            state: UploadState::Pending,
+            destination: format!("s3://b/{name}/"),
+            location: None,
+            attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
+            uploaded_at: None,
+        }
+    }
 
     #[test]
     fn pending_bundles_survive_reopen_and_retry_when_due() {

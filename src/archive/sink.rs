@@ -143,7 +143,7 @@ mod tests {
         ArchiveRecord {
             bytes,
             state,
-            ..super::super::ledger::test_record(name, at)
+            ..super::super::ledger::tests::record(name, at)
         }
     }
 
