@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::harness::{ctl_as, ctl_as_nobody, require_root, text, wait_for, Daemon, Sandbox};
+use crate::harness::{
+    ctl_as, ctl_as_nobody, json_lines, require_root, text, wait_for, Daemon, Sandbox,
+};
 
 #[test]
 fn status_events_and_version_against_a_running_daemon() {
@@ -69,10 +71,7 @@ fn status_events_and_version_against_a_running_daemon() {
         "--since",
         "10m",
     ]);
-    let lines: Vec<serde_json::Value> = text(&filtered.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&filtered);
     assert!(!lines.is_empty());
     assert!(lines.iter().all(|e| e["kind"] == "probe_transition"));
 
@@ -190,11 +189,7 @@ fn nobody_reads_status_but_gets_403_on_reload_and_calls_are_journaled() {
     );
 
     let audit = wait_for(Duration::from_secs(5), "two control_request events", || {
-        let out = daemon.ctl(&["--json", "events", "--kind", "control_request"]);
-        let events: Vec<serde_json::Value> = text(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let events = daemon.events("control_request");
         (events.len() == 2).then_some(events)
     });
     assert_eq!(audit[0]["uid"], 65534);

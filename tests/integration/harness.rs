@@ -247,10 +247,7 @@ impl Daemon {
             "sentinelctl events: {}",
             text(&out.stderr)
         );
-        text(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("events are JSON lines"))
-            .collect()
+        json_lines(&out)
     }
 
     /// SIGTERM and wait; returns the exit status.
@@ -306,6 +303,13 @@ pub fn ctl_as_nobody(socket: &Path, args: &[&str]) -> Output {
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Each line of a command's stdout as JSON (`--json` listings print one object a line).
+pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    let lines = text(&output.stdout);
+    let parse = |l: &str| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+    lines.lines().map(parse).collect()
 }
 
 /// A command that must have failed, saying `needle` on stderr (a refusal, not a crash).
