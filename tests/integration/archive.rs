@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::docker::wait_up_and_following;
 use crate::harness::{
     docker, free_port, require_docker, require_root, text, wait_for, Daemon, PostgresServer,
     Sandbox, TestContainer,
@@ -436,10 +437,7 @@ tail = 100
     );
     sandbox.write_config(&sandbox.config("", &config));
     let daemon = Daemon::start(&sandbox, |_| {});
-    wait_for(Duration::from_secs(15), "db up and events followed", || {
-        let following = !daemon.events("docker_engine").is_empty();
-        (following && daemon.probe("db")["state"] == "up").then_some(())
-    });
+    wait_up_and_following(&daemon, "db");
     docker(&["kill", &container.name]);
     let bundle = wait_uploaded(&daemon, None, Duration::from_secs(30));
     wait_for(Duration::from_secs(30), "incident closed", || {
@@ -986,14 +984,7 @@ path = "/data/moved"
     );
     sandbox.write_config(&sandbox.config("", &config));
     let daemon = Daemon::start(&sandbox, |_| {});
-    wait_for(
-        Duration::from_secs(15),
-        "app up and events followed",
-        || {
-            let following = !daemon.events("docker_engine").is_empty();
-            (following && daemon.probe("app")["state"] == "up").then_some(())
-        },
-    );
+    wait_up_and_following(&daemon, "app");
     let started = std::time::Instant::now();
     docker(&["kill", &container.name]);
     let bundle = wait_uploaded(&daemon, None, Duration::from_secs(30));
