@@ -35,7 +35,7 @@ pub use uploader::retry_delay;
 use crate::docker::DockerEngine;
 use crate::event::{ArchiveStage, Bus, EventKind, FailureReason, Timestamp};
 use crate::probe::AnyProbe;
-use crate::probe::ProbeConfig;
+use crate::probe::{ProbeConfig, ProbeKind};
 use config::{ArchiveSection, SourceKind, SourceSection};
 
 #[derive(Debug, Error)]
@@ -70,6 +70,7 @@ struct Settings {
     max_retry_delay: Duration,
     sink: Sink,
     sources: Vec<SourceSection>,
+    /// The postgres probes, which `pg_stat_activity` sources name.
     probes: Vec<ProbeConfig>,
 }
 
@@ -108,7 +109,13 @@ impl Settings {
             max_retry_delay: section.max_retry_delay.get(),
             sink,
             sources: section.sources.clone(),
-            probes: probes.to_vec(),
+            // Only what a `pg_stat_activity` source can name: a full copy of a large fleet's
+            // probes would be held here for nothing.
+            probes: probes
+                .iter()
+                .filter(|p| *p.kind.get_ref() == ProbeKind::Postgres)
+                .cloned()
+                .collect(),
         }
     }
 }

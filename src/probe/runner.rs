@@ -136,9 +136,13 @@ async fn run(
             _ = ticker.tick() => {}
             _ = next_container_event(&probe, &mut container_events) => ticker.reset(),
         }
+        // Boxed: a check's future (connect, TLS, HTTP exchange) is several KB, and held inline
+        // it would sit in every probe's task between checks; boxed, only checks in flight hold
+        // one (a 1,000-probe fleet: docs/performance.md).
+        let check = Box::pin(probe.check(limits.timeout, limits.max_latency));
         let result = tokio::select! {
             _ = cancel.cancelled() => break,
-            result = probe.check(limits.timeout, limits.max_latency) => result,
+            result = check => result,
         };
         let transition = machine.observe(result.is_success());
         update_board(&board, &name, &machine, &result, transition.is_some());
