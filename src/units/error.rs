@@ -1,5 +1,6 @@
 //! Errors of our TOML files: every message names the file and, when it comes from the text,
-//! line and column; an [`Issue`] found by an area is placed at the key it names.
+//! line and column; an [`Issue`] found by an area is placed at the key it names. And
+//! [`UnitError`]: why a duration, size or rate does not read, with the number's own error kept.
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,58 @@ pub enum ConfigError {
     /// A semantic check about a key the file does not set, nor any table around it.
     #[error("{path}: {message}")]
     Whole { path: PathBuf, message: String },
+}
+
+/// A duration, size or rate that does not read: each message says how to write it, and the
+/// parser's own error (humantime's, or the number's) stays reachable as the source.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum UnitError {
+    #[error("invalid duration \"{text}\": {source} (write e.g. 30s, 5m, 2h, 7d)")]
+    Duration {
+        text: String,
+        #[source]
+        source: humantime::DurationError,
+    },
+    #[error("invalid size \"{text}\": write a number of bytes, or a number and a unit: B, kB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024), e.g. 8MiB")]
+    Size {
+        text: String,
+        #[source]
+        source: Option<NumberError>,
+    },
+    /// "1.5": a bare number is a whole number of bytes.
+    #[error("invalid size \"{text}\": a size without a unit is a whole number of bytes; add a unit, e.g. 1.5KiB")]
+    SizeWithoutUnit { text: String },
+    /// "1g", "2T": GiB or GB is not guessed.
+    #[error(
+        "invalid size \"{text}\": write GiB (powers of 1024) or GB (powers of 1000), e.g. 1GiB"
+    )]
+    SizeAmbiguous { text: String },
+    /// "8Mbit", "1MB/s": a rate where a size belongs.
+    #[error("invalid size \"{text}\": a size is in bytes (B, kB, KiB, ...); rates such as 8mbit/s are for tbf's rate")]
+    SizeIsARate { text: String },
+    #[error("size \"{text}\" is too large")]
+    SizeTooLarge {
+        text: String,
+        #[source]
+        source: Option<NumberError>,
+    },
+    #[error("invalid rate \"{text}\": write a number and a unit: bit/s, kbit/s, mbit/s, gbit/s (bits) or B/s, kB/s, MB/s, GB/s (bytes)")]
+    Rate {
+        text: String,
+        #[source]
+        source: Option<NumberError>,
+    },
+    #[error("rate \"{text}\" must be at least 1 B/s")]
+    RateTooSmall { text: String },
+}
+
+/// Why the number in front of a unit does not read.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum NumberError {
+    #[error(transparent)]
+    Whole(#[from] std::num::ParseIntError),
+    #[error(transparent)]
+    Fraction(#[from] std::num::ParseFloatError),
 }
 
 /// Deserializes a TOML file of ours and runs `validate` on it, placing a syntax or schema error

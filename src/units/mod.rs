@@ -13,7 +13,7 @@ mod secret;
 mod size;
 
 pub use duration::HumanDuration;
-pub use error::{line_column, parse_toml, place, ConfigError};
+pub use error::{line_column, parse_toml, place, ConfigError, NumberError, UnitError};
 pub use issue::{Issue, KeyPath, Segment};
 pub use rate::Rate;
 pub use secret::{Secret, SecretError, SecretFile};
