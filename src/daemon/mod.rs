@@ -82,9 +82,9 @@ pub enum DaemonError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error("cannot install signal handler: {0}")]
-    Signal(std::io::Error),
+    Signal(#[source] std::io::Error),
     #[error("[tenants]: {0}")]
-    Tenants(String),
+    Tenants(#[from] crate::tenants::TenantsError),
     #[error(transparent)]
     Chaos(#[from] ChaosError),
     #[error("[archive]: {0}")]
