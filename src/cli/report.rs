@@ -168,7 +168,7 @@ fn probe_rows(report: &ExperimentReport) -> Vec<Vec<String>> {
                 time(p.time_to_act_ms),
                 time(p.time_to_recover_ms),
                 p.heals.to_string(),
-                p.final_state.clone(),
+                p.final_state.to_string(),
             ]
         })
         .collect()
@@ -213,8 +213,8 @@ fn cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{RollbackTrigger, Timestamp};
-    use crate::report::{ProbeTimes, TimelineEntry, Violation};
+    use crate::event::{ProbeState, RollbackTrigger, Timestamp};
+    use crate::report::{FinalState, ProbeTimes, TimelineEntry, Violation};
 
     fn sample() -> ExperimentReport {
         ExperimentReport {
@@ -253,7 +253,7 @@ mod tests {
                 time_to_act_ms: None,
                 time_to_recover_ms: Some(7_000),
                 heals: 0,
-                final_state: "up".into(),
+                final_state: FinalState::Moved(ProbeState::Up),
             }],
             tenants: None,
             window_start: Timestamp(0),

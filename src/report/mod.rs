@@ -20,7 +20,7 @@ use thiserror::Error;
 use crate::chaos::experiment::{Experiment, ExperimentState};
 use crate::chaos::Hypothesis;
 use crate::event::{EventKind, JournaledEvent, RollbackTrigger, Timestamp};
-pub use probes::ProbeTimes;
+pub use probes::{FinalState, ProbeTimes};
 pub use tenants::{TenantComparison, TenantRow, TenantSide};
 pub use timeline::TimelineEntry;
 pub use verdict::{judge, ProbeChange, ProbeHistories, Span, Verdict, Violation};
