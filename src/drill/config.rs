@@ -239,7 +239,7 @@ fn validate_step(name: &str, step: &DrillStepSection, known: &DrillContext) -> R
                 .spec
                 .expect("faults given")
                 .validate()
-                .map_err(|m| Issue::at("faults", problem(m.to_string())))?;
+                .map_err(|m| Issue::at("faults", problem(m.to_string())).because(m))?;
         }
         (Some(_), Some(_)) => {
             return Err(Issue::at(

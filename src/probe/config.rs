@@ -497,7 +497,7 @@ impl ProbeConfig {
         }
         if let Some(file) = &self.ca_file {
             crate::probe::read_ca_file(file.get_ref())
-                .map_err(|err| Issue::at("ca_file", problem(err.to_string())))?;
+                .map_err(|err| Issue::at("ca_file", problem(err.to_string())).because(err))?;
         }
         if let Some(method) = &self.method {
             if !HTTP_METHODS.contains(&method.get_ref().as_str()) {
@@ -562,9 +562,9 @@ impl ProbeConfig {
         let name = self.name.get_ref().clone();
         let kind = self.kind();
         match (&mut self.password_file, kind) {
-            (Some(file), ProbeKind::Postgres) => file
-                .read("password_file")
-                .map_err(|err| Issue::at("password_file", format!("probe \"{name}\": {err}"))),
+            (Some(file), ProbeKind::Postgres) => file.read("password_file").map_err(|err| {
+                Issue::at("password_file", format!("probe \"{name}\": {err}")).because(err)
+            }),
             _ => Ok(()),
         }
     }

@@ -3,6 +3,7 @@
 //! [`UnitError`]: why a duration, size or rate does not read, with the number's own error kept.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use thiserror::Error;
 use toml::de::{DeTable, DeValue};
@@ -17,13 +18,16 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// Syntax or schema error, or a semantic check that points at a value in the file.
+    /// Syntax or schema error, or a semantic check that points at a value in the file; a
+    /// check that failed because of another error (a file the value names) keeps it.
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
         path: PathBuf,
         line: usize,
         column: usize,
         message: String,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
     /// A semantic check about a key the file does not set, nor any table around it.
     #[error("{path}: {message}")]
@@ -91,7 +95,7 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ConfigError> {
     let value: T = toml::from_str(source).map_err(|err| {
         let offset = err.span().map_or(0, |span| span.start);
-        invalid_at(source, path, offset, err.message().trim().to_string())
+        invalid_at(source, path, offset, err.message().trim().to_string(), None)
     })?;
     validate(&value).map_err(|issue| place(source, path, &issue))?;
     Ok(value)
@@ -106,7 +110,13 @@ pub fn place(source: &str, path: &Path, issue: &Issue) -> ConfigError {
         .find_map(|key| locate(source, key).filter(|found| found.exact))
         .or_else(|| keys.first().and_then(|key| locate(source, key)));
     match offset {
-        Some(found) => invalid_at(source, path, found.offset, issue.message().to_string()),
+        Some(found) => invalid_at(
+            source,
+            path,
+            found.offset,
+            issue.message().to_string(),
+            issue.cause(),
+        ),
         None => ConfigError::Whole {
             path: path.to_path_buf(),
             message: issue.to_string(),
@@ -114,13 +124,20 @@ pub fn place(source: &str, path: &Path, issue: &Issue) -> ConfigError {
     }
 }
 
-fn invalid_at(source: &str, path: &Path, offset: usize, message: String) -> ConfigError {
-    let (line, column) = line_column(source, offset);
+fn invalid_at(
+    text: &str,
+    path: &Path,
+    offset: usize,
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+) -> ConfigError {
+    let (line, column) = line_column(text, offset);
     ConfigError::Invalid {
         path: path.to_path_buf(),
         line,
         column,
         message,
+        source,
     }
 }
 

@@ -390,3 +390,37 @@ fn hash_is_stable_and_content_sensitive() {
     assert_ne!(content_hash(b"a"), content_hash(b"b"));
     assert_eq!(content_hash(b"").len(), 64);
 }
+
+/// A key whose value fails because of another error (a secret file that cannot be read) is
+/// reported at its file:line:col with the same words, and that error stays reachable below
+/// it: the secret file's error, then the I/O error the kernel gave.
+#[test]
+fn placed_errors_keep_the_error_behind_them() {
+    use std::error::Error;
+    let source = "[tenants.ingest]\ntoken_file = \"/nonexistent/tokens\"\n";
+    let err = parse(source, Path::new("t.toml")).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "t.toml:2:14: tenants.ingest: cannot read token_file /nonexistent/tokens: "
+        ),
+        "{text}"
+    );
+    let secret = err.source().expect("the secret file's error");
+    assert!(
+        secret
+            .to_string()
+            .starts_with("cannot read token_file /nonexistent/tokens: "),
+        "{secret}"
+    );
+    let io = secret
+        .source()
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .expect("the I/O error");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(
+        crate::logging::error_chain(&err),
+        text,
+        "nothing said twice"
+    );
+}
