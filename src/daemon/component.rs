@@ -184,7 +184,7 @@ impl Component for Tenants {
     ) -> BoxFuture<'a, Result<Vec<String>, DaemonError>> {
         let result = match reload.diff.tenants_changed {
             true => super::tenants::apply(&reload.config.tenants, &self.tenants, &self.ingest)
-                .map_err(DaemonError::Tenants),
+                .map_err(DaemonError::from),
             false => Ok(Vec::new()),
         };
         Box::pin(async { result })
@@ -388,7 +388,7 @@ mod tests {
             let name = self.name;
             Box::pin(async move {
                 match refuse {
-                    true => Err(DaemonError::Tenants(TenantsError::InvalidConfig {
+                    true => Err(DaemonError::from(TenantsError::InvalidConfig {
                         field: "window",
                         message: format!("{name} refused"),
                     })),

@@ -111,8 +111,7 @@ impl Supervisor {
         };
 
         let (tenant_service, ingest) = (TenantService::default(), Ingest::default());
-        let notes = super::tenants::apply(&config.tenants, &tenant_service, &ingest)
-            .map_err(DaemonError::Tenants)?;
+        let notes = super::tenants::apply(&config.tenants, &tenant_service, &ingest)?;
         for note in notes {
             tracing::info!("{note}");
         }
@@ -429,13 +428,8 @@ mod tests {
     #[test]
     fn reload_report_trigger_is_a_typed_word() {
         let json = r#"{"at":0,"trigger":"file-change","outcome":"applied","config_hash":"ab","error":null,"changes":[],"restart_required":[]}"#;
-        let report: ReloadReport = serde_json::from_str(json).unwrap();
+        let report: ReloadReport =
+            crate::event::fixture::assert_closed_word(json, "file-change", "cron");
         assert_eq!(report.trigger, ReloadTrigger::FileChange);
-        assert_eq!(serde_json::to_string(&report).unwrap(), json);
-        let bogus = json.replace("file-change", "cron");
-        let err = serde_json::from_str::<ReloadReport>(&bogus)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("unknown variant `cron`"), "{err}");
     }
 }

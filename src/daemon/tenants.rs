@@ -52,19 +52,14 @@ mod tests {
         section.window = Spanned::new(0..0, HumanDuration::from_secs(7));
         let refused = apply(&section, &TenantService::default(), &Ingest::default())
             .expect_err("a 7 s window of 10 s buckets is refused");
+        let words = refused.to_string();
+        assert!(words.starts_with("tenant detector config: "), "{words}");
         let err = DaemonError::from(refused);
+        assert_eq!(err.to_string(), format!("[tenants]: {words}"));
+        let kept = err.source().and_then(|s| s.downcast_ref::<TenantsError>());
         assert!(
-            err.to_string()
-                .starts_with("[tenants]: tenant detector config: "),
-            "{err}"
-        );
-        let source = err.source().expect("the tenant area's error");
-        assert!(
-            matches!(
-                source.downcast_ref::<TenantsError>(),
-                Some(TenantsError::InvalidConfig { .. })
-            ),
-            "{source:?}"
+            matches!(kept, Some(TenantsError::InvalidConfig { .. })),
+            "{kept:?}"
         );
     }
 }

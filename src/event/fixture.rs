@@ -14,6 +14,29 @@ fn s(v: &str) -> String {
     v.to_string()
 }
 
+/// `json` reads as a `T` that writes back as `json`, and with the word `known` in it swapped for
+/// `unknown` it is refused, naming `unknown`: a field of closed words, with the JSON it had.
+pub(crate) fn assert_closed_word<T>(json: &str, known: &str, unknown: &str) -> T
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    let read: T = serde_json::from_str(json).unwrap_or_else(|err| panic!("{err}: {json}"));
+    assert_eq!(serde_json::to_string(&read).unwrap(), json);
+    let bogus = json.replacen(&format!("\"{known}\""), &format!("\"{unknown}\""), 1);
+    assert_ne!(bogus, json, "no \"{known}\" in {json}");
+    match serde_json::from_str::<T>(&bogus) {
+        Ok(_) => panic!("\"{unknown}\" was read: {bogus}"),
+        Err(err) => {
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("unknown variant `{unknown}`")),
+                "{text}"
+            );
+        }
+    }
+    read
+}
+
 /// What each line of [`JOURNAL_0_1_0`] holds, in order: every kind, and every value of every
 /// typed field (states, failure reasons, triggers, causes, stages, phases, verdicts, outcomes).
 pub(crate) fn journal_0_1_0_events() -> Vec<Event> {

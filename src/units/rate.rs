@@ -4,8 +4,6 @@
 use std::fmt;
 use std::num::ParseFloatError;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use super::UnitError;
 
 /// A rate in bytes per second, written with an explicit unit: `tc`'s bare "8mbit" vs "8MBps"
@@ -68,18 +66,7 @@ impl fmt::Display for Rate {
     }
 }
 
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for Rate {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
+serde_as_text!(Rate);
 
 #[cfg(test)]
 mod tests {
