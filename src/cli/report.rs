@@ -85,7 +85,7 @@ fn facts(report: &ExperimentReport) -> Vec<String> {
         format!("Fault: {} on {}", report.faults.join(" + "), report.target),
         format!(
             "State: {}{}",
-            report.state,
+            report.state.as_str(),
             report
                 .outcome
                 .as_ref()
@@ -220,7 +220,7 @@ mod tests {
         ExperimentReport {
             experiment: "x1".into(),
             profile: Some("slow".into()),
-            state: "rolled_back".into(),
+            state: crate::chaos::experiment::ExperimentState::RolledBack,
             target: "interface veth-a".into(),
             faults: vec!["tbf rate 1kbit/s".into()],
             created: Timestamp(0),

@@ -540,3 +540,21 @@ fn final_state_reads_and_writes_the_words_of_the_string_field() {
         crate::event::fixture::assert_closed_word("\"unchanged\"", "unchanged", "sideways");
     assert_eq!(read, FinalState::Unchanged);
 }
+
+/// The report's `state` is the experiment's typed state; its JSON is the word the string field
+/// held, and a word no state has is refused.
+#[test]
+fn report_state_is_the_experiments_typed_state() {
+    let events = vec![event(1, 0, started()), event(2, 10_000, rolled_back())];
+    let report = build(
+        &experiment(None, Some(10_000)),
+        &events,
+        Timestamp(T0 + 200_000),
+    );
+    assert_eq!(report.state, ExperimentState::RolledBack);
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(json.contains("\"state\":\"rolled_back\""), "{json}");
+    let read: ExperimentReport =
+        crate::event::fixture::assert_closed_word(&json, "rolled_back", "exploded");
+    assert_eq!(read, report);
+}
