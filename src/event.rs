@@ -8,8 +8,8 @@ use tokio::sync::broadcast;
 
 mod vocab;
 pub use vocab::{
-    ArchiveStage, ContainerAction, DrillOutcome, ExpectationVerdict, FailureReason, HealCause,
-    ProbeState, ReloadTrigger, RollbackTrigger, SnapshotPhase,
+    AlertCondition, ArchiveStage, ContainerAction, DrillOutcome, ExpectationVerdict, FailureReason,
+    HealCause, ProbeState, ReloadTrigger, RollbackTrigger, SnapshotPhase,
 };
 
 /// How many events a slow subscriber may fall behind before it starts missing some.
@@ -186,7 +186,7 @@ pub enum EventKind {
     TenantAlertFired {
         rule: String,
         tenant_id: String,
-        condition: String,
+        condition: AlertCondition,
         value: f64,
         threshold: f64,
         window_ms: i64,
@@ -736,6 +736,7 @@ mod tests {
                 EventKind::ArchiveFailed { stage, .. } => note("stage", stage),
                 EventKind::DrillExpectationChecked { verdict, .. } => note("verdict", verdict),
                 EventKind::DrillFinished { outcome, .. } => note("outcome", outcome),
+                EventKind::TenantAlertFired { condition, .. } => note("condition", condition),
                 _ => {}
             }
         }
@@ -784,9 +785,34 @@ mod tests {
             "outcome",
             DrillOutcome::ALL.iter().map(|w| w.as_str()).collect(),
         );
+        all(
+            "condition",
+            AlertCondition::ALL.iter().map(|w| w.as_str()).collect(),
+        );
         for word in want {
             assert!(words.contains(&word), "the fixture lacks {word}");
         }
+    }
+
+    /// `tenant_alert_fired`'s `condition` is a closed word: the release's rows read as the
+    /// typed condition, and a word no release wrote is refused instead of carried along.
+    #[test]
+    fn tenant_alert_condition_is_a_typed_word() {
+        let row = fixture::JOURNAL_0_1_0
+            .lines()
+            .find(|line| line.contains("\"condition\":\"p95\""))
+            .expect("the fixture has a p95 alert");
+        let read: Event = fixture::assert_closed_word(row, "p95", "p99");
+        assert!(
+            matches!(
+                read.kind,
+                EventKind::TenantAlertFired {
+                    condition: AlertCondition::P95,
+                    ..
+                }
+            ),
+            "{row}"
+        );
     }
 
     #[test]

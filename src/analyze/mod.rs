@@ -150,7 +150,7 @@ pub struct BudgetExhausted {
 pub struct TenantSpike {
     pub tenant_id: String,
     pub rule: String,
-    pub condition: String,
+    pub condition: crate::event::AlertCondition,
     pub value: f64,
     pub threshold: f64,
     pub at: Timestamp,

@@ -187,7 +187,7 @@ fn tenant_alert(at: i64, tenant: &str) -> Event {
         kind: EventKind::TenantAlertFired {
             rule: "noisy".into(),
             tenant_id: tenant.into(),
-            condition: "error_share".into(),
+            condition: crate::event::AlertCondition::ErrorShare,
             value: 80.0,
             threshold: 50.0,
             window_ms: 600_000,

@@ -40,7 +40,7 @@ pub(super) fn spikes(
         found.push(TenantSpike {
             tenant_id: tenant_id.clone(),
             rule: rule.clone(),
-            condition: condition.clone(),
+            condition: *condition,
             value: *value,
             threshold: *threshold,
             at,

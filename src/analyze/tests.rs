@@ -203,7 +203,7 @@ fn tenant_alert_coincides_with_outages_within_the_margin() {
             EventKind::TenantAlertFired {
                 rule: "r".into(),
                 tenant_id: "t".into(),
-                condition: "error_share".into(),
+                condition: crate::event::AlertCondition::ErrorShare,
                 value: 1.0,
                 threshold: 0.5,
                 window_ms: 1,

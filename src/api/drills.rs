@@ -65,6 +65,7 @@ fn failure(err: DrillError) -> Response<Body> {
     let status = match &err {
         DrillError::NoSuchDrill(_) | DrillError::NoSuchRun(_) => StatusCode::NOT_FOUND,
         DrillError::Busy(_) | DrillError::Finished(_) => StatusCode::CONFLICT,
+        DrillError::ExpectationShape => StatusCode::BAD_REQUEST,
     };
     error(status, err.to_string())
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{JournaledEvent, Timestamp};
+use crate::event::{JournaledEvent, ReloadTrigger, Timestamp};
 use crate::heal::HealSnapshot;
 use crate::probe::ProbeSnapshot;
 use crate::tenants::{TenantEvidence, TopTenants, TrackerStats};
@@ -70,7 +70,7 @@ pub enum ReloadOutcome {
 pub struct ReloadReport {
     pub at: Timestamp,
     /// What asked for it: `api`, `sighup` or `file-change`.
-    pub trigger: String,
+    pub trigger: ReloadTrigger,
     pub outcome: ReloadOutcome,
     pub config_hash: Option<String>,
     pub error: Option<String>,

@@ -63,13 +63,16 @@ pub async fn run(
             duration,
             wait,
         } => {
-            let duration = match duration {
-                Some(text) => Some(text.parse().map_err(|message| ClientError::Api {
-                    status: 400,
-                    message,
-                })?),
-                None => None,
-            };
+            let duration =
+                match duration {
+                    Some(text) => Some(text.parse().map_err(|err: crate::units::UnitError| {
+                        ClientError::Api {
+                            status: 400,
+                            message: err.to_string(),
+                        }
+                    })?),
+                    None => None,
+                };
             let request = StartRequest {
                 profile: Some(profile.clone()),
                 spec: None,

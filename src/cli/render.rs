@@ -273,7 +273,7 @@ mod tests {
     fn rejected_reload_shows_the_error() {
         let report = ReloadReport {
             at: Timestamp(0),
-            trigger: "api".into(),
+            trigger: crate::event::ReloadTrigger::Api,
             outcome: ReloadOutcome::Rejected,
             config_hash: None,
             error: Some("c.toml:3:8: unknown probe kind \"htp\"".into()),

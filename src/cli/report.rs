@@ -85,7 +85,7 @@ fn facts(report: &ExperimentReport) -> Vec<String> {
         format!("Fault: {} on {}", report.faults.join(" + "), report.target),
         format!(
             "State: {}{}",
-            report.state,
+            report.state.as_str(),
             report
                 .outcome
                 .as_ref()
@@ -168,7 +168,7 @@ fn probe_rows(report: &ExperimentReport) -> Vec<Vec<String>> {
                 time(p.time_to_act_ms),
                 time(p.time_to_recover_ms),
                 p.heals.to_string(),
-                p.final_state.clone(),
+                p.final_state.to_string(),
             ]
         })
         .collect()
@@ -213,14 +213,14 @@ fn cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{RollbackTrigger, Timestamp};
-    use crate::report::{ProbeTimes, TimelineEntry, Violation};
+    use crate::event::{ProbeState, RollbackTrigger, Timestamp};
+    use crate::report::{FinalState, ProbeTimes, TimelineEntry, Violation};
 
     fn sample() -> ExperimentReport {
         ExperimentReport {
             experiment: "x1".into(),
             profile: Some("slow".into()),
-            state: "rolled_back".into(),
+            state: crate::chaos::experiment::ExperimentState::RolledBack,
             target: "interface veth-a".into(),
             faults: vec!["tbf rate 1kbit/s".into()],
             created: Timestamp(0),
@@ -253,7 +253,7 @@ mod tests {
                 time_to_act_ms: None,
                 time_to_recover_ms: Some(7_000),
                 heals: 0,
-                final_state: "up".into(),
+                final_state: FinalState::Moved(ProbeState::Up),
             }],
             tenants: None,
             window_start: Timestamp(0),

@@ -108,19 +108,17 @@ impl DaemonSection {
     pub fn socket_mode_bits(&self) -> u32 {
         self.socket_mode
             .as_ref()
-            .and_then(|mode| parse_octal_mode(mode.get_ref()).ok())
+            .and_then(|mode| parse_octal_mode(mode.get_ref()))
             .unwrap_or(Self::DEFAULT_SOCKET_MODE)
     }
 }
 
-fn parse_octal_mode(text: &str) -> Result<u32, String> {
+/// Permission bits written in octal ("0660", "0o660"), at most 0o777.
+fn parse_octal_mode(text: &str) -> Option<u32> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
-    match u32::from_str_radix(digits, 8) {
-        Ok(bits) if bits <= 0o777 => Ok(bits),
-        _ => Err(format!(
-            "invalid socket_mode \"{text}\": expected octal permission bits such as \"0660\""
-        )),
-    }
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|bits| *bits <= 0o777)
 }
 
 /// A config as loaded from disk: the parsed value plus where it came from and its content hash.
@@ -248,8 +246,13 @@ impl Config {
     /// sits at, in the order a reader meets them.
     fn validate(&self) -> Result<(), Issue> {
         if let Some(mode) = &self.daemon.socket_mode {
-            parse_octal_mode(mode.get_ref())
-                .map_err(|message| Issue::at("daemon.socket_mode", message))?;
+            let text = mode.get_ref();
+            if parse_octal_mode(text).is_none() {
+                return Err(Issue::at(
+                    "daemon.socket_mode",
+                    format!("invalid socket_mode \"{text}\": expected octal permission bits such as \"0660\""),
+                ));
+            }
         }
         self.journal.validate().map_err(|i| i.within("journal"))?;
         self.http.validate().map_err(|i| i.within("http"))?;

@@ -184,7 +184,7 @@ impl Component for Tenants {
     ) -> BoxFuture<'a, Result<Vec<String>, DaemonError>> {
         let result = match reload.diff.tenants_changed {
             true => super::tenants::apply(&reload.config.tenants, &self.tenants, &self.ingest)
-                .map_err(DaemonError::Tenants),
+                .map_err(DaemonError::from),
             false => Ok(Vec::new()),
         };
         Box::pin(async { result })
@@ -358,6 +358,8 @@ impl Component for Ai {
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use crate::tenants::TenantsError;
+
     use super::*;
 
     /// Records what the supervisor asked of it; refuses to prepare when told to.
@@ -386,7 +388,10 @@ mod tests {
             let name = self.name;
             Box::pin(async move {
                 match refuse {
-                    true => Err(DaemonError::Tenants(format!("{name} refused"))),
+                    true => Err(DaemonError::from(TenantsError::InvalidConfig {
+                        field: "window",
+                        message: format!("{name} refused"),
+                    })),
                     false => Ok(vec![format!("{name} ready")]),
                 }
             })
@@ -456,7 +461,10 @@ mod tests {
         let mut components: Vec<&mut dyn Component> =
             fakes.iter_mut().map(|f| f as &mut dyn Component).collect();
         let refused = reload(&mut components, &change).await.unwrap_err();
-        assert_eq!(refused.to_string(), "[tenants]: tenants refused");
+        assert_eq!(
+            refused.to_string(),
+            "[tenants]: tenant detector config: tenants refused"
+        );
         assert_eq!(*log.lock().unwrap(), ["prepare http", "prepare tenants"]);
     }
 }

@@ -81,10 +81,13 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("cannot install signal handler: {0}")]
-    Signal(std::io::Error),
-    #[error("[tenants]: {0}")]
-    Tenants(String),
+    #[error("cannot install signal handler: {source}")]
+    Signal { source: std::io::Error },
+    #[error("[tenants]: {source}")]
+    Tenants {
+        #[from]
+        source: crate::tenants::TenantsError,
+    },
     #[error(transparent)]
     Chaos(#[from] ChaosError),
     #[error("[archive]: {0}")]
@@ -126,7 +129,8 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     // Installed first: SIGHUP's default action ends the process, and a reload asked for while
     // sentineld starts (once the socket answers, say) must wait for the loop, not kill it.
-    let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    let mut hangup =
+        signal(SignalKind::hangup()).map_err(|source| DaemonError::Signal { source })?;
     let is_root = nix::unistd::geteuid().is_root();
     // First undo what a crash left, whether or not the config can be read or is valid: the
     // state directory and the chaos settings come from what the text allows and from the last

@@ -111,8 +111,7 @@ impl Supervisor {
         };
 
         let (tenant_service, ingest) = (TenantService::default(), Ingest::default());
-        let notes = super::tenants::apply(&config.tenants, &tenant_service, &ingest)
-            .map_err(DaemonError::Tenants)?;
+        let notes = super::tenants::apply(&config.tenants, &tenant_service, &ingest)?;
         for note in notes {
             tracing::info!("{note}");
         }
@@ -279,14 +278,14 @@ impl Supervisor {
                 );
                 self.bus.publish(EventKind::ConfigRejected {
                     trigger,
-                    error: error.clone(),
+                    error: error.to_string(),
                 });
                 ReloadReport {
                     at: Timestamp::now(),
-                    trigger: trigger.as_str().into(),
+                    trigger,
                     outcome: ReloadOutcome::Rejected,
                     config_hash: None,
-                    error: Some(error),
+                    error: Some(error.to_string()),
                     changes: vec![],
                     restart_required: vec![],
                 }
@@ -303,11 +302,11 @@ impl Supervisor {
         &mut self,
         path: &Path,
         trigger: ReloadTrigger,
-    ) -> Result<ReloadReport, String> {
-        let loaded = config::load(path).map_err(|e| e.to_string())?;
+    ) -> Result<ReloadReport, DaemonError> {
+        let loaded = config::load(path)?;
         let mut report = ReloadReport {
             at: Timestamp::now(),
-            trigger: trigger.as_str().into(),
+            trigger,
             outcome: ReloadOutcome::Unchanged,
             config_hash: Some(loaded.hash.clone()),
             error: None,
@@ -331,9 +330,7 @@ impl Supervisor {
             config: &new_config,
             diff: &diff,
         };
-        let notes = component::reload(&mut self.components(), &reload)
-            .await
-            .map_err(|e| e.to_string())?;
+        let notes = component::reload(&mut self.components(), &reload).await?;
 
         self.config = new_config;
         self.hash = loaded.hash.clone();
@@ -418,5 +415,21 @@ impl Supervisor {
     /// before the probes stop, and evidence is written before the notifier stops.
     pub async fn stop(mut self, grace: Duration) {
         component::stop(&mut self.components(), grace).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::ReloadReport;
+    use crate::event::ReloadTrigger;
+
+    /// The report's `trigger` is the typed word, written as the string field was
+    /// (`GET /v1/status`'s `last_reload.trigger`), and a word no trigger has is refused.
+    #[test]
+    fn reload_report_trigger_is_a_typed_word() {
+        let json = r#"{"at":0,"trigger":"file-change","outcome":"applied","config_hash":"ab","error":null,"changes":[],"restart_required":[]}"#;
+        let report: ReloadReport =
+            crate::event::fixture::assert_closed_word(json, "file-change", "cron");
+        assert_eq!(report.trigger, ReloadTrigger::FileChange);
     }
 }

@@ -4,19 +4,17 @@
 use crate::config::TenantsSection;
 use crate::ingest::{Ingest, IngestSettings};
 use crate::tenants::service::Reconfigured;
-use crate::tenants::TenantService;
+use crate::tenants::{TenantService, TenantsError};
 
 /// Configures both halves; the returned notes say what happened to the windows, if anything.
 pub fn apply(
     section: &TenantsSection,
     tenants: &TenantService,
     ingest: &Ingest,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, TenantsError> {
     let tokens = section.ingest.all_tokens();
     let detector = section.enabled.then(|| section.detector_config());
-    let outcome = tenants
-        .configure(detector, section.alert_rules())
-        .map_err(|e| e.to_string())?;
+    let outcome = tenants.configure(detector, section.alert_rules())?;
     ingest.configure(IngestSettings {
         tokens,
         max_body: section.ingest.max_body.as_usize(),
@@ -31,4 +29,37 @@ pub fn apply(
         Reconfigured::WindowsReset => Some("tenant windows reset (new window settings)"),
     };
     Ok(note.map(String::from).into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use toml::Spanned;
+
+    use super::*;
+    use crate::daemon::DaemonError;
+    use crate::units::HumanDuration;
+
+    /// A detector config the tenant area refuses reaches the daemon's error as its source,
+    /// with the message a reload report shows.
+    #[test]
+    fn a_refused_detector_config_stays_the_source() {
+        let mut section = TenantsSection {
+            enabled: true,
+            ..TenantsSection::default()
+        };
+        section.window = Spanned::new(0..0, HumanDuration::from_secs(7));
+        let refused = apply(&section, &TenantService::default(), &Ingest::default())
+            .expect_err("a 7 s window of 10 s buckets is refused");
+        let words = refused.to_string();
+        assert!(words.starts_with("tenant detector config: "), "{words}");
+        let err = DaemonError::from(refused);
+        assert_eq!(err.to_string(), format!("[tenants]: {words}"));
+        let kept = err.source().and_then(|s| s.downcast_ref::<TenantsError>());
+        assert!(
+            matches!(kept, Some(TenantsError::InvalidConfig { .. })),
+            "{kept:?}"
+        );
+    }
 }

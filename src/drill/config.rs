@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use crate::chaos::spec::{ExperimentSpec, Fault, TargetSpec};
 use crate::chaos::StartRequest;
-use crate::drill::{Drill, Expectation, Step};
+use crate::drill::{Drill, DrillError, Expectation, Step};
 use crate::units::{is_plain_name, HumanDuration, Issue};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -51,7 +51,7 @@ pub struct ExpectSection {
 }
 
 impl ExpectSection {
-    fn expectation(&self) -> Result<Expectation, String> {
+    fn expectation(&self) -> Result<Expectation, DrillError> {
         let name = |s: &Spanned<String>| s.get_ref().clone();
         match (
             &self.probe,
@@ -62,12 +62,10 @@ impl ExpectSection {
             self.fires_within,
             self.within,
         ) {
-            (Some(probe), None, None, Some(within), None, None, None) => {
-                Ok(Expectation::ProbeUp {
-                    probe: name(probe),
-                    within: within.get(),
-                })
-            }
+            (Some(probe), None, None, Some(within), None, None, None) => Ok(Expectation::ProbeUp {
+                probe: name(probe),
+                within: within.get(),
+            }),
             (Some(probe), None, None, None, Some(true), None, None) => {
                 Ok(Expectation::ProbeStaysUp { probe: name(probe) })
             }
@@ -81,7 +79,7 @@ impl ExpectSection {
                 probe: name(probe),
                 within: within.get(),
             }),
-            _ => Err("an expectation is one of { probe = NAME, up_within = \"30s\" }, { probe = NAME, stays_up = true }, { tenant_alert = RULE, fires_within = \"60s\" }, { heal = PROBE, within = \"10s\" }".into()),
+            _ => Err(DrillError::ExpectationShape),
         }
     }
 }
@@ -180,9 +178,9 @@ fn validate_drill(drill: &DrillSection, known: &DrillContext) -> Result<(), Issu
         for (e, expect) in step.expect.get_ref().iter().enumerate() {
             let key = |field: &str| format!("{step_key}.expect[{e}].{field}");
             let problem = |m: String| format!("drill \"{name}\": {m}");
-            let expectation = expect
-                .expectation()
-                .map_err(|m| Issue::at(format!("{step_key}.expect[{e}]"), problem(m)))?;
+            let expectation = expect.expectation().map_err(|m| {
+                Issue::at(format!("{step_key}.expect[{e}]"), problem(m.to_string()))
+            })?;
             let (found, what, field, spanned) = match (&expectation, expect) {
                 (
                     Expectation::TenantAlertFires { rule, .. },
@@ -241,7 +239,7 @@ fn validate_step(name: &str, step: &DrillStepSection, known: &DrillContext) -> R
                 .spec
                 .expect("faults given")
                 .validate()
-                .map_err(|m| Issue::at("faults", problem(m.to_string())))?;
+                .map_err(|m| Issue::at("faults", problem(m.to_string())).because(m))?;
         }
         (Some(_), Some(_)) => {
             return Err(Issue::at(
@@ -274,4 +272,23 @@ fn validate_step(name: &str, step: &DrillStepSection, known: &DrillContext) -> R
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `expect` entry of no known shape is the drill area's typed refusal, worded as the
+    /// config error shows it.
+    #[test]
+    fn an_expectation_of_no_shape_is_a_drill_error() {
+        let section: ExpectSection = toml::from_str("probe = \"api\"\nwithin = \"10s\"").unwrap();
+        let err = section.expectation().unwrap_err();
+        assert!(matches!(err, DrillError::ExpectationShape), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("an expectation is one of { probe = NAME, up_within = \"30s\" }"),
+            "{err}"
+        );
+    }
 }

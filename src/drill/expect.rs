@@ -174,7 +174,7 @@ mod tests {
             EventKind::TenantAlertFired {
                 rule: rule.into(),
                 tenant_id: "t".into(),
-                condition: "p95".into(),
+                condition: crate::event::AlertCondition::P95,
                 value: 900.0,
                 threshold: 500.0,
                 window_ms: 60_000,

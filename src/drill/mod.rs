@@ -33,6 +33,9 @@ pub enum DrillError {
     Busy(String),
     #[error("drill run {0} has already finished")]
     Finished(String),
+    /// An `expect` entry that is none of the four shapes (config validation).
+    #[error("an expectation is one of {{ probe = NAME, up_within = \"30s\" }}, {{ probe = NAME, stays_up = true }}, {{ tenant_alert = RULE, fires_within = \"60s\" }}, {{ heal = PROBE, within = \"10s\" }}")]
+    ExpectationShape,
 }
 
 /// One `[[drill]]` from the config, already validated.

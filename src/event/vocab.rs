@@ -105,6 +105,23 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// What a tenant alert rule compares against its threshold (`tenant_alert_fired`'s
+    /// `condition`; `when` in `[[tenants.alert]]`).
+    pub enum AlertCondition {
+        /// The tenant's share of all errors, in %.
+        ErrorShare = "error_share",
+        /// The tenant's error rate, in %.
+        ErrorRate = "error_rate",
+        /// The tenant's error count.
+        Errors = "errors",
+        /// The tenant's p95 latency in ms.
+        P95 = "p95",
+        /// The tenant's p95 ÷ its own baseline p95.
+        Deviation = "deviation",
+    }
+}
+
+vocabulary! {
     /// What asked for a configuration reload (`config_applied` / `config_rejected` `trigger`).
     pub enum ReloadTrigger {
         /// `POST /v1/reload` (`sentinelctl reload`).
@@ -286,6 +303,7 @@ mod tests {
         check(ArchiveStage::ALL);
         check(ExpectationVerdict::ALL);
         check(DrillOutcome::ALL);
+        check(AlertCondition::ALL);
     }
 
     #[test]
@@ -336,6 +354,11 @@ mod tests {
                 "drill outcome",
                 names(DrillOutcome::ALL.iter().map(|w| w.to_string()).collect()),
                 "passed failed aborted",
+            ),
+            (
+                "alert condition",
+                names(AlertCondition::ALL.iter().map(|w| w.to_string()).collect()),
+                "error_share error_rate errors p95 deviation",
             ),
         ];
         for (what, got, want) in cases {

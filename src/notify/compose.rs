@@ -696,7 +696,7 @@ mod tests {
             EventKind::TenantAlertFired {
                 rule: "r".into(),
                 tenant_id: "acme".into(),
-                condition: "error_share".into(),
+                condition: crate::event::AlertCondition::ErrorShare,
                 value: 64.0,
                 threshold: 50.0,
                 window_ms: 1,

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use thiserror::Error;
 use toml::Spanned;
 
 use crate::units::{is_plain_name, HumanDuration, Issue, SecretFile};
@@ -496,7 +497,7 @@ impl ProbeConfig {
         }
         if let Some(file) = &self.ca_file {
             crate::probe::read_ca_file(file.get_ref())
-                .map_err(|err| Issue::at("ca_file", problem(err.to_string())))?;
+                .map_err(|err| Issue::at("ca_file", problem(err.to_string())).because(err))?;
         }
         if let Some(method) = &self.method {
             if !HTTP_METHODS.contains(&method.get_ref().as_str()) {
@@ -561,9 +562,9 @@ impl ProbeConfig {
         let name = self.name.get_ref().clone();
         let kind = self.kind();
         match (&mut self.password_file, kind) {
-            (Some(file), ProbeKind::Postgres) => file
-                .read("password_file")
-                .map_err(|err| Issue::at("password_file", format!("probe \"{name}\": {err}"))),
+            (Some(file), ProbeKind::Postgres) => file.read("password_file").map_err(|err| {
+                Issue::at("password_file", format!("probe \"{name}\": {err}")).because(err)
+            }),
             _ => Ok(()),
         }
     }
@@ -678,22 +679,31 @@ pub fn validate_probes(probes: &[ProbeConfig]) -> Result<HashSet<&str>, Issue> {
             }
         }
     }
-    if let Err(cycle) = dependency_order(probes) {
+    if let Err(error) = dependency_order(probes) {
+        let DependencyError::Cycle { cycle } = &error;
         let first = probes
             .iter()
             .position(|p| p.name() == cycle[0])
             .expect("named in the cycle");
         return Err(Issue::at(
             format!("[{first}].depends_on"),
-            format!("depends_on forms a cycle: {}", cycle.join(" -> ")),
+            error.to_string(),
         ));
     }
     Ok(names)
 }
 
+/// Why probes have no order in which every dependency comes before its dependants.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DependencyError {
+    /// Each probe depends on the next; the last is the first again.
+    #[error("depends_on forms a cycle: {}", .cycle.join(" -> "))]
+    Cycle { cycle: Vec<String> },
+}
+
 /// Probe names with every dependency before its dependants (config order among equals), or
 /// the names along a cycle.
-pub fn dependency_order(probes: &[ProbeConfig]) -> Result<Vec<String>, Vec<String>> {
+pub fn dependency_order(probes: &[ProbeConfig]) -> Result<Vec<String>, DependencyError> {
     let parents = |name: &str| -> Vec<String> {
         probes
             .iter()
@@ -708,14 +718,14 @@ pub fn dependency_order(probes: &[ProbeConfig]) -> Result<Vec<String>, Vec<Strin
         parents: &dyn Fn(&str) -> Vec<String>,
         done: &mut Vec<String>,
         path: &mut Vec<String>,
-    ) -> Result<(), Vec<String>> {
+    ) -> Result<(), DependencyError> {
         if done.iter().any(|d| d == name) {
             return Ok(());
         }
         if let Some(start) = path.iter().position(|p| p == name) {
             let mut cycle = path[start..].to_vec();
             cycle.push(name.to_string());
-            return Err(cycle);
+            return Err(DependencyError::Cycle { cycle });
         }
         path.push(name.to_string());
         for parent in parents(name) {
@@ -730,4 +740,41 @@ pub fn dependency_order(probes: &[ProbeConfig]) -> Result<Vec<String>, Vec<Strin
         visit(probe.name(), &parents, &mut done, &mut Vec::new())?;
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cycle is a typed error that lists it, first probe again at the end.
+    #[test]
+    fn a_dependency_cycle_is_a_typed_error_listing_it() {
+        #[derive(Deserialize)]
+        struct File {
+            probe: Vec<ProbeConfig>,
+        }
+        let file: File = toml::from_str(
+            r#"
+            [[probe]]
+            name = "a"
+            kind = "tcp"
+            address = "127.0.0.1:1"
+            depends_on = ["b"]
+            [[probe]]
+            name = "b"
+            kind = "tcp"
+            address = "127.0.0.1:2"
+            depends_on = ["a"]
+            "#,
+        )
+        .unwrap();
+        let err = dependency_order(&file.probe).unwrap_err();
+        assert_eq!(
+            err,
+            DependencyError::Cycle {
+                cycle: vec!["a".into(), "b".into(), "a".into()]
+            }
+        );
+        assert_eq!(err.to_string(), "depends_on forms a cycle: a -> b -> a");
+    }
 }

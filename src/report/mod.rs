@@ -15,12 +15,11 @@ pub mod verdict;
 mod tests;
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 use crate::chaos::experiment::{Experiment, ExperimentState};
 use crate::chaos::Hypothesis;
 use crate::event::{EventKind, JournaledEvent, RollbackTrigger, Timestamp};
-pub use probes::ProbeTimes;
+pub use probes::{FinalState, ProbeTimes};
 pub use tenants::{TenantComparison, TenantRow, TenantSide};
 pub use timeline::TimelineEntry;
 pub use verdict::{judge, ProbeChange, ProbeHistories, Span, Verdict, Violation};
@@ -28,22 +27,12 @@ pub use verdict::{judge, ProbeChange, ProbeHistories, Span, Verdict, Violation};
 /// How long after the rollback the report keeps reading: recoveries come after it.
 pub const TAIL_MS: i64 = 60_000;
 
-#[derive(Debug, Error)]
-pub enum ReportError {
-    #[error("no experiment {0} (see sentinelctl chaos list)")]
-    NoSuchExperiment(String),
-    #[error("experiment {0}: {1}")]
-    Undecodable(String, String),
-    #[error("cannot read the journal: {0}")]
-    Journal(String),
-}
-
 /// Everything `GET /v1/chaos/ID/report` answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentReport {
     pub experiment: String,
     pub profile: Option<String>,
-    pub state: String,
+    pub state: ExperimentState,
     pub target: String,
     pub faults: Vec<String>,
     /// When the experiment was journaled, just before its faults were applied: time zero of
@@ -139,7 +128,7 @@ pub fn build(
     ExperimentReport {
         experiment: experiment.id.clone(),
         profile: experiment.profile.clone(),
-        state: experiment.state.as_str().to_string(),
+        state: experiment.state,
         target: experiment.spec.target.describe(),
         faults: experiment
             .spec

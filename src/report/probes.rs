@@ -1,7 +1,10 @@
 //! Per probe: when it went down after the start (time-to-detect), when a heal started
 //! (time-to-act) and when it was Up again (time-to-recover), from the journal's own events.
 
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::verdict::{ProbeChange, ProbeHistories};
 use crate::event::{EventKind, JournaledEvent, ProbeState, Timestamp};
@@ -20,7 +23,61 @@ pub struct ProbeTimes {
     pub time_to_recover_ms: Option<i64>,
     pub heals: usize,
     /// Its state at the end of the window ("unchanged" when it never moved).
-    pub final_state: String,
+    pub final_state: FinalState,
+}
+
+/// Where a probe stood at the end of the window. In JSON it is the word of its last state
+/// ("up", "down", ...), or "unchanged" when it did not move in the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalState {
+    Unchanged,
+    Moved(ProbeState),
+}
+
+impl FinalState {
+    const UNCHANGED: &'static str = "unchanged";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unchanged => Self::UNCHANGED,
+            Self::Moved(state) => state.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for FinalState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for FinalState {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for FinalState {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Cow::<str>::deserialize(deserializer)?;
+        if text == Self::UNCHANGED {
+            return Ok(Self::Unchanged);
+        }
+        match ProbeState::ALL.iter().find(|state| state.as_str() == text) {
+            Some(&state) => Ok(Self::Moved(state)),
+            None => Err(serde::de::Error::unknown_variant(
+                &text,
+                &[
+                    "unchanged",
+                    "unknown",
+                    "up",
+                    "failing",
+                    "down",
+                    "recovering",
+                ],
+            )),
+        }
+    }
 }
 
 /// Probe state changes by probe, oldest first.
@@ -98,7 +155,7 @@ pub(super) fn times(
                 heals: heal_starts.len(),
                 final_state: changes
                     .last()
-                    .map_or_else(|| "unchanged".to_string(), |c| c.to.to_string()),
+                    .map_or(FinalState::Unchanged, |c| FinalState::Moved(c.to)),
             }
         })
         .collect()

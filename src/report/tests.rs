@@ -352,7 +352,7 @@ fn probe_times_table() {
     for (what, got, want) in cases {
         assert_eq!(got, want, "{what}");
     }
-    assert_eq!(api.final_state, "up");
+    assert_eq!(api.final_state, FinalState::Moved(ProbeState::Up));
 }
 
 #[test]
@@ -370,11 +370,14 @@ fn hypothesis_probes_appear_even_when_quiet_and_unrecovered_probes_have_no_ttr()
     );
     let names: Vec<&str> = report.probes.iter().map(|p| p.probe.as_str()).collect();
     assert_eq!(names, ["api", "db"]);
-    assert_eq!(report.probes[0].final_state, "unchanged");
+    assert_eq!(report.probes[0].final_state, FinalState::Unchanged);
     assert_eq!(report.probes[0].time_to_detect_ms, None);
     assert_eq!(report.probes[1].time_to_detect_ms, Some(1_500));
     assert_eq!(report.probes[1].time_to_recover_ms, None);
-    assert_eq!(report.probes[1].final_state, "down");
+    assert_eq!(
+        report.probes[1].final_state,
+        FinalState::Moved(ProbeState::Down)
+    );
 }
 
 #[test]
@@ -514,4 +517,44 @@ fn offsets_read_as_signed_seconds() {
     ] {
         assert_eq!(verdict::offset_text(ms), want);
     }
+}
+
+/// `final_state` is a typed word whose JSON is the word the string-typed field held: a state's
+/// name, or "unchanged"; anything else is refused.
+#[test]
+fn final_state_reads_and_writes_the_words_of_the_string_field() {
+    let cases = [
+        ("\"unchanged\"", FinalState::Unchanged),
+        ("\"up\"", FinalState::Moved(ProbeState::Up)),
+        ("\"down\"", FinalState::Moved(ProbeState::Down)),
+        ("\"failing\"", FinalState::Moved(ProbeState::Failing)),
+        ("\"recovering\"", FinalState::Moved(ProbeState::Recovering)),
+        ("\"unknown\"", FinalState::Moved(ProbeState::Unknown)),
+    ];
+    for (json, state) in cases {
+        assert_eq!(serde_json::to_string(&state).unwrap(), json);
+        assert_eq!(serde_json::from_str::<FinalState>(json).unwrap(), state);
+        assert_eq!(format!("\"{state}\""), json);
+    }
+    let read: FinalState =
+        crate::event::fixture::assert_closed_word("\"unchanged\"", "unchanged", "sideways");
+    assert_eq!(read, FinalState::Unchanged);
+}
+
+/// The report's `state` is the experiment's typed state; its JSON is the word the string field
+/// held, and a word no state has is refused.
+#[test]
+fn report_state_is_the_experiments_typed_state() {
+    let events = vec![event(1, 0, started()), event(2, 10_000, rolled_back())];
+    let report = build(
+        &experiment(None, Some(10_000)),
+        &events,
+        Timestamp(T0 + 200_000),
+    );
+    assert_eq!(report.state, ExperimentState::RolledBack);
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(json.contains("\"state\":\"rolled_back\""), "{json}");
+    let read: ExperimentReport =
+        crate::event::fixture::assert_closed_word(&json, "rolled_back", "exploded");
+    assert_eq!(read, report);
 }

@@ -9,21 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::rank::{RankBy, TenantEvidence, TopTenants};
 use super::window_phrase;
 
-/// What a rule compares against its threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertCondition {
-    /// The tenant's share of all errors, in %.
-    ErrorShare,
-    /// The tenant's error rate, in %.
-    ErrorRate,
-    /// The tenant's error count.
-    Errors,
-    /// The tenant's p95 latency in ms.
-    P95,
-    /// The tenant's p95 ÷ its own baseline p95.
-    Deviation,
-}
+/// What a rule compares against its threshold; one of the event words, since
+/// `tenant_alert_fired` carries it.
+pub use crate::event::AlertCondition;
 
 impl AlertCondition {
     /// The ranking whose head holds every tenant this rule can match.
@@ -33,16 +21,6 @@ impl AlertCondition {
             Self::ErrorRate => RankBy::ErrorRate,
             Self::P95 => RankBy::Latency,
             Self::Deviation => RankBy::Deviation,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ErrorShare => "error_share",
-            Self::ErrorRate => "error_rate",
-            Self::Errors => "errors",
-            Self::P95 => "p95",
-            Self::Deviation => "deviation",
         }
     }
 

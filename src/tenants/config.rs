@@ -129,15 +129,24 @@ fn default_cooldown() -> HumanDuration {
 pub struct StatusPattern(pub RangeInclusive<u16>);
 
 impl std::str::FromStr for StatusPattern {
-    type Err = String;
+    type Err = TenantsError;
 
-    fn from_str(text: &str) -> Result<Self, String> {
-        let invalid =
-            || format!("invalid status pattern \"{text}\": write e.g. \"5xx\", \"500-504\" or 503");
-        let code = |s: &str| s.trim().parse::<u16>().map_err(|_| invalid());
+    fn from_str(text: &str) -> Result<Self, TenantsError> {
+        let code = |s: &str| {
+            s.trim()
+                .parse::<u16>()
+                .map_err(|source| TenantsError::StatusPattern {
+                    text: text.to_string(),
+                    source,
+                })
+        };
+        let out_of_range = || TenantsError::StatusOutOfRange {
+            text: text.to_string(),
+        };
         let range = if let Some(class) = text.strip_suffix("xx") {
-            let digit = code(class)?;
-            digit * 100..=digit * 100 + 99
+            // "700xx" would overflow a u16: out of range, not a panic
+            let first = code(class)?.checked_mul(100).ok_or_else(out_of_range)?;
+            first..=first.checked_add(99).ok_or_else(out_of_range)?
         } else if let Some((low, high)) = text.split_once('-') {
             code(low)?..=code(high)?
         } else {
@@ -146,7 +155,7 @@ impl std::str::FromStr for StatusPattern {
         };
         match range.start() <= range.end() && *range.start() >= 100 && *range.end() <= 599 {
             true => Ok(Self(range)),
-            false => Err(format!("status pattern \"{text}\" must lie within 100-599")),
+            false => Err(out_of_range()),
         }
     }
 }
@@ -216,8 +225,9 @@ impl TenantsSection {
     /// Keys are relative to `[tenants]`.
     pub fn read_secrets(&mut self) -> Result<(), Issue> {
         if let Some(file) = &mut self.ingest.token_file {
-            file.read("token_file")
-                .map_err(|err| Issue::at("ingest.token_file", format!("tenants.ingest: {err}")))?;
+            file.read("token_file").map_err(|err| {
+                Issue::at("ingest.token_file", format!("tenants.ingest: {err}")).because(err)
+            })?;
         }
         Ok(())
     }
@@ -292,19 +302,17 @@ impl AlertSection {
     fn rule(&self, section: &TenantsSection) -> Result<AlertRule, Issue> {
         let name = self.name.get_ref();
         let threshold = *self.threshold.get_ref();
-        let condition = match self.when.get_ref().as_str() {
-            "error_share" => AlertCondition::ErrorShare,
-            "error_rate" => AlertCondition::ErrorRate,
-            "errors" => AlertCondition::Errors,
-            "p95" => AlertCondition::P95,
-            "deviation" => AlertCondition::Deviation,
-            other => {
+        let when = self.when.get_ref().as_str();
+        let condition = match AlertCondition::ALL.iter().find(|c| c.as_str() == when) {
+            Some(&condition) => condition,
+            None => {
+                let other = when;
                 return Err(Issue::at(
                     "when",
                     format!(
                         "tenant alert \"{name}\": unknown condition \"{other}\" (expected one of error_share, error_rate, errors, p95, deviation)"
                     ),
-                ))
+                ));
             }
         };
         let in_range = match condition {
@@ -347,5 +355,39 @@ impl AlertSection {
             window,
             cooldown: self.cooldown.get(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    /// A pattern whose number does not read keeps the integer parser's error; one out of
+    /// 100-599, even one past a u16 ("700xx"), is refused with the range.
+    #[test]
+    fn status_pattern_refusals_keep_their_cause_and_never_overflow() {
+        let err = "5x0".parse::<StatusPattern>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid status pattern \"5x0\": write e.g. \"5xx\", \"500-504\" or 503"
+        );
+        let source = err.source().expect("the number's error");
+        assert_eq!(
+            source.to_string(),
+            "5x0".parse::<u16>().unwrap_err().to_string()
+        );
+        // "657xx" wrapped to 164-263 in a release build (overflow unchecked) and panicked in debug
+        for text in ["700xx", "655xx", "657xx", "99", "600", "504-500"] {
+            let err = text.parse::<StatusPattern>().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("status pattern \"{text}\" must lie within 100-599"),
+            );
+            assert!(err.source().is_none(), "{text}");
+        }
+        assert_eq!("5xx".parse(), Ok(StatusPattern(500..=599)));
+        assert_eq!("500-504".parse(), Ok(StatusPattern(500..=504)));
     }
 }

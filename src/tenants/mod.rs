@@ -66,6 +66,15 @@ pub enum TenantsError {
     },
     #[error("unknown ranking `{0}`: expected errors, error_rate, latency or deviation")]
     UnknownRanking(String),
+    /// `error_status` entry whose number does not read.
+    #[error("invalid status pattern \"{text}\": write e.g. \"5xx\", \"500-504\" or 503")]
+    StatusPattern {
+        text: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("status pattern \"{text}\" must lie within 100-599")]
+    StatusOutOfRange { text: String },
 }
 
 /// One request as the detector sees it, already validated by ingest.

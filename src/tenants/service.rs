@@ -261,7 +261,7 @@ fn alert_event(change: AlertChange) -> EventKind {
         AlertChange::Fired(notice) => EventKind::TenantAlertFired {
             rule: notice.rule,
             tenant_id: notice.tenant_id,
-            condition: notice.condition.as_str().to_string(),
+            condition: notice.condition,
             value: notice.value,
             threshold: notice.threshold,
             window_ms: notice.window_ms,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use super::UnitError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HumanDuration(pub Duration);
@@ -19,13 +19,14 @@ impl HumanDuration {
 }
 
 impl std::str::FromStr for HumanDuration {
-    type Err = String;
+    type Err = UnitError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         humantime::parse_duration(text.trim())
             .map(Self)
-            .map_err(|err| {
-                format!("invalid duration \"{text}\": {err} (write e.g. 30s, 5m, 2h, 7d)")
+            .map_err(|source| UnitError::Duration {
+                text: text.to_string(),
+                source,
             })
     }
 }
@@ -36,18 +37,7 @@ impl fmt::Display for HumanDuration {
     }
 }
 
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for HumanDuration {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
+serde_as_text!(HumanDuration);
 
 #[cfg(test)]
 mod tests {
@@ -63,8 +53,20 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_an_example() {
-        let err = "5x".parse::<HumanDuration>().unwrap_err();
+        let err = "5x".parse::<HumanDuration>().unwrap_err().to_string();
         assert!(err.contains("invalid duration \"5x\""), "{err}");
         assert!(err.contains("30s"), "{err}");
+    }
+
+    /// humantime's own error stays reachable, not only folded into the message.
+    #[test]
+    fn refusal_keeps_humantimes_error_as_its_source() {
+        use std::error::Error;
+        let err = "5x".parse::<HumanDuration>().unwrap_err();
+        let source = err.source().expect("humantime's error is the source");
+        assert_eq!(
+            source.to_string(),
+            humantime::parse_duration("5x").unwrap_err().to_string()
+        );
     }
 }

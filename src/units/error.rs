@@ -1,7 +1,9 @@
 //! Errors of our TOML files: every message names the file and, when it comes from the text,
-//! line and column; an [`Issue`] found by an area is placed at the key it names.
+//! line and column; an [`Issue`] found by an area is placed at the key it names. And
+//! [`UnitError`]: why a duration, size or rate does not read, with the number's own error kept.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use thiserror::Error;
 use toml::de::{DeTable, DeValue};
@@ -16,17 +18,72 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// Syntax or schema error, or a semantic check that points at a value in the file.
+    /// Syntax or schema error, or a semantic check that points at a value in the file; a
+    /// check that failed because of another error (a file the value names) keeps it.
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
         path: PathBuf,
         line: usize,
         column: usize,
         message: String,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
     /// A semantic check about a key the file does not set, nor any table around it.
     #[error("{path}: {message}")]
     Whole { path: PathBuf, message: String },
+}
+
+/// A duration, size or rate that does not read: each message says how to write it, and the
+/// parser's own error (humantime's, or the number's) stays reachable as the source.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum UnitError {
+    #[error("invalid duration \"{text}\": {source} (write e.g. 30s, 5m, 2h, 7d)")]
+    Duration {
+        text: String,
+        #[source]
+        source: humantime::DurationError,
+    },
+    #[error("invalid size \"{text}\": write a number of bytes, or a number and a unit: B, kB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024), e.g. 8MiB")]
+    Size {
+        text: String,
+        #[source]
+        source: Option<NumberError>,
+    },
+    /// "1.5": a bare number is a whole number of bytes.
+    #[error("invalid size \"{text}\": a size without a unit is a whole number of bytes; add a unit, e.g. 1.5KiB")]
+    SizeWithoutUnit { text: String },
+    /// "1g", "2T": GiB or GB is not guessed.
+    #[error(
+        "invalid size \"{text}\": write GiB (powers of 1024) or GB (powers of 1000), e.g. 1GiB"
+    )]
+    SizeAmbiguous { text: String },
+    /// "8Mbit", "1MB/s": a rate where a size belongs.
+    #[error("invalid size \"{text}\": a size is in bytes (B, kB, KiB, ...); rates such as 8mbit/s are for tbf's rate")]
+    SizeIsARate { text: String },
+    #[error("size \"{text}\" is too large")]
+    SizeTooLarge {
+        text: String,
+        #[source]
+        source: Option<NumberError>,
+    },
+    #[error("invalid rate \"{text}\": write a number and a unit: bit/s, kbit/s, mbit/s, gbit/s (bits) or B/s, kB/s, MB/s, GB/s (bytes)")]
+    Rate {
+        text: String,
+        #[source]
+        source: Option<NumberError>,
+    },
+    #[error("rate \"{text}\" must be at least 1 B/s")]
+    RateTooSmall { text: String },
+}
+
+/// Why the number in front of a unit does not read.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum NumberError {
+    #[error(transparent)]
+    Whole(#[from] std::num::ParseIntError),
+    #[error(transparent)]
+    Fraction(#[from] std::num::ParseFloatError),
 }
 
 /// Deserializes a TOML file of ours and runs `validate` on it, placing a syntax or schema error
@@ -38,7 +95,7 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ConfigError> {
     let value: T = toml::from_str(source).map_err(|err| {
         let offset = err.span().map_or(0, |span| span.start);
-        invalid_at(source, path, offset, err.message().trim().to_string())
+        invalid_at(source, path, offset, err.message().trim().to_string(), None)
     })?;
     validate(&value).map_err(|issue| place(source, path, &issue))?;
     Ok(value)
@@ -53,7 +110,13 @@ pub fn place(source: &str, path: &Path, issue: &Issue) -> ConfigError {
         .find_map(|key| locate(source, key).filter(|found| found.exact))
         .or_else(|| keys.first().and_then(|key| locate(source, key)));
     match offset {
-        Some(found) => invalid_at(source, path, found.offset, issue.message().to_string()),
+        Some(found) => invalid_at(
+            source,
+            path,
+            found.offset,
+            issue.message().to_string(),
+            issue.cause(),
+        ),
         None => ConfigError::Whole {
             path: path.to_path_buf(),
             message: issue.to_string(),
@@ -61,13 +124,20 @@ pub fn place(source: &str, path: &Path, issue: &Issue) -> ConfigError {
     }
 }
 
-fn invalid_at(source: &str, path: &Path, offset: usize, message: String) -> ConfigError {
-    let (line, column) = line_column(source, offset);
+fn invalid_at(
+    text: &str,
+    path: &Path,
+    offset: usize,
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+) -> ConfigError {
+    let (line, column) = line_column(text, offset);
     ConfigError::Invalid {
         path: path.to_path_buf(),
         line,
         column,
         message,
+        source,
     }
 }
 

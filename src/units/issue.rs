@@ -1,7 +1,9 @@
 //! `Issue`: a validation finding named by the key it is about (`probe[2].timeout`), so an area
 //! can check its own section without knowing where the section sits in the file.
 
+use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 
 /// One step of a key path: a table key or an index into an array (of tables).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,11 +72,23 @@ impl fmt::Display for KeyPath {
 /// A validation finding: what is wrong, and the keys it is about, most precise first. The
 /// loader points at the first of them the file sets (a key left at its default is not in the
 /// file: `timeout` above `interval` is then reported where `interval` is written).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Issue {
     keys: Vec<KeyPath>,
     message: String,
+    /// The error behind the finding, when there is one (a CA file that does not read): kept so
+    /// the placed `ConfigError` still has it as its source.
+    source: Option<Arc<dyn Error + Send + Sync>>,
 }
+
+/// Two findings are the same when they say the same about the same keys.
+impl PartialEq for Issue {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys == other.keys && self.message == other.message
+    }
+}
+
+impl Eq for Issue {}
 
 impl Issue {
     /// A finding about `key`, relative to the section being validated.
@@ -82,7 +96,19 @@ impl Issue {
         Self {
             keys: vec![key.into()],
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The error this finding comes from; the message should already say it in words.
+    pub fn because(mut self, source: impl Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The error behind the finding, shared with every error placed from it.
+    pub fn cause(&self) -> Option<Arc<dyn Error + Send + Sync>> {
+        self.source.clone()
     }
 
     /// Also about `key`: pointed at when the keys before it are not written in the file.
@@ -118,7 +144,13 @@ impl fmt::Display for Issue {
     }
 }
 
-impl std::error::Error for Issue {}
+impl Error for Issue {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn Error + 'static))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,24 @@
 //! them into [`Issue`]s that name a key path; `config/` (and the agent's loader) place those
 //! at file:line:col with [`parse_toml`] / [`place`].
 
+/// Serde as text for a unit type: `Display` out, `FromStr` in, its refusal as the message.
+macro_rules! serde_as_text {
+    ($unit:ty) => {
+        impl<'de> serde::Deserialize<'de> for $unit {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl serde::Serialize for $unit {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+    };
+}
+
 mod duration;
 mod error;
 mod issue;
@@ -13,7 +31,7 @@ mod secret;
 mod size;
 
 pub use duration::HumanDuration;
-pub use error::{line_column, parse_toml, place, ConfigError};
+pub use error::{line_column, parse_toml, place, ConfigError, NumberError, UnitError};
 pub use issue::{Issue, KeyPath, Segment};
 pub use rate::Rate;
 pub use secret::{Secret, SecretError, SecretFile};

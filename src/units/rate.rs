@@ -2,8 +2,9 @@
 //! prefixes are powers of 1000, as in the sizes' `kB`, `MB`, `GB`.
 
 use std::fmt;
+use std::num::ParseFloatError;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use super::UnitError;
 
 /// A rate in bytes per second, written with an explicit unit: `tc`'s bare "8mbit" vs "8MBps"
 /// mix-up (a factor of 8) is exactly what this type refuses to guess.
@@ -24,33 +25,39 @@ const RATE_UNITS: [(&str, f64); 8] = [
 ];
 
 impl std::str::FromStr for Rate {
-    type Err = String;
+    type Err = UnitError;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, UnitError> {
         let trimmed = text.trim();
         // Longest unit first, so "kbit/s" is not read as "bit/s".
         let mut units = RATE_UNITS;
         units.sort_by_key(|(unit, _)| std::cmp::Reverse(unit.len()));
         for (unit, factor) in units {
             if let Some(number) = trimmed.strip_suffix(unit) {
-                let value: f64 = number.trim().parse().map_err(|_| rate_error(text))?;
+                let value: f64 =
+                    number
+                        .trim()
+                        .parse()
+                        .map_err(|source: ParseFloatError| UnitError::Rate {
+                            text: text.to_string(),
+                            source: Some(source.into()),
+                        })?;
                 let bytes = (value * factor).round();
                 if !(1.0..=(u64::MAX as f64)).contains(&bytes) {
-                    return Err(format!("rate \"{text}\" must be at least 1 B/s"));
+                    return Err(UnitError::RateTooSmall {
+                        text: text.to_string(),
+                    });
                 }
                 return Ok(Self {
                     bytes_per_sec: bytes as u64,
                 });
             }
         }
-        Err(rate_error(text))
+        Err(UnitError::Rate {
+            text: text.to_string(),
+            source: None,
+        })
     }
-}
-
-fn rate_error(text: &str) -> String {
-    format!(
-        "invalid rate \"{text}\": write a number and a unit: bit/s, kbit/s, mbit/s, gbit/s (bits) or B/s, kB/s, MB/s, GB/s (bytes)"
-    )
 }
 
 impl fmt::Display for Rate {
@@ -59,18 +66,7 @@ impl fmt::Display for Rate {
     }
 }
 
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for Rate {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
+serde_as_text!(Rate);
 
 #[cfg(test)]
 mod tests {
@@ -93,5 +89,28 @@ mod tests {
         for bad in ["8mbit", "8", "fast", "0B/s", "-1MB/s"] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }
+    }
+
+    /// A number that does not read keeps the float parser's error as the source; a missing
+    /// unit has no cause beyond the text itself.
+    #[test]
+    fn refusals_keep_the_numbers_error() {
+        use std::error::Error;
+        let err = "1.2.3MB/s".parse::<Rate>().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid rate \"1.2.3MB/s\": write a number and a unit"),
+            "{err}"
+        );
+        let source = err.source().expect("the number's error");
+        assert_eq!(
+            source.to_string(),
+            "1.2.3".parse::<f64>().unwrap_err().to_string()
+        );
+        assert!("8mbit".parse::<Rate>().unwrap_err().source().is_none());
+        assert_eq!(
+            "0B/s".parse::<Rate>().unwrap_err().to_string(),
+            "rate \"0B/s\" must be at least 1 B/s"
+        );
     }
 }

@@ -67,8 +67,14 @@ pub enum SecretError {
     },
     #[error("{field} {path} is larger than the {} KiB a secret file may hold", MAX_SECRET_BYTES / 1024)]
     TooLarge { field: &'static str, path: PathBuf },
+    /// The source says where the text breaks; it holds no byte of the file.
     #[error("{field} {path} is not UTF-8 text")]
-    NotText { field: &'static str, path: PathBuf },
+    NotText {
+        field: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::str::Utf8Error,
+    },
     #[error("{field} {path} is empty (expected {expected})")]
     Empty {
         field: &'static str,
@@ -185,9 +191,10 @@ impl SecretFile {
         if bytes.len() as u64 > MAX_SECRET_BYTES {
             return Err(SecretError::TooLarge { field, path });
         }
-        let text = String::from_utf8(bytes).map_err(|_| SecretError::NotText {
+        let text = String::from_utf8(bytes).map_err(|err| SecretError::NotText {
             field,
             path: path.clone(),
+            source: err.utf8_error(),
         })?;
         self.content = Some(Secret::new(text));
         Ok(())
@@ -263,6 +270,30 @@ mod tests {
         assert!(
             err.starts_with("cannot read secret_file /nonexistent/secret: "),
             "{err}"
+        );
+    }
+
+    /// A file that is not UTF-8 says where its text breaks (the source), and neither the
+    /// message nor the source holds a byte of it.
+    #[test]
+    fn not_text_keeps_where_it_breaks_and_none_of_the_secret() {
+        use std::error::Error;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, b"hunter2\xff").unwrap();
+        let err = SecretFile::with_content(&path, "")
+            .read("token_file")
+            .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(
+            text,
+            format!("token_file {} is not UTF-8 text", path.display())
+        );
+        let source = err.source().expect("where the text breaks").to_string();
+        assert!(source.contains("from index 7"), "{source}");
+        assert!(
+            !format!("{text} {source} {err:?}").contains("hunter2"),
+            "{err:?}"
         );
     }
 

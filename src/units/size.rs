@@ -7,8 +7,11 @@
 //! to write it: "1g" does not guess between GiB and GB, "8Mbit" is not a size in bytes.
 
 use std::fmt;
+use std::num::{ParseFloatError, ParseIntError};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::UnitError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
@@ -37,9 +40,10 @@ impl ByteSize {
 }
 
 impl std::str::FromStr for ByteSize {
-    type Err = String;
+    type Err = UnitError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let owned = || text.to_string();
         let trimmed = text.trim();
         let split = trimmed
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -47,56 +51,68 @@ impl std::str::FromStr for ByteSize {
         let (number, unit) = trimmed.split_at(split);
         let unit = unit.trim().to_ascii_lowercase();
         if number.is_empty() {
-            return Err(size_error(text));
+            return Err(UnitError::Size {
+                text: owned(),
+                source: None,
+            });
         }
         if unit.is_empty() {
             return match number.parse::<u64>() {
                 Ok(bytes) => Ok(Self(bytes)),
                 Err(_) if number.contains('.') => Err(unit_error(text, "")),
-                Err(_) => Err(format!("size \"{text}\" is too large")),
+                Err(source) => Err(UnitError::SizeTooLarge {
+                    text: owned(),
+                    source: Some(source.into()),
+                }),
             };
         }
         let Some(factor) = UNITS.iter().find(|(name, _)| *name == unit).map(|u| u.1) else {
             return Err(unit_error(text, &unit));
         };
+        let size_error = |source: super::NumberError| UnitError::Size {
+            text: owned(),
+            source: Some(source),
+        };
         if !number.contains('.') {
             // Whole numbers stay exact, whatever their size.
-            let whole: u64 = number.parse().map_err(|_| size_error(text))?;
+            let whole: u64 = number
+                .parse()
+                .map_err(|e: ParseIntError| size_error(e.into()))?;
             return whole
                 .checked_mul(factor)
                 .map(Self)
-                .ok_or_else(|| format!("size \"{text}\" is too large"));
+                .ok_or_else(|| UnitError::SizeTooLarge {
+                    text: owned(),
+                    source: None,
+                });
         }
-        let value: f64 = number.parse().map_err(|_| size_error(text))?;
+        let value: f64 = number
+            .parse()
+            .map_err(|e: ParseFloatError| size_error(e.into()))?;
         let bytes = (value * factor as f64).round();
         if bytes >= u64::MAX as f64 {
-            return Err(format!("size \"{text}\" is too large"));
+            return Err(UnitError::SizeTooLarge {
+                text: owned(),
+                source: None,
+            });
         }
         Ok(Self(bytes as u64))
     }
 }
 
 /// Units the rule does not take, with how to write what was probably meant.
-fn unit_error(text: &str, unit: &str) -> String {
+fn unit_error(text: &str, unit: &str) -> UnitError {
+    let text = text.to_string();
     if unit.is_empty() {
-        // "1.5": a bare number is a whole number of bytes
-        return format!("invalid size \"{text}\": a size without a unit is a whole number of bytes; add a unit, e.g. 1.5KiB");
+        return UnitError::SizeWithoutUnit { text };
     }
     if matches!(unit, "g" | "t" | "tb" | "tib") {
-        return format!(
-            "invalid size \"{text}\": write GiB (powers of 1024) or GB (powers of 1000), e.g. 1GiB"
-        );
+        return UnitError::SizeAmbiguous { text };
     }
     if unit.contains("bit") || unit.ends_with("bps") || unit.ends_with("/s") {
-        return format!("invalid size \"{text}\": a size is in bytes (B, kB, KiB, ...); rates such as 8mbit/s are for tbf's rate");
+        return UnitError::SizeIsARate { text };
     }
-    size_error(text)
-}
-
-fn size_error(text: &str) -> String {
-    format!(
-        "invalid size \"{text}\": write a number of bytes, or a number and a unit: B, kB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024), e.g. 8MiB"
-    )
+    UnitError::Size { text, source: None }
 }
 
 /// Exact bytes ("16384B"): what events and fault descriptions show, and what reads back as the
@@ -198,8 +214,46 @@ mod tests {
             ("99999999999GiB", "is too large"),
         ];
         for (text, want) in cases {
-            let err = text.parse::<ByteSize>().unwrap_err();
+            let err = text.parse::<ByteSize>().unwrap_err().to_string();
             assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    /// Where a number failed to read, its parser's error is the source; where the unit is
+    /// what is wrong, there is no deeper cause.
+    #[test]
+    fn refusals_keep_the_numbers_error() {
+        use std::error::Error;
+        let cases = [
+            (
+                "1.2.3kB",
+                Some("1.2.3".parse::<f64>().unwrap_err().to_string()),
+            ),
+            (
+                "99999999999999999999GiB",
+                Some(
+                    "99999999999999999999"
+                        .parse::<u64>()
+                        .unwrap_err()
+                        .to_string(),
+                ),
+            ),
+            (
+                "99999999999999999999",
+                Some(
+                    "99999999999999999999"
+                        .parse::<u64>()
+                        .unwrap_err()
+                        .to_string(),
+                ),
+            ),
+            ("1g", None),
+            ("8Mbit", None),
+            ("99999999999GiB", None),
+        ];
+        for (text, want) in cases {
+            let err = text.parse::<ByteSize>().unwrap_err();
+            assert_eq!(err.source().map(|s| s.to_string()), want, "{text}: {err}");
         }
     }
 
