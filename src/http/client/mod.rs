@@ -75,23 +75,11 @@ impl PostError {
         match ConnectError::from_client(authority, err) {
             Ok(connect) => Self::Connect(connect),
             Err(err) => Self::Http {
-                detail: chain(&err),
+                detail: crate::logging::error_chain(&err),
                 source: err,
             },
         }
     }
-}
-
-/// An error and its causes, "outer: inner: innermost", for a message that names what broke.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
 }
 
 /// A receiver's answer: status and (at most the asked number of) body bytes.
@@ -298,15 +286,12 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let err = post_json(
-            &format!("http://{closed}/"),
-            &[],
-            Vec::new(),
-            Duration::from_secs(5),
-            1024,
-        )
-        .await
-        .unwrap_err();
+        let post = |url: String| async move {
+            post_json(&url, &[], Vec::new(), Duration::from_secs(5), 1024)
+                .await
+                .unwrap_err()
+        };
+        let err = post(format!("http://{closed}/")).await;
         let PostError::Connect(connect) = &err else {
             panic!("{err:?}")
         };
@@ -332,15 +317,7 @@ mod tests {
                 drop(stream);
             }
         });
-        let err = post_json(
-            &format!("https://{address}/"),
-            &[],
-            Vec::new(),
-            Duration::from_secs(5),
-            1024,
-        )
-        .await
-        .unwrap_err();
+        let err = post(format!("https://{address}/")).await;
         assert!(
             matches!(&err, PostError::Connect(c) if c.stage == ConnectStage::Tls),
             "{err:?}"
