@@ -90,9 +90,6 @@ pub enum AgentError {
         #[source]
         source: hyper::http::uri::InvalidUri,
     },
-    /// The HTTP client's TLS config (unused for http://, but part of the one client stack).
-    #[error("cannot set up the HTTP client: {0}")]
-    Client(#[source] std::sync::Arc<crate::http::client::TlsError>),
     #[error("invalid UDP address `{address}`: {source} (write e.g. udp://127.0.0.1:9138)")]
     UdpAddress {
         address: String,
@@ -194,7 +191,7 @@ pub async fn run(
             target,
             output.token.as_deref(),
             output.request_timeout.get(),
-        )?,
+        ),
         buffer,
         buffer_cap,
         offsets,

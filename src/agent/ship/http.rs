@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{Delivery, Transport};
 use crate::agent::AgentError;
-use crate::http::client::{connect, pooled, ConnectError, PooledClient};
+use crate::http::client::{connect, pooled, ConnectError, PooledClient, TcpConnector};
 
 /// Where batches go: `http://HOST:PORT/PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,20 +87,19 @@ pub struct HttpTransport {
     authorization: Option<String>,
     timeout: Duration,
     /// Keeps its connection to sentineld alive between batches.
-    client: PooledClient<Full<Bytes>>,
+    client: PooledClient<Full<Bytes>, TcpConnector>,
 }
 
 impl HttpTransport {
-    pub fn new(target: Target, token: Option<&str>, timeout: Duration) -> Result<Self, AgentError> {
-        let connector = connect::plain().map_err(AgentError::Client)?;
-        Ok(Self {
+    pub fn new(target: Target, token: Option<&str>, timeout: Duration) -> Self {
+        Self {
             target,
             authorization: token
                 .filter(|t| !t.is_empty())
                 .map(|t| format!("Bearer {t}")),
             timeout,
-            client: pooled(connector),
-        })
+            client: pooled(connect::tcp()),
+        }
     }
 
     async fn exchange(
@@ -237,7 +236,7 @@ mod tests {
             .unwrap()
             .port();
         let target = Target::parse(&format!("http://127.0.0.1:{port}/v1/events")).unwrap();
-        let mut transport = HttpTransport::new(target, None, Duration::from_secs(5)).unwrap();
+        let mut transport = HttpTransport::new(target, None, Duration::from_secs(5));
         let err = transport.exchange(Bytes::new()).await.unwrap_err();
         let io = std::iter::successors(err.source(), |&e| e.source())
             .find_map(|s| s.downcast_ref::<std::io::Error>())
@@ -261,7 +260,7 @@ mod tests {
     async fn batches_share_one_kept_alive_connection() {
         let receiver = crate::http::client::receiver::Receiver::start().await;
         let target = Target::parse(&format!("http://{}/v1/events", receiver.address)).unwrap();
-        let mut transport = HttpTransport::new(target, Some("t"), Duration::from_secs(5)).unwrap();
+        let mut transport = HttpTransport::new(target, Some("t"), Duration::from_secs(5));
         for _ in 0..4 {
             let delivery = transport.post(Bytes::from_static(b"{}\n")).await;
             assert!(

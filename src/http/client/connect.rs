@@ -23,16 +23,25 @@ pub type Connector = HttpsConnector<HttpConnector<Resolver>>;
 /// Any error a connector or a client over it returns.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
-/// A connector whose `https` URLs are verified by `tls` (the system store, a probe's CA file,
-/// or none). Build it once per trust setting: each request then only clones a few `Arc`s.
-pub fn connector(tls: Arc<ClientConfig>) -> Connector {
+/// The TCP layer alone, for a caller that only ever speaks `http` (the agent): no TLS code
+/// is linked into a binary that uses only this.
+pub type TcpConnector = HttpConnector<Resolver>;
+
+/// The TCP layer of every connector: our resolver, no Nagle delay for small requests.
+pub fn tcp() -> TcpConnector {
     let mut http = HttpConnector::new_with_resolver(Resolver);
     http.enforce_http(false);
     http.set_nodelay(true);
-    HttpsConnector::from((http, tls))
+    http
 }
 
-/// The connector for plain `http` URLs (the agent, http probes): one per process, its TLS
+/// A connector whose `https` URLs are verified by `tls` (the system store, a probe's CA file,
+/// or none). Build it once per trust setting: each request then only clones a few `Arc`s.
+pub fn connector(tls: Arc<ClientConfig>) -> Connector {
+    HttpsConnector::from((tcp(), tls))
+}
+
+/// The connector for plain `http` probes: one per process, its TLS
 /// config trusts nothing, so it never reads the system store and refuses any `https` peer.
 pub fn plain() -> Result<Connector, Arc<TlsError>> {
     static PLAIN: OnceLock<Result<Connector, Arc<TlsError>>> = OnceLock::new();
@@ -114,7 +123,7 @@ pub struct ConnectError {
 }
 
 impl ConnectError {
-    /// Sort out an error of [`Connector`] dialing `authority` (`host:port`). The TLS layer
+    /// Sort out an error of [`Connector`] (or [`TcpConnector`]) dialing `authority` (`host:port`). The TLS layer
     /// returns an `io::Error` of its own; everything from the TCP layer comes wrapped in
     /// hyper-util's error, with our `ResolveError` or the socket's `io::Error` beneath it.
     pub fn classify(authority: &str, source: BoxError) -> Self {

@@ -2,7 +2,8 @@
 //! our rustls configs, `tls.rs`) shared by the probes, the agent and the bounded JSON POST below.
 //!
 //! Notifications and the AI summary POST through one pooled client (keep-alive), built on first
-//! use; the agent keeps its own client of the same type; an http probe dials a fresh connection
+//! use; the agent keeps its own client of the same type over the TCP layer alone (it only
+//! speaks http, and links no TLS); an http probe dials a fresh connection
 //! per check through the same connector, because a check must prove a new connection works.
 
 pub mod connect;
@@ -19,19 +20,21 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use thiserror::Error;
 
-pub use connect::{connector, ConnectError, ConnectStage, Connector};
+pub use connect::{connector, ConnectError, ConnectStage, Connector, TcpConnector};
 pub use target::{HttpTarget, TargetError};
 pub use tls::{TlsError, TlsVerification};
 
 /// How long an idle kept-alive connection waits for the next request before it is closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// A pooled HTTP/1.1 client over [`Connector`]: what the JSON POST and the agent send with.
-pub type PooledClient<B> = Client<Connector, B>;
+/// A pooled HTTP/1.1 client: over [`Connector`] what the JSON POST sends with; over
+/// [`TcpConnector`] what the agent ships with.
+pub type PooledClient<B, C = Connector> = Client<C, B>;
 
 /// A client with keep-alive over `connector`, idle connections closed after 90 s.
-pub fn pooled<B>(connector: Connector) -> PooledClient<B>
+pub fn pooled<B, C>(connector: C) -> PooledClient<B, C>
 where
+    C: hyper_util::client::legacy::connect::Connect + Clone,
     B: hyper::body::Body + Send + 'static + Unpin,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
