@@ -84,6 +84,12 @@ pub enum AgentError {
     NotHttp { url: String },
     #[error("endpoint `{url}` has no host")]
     NoHost { url: String },
+    #[error("endpoint `{url}` is not a valid URL: {source}")]
+    InvalidEndpoint {
+        url: String,
+        #[source]
+        source: hyper::http::uri::InvalidUri,
+    },
     #[error("invalid UDP address `{address}`: {source} (write e.g. udp://127.0.0.1:9138)")]
     UdpAddress {
         address: String,

@@ -39,7 +39,7 @@ impl Provider {
     }
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Error)]
 pub enum AiError {
     #[error(
         "AI summary is off: set [ai] enabled = true with a provider and model (docs/explain.md)"
@@ -47,8 +47,12 @@ pub enum AiError {
     NotConfigured,
     #[error("environment variable {0} (ai.api_key_env) is not set for sentineld")]
     MissingKey(String),
-    #[error("AI endpoint {endpoint}: {detail}")]
-    Request { endpoint: String, detail: String },
+    #[error("AI endpoint {endpoint}: {source}")]
+    Request {
+        endpoint: String,
+        #[source]
+        source: crate::http::client::PostError,
+    },
     #[error("AI endpoint answered something unusable: {0}")]
     BadAnswer(String),
 }
@@ -114,9 +118,9 @@ pub async fn summarize(
     }
     let url = protocol::url(settings.provider, &settings.endpoint);
     let body = protocol::request(settings.provider, &settings.model, what, document);
-    let request_error = |err: crate::http::client::PostError| AiError::Request {
+    let request_error = |source: crate::http::client::PostError| AiError::Request {
         endpoint: url.clone(),
-        detail: err.to_string(),
+        source,
     };
     let answer = crate::http::client::post_json(
         &url,

@@ -1,7 +1,7 @@
 //! The public TCP listener: `/healthz`, `/metrics`, tenant event ingest (`POST /v1/events`) and
 //! the read-only status page (`GET /`), each read route exposed as its owner chose ([`access`]).
 //! Bounded like the control socket: connections and header time; ingest bounds its own bodies.
-//! [`client`] is the outbound side: one bounded JSON POST.
+//! [`client`] is the outbound side: the one client stack (connector, pooled client, JSON POST).
 
 pub mod access;
 pub mod client;

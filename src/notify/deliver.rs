@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::http::client::PostError;
+
 /// A receiver that has not answered by then counts as down for this attempt.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -11,12 +13,11 @@ const POST_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// POST `body` as JSON to `url` with extra `headers`; Ok when the receiver answered 2xx.
-pub async fn post(url: &str, headers: &[(String, String)], body: Vec<u8>) -> Result<(), String> {
+pub async fn post(url: &str, headers: &[(String, String)], body: Vec<u8>) -> Result<(), PostError> {
     crate::http::client::post_json(url, headers, body, POST_TIMEOUT, MAX_ANSWER_BYTES)
         .await
         .and_then(|answer| answer.success())
         .map(|_| ())
-        .map_err(|err| err.to_string())
 }
 
 /// At most `per_minute` sends in any 60 s.

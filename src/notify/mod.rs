@@ -459,7 +459,8 @@ impl Notifier {
                 let next = later(delay);
                 tracing::warn!(channel = %channel.name, attempt = message.attempts + 1, "notification not delivered: {err}; retrying in {}", humantime::format_duration(delay));
                 held.insert(channel.name.clone(), next);
-                let _ = self.outbox(move |o| o.mark_failed(id, &err, next)).await;
+                let error = err.to_string();
+                let _ = self.outbox(move |o| o.mark_failed(id, &error, next)).await;
             }
         }
     }

@@ -483,7 +483,7 @@ impl ProbeConfig {
     fn validate_http(&self, problem: &dyn Fn(String) -> String) -> Result<(), Issue> {
         let url = self.require(&self.url, "url")?;
         let target = crate::probe::HttpTarget::parse(url.get_ref())
-            .map_err(|err| Issue::at("url", problem(err)))?;
+            .map_err(|err| Issue::at("url", problem(err.to_string())))?;
         for (field, set) in [
             ("tls_verify", at(&self.tls_verify)),
             ("ca_file", at(&self.ca_file)),

@@ -1,98 +1,19 @@
-//! `http` probe: GET a plain-http URL and accept the configured status codes (default any 2xx).
+//! `http` probe: one request over a fresh connection per check (through the shared connector of
+//! `http::client`), accepting the configured status codes (default any 2xx) and body assertions.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper::{Method, Request, Uri};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, Request};
 use regex::Regex;
+use tower_service::Service;
 
-use super::{connect, excerpt, CheckResult, Failure, FailureReason};
+use super::{excerpt, CheckResult, Failure, FailureReason};
+use crate::http::client::{ConnectError, ConnectStage, Connector, HttpTarget};
 
 /// Most body bytes read for assertions; a health endpoint that sends more is misbehaving.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
-
-/// A parsed probe URL: where to connect and what to ask for.
-#[derive(Clone, PartialEq, Eq)]
-pub struct HttpTarget {
-    /// `https`: speak TLS after connecting.
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-    /// `host[:port]` as written, without any `user:password@`: the Host header, and what
-    /// messages show.
-    pub authority: String,
-    pub path_and_query: String,
-    /// `user:password` from the URL (percent-decoded): sent as HTTP Basic auth, never shown.
-    userinfo: Option<String>,
-}
-
-impl std::fmt::Debug for HttpTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.display())
-    }
-}
-
-impl HttpTarget {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|err| format!("invalid URL \"{url}\": {err}"))?;
-        let tls = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => {
-                return Err(format!(
-                "unsupported URL scheme in \"{url}\": expected http:// or https://host[:port]/path"
-            ))
-            }
-        };
-        let authority = uri
-            .authority()
-            .ok_or_else(|| format!("invalid URL \"{url}\": no host"))?;
-        let (userinfo, host_port) = match authority.as_str().rsplit_once('@') {
-            Some((userinfo, host_port)) => (Some(userinfo), host_port),
-            None => (None, authority.as_str()),
-        };
-        Ok(Self {
-            tls,
-            host: authority.host().trim_matches(['[', ']']).to_string(),
-            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
-            authority: host_port.to_string(),
-            path_and_query: uri
-                .path_and_query()
-                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
-            userinfo: userinfo.map(|u| {
-                percent_encoding::percent_decode_str(u)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            }),
-        })
-    }
-
-    /// `https://host[:port]/path`: the scheme as configured, without credentials or query
-    /// string, so it is safe on the status page, in `sentinelctl status` and in messages.
-    pub fn display(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        let path = self
-            .path_and_query
-            .split_once('?')
-            .map_or(self.path_and_query.as_str(), |(path, _)| path);
-        format!("{scheme}://{}{path}", self.authority)
-    }
-
-    /// `Authorization: Basic ...` for a URL that carries `user:password@`.
-    pub fn basic_auth(&self) -> Option<String> {
-        use base64::Engine as _;
-        let userinfo = self.userinfo.as_ref()?;
-        Some(format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(userinfo)
-        ))
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct HttpProbe {
@@ -104,12 +25,13 @@ pub struct HttpProbe {
     pub body_regex: Option<Regex>,
     /// JSON pointer and the value expected there.
     pub expect_json: Option<(String, serde_json::Value)>,
-    /// For https targets: how the server certificate is verified.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Dials each check's connection; for https targets it carries how the server
+    /// certificate is verified. Built once with the probe, never per check.
+    pub connector: Connector,
 }
 
 impl HttpProbe {
-    pub fn get(target: HttpTarget) -> Self {
+    pub fn get(target: HttpTarget, connector: Connector) -> Self {
         Self {
             target,
             method: Method::GET,
@@ -117,7 +39,7 @@ impl HttpProbe {
             expect_status: Vec::new(),
             body_regex: None,
             expect_json: None,
-            tls: None,
+            connector,
         }
     }
 
@@ -188,41 +110,47 @@ impl HttpProbe {
         }
     }
 
+    /// One request over a new connection, driven in this task (no spawned connection task):
+    /// a check must prove that a connection can be made, so nothing is pooled.
     async fn request(&self) -> Result<(u16, Bytes), Failure> {
-        let stream = connect(&self.target.host, self.target.port).await?;
-        match (&self.tls, self.target.tls) {
-            (Some(config), true) => {
-                let tls_failure = |detail: String| Failure::new(FailureReason::Tls, detail);
-                let name = super::tls::server_name(&self.target.host)
-                    .map_err(|err| tls_failure(err.to_string()))?;
-                let stream = tokio_rustls::TlsConnector::from(Arc::clone(config))
-                    .connect(name, stream)
-                    .await
-                    .map_err(|err| {
-                        tls_failure(format!(
-                            "TLS handshake with {}: {err}",
-                            self.target.authority
-                        ))
-                    })?;
-                self.exchange(stream).await
+        let io = self
+            .connector
+            .clone()
+            .call(self.target.uri().clone())
+            .await
+            .map_err(|err| connect_failure(ConnectError::classify(&self.target.authority, err)))?;
+        let protocol = |err: String| Failure::new(FailureReason::Protocol, err);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|err| protocol(err.to_string()))?;
+        let request = self.build_request()?;
+        let exchange = async {
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|err| protocol(err.to_string()))?;
+            let status = response.status().as_u16();
+            if !self.reads_body() {
+                return Ok((status, Bytes::new()));
             }
-            (None, true) => Err(Failure::new(
-                FailureReason::Tls,
-                "no TLS configuration for an https target",
-            )),
-            (_, false) => self.exchange(stream).await,
+            Limited::new(response.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await
+                .map(|body| (status, body.to_bytes()))
+                .map_err(|err| protocol(format!("reading the body: {err}")))
+        };
+        tokio::pin!(exchange, connection);
+        let mut connection_done = false;
+        loop {
+            tokio::select! {
+                result = &mut exchange => return result,
+                // The connection ended (closed or broken): the exchange now sees why.
+                _ = &mut connection, if !connection_done => connection_done = true,
+            }
         }
     }
 
-    /// One request over an established connection (plain or TLS).
-    async fn exchange<S>(&self, stream: S) -> Result<(u16, Bytes), Failure>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|err| Failure::new(FailureReason::Protocol, err.to_string()))?;
-        let connection = tokio::spawn(connection);
+    fn build_request(&self) -> Result<Request<Empty<Bytes>>, Failure> {
         let mut request = Request::builder()
             .method(self.method.clone())
             .uri(self.target.path_and_query.as_str())
@@ -237,34 +165,27 @@ impl HttpProbe {
         for (name, value) in &self.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        let request = request
+        request
             .header(
                 hyper::header::USER_AGENT,
                 concat!("sentineld/", env!("CARGO_PKG_VERSION")),
             )
             .header(hyper::header::CONNECTION, "close")
             .body(Empty::<Bytes>::new())
-            .map_err(|err| Failure::new(FailureReason::Protocol, err.to_string()))?;
-        let protocol = |err: String| Failure::new(FailureReason::Protocol, err);
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|err| protocol(err.to_string()));
-        let result = match response {
-            Ok(response) if self.reads_body() => {
-                let status = response.status().as_u16();
-                Limited::new(response.into_body(), MAX_BODY_BYTES)
-                    .collect()
-                    .await
-                    .map(|body| (status, body.to_bytes()))
-                    .map_err(|err| protocol(format!("reading the body: {err}")))
-            }
-            Ok(response) => Ok((response.status().as_u16(), Bytes::new())),
-            Err(failure) => Err(failure),
-        };
-        connection.abort();
-        result
+            .map_err(|err| Failure::new(FailureReason::Protocol, err.to_string()))
     }
+}
+
+/// A connection that could not be made, as a probe failure with its reason.
+fn connect_failure(err: ConnectError) -> Failure {
+    let reason = match err.stage {
+        ConnectStage::Resolve => FailureReason::Dns,
+        ConnectStage::Connect(std::io::ErrorKind::ConnectionRefused) => FailureReason::Refused,
+        ConnectStage::Connect(std::io::ErrorKind::TimedOut) => FailureReason::Timeout,
+        ConnectStage::Connect(_) => FailureReason::Io,
+        ConnectStage::Tls => FailureReason::Tls,
+    };
+    Failure::new(reason, err.to_string())
 }
 
 #[cfg(test)]
@@ -272,34 +193,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets_show_no_credentials_and_no_query() {
-        let target =
-            HttpTarget::parse("https://us%3Aer:p%40ss@example.com:8443/path?key=secret").unwrap();
-        assert_eq!(target.display(), "https://example.com:8443/path");
-        assert_eq!(target.authority, "example.com:8443");
-        assert_eq!(target.path_and_query, "/path?key=secret");
-        assert_eq!(
-            (target.host.as_str(), target.port, target.tls),
-            ("example.com", 8443, true)
-        );
-        // base64("us:er:p@ss")
-        assert_eq!(
-            target.basic_auth().as_deref(),
-            Some("Basic dXM6ZXI6cEBzcw==")
-        );
-        assert!(!format!("{target:?}").contains("secret"));
-        let plain = HttpTarget::parse("http://127.0.0.1:9/healthz").unwrap();
-        assert_eq!(plain.display(), "http://127.0.0.1:9/healthz");
-        assert_eq!(plain.basic_auth(), None);
-    }
-
-    #[test]
     fn body_assertions_table() {
         let target = HttpTarget::parse("http://127.0.0.1/").unwrap();
         let with = |regex: Option<&str>, json: Option<(&str, serde_json::Value)>| HttpProbe {
             body_regex: regex.map(|r| Regex::new(r).unwrap()),
             expect_json: json.map(|(p, v)| (p.to_string(), v)),
-            ..HttpProbe::get(target.clone())
+            ..HttpProbe::get(
+                target.clone(),
+                crate::http::client::connect::plain().unwrap(),
+            )
         };
         let ok = serde_json::json!("ok");
         let cases = [
@@ -355,29 +257,72 @@ mod tests {
         }
     }
 
-    #[test]
-    fn parse_table() {
-        let ok = [
-            (
-                "http://127.0.0.1:9137/healthz",
-                "127.0.0.1",
-                9137,
-                "/healthz",
-            ),
-            ("http://example.test/", "example.test", 80, "/"),
-            ("http://example.test", "example.test", 80, "/"),
-            ("http://[::1]:8080/a?b=c", "::1", 8080, "/a?b=c"),
-        ];
-        for (url, host, port, path) in ok {
-            let target = HttpTarget::parse(url).unwrap();
-            assert_eq!((target.host.as_str(), target.port), (host, port), "{url}");
-            assert_eq!(target.path_and_query, path, "{url}");
+    /// Each check dials its own connection (a check proves a new connection can be made),
+    /// through the shared connector, even to a server that would keep connections alive.
+    #[tokio::test]
+    async fn each_check_dials_a_new_connection() {
+        let receiver = crate::http::client::receiver::Receiver::start().await;
+        let target = HttpTarget::parse(&format!("http://{}/healthz", receiver.address)).unwrap();
+        let probe = HttpProbe {
+            expect_json: Some(("/accepted".into(), serde_json::json!(1))),
+            ..HttpProbe::get(target, crate::http::client::connect::plain().unwrap())
+        };
+        for _ in 0..3 {
+            let result = probe.check().await;
+            assert!(result.is_success(), "{result:?}");
+            assert_eq!(result.status_code, Some(200));
         }
-        let https = HttpTarget::parse("https://example.test/x").unwrap();
-        assert!(https.tls);
-        assert_eq!(https.port, 443);
-        for bad in ["ftp://x/", "not a url", "/relative"] {
-            assert!(HttpTarget::parse(bad).is_err(), "{bad}");
-        }
+        assert_eq!(receiver.accepted(), 3);
+    }
+
+    /// Refused, TLS and protocol failures keep their reasons and messages.
+    #[tokio::test]
+    async fn failures_keep_their_reason_and_message() {
+        let plain = crate::http::client::connect::plain().unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let target = HttpTarget::parse(&format!("http://{closed}/")).unwrap();
+        let failure = HttpProbe::get(target, plain.clone())
+            .check()
+            .await
+            .failure
+            .unwrap();
+        assert_eq!(failure.reason, FailureReason::Refused);
+        assert!(
+            failure
+                .detail
+                .starts_with(&format!("connect {closed}: Connection refused")),
+            "{failure:?}"
+        );
+
+        // accepts and hangs up: TLS fails for https, the HTTP exchange fails for http
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                drop(stream);
+            }
+        });
+        let config =
+            crate::http::client::tls::client_config(&crate::http::client::TlsVerification::Off)
+                .unwrap();
+        let https = HttpTarget::parse(&format!("https://{address}/")).unwrap();
+        let failure = HttpProbe::get(https, crate::http::client::connector(config))
+            .check()
+            .await
+            .failure
+            .unwrap();
+        assert_eq!(failure.reason, FailureReason::Tls, "{failure:?}");
+        assert!(
+            failure
+                .detail
+                .starts_with(&format!("TLS handshake with {address}: ")),
+            "{failure:?}"
+        );
+        let http = HttpTarget::parse(&format!("http://{address}/")).unwrap();
+        let failure = HttpProbe::get(http, plain).check().await.failure.unwrap();
+        assert_eq!(failure.reason, FailureReason::Protocol, "{failure:?}");
     }
 }

@@ -12,7 +12,6 @@ mod runner;
 mod state;
 mod status;
 mod tcp;
-mod tls;
 
 use std::time::Duration;
 
@@ -21,18 +20,19 @@ use tokio::net::TcpStream;
 
 use crate::docker::DockerEngine;
 use crate::event::Timestamp;
+pub use crate::http::client::tls::{client_config, read_ca_file, TlsError, TlsVerification};
+pub use crate::http::client::{HttpTarget, TargetError};
 pub use config::{ProbeConfig, ProbeKind};
 pub use docker::{CrashLoopRule, DockerProbe};
 pub use exec::ExecProbe;
 pub use histogram::{LatencyHistogram, LATENCY_BUCKETS};
-pub use http::{HttpProbe, HttpTarget};
+pub use http::HttpProbe;
 pub use postgres::{ExpectedRole, PostgresProbe, QueryExpectation};
 pub use recent::{RecentCheck, RecentChecks, RECENT_CHECKS};
 pub use runner::spawn;
 pub use state::{FlapRule, ProbeState, ThresholdMachine, Transition};
 pub use status::{Change, Followed, ProbeFeeds, ProbeStatus, StatusReceiver, StatusSender};
 pub use tcp::TcpProbe;
-pub use tls::{client_config, read_ca_file, server_name, TlsError, TlsVerification};
 
 pub use crate::event::FailureReason;
 
@@ -137,16 +137,17 @@ impl AnyProbe {
         match config.kind() {
             ProbeKind::Http => {
                 let target = HttpTarget::parse(config.url.as_ref()?.get_ref()).ok()?;
-                let tls = match target.tls {
+                // Built once per probe: a check only clones it.
+                let connector = match target.tls {
                     true => {
                         let verification = match (&config.tls_verify, &config.ca_file) {
                             (Some(verify), _) if !*verify.get_ref() => TlsVerification::Off,
                             (_, Some(file)) => TlsVerification::CaFile(file.get_ref().clone()),
                             _ => TlsVerification::System,
                         };
-                        Some(tls::client_config(&verification).ok()?)
+                        crate::http::client::connector(client_config(&verification).ok()?)
                     }
-                    false => None,
+                    false => crate::http::client::connect::plain().ok()?,
                 };
                 Some(Self::Http(HttpProbe {
                     target,
@@ -163,7 +164,7 @@ impl AnyProbe {
                         .as_ref()
                         .map(|codes| codes.get_ref().clone())
                         .unwrap_or_default(),
-                    tls,
+                    connector,
                     body_regex: regex(&config.body_regex),
                     expect_json: config.expect_json.as_ref().and_then(|json| {
                         let json = json.get_ref();

@@ -1,17 +1,17 @@
-//! The HTTP edge: POSTs NDJSON batches to sentineld over one kept-alive HTTP/1.1 connection
-//! and sorts the answer into accepted / refused for good / retry later.
+//! The HTTP edge: POSTs NDJSON batches to sentineld over a kept-alive HTTP/1.1 connection
+//! (the shared client stack of `http::client`) and sorts the answer into accepted / refused
+//! for good / retry later.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::SendRequest;
-use hyper::{header, Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{header, Method, Request, StatusCode, Uri};
 use serde::Deserialize;
 
 use super::{Delivery, Transport};
 use crate::agent::AgentError;
+use crate::http::client::{connect, pooled, ConnectError, PooledClient, TcpConnector};
 
 /// Where batches go: `http://HOST:PORT/PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub struct Target {
     /// `host:port`, for the connection and the Host header.
     pub authority: String,
     pub path: String,
+    /// `http://authority/path`, what the client dials.
+    pub uri: Uri,
 }
 
 impl Target {
@@ -45,9 +47,16 @@ impl Target {
         } else {
             format!("{authority}:80")
         };
+        let uri = format!("http://{authority}{path}")
+            .parse()
+            .map_err(|source| AgentError::InvalidEndpoint {
+                url: url_owned(),
+                source,
+            })?;
         Ok(Self {
             authority,
             path: path.to_string(),
+            uri,
         })
     }
 }
@@ -56,24 +65,16 @@ impl Target {
 /// warning.
 #[derive(Debug, thiserror::Error)]
 enum SendError {
-    #[error("cannot connect to {authority}: {source}")]
+    #[error("cannot connect to {authority}: {}", .source.reason())]
     Connect {
         authority: String,
         #[source]
-        source: std::io::Error,
+        source: ConnectError,
     },
-    #[error("HTTP handshake with {authority}: {source}")]
-    Handshake {
-        authority: String,
-        #[source]
-        source: hyper::Error,
-    },
-    #[error("connection to sentineld: {0}")]
-    Connection(#[source] hyper::Error),
+    #[error("sending to sentineld: {0}")]
+    Send(#[source] hyper_util::client::legacy::Error),
     #[error("{0}")]
     Request(#[source] hyper::http::Error),
-    #[error("sending to sentineld: {0}")]
-    Send(#[source] hyper::Error),
     #[error("reading sentineld's answer: {0}")]
     Answer(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -85,7 +86,8 @@ pub struct HttpTransport {
     target: Target,
     authorization: Option<String>,
     timeout: Duration,
-    connection: Option<SendRequest<Full<Bytes>>>,
+    /// Keeps its connection to sentineld alive between batches.
+    client: PooledClient<Full<Bytes>, TcpConnector>,
 }
 
 impl HttpTransport {
@@ -96,45 +98,17 @@ impl HttpTransport {
                 .filter(|t| !t.is_empty())
                 .map(|t| format!("Bearer {t}")),
             timeout,
-            connection: None,
+            client: pooled(connect::tcp()),
         }
-    }
-
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, SendError> {
-        let authority = || self.target.authority.clone();
-        let stream = tokio::net::TcpStream::connect(&self.target.authority)
-            .await
-            .map_err(|source| SendError::Connect {
-                authority: authority(),
-                source,
-            })?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|source| SendError::Handshake {
-                authority: authority(),
-                source,
-            })?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!("connection to sentineld ended: {err}");
-            }
-        });
-        Ok(sender)
     }
 
     async fn exchange(
         &mut self,
         body: Bytes,
     ) -> Result<(StatusCode, Option<Duration>, Bytes), SendError> {
-        let mut sender = match self.connection.take() {
-            Some(sender) if !sender.is_closed() => sender,
-            _ => self.connect().await?,
-        };
-        sender.ready().await.map_err(SendError::Connection)?;
         let mut request = Request::builder()
             .method(Method::POST)
-            .uri(&self.target.path)
+            .uri(self.target.uri.clone())
             .header(header::HOST, &self.target.authority)
             .header(header::CONTENT_TYPE, "application/x-ndjson")
             .header(
@@ -145,10 +119,16 @@ impl HttpTransport {
             request = request.header(header::AUTHORIZATION, authorization);
         }
         let request = request.body(Full::new(body)).map_err(SendError::Request)?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(SendError::Send)?;
+        let authority = &self.target.authority;
+        let response = self.client.request(request).await.map_err(|err| {
+            match ConnectError::from_client(authority, err) {
+                Ok(source) => SendError::Connect {
+                    authority: authority.clone(),
+                    source,
+                },
+                Err(err) => SendError::Send(err),
+            }
+        })?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -161,7 +141,6 @@ impl HttpTransport {
             .await
             .map_err(SendError::Answer)?
             .to_bytes();
-        self.connection = Some(sender);
         Ok((status, retry_after, body))
     }
 }
@@ -177,8 +156,8 @@ impl Transport for HttpTransport {
                     after: None,
                 }
             }
+            // The timed-out exchange dropped its connection: the next batch dials anew.
             Err(_) => {
-                self.connection = None;
                 return Delivery::Retry {
                     reason: format!("no answer from sentineld within {:?}", self.timeout),
                     after: None,
@@ -259,9 +238,8 @@ mod tests {
         let target = Target::parse(&format!("http://127.0.0.1:{port}/v1/events")).unwrap();
         let mut transport = HttpTransport::new(target, None, Duration::from_secs(5));
         let err = transport.exchange(Bytes::new()).await.unwrap_err();
-        let io = err
-            .source()
-            .and_then(|s| s.downcast_ref::<std::io::Error>())
+        let io = std::iter::successors(err.source(), |&e| e.source())
+            .find_map(|s| s.downcast_ref::<std::io::Error>())
             .expect("the socket's error is kept");
         assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
         assert_eq!(
@@ -275,6 +253,23 @@ mod tests {
             reason.starts_with("cannot connect to 127.0.0.1:"),
             "{reason}"
         );
+    }
+
+    /// Batches keep going over one kept-alive connection to sentineld.
+    #[tokio::test]
+    async fn batches_share_one_kept_alive_connection() {
+        let receiver = crate::http::client::receiver::Receiver::start().await;
+        let target = Target::parse(&format!("http://{}/v1/events", receiver.address)).unwrap();
+        let mut transport = HttpTransport::new(target, Some("t"), Duration::from_secs(5));
+        for _ in 0..4 {
+            let delivery = transport.post(Bytes::from_static(b"{}\n")).await;
+            assert!(
+                matches!(delivery, Delivery::Accepted { accepted: 1, .. }),
+                "{delivery:?}"
+            );
+        }
+        assert_eq!(receiver.requests(), 4);
+        assert_eq!(receiver.accepted(), 1, "one connection for four batches");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! TLS for `https` probes: the system trust store by default, a private CA file, or no
-//! verification at all (for self-signed internal endpoints; the probe then only proves the
-//! service answers, not who it is).
+//! Our rustls client configs (ring): the system trust store by default, a probe's private CA
+//! file, or no verification at all (a probe of a self-signed internal endpoint then only
+//! proves the service answers, not who it is).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -60,12 +60,6 @@ pub enum TlsError {
     /// The crypto provider offers none of the default protocol versions.
     #[error("{0}")]
     Protocols(#[source] rustls::Error),
-    #[error("invalid TLS server name {host}: {source}")]
-    ServerName {
-        host: String,
-        #[source]
-        source: rustls::pki_types::InvalidDnsNameError,
-    },
 }
 
 /// Read the CA certificates of a PEM file.
@@ -109,11 +103,15 @@ pub fn client_config(verification: &TlsVerification) -> Result<Arc<ClientConfig>
     Ok(Arc::new(config))
 }
 
-pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
-    ServerName::try_from(host.to_string()).map_err(|source| TlsError::ServerName {
-        host: host.to_string(),
-        source,
-    })
+/// A config with no trusted roots, for connectors that only dial `http` URLs: building it
+/// reads nothing, and an `https` peer would fail its handshake.
+pub fn trusting_nobody() -> Result<Arc<ClientConfig>, TlsError> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Protocols)?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// `tls_verify = false`: accept any certificate, but still check the handshake signatures so
@@ -197,16 +195,5 @@ mod tests {
             err.to_string(),
             format!("ca_file {} holds no CA certificate", empty.display())
         );
-
-        let err = server_name("bad host!").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("invalid TLS server name bad host!: "),
-            "{err}"
-        );
-        assert!(err
-            .source()
-            .and_then(|s| s.downcast_ref::<rustls::pki_types::InvalidDnsNameError>())
-            .is_some());
     }
 }
