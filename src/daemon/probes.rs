@@ -16,9 +16,9 @@ use crate::heal::{HealBoard, HealCommand, HealerInputs, HealerSpec, Mailbox};
 use crate::journal::{EventQuery, Journal};
 use crate::probe::{self, ProbeBoard, ProbeFeeds};
 
+/// The running probes. The `[[probe]]` list itself stays with the supervisor's config (a copy
+/// here would be one more per probe of a large fleet); start and apply are handed it.
 pub struct Probes {
-    /// The `[[probe]]` list in force.
-    config: Vec<ProbeConfig>,
     docker: DockerEngine,
     bus: Bus,
     journal: Journal,
@@ -52,7 +52,6 @@ impl Probes {
     /// Start every probe of `config`, with recoveries and silences carried over from the journal.
     pub async fn start(config: &[ProbeConfig], shared: Shared, stop: CancellationToken) -> Self {
         let mut probes = Self {
-            config: config.to_vec(),
             docker: shared.docker,
             bus: shared.bus,
             journal: shared.journal,
@@ -74,8 +73,8 @@ impl Probes {
             let so_far = recoveries.get(probe.name()).copied().unwrap_or(0);
             probes.start_probe(probe, so_far).await;
         }
-        probes.follow_docker_events_if_needed().await;
-        probes.restart_cascade().await;
+        probes.follow_docker_events_if_needed(config).await;
+        probes.restart_cascade(config).await;
         probes
     }
 
@@ -253,11 +252,11 @@ impl Probes {
     }
 
     /// (Re)start the depends_on cascade with the current plan and healers.
-    async fn restart_cascade(&mut self) {
+    async fn restart_cascade(&mut self, config: &[ProbeConfig]) {
         if let Some(task) = self.cascade.take() {
             task.stop(super::SHUTDOWN_GRACE).await;
         }
-        let plan = crate::heal::cascade::dependants_by_parent(&self.config);
+        let plan = crate::heal::cascade::dependants_by_parent(config);
         if plan.is_empty() {
             return;
         }
@@ -273,11 +272,8 @@ impl Probes {
     }
 
     /// Follow Docker events exactly while some probe watches a container.
-    async fn follow_docker_events_if_needed(&mut self) {
-        let needed = self
-            .config
-            .iter()
-            .any(|p| p.kind() == config::ProbeKind::Docker);
+    async fn follow_docker_events_if_needed(&mut self, config: &[ProbeConfig]) {
+        let needed = config.iter().any(|p| p.kind() == config::ProbeKind::Docker);
         match (needed, self.docker_events.is_some()) {
             (true, false) => {
                 let (docker, bus) = (self.docker.clone(), self.bus.clone());
@@ -330,9 +326,9 @@ impl Component for Probes {
                 let so_far = carried.get(probe.name()).copied().unwrap_or(0);
                 self.start_probe(probe, so_far).await;
             }
-            self.config = reload.config.probes.clone();
-            self.follow_docker_events_if_needed().await;
-            self.restart_cascade().await;
+            self.follow_docker_events_if_needed(&reload.config.probes)
+                .await;
+            self.restart_cascade(&reload.config.probes).await;
         })
     }
 
