@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Idle footprint of sentineld on the example config: RSS and CPU after it settles.
-# Usage: benches/idle_footprint.sh [SECONDS]   (default 60; needs a release build or builds one)
+# Usage: benches/idle_footprint.sh [SECONDS]   (default 60; builds a release build; NO_BUILD=1
+#        uses target/release as it is)
 # Results go to docs/performance.md by hand, with the machine and the date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 window="${1:-60}"
-cargo build --release --quiet --bin sentineld
+[[ "${NO_BUILD:-}" == 1 ]] || cargo build --release --quiet --bin sentineld
 
 work="$(mktemp -d)"
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -29,6 +30,10 @@ end_ticks="$(cpu_ticks)"
 rss_kib="$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")"
 hwm_kib="$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")"
 threads="$(awk '/^Threads:/ {print $2}' "/proc/$pid/status")"
+# Anonymous memory is the daemon's own; file pages are the binary's code and data it touched,
+# clean and shared with the page cache (docs/performance.md).
+anon_kib="$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status")"
+file_kib="$(awk '/^RssFile:/ {print $2}' "/proc/$pid/status")"
 cpu_seconds="$(awk -v a="$start_ticks" -v b="$end_ticks" -v t="$ticks_per_second" 'BEGIN {printf "%.2f", (b - a) / t}')"
 cpu_percent="$(awk -v s="$cpu_seconds" -v w="$window" 'BEGIN {printf "%.3f", 100 * s / w}')"
 binary_kib="$(( $(stat -c %s target/release/sentineld) / 1024 ))"
@@ -36,6 +41,8 @@ binary_kib="$(( $(stat -c %s target/release/sentineld) / 1024 ))"
 echo "sentineld idle footprint (example config, ${window}s window)"
 echo "  RSS now          ${rss_kib} KiB"
 echo "  RSS peak (HWM)   ${hwm_kib} KiB"
+echo "    anonymous      ${anon_kib} KiB"
+echo "    file pages     ${file_kib} KiB"
 echo "  threads          ${threads}"
 echo "  CPU in window    ${cpu_seconds} s (${cpu_percent} % of one core)"
 echo "  binary size      ${binary_kib} KiB"
