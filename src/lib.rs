@@ -17,7 +17,7 @@
 //! - [`tenants`]: the tenant incident detector: bounded per-tenant windows, rankings, alerts.
 //! - [`ingest`]: `POST /v1/events` — bounded bodies, each event validated alone.
 //! - [`api`]: the control socket (server, client, shared types, peer authorization).
-//! - [`http`]: the public TCP listener.
+//! - [`http`]: the public TCP listener, and the one outbound HTTP client stack (`http::client`).
 //! - [`status_page`]: the read-only HTML status page on the public listener (`GET /`).
 //! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
 //! - [`backoff`]: the one retry schedule (doubling waits up to a cap) every retrying area uses.

@@ -145,7 +145,9 @@ impl AnyProbe {
                             (_, Some(file)) => TlsVerification::CaFile(file.get_ref().clone()),
                             _ => TlsVerification::System,
                         };
-                        crate::http::client::connector(client_config(&verification).ok()?)
+                        crate::http::client::connect::single_request(
+                            client_config(&verification).ok()?,
+                        )
                     }
                     false => crate::http::client::connect::plain().ok()?,
                 };
