@@ -103,7 +103,7 @@ fn a_daemon_aborted_by_a_panic_mid_experiment_is_rolled_back_by_the_next_one() {
         "[[chaos.profile]]\nname = \"both\"\nduration = \"10m\"\ntarget = {{ netns = \"{}\", interface = \"veth-a\", cgroup = \"/{cgroup_name}\" }}\nfaults = [{{ kind = \"tbf\", rate = \"1mbit/s\", burst = \"16KiB\", limit = \"64KiB\" }}, {{ kind = \"memory_limit\", max = \"64MiB\" }}]\n",
         pair.a
     );
-    sandbox.write_config(&sandbox.config("", &chaos_section("5e41", &profile)));
+    sandbox.write_config(&sandbox.config("", &chaos_section("5e43", &profile)));
 
     // the panic fires when the experiment is journaled as started, wherever the reply is
     let mut daemon = start_armed(&sandbox, "chaos_started");
@@ -118,14 +118,14 @@ fn a_daemon_aborted_by_a_panic_mid_experiment_is_rolled_back_by_the_next_one() {
     drop(daemon);
 
     // the abort ran no rollback: both faults are still on the kernel
-    assert!(NetnsPair::qdiscs(&pair.a, "veth-a").contains("tbf 5e41: root"));
+    assert!(NetnsPair::qdiscs(&pair.a, "veth-a").contains("tbf 5e43: root"));
     assert_eq!(cgroup.limit(), (64u64 << 20).to_string());
 
     // what systemd does next (Restart=on-failure): start the daemon again, unarmed
     let started = Instant::now();
     let daemon = Daemon::start(&sandbox, |_| {});
     let took = started.elapsed();
-    assert!(!NetnsPair::qdiscs(&pair.a, "veth-a").contains("5e41:"));
+    assert!(!NetnsPair::qdiscs(&pair.a, "veth-a").contains("5e43:"));
     assert_eq!(cgroup.limit(), unlimited);
     let rolled_back = daemon.events("chaos_rolled_back");
     assert_eq!(rolled_back.len(), 1, "{rolled_back:?}");

@@ -241,7 +241,7 @@ fn every_root_feature_works_within_the_units_capabilities_and_syscall_filter() {
     let daemon_section = "socket_group = \"nogroup\"\nsocket_mode = \"0660\"";
     sandbox.write_config(&sandbox.config(
         daemon_section,
-        &format!("{}\n{app}", chaos_section("5e42", &profiles)),
+        &format!("{}\n{app}", chaos_section("5e44", &profiles)),
     ));
     let daemon = Daemon::start_with(&sandbox, &setpriv_wrapper(), "text", |command| {
         let filter = filter.clone();
@@ -272,7 +272,7 @@ fn every_root_feature_works_within_the_units_capabilities_and_syscall_filter() {
             daemon.stderr()
         );
     }
-    assert!(NetnsPair::qdiscs(&pair.a, "veth-a").contains("tbf 5e42: root"));
+    assert!(NetnsPair::qdiscs(&pair.a, "veth-a").contains("tbf 5e44: root"));
     let in_box = || {
         run(
             "nsenter",
@@ -288,7 +288,7 @@ fn every_root_feature_works_within_the_units_capabilities_and_syscall_filter() {
             ],
         )
     };
-    assert!(in_box().contains("tbf 5e42: root"), "{}", in_box());
+    assert!(in_box().contains("tbf 5e44: root"), "{}", in_box());
     assert_eq!(cgroup.limit(), (64u64 << 20).to_string());
     assert_eq!(process_state(sleeper.0.id()), 'T');
 
@@ -317,8 +317,8 @@ fn every_root_feature_works_within_the_units_capabilities_and_syscall_filter() {
 
     // SIGTERM rolls everything back
     assert!(daemon.stop().success());
-    assert!(!NetnsPair::qdiscs(&pair.a, "veth-a").contains("5e42:"));
-    assert!(!in_box().contains("5e42:"), "{}", in_box());
+    assert!(!NetnsPair::qdiscs(&pair.a, "veth-a").contains("5e44:"));
+    assert!(!in_box().contains("5e44:"), "{}", in_box());
     assert_eq!(cgroup.limit(), unlimited);
     assert_eq!(process_state(sleeper.0.id()), 'S');
 }

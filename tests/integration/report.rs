@@ -115,7 +115,7 @@ fn tbf_outage_report_times_verdicts_and_tenants() {
     let extra = format!(
         "{}{TENANTS}{}",
         net_probe(&pair.a),
-        chaos_section("5e20", &profiles)
+        chaos_section("5e24", &profiles)
     );
     sandbox.write_config(&sandbox.config("", &extra));
     let daemon = Daemon::start(&sandbox, |_| {});
@@ -218,7 +218,7 @@ fn container_killed_by_chaos_and_restarted_by_a_heal_is_timed_end_to_end() {
     let extra = format!(
         "{}{}",
         docker_probe("demo", &container.name, RESTART_HEAL),
-        chaos_section("5e21", &profile)
+        chaos_section("5e25", &profile)
     );
     sandbox.write_config(&sandbox.config("", &extra));
     let daemon = Daemon::start(&sandbox, |_| {});
