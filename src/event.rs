@@ -587,6 +587,18 @@ pub struct JournaledEvent {
     pub event: Event,
 }
 
+#[cfg(test)]
+impl JournaledEvent {
+    /// `events` as a journal would hold them: ids 1, 2, ... in the given order.
+    pub(crate) fn numbered(events: impl IntoIterator<Item = Event>) -> Vec<Self> {
+        events
+            .into_iter()
+            .zip(1..)
+            .map(|(event, id)| Self { id, event })
+            .collect()
+    }
+}
+
 /// The broadcast bus. Cloning is cheap; every clone publishes to the same subscribers.
 #[derive(Clone, Debug)]
 pub struct Bus {
@@ -690,14 +702,7 @@ mod tests {
     /// `sentinelctl events` prints the typed events exactly as release 0.1.0 printed its own.
     #[test]
     fn the_events_table_reads_as_release_0_1_0_printed_it() {
-        let journaled: Vec<JournaledEvent> = fixture::journal_0_1_0_events()
-            .into_iter()
-            .enumerate()
-            .map(|(i, event)| JournaledEvent {
-                id: i as i64 + 1,
-                event,
-            })
-            .collect();
+        let journaled = JournaledEvent::numbered(fixture::journal_0_1_0_events());
         let table = crate::cli::render::events(&journaled);
         for (row, (got, want)) in table
             .lines()

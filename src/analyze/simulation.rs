@@ -165,14 +165,7 @@ fn generate(seed: u64) -> Planted {
         None,
     ));
     events.sort_by_key(|e| e.at);
-    let events = events
-        .into_iter()
-        .enumerate()
-        .map(|(i, event)| JournaledEvent {
-            id: i as i64 + 1,
-            event,
-        })
-        .collect();
+    let events = JournaledEvent::numbered(events);
     Planted {
         events,
         api_down_ms,
