@@ -63,7 +63,7 @@ impl HttpSection {
     pub fn read_secrets(&mut self) -> Result<(), Issue> {
         if let Some(file) = &mut self.read_token_file {
             file.read("read_token_file")
-                .map_err(|err| Issue::at("read_token_file", format!("http: {err}")))?;
+                .map_err(|err| Issue::at("read_token_file", format!("http: {err}")).because(err))?;
         }
         Ok(())
     }

@@ -103,8 +103,9 @@ impl ChannelSection {
             ("secret_file", &mut self.secret_file),
         ] {
             if let Some(file) = file {
-                file.read(field)
-                    .map_err(|err| Issue::at(field, format!("notify channel \"{name}\": {err}")))?;
+                file.read(field).map_err(|err| {
+                    Issue::at(field, format!("notify channel \"{name}\": {err}")).because(err)
+                })?;
             }
         }
         Ok(())
@@ -118,6 +119,7 @@ impl ChannelSection {
             file.first_line("secret_file", "the HMAC key on its first line")
                 .map_err(|err| {
                     Issue::at("secret_file", format!("notify channel \"{name}\": {err}"))
+                        .because(err)
                 })?;
         }
         if self.kind != ChannelKind::Webhook

@@ -393,25 +393,49 @@ fn hash_is_stable_and_content_sensitive() {
 
 /// A key whose value fails because of another error (a secret file that cannot be read) is
 /// reported at its file:line:col with the same words, and that error stays reachable below
-/// it: the secret file's error, then the I/O error the kernel gave.
+/// it: the secret file's error, then the I/O error the kernel gave. Every secret file does so.
 #[test]
 fn placed_errors_keep_the_error_behind_them() {
-    let source = "[tenants.ingest]\ntoken_file = \"/nonexistent/tokens\"\n";
-    let err = parse(source, Path::new("t.toml")).unwrap_err();
-    let chain: Vec<String> =
-        std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
-            .map(ToString::to_string)
-            .collect();
-    let not_found = std::io::Error::from_raw_os_error(2).to_string();
-    let read = format!("cannot read token_file /nonexistent/tokens: {not_found}");
-    assert_eq!(
-        chain,
-        [
-            format!("t.toml:2:14: tenants.ingest: {read}"),
-            read,
-            not_found
-        ]
-    );
-    // each layer ends with the one below: the one-line form says nothing twice
-    assert_eq!(crate::logging::error_chain(&err), chain[0]);
+    let cases = [
+        ("[tenants.ingest]\n", "token_file", "tenants.ingest: "),
+        ("[http]\n", "read_token_file", "http: "),
+        (
+            "[[notify.channel]]\nname = \"hook\"\nkind = \"webhook\"\n",
+            "url_file",
+            "notify channel \"hook\": ",
+        ),
+        (
+            "[[notify.channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n",
+            "secret_file",
+            "notify channel \"hook\": ",
+        ),
+        (
+            "[[probe]]\nname = \"db\"\nkind = \"postgres\"\nuser = \"u\"\n",
+            "password_file",
+            "probe \"db\": ",
+        ),
+    ];
+    for (head, field, prefix) in cases {
+        let source = format!("{head}{field} = \"/nonexistent/secret\"\n");
+        let line = source.lines().count();
+        let col = field.len() + 4;
+        let err = parse(&source, Path::new("t.toml")).unwrap_err();
+        let chain: Vec<String> =
+            std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+                .map(ToString::to_string)
+                .collect();
+        let not_found = std::io::Error::from_raw_os_error(2).to_string();
+        let read = format!("cannot read {field} /nonexistent/secret: {not_found}");
+        assert_eq!(
+            chain,
+            [
+                format!("t.toml:{line}:{col}: {prefix}{read}"),
+                read,
+                not_found
+            ],
+            "{source}"
+        );
+        // each layer ends with the one below: the one-line form says nothing twice
+        assert_eq!(crate::logging::error_chain(&err), chain[0]);
+    }
 }
