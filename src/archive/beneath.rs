@@ -10,17 +10,18 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 use std::fs::{File, Metadata};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
+
+use crate::units::FileKind;
 
 /// Why an entry was skipped, as the manifest's `problems[].skipped` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,47 +37,6 @@ pub enum SkipReason {
     TooDeep,
 }
 
-/// What an entry is, when it is not a regular file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    Regular,
-    Directory,
-    Fifo,
-    Socket,
-    CharDevice,
-    BlockDevice,
-    Other,
-}
-
-impl FileKind {
-    fn of(metadata: &Metadata) -> Self {
-        let kind = metadata.file_type();
-        match () {
-            _ if kind.is_file() => Self::Regular,
-            _ if kind.is_dir() => Self::Directory,
-            _ if kind.is_fifo() => Self::Fifo,
-            _ if kind.is_socket() => Self::Socket,
-            _ if kind.is_char_device() => Self::CharDevice,
-            _ if kind.is_block_device() => Self::BlockDevice,
-            _ => Self::Other,
-        }
-    }
-}
-
-impl fmt::Display for FileKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Regular => "regular file",
-            Self::Directory => "directory",
-            Self::Fifo => "FIFO",
-            Self::Socket => "socket",
-            Self::CharDevice => "character device",
-            Self::BlockDevice => "block device",
-            Self::Other => "file of unknown type",
-        })
-    }
-}
-
 /// Why an entry under a source directory was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
@@ -90,7 +50,7 @@ pub enum Refusal {
     SymlinkLoop,
     #[error("does not exist (or is a dangling symlink)")]
     NotFound,
-    #[error("is a {0}, not a regular file")]
+    #[error("is {0}, not a regular file")]
     NotRegularFile(FileKind),
     #[error("cannot be read safely: the kernel lacks openat2 (Linux 5.6 or later)")]
     NoOpenat2,
@@ -271,7 +231,7 @@ impl SourceDir {
     /// `relative` opened for reading, if it is a regular file inside the directory.
     pub fn open_file(&self, relative: &Path) -> Result<File, Refusal> {
         let (handle, metadata) = self.lookup(relative)?;
-        match FileKind::of(&metadata) {
+        match FileKind::of(metadata.file_type()) {
             FileKind::Regular => {}
             kind => return Err(Refusal::NotRegularFile(kind)),
         }
@@ -477,7 +437,7 @@ impl Walk<'_> {
         // Only metadata is kept: no fd stays open across the recursion below.
         let looked = self.dir.stat(&path);
         match (looked, rest.is_empty()) {
-            (Ok(meta), true) => match FileKind::of(&meta) {
+            (Ok(meta), true) => match FileKind::of(meta.file_type()) {
                 FileKind::Regular => self.files.push(path),
                 FileKind::Directory => {}
                 kind => self.skip(path, Refusal::NotRegularFile(kind)),

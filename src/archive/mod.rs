@@ -20,7 +20,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{oneshot, watch, Notify};
 
-pub use beneath::{FileKind, Refusal, SkipReason, SourceDir};
+pub use beneath::{Refusal, SkipReason, SourceDir};
 pub use bundle::{Manifest, ManifestFile, SourceProblem, SpooledBundle};
 pub use collect::{host_path, HostPath, SourcePlan};
 pub use evidence::{ContainerApi, Mount, Postgres, SqlApi};

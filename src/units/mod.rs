@@ -25,6 +25,7 @@ macro_rules! serde_as_text {
 
 mod duration;
 mod error;
+mod file_kind;
 mod issue;
 mod rate;
 mod secret;
@@ -32,6 +33,7 @@ mod size;
 
 pub use duration::HumanDuration;
 pub use error::{line_column, parse_toml, place, ConfigError, NumberError, UnitError};
+pub use file_kind::FileKind;
 pub use issue::{Issue, KeyPath, Segment};
 pub use rate::Rate;
 pub use secret::{Secret, SecretError, SecretFile};

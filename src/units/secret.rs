@@ -8,12 +8,14 @@
 //! config (logs, errors, events) can show a secret by accident.
 
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 use toml::Spanned;
+
+use super::FileKind;
 
 /// Text read from a secret file. Compared by content; never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -85,48 +87,6 @@ pub enum SecretError {
 
 /// The most a secret file may hold: tokens, a URL, a password, a key are far smaller.
 pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
-
-/// What a secret path turned out to be when it is not a regular file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    Directory,
-    Fifo,
-    Socket,
-    CharDevice,
-    BlockDevice,
-    Other,
-}
-
-impl FileKind {
-    fn of(file_type: std::fs::FileType) -> Self {
-        if file_type.is_dir() {
-            Self::Directory
-        } else if file_type.is_fifo() {
-            Self::Fifo
-        } else if file_type.is_socket() {
-            Self::Socket
-        } else if file_type.is_char_device() {
-            Self::CharDevice
-        } else if file_type.is_block_device() {
-            Self::BlockDevice
-        } else {
-            Self::Other
-        }
-    }
-}
-
-impl std::fmt::Display for FileKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Directory => "a directory",
-            Self::Fifo => "a FIFO",
-            Self::Socket => "a socket",
-            Self::CharDevice => "a character device",
-            Self::BlockDevice => "a block device",
-            Self::Other => "a special file",
-        })
-    }
-}
 
 /// A path to a secret as written in the config, plus its content once [`SecretFile::read`] ran.
 ///
