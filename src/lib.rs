@@ -21,6 +21,7 @@
 //! - [`status_page`]: the read-only HTML status page on the public listener (`GET /`).
 //! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
 //! - [`backoff`]: the one retry schedule (doubling waits up to a cap) every retrying area uses.
+//! - [`process`]: child processes of exec probes and heals: bounded output, killed as a group.
 //! - [`heal`]: heal actions on Down, restart budget and backoff, verified recovery, incident times.
 //! - [`docker`]: the Docker engine edge — one negotiated client, the event stream on the bus.
 //! - [`report`]: one chaos experiment's timeline, per-probe times and hypothesis verdict.
@@ -66,6 +67,7 @@ pub mod notify;
 pub mod panic_policy;
 pub mod paths;
 pub mod probe;
+pub mod process;
 pub mod report;
 pub mod status_page;
 pub mod tenants;

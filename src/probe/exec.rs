@@ -1,16 +1,20 @@
 //! `exec` probe: run a program (no shell), check its exit code and optionally its output.
 
 use std::process::Stdio;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use regex::Regex;
-use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 use super::{excerpt, CheckResult, Failure, FailureReason};
+use crate::process::{drain, Capture, ProcessGroup};
 
-/// Output kept for matching and for the failure detail; a chatty program cannot grow us.
-const MAX_OUTPUT_BYTES: u64 = 64 * 1024;
+/// Output kept for matching and for the failure detail, per stream (stdout, then stderr, are
+/// matched as one text); the rest is read and dropped, so a chatty program cannot grow us.
+const MAX_STREAM_BYTES: usize = 32 * 1024;
+
+/// After the program exits, how long output from processes it left running is still read.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub struct ExecProbe {
@@ -21,8 +25,9 @@ pub struct ExecProbe {
 }
 
 impl ExecProbe {
-    /// Runs the program; the caller's timeout drops this future, and `kill_on_drop` then kills
-    /// the child, so a hung check never leaves a process behind.
+    /// Runs the program; the caller's timeout drops this future, and the process group guard
+    /// then kills the child and everything it started, so a hung check never leaves a process
+    /// behind. A check that ends normally kills what the program left running too.
     pub async fn check(&self) -> CheckResult {
         let started = Instant::now();
         let spawned = Command::new(&self.program)
@@ -47,15 +52,38 @@ impl ExecProbe {
             }
         };
         // Killing only the direct child would leave a shell's children running after a timeout.
-        let _group = child.id().map(ProcessGroupGuard);
-        let mut output = Vec::new();
-        let stdout = child.stdout.take().expect("piped");
-        let stderr = child.stderr.take().expect("piped");
-        let mut both = stdout.chain(stderr).take(MAX_OUTPUT_BYTES);
-        let read = both.read_to_end(&mut output);
-        let (read, status) = tokio::join!(read, child.wait());
+        let _group = ProcessGroup::led_by(child.id());
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let (mut out, mut err) = (
+            Capture::up_to(MAX_STREAM_BYTES),
+            Capture::up_to(MAX_STREAM_BYTES),
+        );
+        // Both pipes are read at once and to their ends: a program that fills one pipe while we
+        // wait on the other, or writes more than we keep, must not block until the timeout.
+        let (status, read) = {
+            let reading = async {
+                let (out, err) = tokio::join!(drain(stdout, &mut out), drain(stderr, &mut err));
+                out.and(err)
+            };
+            tokio::pin!(reading);
+            let mut read = None;
+            let status = loop {
+                tokio::select! {
+                    status = child.wait() => break status,
+                    done = &mut reading, if read.is_none() => read = Some(done),
+                }
+            };
+            if read.is_none() {
+                // A process the program left behind holds its output open: what it writes after a
+                // moment is not waited for (the group is killed when this check ends).
+                read = tokio::time::timeout(DRAIN_AFTER_EXIT, &mut reading)
+                    .await
+                    .ok();
+            }
+            (status, read)
+        };
         let elapsed = started.elapsed();
-        let status = match (read, status) {
+        let status = match (read.unwrap_or(Ok(())), status) {
             (_, Err(err)) | (Err(err), _) => {
                 return CheckResult::failure(
                     elapsed,
@@ -63,8 +91,10 @@ impl ExecProbe {
                     None,
                 )
             }
-            (Ok(_), Ok(status)) => status,
+            (Ok(()), Ok(status)) => status,
         };
+        let mut output = out.kept().to_vec();
+        output.extend_from_slice(err.kept());
         let text = String::from_utf8_lossy(&output);
         let code = status.code();
         if code != Some(self.expect_exit) {
@@ -98,17 +128,6 @@ impl ExecProbe {
             }
         }
         CheckResult::success(elapsed, None)
-    }
-}
-
-/// Kills the check's whole process group when the check is dropped (timeout or shutdown).
-/// After a normal exit the group is usually empty and the kill finds nothing.
-struct ProcessGroupGuard(u32);
-
-impl Drop for ProcessGroupGuard {
-    fn drop(&mut self) {
-        let group = nix::unistd::Pid::from_raw(self.0 as i32);
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -184,5 +203,39 @@ mod tests {
         assert_eq!(result.failure.unwrap().reason, FailureReason::Timeout);
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(!marker.exists(), "the timed-out child was killed");
+    }
+
+    /// Output that fills a pipe, on either stream, or far exceeds what is kept, and a child
+    /// left holding the pipes open: each check ends when the program does, with its verdict.
+    #[tokio::test]
+    async fn chatty_programs_and_their_leftover_children_do_not_stall_the_check() {
+        let cases = [
+            // 200 KB on stderr before anything on stdout: stdout was read to its end first
+            ("head -c 200000 /dev/zero >&2; echo ready", None),
+            // 1 MB on stdout: reading stopped at the bound and the program blocked
+            ("echo ready; head -c 1000000 /dev/zero | tr '\\0' x", None),
+            (
+                "head -c 300000 /dev/zero >&2; exit 3",
+                Some(FailureReason::ExitStatus),
+            ),
+            // a background child keeps the pipes open long after the program exited
+            ("sleep 30 & echo ready", None),
+        ];
+        for (script, expected) in cases {
+            let probe = AnyProbe::Exec(probe("/bin/sh", &["-c", script], 0, Some("ready")));
+            let started = std::time::Instant::now();
+            let result = probe.check(Duration::from_secs(5), None).await;
+            assert_eq!(
+                result.failure.as_ref().map(|f| f.reason),
+                expected,
+                "{script}: {:?}",
+                result.failure
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{script}: took {:?}",
+                started.elapsed()
+            );
+        }
     }
 }
