@@ -2,6 +2,8 @@
 //! file, or no verification at all (a probe of a self-signed internal endpoint then only
 //! proves the service answers, not who it is).
 
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -10,6 +12,8 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::units::FileKind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsVerification {
@@ -47,8 +51,12 @@ pub enum TlsError {
     ReadCaFile {
         path: PathBuf,
         #[source]
-        source: rustls::pki_types::pem::Error,
+        source: std::io::Error,
     },
+    #[error("ca_file {} is {kind}, not a regular file", .path.display())]
+    CaFileNotRegular { path: PathBuf, kind: FileKind },
+    #[error("ca_file {} is larger than the {} MiB a CA bundle may hold", .path.display(), MAX_CA_FILE_BYTES >> 20)]
+    CaFileTooLarge { path: PathBuf },
     #[error("invalid PEM in ca_file {}: {source}", .path.display())]
     InvalidPem {
         path: PathBuf,
@@ -62,13 +70,15 @@ pub enum TlsError {
     Protocols(#[source] rustls::Error),
 }
 
-/// Read the CA certificates of a PEM file.
+/// The most a `ca_file` may hold: the host's whole trust store is about 220 KiB.
+pub const MAX_CA_FILE_BYTES: u64 = 4 << 20;
+
+/// Read the CA certificates of a PEM file. It must be a regular file (a symlink to one is
+/// followed) within [`MAX_CA_FILE_BYTES`]: a FIFO or a device named by mistake fails the load at
+/// once instead of hanging it or filling memory.
 pub fn read_ca_file(path: &Path) -> Result<RootCertStore, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|source| TlsError::ReadCaFile {
-            path: path.to_path_buf(),
-            source,
-        })?
+    let bytes = read_bounded(path)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
         .map_err(|source| TlsError::InvalidPem {
             path: path.to_path_buf(),
@@ -82,6 +92,36 @@ pub fn read_ca_file(path: &Path) -> Result<RootCertStore, TlsError> {
         });
     }
     Ok(roots)
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let read_error = |source| TlsError::ReadCaFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Non-blocking, so opening a FIFO without a writer returns at once.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(read_error)?;
+    let kind = FileKind::of(file.metadata().map_err(read_error)?.file_type());
+    if kind != FileKind::Regular {
+        return Err(TlsError::CaFileNotRegular {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CA_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(TlsError::CaFileTooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(bytes)
 }
 
 pub fn client_config(verification: &TlsVerification) -> Result<Arc<ClientConfig>, TlsError> {
@@ -179,11 +219,11 @@ mod tests {
                 .starts_with(&format!("cannot read ca_file {}: ", missing.display())),
             "{err}"
         );
-        let cause = err.source().expect("the PEM reader's error is kept");
+        let cause = err.source().expect("the read error is kept");
         assert!(
             matches!(
-                cause.downcast_ref::<rustls::pki_types::pem::Error>(),
-                Some(rustls::pki_types::pem::Error::Io(io)) if io.kind() == std::io::ErrorKind::NotFound
+                cause.downcast_ref::<std::io::Error>(),
+                Some(io) if io.kind() == std::io::ErrorKind::NotFound
             ),
             "{cause:?}"
         );
@@ -195,5 +235,44 @@ mod tests {
             err.to_string(),
             format!("ca_file {} holds no CA certificate", empty.display())
         );
+    }
+
+    /// A FIFO without a writer, a device that never ends and a file too large are refused at
+    /// once, by name, without reading them whole.
+    #[test]
+    fn special_and_huge_files_are_refused_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.pem");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let huge = dir.path().join("huge.pem");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(MAX_CA_FILE_BYTES + 1)
+            .unwrap();
+        let cases = [
+            (
+                fifo.clone(),
+                format!("ca_file {} is a FIFO, not a regular file", fifo.display()),
+            ),
+            (
+                "/dev/zero".into(),
+                "ca_file /dev/zero is a character device, not a regular file".to_string(),
+            ),
+            (
+                huge.clone(),
+                format!(
+                    "ca_file {} is larger than the 4 MiB a CA bundle may hold",
+                    huge.display()
+                ),
+            ),
+        ];
+        for (path, expected) in cases {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || tx.send(read_ca_file(&path).map(|_| ())));
+            let result = rx
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .expect("read_ca_file returned");
+            assert_eq!(result.unwrap_err().to_string(), expected);
+        }
     }
 }
