@@ -116,10 +116,12 @@ impl AnyProbe {
             // No credentials and no query string: this shows on the public status page.
             Self::Http(p) => format!("{} {}", p.method, p.target.display()),
             Self::Tcp(p) => format!("{}:{}", p.host, p.port),
-            Self::Exec(p) => std::iter::once(p.program.as_str())
-                .chain(p.args.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join(" "),
+            // Arguments may carry a password or a token: only their count is shown.
+            Self::Exec(p) => match p.args.len() {
+                0 => p.program.clone(),
+                1 => format!("{} (1 argument)", p.program),
+                n => format!("{} ({n} arguments)", p.program),
+            },
             Self::Docker(p) => format!("container {}", p.container),
             Self::Postgres(p) => format!("{}@{}:{}/{}", p.user, p.host, p.port, p.database),
         }
