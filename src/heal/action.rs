@@ -5,11 +5,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bollard::query_parameters::RestartContainerOptionsBuilder;
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use super::HealError;
 use crate::docker::DockerEngine;
+use crate::process::{discard_until_closed, drain, Capture, ProcessGroup};
 
 #[derive(Debug, Clone)]
 pub enum HealAction {
@@ -121,9 +121,12 @@ async fn run_command(
             program: program.to_string(),
             source,
         })?;
-    let mut group = ProcessGroup(child.id());
+    let mut group = ProcessGroup::led_by(child.id());
     let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
-    let (mut out, mut err) = (Capture::default(), Capture::default());
+    let (mut out, mut err) = (
+        Capture::up_to(MAX_STREAM_BYTES),
+        Capture::up_to(MAX_STREAM_BYTES),
+    );
     let (waited, read_all) = {
         let reading = async {
             let _ = tokio::join!(
@@ -179,7 +182,7 @@ async fn run_command(
     if status.success() {
         return Ok(format!("{program} exited 0"));
     }
-    let output = match err.kept.iter().all(u8::is_ascii_whitespace) {
+    let output = match err.kept().iter().all(u8::is_ascii_whitespace) {
         true => out.text(),
         false => err.text(),
     };
@@ -188,89 +191,6 @@ async fn run_command(
         status,
         output,
     })
-}
-
-/// Read `reader` to its end, keeping what fits in `into`.
-async fn drain(reader: Option<impl AsyncRead + Unpin>, into: &mut Capture) -> std::io::Result<()> {
-    let Some(mut reader) = reader else {
-        return Ok(());
-    };
-    let mut buffer = [0u8; 8192];
-    loop {
-        match reader.read(&mut buffer).await? {
-            0 => return Ok(()),
-            read => into.push(&buffer[..read]),
-        }
-    }
-}
-
-/// Read both streams to their ends (every writer gone), keeping nothing.
-async fn discard_until_closed(
-    stdout: Option<impl AsyncRead + Unpin>,
-    stderr: Option<impl AsyncRead + Unpin>,
-) {
-    let (mut out, mut err) = (Capture::discarding(), Capture::discarding());
-    let _ = tokio::join!(drain(stdout, &mut out), drain(stderr, &mut err));
-}
-
-/// The first `MAX_STREAM_BYTES` of a stream, and how many bytes after them were dropped.
-struct Capture {
-    kept: Vec<u8>,
-    cut: u64,
-    limit: usize,
-}
-
-impl Default for Capture {
-    fn default() -> Self {
-        Self {
-            kept: Vec::new(),
-            cut: 0,
-            limit: MAX_STREAM_BYTES,
-        }
-    }
-}
-
-impl Capture {
-    /// Keeps nothing: counts what it is given.
-    fn discarding() -> Self {
-        Self {
-            limit: 0,
-            ..Self::default()
-        }
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        let keep = (self.limit - self.kept.len()).min(bytes.len());
-        self.kept.extend_from_slice(&bytes[..keep]);
-        self.cut += (bytes.len() - keep) as u64;
-    }
-
-    /// The kept text, trimmed, marked when bytes were cut.
-    fn text(&self) -> String {
-        let mut text = String::from_utf8_lossy(&self.kept).trim().to_string();
-        if self.cut > 0 {
-            text.push_str(&format!(" [output truncated: {} more bytes]", self.cut));
-        }
-        text
-    }
-}
-
-/// Kills the command's whole process group when dropped, unless disarmed after a normal exit.
-struct ProcessGroup(Option<u32>);
-
-impl ProcessGroup {
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        if let Some(leader) = self.0 {
-            let group = nix::unistd::Pid::from_raw(leader as i32);
-            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        }
-    }
 }
 
 #[cfg(test)]
