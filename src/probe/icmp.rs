@@ -77,8 +77,9 @@ impl Burst {
 }
 
 impl IcmpProbe {
-    /// The wait of each echo, so that a whole burst ends within the check's `timeout`: a lost
-    /// echo is counted as loss, not as a timed-out check.
+    /// The wait of each echo, so that a whole burst (the last echo leaves after `count - 1`
+    /// gaps) ends within the check's `timeout`: a lost echo is counted as loss, not as a
+    /// timed-out check.
     pub fn wait_for(timeout: Duration, count: u32) -> Duration {
         let gaps = ECHO_GAP * count.saturating_sub(1);
         (timeout.saturating_sub(gaps) * 9 / 10).max(Duration::from_millis(10))
@@ -163,26 +164,29 @@ impl IcmpProbe {
                 format!("cannot open an ICMP socket: {err}"),
             )
         })?;
-        let mut pinger = client.pinger(ip, next_identifier()).await;
-        pinger.timeout(self.wait);
+        // Sent ECHO_GAP apart, awaited together: a burst ends within (count - 1) gaps + wait.
+        let ident = next_identifier();
+        let echoes = (0..self.count).map(|seq| {
+            let client = client.clone();
+            async move {
+                tokio::time::sleep(ECHO_GAP * seq).await;
+                let mut pinger = client.pinger(ip, ident).await;
+                pinger.timeout(self.wait);
+                let sequence = PingSequence(u16::try_from(seq).unwrap_or(u16::MAX));
+                (seq, pinger.ping(sequence, &PAYLOAD).await)
+            }
+        });
         let mut burst = Burst {
-            sent: 0,
+            sent: self.count,
             rtts: Vec::new(),
         };
-        for seq in 0..self.count {
-            if seq > 0 {
-                tokio::time::sleep(ECHO_GAP).await;
-            }
-            burst.sent += 1;
-            let sequence = PingSequence(u16::try_from(seq).unwrap_or(u16::MAX));
-            match pinger.ping(sequence, &PAYLOAD).await {
+        for (seq, result) in futures_util::future::join_all(echoes).await {
+            match result {
                 Ok((_, rtt)) => burst.rtts.push(rtt),
                 Err(SurgeError::Timeout { .. }) => {}
                 Err(SurgeError::IOError(err)) => {
                     let reason = match err.raw_os_error() {
-                        Some(libc_unreachable) if is_unreachable(libc_unreachable) => {
-                            FailureReason::PacketLoss
-                        }
+                        Some(errno) if is_unreachable(errno) => FailureReason::PacketLoss,
                         _ => FailureReason::Io,
                     };
                     return Err(Failure::new(
