@@ -130,7 +130,12 @@ fn judge(
     min_days_left: u32,
     now: SystemTime,
 ) -> Result<(), Failure> {
-    let (leaf, intermediates) = chain.split_first().expect("a chain has a leaf");
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return Err(Failure::new(
+            FailureReason::Tls,
+            "the server sent no certificate",
+        ));
+    };
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|err| {
         Failure::new(
             FailureReason::Tls,
