@@ -165,17 +165,26 @@ fn tls_cert_probes_up_expiring_and_untrusted() {
     assert!(daemon.stop().success());
 }
 
-/// dnsmasq on a free loopback port, authoritative for `sentinel.test`.
-fn dnsmasq() -> Option<(Server, SocketAddr)> {
+/// Whether dnsmasq is installed; its absence fails under CI and skips loudly elsewhere.
+fn require_dnsmasq(test: &str) -> bool {
     let installed = Command::new("dnsmasq")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
     if !installed {
         if std::env::var_os("CI").is_some() {
-            panic!("the dns probe test needs dnsmasq (apt-get install dnsmasq-base)");
+            panic!("{test} needs dnsmasq (apt-get install dnsmasq-base)");
         }
-        eprintln!("\n!!! SKIPPING the dns probe test: dnsmasq is not installed (allowed only outside CI) !!!\n");
+        eprintln!(
+            "\n!!! SKIPPING {test}: dnsmasq is not installed (allowed only outside CI) !!!\n"
+        );
+    }
+    installed
+}
+
+/// dnsmasq on a free loopback port, authoritative for `sentinel.test`.
+fn dnsmasq(test: &str) -> Option<(Server, SocketAddr)> {
+    if !require_dnsmasq(test) {
         return None;
     }
     let port = free_port();
@@ -206,7 +215,8 @@ fn dnsmasq() -> Option<(Server, SocketAddr)> {
 
 #[test]
 fn dns_probes_answer_mismatch_nxdomain_and_silence() {
-    let Some((_dnsmasq, server)) = dnsmasq() else {
+    let Some((_dnsmasq, server)) = dnsmasq("dns_probes_answer_mismatch_nxdomain_and_silence")
+    else {
         return;
     };
     // takes queries and never answers
@@ -271,6 +281,78 @@ fn dns_probes_answer_mismatch_nxdomain_and_silence() {
     );
     assert_eq!(downs(&daemon, "gone"), ["unknown>down:nxdomain"]);
     drop(silent);
+    assert!(daemon.stop().success());
+}
+
+/// Without `server`, the probe asks the system resolver: sentineld and dnsmasq (on port 53)
+/// share a fresh network namespace whose /etc/resolv.conf (`ip netns exec` binds
+/// /etc/netns/NAME/resolv.conf over it) names 127.0.0.1.
+#[test]
+fn dns_probe_asks_the_system_resolver() {
+    if !require_root("dns_probe_asks_the_system_resolver") {
+        return;
+    }
+    if !require_dnsmasq("dns_probe_asks_the_system_resolver") {
+        return;
+    }
+    struct Netns(String);
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.0));
+        }
+    }
+    let netns = Netns(format!("snt-dns-{}", std::process::id()));
+    let run = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {}", text(&out.stderr));
+    };
+    run(&["netns", "add", &netns.0]);
+    run(&["-n", &netns.0, "link", "set", "lo", "up"]);
+    let etc = format!("/etc/netns/{}", netns.0);
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(format!("{etc}/resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+    let _dnsmasq = Server(
+        Command::new("ip")
+            .args(["netns", "exec", &netns.0, "dnsmasq"])
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--no-poll",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--port=53",
+                "--user=root",
+                "--pid-file=",
+                "--local=/sentinel.test/",
+                "--host-record=web.sentinel.test,127.0.0.9",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq"),
+    );
+    let sandbox = Sandbox::new();
+    let probes = "[[probe]]\nname = \"web\"\nkind = \"dns\"\nquery = \"web.sentinel.test\"\nexpect_answers = [\"127.0.0.9\"]\ninterval = \"300ms\"\ntimeout = \"300ms\"\n\n\
+                  [[probe]]\nname = \"gone\"\nkind = \"dns\"\nquery = \"gone.sentinel.test\"\ninterval = \"300ms\"\ntimeout = \"300ms\"\nfail_after = 1\n";
+    sandbox.write_config(&sandbox.config("", probes));
+    let wrapper: Vec<String> = ["ip", "netns", "exec", &netns.0]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let daemon = Daemon::start_with(&sandbox, &wrapper, "text", |_| {});
+    let web = daemon.wait_state("web", "up");
+    assert_eq!(
+        web["target"], "A web.sentinel.test. @system resolver",
+        "{web}"
+    );
+    let gone = daemon.wait_state("gone", "down");
+    assert_eq!(
+        last_failure(&gone),
+        "nxdomain: A gone.sentinel.test. @system resolver: NXDOMAIN (the name does not exist)"
+    );
     assert!(daemon.stop().success());
 }
 
