@@ -101,6 +101,22 @@ vocabulary! {
         /// The server answered the query with an error.
         Query = "query",
         Io = "io",
+        /// tls_cert: the leaf certificate expires within `min_days_left`.
+        CertExpiring = "cert_expiring",
+        /// tls_cert: the leaf certificate's notAfter has passed.
+        CertExpired = "cert_expired",
+        /// tls_cert: the certificate is not valid for the name checked.
+        CertNameMismatch = "cert_name_mismatch",
+        /// tls_cert: the chain does not lead to a trusted CA (system store or `ca_file`).
+        CertUntrusted = "cert_untrusted",
+        /// dns: the name does not exist (NXDOMAIN).
+        Nxdomain = "nxdomain",
+        /// dns: the name exists but has no record of the type asked.
+        NoAnswer = "no_answer",
+        /// icmp: more echoes went unanswered than `max_loss_percent` allows.
+        PacketLoss = "packet_loss",
+        /// icmp: the round trip took longer than `max_rtt`.
+        HighRtt = "high_rtt",
     }
 }
 

@@ -359,6 +359,9 @@ fn kind_label(kind: ProbeKind) -> &'static str {
         ProbeKind::Tcp => "TCP",
         ProbeKind::Docker => "container",
         ProbeKind::Exec => "exec",
+        ProbeKind::TlsCert => "certificate",
+        ProbeKind::Dns => "DNS",
+        ProbeKind::Icmp => "ping",
     }
 }
 
@@ -378,6 +381,14 @@ fn reason_phrase(reason: FailureReason) -> &'static str {
         Oom => "out of memory",
         CrashLoop => "crash loop",
         Tls => "TLS error",
+        CertExpiring => "certificate expiring",
+        CertExpired => "certificate expired",
+        CertNameMismatch => "certificate name mismatch",
+        CertUntrusted => "certificate not trusted",
+        Nxdomain => "name does not exist",
+        NoAnswer => "no DNS answer",
+        PacketLoss => "packet loss",
+        HighRtt => "slow round trip",
         Protocol | Assertion | Exec | Docker | Unhealthy | Io => reason.as_str(),
     }
 }
@@ -751,6 +762,14 @@ mod tests {
                 FailureReason::Oom => "out of memory",
                 FailureReason::CrashLoop => "crash loop",
                 FailureReason::Tls => "TLS error",
+                FailureReason::CertExpiring => "certificate expiring",
+                FailureReason::CertExpired => "certificate expired",
+                FailureReason::CertNameMismatch => "certificate name mismatch",
+                FailureReason::CertUntrusted => "certificate not trusted",
+                FailureReason::Nxdomain => "name does not exist",
+                FailureReason::NoAnswer => "no DNS answer",
+                FailureReason::PacketLoss => "packet loss",
+                FailureReason::HighRtt => "slow round trip",
                 other => other.as_str(),
             };
             assert_eq!(reason_phrase(reason), want, "{reason}");

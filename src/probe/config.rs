@@ -86,6 +86,30 @@ pub struct ProbeConfig {
     /// Highest acceptable share of `max_connections` in use, in percent.
     pub max_connections_used: Option<Spanned<f64>>,
 
+    // kind = "tls_cert" (also uses `address` and `ca_file`)
+    /// The name the certificate must be valid for (and the SNI sent); default: the host.
+    pub server_name: Option<Spanned<String>>,
+    /// Down when the leaf certificate expires in fewer days than this; default 14.
+    pub min_days_left: Option<Spanned<u32>>,
+
+    // kind = "dns" (also uses `query`: the name asked)
+    /// A, AAAA, CNAME, MX, TXT or SRV; default A.
+    pub record: Option<Spanned<DnsRecordType>>,
+    /// `ip[:port]` of the server to ask; default: the system resolver (/etc/resolv.conf).
+    pub server: Option<Spanned<String>>,
+    /// Answers that must all be among those received (as `dig +short` writes them).
+    pub expect_answers: Option<Spanned<Vec<String>>>,
+
+    // kind = "icmp"
+    /// Host name or address to echo.
+    pub host: Option<Spanned<String>>,
+    /// Echo requests per check; default 3.
+    pub count: Option<Spanned<u32>>,
+    /// Down when more than this share of the echoes went unanswered, in percent; default 0.
+    pub max_loss_percent: Option<Spanned<f64>>,
+    /// Down when the answered echoes' average round trip is above this.
+    pub max_rtt: Option<Spanned<HumanDuration>>,
+
     /// What to do when the probe goes Down.
     pub heal: Option<Spanned<HealConfig>>,
     /// Probes this one depends on: when one of them recovers, this probe's heal action runs
@@ -100,6 +124,37 @@ pub struct QueryExpectationConfig {
     pub equals: Option<String>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+}
+
+/// The record types a `dns` probe asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DnsRecordType {
+    A,
+    Aaaa,
+    Cname,
+    Mx,
+    Txt,
+    Srv,
+}
+
+impl DnsRecordType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::Aaaa => "AAAA",
+            Self::Cname => "CNAME",
+            Self::Mx => "MX",
+            Self::Txt => "TXT",
+            Self::Srv => "SRV",
+        }
+    }
+}
+
+impl fmt::Display for DnsRecordType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -230,15 +285,22 @@ pub enum ProbeKind {
     Exec,
     Docker,
     Postgres,
+    #[serde(rename = "tls_cert")]
+    TlsCert,
+    Dns,
+    Icmp,
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 5] = [
+    pub const ALL: [ProbeKind; 8] = [
         ProbeKind::Http,
         ProbeKind::Tcp,
         ProbeKind::Postgres,
         ProbeKind::Docker,
         ProbeKind::Exec,
+        ProbeKind::TlsCert,
+        ProbeKind::Dns,
+        ProbeKind::Icmp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -248,6 +310,9 @@ impl ProbeKind {
             Self::Exec => "exec",
             Self::Docker => "docker",
             Self::Postgres => "postgres",
+            Self::TlsCert => "tls_cert",
+            Self::Dns => "dns",
+            Self::Icmp => "icmp",
         }
     }
 }
@@ -280,7 +345,7 @@ fn at<T>(field: &Option<Spanned<T>>) -> bool {
 
 impl ProbeConfig {
     /// Every kind-specific field, the kinds it belongs to, and whether it is set.
-    fn kind_fields(&self) -> [(&'static str, &'static [ProbeKind], bool); 27] {
+    fn kind_fields(&self) -> [(&'static str, &'static [ProbeKind], bool); 36] {
         use ProbeKind::*;
         [
             ("url", &[Http], at(&self.url)),
@@ -290,8 +355,8 @@ impl ProbeConfig {
             ("body_regex", &[Http], at(&self.body_regex)),
             ("expect_json", &[Http], at(&self.expect_json)),
             ("tls_verify", &[Http], at(&self.tls_verify)),
-            ("ca_file", &[Http], at(&self.ca_file)),
-            ("address", &[Tcp, Postgres], at(&self.address)),
+            ("ca_file", &[Http, TlsCert], at(&self.ca_file)),
+            ("address", &[Tcp, Postgres, TlsCert], at(&self.address)),
             ("send", &[Tcp], at(&self.send)),
             ("expect", &[Tcp], at(&self.expect)),
             ("command", &[Exec], at(&self.command)),
@@ -304,7 +369,7 @@ impl ProbeConfig {
             ("password", &[Postgres], at(&self.password)),
             ("password_file", &[Postgres], self.password_file.is_some()),
             ("database", &[Postgres], at(&self.database)),
-            ("query", &[Postgres], at(&self.query)),
+            ("query", &[Postgres, Dns], at(&self.query)),
             ("expect_result", &[Postgres], at(&self.expect_result)),
             (
                 "statement_timeout",
@@ -322,6 +387,15 @@ impl ProbeConfig {
                 &[Postgres],
                 at(&self.max_connections_used),
             ),
+            ("server_name", &[TlsCert], at(&self.server_name)),
+            ("min_days_left", &[TlsCert], at(&self.min_days_left)),
+            ("record", &[Dns], at(&self.record)),
+            ("server", &[Dns], at(&self.server)),
+            ("expect_answers", &[Dns], at(&self.expect_answers)),
+            ("host", &[Icmp], at(&self.host)),
+            ("count", &[Icmp], at(&self.count)),
+            ("max_loss_percent", &[Icmp], at(&self.max_loss_percent)),
+            ("max_rtt", &[Icmp], at(&self.max_rtt)),
         ]
     }
 
@@ -477,7 +551,143 @@ impl ProbeConfig {
                 }
                 Ok(())
             }
+            ProbeKind::TlsCert => self.validate_tls_cert(&problem),
+            ProbeKind::Dns => self.validate_dns(&problem),
+            ProbeKind::Icmp => self.validate_icmp(&problem),
         }
+    }
+
+    fn validate_tls_cert(&self, problem: &dyn Fn(String) -> String) -> Result<(), Issue> {
+        let address = self.require(&self.address, "address")?;
+        let Some((host, _)) = crate::probe::split_host_port(address.get_ref()) else {
+            return Err(Issue::at(
+                "address",
+                problem(format!(
+                    "invalid address \"{}\": expected host:port",
+                    address.get_ref()
+                )),
+            ));
+        };
+        let (field, name) = match &self.server_name {
+            Some(name) => ("server_name", name.get_ref().clone()),
+            None => ("address", host),
+        };
+        if let Err(err) = rustls::pki_types::ServerName::try_from(name.as_str()) {
+            return Err(Issue::at(
+                field,
+                problem(format!(
+                    "\"{name}\" is not a DNS name or IP address to check a certificate against"
+                )),
+            )
+            .because(err));
+        }
+        if let Some(days) = &self.min_days_left {
+            if *days.get_ref() > 3650 {
+                return Err(Issue::at(
+                    "min_days_left",
+                    problem("min_days_left must be at most 3650 (ten years)".into()),
+                ));
+            }
+        }
+        if let Some(file) = &self.ca_file {
+            crate::probe::read_ca_file(file.get_ref())
+                .map_err(|err| Issue::at("ca_file", problem(err.to_string())).because(err))?;
+        }
+        Ok(())
+    }
+
+    fn validate_dns(&self, problem: &dyn Fn(String) -> String) -> Result<(), Issue> {
+        let query = self.require(&self.query, "query")?;
+        if let Err(err) = crate::probe::DnsProbe::parse_name(query.get_ref()) {
+            return Err(Issue::at(
+                "query",
+                problem(format!(
+                    "invalid name to query \"{}\": {err}",
+                    query.get_ref()
+                )),
+            ));
+        }
+        if let Some(server) = &self.server {
+            if crate::probe::DnsProbe::parse_server(server.get_ref()).is_none() {
+                return Err(Issue::at(
+                    "server",
+                    problem(format!(
+                        "invalid server \"{}\": expected ip or ip:port (e.g. \"127.0.0.1:53\", \"[::1]:53\")",
+                        server.get_ref()
+                    )),
+                ));
+            }
+        }
+        if let Some(answers) = &self.expect_answers {
+            let record = self
+                .record
+                .as_ref()
+                .map_or(DnsRecordType::A, |r| *r.get_ref());
+            if answers.get_ref().is_empty() {
+                return Err(Issue::at(
+                    "expect_answers",
+                    problem("expect_answers needs at least one answer".into()),
+                ));
+            }
+            for answer in answers.get_ref() {
+                let fits = match record {
+                    DnsRecordType::A => answer.parse::<std::net::Ipv4Addr>().is_ok(),
+                    DnsRecordType::Aaaa => answer.parse::<std::net::Ipv6Addr>().is_ok(),
+                    _ => !answer.trim().is_empty(),
+                };
+                if !fits {
+                    return Err(Issue::at(
+                        "expect_answers",
+                        problem(format!("\"{answer}\" is not a {record} answer")),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_icmp(&self, problem: &dyn Fn(String) -> String) -> Result<(), Issue> {
+        let host = self.require(&self.host, "host")?;
+        let text = host.get_ref();
+        let plausible = text.parse::<std::net::IpAddr>().is_ok()
+            || (!text.is_empty()
+                && text.len() <= 253
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+        if !plausible {
+            return Err(Issue::at(
+                "host",
+                problem(format!(
+                    "invalid host \"{text}\": expected a host name or an IP address"
+                )),
+            ));
+        }
+        if let Some(count) = &self.count {
+            if !(1..=100).contains(count.get_ref()) {
+                return Err(Issue::at(
+                    "count",
+                    problem("count must be between 1 and 100".into()),
+                ));
+            }
+        }
+        if let Some(loss) = &self.max_loss_percent {
+            if !(0.0..100.0).contains(loss.get_ref()) {
+                return Err(Issue::at(
+                    "max_loss_percent",
+                    problem("max_loss_percent is a percentage, 0 to below 100".into()),
+                ));
+            }
+        }
+        if let Some(rtt) = &self.max_rtt {
+            if rtt.get_ref().get().is_zero() {
+                return Err(Issue::at(
+                    "max_rtt",
+                    problem("max_rtt must be above zero".into()),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_http(&self, problem: &dyn Fn(String) -> String) -> Result<(), Issue> {

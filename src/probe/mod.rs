@@ -2,16 +2,19 @@
 //! lossless status channel (`status.rs`) and the runner that checks and publishes transitions.
 
 pub mod config;
+mod dns;
 mod docker;
 mod exec;
 mod histogram;
 mod http;
+mod icmp;
 mod postgres;
 mod recent;
 mod runner;
 mod state;
 mod status;
 mod tcp;
+mod tls_cert;
 
 use std::time::Duration;
 
@@ -23,16 +26,19 @@ use crate::event::Timestamp;
 pub use crate::http::client::tls::{client_config, read_ca_file, TlsError, TlsVerification};
 pub use crate::http::client::{HttpTarget, TargetError};
 pub use config::{ProbeConfig, ProbeKind};
+pub use dns::DnsProbe;
 pub use docker::{CrashLoopRule, DockerProbe};
 pub use exec::ExecProbe;
 pub use histogram::{LatencyHistogram, LATENCY_BUCKETS};
 pub use http::HttpProbe;
+pub use icmp::{Burst, IcmpProbe};
 pub use postgres::{ExpectedRole, PostgresProbe, QueryExpectation};
 pub use recent::{RecentCheck, RecentChecks, RECENT_CHECKS};
 pub use runner::spawn;
 pub use state::{FlapRule, ProbeState, ThresholdMachine, Transition};
 pub use status::{Change, Followed, ProbeFeeds, ProbeStatus, StatusReceiver, StatusSender};
 pub use tcp::TcpProbe;
+pub use tls_cert::{TlsCertError, TlsCertProbe};
 
 pub use crate::event::FailureReason;
 
@@ -51,6 +57,13 @@ impl FailureReason {
             Self::Unhealthy => "unhealthy",
             Self::CrashLoop => "crash_loop",
             Self::Docker => "docker_unreachable",
+            Self::CertExpiring
+            | Self::CertExpired
+            | Self::CertNameMismatch
+            | Self::CertUntrusted => "tls_error",
+            Self::Nxdomain | Self::NoAnswer => "check_failed",
+            Self::PacketLoss => "unreachable",
+            Self::HighRtt => "check_failed",
         }
     }
 }
@@ -107,6 +120,9 @@ pub enum AnyProbe {
     Exec(ExecProbe),
     Docker(DockerProbe),
     Postgres(PostgresProbe),
+    TlsCert(TlsCertProbe),
+    Dns(DnsProbe),
+    Icmp(IcmpProbe),
 }
 
 impl AnyProbe {
@@ -124,6 +140,9 @@ impl AnyProbe {
             },
             Self::Docker(p) => format!("container {}", p.container),
             Self::Postgres(p) => format!("{}@{}:{}/{}", p.user, p.host, p.port, p.database),
+            Self::TlsCert(p) => format!("certificate of {}:{}", p.host, p.port),
+            Self::Dns(p) => p.target(),
+            Self::Icmp(p) => format!("echo {}", p.host),
         }
     }
 
@@ -249,6 +268,53 @@ impl AnyProbe {
                     within: rule.get_ref().within.get(),
                 }),
             ))),
+            ProbeKind::TlsCert => {
+                let (host, port) = split_host_port(config.address.as_ref()?.get_ref())?;
+                let probe = TlsCertProbe::new(
+                    host,
+                    port,
+                    config.server_name.as_ref().map(|n| n.get_ref().as_str()),
+                    config.min_days_left.as_ref().map_or(14, |d| *d.get_ref()),
+                    config.ca_file.as_ref().map(|f| f.get_ref().as_path()),
+                );
+                match probe {
+                    Ok(probe) => Some(Self::TlsCert(probe)),
+                    Err(error) => {
+                        tracing::error!(probe = config.name(), %error, "tls_cert probe not started");
+                        None
+                    }
+                }
+            }
+            ProbeKind::Dns => Some(Self::Dns(DnsProbe {
+                name: DnsProbe::parse_name(config.query.as_ref()?.get_ref()).ok()?,
+                record: config
+                    .record
+                    .as_ref()
+                    .map_or(config::DnsRecordType::A, |r| *r.get_ref()),
+                server: match &config.server {
+                    Some(server) => Some(DnsProbe::parse_server(server.get_ref())?),
+                    None => None,
+                },
+                expect_answers: config
+                    .expect_answers
+                    .as_ref()
+                    .map(|a| a.get_ref().clone())
+                    .unwrap_or_default(),
+                wait: config.timeout.get_ref().get() * 9 / 10,
+            })),
+            ProbeKind::Icmp => {
+                let count = config.count.as_ref().map_or(3, |c| *c.get_ref());
+                Some(Self::Icmp(IcmpProbe {
+                    host: value(&config.host)?,
+                    count,
+                    max_loss_percent: config
+                        .max_loss_percent
+                        .as_ref()
+                        .map_or(0.0, |l| *l.get_ref()),
+                    max_rtt: config.max_rtt.as_ref().map(|r| r.get_ref().get()),
+                    wait: IcmpProbe::wait_for(config.timeout.get_ref().get(), count),
+                }))
+            }
         }
     }
 
@@ -261,6 +327,9 @@ impl AnyProbe {
                 Self::Exec(probe) => probe.check().await,
                 Self::Docker(probe) => probe.check().await,
                 Self::Postgres(probe) => probe.check().await,
+                Self::TlsCert(probe) => probe.check().await,
+                Self::Dns(probe) => probe.check().await,
+                Self::Icmp(probe) => probe.check().await,
             }
         };
         let result = match tokio::time::timeout(timeout, check).await {

@@ -16,6 +16,7 @@ mod drill;
 mod hardening;
 mod journald;
 mod metrics;
+mod net_probes;
 mod notify;
 mod pg_container;
 mod postgres;

@@ -124,6 +124,20 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
     Ok(bytes)
 }
 
+/// The trusted roots of a verification that has any: the system store, or a `ca_file`'s CAs
+/// (`tls_cert` probes judge a chain against them after the handshake).
+pub fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    match ca_file {
+        Some(path) => read_ca_file(path),
+        None => Ok(system_roots().clone()),
+    }
+}
+
+/// The crypto provider every config here uses (ring).
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    provider()
+}
+
 pub fn client_config(verification: &TlsVerification) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
