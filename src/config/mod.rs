@@ -212,6 +212,12 @@ impl Config {
             }
         }
         for probe in &self.probes {
+            if let Some(file) = &probe.token_file {
+                files.push((
+                    format!("probe {} beat tokens (from token_file)", probe.name()),
+                    file,
+                ));
+            }
             if let Some(file) = &probe.password_file {
                 files.push((
                     format!("probe {} password (from password_file)", probe.name()),

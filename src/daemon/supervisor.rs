@@ -150,6 +150,7 @@ impl Supervisor {
             collector: Some(collector),
         };
 
+        let heartbeats = crate::probe::Heartbeats::default();
         let access = crate::http::Access::default();
         access.configure(config.http.access_settings());
         let mut http = Http {
@@ -159,6 +160,7 @@ impl Supervisor {
                 tenants: tenant_service,
                 status_page,
                 access,
+                heartbeats: heartbeats.clone(),
             },
             served: None,
             pending: None,
@@ -177,6 +179,7 @@ impl Supervisor {
             archiver,
             board: board.clone(),
             heal_board: heal_board.clone(),
+            heartbeats,
         };
         let probes = Probes::start(&config.probes, shared, stop.clone()).await;
 

@@ -359,6 +359,10 @@ fn kind_label(kind: ProbeKind) -> &'static str {
         ProbeKind::Tcp => "TCP",
         ProbeKind::Docker => "container",
         ProbeKind::Exec => "exec",
+        ProbeKind::Heartbeat => "heartbeat",
+        ProbeKind::Disk => "disk",
+        ProbeKind::Memory => "memory",
+        ProbeKind::Load => "load",
     }
 }
 
@@ -378,6 +382,12 @@ fn reason_phrase(reason: FailureReason) -> &'static str {
         Oom => "out of memory",
         CrashLoop => "crash loop",
         Tls => "TLS error",
+        HeartbeatMissed => "heartbeat missed",
+        HeartbeatFailed => "job reported failure",
+        DiskSpace => "disk full",
+        DiskInodes => "out of inodes",
+        MemoryLow => "low on memory",
+        LoadHigh => "load too high",
         Protocol | Assertion | Exec | Docker | Unhealthy | Io => reason.as_str(),
     }
 }
@@ -751,6 +761,12 @@ mod tests {
                 FailureReason::Oom => "out of memory",
                 FailureReason::CrashLoop => "crash loop",
                 FailureReason::Tls => "TLS error",
+                FailureReason::HeartbeatMissed => "heartbeat missed",
+                FailureReason::HeartbeatFailed => "job reported failure",
+                FailureReason::DiskSpace => "disk full",
+                FailureReason::DiskInodes => "out of inodes",
+                FailureReason::MemoryLow => "low on memory",
+                FailureReason::LoadHigh => "load too high",
                 other => other.as_str(),
             };
             assert_eq!(reason_phrase(reason), want, "{reason}");

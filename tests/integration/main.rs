@@ -14,6 +14,7 @@ mod crash;
 mod docker;
 mod drill;
 mod hardening;
+mod heartbeat;
 mod journald;
 mod metrics;
 mod notify;

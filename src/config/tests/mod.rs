@@ -3,6 +3,7 @@
 mod ai;
 mod chaos;
 mod drill;
+mod host;
 
 use std::path::{Path, PathBuf};
 
@@ -38,7 +39,7 @@ fn errors_point_at_file_line_column() {
     let cases: &[(&str, &str)] = &[
         (
             "[[probe]]\nname = \"a\"\nkind = \"htp\"\n",
-            "t.toml:3:8: unknown probe kind \"htp\" (expected one of http, tcp, postgres, docker, exec)",
+            "t.toml:3:8: unknown probe kind \"htp\" (expected one of http, tcp, postgres, docker, exec, heartbeat, disk, memory, load)",
         ),
         ("[daemon]\nsokcet = \"/x\"\n", "t.toml:2:1: unknown field `sokcet`"),
         ("[journal]\nmax_age = \"5x\"\n", "t.toml:2:11: invalid duration \"5x\""),
