@@ -174,7 +174,7 @@ pub fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
 
 impl Config {
     /// Read every secret file the config names (`token_file`, `url_file`, `secret_file`,
-    /// `password_file`, `read_token_file`): at load and on every reload, so a rotated file is
+    /// `password_file`, `read_token_file`, a heartbeat's `token_file`): at load and on every reload, so a rotated file is
     /// what the next reload applies.
     fn read_secrets(&mut self) -> Result<(), Issue> {
         self.http.read_secrets().map_err(|i| i.within("http"))?;
@@ -244,6 +244,7 @@ impl Config {
         }
         for probe in &mut bare.probes {
             probe.password_file.iter_mut().for_each(SecretFile::forget);
+            probe.token_file.iter_mut().for_each(SecretFile::forget);
         }
         bare
     }

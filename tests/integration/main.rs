@@ -15,6 +15,7 @@ mod docker;
 mod drill;
 mod hardening;
 mod heartbeat;
+mod host_probes;
 mod journald;
 mod metrics;
 mod notify;
