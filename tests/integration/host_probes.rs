@@ -2,7 +2,6 @@
 //! test fills (space, then inodes) goes Down and recovers; memory and load read the real /proc.
 
 use std::process::Command;
-use std::time::Duration;
 
 use crate::harness::{require_root, text, Daemon, Sandbox};
 
