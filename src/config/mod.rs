@@ -26,6 +26,7 @@ pub use crate::archive::config::{
     ArchiveSection, LocalSinkSection, S3Section, SourceKind, SourceSection,
 };
 pub use crate::chaos::config::{ChaosProfileConfig, ChaosSection};
+pub use crate::checkin::config::{CheckinMethod, HeartbeatSection};
 pub use crate::docker::config::DockerSection;
 pub use crate::drill::config::DrillSection;
 pub use crate::http::config::HttpSection;
@@ -75,6 +76,8 @@ pub struct Config {
     pub drills: Vec<DrillSection>,
     #[serde(default)]
     pub ai: AiSection,
+    /// `[heartbeat]`: where sentineld checks in; absent, it checks in nowhere.
+    pub heartbeat: Option<HeartbeatSection>,
 }
 
 /// Process-wide settings. They are read once at start: changing them needs a restart, and a
@@ -182,6 +185,11 @@ impl Config {
             .read_secrets()
             .map_err(|i| i.within("tenants"))?;
         self.notify.read_secrets().map_err(|i| i.within("notify"))?;
+        if let Some(heartbeat) = &mut self.heartbeat {
+            heartbeat
+                .read_secrets()
+                .map_err(|i| i.within("heartbeat"))?;
+        }
         for (i, probe) in self.probes.iter_mut().enumerate() {
             probe
                 .read_secrets()
@@ -207,6 +215,17 @@ impl Config {
             if let Some(file) = &channel.secret_file {
                 files.push((
                     format!("notify channel {name} secret (from secret_file)"),
+                    file,
+                ));
+            }
+        }
+        if let Some(heartbeat) = &self.heartbeat {
+            if let Some(file) = &heartbeat.url_file {
+                files.push(("check-in URL (from [heartbeat] url_file)".to_string(), file));
+            }
+            if let Some(file) = &heartbeat.token_file {
+                files.push((
+                    "check-in token (from [heartbeat] token_file)".to_string(),
                     file,
                 ));
             }
@@ -242,6 +261,10 @@ impl Config {
             channel.url_file.iter_mut().for_each(SecretFile::forget);
             channel.secret_file.iter_mut().for_each(SecretFile::forget);
         }
+        if let Some(heartbeat) = &mut bare.heartbeat {
+            heartbeat.url_file.iter_mut().for_each(SecretFile::forget);
+            heartbeat.token_file.iter_mut().for_each(SecretFile::forget);
+        }
         for probe in &mut bare.probes {
             probe.password_file.iter_mut().for_each(SecretFile::forget);
             probe.token_file.iter_mut().for_each(SecretFile::forget);
@@ -266,6 +289,9 @@ impl Config {
         self.tenants.validate().map_err(|i| i.within("tenants"))?;
         self.notify.validate().map_err(|i| i.within("notify"))?;
         self.ai.validate().map_err(|i| i.within("ai"))?;
+        if let Some(heartbeat) = &self.heartbeat {
+            heartbeat.validate().map_err(|i| i.within("heartbeat"))?;
+        }
         let names =
             crate::probe::config::validate_probes(&self.probes).map_err(|i| i.within("probe"))?;
         self.archive

@@ -86,6 +86,21 @@ impl Probes {
         self.feeds.clone()
     }
 
+    /// Runners and healers whose task ended although they were not stopped.
+    pub fn stopped(&self) -> Vec<String> {
+        let runners = self
+            .runners
+            .iter()
+            .filter(|(_, task)| task.handle.is_finished())
+            .map(|(name, _)| format!("probe {name} runner"));
+        let healers = self
+            .healers
+            .iter()
+            .filter(|(_, (task, _))| task.handle.is_finished())
+            .map(|(name, _)| format!("probe {name} healer"));
+        runners.chain(healers).collect()
+    }
+
     /// Silence a probe for `duration` (zero lifts it): told to its healer, announced on the bus
     /// (for notifiers and the record), shown in status. None if there is no such probe.
     pub fn silence(&mut self, probe: &str, duration: Duration) -> Option<Timestamp> {

@@ -9,6 +9,7 @@ mod archive;
 mod bounds;
 mod chaos;
 mod check_config;
+mod checkin;
 mod control;
 mod crash;
 mod docker;

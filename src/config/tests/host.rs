@@ -183,3 +183,73 @@ fn new_fields_are_placed_at_their_key() {
         assert!(err.starts_with(want), "{source}\n got: {err}\nwant: {want}");
     }
 }
+
+/// `[heartbeat]` (sentineld's own check-in) exactly as issue 15 writes it.
+#[test]
+fn the_issue_heartbeat_section_is_accepted_as_written() {
+    let config =
+        parse("[heartbeat]\nurl = \"https://hc-ping.example/UUID\"\ninterval = \"1m\"\n").unwrap();
+    let settings = config.heartbeat.unwrap().settings().unwrap();
+    assert_eq!(settings.url, "https://hc-ping.example/UUID");
+    assert_eq!(settings.interval, Duration::from_secs(60));
+    assert_eq!(settings.method, crate::checkin::CheckinMethod::Post);
+    assert_eq!(settings.timeout, Duration::from_secs(10));
+    assert!(
+        parse("").unwrap().heartbeat.is_none(),
+        "absent: no check-in"
+    );
+    let get = parse("[heartbeat]\nurl = \"http://127.0.0.1:1/x\"\nmethod = \"GET\"\nheaders = { X-Host = \"a\" }\n")
+        .unwrap()
+        .heartbeat
+        .unwrap()
+        .settings()
+        .unwrap();
+    assert_eq!(get.method, crate::checkin::CheckinMethod::Get);
+    assert_eq!(get.headers, [("X-Host".to_string(), "a".to_string())]);
+}
+
+#[test]
+fn heartbeat_section_mistakes_are_placed_at_their_key() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[heartbeat]\ninterval = \"1m\"\n",
+            "t.toml:1:1: heartbeat: [heartbeat] needs `url`",
+        ),
+        (
+            "[heartbeat]\nurl = \"ftp://x/\"\n",
+            "t.toml:2:7: heartbeat: unsupported URL scheme",
+        ),
+        (
+            "[heartbeat]\nurl = \"http://x/\"\ninterval = \"500ms\"\n",
+            "t.toml:3:12: heartbeat: interval 500ms must be at least 1s",
+        ),
+        (
+            "[heartbeat]\nurl = \"http://x/\"\ninterval = \"5s\"\ntimeout = \"6s\"\n",
+            "t.toml:4:11: heartbeat: timeout 6s must be above zero and at most the interval (5s)",
+        ),
+        (
+            "[heartbeat]\nurl = \"http://x/\"\nmethod = \"PUT\"\n",
+            "t.toml:3:10: unknown variant `PUT`, expected `POST` or `GET`",
+        ),
+        (
+            "[heartbeat]\nurl = \"http://x/\"\nheaders = { \"bad header\" = \"v\" }\n",
+            "t.toml:3:11: heartbeat: invalid header \"bad header: v\"",
+        ),
+        (
+            "[heartbeat]\nurl = \"http://x/\"\ntoken_file = \"/nonexistent/t\"\n",
+            "t.toml:3:14: heartbeat: cannot read token_file /nonexistent/t",
+        ),
+        (
+            "[heartbeat]\nurl = \"http://x/\"\nurl_file = \"/nonexistent/u\"\n",
+            "t.toml:3:12: heartbeat: cannot read url_file /nonexistent/u",
+        ),
+        (
+            "[heartbeat]\nurl = \"http://x/\"\nurll = 1\n",
+            "t.toml:3:1: unknown field `urll`",
+        ),
+    ];
+    for (source, want) in cases {
+        let err = parse(source).expect_err(source);
+        assert!(err.starts_with(want), "{source}\n got: {err}\nwant: {want}");
+    }
+}
