@@ -809,7 +809,19 @@ mod tests {
             "condition",
             AlertCondition::ALL.iter().map(|w| w.as_str()).collect(),
         );
+        // Words added after release 0.1.0: no journal it wrote can hold them.
+        let newer = [
+            "reason=heartbeat_missed",
+            "reason=heartbeat_failed",
+            "reason=disk_space",
+            "reason=disk_inodes",
+            "reason=memory_low",
+            "reason=load_high",
+        ];
         for word in want {
+            if newer.contains(&word.as_str()) {
+                continue;
+            }
             assert!(words.contains(&word), "the fixture lacks {word}");
         }
     }

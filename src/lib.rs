@@ -18,6 +18,7 @@
 //! - [`ingest`]: `POST /v1/events` — bounded bodies, each event validated alone.
 //! - [`api`]: the control socket (server, client, shared types, peer authorization).
 //! - [`http`]: the public TCP listener, and the one outbound HTTP client stack (`http::client`).
+//! - [`checkin`]: `[heartbeat]`, sentineld checking in with an external URL while it is healthy.
 //! - [`status_page`]: the read-only HTML status page on the public listener (`GET /`).
 //! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
 //! - [`backoff`]: the one retry schedule (doubling waits up to a cap) every retrying area uses.
@@ -49,6 +50,7 @@ pub mod archive;
 pub mod backoff;
 pub mod board;
 pub mod chaos;
+pub mod checkin;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -23,6 +23,8 @@ pub struct ConfigDiff {
     /// `[chaos]` (profiles, guardrails); running experiments keep the settings they started with.
     pub chaos_changed: bool,
     pub ai_changed: bool,
+    /// `[heartbeat]`: the check-in loop takes the new settings at once.
+    pub heartbeat_changed: bool,
     /// `[daemon]` settings that differ; they are read once at start and need a restart.
     pub restart_required: Vec<String>,
     /// What [`ConfigDiff::changes`] reports: the sections that changed apart from secrets, then
@@ -66,6 +68,7 @@ impl ConfigDiff {
             drills_changed: old.drills != new.drills,
             chaos_changed: old.chaos != new.chaos,
             ai_changed: old.ai != new.ai,
+            heartbeat_changed: old.heartbeat != new.heartbeat,
             ..Default::default()
         };
         diff.remedy_changed = remedy_changes(old, new);
@@ -146,6 +149,7 @@ impl ConfigDiff {
             (self.chaos_changed, "chaos changed"),
             (self.drills_changed, "drills changed"),
             (self.ai_changed, "ai changed"),
+            (self.heartbeat_changed, "heartbeat check-in changed"),
         ];
         out.extend(
             flags

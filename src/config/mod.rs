@@ -26,6 +26,7 @@ pub use crate::archive::config::{
     ArchiveSection, LocalSinkSection, S3Section, SourceKind, SourceSection,
 };
 pub use crate::chaos::config::{ChaosProfileConfig, ChaosSection};
+pub use crate::checkin::config::{CheckinMethod, HeartbeatSection};
 pub use crate::docker::config::DockerSection;
 pub use crate::drill::config::DrillSection;
 pub use crate::http::config::HttpSection;
@@ -75,6 +76,8 @@ pub struct Config {
     pub drills: Vec<DrillSection>,
     #[serde(default)]
     pub ai: AiSection,
+    /// `[heartbeat]`: where sentineld checks in; absent, it checks in nowhere.
+    pub heartbeat: Option<HeartbeatSection>,
 }
 
 /// Process-wide settings. They are read once at start: changing them needs a restart, and a
@@ -174,7 +177,7 @@ pub fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
 
 impl Config {
     /// Read every secret file the config names (`token_file`, `url_file`, `secret_file`,
-    /// `password_file`, `read_token_file`): at load and on every reload, so a rotated file is
+    /// `password_file`, `read_token_file`, a heartbeat's `token_file`): at load and on every reload, so a rotated file is
     /// what the next reload applies.
     fn read_secrets(&mut self) -> Result<(), Issue> {
         self.http.read_secrets().map_err(|i| i.within("http"))?;
@@ -182,6 +185,11 @@ impl Config {
             .read_secrets()
             .map_err(|i| i.within("tenants"))?;
         self.notify.read_secrets().map_err(|i| i.within("notify"))?;
+        if let Some(heartbeat) = &mut self.heartbeat {
+            heartbeat
+                .read_secrets()
+                .map_err(|i| i.within("heartbeat"))?;
+        }
         for (i, probe) in self.probes.iter_mut().enumerate() {
             probe
                 .read_secrets()
@@ -211,7 +219,24 @@ impl Config {
                 ));
             }
         }
+        if let Some(heartbeat) = &self.heartbeat {
+            if let Some(file) = &heartbeat.url_file {
+                files.push(("check-in URL (from [heartbeat] url_file)".to_string(), file));
+            }
+            if let Some(file) = &heartbeat.token_file {
+                files.push((
+                    "check-in token (from [heartbeat] token_file)".to_string(),
+                    file,
+                ));
+            }
+        }
         for probe in &self.probes {
+            if let Some(file) = &probe.token_file {
+                files.push((
+                    format!("probe {} beat tokens (from token_file)", probe.name()),
+                    file,
+                ));
+            }
             if let Some(file) = &probe.password_file {
                 files.push((
                     format!("probe {} password (from password_file)", probe.name()),
@@ -236,8 +261,13 @@ impl Config {
             channel.url_file.iter_mut().for_each(SecretFile::forget);
             channel.secret_file.iter_mut().for_each(SecretFile::forget);
         }
+        if let Some(heartbeat) = &mut bare.heartbeat {
+            heartbeat.url_file.iter_mut().for_each(SecretFile::forget);
+            heartbeat.token_file.iter_mut().for_each(SecretFile::forget);
+        }
         for probe in &mut bare.probes {
             probe.password_file.iter_mut().for_each(SecretFile::forget);
+            probe.token_file.iter_mut().for_each(SecretFile::forget);
         }
         bare
     }
@@ -259,6 +289,9 @@ impl Config {
         self.tenants.validate().map_err(|i| i.within("tenants"))?;
         self.notify.validate().map_err(|i| i.within("notify"))?;
         self.ai.validate().map_err(|i| i.within("ai"))?;
+        if let Some(heartbeat) = &self.heartbeat {
+            heartbeat.validate().map_err(|i| i.within("heartbeat"))?;
+        }
         let names =
             crate::probe::config::validate_probes(&self.probes).map_err(|i| i.within("probe"))?;
         self.archive

@@ -1,6 +1,7 @@
 //! The daemon: `run` opens what frames the components (rollback, journal, control socket, signals,
 //! sd_notify READY/RELOADING/STOPPING/WATCHDOG); `Supervisor` starts, reloads and stops the areas.
 
+mod checkin;
 mod component;
 #[cfg(debug_assertions)]
 mod debug_flood;
@@ -281,6 +282,10 @@ pub async fn run(
         .map(|interval| interval / 2)
         .unwrap_or(Duration::from_secs(3600));
     let mut watchdog = tokio::time::interval(watchdog_period);
+    // The supervisor's word on its components, for the `[heartbeat]` check-in: sent from this
+    // loop, so a loop that stops turning (a stuck reload) is seen as well.
+    let mut health_report = tokio::time::interval(Duration::from_secs(1));
+    health_report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         let trigger = tokio::select! {
@@ -289,6 +294,10 @@ pub async fn run(
                 if notifier.watchdog_interval().is_some() {
                     notifier.watchdog();
                 }
+                continue;
+            }
+            _ = health_report.tick() => {
+                supervisor.report_health();
                 continue;
             }
             _ = hangup.recv() => ReloadTrigger::Signal,

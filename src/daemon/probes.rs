@@ -27,6 +27,8 @@ pub struct Probes {
     /// Each probe's status channel: what healers, the cascade and drills follow.
     feeds: ProbeFeeds,
     heal_board: HealBoard,
+    /// The heartbeat probes' latest beats, which the public listener writes.
+    heartbeats: probe::Heartbeats,
     runners: BTreeMap<String, Task>,
     healers: BTreeMap<String, (Task, Mailbox)>,
     /// Restarts dependants when a probe they depend on recovers; rebuilt on every reload.
@@ -46,6 +48,7 @@ pub struct Shared {
     pub archiver: crate::archive::Archiver,
     pub board: ProbeBoard,
     pub heal_board: HealBoard,
+    pub heartbeats: probe::Heartbeats,
 }
 
 impl Probes {
@@ -59,6 +62,7 @@ impl Probes {
             board: shared.board,
             feeds: ProbeFeeds::default(),
             heal_board: shared.heal_board,
+            heartbeats: shared.heartbeats,
             runners: BTreeMap::new(),
             healers: BTreeMap::new(),
             cascade: None,
@@ -80,6 +84,21 @@ impl Probes {
 
     pub fn feeds(&self) -> ProbeFeeds {
         self.feeds.clone()
+    }
+
+    /// Runners and healers whose task ended although they were not stopped.
+    pub fn stopped(&self) -> Vec<String> {
+        let runners = self
+            .runners
+            .iter()
+            .filter(|(_, task)| task.handle.is_finished())
+            .map(|(name, _)| format!("probe {name} runner"));
+        let healers = self
+            .healers
+            .iter()
+            .filter(|(_, (task, _))| task.handle.is_finished())
+            .map(|(name, _)| format!("probe {name} healer"));
+        runners.chain(healers).collect()
     }
 
     /// Silence a probe for `duration` (zero lifts it): told to its healer, announced on the bus
@@ -165,6 +184,7 @@ impl Probes {
         match probe::spawn(
             probe,
             &self.docker,
+            &self.heartbeats,
             recoveries_total,
             status,
             self.bus.clone(),
@@ -322,6 +342,13 @@ impl Component for Probes {
                 })
                 .cloned()
                 .collect();
+            // A heartbeat probe that stays one keeps its latest beat, even when it restarts.
+            let probes = &reload.config.probes;
+            self.heartbeats.retain(|name| {
+                probes
+                    .iter()
+                    .any(|p| p.name() == name && p.kind() == config::ProbeKind::Heartbeat)
+            });
             for probe in &starting {
                 let so_far = carried.get(probe.name()).copied().unwrap_or(0);
                 self.start_probe(probe, so_far).await;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::checkin::Checkin;
 use super::component::{
     self, Ai, Archive, Chaos, Component, Drills, Http, JournalRetention, Metrics, Notify, Reload,
     Task, Tenants,
@@ -60,6 +61,9 @@ pub struct Supervisor {
     chaos: Chaos,
     drills: Drills,
     ai: Ai,
+    checkin: Checkin,
+    /// The supervisor's report on its components, for the check-in; sent every second.
+    health: watch::Sender<crate::checkin::SupervisorReport>,
 }
 
 impl Supervisor {
@@ -150,6 +154,7 @@ impl Supervisor {
             collector: Some(collector),
         };
 
+        let heartbeats = crate::probe::Heartbeats::default();
         let access = crate::http::Access::default();
         access.configure(config.http.access_settings());
         let mut http = Http {
@@ -159,6 +164,7 @@ impl Supervisor {
                 tenants: tenant_service,
                 status_page,
                 access,
+                heartbeats: heartbeats.clone(),
             },
             served: None,
             pending: None,
@@ -170,6 +176,16 @@ impl Supervisor {
         };
         http.serve(listener);
 
+        let (health, reports) = watch::channel(crate::checkin::SupervisorReport::now(Vec::new()));
+        let checkin = Checkin::start(
+            config,
+            crate::checkin::Inputs {
+                journal: journal.clone(),
+                board: board.clone(),
+                reports,
+            },
+            &stop,
+        );
         let shared = Shared {
             docker,
             bus: bus.clone(),
@@ -177,6 +193,7 @@ impl Supervisor {
             archiver,
             board: board.clone(),
             heal_board: heal_board.clone(),
+            heartbeats,
         };
         let probes = Probes::start(&config.probes, shared, stop.clone()).await;
 
@@ -218,13 +235,15 @@ impl Supervisor {
             },
             drills: Drills { runner },
             ai: Ai { service },
+            checkin,
+            health,
         })
     }
 
     /// Every component in start order: reload goes through them in this order, shutdown in
     /// the reverse. Adding an area means adding it here (and to `start`). Of the two that can
     /// refuse a reload, the listener binds before tenants change, as tenants apply as they check.
-    fn components(&mut self) -> [&mut dyn Component; 10] {
+    fn components(&mut self) -> [&mut dyn Component; 11] {
         [
             &mut self.notify,
             &mut self.archive,
@@ -236,7 +255,34 @@ impl Supervisor {
             &mut self.chaos,
             &mut self.drills,
             &mut self.ai,
+            &mut self.checkin,
         ]
+    }
+
+    /// Tell the check-in which tasks ended while they should run (none, when healthy).
+    pub fn report_health(&self) {
+        let finished = |task: &Option<Task>| task.as_ref().is_some_and(|t| t.handle.is_finished());
+        let mut stopped: Vec<String> = [
+            ("notify delivery", finished(&self.notify.delivery)),
+            ("archive uploads", finished(&self.archive.uploads)),
+            ("metrics collector", finished(&self.metrics.collector)),
+            (
+                "public listener",
+                self.http
+                    .served
+                    .as_ref()
+                    .is_some_and(|(_, t)| t.handle.is_finished()),
+            ),
+            ("tenant alerts", finished(&self.tenants.alerts)),
+            ("chaos halts", finished(&self.chaos.halts)),
+        ]
+        .into_iter()
+        .filter(|(_, ended)| *ended)
+        .map(|(name, _)| name.to_string())
+        .collect();
+        stopped.extend(self.probes.stopped());
+        self.health
+            .send_replace(crate::checkin::SupervisorReport::now(stopped));
     }
 
     pub fn board(&self) -> ProbeBoard {

@@ -117,6 +117,18 @@ vocabulary! {
         PacketLoss = "packet_loss",
         /// icmp: the round trip took longer than `max_rtt`.
         HighRtt = "high_rtt",
+        /// A heartbeat probe got no beat within `every` + `grace`.
+        HeartbeatMissed = "heartbeat_missed",
+        /// A heartbeat probe got a `fail` beat: the job said it failed.
+        HeartbeatFailed = "heartbeat_failed",
+        /// A disk probe's mount uses more of its space than `max_used_percent`.
+        DiskSpace = "disk_space",
+        /// A disk probe's mount uses more of its inodes than `max_inodes_percent`.
+        DiskInodes = "disk_inodes",
+        /// A memory probe saw less available memory than `min_available`.
+        MemoryLow = "memory_low",
+        /// A load probe saw a load average per core above `max_load_per_core`.
+        LoadHigh = "load_high",
     }
 }
 

@@ -1,11 +1,13 @@
-//! The public TCP listener: `/healthz`, `/metrics`, tenant event ingest (`POST /v1/events`) and
-//! the read-only status page (`GET /`), each read route exposed as its owner chose ([`access`]).
+//! The public TCP listener: `/healthz`, `/metrics`, tenant event ingest (`POST /v1/events`),
+//! heartbeat beats (`POST /v1/heartbeat/NAME`, [`heartbeat`]) and the read-only status page
+//! (`GET /`), each read route exposed as its owner chose ([`access`]).
 //! Bounded like the control socket: connections and header time; ingest bounds its own bodies.
 //! [`client`] is the outbound side: the one client stack (connector, pooled client, JSON POST).
 
 pub mod access;
 pub mod client;
 pub mod config;
+pub mod heartbeat;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub struct PublicRoutes {
     pub status_page: StatusPage,
     /// Whether `/metrics` and the status page are open, off or behind read tokens.
     pub access: Access,
+    /// The heartbeat probes beats are for (`POST /v1/heartbeat/NAME`).
+    pub heartbeats: crate::probe::Heartbeats,
 }
 
 /// Most connections served at once; the rest wait in the accept queue.
@@ -71,6 +75,9 @@ pub async fn serve(listener: TcpListener, routes: PublicRoutes, shutdown: Cancel
                     let reply = match (request.method(), request.uri().path()) {
                         (&Method::POST, "/v1/events") => {
                             routes.ingest.handle(request, &routes.tenants).await
+                        }
+                        (_, path) if path.starts_with(heartbeat::PREFIX) => {
+                            heartbeat::handle(&routes.heartbeats, request).await
                         }
                         (&Method::GET, "/" | "/status") => {
                             match routes

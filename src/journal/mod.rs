@@ -55,6 +55,20 @@ const MAX_BATCH: usize = 512;
 pub struct Journal {
     reader: Arc<Mutex<JournalStore>>,
     feed: broadcast::Sender<JournaledEvent>,
+    /// How the writer's last write went; closed when the writer has stopped.
+    health: watch::Receiver<WriteHealth>,
+}
+
+/// How the journal writer's last write of a batch went: what "the journal is healthy" means
+/// to the `[heartbeat]` check-in. Ok until a write fails; Failing until one succeeds again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteHealth {
+    Ok,
+    Failing {
+        since: Timestamp,
+        /// The last failure, with its causes.
+        error: String,
+    },
 }
 
 impl Journal {
@@ -70,14 +84,19 @@ impl Journal {
         let writer = JournalStore::open(&path)?;
         let reader = JournalStore::open_read_only(&path)?;
         let (feed, _) = broadcast::channel(crate::event::BUS_CAPACITY);
+        let (health_tx, health) = watch::channel(WriteHealth::Ok);
         let journal = Journal {
             reader: Arc::new(Mutex::new(reader)),
             feed: feed.clone(),
+            health,
         };
         let task = tokio::spawn(run_writer(
             writer,
             bus.subscribe(),
-            feed,
+            Outputs {
+                feed,
+                health: health_tx,
+            },
             retention,
             shutdown,
         ));
@@ -98,12 +117,26 @@ impl Journal {
     pub fn follow(&self) -> broadcast::Receiver<JournaledEvent> {
         self.feed.subscribe()
     }
+
+    /// How the writer's last write went; `None` once the writer has stopped.
+    pub fn write_health(&self) -> Option<WriteHealth> {
+        match self.health.has_changed() {
+            Ok(_) => Some(self.health.borrow().clone()),
+            Err(_) => None,
+        }
+    }
+}
+
+/// Where the writer reports: the stored events, and how writing goes.
+struct Outputs {
+    feed: broadcast::Sender<JournaledEvent>,
+    health: watch::Sender<WriteHealth>,
 }
 
 async fn run_writer(
     store: JournalStore,
     mut events: broadcast::Receiver<Event>,
-    feed: broadcast::Sender<JournaledEvent>,
+    outputs: Outputs,
     mut retention: watch::Receiver<Retention>,
     shutdown: CancellationToken,
 ) {
@@ -132,12 +165,12 @@ async fn run_writer(
             }
             _ = shutdown.cancelled() => {
                 drain(&mut events, &mut batch, usize::MAX);
-                write(&store, &feed, batch).await;
+                write(&store, &outputs, batch).await;
                 break;
             }
         }
         drain(&mut events, &mut batch, MAX_BATCH);
-        write(&store, &feed, batch).await;
+        write(&store, &outputs, batch).await;
     }
 }
 
@@ -156,11 +189,7 @@ fn drain(events: &mut broadcast::Receiver<Event>, batch: &mut Vec<Event>, limit:
     }
 }
 
-async fn write(
-    store: &Arc<Mutex<JournalStore>>,
-    feed: &broadcast::Sender<JournaledEvent>,
-    batch: Vec<Event>,
-) {
+async fn write(store: &Arc<Mutex<JournalStore>>, outputs: &Outputs, batch: Vec<Event>) {
     if batch.is_empty() {
         return;
     }
@@ -175,11 +204,26 @@ async fn write(
     .await;
     match result {
         Ok(stored) => {
+            outputs.health.send_if_modified(|health| {
+                let failed = *health != WriteHealth::Ok;
+                *health = WriteHealth::Ok;
+                failed
+            });
             for event in stored {
-                let _ = feed.send(event);
+                let _ = outputs.feed.send(event);
             }
         }
-        Err(err) => tracing::error!(error = %err, count, "cannot write events to the journal"),
+        Err(err) => {
+            tracing::error!(error = %err, count, "cannot write events to the journal");
+            let error = crate::logging::error_chain(&err);
+            outputs.health.send_modify(|health| {
+                let since = match health {
+                    WriteHealth::Failing { since, .. } => *since,
+                    WriteHealth::Ok => Timestamp::now(),
+                };
+                *health = WriteHealth::Failing { since, error };
+            });
+        }
     }
 }
 

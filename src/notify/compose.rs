@@ -362,6 +362,10 @@ fn kind_label(kind: ProbeKind) -> &'static str {
         ProbeKind::TlsCert => "certificate",
         ProbeKind::Dns => "DNS",
         ProbeKind::Icmp => "ping",
+        ProbeKind::Heartbeat => "heartbeat",
+        ProbeKind::Disk => "disk",
+        ProbeKind::Memory => "memory",
+        ProbeKind::Load => "load",
     }
 }
 
@@ -389,6 +393,12 @@ fn reason_phrase(reason: FailureReason) -> &'static str {
         NoAnswer => "no DNS answer",
         PacketLoss => "packet loss",
         HighRtt => "slow round trip",
+        HeartbeatMissed => "heartbeat missed",
+        HeartbeatFailed => "job reported failure",
+        DiskSpace => "disk full",
+        DiskInodes => "out of inodes",
+        MemoryLow => "low on memory",
+        LoadHigh => "load too high",
         Protocol | Assertion | Exec | Docker | Unhealthy | Io => reason.as_str(),
     }
 }
@@ -770,6 +780,12 @@ mod tests {
                 FailureReason::NoAnswer => "no DNS answer",
                 FailureReason::PacketLoss => "packet loss",
                 FailureReason::HighRtt => "slow round trip",
+                FailureReason::HeartbeatMissed => "heartbeat missed",
+                FailureReason::HeartbeatFailed => "job reported failure",
+                FailureReason::DiskSpace => "disk full",
+                FailureReason::DiskInodes => "out of inodes",
+                FailureReason::MemoryLow => "low on memory",
+                FailureReason::LoadHigh => "load too high",
                 other => other.as_str(),
             };
             assert_eq!(reason_phrase(reason), want, "{reason}");

@@ -10,13 +10,16 @@ use toml::Spanned;
 
 use crate::units::{is_plain_name, HumanDuration, Issue, SecretFile};
 
+mod host;
+pub use host::{Amount, LoadAverage, DEFAULT_GRACE};
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeConfig {
     pub name: Spanned<String>,
     pub kind: Spanned<ProbeKind>,
     #[serde(default = "ProbeConfig::default_interval")]
-    pub interval: HumanDuration,
+    pub interval: Spanned<HumanDuration>,
     #[serde(default = "ProbeConfig::default_timeout")]
     pub timeout: Spanned<HumanDuration>,
     /// Consecutive failures before the probe is Down.
@@ -109,6 +112,29 @@ pub struct ProbeConfig {
     pub max_loss_percent: Option<Spanned<f64>>,
     /// Down when the answered echoes' average round trip is above this.
     pub max_rtt: Option<Spanned<HumanDuration>>,
+    // kind = "heartbeat" (pushed: `POST /v1/heartbeat/NAME` on the public listener)
+    /// How often the job beats; Down when no beat came within `every` + `grace`.
+    pub every: Option<Spanned<HumanDuration>>,
+    /// Slack after `every` before a missing beat counts; default 1m.
+    pub grace: Option<Spanned<HumanDuration>>,
+    /// A bearer token a beat must carry (`Authorization: Bearer TOKEN`); default: none needed.
+    pub token: Option<Spanned<String>>,
+    /// A file with the accepted tokens, one per line; read at load and on every reload.
+    pub token_file: Option<SecretFile>,
+
+    // kind = "disk" / "memory" / "load" (the host's own resources)
+    /// disk: a path on the mount to watch.
+    pub path: Option<Spanned<std::path::PathBuf>>,
+    /// disk: Down when more than this percentage of the space is used (as `df` counts it).
+    pub max_used_percent: Option<Spanned<f64>>,
+    /// disk: Down when more than this percentage of the inodes is used.
+    pub max_inodes_percent: Option<Spanned<f64>>,
+    /// memory: Down when MemAvailable is below this size ("512MiB") or share of MemTotal ("10%").
+    pub min_available: Option<Spanned<host::Amount>>,
+    /// load: Down when the load average divided by the online CPUs is above this.
+    pub max_load_per_core: Option<Spanned<f64>>,
+    /// load: which average: "1m", "5m" (default) or "15m".
+    pub load_average: Option<Spanned<host::LoadAverage>>,
 
     /// What to do when the probe goes Down.
     pub heal: Option<Spanned<HealConfig>>,
@@ -254,8 +280,8 @@ pub struct JsonExpectation {
 pub const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 impl ProbeConfig {
-    fn default_interval() -> HumanDuration {
-        HumanDuration::from_secs(10)
+    fn default_interval() -> Spanned<HumanDuration> {
+        Spanned::new(0..0, HumanDuration::from_secs(10))
     }
     fn default_timeout() -> Spanned<HumanDuration> {
         Spanned::new(0..0, HumanDuration::from_secs(5))
@@ -289,10 +315,14 @@ pub enum ProbeKind {
     TlsCert,
     Dns,
     Icmp,
+    Heartbeat,
+    Disk,
+    Memory,
+    Load,
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 8] = [
+    pub const ALL: [ProbeKind; 12] = [
         ProbeKind::Http,
         ProbeKind::Tcp,
         ProbeKind::Postgres,
@@ -301,6 +331,10 @@ impl ProbeKind {
         ProbeKind::TlsCert,
         ProbeKind::Dns,
         ProbeKind::Icmp,
+        ProbeKind::Heartbeat,
+        ProbeKind::Disk,
+        ProbeKind::Memory,
+        ProbeKind::Load,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -313,6 +347,10 @@ impl ProbeKind {
             Self::TlsCert => "tls_cert",
             Self::Dns => "dns",
             Self::Icmp => "icmp",
+            Self::Heartbeat => "heartbeat",
+            Self::Disk => "disk",
+            Self::Memory => "memory",
+            Self::Load => "load",
         }
     }
 }
@@ -409,14 +447,15 @@ impl ProbeConfig {
             ));
         }
         let problem = |message: String| format!("probe \"{name}\": {message}");
+        self.validate_pushed(&problem)?;
         let timeout = self.timeout.get_ref().get();
-        if timeout.is_zero() || timeout > self.interval.get() {
+        if timeout.is_zero() || timeout > self.interval.get_ref().get() {
             return Err(Issue::at(
                 "timeout",
                 problem(format!(
                     "timeout {} must be above zero and at most the interval ({})",
                     self.timeout.get_ref(),
-                    self.interval
+                    self.interval.get_ref()
                 )),
             )
             .or_at("interval"));
@@ -453,7 +492,11 @@ impl ProbeConfig {
             ));
         }
         let kind = self.kind();
-        for (field, kinds, set) in self.kind_fields() {
+        for (field, kinds, set) in self
+            .kind_fields()
+            .into_iter()
+            .chain(self.host_kind_fields())
+        {
             if set && !kinds.contains(&kind) {
                 return Err(Issue::at(
                     field,
@@ -474,6 +517,9 @@ impl ProbeConfig {
         }
         match kind {
             ProbeKind::Http => self.validate_http(&problem),
+            ProbeKind::Heartbeat | ProbeKind::Disk | ProbeKind::Memory | ProbeKind::Load => {
+                self.validate_host(&problem)
+            }
             ProbeKind::Tcp => {
                 let address = self.require(&self.address, "address")?;
                 if crate::probe::split_host_port(address.get_ref()).is_none() {
@@ -771,6 +817,11 @@ impl ProbeConfig {
     pub fn read_secrets(&mut self) -> Result<(), Issue> {
         let name = self.name.get_ref().clone();
         let kind = self.kind();
+        if let (Some(file), ProbeKind::Heartbeat) = (&mut self.token_file, kind) {
+            file.read("token_file").map_err(|err| {
+                Issue::at("token_file", format!("probe \"{name}\": {err}")).because(err)
+            })?;
+        }
         match (&mut self.password_file, kind) {
             (Some(file), ProbeKind::Postgres) => file.read("password_file").map_err(|err| {
                 Issue::at("password_file", format!("probe \"{name}\": {err}")).because(err)

@@ -5,7 +5,9 @@ pub mod config;
 mod dns;
 mod docker;
 mod exec;
+pub mod heartbeat;
 mod histogram;
+mod host;
 mod http;
 mod icmp;
 mod postgres;
@@ -29,7 +31,9 @@ pub use config::{ProbeConfig, ProbeKind};
 pub use dns::DnsProbe;
 pub use docker::{CrashLoopRule, DockerProbe};
 pub use exec::ExecProbe;
+pub use heartbeat::{HeartbeatProbe, Heartbeats};
 pub use histogram::{LatencyHistogram, LATENCY_BUCKETS};
+pub use host::{DiskProbe, DiskUsage, Load, LoadProbe, MemInfo, MemoryProbe, PROC_ROOT};
 pub use http::HttpProbe;
 pub use icmp::{Burst, IcmpProbe};
 pub use postgres::{ExpectedRole, PostgresProbe, QueryExpectation};
@@ -64,6 +68,11 @@ impl FailureReason {
             Self::Nxdomain | Self::NoAnswer => "check_failed",
             Self::PacketLoss => "unreachable",
             Self::HighRtt => "check_failed",
+            Self::HeartbeatMissed => "heartbeat_missed",
+            Self::HeartbeatFailed => "check_failed",
+            Self::DiskSpace | Self::DiskInodes | Self::MemoryLow | Self::LoadHigh => {
+                "resource_exhausted"
+            }
         }
     }
 }
@@ -123,6 +132,11 @@ pub enum AnyProbe {
     TlsCert(TlsCertProbe),
     Dns(DnsProbe),
     Icmp(IcmpProbe),
+    /// Pushed: the runner follows its beats instead of checking (`heartbeat.rs`).
+    Heartbeat(HeartbeatProbe),
+    Disk(DiskProbe),
+    Memory(MemoryProbe),
+    Load(LoadProbe),
 }
 
 impl AnyProbe {
@@ -143,6 +157,10 @@ impl AnyProbe {
             Self::TlsCert(p) => format!("certificate of {}:{}", p.host, p.port),
             Self::Dns(p) => p.target(),
             Self::Icmp(p) => format!("echo {}", p.host),
+            Self::Heartbeat(p) => p.target(),
+            Self::Disk(p) => p.target(),
+            Self::Memory(p) => p.target(),
+            Self::Load(p) => p.target(),
         }
     }
 
@@ -260,6 +278,32 @@ impl AnyProbe {
                         .map(|u| *u.get_ref()),
                 }))
             }
+            ProbeKind::Heartbeat => Some(Self::Heartbeat(HeartbeatProbe {
+                every: config.every.as_ref()?.get_ref().get(),
+                grace: config
+                    .grace
+                    .as_ref()
+                    .map_or(config::DEFAULT_GRACE, |g| *g.get_ref())
+                    .get(),
+            })),
+            ProbeKind::Disk => Some(Self::Disk(DiskProbe {
+                path: config.path.as_ref()?.get_ref().clone(),
+                max_used_percent: config.max_used_percent.as_ref().map(|p| *p.get_ref()),
+                max_inodes_percent: config.max_inodes_percent.as_ref().map(|p| *p.get_ref()),
+            })),
+            ProbeKind::Memory => Some(Self::Memory(MemoryProbe {
+                min_available: *config.min_available.as_ref()?.get_ref(),
+                proc_root: PROC_ROOT.into(),
+            })),
+            ProbeKind::Load => Some(Self::Load(LoadProbe {
+                max_load_per_core: *config.max_load_per_core.as_ref()?.get_ref(),
+                average: config
+                    .load_average
+                    .as_ref()
+                    .map(|a| *a.get_ref())
+                    .unwrap_or_default(),
+                proc_root: PROC_ROOT.into(),
+            })),
             ProbeKind::Docker => Some(Self::Docker(DockerProbe::new(
                 docker.clone(),
                 value(&config.container)?,
@@ -330,6 +374,11 @@ impl AnyProbe {
                 Self::TlsCert(probe) => probe.check().await,
                 Self::Dns(probe) => probe.check().await,
                 Self::Icmp(probe) => probe.check().await,
+                Self::Disk(probe) => probe.check().await,
+                Self::Memory(probe) => probe.check().await,
+                Self::Load(probe) => probe.check().await,
+                // Never checked: its runner follows the beats (`runner.rs`).
+                Self::Heartbeat(_) => std::future::pending().await,
             }
         };
         let result = match tokio::time::timeout(timeout, check).await {

@@ -8,9 +8,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::config::ProbeConfig;
+use super::heartbeat::HeartbeatClock;
 use super::{
-    AnyProbe, CheckResult, FlapRule, ProbeBoard, ProbeSnapshot, ProbeState, StatusSender,
-    ThresholdMachine,
+    AnyProbe, CheckResult, FlapRule, Heartbeats, ProbeBoard, ProbeSnapshot, ProbeState,
+    StatusSender, ThresholdMachine,
 };
 use crate::docker::DockerEngine;
 use crate::event::{Bus, Event, EventKind, Timestamp};
@@ -18,9 +19,12 @@ use crate::event::{Bus, Event, EventKind, Timestamp};
 /// Start checking `config` until `cancel` fires. The caller keeps the handle to await the stop.
 /// `recoveries_total` continues the count of a previous run, so it survives a daemon restart.
 /// Every transition goes to the bus (the record) and to `status`, which its followers cannot miss.
+/// A heartbeat probe registers in `heartbeats` and follows its beats instead of checking.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     config: &ProbeConfig,
     docker: &DockerEngine,
+    heartbeats: &Heartbeats,
     recoveries_total: u64,
     status: StatusSender,
     bus: Bus,
@@ -30,18 +34,32 @@ pub fn spawn(
     let probe = AnyProbe::from_config(config, docker)?;
     let name = config.name().to_string();
     let kind = config.kind().to_string();
-    let interval = config.interval.get();
+    let clock = match &probe {
+        AnyProbe::Heartbeat(heartbeat) => {
+            Some(heartbeat.clock(heartbeats.register(&name, config.heartbeat_tokens())))
+        }
+        _ => None,
+    };
+    let interval = match &probe {
+        AnyProbe::Heartbeat(heartbeat) => heartbeat.every,
+        _ => config.interval.get_ref().get(),
+    };
     let timeout = config.timeout.get_ref().get();
     let max_latency = config.max_latency.as_ref().map(|l| l.get_ref().get());
-    let machine = ThresholdMachine::new(
-        *config.fail_after.get_ref(),
-        *config.recover_after.get_ref(),
-    )
-    .with_flap_rule(config.flap.as_ref().map(|flap| FlapRule {
-        failures: flap.get_ref().failures,
-        within: flap.get_ref().within,
-    }))
-    .with_recoveries(recoveries_total);
+    // A heartbeat is Down at the first missed deadline or fail beat, Up at the first beat.
+    let (fail_after, recover_after) = match clock {
+        Some(_) => (1, 1),
+        None => (
+            *config.fail_after.get_ref(),
+            *config.recover_after.get_ref(),
+        ),
+    };
+    let machine = ThresholdMachine::new(fail_after, recover_after)
+        .with_flap_rule(config.flap.as_ref().map(|flap| FlapRule {
+            failures: flap.get_ref().failures,
+            within: flap.get_ref().within,
+        }))
+        .with_recoveries(recoveries_total);
     let flap = config
         .flap
         .as_ref()
@@ -60,11 +78,10 @@ pub fn spawn(
             kind,
             target: probe.target(),
             interval_ms: interval.as_millis() as u64,
-            thresholds: format!(
-                "fail {} / recover {}{flap}",
-                config.fail_after.get_ref(),
-                config.recover_after.get_ref()
-            ),
+            thresholds: match &probe {
+                AnyProbe::Heartbeat(_) => "down after every + grace without a beat".to_string(),
+                _ => format!("fail {fail_after} / recover {recover_after}{flap}"),
+            },
             state: ProbeState::Unknown,
             since: Timestamp::now(),
             last_check: None,
@@ -87,6 +104,7 @@ pub fn spawn(
             timeout,
             max_latency,
         },
+        clock,
         machine,
         Outputs { status, bus, board },
         cancel,
@@ -113,6 +131,7 @@ async fn run(
     name: String,
     probe: AnyProbe,
     limits: Limits,
+    mut clock: Option<HeartbeatClock>,
     mut machine: ThresholdMachine,
     outputs: Outputs,
     cancel: CancellationToken,
@@ -131,18 +150,27 @@ async fn run(
         _ => None,
     };
     loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = ticker.tick() => {}
-            _ = next_container_event(&probe, &mut container_events) => ticker.reset(),
-        }
-        // Boxed: a check's future (connect, TLS, HTTP exchange) is several KB, and held inline
-        // it would sit in every probe's task between checks; boxed, only checks in flight hold
-        // one (a 1,000-probe fleet: docs/performance.md).
-        let check = Box::pin(probe.check(limits.timeout, limits.max_latency));
-        let result = tokio::select! {
-            _ = cancel.cancelled() => break,
-            result = check => result,
+        let result = match &mut clock {
+            // Pushed: a result per beat, and per `every` while beats are missing.
+            Some(clock) => tokio::select! {
+                _ = cancel.cancelled() => break,
+                result = clock.next() => result,
+            },
+            None => {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = ticker.tick() => {}
+                    _ = next_container_event(&probe, &mut container_events) => ticker.reset(),
+                }
+                // Boxed: a check's future (connect, TLS, HTTP exchange) is several KB, and held
+                // inline it would sit in every probe's task between checks; boxed, only checks
+                // in flight hold one (a 1,000-probe fleet: docs/performance.md).
+                let check = Box::pin(probe.check(limits.timeout, limits.max_latency));
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    result = check => result,
+                }
+            }
         };
         let transition = machine.observe(result.is_success());
         update_board(&board, &name, &machine, &result, transition.is_some());

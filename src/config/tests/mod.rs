@@ -4,6 +4,7 @@ mod ai;
 mod chaos;
 mod drill;
 mod net_probes;
+mod host;
 
 use std::path::{Path, PathBuf};
 

@@ -130,15 +130,37 @@ pub async fn post_json(
     timeout: Duration,
     max_answer: usize,
 ) -> Result<Answer, PostError> {
+    let body = Some(("application/json", body));
+    send(hyper::Method::POST, url, headers, body, timeout, max_answer).await
+}
+
+/// `method` to `url` through the shared pooled client, with a body of the given content type
+/// (or none); bounded as [`post_json`].
+pub async fn send(
+    method: hyper::Method,
+    url: &str,
+    headers: &[(String, String)],
+    body: Option<(&str, Vec<u8>)>,
+    timeout: Duration,
+    max_answer: usize,
+) -> Result<Answer, PostError> {
     let target = HttpTarget::parse(url)?;
     let client = shared()?;
-    let mut request = Request::post(target.uri().clone())
-        .header(hyper::header::HOST, target.authority.as_str())
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("sentineld/", env!("CARGO_PKG_VERSION")),
-        );
+    let (content_type, body) = match body {
+        Some((content_type, body)) => (Some(content_type), body),
+        None => (None, Vec::new()),
+    };
+    let mut request = Request::builder()
+        .method(method)
+        .uri(target.uri().clone())
+        .header(hyper::header::HOST, target.authority.as_str());
+    if let Some(content_type) = content_type {
+        request = request.header(hyper::header::CONTENT_TYPE, content_type);
+    }
+    request = request.header(
+        hyper::header::USER_AGENT,
+        concat!("sentineld/", env!("CARGO_PKG_VERSION")),
+    );
     let has_auth = headers
         .iter()
         .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
