@@ -22,6 +22,8 @@
 //! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
 //! - [`backoff`]: the one retry schedule (doubling waits up to a cap) every retrying area uses.
 //! - [`heal`]: heal actions on Down, restart budget and backoff, verified recovery, incident times.
+//! - [`remedy`]: graded PostgreSQL remedy before a restart: dead or stuck, lock-chain heads,
+//!   runaway queries, idle transactions; the healer runs its steps, each evidenced first.
 //! - [`docker`]: the Docker engine edge — one negotiated client, the event stream on the bus.
 //! - [`report`]: one chaos experiment's timeline, per-probe times and hypothesis verdict.
 //! - [`ai`]: the optional, off-by-default AI summary of a report (OpenAI-compatible or Ollama).
@@ -66,6 +68,7 @@ pub mod notify;
 pub mod panic_policy;
 pub mod paths;
 pub mod probe;
+pub mod remedy;
 pub mod report;
 pub mod status_page;
 pub mod tenants;

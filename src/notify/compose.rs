@@ -56,6 +56,10 @@ struct Incident {
     reason: Option<FailureReason>,
     evidence: Option<String>,
     severity: Option<Severity>,
+    /// The last remedy step that acted: when, and what it did ("terminated 1 lock blocker …").
+    remedy: Option<(Timestamp, String)>,
+    /// A restart ran in this incident.
+    restarted: bool,
 }
 
 #[derive(Default)]
@@ -148,6 +152,9 @@ impl Composer {
                 attempt: 1,
                 cause: HealCause::Down,
             } => {
+                if let Some(incident) = self.incidents.get_mut(probe) {
+                    incident.restarted = true;
+                }
                 let mut text = format!("🚨 {probe}: {}", self.failure_line(probe));
                 let evidence = self.incidents.get(probe).and_then(|i| i.evidence.clone());
                 match evidence {
@@ -173,6 +180,41 @@ impl Composer {
                 time_to_recover_ms,
                 ..
             } => self.recovered(probe, event, *time_to_recover_ms),
+            EventKind::RemedyStep {
+                probe,
+                action,
+                step,
+                sessions,
+                error,
+                ..
+            } => {
+                let done = match error {
+                    Some(error) => format!("remedy step {step} ({action}) failed: {error}"),
+                    None if sessions.is_empty() => return None,
+                    None => crate::event::RemedySession::phrase(*action, sessions),
+                };
+                let mut text = format!("🚨 {probe}: {}", self.failure_line(probe));
+                let incident = self.incidents.entry(probe.clone()).or_default();
+                match &incident.evidence {
+                    Some(place) => text.push_str(&format!(" — snapshot archived to {place}; ")),
+                    None => text.push_str(" — "),
+                }
+                text.push_str(&done);
+                if error.is_none() {
+                    incident.remedy = Some((at, done));
+                }
+                Some(self.probe_alert(probe, event, Status::Firing, Severity::Critical, text))
+            }
+            EventKind::RemedyExhausted {
+                probe,
+                steps,
+                restart: false,
+            } => {
+                let text = format!(
+                    "🛑 {probe}: still down after {steps} remedy steps; not restarting: it answers (restart_when_overloaded is off)"
+                );
+                Some(self.probe_alert(probe, event, Status::Firing, Severity::Critical, text))
+            }
             // A probe without a heal has no incident to close: its Up resolves its alert.
             EventKind::ProbeTransition {
                 probe,
@@ -290,9 +332,17 @@ impl Composer {
                 .down_at
                 .map(|d| (event.at.as_millis() - d.as_millis()).max(0) as u64)
         });
-        let text = match took {
-            Some(ms) => format!("✅ {probe} recovered in {:.1} s", ms as f64 / 1000.0),
-            None => format!("✅ {probe} recovered"),
+        let text = match (&incident.remedy, incident.restarted, took) {
+            // "✅ db: terminated 1 lock blocker (pid 4242, …); recovered in 1.3 s; no restart"
+            (Some((acted_at, done)), false, _) => {
+                let ms = (event.at.as_millis() - acted_at.as_millis()).max(0);
+                format!(
+                    "✅ {probe}: {done}; recovered in {:.1} s; no restart",
+                    ms as f64 / 1000.0
+                )
+            }
+            (_, _, Some(ms)) => format!("✅ {probe} recovered in {:.1} s", ms as f64 / 1000.0),
+            (_, _, None) => format!("✅ {probe} recovered"),
         };
         let notification = self.probe_alert(probe, event, Status::Resolved, severity, text);
         self.incidents.remove(probe);

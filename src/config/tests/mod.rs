@@ -3,6 +3,7 @@
 mod ai;
 mod chaos;
 mod drill;
+mod remedy;
 
 use std::path::{Path, PathBuf};
 
