@@ -18,6 +18,7 @@ mod journald;
 mod metrics;
 mod notify;
 mod pg_container;
+mod pg_remedy;
 mod postgres;
 mod probes;
 mod public_access;

@@ -1,0 +1,454 @@
+//! Issue 18 against a real PostgreSQL 15 (local binaries, SCRAM): a lock pile-up, a runaway
+//! query and an idle transaction are remedied by their step with no restart, each step with its
+//! snapshot spooled first; a stopped server is restarted, evidence first, with no remedy step.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{free_port, require_root, text, wait_for, Daemon, PostgresServer, Sandbox};
+use crate::notify::{Receiver, SECRET};
+
+/// psql sessions of one test, killed when it ends (whatever it asserted).
+struct Sessions(Vec<Child>);
+
+impl Drop for Sessions {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn psql_command(server: &PostgresServer) -> Command {
+    let mut command = Command::new("psql");
+    command
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "sentinel", "-d", "postgres", "-XAtq"])
+        .env(
+            "PGPASSWORD",
+            std::fs::read_to_string(&server.password_file)
+                .unwrap()
+                .trim(),
+        );
+    command
+}
+
+/// One statement, waited for; its output.
+fn psql(server: &PostgresServer, sql: &str) -> String {
+    let output = psql_command(server).args(["-c", sql]).output().unwrap();
+    assert!(
+        output.status.success(),
+        "psql {sql}: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout).trim().to_string()
+}
+
+/// An interactive psql session named `application`: it prints its backend pid, then runs
+/// `sql` and keeps its connection (stdin stays open).
+fn session(
+    server: &PostgresServer,
+    application: &str,
+    sql: &str,
+) -> (Child, ChildStdin, i32, BufReader<std::process::ChildStdout>) {
+    let mut child = psql_command(server)
+        .env("PGAPPNAME", application)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    writeln!(stdin, "SELECT pg_backend_pid();").unwrap();
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let pid = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("pid: {line:?}"));
+    writeln!(stdin, "{sql}").unwrap();
+    stdin.flush().unwrap();
+    (child, stdin, pid, stdout)
+}
+
+/// Until `sql` (a count) says `want`.
+fn wait_count(server: &PostgresServer, sql: &str, want: &str) {
+    wait_for(Duration::from_secs(20), sql, || {
+        (psql(server, sql) == want).then_some(())
+    });
+}
+
+/// The probe and daemon of every test here: a SQL probe reading `remedy_t` each second, the
+/// given remedy, a heal that only leaves a mark (a restart here would be a bug), evidence in a
+/// local directory, a signed webhook.
+struct Rig {
+    server: PostgresServer,
+    receiver: Receiver,
+    marker: PathBuf,
+    bundles: PathBuf,
+    daemon: Daemon,
+    // last: its directory holds the server's data, stopped by `server`'s drop first
+    _sandbox: Sandbox,
+}
+
+impl Rig {
+    fn start(remedy: &str) -> Self {
+        let sandbox = Sandbox::new();
+        let server = PostgresServer::start(&sandbox);
+        psql(
+            &server,
+            "CREATE TABLE remedy_t (n int); INSERT INTO remedy_t VALUES (1)",
+        );
+        let hook_port = free_port();
+        let receiver = Receiver::start(hook_port);
+        let marker = sandbox.path().join("restarted");
+        let bundles = sandbox.path().join("bundles");
+        let config = format!(
+            r#"[archive.local]
+dir = "{bundles}"
+
+[[probe]]
+name = "db"
+kind = "postgres"
+address = "127.0.0.1:{port}"
+user = "sentinel"
+password_file = "{password}"
+database = "postgres"
+query = "SELECT count(*) FROM remedy_t"
+interval = "1s"
+timeout = "1s"
+fail_after = 2
+remedy = [
+{remedy}
+]
+heal = {{ action = "exec", command = ["/bin/sh", "-c", "echo restart >> {marker}"], verify_within = "10s", backoff = "0s" }}
+
+[notify]
+max_retry_delay = "1s"
+
+[[notify.channel]]
+name = "oncall"
+kind = "webhook"
+url = "http://127.0.0.1:{hook_port}/hook"
+secret = "{SECRET}"
+"#,
+            bundles = bundles.display(),
+            port = server.port,
+            password = server.password_file.display(),
+            marker = marker.display(),
+        );
+        sandbox.write_config(&sandbox.config("", &config));
+        let daemon = Daemon::start(&sandbox, |_| {});
+        daemon.wait_state_within("db", "up", Duration::from_secs(20));
+        Self {
+            server,
+            receiver,
+            marker,
+            bundles,
+            daemon,
+            _sandbox: sandbox,
+        }
+    }
+
+    /// Down (the query, not the login, failed), then Up again; the remedy steps journaled.
+    fn down_and_recovered(&self) -> Vec<Value> {
+        let down = self
+            .daemon
+            .wait_state_within("db", "down", Duration::from_secs(20));
+        assert!(
+            down["last_failure"].as_str().unwrap().starts_with("query:"),
+            "{down}"
+        );
+        self.daemon
+            .wait_state_within("db", "up", Duration::from_secs(30));
+        let closed = wait_for(Duration::from_secs(10), "incident_closed", || {
+            self.daemon.events("incident_closed").pop()
+        });
+        assert_eq!(closed["healed"], true, "the step healed it: {closed}");
+        self.daemon.events("remedy_step")
+    }
+
+    /// No restart: no heal_started, the heal's mark absent.
+    fn assert_no_restart(&self) {
+        assert_eq!(self.daemon.events("heal_started"), Vec::<Value>::new());
+        assert!(!self.marker.exists(), "the heal ran");
+    }
+
+    /// The bundle a step named, unpacked: path -> bytes.
+    fn bundle(&self, step: &Value) -> Vec<(String, Vec<u8>)> {
+        let name = step["bundle"].as_str().unwrap_or_else(|| panic!("{step}"));
+        let path = self.bundles.join(name).join("bundle.tar.gz");
+        let bytes = wait_for(Duration::from_secs(20), "the bundle in the sink", || {
+            std::fs::read(&path).ok()
+        });
+        crate::archive::unpack(&bytes)
+    }
+
+    /// The webhook texts, once `count` arrived.
+    fn hooks(&self, count: usize) -> Vec<String> {
+        wait_for(Duration::from_secs(20), "webhooks", || {
+            let hooks = self.receiver.at("/hook");
+            (hooks.len() >= count).then_some(hooks)
+        })
+        .into_iter()
+        .map(|h| {
+            assert!(h.signed);
+            h.body["text"].as_str().unwrap().to_string()
+        })
+        .collect()
+    }
+}
+
+fn entry<'a>(entries: &'a [(String, Vec<u8>)], suffix: &str) -> &'a [u8] {
+    &entries
+        .iter()
+        .find(|(p, _)| p.ends_with(suffix))
+        .unwrap_or_else(|| {
+            let paths: Vec<&String> = entries.iter().map(|(p, _)| p).collect();
+            panic!("no {suffix} in {paths:?}")
+        })
+        .1
+}
+
+/// One session holds an ACCESS EXCLUSIVE lock in an open transaction and goes idle; 20
+/// sessions and the probe queue behind it. `terminate_lock_blockers` ends the holder alone,
+/// the 20 finish, the probe recovers, nothing restarts.
+#[test]
+fn a_lock_holder_with_20_waiters_is_terminated_and_nothing_restarts() {
+    let test = "a_lock_holder_with_20_waiters_is_terminated_and_nothing_restarts";
+    if !require_root(test) {
+        return;
+    }
+    let rig = Rig::start(
+        r#"  { action = "cancel_queries", older_than = "10m" },
+  { action = "terminate_idle_in_transaction", older_than = "10m" },
+  { action = "terminate_lock_blockers", waiting_longer_than = "1s", verify_within = "10s" },"#,
+    );
+    let server = &rig.server;
+    let mut sessions = Sessions(Vec::new());
+    let (holder, _holder_in, holder_pid, _out) = session(
+        server,
+        "batch-job",
+        "BEGIN; LOCK TABLE remedy_t IN ACCESS EXCLUSIVE MODE;",
+    );
+    sessions.0.push(holder);
+    wait_count(
+        server,
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {holder_pid} AND state = 'idle in transaction'"),
+        "1",
+    );
+    let mut waiters = Vec::new();
+    for n in 0..20 {
+        let child = psql_command(server)
+            .env("PGAPPNAME", format!("waiter-{n}"))
+            .args(["-c", "SELECT count(*) FROM remedy_t"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        waiters.push(child);
+    }
+    wait_count(
+        server,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'waiter-%' AND wait_event_type = 'Lock'",
+        "20",
+    );
+    let started = Instant::now();
+    let steps = rig.down_and_recovered();
+    eprintln!("down and recovered in {:?}", started.elapsed());
+
+    // the first two steps found nothing to do; the third ended the holder, and only it
+    assert_eq!(steps.len(), 3, "{steps:#?}");
+    for (step, action) in steps[..2]
+        .iter()
+        .zip(["cancel_queries", "terminate_idle_in_transaction"])
+    {
+        assert_eq!(step["action"], action);
+        assert_eq!(step["sessions"], serde_json::json!([]), "{step}");
+        assert_eq!(step["bundle"], Value::Null);
+    }
+    let step = &steps[2];
+    assert_eq!(step["action"], "terminate_lock_blockers");
+    assert_eq!(step["step"], 3);
+    assert_eq!(step["error"], Value::Null);
+    let acted = step["sessions"].as_array().unwrap();
+    assert_eq!(acted.len(), 1, "{step:#}");
+    assert_eq!(acted[0]["pid"], holder_pid);
+    assert_eq!(acted[0]["application"], "batch-job");
+    assert_eq!(acted[0]["role"], "sentinel");
+    assert_eq!(acted[0]["state"], "idle in transaction");
+    assert_eq!(acted[0]["signalled"], true);
+    assert!(acted[0]["for_ms"].as_u64().unwrap() >= 1000, "{step}");
+    assert!(acted[0]["query"]
+        .as_str()
+        .unwrap()
+        .contains("LOCK TABLE remedy_t"));
+
+    // the 20 waiters got their answer
+    for mut waiter in waiters {
+        let status = wait_for(Duration::from_secs(10), "a waiter to finish", || {
+            waiter.try_wait().unwrap()
+        });
+        assert!(status.success(), "a waiter failed: {status}");
+    }
+    rig.assert_no_restart();
+
+    // the snapshot taken before the step: the holder's lock, granted, and its 20 waiters
+    let entries = rig.bundle(step);
+    let locks: Vec<Value> =
+        serde_json::from_slice(entry(&entries, "/remedy-step-3/pg_locks.json")).unwrap();
+    assert!(
+        locks.iter().any(|l| l["pid"] == holder_pid
+            && l["mode"] == "AccessExclusiveLock"
+            && l["granted"] == true),
+        "{locks:#?}"
+    );
+    let activity: Vec<Value> =
+        serde_json::from_slice(entry(&entries, "/remedy-step-3/pg_stat_activity.json")).unwrap();
+    let blocked = activity
+        .iter()
+        .filter(|a| {
+            a["application_name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("waiter-"))
+                && a["blocking_pids"]
+                    .as_array()
+                    .is_some_and(|b| b.contains(&serde_json::json!(holder_pid)))
+        })
+        .count();
+    assert_eq!(blocked, 20, "{activity:#?}");
+    let plan: Value = serde_json::from_slice(entry(&entries, "/remedy-step-3/step.json")).unwrap();
+    assert_eq!(plan["targets"][0]["pid"], holder_pid);
+
+    // told people: what was done, then how it ended
+    let hooks = rig.hooks(2);
+    eprintln!("remedy messages:\n  {}\n  {}", hooks[0], hooks[1]);
+    let firing = &hooks[0];
+    assert!(
+        firing.starts_with("🚨 db: 2/2 SQL probes failed (query failed) — snapshot archived to "),
+        "{firing}"
+    );
+    let did = format!("terminated 1 lock blocker (pid {holder_pid}, idle in transaction ");
+    assert!(firing.contains(&did), "{firing}");
+    let resolved = &hooks[1];
+    assert!(resolved.starts_with(&format!("✅ db: {did}")), "{resolved}");
+    assert!(resolved.ends_with("; no restart"), "{resolved}");
+    assert!(resolved.contains("; recovered in "), "{resolved}");
+    assert!(rig.daemon.stop().success());
+}
+
+/// A runaway statement holding a lock in its transaction: `cancel_queries` cancels it (the
+/// session lives on), the probe recovers, nothing restarts.
+#[test]
+fn a_runaway_pg_sleep_is_cancelled() {
+    if !require_root("a_runaway_pg_sleep_is_cancelled") {
+        return;
+    }
+    let rig = Rig::start(
+        r#"  { action = "cancel_queries", older_than = "2s", exclude_applications = ["pg_dump"], verify_within = "10s" },"#,
+    );
+    let server = &rig.server;
+    let mut sessions = Sessions(Vec::new());
+    // an excluded application running just as long is left alone
+    let (backup, _backup_in, backup_pid, _backup_out) =
+        session(server, "pg_dump", "SELECT pg_sleep(600);");
+    sessions.0.push(backup);
+    let (runaway, _runaway_in, runaway_pid, _out) = session(
+        server,
+        "report",
+        "BEGIN; LOCK TABLE remedy_t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);",
+    );
+    sessions.0.push(runaway);
+    let steps = rig.down_and_recovered();
+    assert_eq!(steps.len(), 1, "{steps:#?}");
+    let acted = steps[0]["sessions"].as_array().unwrap();
+    assert_eq!(acted.len(), 1, "{steps:#?}");
+    assert_eq!(acted[0]["pid"], runaway_pid);
+    assert_eq!(acted[0]["state"], "active");
+    assert_eq!(acted[0]["signalled"], true);
+    assert!(acted[0]["query"]
+        .as_str()
+        .unwrap()
+        .starts_with("SELECT pg_sleep(600)"));
+    assert!(acted[0]["for_ms"].as_u64().unwrap() >= 2000);
+    // cancelled, not terminated: the session is still there, its transaction aborted
+    assert_eq!(
+        psql(
+            server,
+            &format!("SELECT state FROM pg_stat_activity WHERE pid = {runaway_pid}")
+        ),
+        "idle in transaction (aborted)"
+    );
+    assert_eq!(
+        psql(
+            server,
+            &format!("SELECT state FROM pg_stat_activity WHERE pid = {backup_pid}")
+        ),
+        "active",
+        "the excluded application was cancelled"
+    );
+    rig.assert_no_restart();
+    let entries = rig.bundle(&steps[0]);
+    let plan: Value = serde_json::from_slice(entry(&entries, "/remedy-step-1/step.json")).unwrap();
+    assert_eq!(plan["action"], "cancel_queries");
+    let hooks = rig.hooks(2);
+    assert!(
+        hooks[1].starts_with(&format!(
+            "✅ db: cancelled 1 query (pid {runaway_pid}, active "
+        )),
+        "{hooks:?}"
+    );
+    assert!(rig.daemon.stop().success());
+}
+
+/// A session that took a lock and went idle in its transaction: `terminate_idle_in_transaction`
+/// ends it, the probe recovers, nothing restarts.
+#[test]
+fn an_idle_in_transaction_session_is_terminated() {
+    if !require_root("an_idle_in_transaction_session_is_terminated") {
+        return;
+    }
+    let rig = Rig::start(
+        r#"  { action = "terminate_idle_in_transaction", older_than = "2s", verify_within = "10s" },"#,
+    );
+    let server = &rig.server;
+    let mut sessions = Sessions(Vec::new());
+    let (idle, _idle_in, idle_pid, _out) = session(
+        server,
+        "forgetful-app",
+        "BEGIN; LOCK TABLE remedy_t IN ACCESS EXCLUSIVE MODE;",
+    );
+    sessions.0.push(idle);
+    let steps = rig.down_and_recovered();
+    assert_eq!(steps.len(), 1, "{steps:#?}");
+    let acted = steps[0]["sessions"].as_array().unwrap();
+    assert_eq!(acted.len(), 1, "{steps:#?}");
+    assert_eq!(acted[0]["pid"], idle_pid);
+    assert_eq!(acted[0]["state"], "idle in transaction");
+    assert_eq!(acted[0]["application"], "forgetful-app");
+    assert_eq!(acted[0]["signalled"], true);
+    assert!(acted[0]["for_ms"].as_u64().unwrap() >= 2000);
+    assert_eq!(
+        psql(
+            server,
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {idle_pid}")
+        ),
+        "0",
+        "terminated"
+    );
+    rig.assert_no_restart();
+    let hooks = rig.hooks(2);
+    assert!(
+        hooks[1].starts_with(&format!(
+            "✅ db: terminated 1 idle-in-transaction session (pid {idle_pid}, idle in transaction "
+        )),
+        "{hooks:?}"
+    );
+    assert!(rig.daemon.stop().success());
+}
