@@ -3,7 +3,7 @@
 //! snapshot spooled first; a stopped server is restarted, evidence first, with no remedy step.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -99,6 +99,16 @@ struct Rig {
 
 impl Rig {
     fn start(remedy: &str) -> Self {
+        Self::start_healing(remedy, |marker, _| {
+            format!(
+                r#"action = "exec", command = ["/bin/sh", "-c", "echo restart >> {}"]"#,
+                marker.display()
+            )
+        })
+    }
+
+    /// With the heal `heal(marker, server)` (the table's inside, before its common settings).
+    fn start_healing(remedy: &str, heal: impl Fn(&Path, &PostgresServer) -> String) -> Self {
         let sandbox = Sandbox::new();
         let server = PostgresServer::start(&sandbox);
         psql(
@@ -127,7 +137,13 @@ fail_after = 2
 remedy = [
 {remedy}
 ]
-heal = {{ action = "exec", command = ["/bin/sh", "-c", "echo restart >> {marker}"], verify_within = "10s", backoff = "0s" }}
+heal = {{ {heal}, verify_within = "20s", backoff = "0s", archive = ["server-log"] }}
+
+[[archive.source]]
+name = "server-log"
+kind = "files"
+path = "{data}"
+include = ["log/*.log"]
 
 [notify]
 max_retry_delay = "1s"
@@ -141,7 +157,8 @@ secret = "{SECRET}"
             bundles = bundles.display(),
             port = server.port,
             password = server.password_file.display(),
-            marker = marker.display(),
+            heal = heal(&marker, &server),
+            data = server.data.display(),
         );
         sandbox.write_config(&sandbox.config("", &config));
         let daemon = Daemon::start(&sandbox, |_| {});
@@ -451,4 +468,113 @@ fn an_idle_in_transaction_session_is_terminated() {
         "{hooks:?}"
     );
     assert!(rig.daemon.stop().success());
+}
+
+/// The postmaster of `server`, from its pid file.
+fn postmaster_pid(server: &PostgresServer) -> i32 {
+    let pid_file = std::fs::read_to_string(server.data.join("postmaster.pid")).unwrap();
+    pid_file.lines().next().unwrap().trim().parse().unwrap()
+}
+
+/// A hung postmaster (SIGSTOP: the kernel still accepts TCP, nobody logs in) is dead, not
+/// stuck: the probe's fresh connection per check times out at login, no remedy step runs, and
+/// the heal (here: SIGCONT) runs after the evidence is spooled.
+#[test]
+fn a_hung_postmaster_is_dead_and_restarted_without_remedy_steps() {
+    if !require_root("a_hung_postmaster_is_dead_and_restarted_without_remedy_steps") {
+        return;
+    }
+    let rig = Rig::start_healing(
+        r#"  { action = "terminate_lock_blockers", waiting_longer_than = "1s" },"#,
+        |_, server| {
+            format!(
+                r#"action = "exec", command = ["/bin/kill", "-CONT", "{}"]"#,
+                postmaster_pid(server)
+            )
+        },
+    );
+    let postmaster = nix::unistd::Pid::from_raw(postmaster_pid(&rig.server));
+    // resumed whatever happens below, or the server's drop would hang on a stopped postmaster
+    struct Resume(nix::unistd::Pid);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+        }
+    }
+    let _resume = Resume(postmaster);
+    nix::sys::signal::kill(postmaster, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let down = rig
+        .daemon
+        .wait_state_within("db", "down", Duration::from_secs(20));
+    assert_eq!(
+        down["last_failure"], "timeout: no connection or login within 1s",
+        "{down}"
+    );
+    rig.daemon
+        .wait_state_within("db", "up", Duration::from_secs(30));
+    assert_eq!(rig.daemon.events("remedy_step"), Vec::<Value>::new());
+    assert_evidence_before_restart(&rig.daemon);
+    assert!(rig.daemon.stop().success());
+}
+
+/// A stopped server: refused, dead, restarted (`pg_ctl start`) with its log spooled first, as
+/// before issue 18; no remedy step.
+#[test]
+fn a_stopped_server_is_restarted_with_evidence_first_and_no_remedy_step() {
+    if !require_root("a_stopped_server_is_restarted_with_evidence_first_and_no_remedy_step") {
+        return;
+    }
+    let rig = Rig::start_healing(
+        r#"  { action = "cancel_queries", older_than = "1s" },"#,
+        |_, server| {
+            let options = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c logging_collector=on",
+                server.port,
+                server.data.parent().unwrap().display()
+            );
+            format!(
+                r#"action = "exec", command = ["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", "{}", "-o", "{options}", "-w", "-l", "{}", "start"]"#,
+                server.data.display(),
+                server.data.parent().unwrap().join("server.log").display()
+            )
+        },
+    );
+    rig.server.pg_ctl_stop();
+    let down = rig
+        .daemon
+        .wait_state_within("db", "down", Duration::from_secs(20));
+    assert!(
+        down["last_failure"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused:"),
+        "{down}"
+    );
+    rig.daemon
+        .wait_state_within("db", "up", Duration::from_secs(30));
+    assert_eq!(rig.daemon.events("remedy_step"), Vec::<Value>::new());
+    let spooled = assert_evidence_before_restart(&rig.daemon);
+    let name = spooled["bundle"].as_str().unwrap();
+    let bytes = wait_for(Duration::from_secs(20), "the bundle in the sink", || {
+        std::fs::read(rig.bundles.join(name).join("bundle.tar.gz")).ok()
+    });
+    let log: String = crate::archive::unpack(&bytes)
+        .iter()
+        .filter(|(p, _)| p.contains("/server-log/log/"))
+        .map(|(_, b)| text(b))
+        .collect();
+    assert!(log.contains("received fast shutdown request"), "{log}");
+    assert!(rig.daemon.stop().success());
+}
+
+/// The heal started after its bundle was spooled; returns the `archive_spooled` event.
+fn assert_evidence_before_restart(daemon: &Daemon) -> Value {
+    let events = wait_for(Duration::from_secs(20), "archive and heal", || {
+        let events = daemon.events("archive_spooled,heal_started");
+        (events.len() >= 2).then_some(events)
+    });
+    assert_eq!(events[0]["kind"], "archive_spooled", "{events:#?}");
+    assert_eq!(events[1]["kind"], "heal_started", "{events:#?}");
+    assert!(events[0]["id"].as_i64() < events[1]["id"].as_i64());
+    events[0].clone()
 }
