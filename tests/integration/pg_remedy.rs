@@ -109,6 +109,11 @@ impl Rig {
 
     /// With the heal `heal(marker, server)` (the table's inside, before its common settings).
     fn start_healing(remedy: &str, heal: impl Fn(&Path, &PostgresServer) -> String) -> Self {
+        Self::build(remedy, "", heal)
+    }
+
+    /// `extra`: more settings of the probe.
+    fn build(remedy: &str, extra: &str, heal: impl Fn(&Path, &PostgresServer) -> String) -> Self {
         let sandbox = Sandbox::new();
         let server = PostgresServer::start(&sandbox);
         psql(
@@ -137,6 +142,7 @@ fail_after = 2
 remedy = [
 {remedy}
 ]
+{extra}
 heal = {{ {heal}, verify_within = "20s", backoff = "0s", archive = ["server-log"] }}
 
 [[archive.source]]
@@ -577,4 +583,94 @@ fn assert_evidence_before_restart(daemon: &Daemon) -> Value {
     assert_eq!(events[1]["kind"], "heal_started", "{events:#?}");
     assert!(events[0]["id"].as_i64() < events[1]["id"].as_i64());
     events[0].clone()
+}
+
+fn marker_heal(marker: &Path, _: &PostgresServer) -> String {
+    format!(
+        r#"action = "exec", command = ["/bin/sh", "-c", "echo restart >> {}"]"#,
+        marker.display()
+    )
+}
+
+/// A lock holder no step matches: the server answers but stays stuck after every step.
+fn hold_a_lock(server: &PostgresServer, sessions: &mut Sessions) -> i32 {
+    let (holder, stdin, pid, _out) = session(
+        server,
+        "batch-job",
+        "BEGIN; LOCK TABLE remedy_t IN ACCESS EXCLUSIVE MODE;",
+    );
+    sessions.0.push(holder);
+    std::mem::forget(stdin); // the session lives until killed
+    pid
+}
+
+/// Still stuck after every step, `restart_when_overloaded` off (the default): no restart, and
+/// people are told why; the incident closes when the server gets going again.
+#[test]
+fn a_stuck_server_is_not_restarted_after_the_steps_by_default() {
+    if !require_root("a_stuck_server_is_not_restarted_after_the_steps_by_default") {
+        return;
+    }
+    let rig = Rig::build(
+        r#"  { action = "cancel_queries", older_than = "10m" },"#,
+        "",
+        marker_heal,
+    );
+    let mut sessions = Sessions(Vec::new());
+    let holder = hold_a_lock(&rig.server, &mut sessions);
+    let exhausted = wait_for(Duration::from_secs(30), "remedy_exhausted", || {
+        rig.daemon.events("remedy_exhausted").pop()
+    });
+    assert_eq!(exhausted["restart"], false, "{exhausted}");
+    assert_eq!(exhausted["steps"], 1);
+    let hooks = rig.hooks(1);
+    assert_eq!(
+        hooks[0],
+        "🛑 db: still down after 1 remedy steps; not restarting: it answers (restart_when_overloaded is off)"
+    );
+    // a few more failed checks change nothing
+    std::thread::sleep(Duration::from_secs(3));
+    rig.assert_no_restart();
+    assert_eq!(rig.daemon.probe("db")["state"], "down");
+    psql(
+        &rig.server,
+        &format!("SELECT pg_terminate_backend({holder})"),
+    );
+    rig.daemon
+        .wait_state_within("db", "up", Duration::from_secs(20));
+    let closed = wait_for(Duration::from_secs(10), "incident_closed", || {
+        rig.daemon.events("incident_closed").pop()
+    });
+    assert_eq!(closed["healed"], false, "{closed}");
+    rig.assert_no_restart();
+    assert!(rig.daemon.stop().success());
+}
+
+/// Still stuck after every step with `restart_when_overloaded = true`: the heal runs.
+#[test]
+fn a_stuck_server_is_restarted_after_the_steps_when_allowed() {
+    if !require_root("a_stuck_server_is_restarted_after_the_steps_when_allowed") {
+        return;
+    }
+    let rig = Rig::build(
+        r#"  { action = "cancel_queries", older_than = "10m" },"#,
+        "restart_when_overloaded = true",
+        marker_heal,
+    );
+    let mut sessions = Sessions(Vec::new());
+    hold_a_lock(&rig.server, &mut sessions);
+    let exhausted = wait_for(Duration::from_secs(30), "remedy_exhausted", || {
+        rig.daemon.events("remedy_exhausted").pop()
+    });
+    assert_eq!(exhausted["restart"], true, "{exhausted}");
+    wait_for(Duration::from_secs(20), "the heal's mark", || {
+        rig.marker.exists().then_some(())
+    });
+    let started = rig.daemon.events("heal_started");
+    assert_eq!(started.len(), 1, "{started:#?}");
+    assert!(
+        started[0]["id"].as_i64() > exhausted["id"].as_i64(),
+        "the restart comes after the steps"
+    );
+    assert!(rig.daemon.stop().success());
 }
