@@ -640,6 +640,61 @@ mod tests {
         assert!(real.text.starts_with("🚨"), "{}", real.text);
     }
 
+    /// Issue 18's example: the step's message, then "recovered in …; no restart".
+    #[test]
+    fn a_remedied_incident_says_what_was_done_and_that_nothing_restarted() {
+        let mut composer = composer();
+        let mut down = down("postgres", 1000);
+        if let EventKind::ProbeTransition { reason, .. } = &mut down.kind {
+            *reason = Some(FailureReason::Query);
+        }
+        assert_eq!(composer.compose(&down), None, "waits for the remedy");
+        let step = |ms, sessions| {
+            at(
+                ms,
+                EventKind::RemedyStep {
+                    probe: "postgres".into(),
+                    action: crate::event::RemedyAction::TerminateLockBlockers,
+                    step: 3,
+                    sessions,
+                    bundle: Some("b".into()),
+                    error: None,
+                },
+            )
+        };
+        assert_eq!(composer.compose(&step(1100, vec![])), None, "nothing done");
+        let blocker = crate::event::RemedySession {
+            pid: 4242,
+            role: Some("app".into()),
+            application: Some("batch".into()),
+            state: Some("idle in transaction".into()),
+            query: Some("LOCK TABLE t".into()),
+            for_ms: 12 * 60_000 + 5_000,
+            signalled: true,
+        };
+        let firing = composer.compose(&step(1200, vec![blocker])).unwrap();
+        assert_eq!(
+            firing.text,
+            "🚨 postgres: 3/3 SQL probes failed (query failed) — terminated 1 lock blocker (pid 4242, idle in transaction 12 min)"
+        );
+        let closed = at(
+            2500,
+            EventKind::IncidentClosed {
+                probe: "postgres".into(),
+                healed: true,
+                time_to_detect_ms: None,
+                time_to_act_ms: None,
+                time_to_recover_ms: Some(1500),
+            },
+        );
+        let resolved = composer.compose(&closed).unwrap();
+        assert_eq!(
+            resolved.text,
+            "✅ postgres: terminated 1 lock blocker (pid 4242, idle in transaction 12 min); recovered in 1.3 s; no restart"
+        );
+        assert_eq!(resolved.subject, firing.subject);
+    }
+
     #[test]
     fn an_incident_reads_like_the_original_tools() {
         let mut composer = composer();
