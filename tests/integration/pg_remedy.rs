@@ -298,6 +298,7 @@ fn a_lock_holder_with_20_waiters_is_terminated_and_nothing_restarts() {
         assert_eq!(step["bundle"], Value::Null);
     }
     let step = &steps[2];
+    eprintln!("step: {step}");
     assert_eq!(step["action"], "terminate_lock_blockers");
     assert_eq!(step["step"], 3);
     assert_eq!(step["error"], Value::Null);
