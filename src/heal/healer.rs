@@ -282,8 +282,9 @@ impl Healer {
                     self.waiting.extend(done);
                     match command {
                         HealCommand::Reset => self.reset(),
+                        // The operator asked for the heal action itself: no remedy steps first.
                         HealCommand::Now if self.probe_down => {
-                            if !self.heal_until_up().await {
+                            if !self.heal_until_up_from(Remedy::Skip).await {
                                 break;
                             }
                         }
@@ -309,8 +310,16 @@ impl Healer {
 
     /// Heal, and again for as long as the probe goes Down again right after a recovery.
     async fn heal_until_up(&mut self) -> bool {
+        self.heal_until_up_from(Remedy::First).await
+    }
+
+    async fn heal_until_up_from(&mut self, mut remedy: Remedy) -> bool {
         loop {
-            let go_on = match self.remedy_first().await {
+            let remedied = match std::mem::replace(&mut remedy, Remedy::First) {
+                Remedy::First => self.remedy_first().await,
+                Remedy::Skip => Remedied::Restart,
+            };
+            let go_on = match remedied {
                 Remedied::Up { at, healed } => self.close(at, healed),
                 Remedied::Stop => false,
                 Remedied::Restart => self.heal().await,
@@ -827,6 +836,12 @@ impl Healer {
     fn watches_container(&self, name: &str) -> bool {
         matches!(&self.spec.action, HealAction::DockerRestart { container, .. } if container == name)
     }
+}
+
+/// Whether an incident starts with the remedy steps (a Down) or skips them (`heal now`).
+enum Remedy {
+    First,
+    Skip,
 }
 
 /// How the remedy phase of an incident ended.
