@@ -674,8 +674,10 @@ fn a_stuck_server_is_restarted_after_the_steps_when_allowed() {
     wait_for(Duration::from_secs(20), "the heal's mark", || {
         rig.marker.exists().then_some(())
     });
+    // the mark does not unstick it: a slow run may see the second attempt too
     let started = rig.daemon.events("heal_started");
-    assert_eq!(started.len(), 1, "{started:#?}");
+    assert!(!started.is_empty(), "{started:#?}");
+    assert_eq!(started[0]["cause"], "down");
     assert!(
         started[0]["id"].as_i64() > exhausted["id"].as_i64(),
         "the restart comes after the steps"
