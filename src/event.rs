@@ -605,7 +605,7 @@ impl EventKind {
                 } else {
                     "not restarting (it answers; restart_when_overloaded is off)"
                 };
-                format!("{probe}: still down after {steps} remedy steps; {then}")
+                format!("{probe}: still down after {steps} remedy step(s); {then}")
             }
         }
     }

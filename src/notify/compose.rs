@@ -210,9 +210,13 @@ impl Composer {
                 steps,
                 restart: false,
             } => {
-                let text = format!(
-                    "🛑 {probe}: still down after {steps} remedy steps; not restarting: it answers (restart_when_overloaded is off)"
-                );
+                let after = match steps {
+                    0 => "still down, but it answers".to_string(),
+                    1 => "still down after 1 remedy step; it answers".to_string(),
+                    n => format!("still down after {n} remedy steps; it answers"),
+                };
+                let text =
+                    format!("🛑 {probe}: {after}: not restarting (restart_when_overloaded is off)");
                 Some(self.probe_alert(probe, event, Status::Firing, Severity::Critical, text))
             }
             // A probe without a heal has no incident to close: its Up resolves its alert.
@@ -693,6 +697,21 @@ mod tests {
             "✅ postgres: terminated 1 lock blocker (pid 4242, idle in transaction 12 min); recovered in 1.3 s; no restart"
         );
         assert_eq!(resolved.subject, firing.subject);
+        for (steps, text) in [
+            (0, "🛑 postgres: still down, but it answers: not restarting (restart_when_overloaded is off)"),
+            (1, "🛑 postgres: still down after 1 remedy step; it answers: not restarting (restart_when_overloaded is off)"),
+            (3, "🛑 postgres: still down after 3 remedy steps; it answers: not restarting (restart_when_overloaded is off)"),
+        ] {
+            let exhausted = at(
+                3000,
+                EventKind::RemedyExhausted {
+                    probe: "postgres".into(),
+                    steps,
+                    restart: false,
+                },
+            );
+            assert_eq!(composer.compose(&exhausted).unwrap().text, text);
+        }
     }
 
     #[test]

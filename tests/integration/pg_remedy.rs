@@ -634,7 +634,7 @@ fn a_stuck_server_is_not_restarted_after_the_steps_by_default() {
     let hooks = rig.hooks(1);
     assert_eq!(
         hooks[0],
-        "🛑 db: still down after 1 remedy steps; not restarting: it answers (restart_when_overloaded is off)"
+        "🛑 db: still down after 1 remedy step; it answers: not restarting (restart_when_overloaded is off)"
     );
     // a few more failed checks change nothing
     std::thread::sleep(Duration::from_secs(3));
