@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 mod vocab;
 pub use vocab::{
     AlertCondition, ArchiveStage, ContainerAction, DrillOutcome, ExpectationVerdict, FailureReason,
-    HealCause, ProbeState, ReloadTrigger, RollbackTrigger, SnapshotPhase,
+    HealCause, ProbeState, ReloadTrigger, RemedyAction, RollbackTrigger, SnapshotPhase,
 };
 
 /// How many events a slow subscriber may fall behind before it starts missing some.
@@ -300,6 +300,25 @@ pub enum EventKind {
         missed: usize,
         reason: Option<String>,
     },
+    /// A remedy step ran on a postgres probe that answers but is stuck (`step` counts from 1
+    /// in the probe's `remedy` list): the sessions it signalled, none when its condition held
+    /// for no session, and the evidence bundle holding the snapshot taken before it.
+    RemedyStep {
+        probe: String,
+        action: RemedyAction,
+        step: u32,
+        sessions: Vec<RemedySession>,
+        bundle: Option<String>,
+        /// Why the step could not run (no connection, no permission), if it could not.
+        error: Option<String>,
+    },
+    /// Every remedy step ran and the probe is still Down; `restart` says whether the heal
+    /// action follows (the server is dead, or `restart_when_overloaded = true`).
+    RemedyExhausted {
+        probe: String,
+        steps: u32,
+        restart: bool,
+    },
 }
 
 impl EventKind {
@@ -335,6 +354,8 @@ impl EventKind {
             Self::DrillStepStarted { .. } => "drill_step_started",
             Self::DrillExpectationChecked { .. } => "drill_expectation_checked",
             Self::DrillFinished { .. } => "drill_finished",
+            Self::RemedyStep { .. } => "remedy_step",
+            Self::RemedyExhausted { .. } => "remedy_exhausted",
         }
     }
 
@@ -560,6 +581,32 @@ impl EventKind {
                     .map_or_else(String::new, |r| format!(": {r}"));
                 format!("drill {name} ({drill}): {outcome}, {met} met, {missed} missed{why}")
             }
+            Self::RemedyStep {
+                probe,
+                action,
+                step,
+                sessions,
+                error,
+                ..
+            } => match error {
+                Some(error) => format!("{probe}: remedy step {step} ({action}) failed: {error}"),
+                None => format!(
+                    "{probe}: remedy step {step}: {}",
+                    RemedySession::phrase(*action, sessions)
+                ),
+            },
+            Self::RemedyExhausted {
+                probe,
+                steps,
+                restart,
+            } => {
+                let then = if *restart {
+                    "restarting"
+                } else {
+                    "not restarting (it answers; restart_when_overloaded is off)"
+                };
+                format!("{probe}: still down after {steps} remedy step(s); {then}")
+            }
         }
     }
 }
@@ -573,6 +620,67 @@ pub struct TenantFigures {
     /// This tenant's errors ÷ all errors in the window (0..=1).
     pub error_share: f64,
     pub p95_ms: Option<f64>,
+}
+
+/// One session a remedy step signalled, as it stood in the snapshot taken before the step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemedySession {
+    pub pid: i32,
+    pub role: Option<String>,
+    pub application: Option<String>,
+    /// `pg_stat_activity.state`: `active`, `idle in transaction`, ...
+    pub state: Option<String>,
+    /// The session's query, cut to 200 characters.
+    pub query: Option<String>,
+    /// How long it had been in `state` (running its statement, idle in its transaction, or
+    /// for a lock blocker: in its transaction), in milliseconds.
+    pub for_ms: u64,
+    /// Whether PostgreSQL accepted the signal (false: the session had already gone).
+    pub signalled: bool,
+}
+
+impl RemedySession {
+    /// "terminated 1 lock blocker (pid 4242, idle in transaction 12 min)".
+    pub fn phrase(action: RemedyAction, sessions: &[RemedySession]) -> String {
+        let (verb, one, many) = match action {
+            RemedyAction::CancelQueries => ("cancelled", "query", "queries"),
+            RemedyAction::TerminateIdleInTransaction => (
+                "terminated",
+                "idle-in-transaction session",
+                "idle-in-transaction sessions",
+            ),
+            RemedyAction::TerminateLockBlockers => ("terminated", "lock blocker", "lock blockers"),
+        };
+        if sessions.is_empty() {
+            return format!("{action}: no session matched; nothing done");
+        }
+        let n = sessions.len();
+        let noun = if n == 1 { one } else { many };
+        let shown: Vec<String> = sessions
+            .iter()
+            .take(3)
+            .map(|s| {
+                let state = s.state.as_deref().unwrap_or("unknown state");
+                format!("pid {}, {state} {}", s.pid, span(s.for_ms))
+            })
+            .collect();
+        let more = if n > 3 {
+            format!("; {} more", n - 3)
+        } else {
+            String::new()
+        };
+        format!("{verb} {n} {noun} ({}{more})", shown.join("; "))
+    }
+}
+
+/// "850 ms", "42 s", "12 min", "3.5 h": how people say how long a session ran.
+pub fn span(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1_000..=59_999 => format!("{} s", ms / 1000),
+        60_000..=3_599_999 => format!("{} min", ms / 60_000),
+        _ => format!("{:.1} h", ms as f64 / 3_600_000.0),
+    }
 }
 
 fn short(hash: &str) -> &str {

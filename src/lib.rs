@@ -24,6 +24,8 @@
 //! - [`backoff`]: the one retry schedule (doubling waits up to a cap) every retrying area uses.
 //! - [`process`]: child processes of exec probes and heals: bounded output, killed as a group.
 //! - [`heal`]: heal actions on Down, restart budget and backoff, verified recovery, incident times.
+//! - [`remedy`]: graded PostgreSQL remedy before a restart: dead or stuck, lock-chain heads,
+//!   runaway queries, idle transactions; the healer runs its steps, each evidenced first.
 //! - [`docker`]: the Docker engine edge — one negotiated client, the event stream on the bus.
 //! - [`report`]: one chaos experiment's timeline, per-probe times and hypothesis verdict.
 //! - [`ai`]: the optional, off-by-default AI summary of a report (OpenAI-compatible or Ollama).
@@ -70,6 +72,7 @@ pub mod panic_policy;
 pub mod paths;
 pub mod probe;
 pub mod process;
+pub mod remedy;
 pub mod report;
 pub mod status_page;
 pub mod tenants;

@@ -424,6 +424,7 @@ mod tests {
                     database: "d".into(),
                     query: "SELECT 1".into(),
                     expect: Default::default(),
+                    timeout: Duration::from_secs(1),
                     statement_timeout: Duration::from_secs(1),
                     expect_role: None,
                     max_replication_lag: None,

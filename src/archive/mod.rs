@@ -130,6 +130,11 @@ pub struct CaptureRequest {
     /// The probe's failure reason (`refused`, `timeout`, ...).
     pub reason: Option<FailureReason>,
     pub down_at: Option<Timestamp>,
+    /// Files the requester already holds (a remedy step's snapshot), written under
+    /// `attachments_dir/` in the bundle beside what the sources collect.
+    pub attachments: Vec<(String, Vec<u8>)>,
+    /// The folder of the attachments in the bundle and their `source` in the manifest.
+    pub attachments_dir: String,
 }
 
 /// The archive service: cheap to clone, shared by healers, the uploader and the API.
@@ -247,9 +252,10 @@ impl Archiver {
         self.ledger(move |ledger| ledger.list(limit)).await
     }
 
-    /// Collect and spool evidence; returns once the bundle is on local disk or the archive
-    /// timeout passed (journaled as `archive_failed` stage `timeout`; collection continues).
-    pub async fn capture(&self, request: CaptureRequest) {
+    /// Collect and spool evidence; returns the bundle's name once it is on local disk or the
+    /// archive timeout passed (journaled as `archive_failed` stage `timeout`; collection
+    /// continues).
+    pub async fn capture(&self, request: CaptureRequest) -> String {
         let settings = self.settings();
         let target = request.container.clone().unwrap_or(request.probe.clone());
         let name = self.unused_name(&settings.spool_dir, &target);
@@ -261,6 +267,7 @@ impl Archiver {
         let (done_tx, done) = oneshot::channel();
         let this = self.clone();
         let (probe, bundle) = (request.probe.clone(), name.clone());
+        let named = name.clone();
         let running = Collecting::start(&self.inner.collecting, &name, &request.probe);
         tokio::spawn(async move {
             let _running = running;
@@ -294,6 +301,7 @@ impl Archiver {
                 will_retry: true,
             });
         }
+        named
     }
 
     /// At shutdown: wait up to `grace` for collections still running, so a bundle that missed
@@ -352,8 +360,20 @@ impl Archiver {
         let settings = self.settings();
         let started = Timestamp::now();
         let plans = plan_sources(&settings, request, &self.inner.docker);
-        let (entries, problems) =
+        let (mut entries, problems) =
             collect::collect(&self.inner.docker, &evidence::Postgres, &plans).await;
+        let folder = &request.attachments_dir;
+        entries.extend(
+            request
+                .attachments
+                .iter()
+                .map(|(path, bytes)| bundle::Entry {
+                    path: format!("{folder}/{path}"),
+                    source: folder.clone(),
+                    origin: format!("{folder}: taken by sentineld before acting"),
+                    bytes: bytes.clone(),
+                }),
+        );
         for problem in &problems {
             tracing::warn!(probe = %request.probe, source = %problem.source, "evidence source: {}", problem.error);
         }

@@ -164,6 +164,9 @@ impl Probes {
                             archiver: self.archiver.clone(),
                             sources,
                         });
+                if spec.remedy.is_some() {
+                    spec.remedy_archiver = Some(self.archiver.clone());
+                }
                 let cancel = self.stop.child_token();
                 let inputs = HealerInputs {
                     status: follower,

@@ -173,6 +173,20 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// A graded remedy step of a postgres probe (`remedy = [{ action = ... }]`, `remedy_step`'s
+    /// `action`): run in order on a server that answers but is stuck, before any restart.
+    pub enum RemedyAction {
+        /// `pg_cancel_backend` on statements running longer than `older_than`.
+        CancelQueries = "cancel_queries",
+        /// `pg_terminate_backend` on sessions idle in a transaction longer than `older_than`.
+        TerminateIdleInTransaction = "terminate_idle_in_transaction",
+        /// `pg_terminate_backend` on the heads of lock chains whose waiters waited longer than
+        /// `waiting_longer_than`.
+        TerminateLockBlockers = "terminate_lock_blockers",
+    }
+}
+
+vocabulary! {
     /// What ended a chaos experiment (`chaos_rolled_back`'s `trigger`).
     pub enum RollbackTrigger {
         Deadline = "deadline",
@@ -332,6 +346,7 @@ mod tests {
         check(ExpectationVerdict::ALL);
         check(DrillOutcome::ALL);
         check(AlertCondition::ALL);
+        check(RemedyAction::ALL);
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub struct HealerSpec {
     pub verify_within: Duration,
     /// Evidence to archive before acting on a Down probe (the heal's `archive = [...]`).
     pub evidence: Option<Evidence>,
+    /// A postgres probe's graded remedy: a server that answers but is stuck gets its steps
+    /// first, and a restart only when dead or allowed (`crate::remedy`).
+    pub remedy: Option<crate::remedy::Remedy>,
+    /// Where each remedy step's snapshot is spooled as a bundle of its own.
+    pub remedy_archiver: Option<crate::archive::Archiver>,
 }
 
 /// What to archive before a heal, and who archives it.
@@ -74,6 +79,8 @@ impl HealerSpec {
             backoff: Backoff::new(heal.backoff.get(), heal.max_backoff.get()),
             verify_within: heal.verify_within.get(),
             evidence: None,
+            remedy: crate::remedy::Remedy::from_config(probe, docker, heal.verify_within.get()),
+            remedy_archiver: None,
         })
     }
 }
@@ -275,8 +282,9 @@ impl Healer {
                     self.waiting.extend(done);
                     match command {
                         HealCommand::Reset => self.reset(),
+                        // The operator asked for the heal action itself: no remedy steps first.
                         HealCommand::Now if self.probe_down => {
-                            if !self.heal_until_up().await {
+                            if !self.heal_until_up_from(Remedy::Skip).await {
                                 break;
                             }
                         }
@@ -302,8 +310,21 @@ impl Healer {
 
     /// Heal, and again for as long as the probe goes Down again right after a recovery.
     async fn heal_until_up(&mut self) -> bool {
+        self.heal_until_up_from(Remedy::First).await
+    }
+
+    async fn heal_until_up_from(&mut self, mut remedy: Remedy) -> bool {
         loop {
-            if !self.heal().await {
+            let remedied = match std::mem::replace(&mut remedy, Remedy::First) {
+                Remedy::First => self.remedy_first().await,
+                Remedy::Skip => Remedied::Restart,
+            };
+            let go_on = match remedied {
+                Remedied::Up { at, healed } => self.close(at, healed),
+                Remedied::Stop => false,
+                Remedied::Restart => self.heal().await,
+            };
+            if !go_on {
                 return false;
             }
             if !std::mem::take(&mut self.reopen) {
@@ -431,6 +452,191 @@ impl Healer {
         }
     }
 
+    /// A postgres probe that went Down while its server still answers: run the remedy steps in
+    /// order (each within the budget, each verified), and say whether a restart follows. A dead
+    /// server, or a probe without a remedy, goes straight to the restart.
+    async fn remedy_first(&mut self) -> Remedied {
+        use crate::remedy::Condition;
+        let Some(remedy) = self.spec.remedy.clone() else {
+            return Remedied::Restart;
+        };
+        if Condition::of(self.incident.reason) == Condition::Dead {
+            return Remedied::Restart;
+        }
+        let probe = self.spec.probe.clone();
+        // A silence holds the steps as it holds a restart.
+        loop {
+            let now = Timestamp::now();
+            let Some(until) = self.silenced_until.filter(|until| *until > now) else {
+                break;
+            };
+            tracing::info!(probe, "silenced until {}; no remedy", until.to_rfc3339());
+            let wait = Duration::from_millis((until.as_millis() - now.as_millis()) as u64);
+            match self
+                .wait_for_up_or_command(wait, Until::SilenceChanges)
+                .await
+            {
+                Outcome::Up(at) => return Remedied::Up { at, healed: false },
+                Outcome::Stop => return Remedied::Stop,
+                Outcome::Reset => self.reset(),
+                Outcome::Now => return Remedied::Restart,
+                Outcome::Elapsed => {}
+            }
+        }
+        for (index, step) in remedy.steps.iter().enumerate() {
+            if self.spec.budget.check(Timestamp::now()).is_err() {
+                // the restart path reports the exhausted budget and waits for it
+                tracing::warn!(probe, "heal budget exhausted; no more remedy steps");
+                break;
+            }
+            match self.remedy_step(&remedy, index as u32 + 1, step).await {
+                StepDone::Nothing => continue,
+                StepDone::Failed => break,
+                StepDone::Acted => {}
+            }
+            match self
+                .wait_for_up_or_command(step.verify_within, Until::Deadline)
+                .await
+            {
+                Outcome::Up(at) => return Remedied::Up { at, healed: true },
+                Outcome::Stop => return Remedied::Stop,
+                Outcome::Reset => self.reset(),
+                Outcome::Now => return Remedied::Restart,
+                Outcome::Elapsed => tracing::warn!(
+                    probe,
+                    "not recovered within {} after remedy step {}",
+                    humantime::format_duration(step.verify_within),
+                    index + 1
+                ),
+            }
+        }
+        let restart = remedy.restart_when_overloaded;
+        let event = EventKind::RemedyExhausted {
+            probe: probe.clone(),
+            steps: remedy.steps.len() as u32,
+            restart,
+        };
+        tracing::warn!(probe, "{}", event.summary());
+        self.bus.publish(event);
+        if restart {
+            return Remedied::Restart;
+        }
+        // Still answering: no restart, until it recovers, an operator asks, or it dies.
+        loop {
+            match self.wake(None).await {
+                Wake::Stop => return Remedied::Stop,
+                Wake::Status { before, now } if now.recovered_since(&before) => {
+                    self.reopen = now.state != ProbeState::Up;
+                    let at = now.up_at.unwrap_or(now.since);
+                    return Remedied::Up { at, healed: false };
+                }
+                Wake::Status { now, .. } if now.state == ProbeState::Up => {
+                    return Remedied::Up {
+                        at: now.since,
+                        healed: false,
+                    }
+                }
+                Wake::Status { now, .. }
+                    if now.state == ProbeState::Down
+                        && Condition::of(now.reason) == Condition::Dead =>
+                {
+                    tracing::warn!(probe, "the server stopped answering; restarting");
+                    self.incident.reason = now.reason;
+                    return Remedied::Restart;
+                }
+                Wake::Command(Request { command, done }) => {
+                    self.waiting.extend(done);
+                    match command {
+                        HealCommand::Reset => self.reset(),
+                        HealCommand::Now | HealCommand::Dependency => return Remedied::Restart,
+                    }
+                }
+                Wake::Status { .. } | Wake::Fault(_) | Wake::SilenceChanged | Wake::Deadline => {}
+            }
+        }
+    }
+
+    /// One remedy step: snapshot, evidence, signal, journal. The budget counts it only when it
+    /// acts on some session.
+    async fn remedy_step(
+        &mut self,
+        remedy: &crate::remedy::Remedy,
+        number: u32,
+        step: &crate::remedy::Step,
+    ) -> StepDone {
+        use crate::remedy;
+        let probe = self.spec.probe.clone();
+        let event = |sessions, bundle, error: Option<String>| EventKind::RemedyStep {
+            probe: probe.clone(),
+            action: step.action,
+            step: number,
+            sessions,
+            bundle,
+            error,
+        };
+        let surveyed = async {
+            let connection = remedy::Connection::open(&remedy.target).await?;
+            let (snapshot, targets) = remedy::survey(&connection, step).await?;
+            Ok::<_, remedy::RemedyError>((connection, snapshot, targets))
+        };
+        let (connection, snapshot, targets) = match surveyed.await {
+            Ok(surveyed) => surveyed,
+            Err(err) => {
+                let event = event(Vec::new(), None, Some(err.to_string()));
+                tracing::error!(probe, "{}", event.summary());
+                self.bus.publish(event);
+                return StepDone::Failed;
+            }
+        };
+        if targets.is_empty() {
+            let event = event(Vec::new(), None, None);
+            tracing::info!(probe, "{}", event.summary());
+            self.bus.publish(event);
+            return StepDone::Nothing;
+        }
+        // Evidence first: the state the step acts on, before it acts.
+        let bundle = match &self.spec.remedy_archiver {
+            Some(archiver) => Some(
+                archiver
+                    .capture(crate::archive::CaptureRequest {
+                        probe: probe.clone(),
+                        container: None,
+                        sources: Vec::new(),
+                        reason: self.incident.reason,
+                        down_at: self.incident.down_at,
+                        attachments: remedy::evidence_files(number, step, &snapshot, &targets),
+                        attachments_dir: format!("remedy-step-{number}"),
+                    })
+                    .await,
+            ),
+            None => None,
+        };
+        let now = Timestamp::now();
+        self.spec.budget.record(now);
+        self.incident.acted_at.get_or_insert(now);
+        let (signalled, error) = match connection.signal(step.action, &targets).await {
+            Ok(signalled) => (signalled, None),
+            Err(err) => (Vec::new(), Some(err.to_string())),
+        };
+        drop(connection);
+        let failed = error.is_some();
+        let event = event(remedy::sessions(&targets, &signalled), bundle, error);
+        let summary = event.summary();
+        tracing::warn!(probe, "{summary}");
+        self.bus.publish(event);
+        let remaining = self.spec.budget.remaining(Timestamp::now());
+        self.board.update(&probe, |s| {
+            s.heals_total += 1;
+            s.budget_remaining = remaining;
+            s.last_result = Some(summary);
+        });
+        if failed {
+            StepDone::Failed
+        } else {
+            StepDone::Acted
+        }
+    }
+
     /// Run the action once, within the budget already checked, and publish what happened.
     async fn perform(&mut self, attempt: u32, cause: HealCause) {
         let probe = self.spec.probe.clone();
@@ -453,6 +659,8 @@ impl Healer {
                     sources: evidence.sources.clone(),
                     reason: self.incident.reason,
                     down_at: self.incident.down_at,
+                    attachments: Vec::new(),
+                    attachments_dir: String::new(),
                 })
                 .await;
         }
@@ -630,6 +838,34 @@ impl Healer {
     }
 }
 
+/// Whether an incident starts with the remedy steps (a Down) or skips them (`heal now`).
+enum Remedy {
+    First,
+    Skip,
+}
+
+/// How the remedy phase of an incident ended.
+enum Remedied {
+    /// The probe is Up; `healed` when a step did it.
+    Up {
+        at: Timestamp,
+        healed: bool,
+    },
+    /// The heal action (restart) follows.
+    Restart,
+    Stop,
+}
+
+/// What one remedy step did.
+enum StepDone {
+    /// Its condition held for no session.
+    Nothing,
+    /// It signalled sessions: wait for the probe.
+    Acted,
+    /// It could not reach the server or signal: no further step.
+    Failed,
+}
+
 enum Outcome {
     Up(Timestamp),
     Elapsed,
@@ -668,6 +904,8 @@ mod tests {
             backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(10)),
             verify_within: Duration::from_secs(10),
             evidence: None,
+            remedy: None,
+            remedy_archiver: None,
         };
         let (probe, status) = watch::channel(ProbeStatus::unknown(0));
         let board = HealBoard::default();

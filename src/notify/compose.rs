@@ -56,6 +56,10 @@ struct Incident {
     reason: Option<FailureReason>,
     evidence: Option<String>,
     severity: Option<Severity>,
+    /// The last remedy step that acted: when, and what it did ("terminated 1 lock blocker …").
+    remedy: Option<(Timestamp, String)>,
+    /// A restart ran in this incident.
+    restarted: bool,
 }
 
 #[derive(Default)]
@@ -148,6 +152,9 @@ impl Composer {
                 attempt: 1,
                 cause: HealCause::Down,
             } => {
+                if let Some(incident) = self.incidents.get_mut(probe) {
+                    incident.restarted = true;
+                }
                 let mut text = format!("🚨 {probe}: {}", self.failure_line(probe));
                 let evidence = self.incidents.get(probe).and_then(|i| i.evidence.clone());
                 match evidence {
@@ -173,6 +180,45 @@ impl Composer {
                 time_to_recover_ms,
                 ..
             } => self.recovered(probe, event, *time_to_recover_ms),
+            EventKind::RemedyStep {
+                probe,
+                action,
+                step,
+                sessions,
+                error,
+                ..
+            } => {
+                let done = match error {
+                    Some(error) => format!("remedy step {step} ({action}) failed: {error}"),
+                    None if sessions.is_empty() => return None,
+                    None => crate::event::RemedySession::phrase(*action, sessions),
+                };
+                let mut text = format!("🚨 {probe}: {}", self.failure_line(probe));
+                let incident = self.incidents.entry(probe.clone()).or_default();
+                match &incident.evidence {
+                    Some(place) => text.push_str(&format!(" — snapshot archived to {place}; ")),
+                    None => text.push_str(" — "),
+                }
+                text.push_str(&done);
+                if error.is_none() {
+                    incident.remedy = Some((at, done));
+                }
+                Some(self.probe_alert(probe, event, Status::Firing, Severity::Critical, text))
+            }
+            EventKind::RemedyExhausted {
+                probe,
+                steps,
+                restart: false,
+            } => {
+                let after = match steps {
+                    0 => "still down, but it answers".to_string(),
+                    1 => "still down after 1 remedy step; it answers".to_string(),
+                    n => format!("still down after {n} remedy steps; it answers"),
+                };
+                let text =
+                    format!("🛑 {probe}: {after}: not restarting (restart_when_overloaded is off)");
+                Some(self.probe_alert(probe, event, Status::Firing, Severity::Critical, text))
+            }
             // A probe without a heal has no incident to close: its Up resolves its alert.
             EventKind::ProbeTransition {
                 probe,
@@ -290,9 +336,17 @@ impl Composer {
                 .down_at
                 .map(|d| (event.at.as_millis() - d.as_millis()).max(0) as u64)
         });
-        let text = match took {
-            Some(ms) => format!("✅ {probe} recovered in {:.1} s", ms as f64 / 1000.0),
-            None => format!("✅ {probe} recovered"),
+        let text = match (&incident.remedy, incident.restarted, took) {
+            // "✅ db: terminated 1 lock blocker (pid 4242, …); recovered in 1.3 s; no restart"
+            (Some((acted_at, done)), false, _) => {
+                let ms = (event.at.as_millis() - acted_at.as_millis()).max(0);
+                format!(
+                    "✅ {probe}: {done}; recovered in {:.1} s; no restart",
+                    ms as f64 / 1000.0
+                )
+            }
+            (_, _, Some(ms)) => format!("✅ {probe} recovered in {:.1} s", ms as f64 / 1000.0),
+            (_, _, None) => format!("✅ {probe} recovered"),
         };
         let notification = self.probe_alert(probe, event, Status::Resolved, severity, text);
         self.incidents.remove(probe);
@@ -609,6 +663,76 @@ mod tests {
         let real = composer.compose(&down("api", 3000)).unwrap();
         assert!(!real.labels.contains_key("drill"), "{real:?}");
         assert!(real.text.starts_with("🚨"), "{}", real.text);
+    }
+
+    /// Issue 18's example: the step's message, then "recovered in …; no restart".
+    #[test]
+    fn a_remedied_incident_says_what_was_done_and_that_nothing_restarted() {
+        let mut composer = composer();
+        let mut down = down("postgres", 1000);
+        if let EventKind::ProbeTransition { reason, .. } = &mut down.kind {
+            *reason = Some(FailureReason::Query);
+        }
+        assert_eq!(composer.compose(&down), None, "waits for the remedy");
+        let step = |ms, sessions| {
+            at(
+                ms,
+                EventKind::RemedyStep {
+                    probe: "postgres".into(),
+                    action: crate::event::RemedyAction::TerminateLockBlockers,
+                    step: 3,
+                    sessions,
+                    bundle: Some("b".into()),
+                    error: None,
+                },
+            )
+        };
+        assert_eq!(composer.compose(&step(1100, vec![])), None, "nothing done");
+        let blocker = crate::event::RemedySession {
+            pid: 4242,
+            role: Some("app".into()),
+            application: Some("batch".into()),
+            state: Some("idle in transaction".into()),
+            query: Some("LOCK TABLE t".into()),
+            for_ms: 12 * 60_000 + 5_000,
+            signalled: true,
+        };
+        let firing = composer.compose(&step(1200, vec![blocker])).unwrap();
+        assert_eq!(
+            firing.text,
+            "🚨 postgres: 3/3 SQL probes failed (query failed) — terminated 1 lock blocker (pid 4242, idle in transaction 12 min)"
+        );
+        let closed = at(
+            2500,
+            EventKind::IncidentClosed {
+                probe: "postgres".into(),
+                healed: true,
+                time_to_detect_ms: None,
+                time_to_act_ms: None,
+                time_to_recover_ms: Some(1500),
+            },
+        );
+        let resolved = composer.compose(&closed).unwrap();
+        assert_eq!(
+            resolved.text,
+            "✅ postgres: terminated 1 lock blocker (pid 4242, idle in transaction 12 min); recovered in 1.3 s; no restart"
+        );
+        assert_eq!(resolved.subject, firing.subject);
+        for (steps, text) in [
+            (0, "🛑 postgres: still down, but it answers: not restarting (restart_when_overloaded is off)"),
+            (1, "🛑 postgres: still down after 1 remedy step; it answers: not restarting (restart_when_overloaded is off)"),
+            (3, "🛑 postgres: still down after 3 remedy steps; it answers: not restarting (restart_when_overloaded is off)"),
+        ] {
+            let exhausted = at(
+                3000,
+                EventKind::RemedyExhausted {
+                    probe: "postgres".into(),
+                    steps,
+                    restart: false,
+                },
+            );
+            assert_eq!(composer.compose(&exhausted).unwrap().text, text);
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 use toml::Spanned;
 
+use crate::event::RemedyAction;
 use crate::units::{is_plain_name, HumanDuration, Issue, SecretFile};
 
 mod host;
@@ -88,6 +89,12 @@ pub struct ProbeConfig {
     pub max_replication_lag: Option<Spanned<HumanDuration>>,
     /// Highest acceptable share of `max_connections` in use, in percent.
     pub max_connections_used: Option<Spanned<f64>>,
+    /// Graded steps run in order when the server answers but is stuck, before any restart
+    /// (docs/remedy.md).
+    pub remedy: Option<Spanned<Vec<RemedyStepConfig>>>,
+    /// Restart a server that still answers but stays stuck after every remedy step; default
+    /// false: only a dead or unresponsive server is restarted.
+    pub restart_when_overloaded: Option<Spanned<bool>>,
 
     // kind = "tls_cert" (also uses `address` and `ca_file`)
     /// The name the certificate must be valid for (and the SNI sent); default: the host.
@@ -188,6 +195,27 @@ impl fmt::Display for DnsRecordType {
 pub enum PostgresRole {
     Primary,
     Replica,
+}
+
+/// One step of a postgres probe's `remedy` list.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemedyStepConfig {
+    pub action: RemedyAction,
+    /// cancel_queries, terminate_idle_in_transaction: how long a statement has run, or a
+    /// session has been idle in its transaction, before the step acts on it.
+    pub older_than: Option<HumanDuration>,
+    /// terminate_lock_blockers: how long a waiter has waited for its lock.
+    pub waiting_longer_than: Option<HumanDuration>,
+    /// Sessions of these roles (`pg_stat_activity.usename`) are never signalled.
+    #[serde(default)]
+    pub exclude_roles: Vec<String>,
+    /// Sessions of these `application_name`s are never signalled.
+    #[serde(default)]
+    pub exclude_applications: Vec<String>,
+    /// After the step, the probe must be Up this soon or the next step runs; default: the
+    /// heal's `verify_within`.
+    pub verify_within: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -483,6 +511,7 @@ impl ProbeConfig {
         if let Some(heal) = &self.heal {
             self.validate_heal(heal.get_ref(), &problem)?;
         }
+        self.validate_remedy(&problem)?;
         if let (Some(_), None) = (&self.depends_on, &self.heal) {
             return Err(Issue::at(
                 "depends_on",
@@ -880,6 +909,106 @@ impl ProbeConfig {
                     key,
                     "heal window and verify_within must be above zero",
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `remedy` and `restart_when_overloaded`: postgres probes with a heal only; each step
+    /// with the duration its action needs and no other. Keys are `remedy[i].KEY`.
+    fn validate_remedy(&self, problem: &dyn Fn(String) -> String) -> Result<(), Issue> {
+        let kind = self.kind();
+        for (field, set) in [
+            ("remedy", self.remedy.is_some()),
+            (
+                "restart_when_overloaded",
+                self.restart_when_overloaded.is_some(),
+            ),
+        ] {
+            if !set {
+                continue;
+            }
+            if kind != ProbeKind::Postgres {
+                return Err(Issue::at(
+                    field,
+                    problem(format!("`{field}` does not apply to {kind} probes")),
+                ));
+            }
+            if self.heal.is_none() {
+                return Err(Issue::at(
+                    field,
+                    problem(format!(
+                        "`{field}` needs a `heal` table: its budget counts the steps, and it restarts a dead server"
+                    )),
+                ));
+            }
+        }
+        let Some(steps) = &self.remedy else {
+            return Ok(());
+        };
+        if steps.get_ref().is_empty() {
+            return Err(Issue::at(
+                "remedy",
+                problem("remedy lists no steps; remove it or add one, e.g. { action = \"terminate_lock_blockers\", waiting_longer_than = \"30s\" }".into()),
+            ));
+        }
+        for (i, step) in steps.get_ref().iter().enumerate() {
+            let key = |field: &str| format!("remedy[{i}].{field}");
+            let issue = |field: &str, message: String| {
+                Issue::at(
+                    key(field),
+                    problem(format!("remedy step {}: {message}", i + 1)),
+                )
+                .or_at(format!("remedy[{i}]"))
+            };
+            let action = step.action;
+            let (needed, refused) = match action {
+                RemedyAction::CancelQueries | RemedyAction::TerminateIdleInTransaction => (
+                    ("older_than", step.older_than),
+                    ("waiting_longer_than", step.waiting_longer_than),
+                ),
+                RemedyAction::TerminateLockBlockers => (
+                    ("waiting_longer_than", step.waiting_longer_than),
+                    ("older_than", step.older_than),
+                ),
+            };
+            if refused.1.is_some() {
+                return Err(issue(
+                    refused.0,
+                    format!(
+                        "`{}` does not apply to {action}; it takes `{}`",
+                        refused.0, needed.0
+                    ),
+                ));
+            }
+            match needed.1 {
+                None => {
+                    return Err(issue(
+                        "action",
+                        format!("{action} needs `{}`, e.g. {} = \"5m\"", needed.0, needed.0),
+                    ))
+                }
+                Some(value) if value.get().is_zero() => {
+                    return Err(issue(
+                        needed.0,
+                        format!("`{}` must be above zero", needed.0),
+                    ))
+                }
+                Some(_) => {}
+            }
+            if step.verify_within.is_some_and(|v| v.get().is_zero()) {
+                return Err(issue(
+                    "verify_within",
+                    "`verify_within` must be above zero".into(),
+                ));
+            }
+            for (field, names) in [
+                ("exclude_roles", &step.exclude_roles),
+                ("exclude_applications", &step.exclude_applications),
+            ] {
+                if names.iter().any(|n| n.trim().is_empty()) {
+                    return Err(issue(field, format!("`{field}` holds an empty name")));
+                }
             }
         }
         Ok(())

@@ -260,6 +260,7 @@ impl AnyProbe {
                             }
                         })
                         .unwrap_or_default(),
+                    timeout: config.timeout.get_ref().get(),
                     statement_timeout: config
                         .statement_timeout
                         .as_ref()

@@ -8,6 +8,9 @@ use tokio_postgres::{NoTls, SimpleQueryMessage};
 
 use super::{CheckResult, Failure, FailureReason};
 
+/// How far inside the runner's timeout the probe's own deadline falls.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+
 /// Expected result of the probe's query (all given conditions must hold).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueryExpectation {
@@ -34,6 +37,9 @@ pub struct PostgresProbe {
     pub database: String,
     pub query: String,
     pub expect: QueryExpectation,
+    /// The probe's timeout: connecting and logging in must finish within it, and so must the
+    /// queries after, each phase reported apart (a dead server from a stuck one).
+    pub timeout: Duration,
     pub statement_timeout: Duration,
     pub expect_role: Option<ExpectedRole>,
     pub max_replication_lag: Option<Duration>,
@@ -67,16 +73,48 @@ impl PostgresProbe {
         }
     }
 
+    /// A new connection every check, never a pooled one: a hung postmaster that no longer
+    /// accepts or authenticates is seen as such, not hidden behind a session opened earlier.
+    /// Two phases under the probe's deadline: no connection or login in time is `timeout`
+    /// (dead); logged in but the queries failed or did not finish in time is `query`
+    /// (answering but stuck), which the remedy and the heal tell apart.
     async fn run(&self) -> Result<(), Failure> {
+        let started = tokio::time::Instant::now();
+        // Just inside the runner's own bound, so this verdict, which knows the phase, is the one
+        // reported (both timers would otherwise fire at the same instant).
+        let deadline = started + self.timeout.saturating_sub(DEADLINE_MARGIN);
         let mut config = self.client_config("sentineld");
         // Bound every statement on the server too, so a stuck query does not pile up.
         config.options(format!(
             "-c statement_timeout={}",
             self.statement_timeout.as_millis()
         ));
-        let (client, connection) = config.connect(NoTls).await.map_err(connect_failure)?;
+        let (client, connection) = tokio::time::timeout_at(deadline, config.connect(NoTls))
+            .await
+            .map_err(|_| {
+                Failure::new(
+                    FailureReason::Timeout,
+                    format!(
+                        "no connection or login within {}",
+                        humantime::format_duration(self.timeout)
+                    ),
+                )
+            })?
+            .map_err(connect_failure)?;
+        let logged_in = started.elapsed();
         let connection = tokio::spawn(connection);
-        let result = self.assert_all(&client).await;
+        let result = tokio::time::timeout_at(deadline, self.assert_all(&client))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::new(
+                    FailureReason::Query,
+                    format!(
+                        "logged in after {} ms, but the query did not finish within {}",
+                        logged_in.as_millis(),
+                        humantime::format_duration(self.timeout)
+                    ),
+                ))
+            });
         drop(client);
         connection.abort();
         result

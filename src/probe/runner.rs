@@ -190,6 +190,14 @@ async fn run(
             let reason = result.failure.as_ref().map(|f| f.reason);
             let recoveries = machine.recoveries_total();
             status.send_modify(|status| status.apply(transition, at, reason, recoveries));
+        } else if let (ProbeState::Down, Some(failure)) = (machine.state(), &result.failure) {
+            // Still Down, for a new reason (a stuck server that has now died): followers see
+            // it, since what a healer does depends on the reason (`crate::remedy::Condition`).
+            status.send_if_modified(|status| {
+                let changed = status.reason != Some(failure.reason);
+                status.reason = Some(failure.reason);
+                changed
+            });
         }
     }
     board.remove(&name);

@@ -58,7 +58,9 @@ fn belongs(kind: &EventKind, id: &str) -> bool {
         | EventKind::DaemonStopping { .. }
         | EventKind::DrillStarted { .. }
         | EventKind::DrillExpectationChecked { .. }
-        | EventKind::DrillFinished { .. } => true,
+        | EventKind::DrillFinished { .. }
+        | EventKind::RemedyStep { .. }
+        | EventKind::RemedyExhausted { .. } => true,
         EventKind::ConfigApplied { .. }
         | EventKind::ConfigRejected { .. }
         | EventKind::ControlRequest { .. }

@@ -22,6 +22,7 @@ mod metrics;
 mod net_probes;
 mod notify;
 mod pg_container;
+mod pg_remedy;
 mod postgres;
 mod probes;
 mod public_access;

@@ -5,6 +5,7 @@ mod chaos;
 mod drill;
 mod net_probes;
 mod host;
+mod remedy;
 
 use std::path::{Path, PathBuf};
 
