@@ -210,6 +210,15 @@ impl Config {
                     file,
                 ));
             }
+            for (what, field, file) in [
+                ("routing key", "routing_key_file", &channel.routing_key_file),
+                ("token", "token_file", &channel.token_file),
+                ("password", "password_file", &channel.password_file),
+            ] {
+                if let Some(file) = file {
+                    files.push((format!("notify channel {name} {what} (from {field})"), file));
+                }
+            }
         }
         for probe in &self.probes {
             if let Some(file) = &probe.password_file {
@@ -233,8 +242,7 @@ impl Config {
             file.forget();
         }
         for channel in &mut bare.notify.channels {
-            channel.url_file.iter_mut().for_each(SecretFile::forget);
-            channel.secret_file.iter_mut().for_each(SecretFile::forget);
+            channel.forget_secrets();
         }
         for probe in &mut bare.probes {
             probe.password_file.iter_mut().for_each(SecretFile::forget);
