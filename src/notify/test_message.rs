@@ -89,7 +89,8 @@ fn outcome(
 ) -> TestOutcome {
     let (delivered, reply, error) = match sent {
         Ok(reply) => (true, Some(reply), None),
-        Err(err) => (false, err.reply(), Some(crate::logging::error_chain(&err))),
+        // What the outbox keeps as last_error: each error's text already names its cause.
+        Err(err) => (false, err.reply(), Some(err.to_string())),
     };
     TestOutcome {
         channel: channel.to_string(),

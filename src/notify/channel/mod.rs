@@ -109,13 +109,10 @@ pub enum SendError {
     /// The HTTP receiver was not reached, or answered other than 2xx.
     #[error(transparent)]
     Post(#[from] PostError),
-    /// A Telegram URL was refused; the URL holds the bot token, so it is not quoted.
-    #[error("the telegram URL (base {base}) is not a valid URL")]
-    TelegramUrl {
-        base: String,
-        #[source]
-        source: crate::http::client::TargetError,
-    },
+    /// A Telegram URL was refused; it holds the bot token, so neither it nor the refusal
+    /// (which quotes it) is shown.
+    #[error("the telegram URL (`url` + /bot<TOKEN>/sendMessage) is not a valid URL")]
+    TelegramUrl,
     /// The stored body is not the JSON object this kind stores (written by another version).
     #[error("the stored message is not a {kind} message")]
     StoredBody {
@@ -191,10 +188,7 @@ pub async fn send(kind: ChannelKind, target: &Target, body: &str) -> Result<Repl
             let body = Value::Object(message).to_string().into_bytes();
             let endpoint = telegram::endpoint(url, token);
             match post(&endpoint, &[], body).await {
-                Err(PostError::Target(source)) => Err(SendError::TelegramUrl {
-                    base: url.clone(),
-                    source,
-                }),
+                Err(PostError::Target(_)) => Err(SendError::TelegramUrl),
                 other => Ok(other?),
             }
         }
