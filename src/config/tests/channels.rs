@@ -219,3 +219,40 @@ fn secret_errors_never_show_the_secret() {
         assert!(!err.contains("MARKER"), "{err}");
     }
 }
+
+#[test]
+fn channel_secret_files_are_read_and_named_for_reload_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, content: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path.display().to_string()
+    };
+    let (key, token, password) = (
+        file("key", "ROUTING\n"),
+        file("token", "1:TOKEN\n"),
+        file("pw", "PASSWORD\n"),
+    );
+    let source = format!(
+        "[[notify.channel]]\nname = \"pd\"\nkind = \"pagerduty\"\nrouting_key_file = \"{key}\"\n\n\
+         [[notify.channel]]\nname = \"tg\"\nkind = \"telegram\"\ntoken_file = \"{token}\"\nchat_id = \"@ops\"\n\n\
+         [[notify.channel]]\nname = \"mail\"\nkind = \"email\"\nhost = \"h\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\nusername = \"u\"\npassword_file = \"{password}\"\n"
+    );
+    let config = super::super::parse(&source, std::path::Path::new("t.toml")).unwrap();
+    let channels = &config.notify.channels;
+    assert_eq!(channels[0].resolved_routing_key(), Some("ROUTING"));
+    assert_eq!(channels[1].resolved_token(), Some("1:TOKEN"));
+    assert_eq!(channels[2].resolved_password(), Some("PASSWORD"));
+    let names: Vec<String> = config.secret_files().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "notify channel pd routing key (from routing_key_file)",
+            "notify channel tg token (from token_file)",
+            "notify channel mail password (from password_file)",
+        ]
+    );
+    let bare = config.without_secret_contents();
+    assert_eq!(bare.notify.channels[0].resolved_routing_key(), None);
+    assert_eq!(bare.notify.channels[2].resolved_password(), None);
+}
