@@ -108,6 +108,15 @@ if [ ! -x target/moto-venv/bin/moto_server ]; then
 fi
 export MOTO_SERVER="$PWD/target/moto-venv/bin/moto_server"
 
+# aiosmtpd: a real SMTP server on loopback (plain, STARTTLS, implicit TLS) for the email
+# channel tests (tests/integration/channels.rs).
+if [ ! -x target/smtp-venv/bin/python ] || ! target/smtp-venv/bin/python -c 'import aiosmtpd' 2>/dev/null; then
+    step "pip install aiosmtpd into target/smtp-venv"
+    python3 -m venv target/smtp-venv
+    target/smtp-venv/bin/pip install --quiet "aiosmtpd>=1.4,<2"
+fi
+export SENTINEL_SMTP_PYTHON="$PWD/target/smtp-venv/bin/python"
+
 step "format and lints"
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

@@ -136,6 +136,8 @@ routes! {
     DrillRun { drill } => POST "/v1/drills/{drill}/run" Authorized;
     /// A run's id.
     DrillStop { run } => POST "/v1/drills/{run}/stop" Authorized;
+    /// Sends a labelled test message to the channel now; answers with the receiver's reply.
+    NotifyTest { channel } => POST "/v1/notify/{channel}/test" Authorized;
 }
 
 /// Why a request matched no route.
@@ -464,6 +466,7 @@ mod tests {
                 RouteId::ChaosSummary,
                 RouteId::DrillRun,
                 RouteId::DrillStop,
+                RouteId::NotifyTest,
             ]
         );
         // Every POST is guarded.

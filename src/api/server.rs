@@ -211,6 +211,7 @@ async fn answer(
         Route::DrillShow { run } => super::drills::show(state, &run),
         Route::DrillRun { drill } => super::drills::run(state, &drill),
         Route::DrillStop { run } => super::drills::stop(state, &run).await,
+        Route::NotifyTest { channel } => super::outbox::test(&state.notifier, &channel).await,
     }
 }
 

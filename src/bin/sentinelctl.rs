@@ -125,6 +125,17 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
                 false => print!("{}", sentinel::cli::outbox::outbox(&response)),
             }
         }
+        CtlCommand::Notify(sentinel::cli::NotifyCommand::Test { channel }) => {
+            let outcome: sentinel::notify::TestOutcome =
+                client.call(Route::NotifyTest { channel }).await?;
+            match cli.json {
+                true => println!("{}", serde_json::to_string_pretty(&outcome)?),
+                false => print!("{}", sentinel::cli::outbox::test_outcome(&outcome)),
+            }
+            if !outcome.delivered {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         CtlCommand::Analyze { since, summary } => {
             let query: Vec<(&str, String)> = since.map(|s| ("since", s)).into_iter().collect();
             let analysis: Analysis = client

@@ -140,6 +140,19 @@ pub enum CtlCommand {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// Notification channels: send a test message.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a labelled test message to CHANNEL now (not through the outbox queue) and print
+    /// what the receiver answered; exits 1 when it was not accepted.
+    Test {
+        /// The channel's `name` in [[notify.channel]].
+        channel: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

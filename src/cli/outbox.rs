@@ -40,3 +40,25 @@ pub fn outbox(response: &OutboxResponse) -> String {
         },
     )
 }
+
+/// `sentinelctl notify test`: what the receiver answered.
+pub fn test_outcome(outcome: &crate::notify::TestOutcome) -> String {
+    let mut text = format!(
+        "{} ({}): {}\n",
+        outcome.channel,
+        outcome.kind,
+        if outcome.delivered {
+            "test message delivered"
+        } else {
+            "test message NOT delivered"
+        }
+    );
+    if let Some(status) = outcome.status {
+        let answer = outcome.answer.as_deref().unwrap_or("").trim();
+        text.push_str(&format!("  receiver answered: {status} {answer}\n"));
+    }
+    if let Some(error) = &outcome.error {
+        text.push_str(&format!("  error: {error}\n"));
+    }
+    text
+}

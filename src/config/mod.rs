@@ -218,6 +218,15 @@ impl Config {
                     file,
                 ));
             }
+            for (what, field, file) in [
+                ("routing key", "routing_key_file", &channel.routing_key_file),
+                ("token", "token_file", &channel.token_file),
+                ("password", "password_file", &channel.password_file),
+            ] {
+                if let Some(file) = file {
+                    files.push((format!("notify channel {name} {what} (from {field})"), file));
+                }
+            }
         }
         if let Some(heartbeat) = &self.heartbeat {
             if let Some(file) = &heartbeat.url_file {
@@ -258,8 +267,7 @@ impl Config {
             file.forget();
         }
         for channel in &mut bare.notify.channels {
-            channel.url_file.iter_mut().for_each(SecretFile::forget);
-            channel.secret_file.iter_mut().for_each(SecretFile::forget);
+            channel.forget_secrets();
         }
         if let Some(heartbeat) = &mut bare.heartbeat {
             heartbeat.url_file.iter_mut().for_each(SecretFile::forget);

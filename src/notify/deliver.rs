@@ -1,24 +1,8 @@
-//! The network edge of notifications: one JSON POST (through `http::client`) with its
-//! timeout, and a per-channel sliding-minute rate limit.
+//! The pace of notifications: a per-channel sliding-minute rate limit (what reaches the
+//! network goes through `channel::send`).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-
-use crate::http::client::PostError;
-
-/// A receiver that has not answered by then counts as down for this attempt.
-const POST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Error bodies are kept (shortened) in the outbox's last_error; no more is read.
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-/// POST `body` as JSON to `url` with extra `headers`; Ok when the receiver answered 2xx.
-pub async fn post(url: &str, headers: &[(String, String)], body: Vec<u8>) -> Result<(), PostError> {
-    crate::http::client::post_json(url, headers, body, POST_TIMEOUT, MAX_ANSWER_BYTES)
-        .await
-        .and_then(|answer| answer.success())
-        .map(|_| ())
-}
 
 /// At most `per_minute` sends in any 60 s.
 #[derive(Debug)]

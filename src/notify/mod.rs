@@ -1,8 +1,9 @@
 //! Telling people: events become notifications (composed per incident), routed to channels
-//! (Slack, Discord, signed webhook, Alertmanager), stored in a durable outbox and delivered
+//! (Slack, Discord, signed webhook, Alertmanager, email, PagerDuty, Telegram, Teams, ntfy), stored in a durable outbox and delivered
 //! with retry, rate limit, dedup and reminders — across receiver outages and daemon restarts.
 //! A silenced probe's alerts are recorded in the outbox as suppressed, not sent.
 
+pub mod channel;
 mod compose;
 pub mod config;
 mod deliver;
@@ -10,6 +11,7 @@ mod orphans;
 mod outbox;
 mod render;
 mod silence;
+mod test_message;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -20,10 +22,12 @@ use thiserror::Error;
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
+pub use channel::{Reply, SendError};
 pub use compose::{Composer, Notification, ProbeFacts, Status};
 pub use deliver::RateLimit;
 pub use outbox::{DeliveryState, Message, NewMessage, OpenAlert, Outbox, OutboxEntry};
 pub use render::{body, route, signature, SIGNATURE_HEADER};
+pub use test_message::{TestError, TestOutcome};
 
 use silence::ProbeWatch;
 
@@ -41,8 +45,7 @@ pub enum NotifyError {
 struct Channel {
     name: String,
     kind: ChannelKind,
-    url: String,
-    secret: Option<String>,
+    target: channel::Target,
     rate_limit: u32,
     remind_every: Option<Duration>,
 }
@@ -61,16 +64,16 @@ impl Settings {
             .channels
             .iter()
             .filter_map(|c| {
-                // Validated at load: every channel has a URL (from `url` or its file's content).
-                let Some(url) = c.resolved_url() else {
-                    tracing::error!(channel = c.name(), "notify channel has no URL; skipped");
+                // Validated at load: every channel has its URL (from `url`, its file's content or
+                // the service's default) and what its kind needs.
+                let Some(target) = channel::Target::from_section(c) else {
+                    tracing::error!(channel = c.name(), "notify channel is incomplete; skipped");
                     return None;
                 };
                 Some(Channel {
                     name: c.name().to_string(),
                     kind: c.kind,
-                    url: url.to_string(),
-                    secret: c.resolved_secret().map(String::from),
+                    target,
                     rate_limit: c.rate_limit,
                     remind_every: c.reminder_interval(),
                 })
@@ -438,16 +441,8 @@ impl Notifier {
             let _ = self.outbox(move |o| o.postpone(id, next)).await;
             return;
         }
-        let mut headers = Vec::new();
-        if let Some(secret) = &channel.secret {
-            headers.push((
-                SIGNATURE_HEADER.to_string(),
-                signature(secret, message.body.as_bytes()),
-            ));
-        }
-        let url = render::endpoint(channel.kind, &channel.url);
-        match deliver::post(&url, &headers, message.body.into_bytes()).await {
-            Ok(()) => {
+        match channel::send(channel.kind, &channel.target, &message.body).await {
+            Ok(_) => {
                 tracing::info!(channel = %channel.name, subject = %message.subject, "notification delivered");
                 let _ = self
                     .outbox(move |o| o.mark_sent(id, Timestamp::now()))

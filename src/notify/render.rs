@@ -1,5 +1,6 @@
 //! A notification shaped for each channel — Slack blocks, Discord embeds, a signed generic
-//! JSON webhook, Alertmanager API v2 alerts — and the routing rules that pick the channels.
+//! JSON webhook, Alertmanager API v2 alerts, and through `channel` email, PagerDuty, Telegram,
+//! Teams and ntfy — and the routing rules that pick the channels.
 
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -99,6 +100,11 @@ pub fn body(kind: ChannelKind, n: &Notification, now: Timestamp) -> Value {
             }
             json!([alert])
         }
+        ChannelKind::Email => super::channel::email::body(n, &text, &footer),
+        ChannelKind::PagerDuty => super::channel::pagerduty::body(n, &text),
+        ChannelKind::Telegram => super::channel::telegram::body(&text, &footer),
+        ChannelKind::Teams => super::channel::teams::body(n, &text, &footer),
+        ChannelKind::Ntfy => super::channel::ntfy::body(n, &text),
     }
 }
 

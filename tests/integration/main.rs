@@ -7,6 +7,7 @@ mod ai;
 mod analyze;
 mod archive;
 mod bounds;
+mod channels;
 mod chaos;
 mod check_config;
 mod checkin;

@@ -1,6 +1,7 @@
 //! The loader's tests: whole files in, the config or the exact file:line:col of an error out.
 
 mod ai;
+mod channels;
 mod chaos;
 mod drill;
 mod net_probes;
