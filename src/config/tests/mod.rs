@@ -4,8 +4,8 @@ mod ai;
 mod channels;
 mod chaos;
 mod drill;
-mod net_probes;
 mod host;
+mod net_probes;
 mod remedy;
 
 use std::path::{Path, PathBuf};
