@@ -27,7 +27,7 @@ pub struct Session {
     pub query: Option<String>,
     /// `backend_start`, so a signal cannot reach a later process that reused the pid.
     pub backend_start: Option<String>,
-    /// The remedy's own connection.
+    /// One of sentineld's own connections (the remedy's, the archive's, a probe check's).
     pub own: bool,
 }
 

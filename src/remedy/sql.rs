@@ -14,7 +14,10 @@ use crate::probe::PostgresProbe;
 pub const SQL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The sessions, one row each; waits and blockers only for those waiting on a lock (computing
-/// `pg_blocking_pids` for every row would cost more on a busy server, for nothing).
+/// `pg_blocking_pids` for every row would cost more on a busy server, for nothing). `own` is
+/// sentineld's own sessions under the probe's role: this one, the evidence archive's, and the
+/// probe's checks, whose backend can still wait on the lock after the check gave up at its
+/// timeout (a victim of the incident, not its cause).
 const SESSIONS_SQL: &str = "SELECT a.pid, a.usename, a.application_name, a.backend_type, a.state, \
     (extract(epoch FROM now() - a.query_start) * 1000)::bigint AS query_ms, \
     (extract(epoch FROM now() - a.state_change) * 1000)::bigint AS state_ms, \
@@ -24,7 +27,9 @@ const SESSIONS_SQL: &str = "SELECT a.pid, a.usename, a.application_name, a.backe
        FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) END AS wait_ms, \
     CASE WHEN a.wait_event_type = 'Lock' THEN \
       array_to_string(pg_blocking_pids(a.pid), ',') END AS blocked_by, \
-    left(a.query, 200) AS query, a.backend_start::text, a.pid = pg_backend_pid() AS own \
+    left(a.query, 200) AS query, a.backend_start::text, \
+    (a.pid = pg_backend_pid() OR (a.usename = current_user \
+      AND a.application_name IN ('sentineld', 'sentineld-archive', 'sentineld-remedy'))) AS own \
     FROM pg_stat_activity a ORDER BY a.pid";
 
 /// The evidence: both views whole, as JSON built by the server.
@@ -87,7 +92,7 @@ impl Connection {
         })
     }
 
-    async fn query(&self, sql: &'static str) -> Result<Vec<SimpleQueryRow>, RemedyError> {
+    async fn query(&self, sql: &str) -> Result<Vec<SimpleQueryRow>, RemedyError> {
         let messages = tokio::time::timeout(SQL_TIMEOUT, self.client.simple_query(sql))
             .await
             .map_err(|_| RemedyError::QueryTimeout {
@@ -154,20 +159,8 @@ impl Connection {
                  WHERE pid = {} AND {started}",
                 session.pid
             );
-            let rows = tokio::time::timeout(SQL_TIMEOUT, self.client.simple_query(&sql))
-                .await
-                .map_err(|_| RemedyError::QueryTimeout {
-                    place: self.place.clone(),
-                    within: SQL_TIMEOUT,
-                })?
-                .map_err(|source| RemedyError::Query {
-                    place: self.place.clone(),
-                    source,
-                })?;
-            let signalled = rows.iter().any(|m| match m {
-                SimpleQueryMessage::Row(row) => row.get(0) == Some("t"),
-                _ => false,
-            });
+            let rows = self.query(&sql).await?;
+            let signalled = rows.iter().any(|row| row.get(0) == Some("t"));
             results.push(signalled);
         }
         Ok(results)

@@ -28,11 +28,8 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
     );
 }
 
-#[test]
-fn https_probes_verify_with_system_store_ca_file_or_not_at_all() {
-    let sandbox = Sandbox::new();
-    let dir = sandbox.path();
-    let days = "2";
+/// ca.pem (a throwaway CA) and server.pem/server.key for 127.0.0.1, signed by it.
+pub(crate) fn make_certificates(dir: &std::path::Path) {
     openssl(
         dir,
         &[
@@ -46,9 +43,9 @@ fn https_probes_verify_with_system_store_ca_file_or_not_at_all() {
             "-out",
             "ca.pem",
             "-days",
-            days,
+            "2",
             "-subj",
-            "/CN=sentinel test CA",
+            "/CN=sentinel smtp test CA",
             "-addext",
             "basicConstraints=critical,CA:true",
             "-addext",
@@ -90,11 +87,18 @@ fn https_probes_verify_with_system_store_ca_file_or_not_at_all() {
             "-out",
             "server.pem",
             "-days",
-            days,
+            "2",
             "-extfile",
             "san.ext",
         ],
     );
+}
+
+#[test]
+fn https_probes_verify_with_system_store_ca_file_or_not_at_all() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path();
+    make_certificates(dir);
 
     let port = free_port();
     let _server = TlsServer(
