@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{free_port, text, Daemon, Sandbox};
+use crate::harness::{free_port, text, Daemon, KilledOnDrop, Sandbox};
 use crate::notify::{Answer, Receiver};
 
 const KEY_VAR: &str = "SENTINEL_TEST_AI_KEY";
@@ -24,16 +24,6 @@ fn answering(port: u16, body: &'static str, delay: Duration) -> Receiver {
         delay,
         body: body.into(),
     })
-}
-
-/// A paused `sleep` as a harmless experiment target; the process is killed on drop.
-struct Sleeper(std::process::Child);
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn ctl_ok(daemon: &Daemon, args: &[&str]) -> String {
@@ -66,7 +56,7 @@ fn summaries_over_openai_and_ollama_protocols() {
     );
     let sandbox = Sandbox::new();
     // a real, harmless experiment target: a sleep to SIGSTOP and SIGCONT
-    let sleeper = Sleeper(Command::new("sleep").arg("600").spawn().unwrap());
+    let sleeper = KilledOnDrop(Command::new("sleep").arg("600").spawn().unwrap());
     let profile = format!(
         "[[chaos.profile]]\nname = \"nap\"\ntarget = {{ pid = {} }}\nfaults = [{{ kind = \"pause\" }}]\n",
         sleeper.0.id()

@@ -13,7 +13,8 @@ use std::time::Duration;
 use crate::archive::{unpack, verified_manifest, wait_uploaded};
 use crate::chaos::{chaos_section, run, NetnsPair};
 use crate::harness::{
-    docker, require_docker, require_root, text, wait_for, Daemon, Sandbox, TestContainer,
+    docker, require_docker, require_root, text, wait_for, Daemon, KilledOnDrop, Sandbox,
+    TestContainer,
 };
 
 const UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/sentineld.service");
@@ -141,16 +142,6 @@ impl Drop for MemoryCgroup {
     }
 }
 
-/// `sleep` running as nobody, killed when dropped: only CAP_KILL may stop it.
-struct NobodySleeper(std::process::Child);
-
-impl Drop for NobodySleeper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn process_state(pid: u32) -> char {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     stat[stat.rfind(')').unwrap() + 2..].chars().next().unwrap()
@@ -179,7 +170,7 @@ fn every_root_feature_works_within_the_units_capabilities_and_syscall_filter() {
     )));
     std::fs::create_dir_all(&cgroup.0).unwrap();
     let unlimited = cgroup.limit();
-    let sleeper = NobodySleeper(
+    let sleeper = KilledOnDrop(
         Command::new("sleep")
             .arg("3600")
             .uid(NOBODY)

@@ -268,6 +268,17 @@ impl Drop for Daemon {
     }
 }
 
+/// A child process (a test server, a sleeper as a fault's target) killed and reaped when
+/// dropped, even when the test fails.
+pub struct KilledOnDrop(pub std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn ctl_as(socket: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Output {
     let mut command = Command::new(SENTINELCTL);
     command.arg("--socket").arg(socket).args(args);

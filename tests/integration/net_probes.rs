@@ -8,17 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::chaos::NetnsPair;
-use crate::harness::{free_port, require_root, text, Daemon, Sandbox};
-
-/// A child process killed when dropped (the TLS and DNS servers).
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::harness::{free_port, require_root, text, Daemon, KilledOnDrop, Sandbox};
 
 /// Wait until `address` accepts TCP connections, or panic with `what`.
 fn wait_listening(child: &mut Child, address: SocketAddr, what: &str) {
@@ -57,7 +47,7 @@ fn certificate(
 }
 
 /// openssl s_server on a free loopback port with `NAME.pem`/`NAME.key` (and the CA as chain).
-fn s_server(dir: &Path, name: &str) -> (Server, u16) {
+fn s_server(dir: &Path, name: &str) -> (KilledOnDrop, u16) {
     let port = free_port();
     let mut child = Command::new("openssl")
         .args(["s_server", "-quiet", "-www", "-accept"])
@@ -80,7 +70,7 @@ fn s_server(dir: &Path, name: &str) -> (Server, u16) {
         SocketAddr::from(([127, 0, 0, 1], port)),
         "openssl s_server",
     );
-    (Server(child), port)
+    (KilledOnDrop(child), port)
 }
 
 /// `reason: detail` of a probe's last failure.
@@ -182,35 +172,39 @@ fn require_dnsmasq(test: &str) -> bool {
     installed
 }
 
+/// dnsmasq in the foreground on 127.0.0.1 only, reading no file of the host, authoritative
+/// for `sentinel.test` with `web.sentinel.test` at 127.0.0.9; each test adds its port.
+const DNSMASQ: [&str; 11] = [
+    "--keep-in-foreground",
+    "--conf-file=/dev/null",
+    "--no-resolv",
+    "--no-hosts",
+    "--no-poll",
+    "--bind-interfaces",
+    "--listen-address=127.0.0.1",
+    "--user=root",
+    "--pid-file=",
+    "--local=/sentinel.test/",
+    "--host-record=web.sentinel.test,127.0.0.9",
+];
+
 /// dnsmasq on a free loopback port, authoritative for `sentinel.test`.
-fn dnsmasq(test: &str) -> Option<(Server, SocketAddr)> {
+fn dnsmasq(test: &str) -> Option<(KilledOnDrop, SocketAddr)> {
     if !require_dnsmasq(test) {
         return None;
     }
     let port = free_port();
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let mut child = Command::new("dnsmasq")
-        .args([
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--no-poll",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-            "--user=root",
-            "--pid-file=",
-            "--local=/sentinel.test/",
-            "--host-record=web.sentinel.test,127.0.0.9",
-            "--mx-host=sentinel.test,mail.sentinel.test,10",
-        ])
+        .args(DNSMASQ)
+        .arg("--mx-host=sentinel.test,mail.sentinel.test,10")
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("dnsmasq");
     wait_listening(&mut child, address, "dnsmasq");
-    Some((Server(child), address))
+    Some((KilledOnDrop(child), address))
 }
 
 #[test]
@@ -312,23 +306,11 @@ fn dns_probe_asks_the_system_resolver() {
     let etc = format!("/etc/netns/{}", netns.0);
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::write(format!("{etc}/resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
-    let _dnsmasq = Server(
+    let _dnsmasq = KilledOnDrop(
         Command::new("ip")
             .args(["netns", "exec", &netns.0, "dnsmasq"])
-            .args([
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                "--no-poll",
-                "--bind-interfaces",
-                "--listen-address=127.0.0.1",
-                "--port=53",
-                "--user=root",
-                "--pid-file=",
-                "--local=/sentinel.test/",
-                "--host-record=web.sentinel.test,127.0.0.9",
-            ])
+            .args(DNSMASQ)
+            .arg("--port=53")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::chaos::{chaos_section, process::Sleeper};
-use crate::harness::{require_root, text, wait_for, Daemon, Sandbox};
+use crate::chaos::chaos_section;
+use crate::harness::{require_root, text, wait_for, Daemon, KilledOnDrop, Sandbox};
 
 /// The Chromium binary, or None (skip) outside CI when it is not installed.
 fn require_chromium(test: &str) -> Option<PathBuf> {
@@ -184,7 +184,7 @@ fn status_page_lists_a_running_experiment_with_time_left() {
     if !require_root("status_page_lists_a_running_experiment_with_time_left") {
         return;
     }
-    let sleeper = Sleeper(Command::new("sleep").arg("3600").spawn().unwrap());
+    let sleeper = KilledOnDrop(Command::new("sleep").arg("3600").spawn().unwrap());
     let profile = format!(
         "[[chaos.profile]]\nname = \"freeze-sleeper\"\nduration = \"10m\"\ntarget = {{ pid = {} }}\nfaults = [{{ kind = \"pause\" }}]\n",
         sleeper.0.id()

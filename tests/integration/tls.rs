@@ -1,19 +1,10 @@
 //! https probes against a real TLS server (openssl s_server) whose certificate comes from a
 //! throwaway CA: the system store rejects it, `ca_file` trusts it, `tls_verify = false` skips.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{free_port, text, wait_for, Daemon, Sandbox};
-
-struct TlsServer(Child);
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::harness::{free_port, text, wait_for, Daemon, KilledOnDrop, Sandbox};
 
 fn openssl(dir: &std::path::Path, args: &[&str]) {
     let output = Command::new("openssl")
@@ -101,7 +92,7 @@ fn https_probes_verify_with_system_store_ca_file_or_not_at_all() {
     make_certificates(dir);
 
     let port = free_port();
-    let _server = TlsServer(
+    let _server = KilledOnDrop(
         Command::new("openssl")
             .args([
                 "s_server",

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::chaos_section;
 use crate::harness::{
-    ctl_as_nobody, docker, require_docker, require_root, wait_for, Daemon, Sandbox, TestContainer,
+    ctl_as_nobody, docker, require_docker, require_root, wait_for, Daemon, KilledOnDrop, Sandbox,
+    TestContainer,
 };
 
 fn process_state(pid: u32) -> char {
@@ -29,7 +30,7 @@ fn pause_stops_a_process_until_rollback() {
     if !require_root("pause_stops_a_process_until_rollback") {
         return;
     }
-    let sleeper = Sleeper(Command::new("sleep").arg("3600").spawn().unwrap());
+    let sleeper = KilledOnDrop(Command::new("sleep").arg("3600").spawn().unwrap());
     let pid = sleeper.0.id();
     let sandbox = Sandbox::new();
     let daemon = start(
@@ -56,16 +57,6 @@ fn pause_stops_a_process_until_rollback() {
     daemon.ctl_json(&["chaos", "stop", started["id"].as_str().unwrap()]);
     assert_eq!(process_state(pid), 'S', "SIGCONT not delivered");
     assert!(daemon.stop().success());
-}
-
-/// Killed when dropped, even when the test fails (a stray sleeper would hold the test's pipes).
-pub(crate) struct Sleeper(pub(crate) std::process::Child);
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
