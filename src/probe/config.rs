@@ -796,17 +796,12 @@ impl ProbeConfig {
                 ));
             }
         }
-        if let Some(headers) = &self.headers {
-            for (key, value) in headers.get_ref() {
-                let valid = hyper::header::HeaderName::from_bytes(key.as_bytes()).is_ok()
-                    && hyper::header::HeaderValue::from_str(value).is_ok();
-                if !valid {
-                    return Err(Issue::at(
-                        "headers",
-                        problem(format!("invalid header \"{key}: {value}\"")),
-                    ));
-                }
-            }
+        let headers = self.headers.as_ref().map(Spanned::get_ref);
+        if let Some((key, value)) = headers.and_then(crate::http::client::invalid_header) {
+            return Err(Issue::at(
+                "headers",
+                problem(format!("invalid header \"{key}: {value}\"")),
+            ));
         }
         if let Some(codes) = &self.expect_status {
             if codes.get_ref().is_empty()

@@ -63,11 +63,7 @@ impl DnsProbe {
 
     pub async fn check(&self) -> CheckResult {
         let started = Instant::now();
-        let result = self.ask().await;
-        match result {
-            Ok(()) => CheckResult::success(started.elapsed(), None),
-            Err(failure) => CheckResult::failure(started.elapsed(), failure, None),
-        }
+        CheckResult::timed(started, self.ask().await)
     }
 
     /// A resolver per check: nothing cached between checks, and /etc/resolv.conf read now.

@@ -45,11 +45,7 @@ impl DockerProbe {
 
     pub async fn check(&self) -> CheckResult {
         let started = Instant::now();
-        let result = self.inspect().await;
-        match result {
-            Ok(()) => CheckResult::success(started.elapsed(), None),
-            Err(failure) => CheckResult::failure(started.elapsed(), failure, None),
-        }
+        CheckResult::timed(started, self.inspect().await)
     }
 
     async fn inspect(&self) -> Result<(), Failure> {

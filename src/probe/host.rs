@@ -14,11 +14,7 @@ pub const PROC_ROOT: &str = "/proc";
 /// still answers), timing it as the check's latency.
 async fn measured(measure: impl FnOnce() -> Result<(), Failure> + Send + 'static) -> CheckResult {
     let started = Instant::now();
-    let result = crate::panic_policy::run_blocking(measure).await;
-    match result {
-        Ok(()) => CheckResult::success(started.elapsed(), None),
-        Err(failure) => CheckResult::failure(started.elapsed(), failure, None),
-    }
+    CheckResult::timed(started, crate::panic_policy::run_blocking(measure).await)
 }
 
 fn read(root: &Path, file: &str) -> Result<String, Failure> {

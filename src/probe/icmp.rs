@@ -87,11 +87,7 @@ impl IcmpProbe {
 
     pub async fn check(&self) -> CheckResult {
         let started = Instant::now();
-        let result = match self.burst().await {
-            Ok(burst) => self.judge(&burst),
-            Err(failure) => Err(failure),
-        };
-        match result {
+        match self.burst().await.and_then(|burst| self.judge(&burst)) {
             Ok(average) => CheckResult::success(average, None),
             Err(failure) => CheckResult::failure(started.elapsed(), failure, None),
         }

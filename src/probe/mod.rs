@@ -116,6 +116,14 @@ impl CheckResult {
         }
     }
 
+    /// A check without a status code that started at `started` and ended now with `outcome`.
+    pub fn timed(started: std::time::Instant, outcome: Result<(), Failure>) -> Self {
+        match outcome {
+            Ok(()) => Self::success(started.elapsed(), None),
+            Err(failure) => Self::failure(started.elapsed(), failure, None),
+        }
+    }
+
     pub fn is_success(&self) -> bool {
         self.failure.is_none()
     }

@@ -66,11 +66,7 @@ impl PostgresProbe {
 
     pub async fn check(&self) -> CheckResult {
         let started = Instant::now();
-        let result = self.run().await;
-        match result {
-            Ok(()) => CheckResult::success(started.elapsed(), None),
-            Err(failure) => CheckResult::failure(started.elapsed(), failure, None),
-        }
+        CheckResult::timed(started, self.run().await)
     }
 
     /// A new connection every check, never a pooled one: a hung postmaster that no longer

@@ -31,11 +31,7 @@ impl TcpProbe {
 
     pub async fn check(&self) -> CheckResult {
         let started = Instant::now();
-        let result = self.converse().await;
-        match result {
-            Ok(()) => CheckResult::success(started.elapsed(), None),
-            Err(failure) => CheckResult::failure(started.elapsed(), failure, None),
-        }
+        CheckResult::timed(started, self.converse().await)
     }
 
     async fn converse(&self) -> Result<(), Failure> {

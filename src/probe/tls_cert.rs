@@ -72,11 +72,7 @@ impl TlsCertProbe {
 
     pub async fn check(&self) -> CheckResult {
         let started = Instant::now();
-        let result = self.inspect().await;
-        match result {
-            Ok(()) => CheckResult::success(started.elapsed(), None),
-            Err(failure) => CheckResult::failure(started.elapsed(), failure, None),
-        }
+        CheckResult::timed(started, self.inspect().await)
     }
 
     async fn inspect(&self) -> Result<(), Failure> {

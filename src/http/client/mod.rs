@@ -121,6 +121,20 @@ fn shared() -> Result<&'static PooledClient<Full<Bytes>>, PostError> {
         .map_err(|err| PostError::Tls(Arc::clone(err)))
 }
 
+/// The first header of a config's `headers` table that could not be sent: a name or a value
+/// HTTP does not allow.
+pub fn invalid_header(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Option<(&str, &str)> {
+    headers
+        .iter()
+        .find(|(name, value)| {
+            hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || hyper::header::HeaderValue::from_str(value).is_err()
+        })
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+}
+
 /// POST `body` as JSON to `url` with extra `headers`; at most `max_answer` bytes of the answer
 /// are read, and everything must be done within `timeout`.
 pub async fn post_json(
@@ -260,6 +274,26 @@ pub(crate) mod receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_header_http_cannot_carry_is_named() {
+        let table = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        type Pair<'a> = (&'a str, &'a str);
+        let cases: [(&[Pair], Option<Pair>); 4] = [
+            (&[("X-Token", "abc"), ("Accept", "*/*")], None),
+            (&[("bad header", "v")], Some(("bad header", "v"))),
+            (&[("X-Ok", "line\nbreak")], Some(("X-Ok", "line\nbreak"))),
+            (&[], None),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(invalid_header(&table(pairs)), expected, "{pairs:?}");
+        }
+    }
 
     #[test]
     fn errors_read_as_before_and_keep_their_cause() {
