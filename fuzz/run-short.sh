@@ -6,11 +6,21 @@
 #
 # Built without a sanitizer (safe Rust: the bugs are panics, which libFuzzer catches as crashes)
 # but with debug assertions and overflow checks, so an overflow is a crash here too.
-# Usage: fuzz/run-short.sh [SECONDS]
+# Usage: fuzz/run-short.sh [SECONDS] [--build-only | --no-build]
+#   --build-only  build the targets and stop (tests/setup-and-run.sh builds them in the background
+#                 while the Rust tests run); --no-build  run targets built before.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${1:-40}"
+stage="${2:-}"
+case "$stage" in
+"" | --build-only | --no-build) ;;
+*)
+    echo "usage: fuzz/run-short.sh [SECONDS] [--build-only | --no-build]" >&2
+    exit 2
+    ;;
+esac
 export RUSTC_BOOTSTRAP=1 # cargo-fuzz passes -Z flags; this lets the stable toolchain take them
 export CARGO_TERM_COLOR=never
 FUZZ_FLAGS=(--sanitizer none)
@@ -28,13 +38,16 @@ dictionary() {
     esac
 }
 
-started=$(date +%s)
-if ! cargo fuzz build "${FUZZ_FLAGS[@]}" >"$logs/build.log" 2>&1; then
-    tail -n 40 "$logs/build.log"
-    echo "fuzz: 0 passed, 1 failed (the fuzz targets did not build; log: $logs/build.log)"
-    exit 1
+if [ "$stage" != --no-build ]; then
+    started=$(date +%s)
+    if ! cargo fuzz build "${FUZZ_FLAGS[@]}" >"$logs/build.log" 2>&1; then
+        tail -n 40 "$logs/build.log"
+        echo "fuzz: 0 passed, 1 failed (the fuzz targets did not build; log: $logs/build.log)"
+        exit 1
+    fi
+    echo "fuzz targets built in $(($(date +%s) - started)) s"
+    [ "$stage" = --build-only ] && exit 0
 fi
-echo "fuzz targets built in $(($(date +%s) - started)) s"
 
 passed=0
 failed=0

@@ -13,7 +13,9 @@ SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || 
 export SOURCE_DATE_EPOCH
 
 # One cargo invocation for the binaries and the generator, so they share one build.
+# --binaries-only stops here (tests/setup-and-run.sh builds them in the background early).
 cargo build --release --locked --bins --example gen_assets
+[ "${1:-}" = --binaries-only ] && exit 0
 
 # Start from an empty assets dir so a renamed subcommand leaves no stale page behind.
 rm -rf "$assets"

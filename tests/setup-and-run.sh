@@ -39,7 +39,9 @@ CARGO_TOOLS=(cargo-deb cargo-generate-rpm)
 # cargo-fuzz: the fuzz targets in fuzz/ (libFuzzer; runs on stable with RUSTC_BOOTSTRAP=1)
 CARGO_TOOLS+=(cargo-fuzz)
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says how long the run has taken so far, so a slow step shows in CI's log.
+RUN_STARTED=$(date +%s)
+step() { printf '\n==> %s   [%s s into the run]\n' "$*" "$(($(date +%s) - RUN_STARTED))"; }
 
 install_apt_packages() {
     local missing=()
@@ -63,9 +65,19 @@ install_cargo_tools() {
     done
 }
 
-# Services started for the suite are stopped on any exit, success or failure.
+# Services started for the suite, and builds running in the background (with their children),
+# are stopped on any exit, success or failure.
 SERVICE_PIDS=()
+BACKGROUND_PIDS=()
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+    kill "$1" 2>/dev/null || true
+}
 stop_services() {
+    for pid in "${BACKGROUND_PIDS[@]:-}"; do
+        [ -n "$pid" ] && kill_tree "$pid"
+    done
     for pid in "${SERVICE_PIDS[@]:-}"; do
         [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
     done
@@ -95,7 +107,6 @@ start_dockerd() {
 
 step "installing what the suite needs"
 install_apt_packages
-install_cargo_tools
 start_dockerd
 bash tests/images/build-busybox.sh
 
@@ -122,13 +133,41 @@ cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 
 step "unit and integration tests (real sentineld and sentinelctl binaries)"
+cargo test --lib --tests --no-run 2>&1 | tee target/test-output.txt
+
+# The tests mostly wait (on daemons, containers, timers) and a fuzz run keeps one core busy, so
+# the builds the later steps need run meanwhile at the lowest CPU priority: the cargo tools and
+# the fuzz targets during the tests, the release binaries during the fuzz runs. Output goes to a
+# log each, shown if that build fails.
+background() { # LOG COMMAND...: run COMMAND (a function too) niced in the background
+    local log="$1"
+    shift
+    ( renice -n 19 -p "$BASHPID" >/dev/null && "$@" ) >"$log" 2>&1 &
+    BACKGROUND_PID=$!
+    BACKGROUND_PIDS+=("$!")
+}
+await() { # PID LOG WHAT: wait for a background build; on failure show its log and stop
+    if ! wait "$1"; then
+        echo "$3 failed; its log ($2):" >&2
+        tail -n 60 "$2" >&2
+        exit 1
+    fi
+    cat "$2"
+}
+tools_and_fuzz_targets() { install_cargo_tools && bash fuzz/run-short.sh 40 --build-only; }
+background target/tools-and-fuzz-build.log tools_and_fuzz_targets
+tools_and_fuzz=$BACKGROUND_PID
 # CI=true makes tests that need root fail instead of skipping; we are root here anyway.
-CI="${CI:-true}" cargo test --lib --tests 2>&1 | tee target/test-output.txt
+CI="${CI:-true}" cargo test --lib --tests 2>&1 | tee -a target/test-output.txt
 
 step "fuzzing: every fuzz target for about 40 s (fuzz/run-short.sh; long runs: docs/reliability.md)"
-bash fuzz/run-short.sh 40 | tee target/fuzz-output.txt
+await "$tools_and_fuzz" target/tools-and-fuzz-build.log "installing the cargo tools or building the fuzz targets"
+background target/release-build.log bash packaging/build-packages.sh --binaries-only
+release_build=$BACKGROUND_PID
+bash fuzz/run-short.sh 40 --no-build | tee target/fuzz-output.txt
 
 step "packages: build, check contents, lintian, unit file"
+await "$release_build" target/release-build.log "the release build"
 bash packaging/build-packages.sh
 bash packaging/check-packages.sh | tee target/packaging-output.txt
 bash packaging/check-unit.sh target/release/sentineld
