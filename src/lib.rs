@@ -38,6 +38,8 @@
 //! - [`archive`]: evidence bundles spooled before a restart, uploaded to S3 or a directory.
 //! - [`notify`]: the durable outbox to Slack, Discord, webhooks and Alertmanager.
 //! - [`drill`]: game days — chaos experiments in sequence with expectations, pass/fail, abort.
+//! - [`maintenance`]: maintenance windows (scheduled by cron in a time zone, or opened at run
+//!   time): probes in one are checked and journaled but neither healed nor alerted.
 //! - `fuzzing` (hidden): the entry points of the fuzz targets in `fuzz/`; see docs/reliability.md.
 //!
 //! Data flows one way: sources → each probe's status channel (lossless, for what heals) and the
@@ -66,6 +68,7 @@ pub mod http;
 pub mod ingest;
 pub mod journal;
 pub mod logging;
+pub mod maintenance;
 pub mod metrics;
 pub mod notify;
 pub mod panic_policy;

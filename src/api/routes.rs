@@ -138,6 +138,12 @@ routes! {
     DrillStop { run } => POST "/v1/drills/{run}/stop" Authorized;
     /// Sends a labelled test message to the channel now; answers with the receiver's reply.
     NotifyTest { channel } => POST "/v1/notify/{channel}/test" Authorized;
+    /// Maintenance windows in force, and each schedule with its next start.
+    MaintenanceList => GET "/v1/maintenance" Open;
+    /// JSON body: a `maintenance::StartRequest`; answers with the window (its id).
+    MaintenanceStart => POST "/v1/maintenance" Authorized;
+    /// A window's id.
+    MaintenanceEnd { window } => POST "/v1/maintenance/{window}/end" Authorized;
 }
 
 /// Why a request matched no route.
@@ -467,6 +473,8 @@ mod tests {
                 RouteId::DrillRun,
                 RouteId::DrillStop,
                 RouteId::NotifyTest,
+                RouteId::MaintenanceStart,
+                RouteId::MaintenanceEnd,
             ]
         );
         // Every POST is guarded.

@@ -90,6 +90,7 @@ pub struct ApiState {
     pub archiver: crate::archive::Archiver,
     pub notifier: crate::notify::Notifier,
     pub drills: crate::drill::DrillRunner,
+    pub maintenance: crate::maintenance::Windows,
 }
 
 pub(super) type Body = BoxBody<Bytes, Infallible>;
@@ -164,14 +165,14 @@ async fn route(
     let query = request.uri().query().map(str::to_string);
     let query = query.as_deref();
     if route.guard() == Guard::Open {
-        return answer(route, query, &Bytes::new(), state, shutdown).await;
+        return answer(route, query, &Bytes::new(), state, shutdown, &peer).await;
     }
     let body = match read_small_body(request).await {
         Ok(body) => body,
         Err(response) => return response,
     };
     let response = match authorize(&peer, state.socket_gid, state.accounts.as_ref()) {
-        Ok(()) => answer(route, query, &body, state, shutdown).await,
+        Ok(()) => answer(route, query, &body, state, shutdown, &peer).await,
         Err(denied) => error(StatusCode::FORBIDDEN, denied.to_string()),
     };
     audit(state, &peer, &method, &path, response.status());
@@ -185,6 +186,7 @@ async fn answer(
     body: &Bytes,
     state: &ApiState,
     shutdown: CancellationToken,
+    peer: &Peer,
 ) -> Response<Body> {
     match route {
         Route::Status => json(StatusCode::OK, &status(state)),
@@ -212,6 +214,9 @@ async fn answer(
         Route::DrillRun { drill } => super::drills::run(state, &drill),
         Route::DrillStop { run } => super::drills::stop(state, &run).await,
         Route::NotifyTest { channel } => super::outbox::test(&state.notifier, &channel).await,
+        Route::MaintenanceList => super::maintenance::list(state),
+        Route::MaintenanceStart => super::maintenance::start(state, body, peer),
+        Route::MaintenanceEnd { window } => super::maintenance::end(state, &window, peer),
     }
 }
 
@@ -247,10 +252,15 @@ fn audit(state: &ApiState, peer: &Peer, method: &Method, route: &str, status: St
 fn status(state: &ApiState) -> StatusResponse {
     let daemon = state.info.borrow().clone();
     let uptime_ms = (Timestamp::now().as_millis() - daemon.started_at.as_millis()).max(0);
+    let now = Timestamp::now();
+    let mut probes = state.probes.snapshot();
+    for probe in &mut probes {
+        probe.maintenance = state.maintenance.covering(&probe.name, now);
+    }
     StatusResponse {
         daemon,
         uptime_secs: (uptime_ms / 1000) as u64,
-        probes: state.probes.snapshot(),
+        probes,
         heals: state.heals.snapshot(),
         capabilities: state.chaos.capabilities(),
     }

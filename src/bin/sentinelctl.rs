@@ -125,6 +125,9 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
                 false => print!("{}", sentinel::cli::outbox::outbox(&response)),
             }
         }
+        CtlCommand::Maintenance(command) => {
+            sentinel::cli::maintenance::run(&client, command, cli.json).await?
+        }
         CtlCommand::Notify(sentinel::cli::NotifyCommand::Test { channel }) => {
             let outcome: sentinel::notify::TestOutcome =
                 client.call(Route::NotifyTest { channel }).await?;

@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod archives;
 pub mod chaos;
 pub mod drill;
+pub mod maintenance;
 pub mod outbox;
 pub mod render;
 pub mod report;
@@ -143,6 +144,10 @@ pub enum CtlCommand {
     /// Notification channels: send a test message.
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Maintenance windows: probes still checked and journaled, but neither healed nor
+    /// alerted; start, list, end.
+    #[command(subcommand)]
+    Maintenance(maintenance::MaintenanceCommand),
 }
 
 #[derive(Debug, Subcommand)]

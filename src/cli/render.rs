@@ -109,12 +109,7 @@ pub fn status(status: &StatusResponse) -> String {
             vec![
                 p.name.clone(),
                 p.kind.clone(),
-                match p.silenced_until {
-                    Some(until) if until > crate::event::Timestamp::now() => {
-                        format!("{} (silenced)", p.state.as_str())
-                    }
-                    _ => p.state.as_str().to_string(),
-                },
+                state_word(p),
                 p.since.to_rfc3339(),
                 p.last_latency_ms
                     .map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms")),
@@ -153,12 +148,28 @@ pub fn probes(status: &StatusResponse) -> String {
                 humantime::format_duration(std::time::Duration::from_millis(p.interval_ms))
                     .to_string(),
                 p.thresholds.clone(),
-                p.state.as_str().to_string(),
+                state_word(p),
                 heal,
                 p.target.clone(),
             ]
         },
     )
+}
+
+/// "down (maintenance m19a… until 2026-12-06T03:00:00.000Z)", "up (silenced)", "up".
+fn state_word(p: &crate::probe::ProbeSnapshot) -> String {
+    let state = p.state.as_str();
+    if let Some(cover) = &p.maintenance {
+        return format!(
+            "{state} (maintenance {} until {})",
+            cover.window,
+            cover.until.to_rfc3339()
+        );
+    }
+    match p.silenced_until {
+        Some(until) if until > crate::event::Timestamp::now() => format!("{state} (silenced)"),
+        _ => state.to_string(),
+    }
 }
 
 fn reload_line(report: &ReloadReport) -> String {

@@ -25,6 +25,8 @@ pub struct ConfigDiff {
     pub ai_changed: bool,
     /// `[heartbeat]`: the check-in loop takes the new settings at once.
     pub heartbeat_changed: bool,
+    /// `[[maintenance]]`: the schedules are taken at once.
+    pub maintenance_changed: bool,
     /// `[daemon]` settings that differ; they are read once at start and need a restart.
     pub restart_required: Vec<String>,
     /// What [`ConfigDiff::changes`] reports: the sections that changed apart from secrets, then
@@ -69,6 +71,7 @@ impl ConfigDiff {
             chaos_changed: old.chaos != new.chaos,
             ai_changed: old.ai != new.ai,
             heartbeat_changed: old.heartbeat != new.heartbeat,
+            maintenance_changed: old.maintenance != new.maintenance,
             ..Default::default()
         };
         diff.remedy_changed = remedy_changes(old, new);
@@ -150,6 +153,7 @@ impl ConfigDiff {
             (self.drills_changed, "drills changed"),
             (self.ai_changed, "ai changed"),
             (self.heartbeat_changed, "heartbeat check-in changed"),
+            (self.maintenance_changed, "maintenance schedules changed"),
         ];
         out.extend(
             flags

@@ -31,6 +31,7 @@ pub use crate::docker::config::DockerSection;
 pub use crate::drill::config::DrillSection;
 pub use crate::http::config::HttpSection;
 pub use crate::journal::config::JournalSection;
+pub use crate::maintenance::config::MaintenanceSection;
 pub use crate::notify::config::{
     ChannelKind, ChannelSection, NotifySection, RouteSection, Severity,
 };
@@ -78,6 +79,9 @@ pub struct Config {
     pub ai: AiSection,
     /// `[heartbeat]`: where sentineld checks in; absent, it checks in nowhere.
     pub heartbeat: Option<HeartbeatSection>,
+    /// `[[maintenance]]`: scheduled maintenance windows.
+    #[serde(default, rename = "maintenance")]
+    pub maintenance: Vec<MaintenanceSection>,
 }
 
 /// Process-wide settings. They are read once at start: changing them needs a restart, and a
@@ -331,7 +335,10 @@ impl Config {
                 .collect(),
             max_duration: self.chaos.max_duration,
         };
-        validate_drills(&self.drills, &known).map_err(|i| i.within("drill"))
+        validate_drills(&self.drills, &known).map_err(|i| i.within("drill"))?;
+        let probe_names = self.probes.iter().map(ProbeConfig::name).collect();
+        crate::maintenance::config::validate_maintenance(&self.maintenance, &probe_names)
+            .map_err(|i| i.within("maintenance"))
     }
 
     /// The `[[drill]]`s as the drill runner uses them.

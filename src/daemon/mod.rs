@@ -8,6 +8,7 @@ mod debug_flood;
 #[cfg(debug_assertions)]
 mod debug_panic;
 mod experiments;
+mod maintenance;
 mod notify;
 mod paths;
 mod probes;
@@ -245,6 +246,7 @@ pub async fn run(
         archiver: supervisor.archiver(),
         notifier: supervisor.notifier(),
         drills: supervisor.drills(),
+        maintenance: supervisor.maintenance(),
     };
     let api_task = tokio::spawn(api::serve(
         bound.listener,
@@ -286,6 +288,8 @@ pub async fn run(
     // loop, so a loop that stops turning (a stuck reload) is seen as well.
     let mut health_report = tokio::time::interval(Duration::from_secs(1));
     health_report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A maintenance window opened or ended: the healers hear of it here.
+    let mut maintenance_changes = supervisor.maintenance().changes();
     tokio::pin!(shutdown);
     loop {
         let trigger = tokio::select! {
@@ -298,6 +302,10 @@ pub async fn run(
             }
             _ = health_report.tick() => {
                 supervisor.report_health();
+                continue;
+            }
+            Ok(()) = maintenance_changes.changed() => {
+                supervisor.sync_maintenance();
                 continue;
             }
             _ = hangup.recv() => ReloadTrigger::Signal,

@@ -37,6 +37,9 @@ pub struct Probes {
     docker_events: Option<Task>,
     /// Active silences by probe; re-announced when a probe restarts on reload.
     silences: BTreeMap<String, Timestamp>,
+    /// Maintenance windows: a healer is held back until the later of its silence and the
+    /// window covering it (the one gate, the healer's silence).
+    maintenance: crate::maintenance::Windows,
     stop: CancellationToken,
 }
 
@@ -49,6 +52,7 @@ pub struct Shared {
     pub board: ProbeBoard,
     pub heal_board: HealBoard,
     pub heartbeats: probe::Heartbeats,
+    pub maintenance: crate::maintenance::Windows,
 }
 
 impl Probes {
@@ -68,6 +72,7 @@ impl Probes {
             cascade: None,
             docker_events: None,
             silences: BTreeMap::new(),
+            maintenance: shared.maintenance,
             stop,
         };
         let recoveries = probes.recoveries_from_journal().await;
@@ -115,10 +120,27 @@ impl Probes {
         }
         self.announce_silence(probe, until);
         if let Some((_, healer)) = self.healers.get(probe) {
-            healer.silence(Some(until));
+            healer.silence(Some(self.mute_until(probe).unwrap_or(until)));
         }
         tracing::info!(probe, "silenced until {}", until.to_rfc3339());
         Some(until)
+    }
+
+    /// No healing before this: the later of the probe's silence and the maintenance window
+    /// covering it now.
+    fn mute_until(&self, probe: &str) -> Option<Timestamp> {
+        let window = self
+            .maintenance
+            .covering(probe, Timestamp::now())
+            .map(|cover| cover.until);
+        self.silences.get(probe).copied().max(window)
+    }
+
+    /// Tell every healer what holds it back now (a maintenance window opened or ended).
+    pub fn sync_mutes(&self) {
+        for (name, (_, healer)) in &self.healers {
+            healer.silence(self.mute_until(name));
+        }
     }
 
     fn announce_silence(&self, probe: &str, until: Timestamp) {
@@ -170,7 +192,7 @@ impl Probes {
                 let cancel = self.stop.child_token();
                 let inputs = HealerInputs {
                     status: follower,
-                    silenced_until: self.silences.get(probe.name()).copied(),
+                    silenced_until: self.mute_until(probe.name()),
                 };
                 let (mailbox, handle) = crate::heal::spawn(
                     spec,

@@ -64,6 +64,7 @@ pub struct Supervisor {
     checkin: Checkin,
     /// The supervisor's report on its components, for the check-in; sent every second.
     health: watch::Sender<crate::checkin::SupervisorReport>,
+    maintenance: super::maintenance::Maintenance,
 }
 
 impl Supervisor {
@@ -86,7 +87,10 @@ impl Supervisor {
         let board = ProbeBoard::default();
         let heal_board = HealBoard::default();
 
+        let maintenance =
+            super::maintenance::Maintenance::start(config, &journal, &bus, &stop).await;
         let notifier = crate::notify::Notifier::open(&state_dir, &config.notify, &config.probes)?;
+        notifier.follow_maintenance(maintenance.windows.clone());
         let delivery_stop = stop.child_token();
         let notify = Notify {
             delivery: Some(Task {
@@ -194,6 +198,7 @@ impl Supervisor {
             board: board.clone(),
             heal_board: heal_board.clone(),
             heartbeats,
+            maintenance: maintenance.windows.clone(),
         };
         let probes = Probes::start(&config.probes, shared, stop.clone()).await;
 
@@ -237,13 +242,14 @@ impl Supervisor {
             ai: Ai { service },
             checkin,
             health,
+            maintenance,
         })
     }
 
     /// Every component in start order: reload goes through them in this order, shutdown in
     /// the reverse. Adding an area means adding it here (and to `start`). Of the two that can
     /// refuse a reload, the listener binds before tenants change, as tenants apply as they check.
-    fn components(&mut self) -> [&mut dyn Component; 11] {
+    fn components(&mut self) -> [&mut dyn Component; 12] {
         [
             &mut self.notify,
             &mut self.archive,
@@ -256,6 +262,7 @@ impl Supervisor {
             &mut self.drills,
             &mut self.ai,
             &mut self.checkin,
+            &mut self.maintenance,
         ]
     }
 
@@ -275,6 +282,7 @@ impl Supervisor {
             ),
             ("tenant alerts", finished(&self.tenants.alerts)),
             ("chaos halts", finished(&self.chaos.halts)),
+            ("maintenance tick", self.maintenance.stopped()),
         ]
         .into_iter()
         .filter(|(_, ended)| *ended)
@@ -446,6 +454,15 @@ impl Supervisor {
         self.probes
             .silence(probe, duration)
             .ok_or_else(|| CommandRefused::NoSuchProbe(probe.to_string()))
+    }
+
+    pub fn maintenance(&self) -> crate::maintenance::Windows {
+        self.maintenance.windows.clone()
+    }
+
+    /// A maintenance window opened or ended: tell every healer what holds it back now.
+    pub fn sync_maintenance(&self) {
+        self.probes.sync_mutes();
     }
 
     /// Pass an operator request to a probe's healer.

@@ -262,6 +262,7 @@ mod tests {
             last_failure: None,
             recoveries_total: 2,
             silenced_until: None,
+            maintenance: None,
             checks_total: 5,
             failures_total: 1,
             latency: Default::default(),

@@ -1,7 +1,8 @@
 //! Telling people: events become notifications (composed per incident), routed to channels
 //! (Slack, Discord, signed webhook, Alertmanager, email, PagerDuty, Telegram, Teams, ntfy), stored in a durable outbox and delivered
 //! with retry, rate limit, dedup and reminders — across receiver outages and daemon restarts.
-//! A silenced probe's alerts are recorded in the outbox as suppressed, not sent.
+//! A silenced probe's alerts are recorded in the outbox as suppressed, not sent; so are those
+//! of a probe in a maintenance window, whose unresolved firing goes out when the window ends.
 
 pub mod channel;
 mod compose;
@@ -118,6 +119,8 @@ struct Inner {
     composer: Mutex<Composer>,
     outbox: crate::journal::SharedTable<Outbox>,
     wake: Notify,
+    /// Maintenance windows: their probes' alerts are held back like a silenced probe's.
+    maintenance: std::sync::OnceLock<crate::maintenance::Windows>,
 }
 
 impl Notifier {
@@ -134,6 +137,7 @@ impl Notifier {
                 composer: Mutex::new(Composer::default()),
                 outbox: crate::journal::SharedTable::new(outbox),
                 wake: Notify::new(),
+                maintenance: std::sync::OnceLock::new(),
             }),
         };
         notifier.configure(section, probes);
@@ -180,6 +184,11 @@ impl Notifier {
         self.outbox(move |o| o.list(limit)).await
     }
 
+    /// Hold back the alerts of probes in a maintenance window (set once, before `spawn`).
+    pub fn follow_maintenance(&self, windows: crate::maintenance::Windows) {
+        let _ = self.inner.maintenance.set(windows);
+    }
+
     /// Start both loops: events into the outbox, the outbox to the receivers.
     pub fn spawn(&self, bus: &Bus, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
         let events = bus.subscribe();
@@ -193,7 +202,7 @@ impl Notifier {
     }
 
     async fn run_compose(self, mut events: broadcast::Receiver<Event>, cancel: CancellationToken) {
-        let mut watch = ProbeWatch::default();
+        let mut watch = ProbeWatch::with_maintenance(self.inner.maintenance.get().cloned());
         let watching_since = Timestamp::now();
         // Until the alerts an earlier sentineld left open are all resolved (see `orphans`).
         let mut orphans_left = true;
@@ -219,7 +228,13 @@ impl Notifier {
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
-                _ = tick.tick() => self.remind(&watch).await,
+                _ = tick.tick() => {
+                    for held in watch.released(Timestamp::now()) {
+                        tracing::info!(probe = %held.probe, "maintenance over, probe still not up: alert sent now");
+                        self.enqueue(&held, &mut watch).await;
+                    }
+                    self.remind(&watch).await
+                }
             }
         }
     }

@@ -148,6 +148,9 @@ pub struct ProbeConfig {
     /// Probes this one depends on: when one of them recovers, this probe's heal action runs
     /// too (dependants restart in dependency order).
     pub depends_on: Option<Spanned<Vec<String>>>,
+    /// Free labels (`team = "payments"`): `[[maintenance]]` and `sentinelctl maintenance start
+    /// --label` cover every probe that carries all of theirs.
+    pub labels: Option<Spanned<BTreeMap<String, String>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -512,6 +515,10 @@ impl ProbeConfig {
             self.validate_heal(heal.get_ref(), &problem)?;
         }
         self.validate_remedy(&problem)?;
+        if let Some(labels) = &self.labels {
+            validate_labels(labels.get_ref())
+                .map_err(|err| Issue::at("labels", problem(err.to_string())).because(err))?;
+        }
         if let (Some(_), None) = (&self.depends_on, &self.heal) {
             return Err(Issue::at(
                 "depends_on",
@@ -1076,6 +1083,49 @@ pub fn validate_probes(probes: &[ProbeConfig]) -> Result<HashSet<&str>, Issue> {
         ));
     }
     Ok(names)
+}
+
+/// What is wrong with a label map (a probe's `labels`, a maintenance scope's).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LabelError {
+    #[error("invalid label name \"{0}\": use 1-63 letters, digits, '-', '_', '.' or '/'")]
+    Name(String),
+    #[error("label {0} has an empty or overlong value (1-128 characters, no control characters)")]
+    Value(String),
+    #[error("at most {MAX_LABELS} labels")]
+    TooMany,
+}
+
+/// Most labels a probe or a scope may carry.
+pub const MAX_LABELS: usize = 32;
+
+/// Label names are plain names (plus '/'), values 1-128 printable characters.
+pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), LabelError> {
+    if labels.len() > MAX_LABELS {
+        return Err(LabelError::TooMany);
+    }
+    for (key, value) in labels {
+        let plain = key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        if key.is_empty() || key.len() > 63 || !plain {
+            return Err(LabelError::Name(key.clone()));
+        }
+        if value.is_empty() || value.chars().count() > 128 || value.chars().any(char::is_control) {
+            return Err(LabelError::Value(key.clone()));
+        }
+    }
+    Ok(())
+}
+
+impl ProbeConfig {
+    /// The probe's labels (none when it has no `labels`).
+    pub fn label_map(&self) -> BTreeMap<String, String> {
+        self.labels
+            .as_ref()
+            .map(|l| l.get_ref().clone())
+            .unwrap_or_default()
+    }
 }
 
 /// Why probes have no order in which every dependency comes before its dependants.

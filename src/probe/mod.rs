@@ -489,6 +489,10 @@ pub struct ProbeSnapshot {
     /// Not healed or alerted before this time (still checked).
     #[serde(default)]
     pub silenced_until: Option<Timestamp>,
+    /// The maintenance window holding the probe back now (neither healed nor alerted until its
+    /// `until`; still checked). Filled in when `/v1/status` answers.
+    #[serde(default)]
+    pub maintenance: Option<crate::maintenance::Cover>,
     #[serde(default)]
     pub checks_total: u64,
     #[serde(default)]

@@ -90,6 +90,7 @@ pub fn spawn(
             last_failure: None,
             recoveries_total,
             silenced_until: None,
+            maintenance: None,
             checks_total: 0,
             failures_total: 0,
             latency: Default::default(),

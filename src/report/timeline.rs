@@ -60,7 +60,9 @@ fn belongs(kind: &EventKind, id: &str) -> bool {
         | EventKind::DrillExpectationChecked { .. }
         | EventKind::DrillFinished { .. }
         | EventKind::RemedyStep { .. }
-        | EventKind::RemedyExhausted { .. } => true,
+        | EventKind::RemedyExhausted { .. }
+        | EventKind::MaintenanceStarted { .. }
+        | EventKind::MaintenanceEnded { .. } => true,
         EventKind::ConfigApplied { .. }
         | EventKind::ConfigRejected { .. }
         | EventKind::ControlRequest { .. }

@@ -26,6 +26,7 @@ fn probe(name: &str, state: ProbeState) -> ProbeSnapshot {
         last_failure: (state == ProbeState::Down).then(|| "timeout: <no answer>".into()),
         recoveries_total: 1,
         silenced_until: None,
+        maintenance: None,
         checks_total: 3,
         failures_total: 0,
         latency: Default::default(),

@@ -19,6 +19,7 @@ mod hardening;
 mod heartbeat;
 mod host_probes;
 mod journald;
+mod maintenance;
 mod metrics;
 mod net_probes;
 mod notify;

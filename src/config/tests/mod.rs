@@ -5,6 +5,7 @@ mod channels;
 mod chaos;
 mod drill;
 mod host;
+mod maintenance;
 mod net_probes;
 mod remedy;
 
