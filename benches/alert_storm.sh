@@ -7,7 +7,8 @@
 # Per round, a fresh sentineld (fresh state) watches two containers of sentinel-test/busybox,
 # both docker probes with a docker_restart heal and the default [notify.flapping]:
 #   storm   `sleep 3600`, max_attempts = 100 per 1 m: killed every 2 s, 30 times (60 s)
-#   crash   `sh -c 'sleep 2; exit 1'`, max_attempts = 3 per 10 m: gives up after 3 restarts
+#   crash   `sh -c 'sleep 2; exit 1'`, max_attempts = 3 per 10 m: gives up after 3 restarts;
+#           started 30 s into the storm, when the storm's messages would have used up the limit
 # Both alert one signed-less webhook channel (rate_limit = 30) on a loopback receiver (python3)
 # that stamps each POST on arrival. After the storm the round waits 40 s for the flapping
 # alert to settle (settle = 30 s), then counts:
@@ -121,18 +122,19 @@ EOF
     for _ in $(seq 1 300); do
         state="$(ctl --json status 2>/dev/null | python3 -c 'import json,sys
 try: print(next(p["state"] for p in json.load(sys.stdin)["probes"] if p["name"] == "storm"))
-except Exception: print("none")')"
+except Exception: print("none")' || true)"
         [[ "$state" == up ]] && break
         sleep 0.1
     done
     [[ "$state" == up ]] || { echo "storm never came up; sentineld stderr:" >&2; cat "$work/stderr" >&2; exit 1; }
-    docker start "$crash" >/dev/null
     kills=0
     start="$(now_ms)"
     for ((i = 0; i < 30; i++)); do
         # every 2 s on the clock; a kill that finds the container mid-restart does not count
         while (( $(now_ms) < start + i * 2000 )); do sleep 0.02; done
         docker kill "$storm" >/dev/null 2>&1 && kills=$((kills + 1))
+        # the crash loop starts halfway, when the storm has had 30 s to fill the rate limit
+        (( i == 15 )) && docker start "$crash" >/dev/null
     done
     storm_seconds=$(( ($(now_ms) - start) / 1000 ))
     sleep 40
