@@ -23,6 +23,9 @@ pub fn outbox(response: &OutboxResponse) -> String {
                     super::archives::short(error)
                 ),
                 (DeliveryState::Pending, None) => "pending".to_string(),
+                (DeliveryState::Held, _) => "held (its parent probe is down)".to_string(),
+                (DeliveryState::Folded, _) => "folded (told by its parent's message)".to_string(),
+                (DeliveryState::Superseded, _) => "superseded (a critical came first)".to_string(),
             };
             let next = match m.next_attempt_at {
                 Some(at) => at.to_rfc3339(),

@@ -199,7 +199,8 @@ fn remedy_changes(old: &Config, new: &Config) -> Vec<String> {
             "notify delivery",
             m.dedup_window != n.dedup_window
                 || m.max_age != n.max_age
-                || m.max_retry_delay != n.max_retry_delay,
+                || m.max_retry_delay != n.max_retry_delay
+                || m.flapping != n.flapping,
         ),
     ];
     parts

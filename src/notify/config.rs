@@ -23,6 +23,53 @@ pub struct NotifySection {
     /// No route at all: every channel gets every notification.
     #[serde(rename = "route")]
     pub routes: Vec<RouteSection>,
+    /// When a probe counts as flapping (one message and one resolve instead of one per change).
+    pub flapping: FlappingSection,
+}
+
+/// `[notify.flapping]`: more than `transitions` Up/Down changes within `window` is flapping;
+/// it has settled after `settle` Up without a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlappingSection {
+    pub transitions: u32,
+    pub window: HumanDuration,
+    pub settle: HumanDuration,
+}
+
+impl Default for FlappingSection {
+    fn default() -> Self {
+        Self {
+            transitions: 2,
+            window: HumanDuration::from_secs(120),
+            settle: HumanDuration::from_secs(30),
+        }
+    }
+}
+
+impl FlappingSection {
+    /// Keys are relative to `[notify]`.
+    fn validate(&self) -> Result<(), Issue> {
+        if self.transitions < 1 {
+            return Err(Issue::at(
+                "flapping.transitions",
+                "notify.flapping.transitions must be at least 1 (more than that many changes is flapping)",
+            ));
+        }
+        if self.window.get() < std::time::Duration::from_secs(1) {
+            return Err(Issue::at(
+                "flapping.window",
+                "notify.flapping.window must be at least 1s",
+            ));
+        }
+        if self.settle.get() < std::time::Duration::from_secs(1) {
+            return Err(Issue::at(
+                "flapping.settle",
+                "notify.flapping.settle must be at least 1s",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for NotifySection {
@@ -33,6 +80,7 @@ impl Default for NotifySection {
             max_retry_delay: HumanDuration::from_secs(300),
             channels: Vec::new(),
             routes: Vec::new(),
+            flapping: FlappingSection::default(),
         }
     }
 }
@@ -601,6 +649,7 @@ impl NotifySection {
 
     /// Checks `[notify]`; keys are relative to it.
     pub fn validate(&self) -> Result<(), Issue> {
+        self.flapping.validate()?;
         let mut names = HashSet::new();
         for (i, channel) in self.channels.iter().enumerate() {
             let name = channel.name();

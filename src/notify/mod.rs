@@ -3,11 +3,13 @@
 //! with retry, rate limit, dedup and reminders — across receiver outages and daemon restarts.
 //! A silenced probe's alerts are recorded in the outbox as suppressed, not sent; so are those
 //! of a probe in a maintenance window, whose unresolved firing goes out when the window ends.
+//! Flapping probes and the dependants of a Down parent are grouped (`grouping`), criticals go first.
 
 pub mod channel;
 mod compose;
 pub mod config;
 mod deliver;
+mod grouping;
 mod orphans;
 mod outbox;
 mod render;
@@ -34,7 +36,8 @@ use silence::ProbeWatch;
 
 use crate::event::{Bus, Event, EventKind, ProbeState, Timestamp};
 use crate::probe::ProbeConfig;
-use config::{ChannelKind, NotifySection, RouteSection};
+use config::{ChannelKind, NotifySection, RouteSection, Severity};
+use grouping::{Decision, Grouper};
 
 #[derive(Debug, Error)]
 pub enum NotifyError {
@@ -94,6 +97,27 @@ impl Settings {
     }
 }
 
+fn grouping_rules(section: &NotifySection, probes: &[ProbeConfig]) -> grouping::Rules {
+    let flapping = &section.flapping;
+    grouping::Rules {
+        flap_transitions: flapping.transitions,
+        flap_window: flapping.window.get(),
+        flap_settle: flapping.settle.get(),
+        parents: probes
+            .iter()
+            .filter_map(|p| {
+                let parents = p.depends_on.as_ref()?.get_ref().clone();
+                Some((p.name().to_string(), parents))
+            })
+            .collect(),
+        heals: probes
+            .iter()
+            .filter(|p| p.heal.is_some())
+            .map(|p| p.name().to_string())
+            .collect(),
+    }
+}
+
 fn probe_facts(probes: &[ProbeConfig]) -> HashMap<String, ProbeFacts> {
     probes
         .iter()
@@ -117,6 +141,7 @@ pub struct Notifier {
 struct Inner {
     settings: RwLock<Arc<Settings>>,
     composer: Mutex<Composer>,
+    grouper: Mutex<Grouper>,
     outbox: crate::journal::SharedTable<Outbox>,
     wake: Notify,
     /// Maintenance windows: their probes' alerts are held back like a silenced probe's.
@@ -135,6 +160,7 @@ impl Notifier {
             inner: Arc::new(Inner {
                 settings: RwLock::new(Arc::new(Settings::from_config(section))),
                 composer: Mutex::new(Composer::default()),
+                grouper: Mutex::new(Grouper::default()),
                 outbox: crate::journal::SharedTable::new(outbox),
                 wake: Notify::new(),
                 maintenance: std::sync::OnceLock::new(),
@@ -152,6 +178,8 @@ impl Notifier {
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::from_config(section));
         self.lock_composer().set_probes(probe_facts(probes));
+        self.lock_grouper()
+            .set_rules(grouping_rules(section, probes));
         self.inner.wake.notify_one();
     }
 
@@ -170,6 +198,10 @@ impl Notifier {
             .composer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_grouper(&self) -> std::sync::MutexGuard<'_, Grouper> {
+        self.inner.grouper.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn outbox<T: Send + 'static>(
@@ -207,15 +239,30 @@ impl Notifier {
         // Until the alerts an earlier sentineld left open are all resolved (see `orphans`).
         let mut orphans_left = true;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // Alerts an earlier sentineld held for a Down parent wait for it again.
+        match self.outbox(|o| o.held()).await {
+            Ok(held) => {
+                let held = held.into_iter().filter_map(|(subject, parent)| {
+                    Some((subject.strip_prefix("probe:")?.to_string(), parent))
+                });
+                self.lock_grouper().restore_held(held);
+            }
+            Err(err) => tracing::warn!("cannot read held alerts: {err}"),
+        }
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 received = events.recv() => match received {
                     Ok(event) => {
                         watch.observe(&event);
+                        let set_off = self.lock_grouper().observe(&event);
+                        for decision in set_off {
+                            self.apply(decision, &mut watch).await;
+                        }
                         let composed = self.lock_composer().compose(&event);
                         if let Some(notification) = composed {
-                            self.enqueue(&notification, &mut watch).await;
+                            let decision = self.lock_grouper().decide(notification);
+                            self.apply(decision, &mut watch).await;
                         }
                         if let EventKind::ProbeTransition { probe, to: ProbeState::Up, .. } = &event.kind {
                             if orphans_left {
@@ -231,15 +278,52 @@ impl Notifier {
                 _ = tick.tick() => {
                     for held in watch.released(Timestamp::now()) {
                         tracing::info!(probe = %held.probe, "maintenance over, probe still not up: alert sent now");
-                        self.enqueue(&held, &mut watch).await;
+                        let decision = self.lock_grouper().decide(held);
+                        self.apply(decision, &mut watch).await;
                     }
-                    self.remind(&watch).await
+                    let settled = self.lock_grouper().tick(Timestamp::now());
+                    for decision in settled {
+                        self.apply(decision, &mut watch).await;
+                    }
+                    self.remind(&watch).await;
                 }
             }
         }
     }
 
-    async fn enqueue(&self, notification: &Notification, watch: &mut ProbeWatch) {
+    /// Carry out what the grouping decided: store, store held, release, or only log.
+    async fn apply(&self, decision: Decision, watch: &mut ProbeWatch) {
+        match decision {
+            Decision::Send(notification) => self.enqueue(&notification, watch, None).await,
+            Decision::Hold {
+                notification,
+                parent,
+            } => {
+                tracing::info!(probe = %notification.probe, parent = %parent, "held while the probe it depends on is down");
+                self.enqueue(&notification, watch, Some(&parent)).await;
+            }
+            Decision::Fold(notification) => {
+                tracing::info!(probe = %notification.probe, subject = %notification.subject, status = ?notification.status, "told by a grouped alert already; not sent");
+            }
+            Decision::Release { parent, recovered } => {
+                let folded: Vec<String> = recovered.iter().map(|p| format!("probe:{p}")).collect();
+                let released = self
+                    .outbox(move |o| o.release(&parent, &folded, Timestamp::now()))
+                    .await;
+                match released {
+                    Ok(_) => self.inner.wake.notify_one(),
+                    Err(err) => tracing::error!("cannot release held alerts: {err}"),
+                }
+            }
+        }
+    }
+
+    async fn enqueue(
+        &self,
+        notification: &Notification,
+        watch: &mut ProbeWatch,
+        held_by: Option<&str>,
+    ) {
         let settings = self.settings();
         let names: Vec<String> = settings.channels.iter().map(|c| c.name.clone()).collect();
         let targets = route(notification, &settings.routes, &names);
@@ -257,6 +341,7 @@ impl Notifier {
                 notification,
                 suppressed,
                 settings.dedup_window,
+                held_by,
             )
             .await;
         }
@@ -270,7 +355,11 @@ impl Notifier {
         notification: &Notification,
         suppressed: bool,
         dedup_window: Duration,
+        held_by: Option<&str>,
     ) {
+        let critical =
+            notification.status == Status::Firing && notification.severity == Severity::Critical;
+        let held_by = held_by.map(String::from);
         let body = body(kind, notification, Timestamp::now()).to_string();
         let status = serde_json::to_value(notification.status)
             .ok()
@@ -287,6 +376,8 @@ impl Notifier {
                     body: &body,
                     notification: &json,
                     suppressed,
+                    critical,
+                    held_by: held_by.as_deref(),
                 };
                 outbox.enqueue(message, Timestamp::now(), dedup_window)
             })
@@ -323,7 +414,7 @@ impl Notifier {
                 channel,
                 "resolving an alert fired before this sentineld started"
             );
-            self.store(channel, kind, resolved, false, settings.dedup_window)
+            self.store(channel, kind, resolved, false, settings.dedup_window, None)
                 .await;
         }
         if !resolutions.is_empty() {
@@ -372,6 +463,7 @@ impl Notifier {
                 &reminder,
                 false,
                 settings.dedup_window,
+                None,
             )
             .await;
             reminded = true;
@@ -404,7 +496,7 @@ impl Notifier {
                 .await
                 .unwrap_or_default();
             // A channel that failed in this pass keeps the rest of its queue in order behind it.
-            let mut held: HashMap<String, Timestamp> = HashMap::new();
+            let mut held: HashMap<(String, bool), Timestamp> = HashMap::new();
             let mut unknown: HashSet<String> = HashSet::new();
             for message in due {
                 if cancel.is_cancelled() {
@@ -429,13 +521,14 @@ impl Notifier {
         settings: &Settings,
         message: Message,
         limits: &mut HashMap<String, RateLimit>,
-        held: &mut HashMap<String, Timestamp>,
+        held: &mut HashMap<(String, bool), Timestamp>,
         unknown: &mut HashSet<String>,
     ) {
         let id = message.id;
         let later =
             |delay: Duration| Timestamp(Timestamp::now().as_millis() + delay.as_millis() as i64);
-        if let Some(until) = held.get(&message.channel).copied() {
+        let lane = (message.channel.clone(), message.critical);
+        if let Some(until) = held.get(&lane).copied() {
             let _ = self.outbox(move |o| o.postpone(id, until)).await;
             return;
         }
@@ -450,9 +543,13 @@ impl Notifier {
         let limit = limits
             .entry(channel.name.clone())
             .or_insert_with(|| RateLimit::new(channel.rate_limit));
-        if let Some(wait) = limit.take(Instant::now()) {
+        let taken = match message.critical {
+            true => limit.take_critical(Instant::now()),
+            false => limit.take(Instant::now()),
+        };
+        if let Some(wait) = taken {
             let next = later(wait);
-            held.insert(channel.name.clone(), next);
+            held.insert(lane, next);
             let _ = self.outbox(move |o| o.postpone(id, next)).await;
             return;
         }
@@ -468,7 +565,7 @@ impl Notifier {
                     crate::archive::retry_delay(message.attempts + 1, settings.max_retry_delay);
                 let next = later(delay);
                 tracing::warn!(channel = %channel.name, attempt = message.attempts + 1, "notification not delivered: {err}; retrying in {}", humantime::format_duration(delay));
-                held.insert(channel.name.clone(), next);
+                held.insert(lane, next);
                 let error = err.to_string();
                 let _ = self.outbox(move |o| o.mark_failed(id, &error, next)).await;
             }

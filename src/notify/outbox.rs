@@ -18,6 +18,9 @@ pub struct Message {
     pub subject: String,
     pub body: String,
     pub attempts: u32,
+    /// In the critical lane (a firing critical alert): sent before the rest of its channel's
+    /// queue, with its own rate limit lane.
+    pub critical: bool,
 }
 
 /// A message to store: its channel-shaped `body` and the `notification` it was made from (JSON,
@@ -31,6 +34,10 @@ pub struct NewMessage<'a> {
     pub notification: &'a str,
     /// The probe is silenced: recorded as `suppressed`, never delivered.
     pub suppressed: bool,
+    /// A firing critical alert: the channel's critical lane.
+    pub critical: bool,
+    /// A dependant's alert held (state `held`) until this parent probe recovers.
+    pub held_by: Option<&'a str>,
 }
 
 /// Where a message is in its life, as `sentinelctl outbox` shows it.
@@ -44,6 +51,12 @@ pub enum DeliveryState {
     Expired,
     /// Not sent: its probe was silenced.
     Suppressed,
+    /// Waiting for the probe's `depends_on` parent to recover (then sent, or folded).
+    Held,
+    /// Not sent: told by its parent's message (it recovered with its parent).
+    Folded,
+    /// Not sent: a critical alert about the same subject came before it was tried.
+    Superseded,
 }
 
 impl DeliveryState {
@@ -52,6 +65,9 @@ impl DeliveryState {
             "sent" => Self::Delivered,
             "expired" => Self::Expired,
             "suppressed" => Self::Suppressed,
+            "held" => Self::Held,
+            "folded" => Self::Folded,
+            "superseded" => Self::Superseded,
             _ => Self::Pending,
         }
     }
@@ -95,8 +111,10 @@ impl Outbox {
         Ok(Self { connection })
     }
 
-    /// Store a message unless the same subject in the same status went to this channel within
-    /// `dedup_window` (reminders are never deduplicated). Returns whether it was stored.
+    /// Store a message unless the same subject in the same status with the same text went to
+    /// this channel within `dedup_window` (reminders are never deduplicated). A critical one
+    /// supersedes the untried messages about its subject queued before it on the channel, so
+    /// it never waits behind them. Returns whether it was stored.
     pub fn enqueue(
         &self,
         message: NewMessage<'_>,
@@ -110,46 +128,75 @@ impl Outbox {
             body,
             notification,
             suppressed,
+            critical,
+            held_by,
         } = message;
         if status != "reminder" && !suppressed {
-            let last: Option<(String, i64)> = self
+            let last: Option<(String, i64, Option<bool>)> = self
                 .connection
                 .query_row(
-                    "SELECT status, created_ms FROM notify_outbox WHERE channel = ?1 AND subject = ?2 \
-                     AND status != 'reminder' AND state != 'suppressed' ORDER BY id DESC LIMIT 1",
-                    params![channel, subject],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
+                    "SELECT status, created_ms, json_extract(notification, '$.text') = \
+                     json_extract(?3, '$.text') FROM notify_outbox WHERE channel = ?1 AND subject = ?2 \
+                     AND status != 'reminder' AND state NOT IN ('suppressed', 'folded', 'superseded') \
+                     ORDER BY id DESC LIMIT 1",
+                    params![channel, subject, notification],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
                 )
                 .optional()
                 .map_err(sql)?;
             let window_start = now.saturating_sub(dedup_window).as_millis();
-            if let Some((last_status, at)) = last {
-                if last_status == status && at >= window_start {
+            if let Some((last_status, at, same_text)) = last {
+                if last_status == status && at >= window_start && same_text.unwrap_or(true) {
                     return Ok(false);
                 }
             }
         }
-        let state = if suppressed { "suppressed" } else { "pending" };
+        let state = match (suppressed, held_by) {
+            (true, _) => "suppressed",
+            (false, Some(_)) => "held",
+            (false, None) => "pending",
+        };
+        if critical && state == "pending" {
+            self.connection
+                .execute(
+                    "UPDATE notify_outbox SET state = 'superseded' WHERE channel = ?1 AND subject = ?2 \
+                     AND state = 'pending' AND attempts = 0 AND priority = 1",
+                    params![channel, subject],
+                )
+                .map_err(sql)?;
+        }
         self.connection
             .execute(
                 "INSERT INTO notify_outbox (channel, subject, status, body, created_ms, next_attempt_ms, \
-                 state, notification) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
-                params![channel, subject, status, body, now.as_millis(), state, notification],
+                 state, notification, priority, held_by) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    channel,
+                    subject,
+                    status,
+                    body,
+                    now.as_millis(),
+                    state,
+                    notification,
+                    if critical { 0 } else { 1 },
+                    held_by
+                ],
             )
             .map_err(sql)?;
         Ok(true)
     }
 
-    /// Alerts whose newest firing/resolved message on a channel is a firing (suppressed ones
-    /// do not count): what reminders are about, also right after a daemon restart.
+    /// Alerts whose newest firing/resolved message on a channel is a firing (suppressed, held,
+    /// folded and superseded ones do not count): what reminders are about, also right after a daemon restart.
     pub fn open_alerts(&self) -> Result<Vec<OpenAlert>, NotifyError> {
         let mut statement = self
             .connection
             .prepare(
                 "SELECT o.channel, o.notification, (SELECT MAX(r.created_ms) FROM notify_outbox AS r \
-                 WHERE r.channel = o.channel AND r.subject = o.subject AND r.state != 'suppressed') \
+                 WHERE r.channel = o.channel AND r.subject = o.subject AND r.state NOT IN \
+                 ('suppressed', 'held', 'folded', 'superseded')) \
                  FROM notify_outbox AS o WHERE o.id IN (SELECT MAX(id) FROM notify_outbox \
-                 WHERE status != 'reminder' AND state != 'suppressed' GROUP BY channel, subject) \
+                 WHERE status != 'reminder' AND state NOT IN ('suppressed', 'held', 'folded', 'superseded') \
+                 GROUP BY channel, subject) \
                  AND o.status = 'firing' AND o.notification IS NOT NULL ORDER BY o.id",
             )
             .map_err(sql)?;
@@ -196,14 +243,15 @@ impl Outbox {
         rows.collect::<Result<Vec<_>, _>>().map_err(sql)
     }
 
-    /// Pending messages due now, oldest first, at most `limit`. Each channel's queue is kept
-    /// in order: a message waiting for its retry holds back the newer ones behind it, so a
-    /// "resolved" never overtakes its "firing".
+    /// Pending messages due now, critical ones first, then oldest first, at most `limit`.
+    /// Each channel has two lanes, critical and the rest, each kept in order: a message
+    /// waiting for its retry or the rate limit holds back the newer ones of its lane and of
+    /// its subject (so a "resolved" never overtakes its "firing"), never the other lane.
     pub fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Message>, NotifyError> {
         let mut statement = self
             .connection
             .prepare(
-                "SELECT id, channel, subject, body, attempts, next_attempt_ms FROM notify_outbox \
+                "SELECT id, channel, subject, body, attempts, next_attempt_ms, priority FROM notify_outbox \
                  WHERE state = 'pending' ORDER BY id",
             )
             .map_err(sql)?;
@@ -215,35 +263,40 @@ impl Outbox {
                     subject: row.get(2)?,
                     body: row.get(3)?,
                     attempts: row.get::<_, i64>(4)? as u32,
+                    critical: row.get::<_, i64>(6)? == 0,
                 };
                 Ok((message, row.get::<_, i64>(5)?))
             })
             .map_err(sql)?;
-        let mut held = std::collections::HashSet::new();
+        let mut held_lanes = std::collections::HashSet::new();
+        let mut held_subjects = std::collections::HashSet::new();
         let mut due = Vec::new();
         for row in rows {
             let (message, next_attempt_ms) = row.map_err(sql)?;
-            if held.contains(&message.channel) {
-                continue;
-            }
-            if next_attempt_ms > now.as_millis() {
-                held.insert(message.channel.clone());
+            let lane = (message.channel.clone(), message.critical);
+            let subject = (message.channel.clone(), message.subject.clone());
+            if held_lanes.contains(&lane)
+                || held_subjects.contains(&subject)
+                || next_attempt_ms > now.as_millis()
+            {
+                held_lanes.insert(lane);
+                held_subjects.insert(subject);
                 continue;
             }
             due.push(message);
-            if due.len() == limit {
-                break;
-            }
         }
+        due.sort_by_key(|m| !m.critical);
+        due.truncate(limit);
         Ok(due)
     }
 
-    /// When the head of some channel's queue is due next.
+    /// When the head of some channel lane's queue is due next.
     pub fn next_due(&self) -> Result<Option<Timestamp>, NotifyError> {
         self.connection
             .query_row(
                 "SELECT MIN(next_attempt_ms) FROM notify_outbox AS o WHERE state = 'pending' \
-                 AND id = (SELECT MIN(id) FROM notify_outbox WHERE state = 'pending' AND channel = o.channel)",
+                 AND id = (SELECT MIN(id) FROM notify_outbox WHERE state = 'pending' \
+                 AND channel = o.channel AND priority = o.priority)",
                 [],
                 |row| row.get::<_, Option<i64>>(0),
             )
@@ -285,19 +338,63 @@ impl Outbox {
         Ok(())
     }
 
-    /// Give up on pending messages created before `cutoff`, and forget delivered and
+    /// The held alerts as (subject, parent), oldest first: what an earlier sentineld held.
+    pub fn held(&self) -> Result<Vec<(String, String)>, NotifyError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT subject, held_by FROM notify_outbox WHERE state = 'held' \
+                 AND held_by IS NOT NULL ORDER BY id",
+            )
+            .map_err(sql)?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(sql)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+    }
+
+    /// `parent` recovered: its dependants' held alerts are due now, except those whose
+    /// subject is in `folded` (they recovered with it), which are folded. Returns how many
+    /// were released.
+    pub fn release(
+        &self,
+        parent: &str,
+        folded: &[String],
+        now: Timestamp,
+    ) -> Result<usize, NotifyError> {
+        for subject in folded {
+            self.connection
+                .execute(
+                    "UPDATE notify_outbox SET state = 'folded' WHERE state = 'held' AND held_by = ?1 \
+                     AND subject = ?2",
+                    params![parent, subject],
+                )
+                .map_err(sql)?;
+        }
+        self.connection
+            .execute(
+                "UPDATE notify_outbox SET state = 'pending', next_attempt_ms = ?2 \
+                 WHERE state = 'held' AND held_by = ?1",
+                params![parent, now.as_millis()],
+            )
+            .map_err(sql)
+    }
+
+    /// Give up on pending (and held) messages created before `cutoff`, and forget delivered and
     /// suppressed ones older than that; returns how many were given up.
     pub fn expire(&self, cutoff: Timestamp) -> Result<usize, NotifyError> {
         let expired = self
             .connection
             .execute(
-                "UPDATE notify_outbox SET state = 'expired' WHERE state = 'pending' AND created_ms < ?1",
+                "UPDATE notify_outbox SET state = 'expired' WHERE state IN ('pending', 'held') \
+                 AND created_ms < ?1",
                 params![cutoff.as_millis()],
             )
             .map_err(sql)?;
         self.connection
             .execute(
-                "DELETE FROM notify_outbox WHERE state IN ('sent', 'suppressed') AND created_ms < ?1",
+                "DELETE FROM notify_outbox WHERE state IN ('sent', 'suppressed', 'folded', 'superseded') \
+                 AND created_ms < ?1",
                 params![cutoff.as_millis()],
             )
             .map_err(sql)?;
@@ -338,6 +435,8 @@ mod tests {
                 body: "{}",
                 notification: "{}",
                 suppressed: false,
+                critical: false,
+                held_by: None,
             };
             outbox.enqueue(message, Timestamp(at), window).unwrap()
         };
@@ -389,6 +488,8 @@ mod tests {
                 body: "{}",
                 notification: &notification,
                 suppressed,
+                critical: false,
+                held_by: None,
             };
             outbox.enqueue(message, Timestamp(at), window).unwrap()
         };
@@ -450,5 +551,92 @@ mod tests {
             (DeliveryState::Delivered, Some(Timestamp(2_500)))
         );
         assert_eq!(outbox.list(2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn criticals_have_their_own_lane_and_held_alerts_wait_for_their_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite3");
+        let outbox = Outbox::open(&path).unwrap();
+        let window = Duration::from_secs(60);
+        let put = |subject: &str, status: &str, text: &str, critical: bool, held_by, at: i64| {
+            let notification = format!("{{\"text\":\"{text}\"}}");
+            let message = NewMessage {
+                channel: "hook",
+                subject,
+                status,
+                body: text,
+                notification: &notification,
+                suppressed: false,
+                critical,
+                held_by,
+            };
+            outbox.enqueue(message, Timestamp(at), window).unwrap()
+        };
+        // a warning waiting for the rate limit holds its lane, not the critical lane
+        put("archive:b", "firing", "upload problem", false, None, 1);
+        put("archive:c", "firing", "spool problem", false, None, 2);
+        outbox.postpone(1, Timestamp(60_000)).unwrap();
+        put("probe:web", "firing", "web down", true, None, 3);
+        let due: Vec<i64> = outbox
+            .due(Timestamp(10), 10)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(
+            due,
+            [3],
+            "the critical goes; the warning lane waits in order"
+        );
+        assert_eq!(outbox.next_due().unwrap(), Some(Timestamp(3)));
+
+        // an untried resolve is superseded by a newer critical about the same subject
+        outbox.mark_sent(3, Timestamp(11)).unwrap();
+        put("probe:web", "resolved", "web up", false, None, 20);
+        put("probe:web", "firing", "web gave up", true, None, 21);
+        let due = outbox.due(Timestamp(30), 10).unwrap();
+        assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [5]);
+        assert!(due[0].critical);
+        let state = |id: i64| {
+            let list = outbox.list(100).unwrap();
+            list.iter().find(|e| e.id == id).unwrap().state
+        };
+        assert_eq!(state(4), DeliveryState::Superseded);
+        // the same state with another text is not a duplicate; the same text is
+        assert!(!put("probe:web", "firing", "web gave up", true, None, 22));
+
+        // held until the parent recovers, across a reopen (a daemon restart)
+        put("probe:api", "firing", "api down", true, Some("db"), 40);
+        put("probe:queue", "firing", "queue down", true, Some("db"), 41);
+        put("probe:queue", "resolved", "queue up", false, Some("db"), 42);
+        drop(outbox);
+        let outbox = Outbox::open(&path).unwrap();
+        assert_eq!(
+            outbox.held().unwrap(),
+            [
+                ("probe:api".to_string(), "db".to_string()),
+                ("probe:queue".to_string(), "db".to_string()),
+                ("probe:queue".to_string(), "db".to_string()),
+            ]
+        );
+        let due = outbox.due(Timestamp(50), 10).unwrap();
+        assert!(
+            due.iter().all(|m| m.id < 6),
+            "held rows are not due: {due:?}"
+        );
+        let released = outbox
+            .release("db", &["probe:queue".to_string()], Timestamp(60))
+            .unwrap();
+        assert_eq!(released, 1);
+        let due = outbox.due(Timestamp(60), 10).unwrap();
+        assert!(due.iter().any(|m| m.id == 6), "{due:?}");
+        let list = outbox.list(100).unwrap();
+        let state = |id: i64| list.iter().find(|e| e.id == id).unwrap().state;
+        assert_eq!(
+            (state(7), state(8)),
+            (DeliveryState::Folded, DeliveryState::Folded)
+        );
+        assert!(outbox.held().unwrap().is_empty());
     }
 }

@@ -4,6 +4,7 @@ mod harness;
 
 mod agent;
 mod ai;
+mod alerts;
 mod analyze;
 mod archive;
 mod bounds;

@@ -256,3 +256,44 @@ fn channel_secret_files_are_read_and_named_for_reload_reports() {
     assert_eq!(bare.notify.channels[0].resolved_routing_key(), None);
     assert_eq!(bare.notify.channels[2].resolved_password(), None);
 }
+
+#[test]
+fn flapping_defaults_and_errors_point_at_file_line_column() {
+    let defaults = parse_str("").unwrap().notify.flapping;
+    assert_eq!(
+        (
+            defaults.transitions,
+            defaults.window.get().as_secs(),
+            defaults.settle.get().as_secs()
+        ),
+        (2, 120, 30)
+    );
+    let set = parse_str("[notify.flapping]\ntransitions = 5\nwindow = \"10m\"\nsettle = \"2m\"\n")
+        .unwrap()
+        .notify
+        .flapping;
+    assert_eq!((set.transitions, set.window.get().as_secs()), (5, 600));
+    let cases = [
+        (
+            "[notify.flapping]\ntransitions = 0\n",
+            "t.toml:2:15: notify.flapping.transitions must be at least 1",
+        ),
+        (
+            "[notify]\nflapping = { window = \"0s\" }\n",
+            "t.toml:2:23: notify.flapping.window must be at least 1s",
+        ),
+        (
+            "[notify.flapping]\nsettle = \"500ms\"\n",
+            "t.toml:2:10: notify.flapping.settle must be at least 1s",
+        ),
+        ("[notify.flapping]\nwindow = \"soon\"\n", "t.toml:2:10: "),
+        (
+            "[notify.flapping]\nflaps = 3\n",
+            "t.toml:2:1: unknown field `flaps`",
+        ),
+    ];
+    for (source, want) in cases {
+        let err = parse_str(source).unwrap_err();
+        assert!(err.starts_with(want), "{source}\n got: {err}\nwant: {want}");
+    }
+}
