@@ -88,6 +88,8 @@ fn qdisc_bench(kind: &str, ns: &str, dev: &str) {
                 rate: "1mbit/s".parse().unwrap(),
                 burst: ByteSize(16 * 1024),
                 limit: ByteSize(64 * 1024),
+                destinations: Vec::new(),
+                protocol: None,
             }),
             &["tbf", "rate", "1mbit", "burst", "16kb", "limit", "64kb"],
         ),
@@ -103,10 +105,10 @@ fn qdisc_bench(kind: &str, ns: &str, dev: &str) {
     let (mut tc_apply, mut tc_rollback) = (Vec::new(), Vec::new());
     for _ in 0..rounds() {
         let started = Instant::now();
-        qdisc::apply(&pin, ifindex, OURS, kind, &options, None).expect("apply");
+        qdisc::apply(&pin, ifindex, OURS, kind, &options, None, None).expect("apply");
         apply.push(started.elapsed());
         let started = Instant::now();
-        qdisc::revert(&pin, ifindex, OURS, kind, None).expect("revert");
+        qdisc::revert(&pin, ifindex, OURS, kind, None, None).expect("revert");
         rollback.push(started.elapsed());
 
         let mut add = vec![

@@ -13,7 +13,7 @@ use super::cgroup::{self, Cgroupfs, Controller};
 use super::netlink::RouteSocket;
 use super::netns::{self, NetnsPin};
 use super::spec::{ContainerAction, ExperimentSpec, Fault};
-use super::{process, qdisc, tc, Capability, ChaosError};
+use super::{process, qdisc, route, tc, Capability, ChaosError};
 use crate::docker::DockerEngine;
 
 /// A container the engine looked up before planning (Docker is asked once, asynchronously).
@@ -221,6 +221,8 @@ fn probe_tbf() -> super::spec::TbfSpec {
         rate: "1mbit/s".parse().expect("valid"),
         burst: crate::units::ByteSize(16384),
         limit: crate::units::ByteSize(32768),
+        destinations: Vec::new(),
+        protocol: None,
     }
 }
 
@@ -233,6 +235,11 @@ impl ChaosHost for LinuxHost {
         let mut actions = Vec::new();
         for fault in &spec.faults {
             let action = match fault {
+                Fault::Partition(partition) => {
+                    let pin = self.netns_pin(spec, container)?;
+                    actions.extend(route::plan(pin, partition, self.handle_major)?);
+                    continue;
+                }
                 Fault::Netem(_) | Fault::Tbf(_) => {
                     let pin = self.netns_pin(spec, container)?;
                     qdisc::plan(pin, spec, fault, self.handle_major)?
@@ -288,8 +295,22 @@ impl ChaosHost for LinuxHost {
                 qdisc,
                 options,
                 replaced,
+                tree,
                 ..
-            } => qdisc::apply(netns, *ifindex, *handle, qdisc, options, replaced.as_ref()),
+            } => qdisc::apply(
+                netns,
+                *ifindex,
+                *handle,
+                qdisc,
+                options,
+                replaced.as_ref(),
+                tree.as_ref(),
+            ),
+            Action::Route {
+                netns,
+                destination,
+                metric,
+            } => route::apply(netns, destination, *metric),
             Action::Cgroup(change) => cgroup::apply(change),
             Action::Signal { pid, start, signal } => {
                 let parsed = super::spec::parse_signal(signal).map_err(ChaosError::Invalid)?;
@@ -312,8 +333,21 @@ impl ChaosHost for LinuxHost {
                 handle,
                 qdisc,
                 replaced,
+                tree,
                 ..
-            } => qdisc::revert(netns, *ifindex, *handle, qdisc, replaced.as_ref()),
+            } => qdisc::revert(
+                netns,
+                *ifindex,
+                *handle,
+                qdisc,
+                replaced.as_ref(),
+                tree.as_ref(),
+            ),
+            Action::Route {
+                netns,
+                destination,
+                metric,
+            } => route::revert(netns, destination, *metric),
             Action::Cgroup(change) => cgroup::restore(change),
             Action::Pause { pid, start } => {
                 process::signal_pinned(*pid, *start, Signal::SIGCONT)?;
@@ -336,7 +370,11 @@ impl ChaosHost for LinuxHost {
                 .filter_map(|n| NetnsPin::named(n).ok()),
         );
         pins.into_iter()
-            .flat_map(|pin| qdisc::orphans(pin, self.handle_major, known))
+            .flat_map(|pin| {
+                let mut found = qdisc::orphans(pin.clone(), self.handle_major, known);
+                found.extend(route::orphans(pin, self.handle_major, known));
+                found
+            })
             .collect()
     }
 

@@ -14,6 +14,7 @@
 
 pub mod action;
 pub mod cgroup;
+pub mod classify;
 pub mod config;
 pub mod dist;
 pub mod engine;
@@ -25,6 +26,7 @@ pub mod netlink;
 pub mod netns;
 pub mod process;
 pub mod qdisc;
+pub mod route;
 pub mod spec;
 pub mod tc;
 

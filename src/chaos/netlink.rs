@@ -15,6 +15,8 @@ use super::tc::{attributes, TCA_KIND, TCA_OPTIONS};
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const RTM_NEWQDISC: u16 = 36;
+const RTM_NEWTCLASS: u16 = 40;
+const RTM_NEWTFILTER: u16 = 44;
 const RTM_NEWROUTE: u16 = 24;
 const NLMSGERR_ATTR_MSG: u16 = 1;
 const TC_H_ROOT: u32 = 0xFFFF_FFFF;
@@ -58,6 +60,16 @@ pub struct Qdisc {
     pub kind: String,
     /// Raw TCA_OPTIONS payload.
     pub options: Vec<u8>,
+    /// tcmsg's `info`: for a filter, prio << 16 | protocol (network order).
+    pub info: u32,
+}
+
+/// Which traffic-control object a request or dump is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcObject {
+    Qdisc,
+    Class,
+    Filter,
 }
 
 impl Qdisc {
@@ -164,6 +176,100 @@ impl RouteSocket {
             NLM_F_REQUEST | NLM_F_ACK,
         )?;
         Ok(())
+    }
+
+    /// Create a qdisc, class or filter under `parent` (NLM_F_EXCL: never replaces).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_tc(
+        &mut self,
+        object: TcObject,
+        ifindex: i32,
+        handle: u32,
+        parent: u32,
+        info: u32,
+        kind: &str,
+        options: &[u8],
+    ) -> Result<(), KernelError> {
+        let mut message = tc_message(ifindex, handle, kind);
+        message.header.parent = TcHandle::from(parent);
+        message.header.info = info;
+        message.attributes.push(TcAttribute::Other(DefaultNla::new(
+            TCA_OPTIONS,
+            options.to_vec(),
+        )));
+        let message = match object {
+            TcObject::Qdisc => RouteNetlinkMessage::NewQueueDiscipline(message),
+            TcObject::Class => RouteNetlinkMessage::NewTrafficClass(message),
+            TcObject::Filter => RouteNetlinkMessage::NewTrafficFilter(message),
+        };
+        self.request(
+            message,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )?;
+        Ok(())
+    }
+
+    /// Every class of `ifindex`, or every filter attached to qdisc `parent` of `ifindex`.
+    pub fn dump_tc(
+        &mut self,
+        object: TcObject,
+        ifindex: i32,
+        parent: u32,
+    ) -> Result<Vec<Qdisc>, KernelError> {
+        let mut message = TcMessage::with_index(ifindex);
+        message.header.parent = TcHandle::from(parent);
+        let (message, want) = match object {
+            TcObject::Qdisc => (
+                RouteNetlinkMessage::GetQueueDiscipline(message),
+                RTM_NEWQDISC,
+            ),
+            TcObject::Class => (RouteNetlinkMessage::GetTrafficClass(message), RTM_NEWTCLASS),
+            TcObject::Filter => (
+                RouteNetlinkMessage::GetTrafficFilter(message),
+                RTM_NEWTFILTER,
+            ),
+        };
+        let replies = self.request(message, NLM_F_REQUEST | NLM_F_DUMP)?;
+        Ok(replies
+            .into_iter()
+            .filter(|(kind, _)| *kind == want)
+            .filter_map(|(_, payload)| parse_qdisc(&payload))
+            .filter(|q| q.ifindex == ifindex)
+            .collect())
+    }
+
+    /// Add a route (NLM_F_EXCL: an equal route makes the kernel answer "File exists").
+    pub fn add_route(&mut self, route: RouteMessage) -> Result<(), KernelError> {
+        self.request(
+            RouteNetlinkMessage::NewRoute(route),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )?;
+        Ok(())
+    }
+
+    /// Delete the route that matches every field given (type, protocol, metric, table, prefix):
+    /// the kernel compares them, so a route that is not ours is left alone ("No such process").
+    pub fn delete_route(&mut self, route: RouteMessage) -> Result<(), KernelError> {
+        self.request(
+            RouteNetlinkMessage::DelRoute(route),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )?;
+        Ok(())
+    }
+
+    /// The raw RTM_NEWROUTE payloads of every route of `family`.
+    pub fn routes(&mut self, family: AddressFamily) -> Result<Vec<Vec<u8>>, KernelError> {
+        let mut message = RouteMessage::default();
+        message.header.address_family = family;
+        let replies = self.request(
+            RouteNetlinkMessage::GetRoute(message),
+            NLM_F_REQUEST | NLM_F_DUMP,
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter(|(kind, _)| *kind == RTM_NEWROUTE)
+            .map(|(_, payload)| payload)
+            .collect())
     }
 
     /// Interfaces that carry a default route (IPv4 or IPv6, main table).
@@ -309,6 +415,7 @@ pub(crate) fn parse_qdisc(payload: &[u8]) -> Option<Qdisc> {
         parent: word(12),
         kind: String::new(),
         options: Vec::new(),
+        info: word(16),
     };
     for (kind, value) in attributes(&payload[20..]) {
         match kind {

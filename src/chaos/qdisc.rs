@@ -4,12 +4,19 @@
 use nix::libc::{EINVAL, ENODEV, ENOENT};
 
 use super::action::{Action, SavedQdisc};
-use super::netlink::{KernelError, RouteSocket};
+use super::classify::{self, Tree};
+use super::netlink::{KernelError, RouteSocket, TcObject};
 use super::netns::{self, NetnsPin};
 use super::spec::{ExperimentSpec, Fault};
 use super::{tc, ChaosError};
 
 fn kernel(what: &str, err: KernelError) -> ChaosError {
+    if err.errno == ENOENT && err.message.as_deref() == Some("TC classifier not found") {
+        return ChaosError::Unavailable(
+            "u32".into(),
+            "kernel lacks cls_u32 (CONFIG_NET_CLS_U32), which scoped faults steer with; the kernel said \"TC classifier not found\"".into(),
+        );
+    }
     if err.errno == ENOENT && err.message.as_deref() == Some("Specified qdisc kind is unknown") {
         let kind = what.split_whitespace().last().unwrap_or("qdisc");
         return ChaosError::Unavailable(
@@ -41,6 +48,8 @@ pub fn plan(
         _ => unreachable!("only network faults reach the qdisc planner"),
     };
     let handle = (handle_major as u32) << 16;
+    let scope = fault.scope();
+    let tree = scope.is_scoped().then(|| classify::tree(&scope, handle));
     let (ifindex, replaced) = pin.run(|| {
         let ifindex = netns::ifindex(&interface)?;
         let mut socket = open()?;
@@ -90,7 +99,145 @@ pub fn plan(
         qdisc: kind.to_string(),
         options,
         replaced,
+        tree,
     })
+}
+
+/// The kind of the root qdisc an action installs: htb for a scoped fault, else the fault's.
+pub fn root_kind<'a>(kind: &'a str, tree: Option<&Tree>) -> &'a str {
+    match tree {
+        Some(_) => "htb",
+        None => kind,
+    }
+}
+
+/// A scoped fault: htb root, its class, the fault qdisc under the class, the u32 filters;
+/// then each read back. On an error the caller's revert deletes the root (and so the rest).
+fn apply_tree(
+    socket: &mut RouteSocket,
+    ifindex: i32,
+    handle: u32,
+    kind: &str,
+    options: &[u8],
+    replace: bool,
+    tree: &Tree,
+) -> Result<String, ChaosError> {
+    socket
+        .add_root(ifindex, handle, "htb", &tree.root_options, replace)
+        .map_err(|err| kernel("adding htb", err))?;
+    socket
+        .add_tc(
+            TcObject::Class,
+            ifindex,
+            tree.classid,
+            handle,
+            0,
+            "htb",
+            &tree.class_options,
+        )
+        .map_err(|err| kernel("adding the htb class", err))?;
+    socket
+        .add_tc(
+            TcObject::Qdisc,
+            ifindex,
+            tree.leaf_handle,
+            tree.classid,
+            0,
+            kind,
+            options,
+        )
+        .map_err(|err| kernel(&format!("adding {kind}"), err))?;
+    for filter in &tree.filters {
+        socket
+            .add_tc(
+                TcObject::Filter,
+                ifindex,
+                0,
+                handle,
+                filter.info(),
+                "u32",
+                &filter.options,
+            )
+            .map_err(|err| kernel("adding a u32 filter", err))?;
+    }
+    read_back_tree(socket, ifindex, handle, kind, options, tree).map_err(|detail| {
+        ChaosError::Kernel {
+            what: format!("scoped {kind} read-back"),
+            detail,
+        }
+    })
+}
+
+/// The kernel's dump of the tree, compared with what was sent: the root htb with our handle,
+/// the class and its rate, the fault qdisc's options, and each filter's classid and selector.
+fn read_back_tree(
+    socket: &mut RouteSocket,
+    ifindex: i32,
+    handle: u32,
+    kind: &str,
+    options: &[u8],
+    tree: &Tree,
+) -> Result<String, String> {
+    let qdiscs = socket.qdiscs(ifindex).map_err(|e| e.to_string())?;
+    match qdiscs.iter().find(|q| q.is_root()) {
+        Some(root) if root.handle == handle && root.kind == "htb" => {}
+        other => {
+            return Err(format!(
+                "the root qdisc is {:?}, not our htb",
+                other.map(|q| &q.kind)
+            ))
+        }
+    }
+    let classes = socket
+        .dump_tc(TcObject::Class, ifindex, 0)
+        .map_err(|e| e.to_string())?;
+    let class = classes
+        .iter()
+        .find(|c| c.handle == tree.classid && c.kind == "htb")
+        .ok_or_else(|| {
+            format!(
+                "no htb class {:x}:{:x}",
+                tree.classid >> 16,
+                tree.classid & 0xffff
+            )
+        })?;
+    let (sent, got) = (
+        classify::htb_class_rate(&tree.class_options),
+        classify::htb_class_rate(&class.options),
+    );
+    if sent != got {
+        return Err(format!("htb class rate sent {sent:?}, kernel has {got:?}"));
+    }
+    let leaf = qdiscs
+        .iter()
+        .find(|q| q.handle == tree.leaf_handle && q.parent == tree.classid && q.kind == kind)
+        .ok_or_else(|| format!("no {kind} {:x}: under the class", tree.leaf_handle >> 16))?;
+    let verified = tc::verify_options(kind, options, &leaf.options).map_err(|e| e.to_string())?;
+    let filters = socket
+        .dump_tc(TcObject::Filter, ifindex, handle)
+        .map_err(|e| e.to_string())?;
+    for filter in &tree.filters {
+        let found = filters.iter().any(|dumped| {
+            dumped.kind == "u32"
+                && dumped.info == filter.info()
+                && classify::dumped_u32(&dumped.options).is_some_and(|(classid, sel)| {
+                    classid == tree.classid && Some(sel) == filter.selector()
+                })
+        });
+        if !found {
+            return Err(format!(
+                "u32 filter (prio {}, protocol {:#06x}) with its selector is not in the dump",
+                filter.prio, filter.protocol
+            ));
+        }
+    }
+    Ok(format!(
+        "htb {:x}: class {:x}:{:x}, {} u32 filter(s) verified; {verified}",
+        handle >> 16,
+        tree.classid >> 16,
+        tree.classid & 0xffff,
+        tree.filters.len()
+    ))
 }
 
 pub fn apply(
@@ -100,9 +247,21 @@ pub fn apply(
     kind: &str,
     options: &[u8],
     replaced: Option<&SavedQdisc>,
+    tree: Option<&Tree>,
 ) -> Result<String, ChaosError> {
     pin.run(|| {
         let mut socket = open()?;
+        if let Some(tree) = tree {
+            return apply_tree(
+                &mut socket,
+                ifindex,
+                handle,
+                kind,
+                options,
+                replaced.is_some(),
+                tree,
+            );
+        }
         socket
             .add_root(ifindex, handle, kind, options, replaced.is_some())
             .map_err(|err| kernel(&format!("adding {kind}"), err))?;
@@ -134,7 +293,10 @@ pub fn revert(
     handle: u32,
     kind: &str,
     replaced: Option<&SavedQdisc>,
+    tree: Option<&Tree>,
 ) -> Result<String, ChaosError> {
+    // deleting the root takes its classes, the fault qdisc and the filters with it
+    let kind = root_kind(kind, tree);
     pin.run(|| {
         let mut socket = open()?;
         let mut outcome = match socket.delete_root(ifindex, handle, kind) {
@@ -204,6 +366,7 @@ pub fn orphans(pin: NetnsPin, handle_major: u16, known: &[Action]) -> Vec<Action
             qdisc: root.kind,
             options: root.options,
             replaced: None,
+            tree: None,
         })
         .collect()
 }
@@ -217,4 +380,58 @@ fn interfaces() -> Result<Vec<String>, ChaosError> {
         .iter()
         .map(|i| i.name().to_string_lossy().into_owned())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the kernel lacks is named, for a qdisc and for the classifier scoped faults use.
+    #[test]
+    fn missing_qdiscs_and_classifiers_are_named() {
+        let refusal = |message: &str| KernelError {
+            errno: ENOENT,
+            message: Some(message.into()),
+        };
+        let cases = [
+            (
+                "adding netem",
+                "Specified qdisc kind is unknown",
+                "netem",
+                "kernel lacks sch_netem",
+            ),
+            (
+                "adding htb",
+                "Specified qdisc kind is unknown",
+                "htb",
+                "kernel lacks sch_htb",
+            ),
+            (
+                "adding a u32 filter",
+                "TC classifier not found",
+                "u32",
+                "kernel lacks cls_u32",
+            ),
+        ];
+        for (what, said, name, want) in cases {
+            match kernel(what, refusal(said)) {
+                ChaosError::Unavailable(got, detail) => {
+                    assert_eq!(got, name);
+                    assert!(detail.starts_with(want), "{detail}");
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            kernel("adding htb", refusal("Exclusivity flag on, cannot modify")),
+            ChaosError::Kernel { .. }
+        ));
+    }
+
+    #[test]
+    fn a_scoped_fault_deletes_its_htb_root() {
+        let tree = classify::tree(&Default::default(), 0x5e1d_0000);
+        assert_eq!(root_kind("tbf", Some(&tree)), "htb");
+        assert_eq!(root_kind("tbf", None), "tbf");
+    }
 }

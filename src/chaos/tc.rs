@@ -356,6 +356,8 @@ mod tests {
             rate: "8mbit/s".parse::<Rate>().unwrap(),
             burst: ByteSize(16384),
             limit: ByteSize(32768),
+            destinations: Vec::new(),
+            protocol: None,
         };
         let options = tbf_options(&spec);
         let attrs = attributes(&options);
@@ -383,6 +385,8 @@ mod tests {
             rate: "1mbit/s".parse().unwrap(),
             burst: ByteSize(16384),
             limit: ByteSize(32768),
+            destinations: Vec::new(),
+            protocol: None,
         };
         let sent = tbf_options(&spec);
         // the kernel dumps PARMS only, with cell_log zeroed and the buffer recomputed

@@ -6,6 +6,7 @@ mod cgroups;
 mod net;
 pub(crate) mod process;
 mod rollback;
+mod scoped;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

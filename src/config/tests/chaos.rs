@@ -59,6 +59,14 @@ fn profile_errors_point_at_file_line_column() {
             "t.toml:5:14: chaos profile \"a\": hypothesis needs steady_state",
         ),
         (
+            "[[chaos.profile]]\nname = \"a\"\ntarget = { interface = \"e\" }\nfaults = [{ kind = \"tbf\", rate = \"1mbit/s\", burst = \"16KiB\", limit = \"32KiB\",\n  destinations = [\"10.0.0.1/8\"] }]\n",
+            "t.toml:4:10: \"10.0.0.1/8\" has host bits set beyond /8: write 10.0.0.0/8",
+        ),
+        (
+            "[[chaos.profile]]\nname = \"a\"\ntarget = { interface = \"e\" }\nfaults = [{ kind = \"tbf\", rate = \"1mbit/s\", burst = \"16KiB\", limit = \"32KiB\", destinations = [\"10.0.0.2:80\"] }]\n",
+            "t.toml:4:10: chaos profile \"a\": a port in destinations needs protocol",
+        ),
+        (
             "[chaos]\nqdisc_handle = \"zz\"\n",
             "t.toml:2:16: invalid chaos.qdisc_handle \"zz\"",
         ),

@@ -27,7 +27,7 @@ fn start_experiment(sandbox: &Sandbox, config: &str, name: &str) -> (Daemon, Str
     (daemon, started["id"].as_str().unwrap().to_string())
 }
 
-fn kill_9(daemon: Daemon) {
+pub(super) fn kill_9(daemon: Daemon) {
     daemon.signal(nix::sys::signal::Signal::SIGKILL);
     drop(daemon);
 }
@@ -90,7 +90,7 @@ fn restart_on_invalid_config(sandbox: &Sandbox) -> Output {
     output
 }
 
-fn rollback(state_dir: &Path) -> Output {
+pub(super) fn rollback(state_dir: &Path) -> Output {
     sentineld(
         &[
             "rollback".as_ref(),
