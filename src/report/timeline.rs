@@ -60,7 +60,8 @@ fn belongs(kind: &EventKind, id: &str) -> bool {
         | EventKind::DrillExpectationChecked { .. }
         | EventKind::DrillFinished { .. }
         | EventKind::RemedyStep { .. }
-        | EventKind::RemedyExhausted { .. } => true,
+        | EventKind::RemedyExhausted { .. }
+        | EventKind::IncidentRelapsed { .. } => true,
         EventKind::ConfigApplied { .. }
         | EventKind::ConfigRejected { .. }
         | EventKind::ControlRequest { .. }
