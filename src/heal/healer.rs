@@ -282,7 +282,12 @@ impl Healer {
                                 if self.seen.state == ProbeState::Failing {
                                     self.incident.fault_at = self.seen.fault_at;
                                 }
-                                continue;
+                                // Down again after it held: that Down is a new incident.
+                                if !std::mem::take(&mut self.reopen) {
+                                    continue;
+                                }
+                                let now = self.seen.clone();
+                                self.open_incident(&now);
                             }
                             Held::Stop => break,
                             Held::Relapsed => {}
