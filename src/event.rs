@@ -168,6 +168,10 @@ pub enum EventKind {
         probe: String,
         attempts: u32,
         retry_at: Timestamp,
+        /// What the incident is, when known: `crash_loop` when the probe kept falling again
+        /// right after coming back (absent in rows written before it existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<FailureReason>,
     },
     /// A probe that went Down is Up again; the times of the incident, in milliseconds.
     IncidentClosed {
@@ -343,6 +347,17 @@ pub enum EventKind {
         until: Timestamp,
         early: bool,
     },
+    /// A healed probe came back Up but went Down again before it had held for the heal's
+    /// `stable_for`: the same incident goes on (`relapses` counts them in this incident).
+    /// `reason` is `crash_loop` once the incident is one, else why the probe failed.
+    IncidentRelapsed {
+        probe: String,
+        relapses: u32,
+        /// How long the Up run lasted before the probe began failing again.
+        held_ms: u64,
+        stable_for_ms: u64,
+        reason: Option<FailureReason>,
+    },
 }
 
 impl EventKind {
@@ -382,6 +397,7 @@ impl EventKind {
             Self::RemedyExhausted { .. } => "remedy_exhausted",
             Self::MaintenanceStarted { .. } => "maintenance_started",
             Self::MaintenanceEnded { .. } => "maintenance_ended",
+            Self::IncidentRelapsed { .. } => "incident_relapsed",
         }
     }
 
@@ -469,10 +485,17 @@ impl EventKind {
                 probe,
                 attempts,
                 retry_at,
-            } => format!(
-                "{probe}: gave up after {attempts} heals; next try at {}",
-                retry_at.to_rfc3339()
-            ),
+                reason,
+            } => {
+                let what = match reason {
+                    Some(FailureReason::CrashLoop) => "crash loop: ",
+                    _ => "",
+                };
+                format!(
+                    "{probe}: {what}gave up after {attempts} heals; next try at {}",
+                    retry_at.to_rfc3339()
+                )
+            }
             Self::IncidentClosed {
                 probe,
                 healed,
@@ -653,6 +676,24 @@ impl EventKind {
                 true => format!("maintenance {window} ended early by {ended_by}"),
                 false => format!("maintenance {window} ended ({ended_by})"),
             },
+            Self::IncidentRelapsed {
+                probe,
+                relapses,
+                held_ms,
+                stable_for_ms,
+                reason,
+            } => {
+                let why = match reason {
+                    Some(FailureReason::CrashLoop) => "crash loop".to_string(),
+                    Some(reason) => reason.to_string(),
+                    None => "failing".to_string(),
+                };
+                format!(
+                    "{probe}: down again after {} up (needs {} to count as recovered); relapse {relapses}: {why}",
+                    span(*held_ms),
+                    span(*stable_for_ms)
+                )
+            }
         }
     }
 }

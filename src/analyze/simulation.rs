@@ -135,6 +135,7 @@ fn generate(seed: u64) -> Planted {
             probe: "db".into(),
             attempts: 3,
             retry_at: Timestamp(START + 6 * DAY),
+            reason: None,
         },
     });
     events.push(tenant_alert(db_at + between(&mut rng, 0, 60_000), "acme"));

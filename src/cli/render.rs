@@ -87,9 +87,18 @@ pub fn status(status: &StatusResponse) -> String {
     let budget = |name: &str| {
         status.heals.iter().find(|h| h.probe == name).map_or_else(
             || "-".to_string(),
-            |h| match h.gave_up {
-                true => "gave up".to_string(),
-                false => format!("{}/{}", h.budget_remaining, h.budget_max),
+            |h| {
+                let budget = match h.gave_up {
+                    true => "gave up".to_string(),
+                    false => format!("{}/{}", h.budget_remaining, h.budget_max),
+                };
+                match (h.crash_loop, h.holding_until) {
+                    (true, _) => format!("crash loop: {budget}"),
+                    (false, Some(until)) => {
+                        format!("{budget}, holding until {}", until.to_rfc3339())
+                    }
+                    (false, None) => budget,
+                }
             },
         )
     };
@@ -102,6 +111,7 @@ pub fn status(status: &StatusResponse) -> String {
             "SINCE",
             "LATENCY",
             "RECOVERIES",
+            "HEAL",
             "LAST FAILURE",
         ],
         &status.probes,

@@ -172,6 +172,7 @@ pub(crate) fn journal_0_1_0_events() -> Vec<Event> {
         probe: s("db"),
         attempts: 3,
         retry_at: Timestamp(1_760_003_600_000),
+        reason: None,
     });
     kinds.push(EventKind::IncidentClosed {
         probe: s("db"),

@@ -7,6 +7,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::hold::{self, Verdict};
 use super::{Backoff, HealAction, HealBoard, HealError, HealSnapshot, RestartBudget};
 use crate::event::{Bus, Event, EventKind, FailureReason, HealCause, Timestamp};
 use crate::probe::{ProbeState, ProbeStatus, StatusReceiver};
@@ -30,6 +31,8 @@ pub struct HealerSpec {
     pub backoff: Backoff,
     /// The probe must be Up again within this long after an action, or the attempt failed.
     pub verify_within: Duration,
+    /// An Up counts as the recovery only once it lasted this long; a Down sooner is a relapse.
+    pub stable_for: Duration,
     /// Evidence to archive before acting on a Down probe (the heal's `archive = [...]`).
     pub evidence: Option<Evidence>,
     /// A postgres probe's graded remedy: a server that answers but is stuck gets its steps
@@ -78,6 +81,7 @@ impl HealerSpec {
             budget_max: heal.max_attempts,
             backoff: Backoff::new(heal.backoff.get(), heal.max_backoff.get()),
             verify_within: heal.verify_within.get(),
+            stable_for: heal.stable_for.get(),
             evidence: None,
             remedy: crate::remedy::Remedy::from_config(probe, docker, heal.verify_within.get()),
             remedy_archiver: None,
@@ -93,6 +97,17 @@ struct Incident {
     acted_at: Option<Timestamp>,
     /// The probe's failure reason when it went Down, for the evidence manifest.
     reason: Option<FailureReason>,
+    /// Times the probe came back and fell again before `stable_for`.
+    relapses: u32,
+    /// The probe itself reported a crash loop (a docker probe's `crash_loop` rule).
+    said_crash_loop: bool,
+}
+
+impl Incident {
+    /// What this incident is: a crash loop, or why the probe failed.
+    fn cause(&self) -> Option<FailureReason> {
+        hold::cause(self.reason, self.relapses, self.said_crash_loop)
+    }
 }
 
 /// One request in a healer's mailbox; `done` is answered once the action it asked for finished
@@ -213,6 +228,10 @@ pub fn spawn(
             heals_total: 0,
             last_result: None,
             last_ok_at: None,
+            holding_until: None,
+            relapses: 0,
+            crash_loop: false,
+            recovered_total: 0,
         },
     );
     let container_events = match &spec.action {
@@ -255,12 +274,24 @@ impl Healer {
                     self.open_incident(&now);
                     let still_down = matches!(now.state, ProbeState::Down | ProbeState::Recovering);
                     if now.recovered_since(&before) && !still_down {
-                        // Down and back Up before this healer looked: nothing left to heal.
-                        self.close(now.up_at.unwrap_or(now.since), false);
-                        if now.state == ProbeState::Failing {
-                            self.incident.fault_at = now.fault_at;
+                        // Down and back Up before this healer looked: nothing to heal if it holds.
+                        let up_at = now.up_at.unwrap_or(now.since);
+                        match self.hold(up_at).await {
+                            Held::Yes => {
+                                self.close(up_at, false);
+                                if self.seen.state == ProbeState::Failing {
+                                    self.incident.fault_at = self.seen.fault_at;
+                                }
+                                // Down again after it held: that Down is a new incident.
+                                if !std::mem::take(&mut self.reopen) {
+                                    continue;
+                                }
+                                let now = self.seen.clone();
+                                self.open_incident(&now);
+                            }
+                            Held::Stop => break,
+                            Held::Relapsed => {}
                         }
-                        continue;
                     }
                     if !self.heal_until_up().await {
                         break;
@@ -303,6 +334,7 @@ impl Healer {
         self.probe_down = true;
         self.incident.down_at = now.down_at.or(Some(now.since));
         self.incident.reason = now.reason;
+        self.incident.said_crash_loop |= now.reason == Some(FailureReason::CrashLoop);
         if let Some(at) = now.fault_at.or(now.down_at) {
             self.incident.fault_at.get_or_insert(at);
         }
@@ -315,14 +347,17 @@ impl Healer {
 
     async fn heal_until_up_from(&mut self, mut remedy: Remedy) -> bool {
         loop {
-            let remedied = match std::mem::replace(&mut remedy, Remedy::First) {
+            let mut ended = match std::mem::replace(&mut remedy, Remedy::First) {
                 Remedy::First => self.remedy_first().await,
-                Remedy::Skip => Remedied::Restart,
+                Remedy::Skip => Ended::Restart,
             };
-            let go_on = match remedied {
-                Remedied::Up { at, healed } => self.close(at, healed),
-                Remedied::Stop => false,
-                Remedied::Restart => self.heal().await,
+            // One place closes the incident, whichever phase saw the recovery hold.
+            let go_on = loop {
+                match ended {
+                    Ended::Restart => ended = self.heal().await,
+                    Ended::Up { at, healed } => break self.close(at, healed),
+                    Ended::Stop => break false,
+                }
             };
             if !go_on {
                 return false;
@@ -354,8 +389,8 @@ impl Healer {
         tracing::info!(probe = %self.spec.probe, "heal budget reset");
     }
 
-    /// The incident loop; returns false when the healer must stop.
-    async fn heal(&mut self) -> bool {
+    /// The incident loop: act, verify, back off, until a recovery held or the healer stops.
+    async fn heal(&mut self) -> Ended {
         let probe = self.spec.probe.clone();
         let mut attempt = 0u32;
         // `heal now` overrides a silence for the attempt it asked for.
@@ -365,15 +400,12 @@ impl Healer {
             if let Some(until) = self.silenced_until.filter(|until| *until > now && !forced) {
                 tracing::info!(probe, "silenced until {}; not healing", until.to_rfc3339());
                 let wait = Duration::from_millis((until.as_millis() - now.as_millis()) as u64);
-                match self
-                    .wait_for_up_or_command(wait, Until::SilenceChanges)
-                    .await
-                {
-                    Outcome::Up(at) => return self.close(at, false),
-                    Outcome::Stop => return false,
+                match self.wait_held(wait, Until::SilenceChanges).await {
+                    Outcome::Up(at) => return Ended::Up { at, healed: false },
+                    Outcome::Stop => return Ended::Stop,
                     Outcome::Reset => self.reset(),
                     Outcome::Now => forced = true,
-                    Outcome::Elapsed => {}
+                    Outcome::Elapsed | Outcome::Relapsed => {}
                 }
                 continue;
             }
@@ -384,27 +416,31 @@ impl Healer {
                     "heal budget exhausted; giving up until {}",
                     retry_at.to_rfc3339()
                 );
+                let reason = self.incident.cause();
+                let crash_loop = reason == Some(FailureReason::CrashLoop);
                 self.board.update(&probe, |s| {
                     s.gave_up = true;
                     s.retry_at = Some(retry_at);
                     s.budget_remaining = 0;
+                    s.crash_loop = crash_loop;
                 });
                 self.bus.publish(EventKind::HealGaveUp {
                     probe: probe.clone(),
                     attempts: self.spec.budget_max,
                     retry_at,
+                    reason,
                 });
                 self.answer_waiting();
                 let wait =
                     Duration::from_millis((retry_at.as_millis() - now.as_millis()).max(0) as u64);
-                match self.wait_for_up_or_command(wait, Until::Deadline).await {
-                    Outcome::Up(at) => return self.close(at, false),
-                    Outcome::Stop => return false,
+                match self.wait_held(wait, Until::Deadline).await {
+                    Outcome::Up(at) => return Ended::Up { at, healed: false },
+                    Outcome::Stop => return Ended::Stop,
                     Outcome::Reset => {
                         self.reset();
                         continue;
                     }
-                    Outcome::Elapsed | Outcome::Now => {
+                    Outcome::Elapsed | Outcome::Now | Outcome::Relapsed => {
                         self.board.update(&probe, |s| s.gave_up = false);
                         continue;
                     }
@@ -412,11 +448,11 @@ impl Healer {
             }
             let delay = self.spec.backoff.delay();
             if !delay.is_zero() {
-                match self.wait_for_up_or_command(delay, Until::Deadline).await {
-                    Outcome::Up(at) => return self.close(at, false),
-                    Outcome::Stop => return false,
+                match self.wait_held(delay, Until::Deadline).await {
+                    Outcome::Up(at) => return Ended::Up { at, healed: false },
+                    Outcome::Stop => return Ended::Stop,
                     Outcome::Reset => self.reset(),
-                    Outcome::Elapsed | Outcome::Now => {}
+                    Outcome::Elapsed | Outcome::Now | Outcome::Relapsed => {}
                 }
             }
 
@@ -430,16 +466,15 @@ impl Healer {
             };
             self.perform(attempt, cause).await;
 
-            match self
-                .wait_for_up_or_command(self.spec.verify_within, Until::Deadline)
-                .await
-            {
+            match self.verify(self.spec.verify_within).await {
                 Outcome::Up(at) => {
                     self.spec.backoff.succeeded();
-                    return self.close(at, true);
+                    return Ended::Up { at, healed: true };
                 }
-                Outcome::Stop => return false,
+                Outcome::Stop => return Ended::Stop,
                 Outcome::Reset => self.reset(),
+                // Back, but not for long: the next attempt, under the budget and the backoff.
+                Outcome::Relapsed => self.spec.backoff.failed(),
                 Outcome::Elapsed | Outcome::Now => {
                     tracing::warn!(
                         probe,
@@ -455,13 +490,13 @@ impl Healer {
     /// A postgres probe that went Down while its server still answers: run the remedy steps in
     /// order (each within the budget, each verified), and say whether a restart follows. A dead
     /// server, or a probe without a remedy, goes straight to the restart.
-    async fn remedy_first(&mut self) -> Remedied {
+    async fn remedy_first(&mut self) -> Ended {
         use crate::remedy::Condition;
         let Some(remedy) = self.spec.remedy.clone() else {
-            return Remedied::Restart;
+            return Ended::Restart;
         };
         if Condition::of(self.incident.reason) == Condition::Dead {
-            return Remedied::Restart;
+            return Ended::Restart;
         }
         let probe = self.spec.probe.clone();
         // A silence holds the steps as it holds a restart.
@@ -472,15 +507,12 @@ impl Healer {
             };
             tracing::info!(probe, "silenced until {}; no remedy", until.to_rfc3339());
             let wait = Duration::from_millis((until.as_millis() - now.as_millis()) as u64);
-            match self
-                .wait_for_up_or_command(wait, Until::SilenceChanges)
-                .await
-            {
-                Outcome::Up(at) => return Remedied::Up { at, healed: false },
-                Outcome::Stop => return Remedied::Stop,
+            match self.wait_held(wait, Until::SilenceChanges).await {
+                Outcome::Up(at) => return Ended::Up { at, healed: false },
+                Outcome::Stop => return Ended::Stop,
                 Outcome::Reset => self.reset(),
-                Outcome::Now => return Remedied::Restart,
-                Outcome::Elapsed => {}
+                Outcome::Now => return Ended::Restart,
+                Outcome::Elapsed | Outcome::Relapsed => {}
             }
         }
         for (index, step) in remedy.steps.iter().enumerate() {
@@ -494,14 +526,16 @@ impl Healer {
                 StepDone::Failed => break,
                 StepDone::Acted => {}
             }
-            match self
-                .wait_for_up_or_command(step.verify_within, Until::Deadline)
-                .await
-            {
-                Outcome::Up(at) => return Remedied::Up { at, healed: true },
-                Outcome::Stop => return Remedied::Stop,
+            match self.verify(step.verify_within).await {
+                Outcome::Up(at) => return Ended::Up { at, healed: true },
+                Outcome::Stop => return Ended::Stop,
                 Outcome::Reset => self.reset(),
-                Outcome::Now => return Remedied::Restart,
+                Outcome::Now => return Ended::Restart,
+                Outcome::Relapsed => tracing::warn!(
+                    probe,
+                    "back after remedy step {}, but it did not hold",
+                    index + 1
+                ),
                 Outcome::Elapsed => tracing::warn!(
                     probe,
                     "not recovered within {} after remedy step {}",
@@ -519,21 +553,18 @@ impl Healer {
         tracing::warn!(probe, "{}", event.summary());
         self.bus.publish(event);
         if restart {
-            return Remedied::Restart;
+            return Ended::Restart;
         }
         // Still answering: no restart, until it recovers, an operator asks, or it dies.
         loop {
             match self.wake(None).await {
-                Wake::Stop => return Remedied::Stop,
-                Wake::Status { before, now } if now.recovered_since(&before) => {
-                    self.reopen = now.state != ProbeState::Up;
-                    let at = now.up_at.unwrap_or(now.since);
-                    return Remedied::Up { at, healed: false };
-                }
-                Wake::Status { now, .. } if now.state == ProbeState::Up => {
-                    return Remedied::Up {
-                        at: now.since,
-                        healed: false,
+                Wake::Stop => return Ended::Stop,
+                Wake::Status { before, now } if came_up(&before, &now).is_some() => {
+                    let at = came_up(&before, &now).unwrap_or(now.since);
+                    match self.hold(at).await {
+                        Held::Yes => return Ended::Up { at, healed: false },
+                        Held::Stop => return Ended::Stop,
+                        Held::Relapsed => {}
                     }
                 }
                 Wake::Status { now, .. }
@@ -542,13 +573,13 @@ impl Healer {
                 {
                     tracing::warn!(probe, "the server stopped answering; restarting");
                     self.incident.reason = now.reason;
-                    return Remedied::Restart;
+                    return Ended::Restart;
                 }
                 Wake::Command(Request { command, done }) => {
                     self.waiting.extend(done);
                     match command {
                         HealCommand::Reset => self.reset(),
-                        HealCommand::Now | HealCommand::Dependency => return Remedied::Restart,
+                        HealCommand::Now | HealCommand::Dependency => return Ended::Restart,
                     }
                 }
                 Wake::Status { .. } | Wake::Fault(_) | Wake::SilenceChanged | Wake::Deadline => {}
@@ -713,6 +744,7 @@ impl Healer {
                 probe: self.spec.probe.clone(),
                 attempts: self.spec.budget_max,
                 retry_at,
+                reason: None,
             });
             return;
         }
@@ -739,8 +771,124 @@ impl Healer {
         self.board.update(&self.spec.probe, |s| {
             s.gave_up = false;
             s.retry_at = None;
+            s.holding_until = None;
+            s.relapses = 0;
+            s.crash_loop = false;
+            s.recovered_total += 1;
         });
         true
+    }
+
+    /// Wait for the probe to be Up after an action, and for that Up to hold: a relapse ends
+    /// the verification (the attempt failed).
+    async fn verify(&mut self, limit: Duration) -> Outcome {
+        match self.wait_for_up_or_command(limit, Until::Deadline).await {
+            Outcome::Up(at) => self.held_outcome(at).await,
+            other => other,
+        }
+    }
+
+    /// Wait up to `limit` as `wait_for_up_or_command` does, where an Up counts only once it
+    /// held; a relapse is journaled and the wait goes on to its deadline.
+    async fn wait_held(&mut self, limit: Duration, until: Until) -> Outcome {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.wait_for_up_or_command(left, until).await {
+                Outcome::Up(at) => match self.held_outcome(at).await {
+                    Outcome::Relapsed => continue,
+                    other => return other,
+                },
+                other => return other,
+            }
+        }
+    }
+
+    async fn held_outcome(&mut self, up_at: Timestamp) -> Outcome {
+        match self.hold(up_at).await {
+            Held::Yes => Outcome::Up(up_at),
+            Held::Relapsed => Outcome::Relapsed,
+            Held::Stop => Outcome::Stop,
+        }
+    }
+
+    /// The probe came Up at `up_at`: wait until that Up run held for `stable_for`, or fell
+    /// again sooner (a relapse, journaled). Operator requests meanwhile: a reset refills the
+    /// budget; `heal now` and dependency restarts are answered without an action (it is Up).
+    async fn hold(&mut self, up_at: Timestamp) -> Held {
+        let probe = self.spec.probe.clone();
+        loop {
+            let verdict = hold::judge(up_at, self.spec.stable_for, &self.seen, Timestamp::now());
+            let holding_until = match verdict {
+                Verdict::Holding { until } => until,
+                _ => None,
+            };
+            self.board
+                .update(&probe, |s| s.holding_until = holding_until);
+            match verdict {
+                Verdict::Held => {
+                    // Down again after it held: a new incident, opened once this one closed.
+                    self.reopen = hold::fell_since(up_at, &self.seen).is_some()
+                        && self.seen.state != ProbeState::Up;
+                    return Held::Yes;
+                }
+                Verdict::Relapsed { after } => {
+                    self.relapsed(after);
+                    return Held::Relapsed;
+                }
+                Verdict::Holding { until } => {
+                    let deadline =
+                        until.map(|until| tokio::time::Instant::now() + until.duration_from_now());
+                    match self.wake(deadline).await {
+                        Wake::Stop => {
+                            self.board.update(&probe, |s| s.holding_until = None);
+                            return Held::Stop;
+                        }
+                        Wake::Command(Request { command, done }) => {
+                            self.waiting.extend(done);
+                            match command {
+                                HealCommand::Reset => self.reset(),
+                                HealCommand::Now | HealCommand::Dependency => {
+                                    tracing::info!(probe, "up again and holding; no action")
+                                }
+                            }
+                            self.answer_waiting();
+                        }
+                        Wake::Status { .. }
+                        | Wake::Fault(_)
+                        | Wake::SilenceChanged
+                        | Wake::Deadline => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// The probe fell again `after` coming back: the same incident goes on.
+    fn relapsed(&mut self, after: Duration) {
+        self.reopen = false;
+        self.incident.relapses += 1;
+        self.incident.said_crash_loop |= self.seen.reason == Some(FailureReason::CrashLoop);
+        let reason = hold::cause(
+            self.seen.reason.or(self.incident.reason),
+            self.incident.relapses,
+            self.incident.said_crash_loop,
+        );
+        let event = EventKind::IncidentRelapsed {
+            probe: self.spec.probe.clone(),
+            relapses: self.incident.relapses,
+            held_ms: after.as_millis() as u64,
+            stable_for_ms: self.spec.stable_for.as_millis() as u64,
+            reason,
+        };
+        tracing::warn!(probe = %self.spec.probe, "{}", event.summary());
+        self.bus.publish(event);
+        let relapses = self.incident.relapses;
+        self.board.update(&self.spec.probe, |s| {
+            s.holding_until = None;
+            s.relapses = relapses;
+            s.crash_loop = reason == Some(FailureReason::CrashLoop);
+        });
     }
 
     async fn wait_for_up_or_command(&mut self, limit: Duration, until: Until) -> Outcome {
@@ -748,14 +896,9 @@ impl Healer {
         loop {
             match self.wake(Some(deadline)).await {
                 Wake::Stop => return Outcome::Stop,
-                Wake::Status { before, now } if now.recovered_since(&before) => {
-                    let up_at = now.up_at.unwrap_or(now.since);
-                    // Down again already: a new incident opens once this one is closed.
-                    self.reopen = now.state != ProbeState::Up;
-                    return Outcome::Up(up_at);
-                }
-                Wake::Status { now, .. } if now.state == ProbeState::Up => {
-                    return Outcome::Up(now.since)
+                // Whether it held (or is Down again already) is for `hold` to judge.
+                Wake::Status { before, now } if came_up(&before, &now).is_some() => {
+                    return Outcome::Up(came_up(&before, &now).unwrap_or(now.since));
                 }
                 Wake::Status { before, now } if now.went_down_since(&before) => {
                     if let Some(at) = now.down_at {
@@ -844,9 +987,9 @@ enum Remedy {
     Skip,
 }
 
-/// How the remedy phase of an incident ended.
-enum Remedied {
-    /// The probe is Up; `healed` when a step did it.
+/// How a phase of an incident (remedy steps, heal attempts) ended.
+enum Ended {
+    /// The probe is Up since `at` and that held; `healed` when an action of ours did it.
     Up {
         at: Timestamp,
         healed: bool,
@@ -854,6 +997,22 @@ enum Remedied {
     /// The heal action (restart) follows.
     Restart,
     Stop,
+}
+
+/// How judging an Up run ended.
+enum Held {
+    Yes,
+    Relapsed,
+    Stop,
+}
+
+/// When the probe came Up, if the change from `before` to `now` brought it Up (also when it
+/// already fell again: a recovery since `before`).
+fn came_up(before: &ProbeStatus, now: &ProbeStatus) -> Option<Timestamp> {
+    if now.recovered_since(before) {
+        return Some(now.up_at.unwrap_or(now.since));
+    }
+    (now.state == ProbeState::Up).then_some(now.since)
 }
 
 /// What one remedy step did.
@@ -867,7 +1026,10 @@ enum StepDone {
 }
 
 enum Outcome {
+    /// Up since this time, and it held.
     Up(Timestamp),
+    /// Up, then Down again before `stable_for`.
+    Relapsed,
     Elapsed,
     Now,
     Reset,
@@ -892,6 +1054,11 @@ mod tests {
     }
 
     fn rig(bus: &Bus) -> Rig {
+        rig_holding(bus, Duration::ZERO)
+    }
+
+    /// A rig whose recoveries count only after `stable_for`.
+    fn rig_holding(bus: &Bus, stable_for: Duration) -> Rig {
         let spec = HealerSpec {
             probe: "app".into(),
             action: HealAction::Exec {
@@ -903,6 +1070,7 @@ mod tests {
             budget_max: 3,
             backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(10)),
             verify_within: Duration::from_secs(10),
+            stable_for,
             evidence: None,
             remedy: None,
             remedy_archiver: None,
@@ -1019,6 +1187,138 @@ mod tests {
         rig.go(ProbeState::Down, ProbeState::Up);
         rig.go(ProbeState::Up, ProbeState::Down);
         rig.wait_heals(1).await;
+        rig.stop().await;
+    }
+
+    /// The next event on `events` that `pick` takes, within 10 s; the events passed on the way
+    /// are kept in `seen`.
+    async fn next<T>(
+        events: &mut broadcast::Receiver<Event>,
+        seen: &mut Vec<Event>,
+        mut pick: impl FnMut(&Event) -> Option<T>,
+    ) -> T {
+        let found = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let event = events.recv().await.expect("the bus keeps up");
+                let picked = pick(&event);
+                seen.push(event);
+                if let Some(picked) = picked {
+                    return picked;
+                }
+            }
+        });
+        match found.await {
+            Ok(picked) => picked,
+            Err(_) => panic!("not seen within 10 s; saw {seen:#?}"),
+        }
+    }
+
+    fn count(seen: &[Event], name: &str) -> usize {
+        seen.iter().filter(|e| e.kind.name() == name).count()
+    }
+
+    /// Up again after a heal, but Down 100 ms later with `stable_for` 400 ms: a relapse of the
+    /// same incident (journaled, no `incident_closed`), healed again; the Up that holds closes
+    /// it `stable_for` later, its time to recover running to the start of that Up.
+    #[tokio::test]
+    async fn a_down_within_stable_for_is_a_relapse_of_the_same_incident() {
+        let bus = Bus::new();
+        let mut events = bus.subscribe();
+        let mut seen = Vec::new();
+        let stable_for = Duration::from_millis(400);
+        let mut rig = rig_holding(&bus, stable_for);
+        rig.go(ProbeState::Unknown, ProbeState::Up);
+        rig.go(ProbeState::Up, ProbeState::Down);
+        rig.wait_heals(1).await;
+        rig.go(ProbeState::Down, ProbeState::Up);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rig.go(ProbeState::Up, ProbeState::Down);
+        let (relapses, held_ms) = next(&mut events, &mut seen, |e| match &e.kind {
+            EventKind::IncidentRelapsed {
+                relapses, held_ms, ..
+            } => Some((*relapses, *held_ms)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(relapses, 1);
+        assert!((100..400).contains(&held_ms), "held {held_ms} ms");
+        assert_eq!(count(&seen, "incident_closed"), 0, "{seen:#?}");
+        rig.wait_heals(2).await;
+        let up = Timestamp::now();
+        rig.go(ProbeState::Down, ProbeState::Up);
+        let (closed_at, healed, recover_ms) = next(&mut events, &mut seen, |e| match &e.kind {
+            EventKind::IncidentClosed {
+                healed,
+                time_to_recover_ms,
+                ..
+            } => Some((e.at, *healed, *time_to_recover_ms)),
+            _ => None,
+        })
+        .await;
+        assert!(healed);
+        let waited = closed_at.as_millis() - up.as_millis();
+        assert!(waited >= 400, "closed {waited} ms after the Up that held");
+        let first_down = seen
+            .iter()
+            .find(|e| e.kind.name() == "heal_started")
+            .map(|e| e.at.as_millis())
+            .unwrap();
+        // From the fault to the start of the Up that held: not to the close.
+        let recover_ms = recover_ms.unwrap() as i64;
+        assert!(
+            recover_ms <= up.as_millis() - first_down + 50,
+            "{recover_ms}"
+        );
+        let open_ms = closed_at.as_millis() - first_down;
+        assert!(
+            open_ms >= recover_ms + 350,
+            "open {open_ms} ms, recover {recover_ms} ms"
+        );
+        assert_eq!(count(&seen, "incident_closed"), 1);
+        let board = rig.board.snapshot();
+        assert_eq!(board[0].recovered_total, 1);
+        assert_eq!(board[0].relapses, 0);
+        rig.stop().await;
+    }
+
+    /// A probe that falls right after each heal: never recovered, a crash loop from its second
+    /// relapse on, and the budget ends it with a gave-up naming the crash loop.
+    #[tokio::test]
+    async fn relapse_after_relapse_is_a_crash_loop_that_gives_up() {
+        let bus = Bus::new();
+        let mut events = bus.subscribe();
+        let mut seen = Vec::new();
+        let mut rig = rig_holding(&bus, Duration::from_secs(5));
+        rig.go(ProbeState::Unknown, ProbeState::Up);
+        rig.go(ProbeState::Up, ProbeState::Down);
+        for heal in 1..=3 {
+            rig.wait_heals(heal).await;
+            rig.go(ProbeState::Down, ProbeState::Up);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            rig.go(ProbeState::Up, ProbeState::Down);
+            let reason = next(&mut events, &mut seen, |e| match &e.kind {
+                EventKind::IncidentRelapsed { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .await;
+            let want = match heal {
+                1 => Some(FailureReason::Refused),
+                _ => Some(FailureReason::CrashLoop),
+            };
+            assert_eq!(reason, want, "relapse {heal}");
+        }
+        let (attempts, reason) = next(&mut events, &mut seen, |e| match &e.kind {
+            EventKind::HealGaveUp {
+                attempts, reason, ..
+            } => Some((*attempts, *reason)),
+            _ => None,
+        })
+        .await;
+        assert_eq!((attempts, reason), (3, Some(FailureReason::CrashLoop)));
+        assert_eq!(count(&seen, "incident_closed"), 0, "{seen:#?}");
+        let board = rig.board.snapshot();
+        assert!(board[0].gave_up && board[0].crash_loop, "{board:?}");
+        assert_eq!(board[0].recovered_total, 0);
         rig.stop().await;
     }
 

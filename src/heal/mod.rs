@@ -5,6 +5,7 @@ mod action;
 mod budget;
 pub mod cascade;
 mod healer;
+mod hold;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -62,6 +63,18 @@ pub struct HealSnapshot {
     /// cannot hide a heal from them. Not part of the API's answer.
     #[serde(skip)]
     pub last_ok_at: Option<Timestamp>,
+    /// Up again after a heal, and judged until this time: the incident is still open.
+    #[serde(default)]
+    pub holding_until: Option<Timestamp>,
+    /// The open incident's relapses: Up again, then Down before `stable_for`.
+    #[serde(default)]
+    pub relapses: u32,
+    /// The open incident (or the last, if it gave up) is a crash loop.
+    #[serde(default)]
+    pub crash_loop: bool,
+    /// Incidents closed since sentineld started: recoveries that held.
+    #[serde(default)]
+    pub recovered_total: u64,
 }
 
 /// Latest heal snapshot per probe, written by healers and read by the API.

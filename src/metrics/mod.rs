@@ -331,6 +331,10 @@ mod tests {
             heals_total: 1,
             last_result: None,
             last_ok_at: None,
+            holding_until: None,
+            relapses: 0,
+            crash_loop: false,
+            recovered_total: 0,
         }];
         let mut text = render(&counters, &probes, &heals);
         crate::ingest::Ingest::default().render_metrics(&mut text);

@@ -168,11 +168,18 @@ impl Composer {
                 probe,
                 attempts,
                 retry_at,
+                reason,
             } => {
-                let text = format!(
-                    "🛑 {probe}: still down after {attempts} heals; giving up until {}",
-                    retry_at.to_rfc3339()
-                );
+                let text = match reason {
+                    Some(FailureReason::CrashLoop) => format!(
+                        "🛑 {probe}: crash loop: down again right after each of {attempts} heals; giving up until {}",
+                        retry_at.to_rfc3339()
+                    ),
+                    _ => format!(
+                        "🛑 {probe}: still down after {attempts} heals; giving up until {}",
+                        retry_at.to_rfc3339()
+                    ),
+                };
                 Some(self.probe_alert(probe, event, Status::Firing, Severity::Critical, text))
             }
             EventKind::IncidentClosed {

@@ -259,9 +259,16 @@ pub struct HealConfig {
     pub verify_within: HumanDuration,
     /// `[[archive.source]]` names collected into an evidence bundle before each restart.
     pub archive: Option<Vec<String>>,
+    /// A recovery counts only once the probe stayed Up this long; a Down sooner is a relapse
+    /// of the same incident. Zero counts the first Up.
+    #[serde(default = "HealConfig::default_stable_for")]
+    pub stable_for: HumanDuration,
 }
 
 impl HealConfig {
+    fn default_stable_for() -> HumanDuration {
+        HumanDuration::from_secs(10)
+    }
     fn default_stop_timeout() -> HumanDuration {
         HumanDuration::from_secs(10)
     }
@@ -912,6 +919,18 @@ impl ProbeConfig {
                     "heal window and verify_within must be above zero",
                 ));
             }
+        }
+        // A hold as long as the window would let each attempt leave the budget before its
+        // recovery is judged: a crash loop would never run out of attempts.
+        if config.stable_for.get() >= config.window.get() {
+            return Err(issue(
+                "heal.stable_for",
+                &format!(
+                    "heal stable_for ({}) must be shorter than the heal window ({})",
+                    humantime::format_duration(config.stable_for.get()),
+                    humantime::format_duration(config.window.get())
+                ),
+            ));
         }
         Ok(())
     }

@@ -62,7 +62,8 @@ fn belongs(kind: &EventKind, id: &str) -> bool {
         | EventKind::RemedyStep { .. }
         | EventKind::RemedyExhausted { .. }
         | EventKind::MaintenanceStarted { .. }
-        | EventKind::MaintenanceEnded { .. } => true,
+        | EventKind::MaintenanceEnded { .. }
+        | EventKind::IncidentRelapsed { .. } => true,
         EventKind::ConfigApplied { .. }
         | EventKind::ConfigRejected { .. }
         | EventKind::ControlRequest { .. }

@@ -177,7 +177,7 @@ command = ["/bin/sh", "-c", "test -e {flag}"]
 interval = "200ms"
 timeout = "200ms"
 fail_after = 2
-heal = {{ action = "exec", command = ["/bin/touch", "{flag}"], backoff = "0s", verify_within = "10s", archive = ["app-logs"] }}
+heal = {{ stable_for = "0s", action = "exec", command = ["/bin/touch", "{flag}"], backoff = "0s", verify_within = "10s", archive = ["app-logs"] }}
 
 [[archive.source]]
 name = "app-logs"
@@ -419,7 +419,7 @@ kind = "docker"
 container = "{name}"
 interval = "30s"
 fail_after = 1
-heal = {{ action = "docker_restart", stop_timeout = "1s", verify_within = "15s", backoff = "0s", archive = ["postgres-logs", "container"] }}
+heal = {{ stable_for = "0s", action = "docker_restart", stop_timeout = "1s", verify_within = "15s", backoff = "0s", archive = ["postgres-logs", "container"] }}
 
 [[archive.source]]
 name = "postgres-logs"
@@ -962,7 +962,7 @@ kind = "docker"
 container = "{name}"
 interval = "30s"
 fail_after = 1
-heal = {{ action = "docker_restart", stop_timeout = "1s", verify_within = "15s", backoff = "0s", archive = ["app-files", "moved"] }}
+heal = {{ stable_for = "0s", action = "docker_restart", stop_timeout = "1s", verify_within = "15s", backoff = "0s", archive = ["app-files", "moved"] }}
 
 [archive]
 timeout = "10s"

@@ -26,7 +26,7 @@ pub(crate) fn wait_up_and_following(daemon: &Daemon, probe: &str) {
 }
 
 pub(crate) const RESTART_HEAL: &str =
-    "heal = { action = \"docker_restart\", stop_timeout = \"1s\", verify_within = \"10s\" }";
+    "heal = { action = \"docker_restart\", stop_timeout = \"1s\", verify_within = \"10s\", stable_for = \"0s\" }";
 
 /// A sleeping container (`label`) watched by the docker probe `probe` with `RESTART_HEAL`,
 /// returned once the probe is up and the daemon follows the engine's events.

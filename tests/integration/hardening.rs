@@ -223,7 +223,7 @@ fn every_root_feature_works_within_the_units_capabilities_and_syscall_filter() {
     ]
     .concat();
     let app = format!(
-        "[[probe]]\nname = \"app\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"test -e {flag}\"]\ninterval = \"200ms\"\ntimeout = \"200ms\"\nfail_after = 2\nheal = {{ action = \"exec\", command = [\"/bin/touch\", \"{flag}\"], backoff = \"0s\", verify_within = \"10s\", archive = [\"logs\"] }}\n\n[[archive.source]]\nname = \"logs\"\nkind = \"files\"\npath = \"{logs}\"\ninclude = [\"*.log\"]\n\n[archive.local]\ndir = \"{sink}\"\n",
+        "[[probe]]\nname = \"app\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"test -e {flag}\"]\ninterval = \"200ms\"\ntimeout = \"200ms\"\nfail_after = 2\nheal = {{ stable_for = \"0s\", action = \"exec\", command = [\"/bin/touch\", \"{flag}\"], backoff = \"0s\", verify_within = \"10s\", archive = [\"logs\"] }}\n\n[[archive.source]]\nname = \"logs\"\nkind = \"files\"\npath = \"{logs}\"\ninclude = [\"*.log\"]\n\n[archive.local]\ndir = \"{sink}\"\n",
         flag = flag.display(),
         logs = logs.display(),
         sink = sink.display(),

@@ -33,6 +33,7 @@ mod reload;
 mod remedy;
 mod report;
 mod secrets;
+mod stable;
 mod status_page;
 mod systemd_notify;
 mod tenants;

@@ -137,7 +137,7 @@ command = ["/bin/sh", "-c", "test -e {flag}"]
 interval = "200ms"
 timeout = "200ms"
 fail_after = 2
-heal = {{ action = "exec", command = {heal}, backoff = "0s", verify_within = "60s", archive = ["app-logs"] }}
+heal = {{ stable_for = "0s", action = "exec", command = {heal}, backoff = "0s", verify_within = "60s", archive = ["app-logs"] }}
 
 [[archive.source]]
 name = "app-logs"

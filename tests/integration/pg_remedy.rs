@@ -144,7 +144,7 @@ remedy = [
 {remedy}
 ]
 {extra}
-heal = {{ {heal}, verify_within = "20s", backoff = "0s", archive = ["server-log"] }}
+heal = {{ stable_for = "0s", {heal}, verify_within = "20s", backoff = "0s", archive = ["server-log"] }}
 
 [[archive.source]]
 name = "server-log"

@@ -137,7 +137,7 @@ fn dependants_restart_in_order_after_their_dependency_recovers() {
     };
     let heal = |name: &str| {
         format!(
-            "heal = {{ action = \"exec\", command = [\"/bin/sh\", \"-c\", \"echo {name} >> {}\"] }}",
+            "heal = {{ stable_for = \"0s\", action = \"exec\", command = [\"/bin/sh\", \"-c\", \"echo {name} >> {}\"] }}",
             restarts.display()
         )
     };
@@ -242,7 +242,7 @@ fn a_hanging_flooding_heal_command_is_capped_and_its_whole_process_group_killed(
         pids = pids.display()
     );
     let probe = format!(
-        "[[probe]]\nname = \"svc\"\nkind = \"exec\"\ncommand = [\"test\", \"-f\", \"{}\"]\ninterval = \"100ms\"\ntimeout = \"100ms\"\nfail_after = 1\nheal = {{ action = \"exec\", command = [\"/bin/sh\", \"-c\", \"{heal}\"], timeout = \"3s\", max_attempts = 1 }}\n",
+        "[[probe]]\nname = \"svc\"\nkind = \"exec\"\ncommand = [\"test\", \"-f\", \"{}\"]\ninterval = \"100ms\"\ntimeout = \"100ms\"\nfail_after = 1\nheal = {{ stable_for = \"0s\", action = \"exec\", command = [\"/bin/sh\", \"-c\", \"{heal}\"], timeout = \"3s\", max_attempts = 1 }}\n",
         alive.display()
     );
     sandbox.write_config(&sandbox.config("", &probe));

@@ -33,7 +33,7 @@ database = "postgres"
 interval = "1s"
 timeout = "1s"
 fail_after = 3
-heal = {{ action = "docker_restart", container = "{name}", stop_timeout = "5s", verify_within = "60s", backoff = "0s", archive = ["postgres-logs", "container-logs"] }}
+heal = {{ stable_for = "0s", action = "docker_restart", container = "{name}", stop_timeout = "5s", verify_within = "60s", backoff = "0s", archive = ["postgres-logs", "container-logs"] }}
 
 [[archive.source]]
 name = "postgres-logs"

@@ -47,6 +47,10 @@ fn errors_point_at_file_line_column() {
         ),
         ("[daemon]\nsokcet = \"/x\"\n", "t.toml:2:1: unknown field `sokcet`"),
         ("[journal]\nmax_age = \"5x\"\n", "t.toml:2:11: invalid duration \"5x\""),
+        (
+            "[[probe]]\nname = \"a\"\nkind = \"exec\"\ncommand = [\"true\"]\n[probe.heal]\naction = \"exec\"\ncommand = [\"true\"]\nstable_for = \"10 parsecs\"\n",
+            "t.toml:8:14: invalid duration \"10 parsecs\"",
+        ),
         ("[daemon]\nsocket_mode = \"0999\"\n", "t.toml:2:15: invalid socket_mode \"0999\""),
         ("[http]\nlisten = \"nowhere\"\n", "t.toml:2:10:"),
         (
@@ -251,6 +255,10 @@ fn semantic_errors_point_at_their_key() {
         (
             format!("{TCP}heal = {{ action = \"exec\", command = [\"true\"], archive = [\"logs\"] }}\n"),
             "t.toml:5:57: probe \"a\": heal archive names an unknown source \"logs\"",
+        ),
+        (
+            format!("{TCP}heal = {{ action = \"exec\", command = [\"true\"], window = \"1m\", stable_for = \"2m\" }}\n"),
+            "t.toml:5:75: probe \"a\": heal stable_for (2m) must be shorter than the heal window (1m)",
         ),
         (
             "[journal]\nmax_age = \"1d\"\nmax_events = 0\n".to_string(),
