@@ -7,6 +7,7 @@ mod component;
 mod debug_flood;
 #[cfg(debug_assertions)]
 mod debug_panic;
+mod discovery;
 mod experiments;
 mod notify;
 mod paths;
@@ -287,6 +288,10 @@ pub async fn run(
     let mut health_report = tokio::time::interval(Duration::from_secs(1));
     health_report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
+    // Discovery's sightings (none when `[docker] discover` is off: the sender is gone at once).
+    let mut sightings = supervisor
+        .take_sightings()
+        .unwrap_or_else(|| mpsc::channel(1).1);
     loop {
         let trigger = tokio::select! {
             _ = &mut shutdown => break,
@@ -306,6 +311,15 @@ pub async fn run(
                 tokio::time::sleep(FILE_CHANGE_SETTLE).await;
                 while file_rx.try_recv().is_ok() {}
                 ReloadTrigger::FileChange
+            }
+            Some(sighting) = sightings.recv() => {
+                // A burst (a compose project starting) is applied as one change.
+                let mut batch = vec![sighting];
+                while let Ok(more) = sightings.try_recv() {
+                    batch.push(more);
+                }
+                supervisor.sighted(batch).await;
+                continue;
             }
             Some(command) = command_rx.recv() => match command {
                 ControlCommand::Reload { reply } => {

@@ -264,6 +264,7 @@ mod tests {
             silenced_until: None,
             checks_total: 5,
             failures_total: 1,
+            discovered: None,
             latency: Default::default(),
             recent: Default::default(),
         }

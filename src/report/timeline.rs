@@ -60,11 +60,14 @@ fn belongs(kind: &EventKind, id: &str) -> bool {
         | EventKind::DrillExpectationChecked { .. }
         | EventKind::DrillFinished { .. }
         | EventKind::RemedyStep { .. }
-        | EventKind::RemedyExhausted { .. } => true,
+        | EventKind::RemedyExhausted { .. }
+        | EventKind::ProbeDiscovered { .. }
+        | EventKind::ProbeUndiscovered { .. } => true,
         EventKind::ConfigApplied { .. }
         | EventKind::ConfigRejected { .. }
         | EventKind::ControlRequest { .. }
         | EventKind::DockerEngine { .. }
-        | EventKind::TenantSnapshot { .. } => false,
+        | EventKind::TenantSnapshot { .. }
+        | EventKind::DiscoveryLabelInvalid { .. } => false,
     }
 }

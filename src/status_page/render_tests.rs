@@ -28,6 +28,7 @@ fn probe(name: &str, state: ProbeState) -> ProbeSnapshot {
         silenced_until: None,
         checks_total: 3,
         failures_total: 0,
+        discovered: None,
         latency: Default::default(),
         recent,
     }

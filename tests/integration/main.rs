@@ -13,6 +13,7 @@ mod check_config;
 mod checkin;
 mod control;
 mod crash;
+mod discovery;
 mod docker;
 mod drill;
 mod hardening;
