@@ -14,15 +14,19 @@ fn scope(test: &str) -> String {
 /// A daemon discovering in `mode` within `scope`, with fast defaults, plus `extra` config.
 fn discovering(mode: &str, scope: &str, extra: &str) -> (Sandbox, Daemon) {
     let sandbox = Sandbox::new();
-    let docker = format!(
-        "[docker]\ndiscover = \"{mode}\"\nonly_label = \"{scope}\"\n\n[docker.defaults]\ninterval = \"2s\"\ntimeout = \"1s\"\nbackoff = \"1s\"\nverify_within = \"15s\"\nstop_timeout = \"1s\"\n\n{extra}"
-    );
-    sandbox.write_config(&sandbox.config("", &docker));
+    write_discovery_config(&sandbox, mode, scope, extra);
     let daemon = Daemon::start(&sandbox, |_| {});
     wait_for(Duration::from_secs(15), "docker_engine connected", || {
         (!daemon.events("docker_engine").is_empty()).then_some(())
     });
     (sandbox, daemon)
+}
+
+fn write_discovery_config(sandbox: &Sandbox, mode: &str, scope: &str, extra: &str) {
+    let docker = format!(
+        "[docker]\ndiscover = \"{mode}\"\nonly_label = \"{scope}\"\n\n[docker.defaults]\ninterval = \"2s\"\ntimeout = \"1s\"\nbackoff = \"1s\"\nverify_within = \"15s\"\nstop_timeout = \"1s\"\n\n{extra}"
+    );
+    sandbox.write_config(&sandbox.config("", &docker));
 }
 
 fn heals_total(daemon: &Daemon, probe: &str) -> u64 {
@@ -145,7 +149,7 @@ fn bad_labels_config_probes_and_compose_names() {
     let config_probe = format!(
         "[[probe]]\nname = \"configured\"\nkind = \"docker\"\ncontainer = \"{mine_name}\"\ninterval = \"2s\"\ntimeout = \"1s\"\n"
     );
-    let (_sandbox, daemon) = discovering("labeled", &scope, &config_probe);
+    let (sandbox, daemon) = discovering("labeled", &scope, &config_probe);
     let enable = ["--label", "sentinel.enable=true", "--label", scope.as_str()];
 
     let mine = TestContainer::run_with("disc-mine", &enable, &["sleep", "3600"]);
@@ -221,5 +225,23 @@ fn bad_labels_config_probes_and_compose_names() {
         serde_json::json!([format!("{project}/web")]),
         "{cascade:?}"
     );
+
+    // A reload that drops the [[probe]]: `mine` is discovered now, and the discovered probes
+    // that ran keep running (not restarted: one probe_discovered each).
+    write_discovery_config(&sandbox, "labeled", &scope, "");
+    let reload = daemon.ctl(&["reload"]);
+    assert!(reload.status.success(), "{}", text(&reload.stderr));
+    let mine_probe = daemon.wait_state_within(&mine.name, "up", Duration::from_secs(10));
+    assert_eq!(mine_probe["discovered"]["from"], "label", "{mine_probe}");
+    assert!(daemon.probe("configured").is_null());
+    let discovered = daemon.events("probe_discovered");
+    for name in [bad.name.clone(), format!("{project}/web")] {
+        let times = discovered
+            .iter()
+            .filter(|e| e["probe"] == name.as_str())
+            .count();
+        assert_eq!(times, 1, "{name}: {discovered:?}");
+        assert_eq!(daemon.probe(&name)["state"], "up", "{name}");
+    }
     assert!(daemon.stop().success());
 }
