@@ -11,6 +11,7 @@ pub use vocab::{
     AlertCondition, ArchiveStage, ContainerAction, DrillOutcome, ExpectationVerdict, FailureReason,
     HealCause, ProbeState, ReloadTrigger, RemedyAction, RollbackTrigger, SnapshotPhase,
 };
+pub use vocab::{DiscoveryEnd, DiscoverySource};
 
 /// How many events a slow subscriber may fall behind before it starts missing some.
 ///
@@ -358,6 +359,29 @@ pub enum EventKind {
         stable_for_ms: u64,
         reason: Option<FailureReason>,
     },
+    /// `[docker] discover` started a probe (and its `docker_restart` heal) for a container, or
+    /// restarted it because the container changed.
+    ProbeDiscovered {
+        probe: String,
+        container: String,
+        container_id: String,
+        from: DiscoverySource,
+    },
+    /// A discovered probe stopped.
+    ProbeUndiscovered {
+        probe: String,
+        container: String,
+        container_id: String,
+        reason: DiscoveryEnd,
+    },
+    /// A container's `sentinel.*` label could not be used; it is watched with the default.
+    DiscoveryLabelInvalid {
+        container: String,
+        container_id: String,
+        label: String,
+        value: String,
+        expected: String,
+    },
 }
 
 impl EventKind {
@@ -398,6 +422,9 @@ impl EventKind {
             Self::MaintenanceStarted { .. } => "maintenance_started",
             Self::MaintenanceEnded { .. } => "maintenance_ended",
             Self::IncidentRelapsed { .. } => "incident_relapsed",
+            Self::ProbeDiscovered { .. } => "probe_discovered",
+            Self::ProbeUndiscovered { .. } => "probe_undiscovered",
+            Self::DiscoveryLabelInvalid { .. } => "discovery_label_invalid",
         }
     }
 
@@ -694,6 +721,30 @@ impl EventKind {
                     span(*stable_for_ms)
                 )
             }
+            Self::ProbeDiscovered {
+                probe,
+                container,
+                container_id,
+                from,
+            } => format!(
+                "{probe}: discovered container {container} ({}) by {from}",
+                short(container_id)
+            ),
+            Self::ProbeUndiscovered {
+                probe,
+                container,
+                reason,
+                ..
+            } => format!("{probe}: no longer discovered (container {container}: {reason})"),
+            Self::DiscoveryLabelInvalid {
+                container,
+                label,
+                value,
+                expected,
+                ..
+            } => format!(
+                "container {container}: label {label}={value:?} ignored: expected {expected}; using the default"
+            ),
         }
     }
 }

@@ -129,6 +129,36 @@ pub fn status(status: &StatusResponse) -> String {
             ]
         },
     ));
+    out.push_str(&discovered(status));
+    out
+}
+
+/// Under the tables: which probes `[docker] discover` made, from what, and the labels it could
+/// not use ("web: label sentinel.fail_after=\"abc\": expected ...; using the default").
+fn discovered(status: &StatusResponse) -> String {
+    let mut out = String::new();
+    for p in &status.probes {
+        let Some(note) = &p.discovered else { continue };
+        if out.is_empty() {
+            out.push('\n');
+        }
+        let from = match note.from {
+            crate::event::DiscoverySource::Label => "label sentinel.enable=true",
+            crate::event::DiscoverySource::Healthcheck => "HEALTHCHECK",
+        };
+        let _ = writeln!(
+            out,
+            "discovered  {}: container {} ({}) by {from}",
+            p.name, note.container, note.container_id
+        );
+        for issue in &note.label_issues {
+            let _ = writeln!(
+                out,
+                "label       {}: container {}: {issue}; using the default",
+                p.name, note.container
+            );
+        }
+    }
     out
 }
 
@@ -163,7 +193,7 @@ pub fn probes(status: &StatusResponse) -> String {
                 p.target.clone(),
             ]
         },
-    )
+    ) + &discovered(status)
 }
 
 /// "down (maintenance m19a… until 2026-12-06T03:00:00.000Z)", "up (silenced)", "up".

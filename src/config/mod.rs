@@ -297,6 +297,7 @@ impl Config {
             }
         }
         self.journal.validate().map_err(|i| i.within("journal"))?;
+        self.docker.validate().map_err(|i| i.within("docker"))?;
         self.http.validate().map_err(|i| i.within("http"))?;
         self.tenants.validate().map_err(|i| i.within("tenants"))?;
         self.notify.validate().map_err(|i| i.within("notify"))?;
@@ -312,6 +313,15 @@ impl Config {
         self.archive
             .validate_heal_sources(&self.probes)
             .map_err(|i| i.within("probe"))?;
+        let sources: Vec<&str> = self.archive.sources.iter().map(|s| s.name()).collect();
+        if let Some(unknown) = self.docker.defaults.unknown_archive_source(&sources) {
+            return Err(Issue::at(
+                "docker.defaults.archive",
+                format!(
+                    "docker.defaults: archive names an unknown source \"{unknown}\" (define it as [[archive.source]] name = \"{unknown}\")"
+                ),
+            ));
+        }
         self.chaos.validate(&names).map_err(|i| i.within("chaos"))?;
         let known = DrillContext {
             healing: self

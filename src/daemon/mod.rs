@@ -7,6 +7,7 @@ mod component;
 mod debug_flood;
 #[cfg(debug_assertions)]
 mod debug_panic;
+mod discovery;
 mod experiments;
 mod maintenance;
 mod notify;
@@ -291,6 +292,10 @@ pub async fn run(
     // A maintenance window opened or ended: the healers hear of it here.
     let mut maintenance_changes = supervisor.maintenance().changes();
     tokio::pin!(shutdown);
+    // Discovery's sightings (none when `[docker] discover` is off: the sender is gone at once).
+    let mut sightings = supervisor
+        .take_sightings()
+        .unwrap_or_else(|| mpsc::channel(1).1);
     loop {
         let trigger = tokio::select! {
             _ = &mut shutdown => break,
@@ -314,6 +319,15 @@ pub async fn run(
                 tokio::time::sleep(FILE_CHANGE_SETTLE).await;
                 while file_rx.try_recv().is_ok() {}
                 ReloadTrigger::FileChange
+            }
+            Some(sighting) = sightings.recv() => {
+                // A burst (a compose project starting) is applied as one change.
+                let mut batch = vec![sighting];
+                while let Ok(more) = sightings.try_recv() {
+                    batch.push(more);
+                }
+                supervisor.sighted(batch).await;
+                continue;
             }
             Some(command) = command_rx.recv() => match command {
                 ControlCommand::Reload { reply } => {

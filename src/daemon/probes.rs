@@ -1,20 +1,24 @@
 //! The `Probes` component: probe runners, their healers, the depends_on cascade and the Docker
-//! event stream, started from `[[probe]]` and changed probe by probe on reload.
+//! event stream, started from `[[probe]]` and changed probe by probe on reload; discovered
+//! probes (`[docker] discover`) join and leave the same set at run time.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::component::{Component, Reload, Task};
+use super::discovery::Discovered;
 use crate::api::CommandRefused;
 use crate::config::{self, ProbeConfig};
+use crate::docker::sightings::Sighting;
 use crate::docker::DockerEngine;
 use crate::event::{Bus, EventKind, Timestamp};
 use crate::heal::{HealBoard, HealCommand, HealerInputs, HealerSpec, Mailbox};
 use crate::journal::{EventQuery, Journal};
-use crate::probe::{self, ProbeBoard, ProbeFeeds};
+use crate::probe::{self, FirstCheck, ProbeBoard, ProbeFeeds};
 
 /// The running probes. The `[[probe]]` list itself stays with the supervisor's config (a copy
 /// here would be one more per probe of a large fleet); start and apply are handed it.
@@ -40,6 +44,12 @@ pub struct Probes {
     /// Maintenance windows: a healer is held back until the later of its silence and the
     /// window covering it (the one gate, the healer's silence).
     maintenance: crate::maintenance::Windows,
+    /// `[docker] discover`: the sighted containers and the discovered probes that run.
+    discovered: Option<Discovered>,
+    /// Follows the engine for discovery; its sightings go to the daemon's loop.
+    sightings: Option<(Task, mpsc::Receiver<Sighting>)>,
+    /// Recovery counts read from the journal at start, for probes discovered later.
+    recoveries_at_start: BTreeMap<String, u64>,
     stop: CancellationToken,
 }
 
@@ -53,6 +63,8 @@ pub struct Shared {
     pub heal_board: HealBoard,
     pub heartbeats: probe::Heartbeats,
     pub maintenance: crate::maintenance::Windows,
+    /// `[docker] discover` (None when off) and `max_discovered`.
+    pub discovery: Option<(crate::docker::discovery::Settings, usize)>,
 }
 
 impl Probes {
@@ -73,6 +85,9 @@ impl Probes {
             docker_events: None,
             silences: BTreeMap::new(),
             maintenance: shared.maintenance,
+            discovered: None,
+            sightings: None,
+            recoveries_at_start: BTreeMap::new(),
             stop,
         };
         let recoveries = probes.recoveries_from_journal().await;
@@ -80,11 +95,115 @@ impl Probes {
         probes.silences = probes.silences_from_journal().await;
         for probe in config {
             let so_far = recoveries.get(probe.name()).copied().unwrap_or(0);
-            probes.start_probe(probe, so_far).await;
+            probes
+                .start_probe(probe, so_far, FirstCheck::Staggered)
+                .await;
+        }
+        probes.recoveries_at_start = recoveries;
+        if let Some((settings, max)) = shared.discovery {
+            probes.discovered = Some(Discovered::new(settings, max));
+            let (tx, rx) = mpsc::channel(256);
+            let (docker, bus) = (probes.docker.clone(), probes.bus.clone());
+            let task = Task::spawn(&probes.stop, |cancel| {
+                crate::docker::sightings::follow(docker, bus, tx, cancel)
+            });
+            probes.sightings = Some((task, rx));
         }
         probes.follow_docker_events_if_needed(config).await;
         probes.restart_cascade(config).await;
         probes
+    }
+
+    /// The sightings of discovery, for the daemon's loop to hand back to [`Self::sighted`];
+    /// None when discovery is off (or after the first call).
+    pub fn take_sightings(&mut self) -> Option<mpsc::Receiver<Sighting>> {
+        let (task, rx) = self.sightings.take()?;
+        self.sightings = Some((task, mpsc::channel(1).1));
+        Some(rx)
+    }
+
+    /// `config` and the discovered probes: what the cascade and the notifier work from.
+    pub fn with_discovered(&self, config: &[ProbeConfig]) -> Vec<ProbeConfig> {
+        match &self.discovered {
+            Some(discovered) => discovered.with(config),
+            None => config.to_vec(),
+        }
+    }
+
+    pub fn discovering(&self) -> bool {
+        self.discovered.is_some()
+    }
+
+    /// Take the engine's news and start, change or stop discovered probes to match; true when
+    /// the running set changed.
+    pub async fn sighted(&mut self, sightings: Vec<Sighting>, config: &[ProbeConfig]) -> bool {
+        let Some(discovered) = &mut self.discovered else {
+            return false;
+        };
+        for sighting in sightings {
+            discovered.absorb(sighting, &self.bus);
+        }
+        let changed = self.reconcile_discovered(config).await;
+        if changed {
+            let all = self.with_discovered(config);
+            self.follow_docker_events_if_needed(&all).await;
+            self.restart_cascade(&all).await;
+        }
+        changed
+    }
+
+    /// Stop and start discovered probes so they match the sighted containers beside `config`.
+    async fn reconcile_discovered(&mut self, config: &[ProbeConfig]) -> bool {
+        let Some(discovered) = &mut self.discovered else {
+            return false;
+        };
+        let plan = discovered.plan(config);
+        let changed = !plan.stop.is_empty() || !plan.start.is_empty();
+        let mut carried = BTreeMap::new();
+        for (name, reason) in plan.stop {
+            if let Some(snapshot) = self.board.snapshot().into_iter().find(|s| s.name == name) {
+                carried.insert(name.clone(), snapshot.recoveries_total);
+                if let (Some(reason), Some(note)) = (reason, snapshot.discovered) {
+                    self.bus.publish(EventKind::ProbeUndiscovered {
+                        probe: name.clone(),
+                        container: note.container,
+                        container_id: note.container_id,
+                        reason,
+                    });
+                }
+            }
+            if let Some(task) = self.runners.remove(&name) {
+                task.stop(super::SHUTDOWN_GRACE).await;
+            }
+            if let Some((task, _)) = self.healers.remove(&name) {
+                task.stop(super::SHUTDOWN_GRACE).await;
+            }
+            self.feeds.close(&name);
+            tracing::info!(probe = %name, "discovered probe stopped");
+        }
+        for candidate in plan.start {
+            let name = candidate.name.clone();
+            let so_far = carried
+                .get(&name)
+                .or_else(|| self.recoveries_at_start.get(&name))
+                .copied()
+                .unwrap_or(0);
+            self.start_probe(&candidate.probe, so_far, FirstCheck::Now)
+                .await;
+            let note = self
+                .discovered
+                .as_ref()
+                .map(|discovered| discovered.note(&candidate));
+            self.board.update(&name, |s| s.discovered = note);
+            self.bus.publish(EventKind::ProbeDiscovered {
+                probe: name.clone(),
+                container: candidate.container.clone(),
+                container_id: crate::docker::discovery::short_id(&candidate.container_id),
+                from: candidate.from,
+            });
+            tracing::info!(probe = %name, container = %candidate.container, from = %candidate.from, "discovered probe started");
+        }
+        changed
     }
 
     pub fn feeds(&self) -> ProbeFeeds {
@@ -171,7 +290,7 @@ impl Probes {
     }
 
     /// Start the probe's healer first, so it follows the probe's status from its first transition.
-    async fn start_probe(&mut self, probe: &ProbeConfig, recoveries_total: u64) {
+    async fn start_probe(&mut self, probe: &ProbeConfig, recoveries_total: u64, start: FirstCheck) {
         let (status, follower) = self.feeds.open(probe.name(), recoveries_total);
         if let Some(heal) = &probe.heal {
             let history = self
@@ -215,6 +334,7 @@ impl Probes {
             self.bus.clone(),
             self.board.clone(),
             cancel.clone(),
+            start,
         ) {
             Some(handle) => {
                 self.runners
@@ -316,9 +436,10 @@ impl Probes {
         }));
     }
 
-    /// Follow Docker events exactly while some probe watches a container.
+    /// Follow Docker events exactly while some probe watches a container (or discovery runs).
     async fn follow_docker_events_if_needed(&mut self, config: &[ProbeConfig]) {
-        let needed = config.iter().any(|p| p.kind() == config::ProbeKind::Docker);
+        let needed = self.discovered.is_some()
+            || config.iter().any(|p| p.kind() == config::ProbeKind::Docker);
         match (needed, self.docker_events.is_some()) {
             (true, false) => {
                 let (docker, bus) = (self.docker.clone(), self.bus.clone());
@@ -357,6 +478,9 @@ impl Component for Probes {
                 }
                 self.feeds.close(name);
             }
+            // Discovered probes the new config claims stop before its probes start; those it
+            // gave up start again.
+            self.reconcile_discovered(&reload.config.probes).await;
             let starting: Vec<ProbeConfig> = reload
                 .config
                 .probes
@@ -376,11 +500,11 @@ impl Component for Probes {
             });
             for probe in &starting {
                 let so_far = carried.get(probe.name()).copied().unwrap_or(0);
-                self.start_probe(probe, so_far).await;
+                self.start_probe(probe, so_far, FirstCheck::Staggered).await;
             }
-            self.follow_docker_events_if_needed(&reload.config.probes)
-                .await;
-            self.restart_cascade(&reload.config.probes).await;
+            let all = self.with_discovered(&reload.config.probes);
+            self.follow_docker_events_if_needed(&all).await;
+            self.restart_cascade(&all).await;
         })
     }
 
@@ -396,6 +520,9 @@ impl Component for Probes {
                 task.stop(grace).await;
             }
             if let Some(task) = self.cascade.take() {
+                task.stop(grace).await;
+            }
+            if let Some((task, _)) = self.sightings.take() {
                 task.stop(grace).await;
             }
         })

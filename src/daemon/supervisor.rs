@@ -17,6 +17,7 @@ use super::probes::{Probes, Shared};
 use super::DaemonError;
 use crate::api::{CommandRefused, DaemonInfo, ReloadOutcome, ReloadReport};
 use crate::config::{self, Config, ConfigDiff, LoadedConfig};
+use crate::docker::sightings::Sighting;
 use crate::docker::DockerEngine;
 use crate::drill::{DrillRun, DrillRunner};
 use crate::event::{Bus, EventKind, Timestamp};
@@ -199,6 +200,7 @@ impl Supervisor {
             heal_board: heal_board.clone(),
             heartbeats,
             maintenance: maintenance.windows.clone(),
+            discovery: discovery_settings(config),
         };
         let probes = Probes::start(&config.probes, shared, stop.clone()).await;
 
@@ -388,6 +390,13 @@ impl Supervisor {
 
         self.config = new_config;
         self.hash = loaded.hash.clone();
+        if self.probes.discovering() {
+            // The notifier was given the file's probes; the discovered ones count too.
+            self.notify.notifier.configure(
+                &self.config.notify,
+                &self.probes.with_discovered(&self.config.probes),
+            );
+        }
         let state_dir = self.info.borrow().state_dir.clone();
         let remembered = crate::panic_policy::run_blocking(move || {
             super::state::remember_accepted(&state_dir, &source)
@@ -445,6 +454,21 @@ impl Supervisor {
         self.ai.service.clone()
     }
 
+    /// Discovery's sightings, for the daemon's loop (None when `[docker] discover` is off).
+    pub fn take_sightings(&mut self) -> Option<tokio::sync::mpsc::Receiver<Sighting>> {
+        self.probes.take_sightings()
+    }
+
+    /// Start, change or stop discovered probes after what the engine said.
+    pub async fn sighted(&mut self, sightings: Vec<Sighting>) {
+        if self.probes.sighted(sightings, &self.config.probes).await {
+            self.notify.notifier.configure(
+                &self.config.notify,
+                &self.probes.with_discovered(&self.config.probes),
+            );
+        }
+    }
+
     /// Silence a probe for `duration` (zero lifts it).
     pub fn silence(
         &mut self,
@@ -479,6 +503,26 @@ impl Supervisor {
     pub async fn stop(mut self, grace: Duration) {
         component::stop(&mut self.components(), grace).await;
     }
+}
+
+/// What discovery works from, when `[docker] discover` is on.
+fn discovery_settings(config: &Config) -> Option<(crate::docker::discovery::Settings, usize)> {
+    let docker = &config.docker;
+    if docker.discover == crate::docker::config::DiscoverMode::Off {
+        return None;
+    }
+    let settings = crate::docker::discovery::Settings {
+        mode: docker.discover,
+        defaults: docker.defaults.clone(),
+        archive_sources: config
+            .archive
+            .sources
+            .iter()
+            .map(|s| s.name.get_ref().clone())
+            .collect(),
+        only: docker.only(),
+    };
+    Some((settings, docker.max_discovered as usize))
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! The Docker engine edge: one client per daemon (API version negotiated on first use) and the
 //! engine's event stream, re-published on the bus so probes act on a death at once.
+//! `discovery` and `sightings` turn containers into probes (`[docker] discover`).
 
 pub mod config;
+pub mod discovery;
+pub mod sightings;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -107,6 +110,10 @@ impl DockerEngine {
     }
 }
 
+/// Container actions discovery follows besides [`WATCHED_ACTIONS`] (kept apart: that list is
+/// also the vocabulary of the 0.1.0 journal fixture).
+pub const LIFECYCLE_ACTIONS: [&str; 2] = ["destroy", "rename"];
+
 /// Follow the engine's container events until `cancel`, publishing each watched one as
 /// `container_event`; reconnect with backoff when the engine goes away.
 pub async fn watch_events(engine: DockerEngine, bus: Bus, cancel: CancellationToken) {
@@ -121,7 +128,8 @@ pub async fn watch_events(engine: DockerEngine, bus: Bus, cancel: CancellationTo
             Ok(client) => {
                 let mut filters = HashMap::new();
                 filters.insert("type", vec!["container"]);
-                filters.insert("event", WATCHED_ACTIONS.to_vec());
+                let actions = WATCHED_ACTIONS.iter().chain(&LIFECYCLE_ACTIONS).copied();
+                filters.insert("event", actions.collect());
                 let options = EventsOptionsBuilder::default().filters(&filters).build();
                 let mut stream = client.events(Some(options));
                 if !connected {

@@ -315,6 +315,28 @@ impl fmt::Display for ContainerAction {
     }
 }
 
+vocabulary! {
+    /// Why `[docker] discover` chose a container (`probe_discovered`'s `from`).
+    pub enum DiscoverySource {
+        /// Labelled `sentinel.enable=true`.
+        Label = "label",
+        /// Has a HEALTHCHECK (`discover = "all"`).
+        Healthcheck = "healthcheck",
+    }
+}
+
+vocabulary! {
+    /// Why a discovered probe stopped (`probe_undiscovered`'s `reason`).
+    pub enum DiscoveryEnd {
+        /// The container was removed.
+        ContainerRemoved = "container_removed",
+        /// A `[[probe]]` now watches the container (or takes the probe's name).
+        ConfigProbe = "config_probe",
+        /// More containers qualify than `[docker] max_discovered` allows.
+        OverLimit = "over_limit",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

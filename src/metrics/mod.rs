@@ -265,6 +265,7 @@ mod tests {
             maintenance: None,
             checks_total: 5,
             failures_total: 1,
+            discovered: None,
             latency: Default::default(),
             recent: Default::default(),
         }

@@ -38,7 +38,7 @@ pub use http::HttpProbe;
 pub use icmp::{Burst, IcmpProbe};
 pub use postgres::{ExpectedRole, PostgresProbe, QueryExpectation};
 pub use recent::{RecentCheck, RecentChecks, RECENT_CHECKS};
-pub use runner::spawn;
+pub use runner::{spawn, FirstCheck};
 pub use state::{FlapRule, ProbeState, ThresholdMachine, Transition};
 pub use status::{Change, Followed, ProbeFeeds, ProbeStatus, StatusReceiver, StatusSender};
 pub use tcp::TcpProbe;
@@ -497,6 +497,9 @@ pub struct ProbeSnapshot {
     pub checks_total: u64,
     #[serde(default)]
     pub failures_total: u64,
+    /// Set when `[docker] discover` made this probe: from what, which container, label problems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovered: Option<crate::docker::discovery::DiscoveryNote>,
     /// For `/metrics`; not part of the JSON status.
     #[serde(skip)]
     pub latency: LatencyHistogram,

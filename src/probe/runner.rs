@@ -30,6 +30,7 @@ pub fn spawn(
     bus: Bus,
     board: ProbeBoard,
     cancel: CancellationToken,
+    start: FirstCheck,
 ) -> Option<JoinHandle<()>> {
     let probe = AnyProbe::from_config(config, docker)?;
     let name = config.name().to_string();
@@ -93,6 +94,7 @@ pub fn spawn(
             maintenance: None,
             checks_total: 0,
             failures_total: 0,
+            discovered: None,
             latency: Default::default(),
             recent: Default::default(),
         },
@@ -104,6 +106,7 @@ pub fn spawn(
             interval,
             timeout,
             max_latency,
+            start,
         },
         clock,
         machine,
@@ -126,6 +129,16 @@ struct Limits {
     interval: Duration,
     timeout: Duration,
     max_latency: Option<Duration>,
+    start: FirstCheck,
+}
+
+/// When a probe's first check runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstCheck {
+    /// At the probe's own offset within its interval (see [`stagger`]).
+    Staggered,
+    /// At once: a probe discovered when its container started is checked within the second.
+    Now,
 }
 
 async fn run(
@@ -141,7 +154,11 @@ async fn run(
     // Probes started together would otherwise check in lockstep forever: a thousand requests in
     // the same few milliseconds every interval, a memory peak in sentineld and refused
     // connections at small servers. Each probe starts at its own offset instead.
-    let first = tokio::time::Instant::now() + stagger(&name, limits.interval);
+    let offset = match limits.start {
+        FirstCheck::Staggered => stagger(&name, limits.interval),
+        FirstCheck::Now => Duration::ZERO,
+    };
+    let first = tokio::time::Instant::now() + offset;
     let mut ticker = tokio::time::interval_at(first, limits.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A container probe also wakes on the engine's events: a death is checked at once, and the

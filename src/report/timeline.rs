@@ -63,11 +63,14 @@ fn belongs(kind: &EventKind, id: &str) -> bool {
         | EventKind::RemedyExhausted { .. }
         | EventKind::MaintenanceStarted { .. }
         | EventKind::MaintenanceEnded { .. }
-        | EventKind::IncidentRelapsed { .. } => true,
+        | EventKind::IncidentRelapsed { .. }
+        | EventKind::ProbeDiscovered { .. }
+        | EventKind::ProbeUndiscovered { .. } => true,
         EventKind::ConfigApplied { .. }
         | EventKind::ConfigRejected { .. }
         | EventKind::ControlRequest { .. }
         | EventKind::DockerEngine { .. }
-        | EventKind::TenantSnapshot { .. } => false,
+        | EventKind::TenantSnapshot { .. }
+        | EventKind::DiscoveryLabelInvalid { .. } => false,
     }
 }

@@ -29,6 +29,7 @@ fn probe(name: &str, state: ProbeState) -> ProbeSnapshot {
         maintenance: None,
         checks_total: 3,
         failures_total: 0,
+        discovered: None,
         latency: Default::default(),
         recent,
     }

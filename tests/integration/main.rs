@@ -14,6 +14,7 @@ mod check_config;
 mod checkin;
 mod control;
 mod crash;
+mod discovery;
 mod docker;
 mod drill;
 mod hardening;

@@ -3,6 +3,7 @@
 mod ai;
 mod channels;
 mod chaos;
+mod docker;
 mod drill;
 mod host;
 mod maintenance;
