@@ -21,6 +21,7 @@ pub fn apply(
         max_concurrent_requests: *section.ingest.max_concurrent_requests.get_ref(),
         max_event_age: section.max_event_age(),
         max_clock_skew: section.max_clock_skew.get(),
+        otlp_tenant_attributes: section.otlp.tenant_attributes.get_ref().clone(),
     });
     let note = match outcome {
         Reconfigured::Unchanged => None,
