@@ -319,6 +319,15 @@ pub enum EventKind {
         steps: u32,
         restart: bool,
     },
+    /// An operator muted a tenant's alerts until `until` (an `until` at or before the event's
+    /// own time lifts the mute): it still ranks, marked muted. `user` is the uid's name, if known.
+    TenantMuted {
+        tenant: String,
+        until: Timestamp,
+        reason: String,
+        uid: u32,
+        user: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -356,6 +365,7 @@ impl EventKind {
             Self::DrillFinished { .. } => "drill_finished",
             Self::RemedyStep { .. } => "remedy_step",
             Self::RemedyExhausted { .. } => "remedy_exhausted",
+            Self::TenantMuted { .. } => "tenant_muted",
         }
     }
 
@@ -606,6 +616,28 @@ impl EventKind {
                     "not restarting (it answers; restart_when_overloaded is off)"
                 };
                 format!("{probe}: still down after {steps} remedy step(s); {then}")
+            }
+            Self::TenantMuted {
+                tenant,
+                until,
+                reason,
+                uid,
+                user,
+            } => {
+                let who = user.as_ref().map_or_else(
+                    || format!("uid {uid}"),
+                    |user| format!("{user} (uid {uid})"),
+                );
+                match reason.is_empty() {
+                    true => format!(
+                        "tenant {tenant}: alerts muted until {} by {who}",
+                        until.to_rfc3339()
+                    ),
+                    false => format!(
+                        "tenant {tenant}: alerts muted until {} by {who}: {reason}",
+                        until.to_rfc3339()
+                    ),
+                }
             }
         }
     }

@@ -138,6 +138,10 @@ routes! {
     DrillStop { run } => POST "/v1/drills/{run}/stop" Authorized;
     /// Sends a labelled test message to the channel now; answers with the receiver's reply.
     NotifyTest { channel } => POST "/v1/notify/{channel}/test" Authorized;
+    /// `?for=1h&reason=...` (`for=0` lifts the mute): holds the tenant's alerts; it still ranks.
+    TenantMute { tenant } => POST "/v1/tenants/{tenant}/mute" Authorized;
+    /// The tenant mutes in force.
+    TenantMutes => GET "/v1/tenants/mutes" Open;
 }
 
 /// Why a request matched no route.
@@ -467,6 +471,7 @@ mod tests {
                 RouteId::DrillRun,
                 RouteId::DrillStop,
                 RouteId::NotifyTest,
+                RouteId::TenantMute,
             ]
         );
         // Every POST is guarded.

@@ -164,14 +164,14 @@ async fn route(
     let query = request.uri().query().map(str::to_string);
     let query = query.as_deref();
     if route.guard() == Guard::Open {
-        return answer(route, query, &Bytes::new(), state, shutdown).await;
+        return answer(route, query, &Bytes::new(), &peer, state, shutdown).await;
     }
     let body = match read_small_body(request).await {
         Ok(body) => body,
         Err(response) => return response,
     };
     let response = match authorize(&peer, state.socket_gid, state.accounts.as_ref()) {
-        Ok(()) => answer(route, query, &body, state, shutdown).await,
+        Ok(()) => answer(route, query, &body, &peer, state, shutdown).await,
         Err(denied) => error(StatusCode::FORBIDDEN, denied.to_string()),
     };
     audit(state, &peer, &method, &path, response.status());
@@ -183,6 +183,7 @@ async fn answer(
     route: Route,
     query: Option<&str>,
     body: &Bytes,
+    peer: &Peer,
     state: &ApiState,
     shutdown: CancellationToken,
 ) -> Response<Body> {
@@ -212,6 +213,8 @@ async fn answer(
         Route::DrillRun { drill } => super::drills::run(state, &drill),
         Route::DrillStop { run } => super::drills::stop(state, &run).await,
         Route::NotifyTest { channel } => super::outbox::test(&state.notifier, &channel).await,
+        Route::TenantMute { tenant } => super::tenants::mute(tenant, query, peer, state),
+        Route::TenantMutes => super::tenants::mutes(&state.tenants),
     }
 }
 

@@ -65,6 +65,7 @@ fn belongs(kind: &EventKind, id: &str) -> bool {
         | EventKind::ConfigRejected { .. }
         | EventKind::ControlRequest { .. }
         | EventKind::DockerEngine { .. }
-        | EventKind::TenantSnapshot { .. } => false,
+        | EventKind::TenantSnapshot { .. }
+        | EventKind::TenantMuted { .. } => false,
     }
 }
