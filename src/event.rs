@@ -382,6 +382,15 @@ pub enum EventKind {
         value: String,
         expected: String,
     },
+    /// An operator muted a tenant's alerts until `until` (an `until` at or before the event's
+    /// own time lifts the mute): it still ranks, marked muted. `user` is the uid's name, if known.
+    TenantMuted {
+        tenant: String,
+        until: Timestamp,
+        reason: String,
+        uid: u32,
+        user: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -425,6 +434,7 @@ impl EventKind {
             Self::ProbeDiscovered { .. } => "probe_discovered",
             Self::ProbeUndiscovered { .. } => "probe_undiscovered",
             Self::DiscoveryLabelInvalid { .. } => "discovery_label_invalid",
+            Self::TenantMuted { .. } => "tenant_muted",
         }
     }
 
@@ -745,6 +755,28 @@ impl EventKind {
             } => format!(
                 "container {container}: label {label}={value:?} ignored: expected {expected}; using the default"
             ),
+            Self::TenantMuted {
+                tenant,
+                until,
+                reason,
+                uid,
+                user,
+            } => {
+                let who = user.as_ref().map_or_else(
+                    || format!("uid {uid}"),
+                    |user| format!("{user} (uid {uid})"),
+                );
+                match reason.is_empty() {
+                    true => format!(
+                        "tenant {tenant}: alerts muted until {} by {who}",
+                        until.to_rfc3339()
+                    ),
+                    false => format!(
+                        "tenant {tenant}: alerts muted until {} by {who}: {reason}",
+                        until.to_rfc3339()
+                    ),
+                }
+            }
         }
     }
 }

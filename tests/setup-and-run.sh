@@ -128,6 +128,17 @@ if [ ! -x target/smtp-venv/bin/python ] || ! target/smtp-venv/bin/python -c 'imp
 fi
 export SENTINEL_SMTP_PYTHON="$PWD/target/smtp-venv/bin/python"
 
+# FastAPI instrumented by OpenTelemetry (the unmodified Python stack) exporting OTLP/HTTP to
+# sentineld, for the OTLP ingest test (tests/integration/otlp.rs). About 100 s the first time.
+if [ ! -x target/otel-venv/bin/python ] || ! target/otel-venv/bin/python -c 'import fastapi, uvicorn, opentelemetry.instrumentation.fastapi, opentelemetry.exporter.otlp.proto.http' 2>/dev/null; then
+    step "pip install FastAPI and OpenTelemetry into target/otel-venv"
+    python3 -m venv target/otel-venv
+    target/otel-venv/bin/pip install --quiet "fastapi>=0.110,<1" "uvicorn>=0.29,<1" \
+        "opentelemetry-sdk>=1.20,<2" "opentelemetry-exporter-otlp-proto-http>=1.20,<2" \
+        "opentelemetry-instrumentation-fastapi>=0.41b0,<1"
+fi
+export SENTINEL_OTEL_PYTHON="$PWD/target/otel-venv/bin/python"
+
 step "format and lints"
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

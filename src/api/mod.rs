@@ -29,5 +29,6 @@ pub use routes::{Guard, Miss, Route, RouteId, Target};
 pub use server::{serve, ApiState, CommandRefused, ControlCommand};
 pub use types::{
     DaemonInfo, ErrorResponse, EventsResponse, HealResponse, ReloadOutcome, ReloadReport,
-    SilenceResponse, StatusResponse, TenantResponse, TenantsTopResponse,
+    SilenceResponse, StatusResponse, TenantMuteResponse, TenantMutesResponse, TenantResponse,
+    TenantsTopResponse,
 };

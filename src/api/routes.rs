@@ -144,6 +144,10 @@ routes! {
     MaintenanceStart => POST "/v1/maintenance" Authorized;
     /// A window's id.
     MaintenanceEnd { window } => POST "/v1/maintenance/{window}/end" Authorized;
+    /// `?for=1h&reason=...` (`for=0` lifts the mute): holds the tenant's alerts; it still ranks.
+    TenantMute { tenant } => POST "/v1/tenants/{tenant}/mute" Authorized;
+    /// The tenant mutes in force.
+    TenantMutes => GET "/v1/tenants/mutes" Open;
 }
 
 /// Why a request matched no route.
@@ -475,6 +479,7 @@ mod tests {
                 RouteId::NotifyTest,
                 RouteId::MaintenanceStart,
                 RouteId::MaintenanceEnd,
+                RouteId::TenantMute,
             ]
         );
         // Every POST is guarded.

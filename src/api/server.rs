@@ -217,6 +217,8 @@ async fn answer(
         Route::MaintenanceList => super::maintenance::list(state),
         Route::MaintenanceStart => super::maintenance::start(state, body, peer),
         Route::MaintenanceEnd { window } => super::maintenance::end(state, &window, peer),
+        Route::TenantMute { tenant } => super::tenants::mute(tenant, query, peer, state),
+        Route::TenantMutes => super::tenants::mutes(&state.tenants),
     }
 }
 

@@ -1,16 +1,22 @@
 //! `GET /v1/tenants/top?by=&window=&limit=` and `GET /v1/tenants/{id}?window=`: the detector's
-//! rankings and one tenant's evidence, read straight from the running detector.
+//! rankings and one tenant's evidence, read straight from the running detector; tenant mutes.
 
 use std::time::Duration;
 
 use hyper::{Response, StatusCode};
 
+use super::peer::Peer;
+use super::query::parse_silence_for;
 use super::query::QueryError;
 use super::routes::query_pairs;
+use super::server::ApiState;
 use super::server::{error, json, Body};
-use super::types::{TenantResponse, TenantsTopResponse};
-use crate::event::Timestamp;
-use crate::tenants::{RankBy, TenantService, OTHER_TENANT};
+use super::types::{TenantMuteResponse, TenantMutesResponse, TenantResponse, TenantsTopResponse};
+use crate::event::{EventKind, Timestamp};
+use crate::tenants::{RankBy, TenantMute, TenantService, OTHER_TENANT};
+
+/// Longest mute reason kept, in bytes.
+const MAX_REASON_BYTES: usize = 500;
 
 /// Most tenants one ranking returns.
 const MAX_LIMIT: usize = 1000;
@@ -84,6 +90,72 @@ pub(super) fn tenant(id: &str, query: Option<&str>, tenants: &TenantService) -> 
         ),
         None => error(StatusCode::NOT_FOUND, "the tenant detector was just disabled".into()),
     }
+}
+
+/// `POST /v1/tenants/{id}/mute?for=1h&reason=...`: holds the tenant's alerts until then
+/// (`for=0` lifts the mute), journaled with who asked. Works whether or not the tenant is tracked
+/// yet (a load test can be muted before it starts).
+pub(super) fn mute(
+    tenant: String,
+    query: Option<&str>,
+    peer: &Peer,
+    state: &ApiState,
+) -> Response<Body> {
+    let duration = match parse_silence_for(query) {
+        Ok(duration) => duration,
+        Err(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
+    };
+    let reason = query_pairs(query)
+        .find_map(|(key, value)| (key == "reason").then_some(value))
+        .unwrap_or_default();
+    if reason.len() > MAX_REASON_BYTES || reason.chars().any(char::is_control) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("reason must be at most {MAX_REASON_BYTES} bytes without control characters"),
+        );
+    }
+    if tenant.is_empty() || tenant.len() > crate::ingest::MAX_TENANT_ID_BYTES {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "tenant must be 1-{} bytes (got {})",
+                crate::ingest::MAX_TENANT_ID_BYTES,
+                tenant.len()
+            ),
+        );
+    }
+    let now = Timestamp::now();
+    let until = now
+        .as_millis()
+        .saturating_add(duration.as_millis().min(i64::MAX as u128) as i64);
+    let mute = TenantMute {
+        tenant_id: tenant.clone(),
+        until_ms: until,
+        reason,
+        uid: peer.uid,
+        user: state.accounts.user_name(peer.uid),
+    };
+    state.tenants.mute(mute.clone(), now.as_millis());
+    state.bus.publish(EventKind::TenantMuted {
+        tenant: mute.tenant_id.clone(),
+        until: Timestamp(mute.until_ms),
+        reason: mute.reason.clone(),
+        uid: mute.uid,
+        user: mute.user.clone(),
+    });
+    let response = TenantMuteResponse {
+        tenant_id: tenant,
+        mute: (until > now.as_millis()).then_some(mute),
+    };
+    json(StatusCode::OK, &response)
+}
+
+/// `GET /v1/tenants/mutes`.
+pub(super) fn mutes(tenants: &TenantService) -> Response<Body> {
+    let response = TenantMutesResponse {
+        mutes: tenants.mutes(Timestamp::now().as_millis()),
+    };
+    json(StatusCode::OK, &response)
 }
 
 fn parse_top(query: Option<&str>) -> Result<TopParams, QueryError> {

@@ -102,6 +102,19 @@ pub struct TenantsTopResponse {
     pub top: TopTenants,
 }
 
+/// `POST /v1/tenants/{id}/mute`: the mute now in force, or `None` when it was lifted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantMuteResponse {
+    pub tenant_id: String,
+    pub mute: Option<crate::tenants::TenantMute>,
+}
+
+/// `GET /v1/tenants/mutes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantMutesResponse {
+    pub mutes: Vec<crate::tenants::TenantMute>,
+}
+
 /// `GET /v1/tenants/{id}`: one tenant's evidence over the window asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantResponse {

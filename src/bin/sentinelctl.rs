@@ -7,7 +7,8 @@ use clap::Parser;
 use sentinel::analyze::Analysis;
 use sentinel::api::{
     ControlClient, EventsResponse, HealResponse, ReloadOutcome, ReloadReport, Route,
-    SilenceResponse, StatusResponse, Target, TenantResponse, TenantsTopResponse,
+    SilenceResponse, StatusResponse, Target, TenantMuteResponse, TenantMutesResponse,
+    TenantResponse, TenantsTopResponse,
 };
 use sentinel::cli::{render, CtlCli, CtlCommand, EventsArgs, HealCommandArgs, TenantsCommand};
 use sentinel::config::paths;
@@ -249,6 +250,34 @@ async fn tenants(
             match json {
                 true => println!("{}", serde_json::to_string_pretty(&response)?),
                 false => print!("{}", sentinel::cli::tenants::tenant(&response)),
+            }
+        }
+        TenantsCommand::Mute {
+            tenant,
+            duration,
+            reason,
+        } => {
+            let target = Route::TenantMute { tenant }
+                .with_query([("for", duration.as_str()), ("reason", reason.as_str())]);
+            let response: TenantMuteResponse = client.call(target).await?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&response)?),
+                false => print!("{}", sentinel::cli::tenants::muted(&response)),
+            }
+        }
+        TenantsCommand::Unmute { tenant } => {
+            let target = Route::TenantMute { tenant }.with_query([("for", "0")]);
+            let response: TenantMuteResponse = client.call(target).await?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&response)?),
+                false => print!("{}", sentinel::cli::tenants::muted(&response)),
+            }
+        }
+        TenantsCommand::Mutes => {
+            let response: TenantMutesResponse = client.call(Route::TenantMutes).await?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&response)?),
+                false => print!("{}", sentinel::cli::tenants::mutes(&response)),
             }
         }
     }

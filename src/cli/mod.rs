@@ -181,6 +181,21 @@ pub enum TenantsCommand {
         #[arg(long)]
         window: Option<String>,
     },
+    /// Hold a tenant's alerts for a while (a demo or load-test tenant); it still ranks, marked
+    /// muted. Journaled with who asked; survives a daemon restart.
+    Mute {
+        tenant: String,
+        /// How long, e.g. 1h or 30m.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why, for whoever reads the ranking or the journal.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Lift a tenant's mute: its alerts fire again.
+    Unmute { tenant: String },
+    /// The tenant mutes in force.
+    Mutes,
 }
 
 #[derive(Debug, Subcommand)]

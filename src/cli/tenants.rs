@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
-use crate::api::{TenantResponse, TenantsTopResponse};
+use crate::api::{TenantMuteResponse, TenantMutesResponse, TenantResponse, TenantsTopResponse};
 use crate::event::Timestamp;
-use crate::tenants::{window_phrase, RankBy, TenantEvidence};
+use crate::tenants::{window_phrase, MuteMark, RankBy, TenantEvidence};
 
 /// The ranking as an on-call engineer reads it:
 ///
@@ -50,7 +50,10 @@ pub fn top(response: &TenantsTopResponse) -> String {
         let figure = figure(top.by, tenant, place == 0, label);
         let name = &tenant.tenant_id;
         let place = place + 1;
-        let _ = writeln!(out, "{place:>places$}. {name:<width$}{figure}");
+        let muted = tenant.muted.as_ref().map_or_else(String::new, |m| {
+            format!("  [muted until {}]", Timestamp(m.until_ms).to_rfc3339())
+        });
+        let _ = writeln!(out, "{place:>places$}. {name:<width$}{figure}{muted}");
     }
     if top.by == RankBy::Errors && top.other.errors > 0 {
         let share = percent(top.other.error_share);
@@ -154,6 +157,50 @@ pub fn tenant(response: &TenantResponse) -> String {
     if let Some(since) = t.tracked_since_ms {
         row("tracked since", Timestamp(since).to_rfc3339());
     }
+    if let Some(mute) = &t.muted {
+        row("muted", mute_phrase(mute));
+    }
+    out
+}
+
+/// "alerts held until 2026-12-06T16:00:00Z (load test)".
+fn mute_phrase(mute: &MuteMark) -> String {
+    let until = Timestamp(mute.until_ms).to_rfc3339();
+    match mute.reason.is_empty() {
+        true => format!("alerts held until {until}"),
+        false => format!("alerts held until {until} ({})", mute.reason),
+    }
+}
+
+/// The answer to `tenants mute` / `tenants unmute`.
+pub fn muted(response: &TenantMuteResponse) -> String {
+    match &response.mute {
+        Some(mute) => format!(
+            "{}: muted until {} (it still ranks; its alerts are held)\n",
+            response.tenant_id,
+            Timestamp(mute.until_ms).to_rfc3339()
+        ),
+        None => format!("{}: unmuted (its alerts fire again)\n", response.tenant_id),
+    }
+}
+
+/// `tenants mutes`: one line per mute in force.
+pub fn mutes(response: &TenantMutesResponse) -> String {
+    if response.mutes.is_empty() {
+        return "no tenant is muted\n".into();
+    }
+    let mut out = String::new();
+    for mute in &response.mutes {
+        let who = mute
+            .user
+            .clone()
+            .unwrap_or_else(|| format!("uid {}", mute.uid));
+        let mark = MuteMark {
+            until_ms: mute.until_ms,
+            reason: mute.reason.clone(),
+        };
+        let _ = writeln!(out, "{}  {} (by {who})", mute.tenant_id, mute_phrase(&mark));
+    }
     out
 }
 
@@ -199,6 +246,7 @@ mod tests {
                 errors,
             }),
             tracked_since_ms: Some(1_700_000_000_000),
+            muted: None,
         }
     }
 

@@ -121,6 +121,7 @@ impl Supervisor {
 
         let (tenant_service, ingest) = (TenantService::default(), Ingest::default());
         let notes = super::tenants::apply(&config.tenants, &tenant_service, &ingest)?;
+        tenant_service.restore_mutes(super::tenants::mutes_from_journal(&journal).await);
         for note in notes {
             tracing::info!("{note}");
         }

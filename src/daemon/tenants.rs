@@ -2,9 +2,28 @@
 //! changes the section. Alert rules and ingest limits change live; new window geometry resets.
 
 use crate::config::TenantsSection;
+use crate::event::Timestamp;
 use crate::ingest::{Ingest, IngestSettings};
+use crate::journal::{EventQuery, Journal};
 use crate::tenants::service::Reconfigured;
-use crate::tenants::{TenantService, TenantsError};
+use crate::tenants::{Mutes, TenantService, TenantsError};
+
+/// The tenant mutes still in force, from the last `tenant_muted` of each tenant: a mute outlives
+/// a restart, like a probe's silence.
+pub async fn mutes_from_journal(journal: &Journal) -> Mutes {
+    let query = EventQuery {
+        kinds: vec!["tenant_muted".into()],
+        limit: EventQuery::MAX_LIMIT,
+        ..Default::default()
+    };
+    match journal.query(query).await {
+        Ok(events) => Mutes::from_journal(&events, Timestamp::now()),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read past tenant mutes; none restored");
+            Mutes::default()
+        }
+    }
+}
 
 /// Configures both halves; the returned notes say what happened to the windows, if anything.
 pub fn apply(
@@ -21,6 +40,7 @@ pub fn apply(
         max_concurrent_requests: *section.ingest.max_concurrent_requests.get_ref(),
         max_event_age: section.max_event_age(),
         max_clock_skew: section.max_clock_skew.get(),
+        otlp_tenant_attributes: section.otlp.tenant_attributes.get_ref().clone(),
     });
     let note = match outcome {
         Reconfigured::Unchanged => None,

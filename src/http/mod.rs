@@ -1,4 +1,5 @@
-//! The public TCP listener: `/healthz`, `/metrics`, tenant event ingest (`POST /v1/events`),
+//! The public TCP listener: `/healthz`, `/metrics`, tenant event ingest (`POST /v1/events`, OTLP
+//! traces on `POST /v1/traces`),
 //! heartbeat beats (`POST /v1/heartbeat/NAME`, [`heartbeat`]) and the read-only status page
 //! (`GET /`), each read route exposed as its owner chose ([`access`]).
 //! Bounded like the control socket: connections and header time; ingest bounds its own bodies.
@@ -76,6 +77,9 @@ pub async fn serve(listener: TcpListener, routes: PublicRoutes, shutdown: Cancel
                         (&Method::POST, "/v1/events") => {
                             routes.ingest.handle(request, &routes.tenants).await
                         }
+                        (&Method::POST, "/v1/traces") => {
+                            routes.ingest.handle_otlp(request, &routes.tenants).await
+                        }
                         (_, path) if path.starts_with(heartbeat::PREFIX) => {
                             heartbeat::handle(&routes.heartbeats, request).await
                         }
@@ -132,6 +136,11 @@ fn route<B>(request: &Request<B>, metrics: &MetricsView) -> Response<Full<Bytes>
             StatusCode::METHOD_NOT_ALLOWED,
             "application/json",
             r#"{"error":"use POST /v1/events with JSON or NDJSON tenant events"}"#,
+        ),
+        (_, "/v1/traces") => respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "application/json",
+            r#"{"error":"use POST /v1/traces with OTLP protobuf or JSON"}"#,
         ),
         (_, "/healthz") => respond(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -200,6 +209,7 @@ mod tests {
             (Method::GET, "/nope", 404),
             (Method::GET, "/metrics", 200),
             (Method::GET, "/v1/events", 405),
+            (Method::GET, "/v1/traces", 405),
         ];
         for (method, path, status) in cases {
             let request = Request::builder()

@@ -1,8 +1,10 @@
-//! `POST /v1/events` on the public listener: bodies in, validated tenant events out to the
-//! detector. Bounded in body size, requests in flight and read time; each event judged alone.
+//! `POST /v1/events` and `POST /v1/traces` (OTLP) on the public listener: bodies in, validated
+//! tenant events out to the detector. Bounded in body size, requests in flight and read time.
 
+pub mod otlp;
 mod parse;
 mod timestamp;
+mod traces;
 
 use std::io::Read as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,10 +22,12 @@ pub use parse::{
     MAX_ENDPOINT_BYTES, MAX_TENANT_ID_BYTES,
 };
 pub use timestamp::{parse_rfc3339_ms, TimestampError};
+pub use traces::OtlpEncoding;
 
 use crate::event::Timestamp;
 use crate::metrics::{Kind, MetricsSource, MetricsText};
-use crate::tenants::TenantService;
+use crate::tenants::{TenantEvent, TenantService};
+use traces::OtlpCounters;
 
 /// A slow client gets this long to send its whole body, then 408.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +43,8 @@ pub struct IngestSettings {
     pub max_concurrent_requests: usize,
     pub max_event_age: Duration,
     pub max_clock_skew: Duration,
+    /// OTLP span (then resource) attributes that name the tenant, in order.
+    pub otlp_tenant_attributes: Vec<String>,
 }
 
 impl Default for IngestSettings {
@@ -49,6 +55,7 @@ impl Default for IngestSettings {
             max_concurrent_requests: 16,
             max_event_age: Duration::from_secs(600),
             max_clock_skew: Duration::from_secs(300),
+            otlp_tenant_attributes: otlp::DEFAULT_TENANT_ATTRIBUTES.map(String::from).to_vec(),
         }
     }
 }
@@ -64,6 +71,7 @@ struct Shared {
     settings: RwLock<IngestSettings>,
     in_flight: AtomicUsize,
     counters: Counters,
+    otlp: OtlpCounters,
 }
 
 /// Requests by how they ended, and events by verdict: what `/metrics` shows.
@@ -89,6 +97,56 @@ struct Verdict<'a> {
 }
 
 type Reply = Response<Full<Bytes>>;
+
+/// A body both routes admitted, still holding its slot.
+struct Received<'a> {
+    body: Bytes,
+    gzip: bool,
+    headers: HeaderMap,
+    settings: IngestSettings,
+    _slot: InFlight<'a>,
+}
+
+/// A request refused before its events were recorded: the status and why.
+struct Refused {
+    status: StatusCode,
+    message: String,
+}
+
+impl Refused {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The `/v1/events` answer: `{"error": ...}`.
+    fn json(self) -> Reply {
+        let mut reply = error(self.status, &self.message);
+        advise(&mut reply);
+        reply
+    }
+
+    /// The `/v1/traces` answer: a `google.rpc.Status` in the request's encoding.
+    fn otlp(self, encoding: OtlpEncoding) -> Reply {
+        let mut reply = encoding.error(self.status, &self.message);
+        advise(&mut reply);
+        reply
+    }
+}
+
+/// What a client needs next: the scheme to authenticate with, or when to retry.
+fn advise(reply: &mut Reply) {
+    let (name, value) = match reply.status() {
+        StatusCode::UNAUTHORIZED => (hyper::header::WWW_AUTHENTICATE, "Bearer"),
+        StatusCode::TOO_MANY_REQUESTS => (hyper::header::RETRY_AFTER, "1"),
+        _ => return,
+    };
+    reply
+        .headers_mut()
+        .insert(name, HeaderValue::from_static(value));
+}
 
 /// Gives its slot back when the request ends, however it ends.
 struct InFlight<'a>(&'a AtomicUsize);
@@ -122,73 +180,18 @@ impl Ingest {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
+        let received = match self.receive(request, tenants).await {
+            Ok(received) => received,
+            Err(refused) => return refused.json(),
+        };
         let counters = &self.shared.counters;
-        let settings = self.settings();
-        if !tenants.is_enabled() {
-            counters.disabled.fetch_add(1, Ordering::Relaxed);
-            return error(
-                StatusCode::NOT_FOUND,
-                "tenant ingest is disabled: set [tenants] enabled = true in sentineld.toml",
-            );
-        }
-        if !authorized(request.headers(), &settings.tokens) {
-            counters.unauthorized.fetch_add(1, Ordering::Relaxed);
-            let mut reply = error(
-                StatusCode::UNAUTHORIZED,
-                "missing or unknown bearer token: send Authorization: Bearer TOKEN",
-            );
-            reply.headers_mut().insert(
-                hyper::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            );
-            return reply;
-        }
-        let Some(_slot) = self.admit(settings.max_concurrent_requests) else {
-            counters.busy.fetch_add(1, Ordering::Relaxed);
-            let mut reply = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "ingest is at its limit of concurrent requests; retry with backoff",
-            );
-            reply
-                .headers_mut()
-                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return reply;
-        };
-        let headers = request.headers().clone();
-        let Some(gzip) = content_encoding(&headers) else {
-            counters.bad_request.fetch_add(1, Ordering::Relaxed);
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported Content-Encoding: send gzip or no encoding",
-            );
-        };
-        let declared = headers
-            .get(hyper::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-        if declared.is_some_and(|length| length > settings.max_body) {
-            return self.too_large(settings.max_body);
-        }
-        let limited = Limited::new(request.into_body(), settings.max_body);
-        let body = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
-            Err(_) => {
-                counters.timed_out.fetch_add(1, Ordering::Relaxed);
-                return error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "the body did not arrive within 30 s",
-                );
-            }
-            Ok(Err(err)) if err.is::<http_body_util::LengthLimitError>() => {
-                return self.too_large(settings.max_body)
-            }
-            Ok(Err(err)) => {
-                counters.bad_request.fetch_add(1, Ordering::Relaxed);
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("cannot read the body: {err}"),
-                );
-            }
-            Ok(Ok(collected)) => collected.to_bytes(),
-        };
+        let Received {
+            body,
+            gzip,
+            headers,
+            settings,
+            _slot,
+        } = received;
         let hard_newlines = headers
             .get(hyper::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -232,12 +235,175 @@ impl Ingest {
                 };
                 json(StatusCode::OK, &verdict)
             }
-            Err(Refusal::TooLarge) => self.too_large(max_body),
-            Err(Refusal::BadBody(message)) => {
-                counters.bad_request.fetch_add(1, Ordering::Relaxed);
-                error(StatusCode::BAD_REQUEST, &message)
+            Err(refusal) => self.refused(refusal, max_body).json(),
+        }
+    }
+
+    /// Answers one `POST /v1/traces` (OTLP/HTTP, protobuf or JSON): server spans become tenant
+    /// events ([`otlp`]); the answer is an `ExportTraceServiceResponse` in the request's encoding,
+    /// with a partial success naming the spans not used.
+    pub async fn handle_otlp<B>(&self, request: Request<B>, tenants: &TenantService) -> Reply
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let Some(encoding) = OtlpEncoding::of(request.headers()) else {
+            self.shared
+                .counters
+                .bad_request
+                .fetch_add(1, Ordering::Relaxed);
+            return Refused::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported Content-Type: send application/x-protobuf or application/json (OTLP/HTTP)",
+            )
+            .json();
+        };
+        let received = match self.receive(request, tenants).await {
+            Ok(received) => received,
+            Err(refused) => return refused.otlp(encoding),
+        };
+        let Received {
+            body,
+            gzip,
+            settings,
+            _slot,
+            ..
+        } = received;
+        let tenants = tenants.clone();
+        let limits = TimeLimits {
+            now_ms: Timestamp::now().as_millis(),
+            max_age: settings.max_event_age,
+            max_skew: settings.max_clock_skew,
+        };
+        let max_body = settings.max_body;
+        let keys = settings.otlp_tenant_attributes;
+        let outcome = crate::panic_policy::run_blocking(move || {
+            let body = match gzip {
+                true => gunzip(&body, max_body)?,
+                false => body,
+            };
+            let request = encoding.decode(&body)?;
+            let mapped = otlp::map_request(&request, &keys, limits);
+            tenants
+                .record_batch(mapped.events.iter().map(TenantEvent::as_ref), limits.now_ms)
+                .ok_or(Refusal::Disabled)?;
+            let message = mapped.message(&keys);
+            Ok::<_, Refusal>((mapped, message))
+        })
+        .await;
+        match outcome {
+            Ok((mapped, message)) => {
+                let counters = &self.shared.counters;
+                counters.accepted_requests.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .events_accepted
+                    .fetch_add(mapped.events.len() as u64, Ordering::Relaxed);
+                counters
+                    .events_rejected
+                    .fetch_add(mapped.rejected.total(), Ordering::Relaxed);
+                self.shared.otlp.count(&mapped);
+                encoding.answer(mapped.rejected.total(), message)
             }
-            Err(Refusal::Disabled) => error(
+            Err(refusal) => self.refused(refusal, max_body).otlp(encoding),
+        }
+    }
+
+    /// What both routes check before the body is theirs: enabled, token, a free slot, an
+    /// encoding we decode, and the body itself within its size and time bounds.
+    async fn receive<B>(
+        &self,
+        request: Request<B>,
+        tenants: &TenantService,
+    ) -> Result<Received<'_>, Refused>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let counters = &self.shared.counters;
+        let settings = self.settings();
+        if !tenants.is_enabled() {
+            counters.disabled.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::new(
+                StatusCode::NOT_FOUND,
+                "tenant ingest is disabled: set [tenants] enabled = true in sentineld.toml",
+            ));
+        }
+        if !authorized(request.headers(), &settings.tokens) {
+            counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or unknown bearer token: send Authorization: Bearer TOKEN",
+            ));
+        }
+        let Some(slot) = self.admit(settings.max_concurrent_requests) else {
+            counters.busy.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ingest is at its limit of concurrent requests; retry with backoff",
+            ));
+        };
+        let headers = request.headers().clone();
+        let Some(gzip) = content_encoding(&headers) else {
+            counters.bad_request.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported Content-Encoding: send gzip or no encoding",
+            ));
+        };
+        let declared = headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|length| length > settings.max_body) {
+            return Err(self.refused(Refusal::TooLarge, settings.max_body));
+        }
+        let limited = Limited::new(request.into_body(), settings.max_body);
+        let body = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+            Err(_) => {
+                counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                return Err(Refused::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the body did not arrive within 30 s",
+                ));
+            }
+            Ok(Err(err)) if err.is::<http_body_util::LengthLimitError>() => {
+                return Err(self.refused(Refusal::TooLarge, settings.max_body))
+            }
+            Ok(Err(err)) => {
+                counters.bad_request.fetch_add(1, Ordering::Relaxed);
+                return Err(Refused::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {err}"),
+                ));
+            }
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+        Ok(Received {
+            body,
+            gzip,
+            headers,
+            settings,
+            _slot: slot,
+        })
+    }
+
+    /// Counts a refusal found while decoding and says it.
+    fn refused(&self, refusal: Refusal, max_body: usize) -> Refused {
+        let counters = &self.shared.counters;
+        match refusal {
+            Refusal::TooLarge => {
+                counters.too_large.fetch_add(1, Ordering::Relaxed);
+                Refused::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "body larger than {max_body} bytes (tenants.ingest.max_body); send smaller batches"
+                    ),
+                )
+            }
+            Refusal::BadBody(message) => {
+                counters.bad_request.fetch_add(1, Ordering::Relaxed);
+                Refused::new(StatusCode::BAD_REQUEST, message)
+            }
+            Refusal::Disabled => Refused::new(
                 StatusCode::NOT_FOUND,
                 "tenant ingest was disabled while this request was read",
             ),
@@ -249,19 +415,6 @@ impl Ingest {
         let before = in_flight.fetch_add(1, Ordering::AcqRel);
         let slot = InFlight(in_flight);
         (before < limit).then_some(slot)
-    }
-
-    fn too_large(&self, max_body: usize) -> Reply {
-        self.shared
-            .counters
-            .too_large
-            .fetch_add(1, Ordering::Relaxed);
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
-                "body larger than {max_body} bytes (tenants.ingest.max_body); send smaller batches"
-            ),
-        )
     }
 }
 
@@ -298,6 +451,7 @@ impl MetricsSource for Ingest {
             let value = value.load(Ordering::Relaxed);
             out.sample(name, &[("verdict", verdict)], value);
         }
+        self.shared.otlp.render(out);
     }
 }
 

@@ -216,7 +216,7 @@ pub fn parse_event(bytes: &[u8], limits: TimeLimits) -> Result<ValidEvent<'_>, E
     })
 }
 
-fn check_clock(ms: i64, limits: TimeLimits) -> Result<i64, EventError> {
+pub(super) fn check_clock(ms: i64, limits: TimeLimits) -> Result<i64, EventError> {
     let age_ms = limits.now_ms.saturating_sub(ms);
     if age_ms > limits.max_age.as_millis() as i64 {
         if (0..100_000_000_000).contains(&ms) {

@@ -71,6 +71,7 @@ fn belongs(kind: &EventKind, id: &str) -> bool {
         | EventKind::ControlRequest { .. }
         | EventKind::DockerEngine { .. }
         | EventKind::TenantSnapshot { .. }
-        | EventKind::DiscoveryLabelInvalid { .. } => false,
+        | EventKind::DiscoveryLabelInvalid { .. }
+        | EventKind::TenantMuted { .. } => false,
     }
 }

@@ -178,6 +178,7 @@ fn tenants_section_off_empty_or_ranked() {
         deviation: None,
         top_endpoint: None,
         tracked_since_ms: None,
+        muted: None,
     };
     let mut top = TopTenants {
         by: RankBy::Errors,

@@ -98,6 +98,7 @@ pub struct AlertBook {
 
 impl AlertBook {
     /// Applies one rule to a ranking made with `rule.condition.rank_by()` over `rule.window`.
+    /// A tenant for which `held` is true (muted) neither fires nor resolves: its state waits.
     pub fn evaluate(
         &mut self,
         rule: &AlertRule,
@@ -105,10 +106,15 @@ impl AlertBook {
         error_label: &str,
         min_requests: u64,
         now_ms: i64,
+        held: &dyn Fn(&str) -> bool,
     ) -> Vec<AlertChange> {
         let mut changes = Vec::new();
         let mut matched = Vec::new();
         for tenant in &top.tenants {
+            if held(&tenant.tenant_id) {
+                matched.push(tenant.tenant_id.as_str());
+                continue;
+            }
             let Some(value) = rule.condition.value(tenant, rule.min_errors, min_requests) else {
                 continue;
             };
@@ -139,6 +145,7 @@ impl AlertBook {
                 name == &rule.name
                     && matches!(state, AlertState::Firing { .. })
                     && !matched.contains(&tenant.as_str())
+                    && !held(tenant)
             })
             .map(|(key, _)| key.clone())
             .collect();
@@ -279,6 +286,7 @@ mod tests {
                 errors,
             }),
             tracked_since_ms: Some(0),
+            muted: None,
         }
     }
 
@@ -344,7 +352,7 @@ mod tests {
             (hot(), 100_000, vec!["fired acme"]),
         ];
         for (index, (ranking, now, want)) in steps.into_iter().enumerate() {
-            let changes = book.evaluate(&rule, &ranking, "5xx", 20, now);
+            let changes = book.evaluate(&rule, &ranking, "5xx", 20, now, &|_| false);
             assert_eq!(kinds(&changes), want, "step {index}");
         }
         assert_eq!(book.firing(), 1);
@@ -359,6 +367,7 @@ mod tests {
             "5xx",
             20,
             0,
+            &|_| false,
         );
         let AlertChange::Fired(notice) = &changes[0] else {
             panic!("expected a fire: {changes:?}");
@@ -425,7 +434,9 @@ mod tests {
                 ..share_rule()
             };
             let id = evidence.tenant_id.clone();
-            let changes = AlertBook::default().evaluate(&rule, &top(vec![evidence]), "5xx", 20, 0);
+            let changes =
+                AlertBook::default()
+                    .evaluate(&rule, &top(vec![evidence]), "5xx", 20, 0, &|_| false);
             assert_eq!(!changes.is_empty(), fires, "{condition:?} {threshold} {id}");
         }
     }
@@ -439,9 +450,43 @@ mod tests {
             "5xx",
             20,
             0,
+            &|_| false,
         );
         assert_eq!(book.firing(), 1);
         book.retain_rules(&[]);
         assert_eq!(book.firing(), 0);
+    }
+
+    /// A muted (held) tenant ranks but neither fires nor resolves; once the hold ends it fires,
+    /// and an alert already firing when the mute began waits instead of resolving.
+    #[test]
+    fn held_tenants_neither_fire_nor_resolve() {
+        let rule = share_rule();
+        let hot = || top(vec![tenant("acme", 1000, 64, 100)]);
+        let calm = || top(vec![tenant("acme", 1000, 0, 0)]);
+        let mut book = AlertBook::default();
+        let held = |t: &str| t == "acme";
+        let free = |_: &str| false;
+        assert_eq!(
+            kinds(&book.evaluate(&rule, &hot(), "5xx", 20, 0, &held)),
+            Vec::<String>::new()
+        );
+        assert_eq!(book.firing(), 0);
+        assert_eq!(
+            kinds(&book.evaluate(&rule, &hot(), "5xx", 20, 10_000, &free)),
+            vec!["fired acme"]
+        );
+        // Muted while firing: no resolve while held, even when it clears or drops out of the ranking.
+        assert!(book
+            .evaluate(&rule, &calm(), "5xx", 20, 20_000, &held)
+            .is_empty());
+        assert!(book
+            .evaluate(&rule, &top(vec![]), "5xx", 20, 30_000, &held)
+            .is_empty());
+        assert_eq!(book.firing(), 1);
+        assert_eq!(
+            kinds(&book.evaluate(&rule, &calm(), "5xx", 20, 40_000, &free)),
+            vec!["resolved acme"]
+        );
     }
 }

@@ -34,6 +34,8 @@ pub struct TenantsSection {
     pub ingest: IngestSection,
     #[serde(rename = "alert")]
     pub alerts: Vec<AlertSection>,
+    /// `POST /v1/traces`: how OTLP spans name their tenant.
+    pub otlp: OtlpSection,
 }
 
 impl Default for TenantsSection {
@@ -56,6 +58,7 @@ impl Default for TenantsSection {
             max_clock_skew: HumanDuration::from_secs(300),
             ingest: IngestSection::default(),
             alerts: Vec::new(),
+            otlp: OtlpSection::default(),
         }
     }
 }
@@ -94,6 +97,62 @@ impl IngestSection {
             tokens.extend(secret.tokens().map(String::from));
         }
         tokens
+    }
+}
+
+/// `[tenants.otlp]`: OTLP trace ingest.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpSection {
+    /// Attributes that name the tenant, looked for in order on the span, then on its resource.
+    pub tenant_attributes: Spanned<Vec<String>>,
+}
+
+/// More keys than this is a config mistake (each is looked up on every span).
+const MAX_TENANT_ATTRIBUTES: usize = 16;
+
+impl Default for OtlpSection {
+    fn default() -> Self {
+        Self {
+            tenant_attributes: Spanned::new(
+                0..0,
+                crate::ingest::otlp::DEFAULT_TENANT_ATTRIBUTES
+                    .map(String::from)
+                    .to_vec(),
+            ),
+        }
+    }
+}
+
+impl OtlpSection {
+    /// Keys are relative to `[tenants]`.
+    fn validate(&self) -> Result<(), Issue> {
+        let keys = self.tenant_attributes.get_ref();
+        let refuse = |message: String| {
+            Err(Issue::at(
+                "otlp.tenant_attributes",
+                format!("tenants.otlp: {message}"),
+            ))
+        };
+        if keys.is_empty() || keys.len() > MAX_TENANT_ATTRIBUTES {
+            return refuse(format!(
+                "tenant_attributes needs 1-{MAX_TENANT_ATTRIBUTES} attribute names (got {})",
+                keys.len()
+            ));
+        }
+        if let Some(bad) = keys
+            .iter()
+            .find(|k| k.trim().is_empty() || k.chars().any(char::is_control))
+        {
+            return refuse(format!(
+                "tenant attribute name {bad:?} is empty or has control characters"
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = keys.iter().find(|k| !seen.insert(k.as_str())) {
+            return refuse(format!("tenant attribute \"{twice}\" is listed twice"));
+        }
+        Ok(())
     }
 }
 
@@ -265,6 +324,7 @@ impl TenantsSection {
                 ));
             }
         }
+        self.otlp.validate()?;
         let mut names = std::collections::HashSet::new();
         for (i, alert) in self.alerts.iter().enumerate() {
             alert

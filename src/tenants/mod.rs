@@ -15,6 +15,7 @@
 pub mod alerts;
 pub mod config;
 mod endpoints;
+pub mod mute;
 pub mod normalize;
 pub mod rank;
 mod ring;
@@ -33,6 +34,7 @@ use thiserror::Error;
 
 pub use alerts::{AlertBook, AlertChange, AlertCondition, AlertNotice, AlertRule};
 pub use endpoints::OTHER_ENDPOINT;
+pub use mute::{MuteMark, Mutes, TenantMute};
 pub use normalize::normalize_endpoint;
 use rank::{Candidate, LatencyFigures};
 pub use rank::{RankBy, TenantEvidence, TopTenants};

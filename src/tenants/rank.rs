@@ -95,6 +95,9 @@ pub struct TenantEvidence {
     /// Since when this tenant has its own window (earlier traffic is in `__other__`); `None` for
     /// `__other__` itself.
     pub tracked_since_ms: Option<i64>,
+    /// Set while an operator has muted this tenant's alerts (it still ranks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted: Option<super::mute::MuteMark>,
 }
 
 /// The answer to "which tenant hurts": the top tenants, and everything else as `__other__`.
@@ -173,6 +176,7 @@ pub fn evidence(
             errors,
         }),
         tracked_since_ms,
+        muted: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The daemon's handle on the tenant detector: one lock around it, replaced on reload, and the
-//! alert loop that ranks tenants once per bucket and publishes fired and resolved alerts.
+//! alert loop that ranks tenants once per bucket and publishes fired and resolved alerts, holding
+//! those of muted tenants.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::alerts::{AlertBook, AlertChange, AlertRule, ALERT_CANDIDATES};
+use super::mute::{Mutes, TenantMute};
 use super::{
     error_label, RankBy, TenantDetector, TenantEventRef, TenantEvidence, TenantsConfig,
     TenantsError, TopTenants, TrackerStats,
@@ -29,6 +31,8 @@ struct Shared {
     book: AlertBook,
     alerts_fired: u64,
     alerts_resolved: u64,
+    /// Operator mutes; kept across reloads and while the detector is off.
+    mutes: Mutes,
 }
 
 /// What a reload did to the detector.
@@ -99,8 +103,13 @@ impl TenantService {
         limit: usize,
         now_ms: i64,
     ) -> Option<TopTenants> {
-        let mut shared = self.lock();
-        Some(shared.detector.as_mut()?.top(by, window, limit, now_ms))
+        let mut guard = self.lock();
+        let shared = &mut *guard;
+        let mut top = shared.detector.as_mut()?.top(by, window, limit, now_ms);
+        for tenant in &mut top.tenants {
+            tenant.muted = shared.mutes.mark(&tenant.tenant_id, now_ms);
+        }
+        Some(top)
     }
 
     /// `Some(None)`: enabled, but the tenant is not tracked.
@@ -110,8 +119,28 @@ impl TenantService {
         window: Duration,
         now_ms: i64,
     ) -> Option<Option<TenantEvidence>> {
-        let mut shared = self.lock();
-        Some(shared.detector.as_mut()?.tenant(id, window, now_ms))
+        let mut guard = self.lock();
+        let shared = &mut *guard;
+        let mut evidence = shared.detector.as_mut()?.tenant(id, window, now_ms);
+        if let Some(evidence) = &mut evidence {
+            evidence.muted = shared.mutes.mark(id, now_ms);
+        }
+        Some(evidence)
+    }
+
+    /// Mutes (or, with `until_ms` at or before `now_ms`, unmutes) a tenant's alerts.
+    pub fn mute(&self, mute: TenantMute, now_ms: i64) {
+        self.lock().mutes.set(mute, now_ms);
+    }
+
+    /// The mutes in force, by tenant.
+    pub fn mutes(&self, now_ms: i64) -> Vec<TenantMute> {
+        self.lock().mutes.active(now_ms)
+    }
+
+    /// Replaces every mute (at start: those the journal says are still in force).
+    pub fn restore_mutes(&self, mutes: Mutes) {
+        self.lock().mutes = mutes;
     }
 
     /// The window a query for `window` actually covers (whole buckets, at most the configured).
@@ -145,10 +174,12 @@ impl TenantService {
             let by = rule.condition.rank_by();
             let top = detector.top(by, rule.window, ALERT_CANDIDATES, now_ms);
             let label = &shared.error_label;
+            let mutes = &shared.mutes;
+            let held = |tenant: &str| mutes.is_muted(tenant, now_ms);
             changes.extend(
                 shared
                     .book
-                    .evaluate(rule, &top, label, min_requests, now_ms),
+                    .evaluate(rule, &top, label, min_requests, now_ms, &held),
             );
         }
         for change in &changes {

@@ -206,6 +206,13 @@ fn errors_point_at_file_line_column() {
         ("[tenants]\nmax_memory = \"lots\"\n", "t.toml:2:14: invalid size \"lots\""),
         ("[tenants]\nwindow = \"10m\"\nwindo = \"5m\"\n", "t.toml:3:1: unknown field `windo`"),
         ("[tenants.ingest]\nmax_concurrent_requests = 0\n", "t.toml:2:27: tenants.ingest: max_concurrent_requests must be at least 1"),
+        ("[tenants.otlp]\ntenant_attributes = []\n", "t.toml:2:21: tenants.otlp: tenant_attributes needs 1-16 attribute names (got 0)"),
+        (
+            "[tenants.otlp]\ntenant_attributes = [\"tenant.id\", \"org\", \"tenant.id\"]\n",
+            "t.toml:2:21: tenants.otlp: tenant attribute \"tenant.id\" is listed twice",
+        ),
+        ("[tenants.otlp]\ntenant_attributes = [\" \"]\n", "t.toml:2:21: tenants.otlp: tenant attribute name \" \" is empty or has control characters"),
+        ("[tenants.otlp]\ntenant_attribute = [\"x\"]\n", "t.toml:2:1: unknown field `tenant_attribute`"),
         (
             "[tenants.ingest]\ntoken_file = \"/nonexistent/tokens\"\n",
             "t.toml:2:14: tenants.ingest: cannot read token_file /nonexistent/tokens",
