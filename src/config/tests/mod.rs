@@ -7,6 +7,7 @@ mod drill;
 mod host;
 mod net_probes;
 mod remedy;
+mod systemd;
 
 use std::path::{Path, PathBuf};
 
