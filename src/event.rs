@@ -1167,6 +1167,12 @@ mod tests {
             "reason=disk_inodes",
             "reason=memory_low",
             "reason=load_high",
+            "reason=unit_inactive",
+            "reason=unit_failed",
+            "reason=unit_activating",
+            "reason=unit_not_found",
+            "reason=unit_not_loaded",
+            "reason=systemd_unavailable",
         ];
         for word in want {
             if newer.contains(&word.as_str()) {

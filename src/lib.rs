@@ -78,5 +78,6 @@ pub mod process;
 pub mod remedy;
 pub mod report;
 pub mod status_page;
+pub mod systemd;
 pub mod tenants;
 pub mod units;

@@ -35,6 +35,8 @@ APT_PACKAGES+=(qemu-system-x86 cpio iputils-ping)
 APT_PACKAGES+=(chromium)
 # dnsmasq-base: a real DNS server on a loopback port for the dns probe tests (no service started)
 APT_PACKAGES+=(dnsmasq-base)
+# debootstrap: the systemd lab (tests/systemd-lab) builds a Debian userland with systemd as PID 1
+APT_PACKAGES+=(debootstrap)
 CARGO_TOOLS=(cargo-deb cargo-generate-rpm)
 # cargo-fuzz: the fuzz targets in fuzz/ (libFuzzer; runs on stable with RUSTC_BOOTSTRAP=1)
 CARGO_TOOLS+=(cargo-fuzz)
@@ -191,6 +193,9 @@ CI="${CI:-true}" SENTINELD_BIN="$PWD/target/release/sentineld" SENTINELCTL_BIN="
 step "kernel lab: netem and cgroup v2 in a Debian kernel under qemu (tests/kernel-lab/run.sh)"
 bash tests/kernel-lab/run.sh target/release/sentineld target/release/sentinelctl | tee target/kernel-lab-output.txt
 
+step "systemd lab: systemd_unit probe and systemd_restart heal against systemd as PID 1 under qemu (tests/systemd-lab/run.sh)"
+bash tests/systemd-lab/run.sh target/release/sentineld target/release/sentinelctl | tee target/systemd-lab-output.txt
+
 # One closing line for the whole run: every Rust test, fuzz target, packaging check, Python SDK
 # test and lab check.
 awk '/^test result:/ { passed += $4; failed += $6 }
@@ -198,5 +203,6 @@ awk '/^test result:/ { passed += $4; failed += $6 }
      /^packaging: [0-9]+ passed/ { passed += $2; failed += $4 }
      /^python-sdk: [0-9]+ passed/ { passed += $2; failed += $4 }
      /^kernel-lab: [0-9]+ passed/ { passed += $2; failed += $4 }
+     /^systemd-lab: [0-9]+ passed/ { passed += $2; failed += $4 }
      END { printf "setup-and-run: %d passed, %d failed\n", passed, failed }' \
-    target/test-output.txt target/fuzz-output.txt target/packaging-output.txt target/python-sdk-output.txt target/kernel-lab-output.txt
+    target/test-output.txt target/fuzz-output.txt target/packaging-output.txt target/python-sdk-output.txt target/kernel-lab-output.txt target/systemd-lab-output.txt

@@ -129,6 +129,18 @@ vocabulary! {
         MemoryLow = "memory_low",
         /// A load probe saw a load average per core above `max_load_per_core`.
         LoadHigh = "load_high",
+        /// systemd_unit: the unit is inactive or stopping (stopped, or its process exited).
+        UnitInactive = "unit_inactive",
+        /// systemd_unit: systemd marked the unit failed (crash, non-zero exit, start timeout).
+        UnitFailed = "unit_failed",
+        /// systemd_unit: the unit is still starting, or waiting to restart (`auto-restart`).
+        UnitActivating = "unit_activating",
+        /// systemd_unit: systemd has no such unit (no unit file).
+        UnitNotFound = "unit_not_found",
+        /// systemd_unit: the unit exists but is not loaded (masked, bad setting, load error).
+        UnitNotLoaded = "unit_not_loaded",
+        /// systemd_unit: systemd could not be asked over D-Bus.
+        SystemdUnavailable = "systemd_unavailable",
     }
 }
 

@@ -1,5 +1,5 @@
-//! Heal actions at the edge: restart (or start) a Docker container, or run a command (its output
-//! capped, its whole process group killed at the timeout).
+//! Heal actions at the edge: restart (or start) a Docker container or a systemd unit, or run a
+//! command (its output capped, its whole process group killed at the timeout).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -24,6 +24,13 @@ pub enum HealAction {
         args: Vec<String>,
         timeout: Duration,
     },
+    /// `RestartUnit(unit, "replace")` over D-Bus, then wait for systemd's job to end.
+    SystemdRestart {
+        systemd: crate::systemd::Systemd,
+        unit: String,
+        /// How long to wait for the restart job to end.
+        timeout: Duration,
+    },
 }
 
 impl HealAction {
@@ -39,6 +46,7 @@ impl HealAction {
                 }
                 format!("exec {text}")
             }
+            Self::SystemdRestart { unit, .. } => format!("systemd restart {unit}"),
         }
     }
 
@@ -86,6 +94,20 @@ impl HealAction {
                 args,
                 timeout,
             } => run_command(program, args, *timeout).await,
+            Self::SystemdRestart {
+                systemd,
+                unit,
+                timeout,
+            } => {
+                systemd
+                    .restart_unit(unit, *timeout)
+                    .await
+                    .map_err(|source| HealError::Systemd {
+                        unit: unit.clone(),
+                        source,
+                    })?;
+                Ok(format!("restarted unit {unit}"))
+            }
         }
     }
 }

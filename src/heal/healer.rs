@@ -73,6 +73,11 @@ impl HealerSpec {
                     timeout: heal.timeout.get(),
                 }
             }
+            HealActionKind::SystemdRestart => HealAction::SystemdRestart {
+                systemd: crate::systemd::Systemd::new(),
+                unit: probe.heal_unit()?,
+                timeout: heal.timeout.get(),
+            },
         };
         Some(Self {
             probe: probe.name().to_string(),
@@ -236,7 +241,7 @@ pub fn spawn(
     );
     let container_events = match &spec.action {
         HealAction::DockerRestart { .. } => Some(bus.subscribe()),
-        HealAction::Exec { .. } => None,
+        HealAction::Exec { .. } | HealAction::SystemdRestart { .. } => None,
     };
     let healer = Healer {
         spec,
@@ -680,7 +685,7 @@ impl Healer {
         {
             let container = match &self.spec.action {
                 HealAction::DockerRestart { container, .. } => Some(container.clone()),
-                HealAction::Exec { .. } => None,
+                HealAction::Exec { .. } | HealAction::SystemdRestart { .. } => None,
             };
             evidence
                 .archiver

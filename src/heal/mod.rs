@@ -45,6 +45,12 @@ pub enum HealError {
         status: std::process::ExitStatus,
         output: String,
     },
+    #[error("systemd could not restart {unit}: {source}")]
+    Systemd {
+        unit: String,
+        #[source]
+        source: crate::systemd::SystemdError,
+    },
 }
 
 /// What `sentinelctl status` shows about a probe's healing.

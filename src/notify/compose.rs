@@ -427,6 +427,7 @@ fn kind_label(kind: ProbeKind) -> &'static str {
         ProbeKind::Disk => "disk",
         ProbeKind::Memory => "memory",
         ProbeKind::Load => "load",
+        ProbeKind::SystemdUnit => "unit",
     }
 }
 
@@ -460,6 +461,12 @@ fn reason_phrase(reason: FailureReason) -> &'static str {
         DiskInodes => "out of inodes",
         MemoryLow => "low on memory",
         LoadHigh => "load too high",
+        UnitInactive => "unit stopped",
+        UnitFailed => "unit failed",
+        UnitActivating => "unit stuck starting",
+        UnitNotFound => "no such unit",
+        UnitNotLoaded => "unit not loaded",
+        SystemdUnavailable => "systemd unreachable",
         Protocol | Assertion | Exec | Docker | Unhealthy | Io => reason.as_str(),
     }
 }
@@ -468,6 +475,9 @@ fn reason_phrase(reason: FailureReason) -> &'static str {
 fn action_phrase(action: &str) -> String {
     if let Some(container) = action.strip_prefix("docker restart ") {
         return format!("restarting container {container}");
+    }
+    if let Some(unit) = action.strip_prefix("systemd restart ") {
+        return format!("restarting unit {unit}");
     }
     if let Some(command) = action.strip_prefix("exec ") {
         return format!("running {command}");
@@ -917,6 +927,12 @@ mod tests {
                 FailureReason::DiskInodes => "out of inodes",
                 FailureReason::MemoryLow => "low on memory",
                 FailureReason::LoadHigh => "load too high",
+                FailureReason::UnitInactive => "unit stopped",
+                FailureReason::UnitFailed => "unit failed",
+                FailureReason::UnitActivating => "unit stuck starting",
+                FailureReason::UnitNotFound => "no such unit",
+                FailureReason::UnitNotLoaded => "unit not loaded",
+                FailureReason::SystemdUnavailable => "systemd unreachable",
                 other => other.as_str(),
             };
             assert_eq!(reason_phrase(reason), want, "{reason}");

@@ -143,6 +143,12 @@ pub struct ProbeConfig {
     /// load: which average: "1m", "5m" (default) or "15m".
     pub load_average: Option<Spanned<host::LoadAverage>>,
 
+    // kind = "systemd_unit"
+    /// The unit to watch, e.g. "nginx.service".
+    pub unit: Option<Spanned<String>>,
+    /// The ActiveStates that count as Up; default ["active", "reloading"].
+    pub active_states: Option<Spanned<Vec<crate::systemd::ActiveState>>>,
+
     /// What to do when the probe goes Down.
     pub heal: Option<Spanned<HealConfig>>,
     /// Probes this one depends on: when one of them recovers, this probe's heal action runs
@@ -228,6 +234,8 @@ pub enum HealActionKind {
     DockerRestart,
     /// Run a command.
     Exec,
+    /// Restart a systemd unit over D-Bus (`RestartUnit`, mode "replace").
+    SystemdRestart,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -263,6 +271,8 @@ pub struct HealConfig {
     /// of the same incident. Zero counts the first Up.
     #[serde(default = "HealConfig::default_stable_for")]
     pub stable_for: HumanDuration,
+    /// systemd_restart: unit to restart; default: the systemd_unit probe's own unit.
+    pub unit: Option<String>,
 }
 
 impl HealConfig {
@@ -357,10 +367,12 @@ pub enum ProbeKind {
     Disk,
     Memory,
     Load,
+    #[serde(rename = "systemd_unit")]
+    SystemdUnit,
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 12] = [
+    pub const ALL: [ProbeKind; 13] = [
         ProbeKind::Http,
         ProbeKind::Tcp,
         ProbeKind::Postgres,
@@ -373,6 +385,7 @@ impl ProbeKind {
         ProbeKind::Disk,
         ProbeKind::Memory,
         ProbeKind::Load,
+        ProbeKind::SystemdUnit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -389,6 +402,7 @@ impl ProbeKind {
             Self::Disk => "disk",
             Self::Memory => "memory",
             Self::Load => "load",
+            Self::SystemdUnit => "systemd_unit",
         }
     }
 }
@@ -539,6 +553,7 @@ impl ProbeConfig {
             .kind_fields()
             .into_iter()
             .chain(self.host_kind_fields())
+            .chain(self.systemd_kind_fields())
         {
             if set && !kinds.contains(&kind) {
                 return Err(Issue::at(
@@ -643,7 +658,38 @@ impl ProbeConfig {
             ProbeKind::TlsCert => self.validate_tls_cert(&problem),
             ProbeKind::Dns => self.validate_dns(&problem),
             ProbeKind::Icmp => self.validate_icmp(&problem),
+            ProbeKind::SystemdUnit => self.validate_systemd_unit(&problem),
         }
+    }
+
+    fn systemd_kind_fields(&self) -> [(&'static str, &'static [ProbeKind], bool); 2] {
+        use ProbeKind::*;
+        [
+            ("unit", &[SystemdUnit], at(&self.unit)),
+            ("active_states", &[SystemdUnit], at(&self.active_states)),
+        ]
+    }
+
+    fn validate_systemd_unit(&self, problem: &dyn Fn(String) -> String) -> Result<(), Issue> {
+        let unit = self.require(&self.unit, "unit")?;
+        crate::systemd::validate_unit_name(unit.get_ref()).map_err(|err| {
+            Issue::at(
+                "unit",
+                problem(format!(
+                    "invalid unit name \"{}\": it {err}",
+                    unit.get_ref()
+                )),
+            )
+        })?;
+        if let Some(states) = &self.active_states {
+            if states.get_ref().is_empty() {
+                return Err(Issue::at(
+                    "active_states",
+                    problem("active_states needs at least one state, e.g. [\"active\"]".into()),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_tls_cert(&self, problem: &dyn Fn(String) -> String) -> Result<(), Issue> {
@@ -876,6 +922,14 @@ impl ProbeConfig {
             .or_else(|| self.container.as_ref().map(|c| c.get_ref().clone()))
     }
 
+    /// The unit a systemd_restart heal acts on: its own setting, else the probe's unit.
+    pub fn heal_unit(&self) -> Option<String> {
+        let heal = self.heal.as_ref()?.get_ref();
+        heal.unit
+            .clone()
+            .or_else(|| self.unit.as_ref().map(|u| u.get_ref().clone()))
+    }
+
     /// The key (under the probe) and what is wrong with its `heal`.
     /// Keys are `heal.KEY` (the `heal` table itself when KEY is not written).
     fn validate_heal(
@@ -901,7 +955,29 @@ impl ProbeConfig {
             {
                 return Err(issue("heal.command", "heal action exec needs `command`, e.g. [\"/usr/bin/systemctl\", \"restart\", \"app\"]"))
             }
+            HealActionKind::SystemdRestart => match self.heal_unit() {
+                None => {
+                    return Err(issue(
+                        "heal.unit",
+                        "heal action systemd_restart needs `unit` (or a systemd_unit probe)",
+                    ))
+                }
+                Some(unit) => {
+                    if let Err(err) = crate::systemd::validate_unit_name(&unit) {
+                        return Err(issue(
+                            "heal.unit",
+                            &format!("invalid unit name \"{unit}\": it {err}"),
+                        ));
+                    }
+                }
+            },
             _ => {}
+        }
+        if config.unit.is_some() && config.action != HealActionKind::SystemdRestart {
+            return Err(issue(
+                "heal.unit",
+                "heal `unit` applies to the systemd_restart action only",
+            ));
         }
         if !(1..=100).contains(&config.max_attempts) {
             return Err(issue(

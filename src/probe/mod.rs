@@ -15,6 +15,7 @@ mod recent;
 mod runner;
 mod state;
 mod status;
+mod systemd_unit;
 mod tcp;
 mod tls_cert;
 
@@ -41,6 +42,7 @@ pub use recent::{RecentCheck, RecentChecks, RECENT_CHECKS};
 pub use runner::{spawn, FirstCheck};
 pub use state::{FlapRule, ProbeState, ThresholdMachine, Transition};
 pub use status::{Change, Followed, ProbeFeeds, ProbeStatus, StatusReceiver, StatusSender};
+pub use systemd_unit::SystemdUnitProbe;
 pub use tcp::TcpProbe;
 pub use tls_cert::{TlsCertError, TlsCertProbe};
 
@@ -73,6 +75,12 @@ impl FailureReason {
             Self::DiskSpace | Self::DiskInodes | Self::MemoryLow | Self::LoadHigh => {
                 "resource_exhausted"
             }
+            Self::UnitInactive
+            | Self::UnitFailed
+            | Self::UnitActivating
+            | Self::UnitNotFound
+            | Self::UnitNotLoaded => "unit_down",
+            Self::SystemdUnavailable => "systemd_unreachable",
         }
     }
 }
@@ -145,6 +153,7 @@ pub enum AnyProbe {
     Disk(DiskProbe),
     Memory(MemoryProbe),
     Load(LoadProbe),
+    SystemdUnit(SystemdUnitProbe),
 }
 
 impl AnyProbe {
@@ -169,6 +178,7 @@ impl AnyProbe {
             Self::Disk(p) => p.target(),
             Self::Memory(p) => p.target(),
             Self::Load(p) => p.target(),
+            Self::SystemdUnit(p) => format!("unit {}", p.unit),
         }
     }
 
@@ -368,6 +378,10 @@ impl AnyProbe {
                     wait: IcmpProbe::wait_for(config.timeout.get_ref().get(), count),
                 }))
             }
+            ProbeKind::SystemdUnit => Some(Self::SystemdUnit(SystemdUnitProbe::new(
+                value(&config.unit)?,
+                config.active_states.as_ref().map(|s| s.get_ref().clone()),
+            ))),
         }
     }
 
@@ -386,6 +400,7 @@ impl AnyProbe {
                 Self::Disk(probe) => probe.check().await,
                 Self::Memory(probe) => probe.check().await,
                 Self::Load(probe) => probe.check().await,
+                Self::SystemdUnit(probe) => probe.check().await,
                 // Never checked: its runner follows the beats (`runner.rs`).
                 Self::Heartbeat(_) => std::future::pending().await,
             }

@@ -35,24 +35,8 @@ done
 
 # The kernel: the package linux-image-amd64 currently depends on, downloaded once.
 mkdir -p "$CACHE"
-if ! ls "$CACHE"/kernel/boot/vmlinuz-* >/dev/null 2>&1; then
-    download() {
-        package="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')"
-        [ -n "$package" ] || return 0
-        (cd "$CACHE" && apt-get download -q "$package" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-        deb="$(ls "$CACHE"/"$package"_*.deb 2>/dev/null | head -n1)"
-    }
-    deb=""
-    download
-    # stale package lists name a version the mirror no longer has: refresh them once
-    [ -f "$deb" ] || { apt-get update -qq && download; }
-    [ -n "$package" ] || fail_setup "apt-cache knows no linux-image-amd64"
-    [ -f "$deb" ] || fail_setup "apt-get download $package failed"
-    rm -rf "$CACHE/kernel.tmp" && mkdir -p "$CACHE/kernel.tmp"
-    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$CACHE/kernel.tmp" --wildcards \
-        './boot/vmlinuz-*' './lib/modules/*/kernel/net/sched/*' './lib/modules/*/kernel/drivers/net/veth.ko*'
-    rm -rf "$CACHE/kernel" && mv "$CACHE/kernel.tmp" "$CACHE/kernel"
-fi
+. "$LAB_DIR/kernel.sh"
+fetch_kernel "$CACHE"
 VMLINUZ="$(ls "$CACHE"/kernel/boot/vmlinuz-* | head -n1)"
 MODULES="$(ls -d "$CACHE"/kernel/lib/modules/* | head -n1)"
 

@@ -9,6 +9,7 @@ mod host;
 mod maintenance;
 mod net_probes;
 mod remedy;
+mod systemd;
 
 use std::path::{Path, PathBuf};
 
