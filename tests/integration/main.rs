@@ -12,6 +12,7 @@ mod channels;
 mod chaos;
 mod check_config;
 mod checkin;
+mod container_image;
 mod control;
 mod crash;
 mod discovery;
