@@ -4,7 +4,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{docker, require_docker, text, wait_for, TestContainer, SENTINELCTL, SENTINELD};
+use crate::harness::{
+    docker, require_docker, text, wait_for, TestContainer, SENTINELCTL, SENTINELD,
+};
 
 /// The image's sentineld container, removed (with its state volume) when dropped.
 struct SentinelContainer {
@@ -42,49 +44,82 @@ fn the_image_heals_a_labelled_container_on_the_engine() {
     };
     // Built from the binaries under test (debug info stripped on the way).
     let build = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/container/build-image.sh"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/packaging/container/build-image.sh"
+        ))
         .args([sentinel.image.as_str(), SENTINELD, SENTINELCTL])
         .output()
         .expect("run build-image.sh");
-    assert!(build.status.success(), "build-image.sh: {}{}", text(&build.stdout), text(&build.stderr));
+    assert!(
+        build.status.success(),
+        "build-image.sh: {}{}",
+        text(&build.stdout),
+        text(&build.stderr)
+    );
 
     // What autoheal users run: the socket and a state volume, nothing else. No network at all:
     // the daemon only needs the engine's socket, and the listener stays inside the container.
     docker(&[
-        "run", "-d", "--name", &sentinel.name, "--network", "none",
-        "-v", "/var/run/docker.sock:/var/run/docker.sock",
-        "-v", &format!("{}:/var/lib/sentinel", sentinel.volume),
+        "run",
+        "-d",
+        "--name",
+        &sentinel.name,
+        "--network",
+        "none",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "-v",
+        &format!("{}:/var/lib/sentinel", sentinel.volume),
         &sentinel.image,
     ]);
     let ctl = |args: &[&str]| {
-        let mut full = vec!["exec", sentinel.name.as_str(), "/usr/bin/sentinelctl", "--json"];
+        let mut full = vec![
+            "exec",
+            sentinel.name.as_str(),
+            "/usr/bin/sentinelctl",
+            "--json",
+        ];
         full.extend_from_slice(args);
-        Command::new("docker").args(&full).output().expect("docker exec sentinelctl")
+        Command::new("docker")
+            .args(&full)
+            .output()
+            .expect("docker exec sentinelctl")
     };
-    wait_for(Duration::from_secs(20), "sentineld in the image answers", || {
-        ctl(&["status"]).status.success().then_some(())
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "sentineld in the image answers",
+        || ctl(&["status"]).status.success().then_some(()),
+    );
 
     let target = TestContainer::run_with(
         "image-target",
         &["--label", "sentinel.enable=true"],
         &["sleep", "100000"],
     );
-    wait_for(Duration::from_secs(20), "the labelled container is discovered and Up", || {
-        let output = ctl(&["status"]);
-        let status: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
-        status["probes"].as_array()?.iter().find(|probe| {
-            probe["name"].as_str() == Some(target.name.as_str()) && probe["state"] == "up"
-        })?;
-        Some(())
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "the labelled container is discovered and Up",
+        || {
+            let output = ctl(&["status"]);
+            let status: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+            status["probes"].as_array()?.iter().find(|probe| {
+                probe["name"].as_str() == Some(target.name.as_str()) && probe["state"] == "up"
+            })?;
+            Some(())
+        },
+    );
 
     let before = started_at(&target.name);
     docker(&["kill", &target.name]);
-    wait_for(Duration::from_secs(30), "the image restarts the killed container", || {
-        let running = docker(&["inspect", "--format", "{{.State.Running}}", &target.name]);
-        (running == "true" && started_at(&target.name) != before).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the image restarts the killed container",
+        || {
+            let running = docker(&["inspect", "--format", "{{.State.Running}}", &target.name]);
+            (running == "true" && started_at(&target.name) != before).then_some(())
+        },
+    );
     let events = ctl(&["events", "--kind", "heal_started"]);
     assert!(
         text(&events.stdout).contains(&target.name),
