@@ -138,6 +138,8 @@ routes! {
     DrillStop { run } => POST "/v1/drills/{run}/stop" Authorized;
     /// Sends a labelled test message to the channel now; answers with the receiver's reply.
     NotifyTest { channel } => POST "/v1/notify/{channel}/test" Authorized;
+    /// `?since=30d&probe=P`: availability from the journal's daily rollups.
+    Uptime => GET "/v1/uptime" Open;
 }
 
 /// Why a request matched no route.

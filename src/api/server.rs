@@ -212,6 +212,7 @@ async fn answer(
         Route::DrillRun { drill } => super::drills::run(state, &drill),
         Route::DrillStop { run } => super::drills::stop(state, &run).await,
         Route::NotifyTest { channel } => super::outbox::test(&state.notifier, &channel).await,
+        Route::Uptime => super::uptime::get(query, &state.journal).await,
     }
 }
 

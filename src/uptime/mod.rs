@@ -23,9 +23,9 @@ pub use math::{Class, Figures, Span, DAY_MS};
 
 #[derive(Debug, Error)]
 pub enum UptimeError {
-    #[error("uptime rollup query failed: {0}")]
+    #[error("the uptime rollups could not be read")]
     Sql(#[from] rusqlite::Error),
-    #[error("the journal could not be read: {0}")]
+    #[error("the journal could not be read")]
     Journal(#[from] JournalError),
     #[error("the uptime rollup of probe `{probe}` for day {day} is corrupt")]
     CorruptRollup { probe: String, day: i64 },

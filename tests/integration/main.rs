@@ -35,3 +35,4 @@ mod status_page;
 mod systemd_notify;
 mod tenants;
 mod tls;
+mod uptime;
