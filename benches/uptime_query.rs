@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo bench --bench uptime_query` (release), or for a quick look on a machine without a
 //! release build, `cargo bench --profile dev --bench uptime_query`. Set `UPTIME_BENCH_TRANSITIONS`
-//! for a smaller journal, `UPTIME_BENCH_DB=/path/journal.sqlite3` to keep the journal between
+//! for a smaller journal, `UPTIME_BENCH_RUNS` for fewer timed runs (default 20), `UPTIME_BENCH_DB=/path/journal.sqlite3` to keep the journal between
 //! runs (built once, reused when present). The journal is written through `JournalStore::append`
 //! exactly as sentineld writes it (events plus rollups in one transaction per batch); the query
 //! is `uptime::report_from`, what `GET /v1/uptime` runs, and `uptime::bars_from`, what the
@@ -20,7 +20,6 @@ use sentinel::uptime::{bars_from, report_from, UptimeRequest, DAY_MS};
 use support::{percentile, Rng};
 
 const PROBES: usize = 1_000;
-const RUNS: usize = 20;
 const BATCH: usize = 10_000;
 /// Midnight, 2026-09-07 UTC: the journal spans the 90 days after it.
 const START: i64 = 20_703 * DAY_MS;
@@ -30,6 +29,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let runs: usize = std::env::var("UPTIME_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let keep = std::env::var_os("UPTIME_BENCH_DB").map(PathBuf::from);
     let dir = tempfile::tempdir().expect("temp dir");
     let path = keep
@@ -95,9 +98,9 @@ fn main() {
     };
     println!("\n{:<58} {:>10} {:>10}", "query", "median", "p99");
     let measure = |name: &str, run: &mut dyn FnMut() -> usize| {
-        let mut times: Vec<Duration> = Vec::with_capacity(RUNS);
+        let mut times: Vec<Duration> = Vec::with_capacity(runs);
         let mut size = 0;
-        for _ in 0..RUNS {
+        for _ in 0..runs {
             let started = Instant::now();
             size = run();
             times.push(started.elapsed());

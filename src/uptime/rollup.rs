@@ -255,12 +255,24 @@ pub struct Open {
 pub struct DayRow {
     pub day: i64,
     pub start: Class,
-    /// (time, class), ascending.
-    pub changes: Vec<(i64, Class)>,
+    /// The `changes` blob as stored (validated on load), decoded only when a day is replayed.
+    changes: Vec<u8>,
     pub up_ms: i64,
     pub down_ms: i64,
     /// (start, time to recover).
     pub incidents: Vec<(i64, Option<i64>)>,
+}
+
+impl DayRow {
+    /// The changes of class within the day: (time, class), ascending.
+    pub fn changes(&self) -> impl Iterator<Item = (i64, Class)> + '_ {
+        let base = self.day * DAY_MS;
+        self.changes.chunks_exact(CHANGE_BYTES).map(move |entry| {
+            let offset = u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
+            let class = Class::from_code(entry[4]).unwrap_or(Class::Unknown);
+            (base + i64::from(offset), class)
+        })
+    }
 }
 
 /// The rows of `probe` (every probe when `None`) for days `first..=last`, by probe name.
@@ -298,11 +310,11 @@ pub fn load(
                 return Err(corrupt());
             }
             let base = day * DAY_MS;
-            let mut changes = Vec::with_capacity(changes_blob.len() / CHANGE_BYTES);
-            for entry in changes_blob.chunks_exact(CHANGE_BYTES) {
-                let offset = u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
-                let class = Class::from_code(entry[4]).ok_or_else(corrupt)?;
-                changes.push((base + i64::from(offset), class));
+            let valid = changes_blob
+                .chunks_exact(CHANGE_BYTES)
+                .all(|entry| Class::from_code(entry[4]).is_some());
+            if !valid {
+                return Err(corrupt());
             }
             let incidents = incidents_blob
                 .chunks_exact(INCIDENT_BYTES)
@@ -317,7 +329,7 @@ pub fn load(
             rows.push(DayRow {
                 day,
                 start,
-                changes,
+                changes: changes_blob,
                 up_ms: row.get(3)?,
                 down_ms: row.get(4)?,
                 incidents,
@@ -361,7 +373,7 @@ pub fn figures(rows: &ProbeRows, now: i64, window: Span, excluded: &[Span]) -> F
         } else {
             let mut at = day.from;
             let mut class = row.start;
-            for &(change_at, next) in &row.changes {
+            for (change_at, next) in row.changes() {
                 tally.span(
                     Span {
                         from: at,

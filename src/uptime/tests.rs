@@ -503,3 +503,39 @@ fn report_has_the_four_windows_and_one_since_window() {
     assert_eq!(web[89].down_ms, H);
     assert!(web.iter().all(|c| c.availability.is_some()));
 }
+
+/// A rollup row damaged on disk is a precise error naming the probe and day, never a panic or
+/// a silently wrong figure.
+#[test]
+fn a_corrupt_rollup_row_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = JournalStore::open(&dir.path().join(DATABASE_FILE)).unwrap();
+    store
+        .append(vec![
+            transition("web", T0, Class::Up),
+            transition("web", T0 + H, Class::Down),
+        ])
+        .unwrap();
+    for damage in [
+        "UPDATE uptime_days SET changes = x'0102'",
+        "UPDATE uptime_days SET changes = x'0000000009'",
+        "UPDATE uptime_days SET start_class = 7",
+    ] {
+        store.connection().execute_batch(damage).unwrap();
+        let err = report_from(
+            store.connection(),
+            Timestamp(T0 + 2 * H),
+            &UptimeRequest::default(),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, UptimeError::CorruptRollup { probe, day } if probe == "web" && *day == day_of(T0)),
+            "{damage}: {err:?}"
+        );
+        store
+            .connection()
+            .execute_batch("UPDATE uptime_days SET start_class = 0, changes = x''")
+            .unwrap();
+    }
+}
