@@ -20,6 +20,7 @@
 //! - [`http`]: the public TCP listener, and the one outbound HTTP client stack (`http::client`).
 //! - [`checkin`]: `[heartbeat]`, sentineld checking in with an external URL while it is healthy.
 //! - [`status_page`]: the read-only HTML status page on the public listener (`GET /`).
+//! - [`uptime`]: availability per probe over days, from rollups the journal keeps.
 //! - [`metrics`]: `/metrics` in the Prometheus text format, one series per probe.
 //! - [`backoff`]: the one retry schedule (doubling waits up to a cap) every retrying area uses.
 //! - [`process`]: child processes of exec probes and heals: bounded output, killed as a group.
@@ -81,3 +82,4 @@ pub mod status_page;
 pub mod systemd;
 pub mod tenants;
 pub mod units;
+pub mod uptime;

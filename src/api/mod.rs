@@ -17,6 +17,7 @@ mod routes;
 mod server;
 mod tenants;
 mod types;
+mod uptime;
 
 pub use archives::ArchivesResponse;
 pub use chaos::{ExperimentsResponse, ProfilesResponse, StopAllResponse};

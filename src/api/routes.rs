@@ -148,6 +148,8 @@ routes! {
     TenantMute { tenant } => POST "/v1/tenants/{tenant}/mute" Authorized;
     /// The tenant mutes in force.
     TenantMutes => GET "/v1/tenants/mutes" Open;
+    /// `?since=30d&probe=P`: availability from the journal's daily rollups.
+    Uptime => GET "/v1/uptime" Open;
 }
 
 /// Why a request matched no route.

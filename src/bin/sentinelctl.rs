@@ -140,6 +140,24 @@ async fn run(cli: CtlCli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        CtlCommand::Uptime {
+            since,
+            probe,
+            format,
+        } => {
+            let query: Vec<(&str, String)> = since
+                .map(|s| ("since", s))
+                .into_iter()
+                .chain(probe.map(|p| ("probe", p)))
+                .collect();
+            let report: sentinel::uptime::UptimeReport =
+                client.call(Route::Uptime.with_query(query)).await?;
+            let format = match cli.json {
+                true => sentinel::cli::uptime::UptimeFormat::Json,
+                false => format,
+            };
+            print!("{}", sentinel::cli::uptime::render(&report, format));
+        }
         CtlCommand::Analyze { since, summary } => {
             let query: Vec<(&str, String)> = since.map(|s| ("since", s)).into_iter().collect();
             let analysis: Analysis = client

@@ -11,6 +11,7 @@ pub mod render;
 pub mod report;
 pub mod summary;
 pub mod tenants;
+pub mod uptime;
 
 use std::path::PathBuf;
 
@@ -148,6 +149,19 @@ pub enum CtlCommand {
     /// alerted; start, list, end.
     #[command(subcommand)]
     Maintenance(maintenance::MaintenanceCommand),
+    /// Availability per probe over 24h / 7d / 30d / 90d (or --since), with incidents and
+    /// median / p95 time to recover, from the journal; maintenance windows left out.
+    Uptime {
+        /// One window instead of the four: a duration (30d) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this probe.
+        #[arg(long)]
+        probe: Option<String>,
+        /// table, csv (header line, raw milliseconds), markdown or json (--json is the same).
+        #[arg(long, value_enum, default_value_t = uptime::UptimeFormat::Table)]
+        format: uptime::UptimeFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]

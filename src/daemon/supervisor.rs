@@ -147,6 +147,7 @@ impl Supervisor {
             board.clone(),
             journal.clone(),
             tenant_service.clone(),
+            maintenance.windows.clone(),
         );
         let metrics_view = MetricsView::new(board.clone(), heal_board.clone())
             .with_source(Arc::new(tenant_service.clone()))

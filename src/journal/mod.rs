@@ -112,6 +112,19 @@ impl Journal {
         .await
     }
 
+    /// Run `work` on the read-only connection, on the blocking pool (the uptime rollups).
+    pub async fn read<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Connection) -> R + Send + 'static,
+    ) -> R {
+        let reader = Arc::clone(&self.reader);
+        run_blocking(move || {
+            let store = reader.lock().unwrap_or_else(|p| p.into_inner());
+            work(store.connection())
+        })
+        .await
+    }
+
     /// Events as they are stored. Subscribe first, then query history with `after_id`, to
     /// follow without a gap.
     pub fn follow(&self) -> broadcast::Receiver<JournaledEvent> {

@@ -86,6 +86,15 @@ fn steps() -> Vec<M<'static>> {
             )?;
             add_column_unless_present(tx, "notify_outbox", "held_by", "TEXT")
         }),
+        // Version 4: the uptime rollups (`crate::uptime::rollup`), built from the events the
+        // journal already holds.
+        M::up_with_hook(
+            crate::uptime::rollup::SCHEMA,
+            |tx: &rusqlite::Transaction| {
+                crate::uptime::rollup::backfill(tx)?;
+                Ok(())
+            },
+        ),
     ]
 }
 
@@ -296,5 +305,102 @@ mod tests {
         rows.into_iter()
             .map(|r| r.replace(", priority=Integer(1), held_by=Null", ""))
             .collect()
+    }
+
+    /// A journal of schema version 2 (the release before the uptime rollups) holding probe
+    /// transitions and a daemon stop opens, reaches the latest version, and gets rollups that
+    /// give what a full recomputation from its events gives.
+    #[test]
+    fn a_version_2_journal_gets_its_uptime_rollups() {
+        use crate::event::{Event, EventKind, ProbeState, Timestamp};
+        use crate::uptime::math::{day_of, merged_exclusions, recompute, Change, Class, Span};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite3");
+        let mut connection = Connection::open(&path).unwrap();
+        Migrations::new(steps().into_iter().take(2).collect())
+            .to_latest(&mut connection)
+            .unwrap();
+        assert_eq!(user_version(&connection), 2);
+        let day = 86_400_000;
+        let t0 = 20_000 * day;
+        let transition = |at: i64, to: ProbeState| Event {
+            at: Timestamp(at),
+            kind: EventKind::ProbeTransition {
+                probe: "web".into(),
+                from: ProbeState::Unknown,
+                to,
+                reason: None,
+                status_code: None,
+                latency_ms: None,
+                recoveries_total: 0,
+            },
+        };
+        let events = [
+            transition(t0 + 1000, ProbeState::Up),
+            transition(t0 + day - 3_600_000, ProbeState::Down),
+            transition(t0 + day + 600_000, ProbeState::Recovering),
+            transition(t0 + day + 900_000, ProbeState::Up),
+            Event {
+                at: Timestamp(t0 + 2 * day),
+                kind: EventKind::DaemonStopping {
+                    reason: "upgrade".into(),
+                },
+            },
+            transition(t0 + 2 * day + 3_600_000, ProbeState::Up),
+        ];
+        for event in &events {
+            connection
+                .execute(
+                    "INSERT INTO events (at_ms, kind, body) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![
+                        event.at.as_millis(),
+                        event.kind.name(),
+                        serde_json::to_string(event).unwrap()
+                    ],
+                )
+                .unwrap();
+        }
+        assert!(!connection
+            .prepare("SELECT 1 FROM sqlite_master WHERE name = 'uptime_days'")
+            .unwrap()
+            .exists([])
+            .unwrap());
+        drop(connection);
+
+        let store = crate::journal::JournalStore::open(&path).unwrap();
+        assert_eq!(user_version(store.connection()), latest_version() as i64);
+        let now = t0 + 3 * day;
+        let changes = [
+            (t0 + 1000, Class::Up),
+            (t0 + day - 3_600_000, Class::Down),
+            (t0 + day + 900_000, Class::Up),
+            (t0 + 2 * day, Class::Unknown),
+            (t0 + 2 * day + 3_600_000, Class::Up),
+        ]
+        .map(|(at, class)| Change { at, class });
+        let rows =
+            crate::uptime::rollup::load(store.connection(), None, day_of(t0), day_of(now)).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].days.len(), 3, "a row for each day with data");
+        for window in [
+            Span { from: t0, to: now },
+            Span {
+                from: t0 + day - 1,
+                to: t0 + day + 1,
+            },
+            Span {
+                from: t0 + 2 * day,
+                to: now,
+            },
+        ] {
+            let want = recompute(&changes, now, window, &merged_exclusions("web", &[]));
+            let got = crate::uptime::rollup::figures(&rows[0], now, window, &[]);
+            assert_eq!(got, want, "{window:?}");
+        }
+        let whole = crate::uptime::rollup::figures(&rows[0], now, Span { from: t0, to: now }, &[]);
+        assert_eq!(whole.down_ms, 3_600_000 + 900_000);
+        assert_eq!(whole.unknown_ms, 1000 + 3_600_000);
+        assert_eq!((whole.incidents, whole.ttr_median_ms), (1, Some(4_500_000)));
     }
 }

@@ -112,6 +112,11 @@ impl JournalStore {
         &self.path
     }
 
+    /// The connection itself, for the areas whose tables live in the journal (uptime).
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Store `events` in one transaction; returns them with their ids.
     pub fn append(&mut self, events: Vec<Event>) -> Result<Vec<JournaledEvent>, JournalError> {
         let transaction = self.connection.transaction()?;
@@ -122,6 +127,7 @@ impl JournalStore {
             for event in events {
                 let body = serde_json::to_string(&event)?;
                 insert.execute(params![event.at.as_millis(), event.kind.name(), body])?;
+                crate::uptime::rollup::record(&transaction, &event)?;
                 stored.push(JournaledEvent {
                     id: transaction.last_insert_rowid(),
                     event,
@@ -187,6 +193,8 @@ impl JournalStore {
             "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
             params![retention.max_events as i64],
         )?;
+        // Rollups outlive the events they came from, up to their own bound.
+        crate::uptime::rollup::prune(&self.connection, now.as_millis())?;
         Ok(by_age + by_count)
     }
 

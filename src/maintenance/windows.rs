@@ -195,6 +195,12 @@ impl Windows {
         self.inner.changed.subscribe()
     }
 
+    /// Every configured probe's labels, by name: what label scopes are resolved against (uptime
+    /// leaves the covered probes' time out of its figures).
+    pub fn probe_labels(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.state().labels.clone()
+    }
+
     /// Take the schedules and the probes (with their labels) of a validated config.
     pub fn configure(&self, sections: &[MaintenanceSection], probes: &[ProbeConfig]) {
         let schedules = sections

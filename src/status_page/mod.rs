@@ -1,5 +1,6 @@
 //! The read-only status page on the public listener (`GET /`): probe states with a latency
-//! sparkline, running chaos experiments, recent incidents and top tenants, as one HTML page.
+//! sparkline and a 90-day availability bar, running chaos experiments, recent incidents and top
+//! tenants, as one HTML page.
 //!
 //! Server-rendered with inline CSS and inline SVG, no JavaScript; it refreshes itself with a
 //! meta tag. Gathering (`StatusPage::gather`) is separate from rendering (`render::page`), which
@@ -12,6 +13,7 @@ mod history;
 mod render;
 mod sparkline;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,7 @@ use crate::journal::Journal;
 use crate::metrics::{Kind, MetricsSource, MetricsText};
 use crate::probe::{ProbeBoard, ProbeSnapshot};
 use crate::tenants::{RankBy, TenantService, TopTenants};
+use crate::uptime::DayCell;
 pub use experiments::running_experiments;
 pub use render::{escape, page};
 
@@ -31,6 +34,8 @@ pub const INCIDENT_HORIZON: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const MAX_INCIDENTS: usize = 10;
 /// Most tenants listed.
 pub const TOP_TENANTS: usize = 5;
+/// Days in each probe's availability bar.
+pub const BAR_DAYS: i64 = 90;
 /// Transitions read to find recent incidents: plenty for ten outages even among flapping probes.
 const TRANSITIONS_READ: usize = 5000;
 
@@ -63,6 +68,9 @@ pub struct PageData {
     pub experiments: Vec<ActiveExperiment>,
     /// Set when the journal could not be read: the page still renders, and says so.
     pub journal_error: Option<String>,
+    /// Per probe name, the last [`BAR_DAYS`] UTC days up to today's, oldest first. A probe
+    /// missing here (it never changed state) shows every day as "no data".
+    pub uptime: HashMap<String, Vec<DayCell>>,
 }
 
 /// What the page reads from; cheap to clone per connection.
@@ -71,17 +79,25 @@ pub struct StatusPage {
     probes: ProbeBoard,
     journal: Journal,
     tenants: TenantService,
+    /// Maintenance windows: their time is left out of the 90-day bars.
+    maintenance: crate::maintenance::Windows,
     history: Arc<tokio::sync::Mutex<history::History>>,
     /// Journal rows read for the page since start (shown on `/metrics`).
     rows_read: Arc<AtomicU64>,
 }
 
 impl StatusPage {
-    pub fn new(probes: ProbeBoard, journal: Journal, tenants: TenantService) -> Self {
+    pub fn new(
+        probes: ProbeBoard,
+        journal: Journal,
+        tenants: TenantService,
+        maintenance: crate::maintenance::Windows,
+    ) -> Self {
         Self {
             probes,
             journal,
             tenants,
+            maintenance,
             history: Arc::default(),
             rows_read: Arc::default(),
         }
@@ -94,7 +110,7 @@ impl StatusPage {
 
     pub async fn gather(&self) -> PageData {
         let now = Timestamp::now();
-        let (incidents, experiments, journal_error) = {
+        let (incidents, experiments, mut journal_error) = {
             let mut history = self.history.lock().await;
             let error = history
                 .refresh(&self.journal, now, &self.rows_read)
@@ -102,6 +118,20 @@ impl StatusPage {
                 .err()
                 .map(|err| err.to_string());
             (history.incidents(now), history.experiments(now), error)
+        };
+        let uptime = match crate::uptime::bars(
+            &self.journal,
+            now,
+            BAR_DAYS,
+            &self.maintenance.probe_labels(),
+        )
+        .await
+        {
+            Ok(bars) => bars.into_iter().collect(),
+            Err(err) => {
+                journal_error.get_or_insert_with(|| crate::logging::error_chain(&err));
+                HashMap::new()
+            }
         };
         let tenants = self
             .tenants
@@ -117,6 +147,7 @@ impl StatusPage {
             tenants,
             experiments,
             journal_error,
+            uptime,
         }
     }
 }

@@ -5,8 +5,9 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::sparkline::sparkline;
-use super::{ActiveExperiment, PageData, TenantsView};
+use super::{ActiveExperiment, PageData, TenantsView, BAR_DAYS};
 use crate::analyze::Outage;
+use crate::event::Timestamp;
 use crate::probe::{ProbeSnapshot, ProbeState};
 
 /// Inline, so the page is one response and works with no other route.
@@ -114,7 +115,7 @@ fn probes(out: &mut String, data: &PageData) {
                 "<div class=\"row\"><h3>{name}</h3><span class=\"pill {state}\">{state}</span></div>",
                 "<p class=\"target muted small\">{kind} · {target}</p>{spark}",
                 "<div class=\"facts small\"><span>last {latency}</span><span>{state} for {since}</span>",
-                "<span>{recoveries}</span></div>"
+                "<span>{recoveries}</span></div>{bar}"
             ),
             name = escape(&probe.name),
             state = state,
@@ -127,6 +128,7 @@ fn probes(out: &mut String, data: &PageData) {
                 1 => "1 recovery".to_string(),
                 n => format!("{n} recoveries"),
             },
+            bar = bar(data, &probe.name),
         );
         if let Some(failure) = probe.last_failure.as_deref() {
             let _ = write!(
@@ -138,6 +140,43 @@ fn probes(out: &mut String, data: &PageData) {
         out.push_str("</article>");
     }
     out.push_str("</div></section>");
+}
+
+/// The last [`BAR_DAYS`] UTC days as one cell each, oldest first, coloured by availability;
+/// the `title` says the date and the figure. Days without data are grey, not red.
+fn bar(data: &PageData, probe: &str) -> String {
+    let cells = data.uptime.get(probe).map(Vec::as_slice).unwrap_or(&[]);
+    let today = data.now.as_millis().div_euclid(crate::uptime::DAY_MS);
+    let mut out = String::from(
+        "<div class=\"bar\" role=\"img\" aria-label=\"availability per day, last 90 days\">",
+    );
+    for day in today - BAR_DAYS + 1..=today {
+        let date = &Timestamp(day * crate::uptime::DAY_MS).to_rfc3339()[..10];
+        let cell = cells.iter().find(|c| c.date == date);
+        let (class, title) = match cell.and_then(|c| c.availability.map(|a| (a, c.down_ms))) {
+            None => ("none", format!("{date}: no data")),
+            Some((a, down_ms)) => {
+                let class = match a {
+                    a if a >= 0.999 => "ok",
+                    a if a >= 0.99 => "minor",
+                    a if a >= 0.95 => "major",
+                    _ => "bad",
+                };
+                let down = match down_ms {
+                    0 => String::new(),
+                    ms => format!(", down {}", duration_between(0, ms).replace("&lt;", "<")),
+                };
+                (class, format!("{date}: {:.2}% up{down}", a * 100.0))
+            }
+        };
+        let _ = write!(
+            out,
+            "<span class=\"day {class}\" title=\"{}\"></span>",
+            escape(&title)
+        );
+    }
+    out.push_str("</div>");
+    out
 }
 
 /// Running chaos experiments with the time they have left.

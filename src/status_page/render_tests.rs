@@ -43,6 +43,7 @@ fn data(probes: Vec<ProbeSnapshot>) -> PageData {
         tenants: None,
         experiments: vec![],
         journal_error: None,
+        uptime: Default::default(),
     }
 }
 
@@ -208,4 +209,56 @@ fn tenants_section_off_empty_or_ranked() {
     ] {
         assert!(html.contains(fragment), "{fragment}");
     }
+}
+
+/// Each probe card holds a 90-cell bar, oldest day first, ending today; a day with no data is
+/// grey ("none"), not red, and every cell's title says its date and figure. No script.
+#[test]
+fn ninety_day_bar_per_probe() {
+    let mut page_data = data(vec![
+        probe("web", ProbeState::Up),
+        probe("new", ProbeState::Unknown),
+    ]);
+    let day = crate::uptime::DAY_MS;
+    let date = |ago: i64| Timestamp(NOW - ago * day).to_rfc3339()[..10].to_string();
+    let cells: Vec<crate::uptime::DayCell> = (0..90)
+        .rev()
+        .map(|ago| crate::uptime::DayCell {
+            date: date(ago),
+            availability: match ago {
+                0 => Some(0.5),
+                1 => None,
+                2 => Some(0.995),
+                _ => Some(1.0),
+            },
+            down_ms: if ago == 0 { 43_200_000 } else { 0 },
+        })
+        .collect();
+    page_data.uptime.insert("web".into(), cells);
+    let html = page(&page_data);
+    assert_eq!(
+        html.matches("<span class=\"day ").count(),
+        180,
+        "90 per probe"
+    );
+    let web = html.split("data-probe=\"web\"").nth(1).unwrap();
+    let web = &web[..web.find("</article>").unwrap()];
+    assert_eq!(web.matches("class=\"day ok\"").count(), 87);
+    let today = date(0);
+    let yesterday = date(1);
+    assert!(
+        web.contains(&format!(
+            "<span class=\"day bad\" title=\"{today}: 50.00% up, down 12h\"></span></div>"
+        )),
+        "{web}"
+    );
+    assert!(web.contains(&format!(
+        "<span class=\"day none\" title=\"{yesterday}: no data\">"
+    )));
+    assert!(web.contains(&format!("title=\"{}: 99.50% up\"", date(2))));
+    assert!(web.find(&date(89)).unwrap() < web.find(&today).unwrap());
+    let new = html.split("data-probe=\"new\"").nth(1).unwrap();
+    let new = &new[..new.find("</article>").unwrap()];
+    assert_eq!(new.matches("class=\"day none\"").count(), 90);
+    assert!(!html.contains("<script"));
 }

@@ -42,3 +42,4 @@ mod systemd_notify;
 mod tenant_mute;
 mod tenants;
 mod tls;
+mod uptime;

@@ -184,6 +184,18 @@ labels = {{ team = "payments", tier = "batch" }}
     assert_eq!(end["early"], true);
     assert_eq!(end["ended_by"]["uid"], 0);
     assert!(end["until"].as_i64() < started["until"].as_i64(), "{end}");
+
+    // uptime leaves the window out: the Down that began in it is no incident, its time no
+    // downtime (lone is matched by the window's label, app too)
+    let window_ms = end["until"].as_i64().unwrap() - started["from"].as_i64().unwrap();
+    let uptime = daemon.ctl_json(&["uptime", "--probe", "lone"]);
+    let day = &uptime["probes"][0]["windows"][0];
+    assert_eq!(day["window"], "24h", "{uptime}");
+    assert!(
+        day["excluded_ms"].as_i64().unwrap() >= window_ms - 1000,
+        "the window ({window_ms} ms) is not left out: {uptime}"
+    );
+    assert_eq!(day["incidents"], 0, "{uptime}");
     assert!(daemon.stop().success());
 }
 
