@@ -45,6 +45,28 @@ CARGO_TOOLS+=(cargo-fuzz)
 RUN_STARTED=$(date +%s)
 step() { printf '\n==> %s   [%s s into the run]\n' "$*" "$(($(date +%s) - RUN_STARTED))"; }
 
+# Work that does not need the steps before it runs in the background meanwhile, at the lowest CPU
+# priority (`background`), and is awaited where its result is needed (`await`): the venvs and the
+# systemd lab's userland during the builds, the cargo tools and fuzz targets during the Rust tests
+# (which mostly wait on daemons, containers and timers), the release binaries during the fuzz runs
+# (one core each), the systemd lab beside the Python SDK and the kernel lab. Each has its log,
+# shown if it fails.
+background() { # LOG COMMAND...: run COMMAND (a function too) niced in the background
+    local log="$1"
+    shift
+    ( renice -n 19 -p "$BASHPID" >/dev/null && "$@" ) >"$log" 2>&1 &
+    BACKGROUND_PID=$!
+    BACKGROUND_PIDS+=("$!")
+}
+await() { # PID LOG WHAT: wait for a background job; on failure show its log and stop
+    if ! wait "$1"; then
+        echo "$3 failed; its log ($2):" >&2
+        tail -n 60 "$2" >&2
+        exit 1
+    fi
+    cat "$2"
+}
+
 install_apt_packages() {
     local missing=()
     for package in "${APT_PACKAGES[@]}"; do
@@ -131,15 +153,24 @@ fi
 export SENTINEL_SMTP_PYTHON="$PWD/target/smtp-venv/bin/python"
 
 # FastAPI instrumented by OpenTelemetry (the unmodified Python stack) exporting OTLP/HTTP to
-# sentineld, for the OTLP ingest test (tests/integration/otlp.rs). About 100 s the first time.
-if [ ! -x target/otel-venv/bin/python ] || ! target/otel-venv/bin/python -c 'import fastapi, uvicorn, opentelemetry.instrumentation.fastapi, opentelemetry.exporter.otlp.proto.http' 2>/dev/null; then
-    step "pip install FastAPI and OpenTelemetry into target/otel-venv"
-    python3 -m venv target/otel-venv
-    target/otel-venv/bin/pip install --quiet "fastapi>=0.110,<1" "uvicorn>=0.29,<1" \
-        "opentelemetry-sdk>=1.20,<2" "opentelemetry-exporter-otlp-proto-http>=1.20,<2" \
-        "opentelemetry-instrumentation-fastapi>=0.41b0,<1"
-fi
+# sentineld, for the OTLP ingest test (tests/integration/otlp.rs). About 100 s the first time,
+# in the background while the code builds.
+otel_venv() {
+    if [ ! -x target/otel-venv/bin/python ] || ! target/otel-venv/bin/python -c 'import fastapi, uvicorn, opentelemetry.instrumentation.fastapi, opentelemetry.exporter.otlp.proto.http' 2>/dev/null; then
+        echo "pip install FastAPI and OpenTelemetry into target/otel-venv"
+        python3 -m venv target/otel-venv
+        target/otel-venv/bin/pip install --quiet "fastapi>=0.110,<1" "uvicorn>=0.29,<1" \
+            "opentelemetry-sdk>=1.20,<2" "opentelemetry-exporter-otlp-proto-http>=1.20,<2" \
+            "opentelemetry-instrumentation-fastapi>=0.41b0,<1"
+    fi
+}
+background target/otel-venv.log otel_venv
+otel_venv_job=$BACKGROUND_PID
 export SENTINEL_OTEL_PYTHON="$PWD/target/otel-venv/bin/python"
+
+# The systemd lab's Debian userland (debootstrap, a few minutes the first time) and the kernel.
+background target/systemd-lab-prepare.log bash tests/systemd-lab/run.sh --prepare
+systemd_lab_prepare=$BACKGROUND_PID
 
 step "format and lints"
 cargo fmt --check
@@ -148,28 +179,10 @@ cargo clippy --all-targets --quiet -- -D warnings
 step "unit and integration tests (real sentineld and sentinelctl binaries)"
 cargo test --lib --tests --no-run 2>&1 | tee target/test-output.txt
 
-# The tests mostly wait (on daemons, containers, timers) and a fuzz run keeps one core busy, so
-# the builds the later steps need run meanwhile at the lowest CPU priority: the cargo tools and
-# the fuzz targets during the tests, the release binaries during the fuzz runs. Output goes to a
-# log each, shown if that build fails.
-background() { # LOG COMMAND...: run COMMAND (a function too) niced in the background
-    local log="$1"
-    shift
-    ( renice -n 19 -p "$BASHPID" >/dev/null && "$@" ) >"$log" 2>&1 &
-    BACKGROUND_PID=$!
-    BACKGROUND_PIDS+=("$!")
-}
-await() { # PID LOG WHAT: wait for a background build; on failure show its log and stop
-    if ! wait "$1"; then
-        echo "$3 failed; its log ($2):" >&2
-        tail -n 60 "$2" >&2
-        exit 1
-    fi
-    cat "$2"
-}
 tools_and_fuzz_targets() { install_cargo_tools && bash fuzz/run-short.sh 40 --build-only; }
 background target/tools-and-fuzz-build.log tools_and_fuzz_targets
 tools_and_fuzz=$BACKGROUND_PID
+await "$otel_venv_job" target/otel-venv.log "installing FastAPI and OpenTelemetry into target/otel-venv"
 # CI=true makes tests that need root fail instead of skipping; we are root here anyway.
 CI="${CI:-true}" cargo test --lib --tests 2>&1 | tee -a target/test-output.txt
 
@@ -186,6 +199,13 @@ bash packaging/check-packages.sh | tee target/packaging-output.txt
 bash packaging/check-unit.sh target/release/sentineld
 bash packaging/check-unit.sh target/release/sentinel-agent
 
+step "systemd lab (started): systemd_unit probe and systemd_restart heal against systemd as PID 1 under qemu (tests/systemd-lab/run.sh)"
+await "$systemd_lab_prepare" target/systemd-lab-prepare.log "preparing the systemd lab"
+# Beside the Python SDK and the kernel lab, at normal priority: its VM has one core to itself.
+bash tests/systemd-lab/run.sh target/release/sentineld target/release/sentinelctl >target/systemd-lab-output.txt 2>&1 &
+systemd_lab=$!
+BACKGROUND_PIDS+=("$systemd_lab")
+
 step "Python SDK (sdk/python): venv, lints, pytest against real FastAPI/uvicorn/Flask and sentineld"
 CI="${CI:-true}" SENTINELD_BIN="$PWD/target/release/sentineld" SENTINELCTL_BIN="$PWD/target/release/sentinelctl" \
     bash sdk/python/run-tests.sh | tee target/python-sdk-output.txt
@@ -193,8 +213,8 @@ CI="${CI:-true}" SENTINELD_BIN="$PWD/target/release/sentineld" SENTINELCTL_BIN="
 step "kernel lab: netem and cgroup v2 in a Debian kernel under qemu (tests/kernel-lab/run.sh)"
 bash tests/kernel-lab/run.sh target/release/sentineld target/release/sentinelctl | tee target/kernel-lab-output.txt
 
-step "systemd lab: systemd_unit probe and systemd_restart heal against systemd as PID 1 under qemu (tests/systemd-lab/run.sh)"
-bash tests/systemd-lab/run.sh target/release/sentineld target/release/sentinelctl | tee target/systemd-lab-output.txt
+step "systemd lab: its result"
+await "$systemd_lab" target/systemd-lab-output.txt "the systemd lab"
 
 # One closing line for the whole run: every Rust test, fuzz target, packaging check, Python SDK
 # test and lab check.

@@ -3,7 +3,7 @@
 # Debian 12 userland with systemd as PID 1 and a system bus, and checks sentineld's
 # systemd_unit probe and systemd_restart heal end to end (tests/systemd-lab/lab.sh).
 #
-# Usage (root, Debian 12): tests/systemd-lab/run.sh [SENTINELD] [SENTINELCTL]
+# Usage (root, Debian 12): tests/systemd-lab/run.sh [--prepare] [SENTINELD] [SENTINELCTL]
 #   defaults: target/release/sentineld, target/release/sentinelctl.
 # Needs: qemu-system-x86 cpio debootstrap (apt) and the Debian mirror apt is configured with.
 # The userland (debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus bookworm) is
@@ -17,8 +17,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 LAB_DIR="$PWD/tests/systemd-lab"
 CACHE="$PWD/target/systemd-lab"
-SENTINELD="$(realpath "${1:-target/release/sentineld}")"
-SENTINELCTL="$(realpath "${2:-target/release/sentinelctl}")"
+# --prepare: only download the kernel and build the cached userland (tests/setup-and-run.sh does
+# that in the background early), no binaries needed.
+PREPARE_ONLY=false
+if [ "${1:-}" = --prepare ]; then
+    PREPARE_ONLY=true
+    shift
+fi
+SENTINELD="$(realpath -m "${1:-target/release/sentineld}")"
+SENTINELCTL="$(realpath -m "${2:-target/release/sentinelctl}")"
 TIMEOUT_SECS="${SYSTEMD_LAB_TIMEOUT:-300}"
 SUITE=bookworm
 
@@ -31,9 +38,11 @@ fail_setup() {
 for tool in qemu-system-x86_64 cpio debootstrap apt-get dpkg-deb ldd strip; do
     command -v "$tool" >/dev/null || fail_setup "$tool not found; apt-get install qemu-system-x86 cpio debootstrap"
 done
-for binary in "$SENTINELD" "$SENTINELCTL"; do
-    [ -x "$binary" ] || fail_setup "$binary is missing"
-done
+if ! $PREPARE_ONLY; then
+    for binary in "$SENTINELD" "$SENTINELCTL"; do
+        [ -x "$binary" ] || fail_setup "$binary is missing"
+    done
+fi
 
 . tests/kernel-lab/kernel.sh
 fetch_kernel "$PWD/target/kernel-lab"
@@ -70,6 +79,11 @@ if [ ! -f "$BASE" ]; then
 fi
 
 # The lab's files and binaries (with any library the userland lacks), rebuilt every run.
+if $PREPARE_ONLY; then
+    echo "systemd-lab: kernel and userland ready in $CACHE"
+    exit 0
+fi
+
 LAB="$CACHE/lab"
 rm -rf "$LAB"
 mkdir -p "$LAB"/{usr/local/bin,lab,etc/systemd/system/multi-user.target.wants}

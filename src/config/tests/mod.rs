@@ -107,7 +107,7 @@ fn errors_point_at_file_line_column() {
         ),
         (
             "[[probe]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"h:1\"\nheal = { action = \"reboot\" }\n",
-            "t.toml:5:19: unknown variant `reboot`, expected `docker_restart` or `exec`",
+            "t.toml:5:19: unknown variant `reboot`, expected one of `docker_restart`, `exec`, `systemd_restart`",
         ),
         (
             "[[probe]]\nname = \"a\"\nkind = \"exec\"\ncommand = [\"true\"]\ndepends_on = [\"b\"]\n",
