@@ -27,7 +27,7 @@ fn check_config_accepts_the_example_and_rejects_with_position() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let expected = format!(
-        "{}:3:8: unknown probe kind \"htp\" (expected one of http, tcp, postgres, docker, exec, tls_cert, dns, icmp, heartbeat, disk, memory, load)",
+        "{}:3:8: unknown probe kind \"htp\" (expected one of http, tcp, postgres, docker, exec, tls_cert, dns, icmp, heartbeat, disk, memory, load, systemd_unit)",
         sandbox.config_path().display()
     );
     assert_eq!(text(&output.stderr).trim(), expected);

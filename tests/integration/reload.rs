@@ -87,7 +87,7 @@ fn broken_config_is_rejected_and_the_old_one_keeps_running() {
     let broken = good.replace("kind = \"http\"", "kind = \"htp\"");
     let line = broken.lines().position(|l| l.contains("htp")).unwrap() + 1;
     let expected = format!(
-        "{}:{line}:8: unknown probe kind \"htp\" (expected one of http, tcp, postgres, docker, exec, tls_cert, dns, icmp, heartbeat, disk, memory, load)",
+        "{}:{line}:8: unknown probe kind \"htp\" (expected one of http, tcp, postgres, docker, exec, tls_cert, dns, icmp, heartbeat, disk, memory, load, systemd_unit)",
         sandbox.config_path().display()
     );
     assert_reload_rejected(&sandbox, &daemon, &before, &broken, &expected);
