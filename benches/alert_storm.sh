@@ -6,9 +6,12 @@
 #
 # Per round, a fresh sentineld (fresh state) watches two containers of sentinel-test/busybox,
 # both docker probes with a docker_restart heal and the default [notify.flapping]:
-#   storm   `sleep 3600`, max_attempts = 100 per 1 m: killed every 2 s, 30 times (60 s)
-#   crash   `sh -c 'sleep 2; exit 1'`, max_attempts = 3 per 10 m: gives up after 3 restarts;
-#           started 30 s into the storm, when the storm's messages would have used up the limit
+#   storm   `sleep 3600`, found by label discovery (`sentinel.enable=true`; [docker.defaults]
+#           max_attempts = 100 per 1 m, stable_for = 1s so that each restart, which holds ~1.5 s
+#           before the next kill, counts as a recovery): killed every 2 s, 30 times (60 s)
+#   crash   `sh -c 'sleep 2; exit 1'`, a configured [[probe]], max_attempts = 3 per 10 m: a
+#           crash loop that gives up; started 30 s into the storm, when the storm's messages
+#           would have used up the limit
 # Both alert one signed-less webhook channel (rate_limit = 30) on a loopback receiver (python3)
 # that stamps each POST on arrival. After the storm the round waits 40 s for the flapping
 # alert to settle (settle = 30 s), then counts:
@@ -16,7 +19,6 @@
 #   gave-up latency  receiver arrival of crash's "giving up" minus heal_gave_up's `at` in the
 #                    journal (same host clock; target: at most 5 s)
 # Medians over the rounds; results go to docs/performance.md by hand, with machine and date.
-# The integrator will switch `storm` to a container found by label discovery (h14-discover).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
@@ -75,7 +77,8 @@ results="$work/results"
 : > "$results"
 for ((round = 1; round <= rounds; round++)); do
     docker rm -f "$storm" "$crash" >/dev/null 2>&1 || true
-    docker run -d --name "$storm" --network none "$image" sleep 3600 >/dev/null
+    docker run -d --name "$storm" --network none --label sentinel.enable=true \
+        --label "sentinel.bench=$suffix" "$image" sleep 3600 >/dev/null
     docker create --name "$crash" --network none "$image" sh -c 'sleep 2; exit 1' >/dev/null
     rm -rf "$work/state" "$work/received.ndjson"
     touch "$work/received.ndjson"
@@ -89,14 +92,18 @@ socket = "$sock"
 [http]
 listen = "127.0.0.1:$port"
 
-[[probe]]
-name = "storm"
-kind = "docker"
-container = "$storm"
+[docker]
+discover = "labeled"
+only_label = "sentinel.bench=$suffix"
+
+[docker.defaults]
 interval = "30s"
-timeout = "5s"
-fail_after = 1
-heal = { action = "docker_restart", max_attempts = 100, window = "1m", backoff = "100ms", verify_within = "10s", stop_timeout = "1s" }
+max_attempts = 100
+window = "1m"
+backoff = "100ms"
+verify_within = "10s"
+stable_for = "1s"
+stop_timeout = "1s"
 
 [[probe]]
 name = "crash"
@@ -121,8 +128,8 @@ EOF
     ctl() { "$work/sentinelctl" --socket "$sock" "$@"; }
     for _ in $(seq 1 300); do
         state="$(ctl --json status 2>/dev/null | python3 -c 'import json,sys
-try: print(next(p["state"] for p in json.load(sys.stdin)["probes"] if p["name"] == "storm"))
-except Exception: print("none")' || true)"
+try: print(next(p["state"] for p in json.load(sys.stdin)["probes"] if p["name"] == sys.argv[1]))
+except Exception: print("none")' "$storm" || true)"
         [[ "$state" == up ]] && break
         sleep 0.1
     done
@@ -140,11 +147,11 @@ except Exception: print("none")' || true)"
     sleep 40
     ctl --json events --kind heal_gave_up --limit 1000 > "$work/gave_up.ndjson"
     stop_daemon
-    python3 - "$work/received.ndjson" "$work/gave_up.ndjson" "$round" "$kills" "$storm_seconds" >> "$results" <<'PY'
+    python3 - "$work/received.ndjson" "$work/gave_up.ndjson" "$round" "$kills" "$storm_seconds" "$storm" >> "$results" <<'PY'
 import json, sys
-received, gave_up, round_, kills, seconds = sys.argv[1:]
+received, gave_up, round_, kills, seconds, storm_name = sys.argv[1:]
 posts = [json.loads(l) for l in open(received) if l.strip()]
-storm = [p for p in posts if p["body"].get("probe") == "storm"]
+storm = [p for p in posts if p["body"].get("probe") == storm_name]
 gave = [json.loads(l) for l in open(gave_up) if l.strip()]
 gave = [e for e in gave if e.get("probe") == "crash"]
 arrived = [p for p in posts if p["body"].get("probe") == "crash" and "giving up" in p["body"].get("text", "")]

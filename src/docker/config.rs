@@ -103,6 +103,8 @@ pub struct DiscoveryDefaults {
     pub backoff: HumanDuration,
     pub max_backoff: HumanDuration,
     pub verify_within: HumanDuration,
+    /// A restart counts as a recovery only once the container stayed Up this long (as on `heal`).
+    pub stable_for: HumanDuration,
     /// Seconds Docker waits after SIGTERM before SIGKILL on a restart.
     pub stop_timeout: HumanDuration,
     /// `[[archive.source]]` names collected before each restart (checked at load).
@@ -121,6 +123,7 @@ impl Default for DiscoveryDefaults {
             backoff: HumanDuration::from_secs(5),
             max_backoff: HumanDuration::from_secs(300),
             verify_within: HumanDuration::from_secs(60),
+            stable_for: HumanDuration::from_secs(10),
             stop_timeout: HumanDuration::from_secs(10),
             archive: Vec::new(),
         }
@@ -166,6 +169,15 @@ impl DiscoveryDefaults {
                     format!("docker.defaults: {key} must be above zero"),
                 ));
             }
+        }
+        if self.stable_for.get() >= self.window.get() {
+            return Err(Issue::at(
+                "stable_for",
+                format!(
+                    "docker.defaults: stable_for ({}) must be shorter than the window ({})",
+                    self.stable_for, self.window
+                ),
+            ));
         }
         Ok(())
     }

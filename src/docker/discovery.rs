@@ -459,6 +459,7 @@ fn build(
     heal.insert("backoff".into(), duration(defaults.backoff));
     heal.insert("max_backoff".into(), duration(defaults.max_backoff));
     heal.insert("verify_within".into(), duration(defaults.verify_within));
+    heal.insert("stable_for".into(), duration(defaults.stable_for));
     heal.insert("stop_timeout".into(), duration(defaults.stop_timeout));
     let archive = overrides.archive.as_ref().unwrap_or(&defaults.archive);
     if !archive.is_empty() {
@@ -526,6 +527,17 @@ mod tests {
 
     fn probe(found: &Finding) -> &ProbeConfig {
         &found.candidate.as_ref().expect("discovered").probe
+    }
+
+    #[test]
+    fn the_heal_defaults_reach_the_discovered_heal() {
+        let mut settings = settings(DiscoverMode::Labeled);
+        settings.defaults.stable_for = HumanDuration::from_secs(2);
+        settings.defaults.verify_within = HumanDuration::from_secs(20);
+        let found = discover(&facts("web", &[("sentinel.enable", "true")]), &settings);
+        let heal = probe(&found).heal.as_ref().unwrap().get_ref().clone();
+        assert_eq!(heal.stable_for, HumanDuration::from_secs(2));
+        assert_eq!(heal.verify_within, HumanDuration::from_secs(20));
     }
 
     #[test]

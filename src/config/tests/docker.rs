@@ -58,6 +58,10 @@ fn discovery_errors_point_at_file_line_column() {
             "t.toml:2:10: docker.defaults: window must be above zero",
         ),
         (
+            "[docker.defaults]\nstable_for = \"20m\"\n",
+            "t.toml:2:14: docker.defaults: stable_for (20m) must be shorter than the window (10m)",
+        ),
+        (
             "[docker.defaults]\nretries = 3\n",
             "t.toml:2:1: unknown field `retries`",
         ),
