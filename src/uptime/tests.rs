@@ -580,7 +580,8 @@ fn maintenance_spans_exclude_the_probes_they_cover() {
         names.sort();
         names
     };
-    let cases: Vec<(&str, Window, Vec<(&str, i64, i64)>)> = vec![
+    type Case<'a> = (&'a str, Window, Vec<(&'a str, i64, i64)>);
+    let cases: Vec<Case> = vec![
         (
             "by label: every probe with all its labels",
             window(&[], &[("team", "payments")], T0, T0 + H),
