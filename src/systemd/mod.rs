@@ -311,22 +311,8 @@ impl Systemd {
 
     async fn read_unit_state(&self, unit: &str) -> Result<UnitState, SystemdError> {
         let (connection, _) = self.connection().await?;
-        let call = |call| {
-            let unit = unit.to_string();
-            move |source| SystemdError::Call { call, unit, source }
-        };
-        let manager = ManagerProxy::new(&connection)
-            .await
-            .map_err(call("Manager"))?;
-        let path = manager.load_unit(unit).await.map_err(call("LoadUnit"))?;
-        let proxy = UnitProxy::builder(&connection)
-            .path(path)
-            .map_err(call("Unit"))?
-            // Properties are read fresh on every check: no cache, no signal match.
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .map_err(call("Unit"))?;
+        let (_, proxy) = load_unit(&connection, unit).await?;
+        let call = |name| call_error(name, unit);
         Ok(UnitState {
             load: proxy.load_state().await.map_err(call("LoadState"))?,
             active: proxy.active_state().await.map_err(call("ActiveState"))?,
@@ -346,25 +332,10 @@ impl Systemd {
 
     async fn restart_and_wait(&self, unit: &str, timeout: Duration) -> Result<(), SystemdError> {
         let (connection, _) = self.connection().await?;
-        let call = |call| {
-            let unit = unit.to_string();
-            move |source| SystemdError::Call { call, unit, source }
-        };
-        let manager = ManagerProxy::new(&connection)
-            .await
-            .map_err(call("Manager"))?;
+        let call = |name| call_error(name, unit);
         // Refuse a unit systemd does not know before asking for a job on it.
-        let path = manager.load_unit(unit).await.map_err(call("LoadUnit"))?;
-        let load = UnitProxy::builder(&connection)
-            .path(path)
-            .map_err(call("Unit"))?
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .map_err(call("Unit"))?
-            .load_state()
-            .await
-            .map_err(call("LoadState"))?;
+        let (manager, proxy) = load_unit(&connection, unit).await?;
+        let load = proxy.load_state().await.map_err(call("LoadState"))?;
         if load == "not-found" {
             return Err(SystemdError::NoSuchUnit {
                 unit: unit.to_string(),
@@ -424,6 +395,37 @@ async fn connect_private(socket: &Path) -> zbus::Result<zbus::Connection> {
         .p2p()
         .build()
         .await
+}
+
+/// The error of a failed D-Bus call `name` about `unit`, keeping zbus's cause.
+fn call_error(name: &'static str, unit: &str) -> impl FnOnce(zbus::Error) -> SystemdError {
+    let unit = unit.to_string();
+    move |source| SystemdError::Call {
+        call: name,
+        unit,
+        source,
+    }
+}
+
+/// The manager and the unit's object (`LoadUnit` loads a unit on demand). The unit's properties
+/// are read fresh on every call: no cache, no signal match.
+async fn load_unit(
+    connection: &zbus::Connection,
+    unit: &str,
+) -> Result<(ManagerProxy<'static>, UnitProxy<'static>), SystemdError> {
+    let call = |name| call_error(name, unit);
+    let manager = ManagerProxy::new(connection)
+        .await
+        .map_err(call("Manager"))?;
+    let path = manager.load_unit(unit).await.map_err(call("LoadUnit"))?;
+    let proxy = UnitProxy::builder(connection)
+        .path(path)
+        .map_err(call("Unit"))?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .map_err(call("Unit"))?;
+    Ok((manager, proxy))
 }
 
 #[cfg(test)]
