@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use sentinel::event::{Event, EventKind, ProbeState, Timestamp};
 use sentinel::journal::JournalStore;
-use sentinel::uptime::{bars_from, report_from, UptimeRequest, DAY_MS};
+use sentinel::uptime::{bars_cached, bars_from, report_from, BarCache, UptimeRequest, DAY_MS};
 use support::{percentile, Rng};
 
 const PROBES: usize = 1_000;
@@ -134,4 +134,14 @@ fn main() {
     measure("all probes, 90 daily cells (status page bars)", &mut || {
         bars_from(connection, now, 90, &[]).expect("bars").len()
     });
+    let mut cache = BarCache::default();
+    bars_cached(connection, now, 90, &[], &mut cache).expect("bars");
+    measure(
+        "all probes, 90 daily cells, past days cached (a status page GET)",
+        &mut || {
+            bars_cached(connection, now, 90, &[], &mut cache)
+                .expect("bars")
+                .len()
+        },
+    );
 }

@@ -84,6 +84,8 @@ pub struct StatusPage {
     history: Arc<tokio::sync::Mutex<history::History>>,
     /// Journal rows read for the page since start (shown on `/metrics`).
     rows_read: Arc<AtomicU64>,
+    /// The bars' past days, kept while nothing that shapes them changes.
+    bars: Arc<std::sync::Mutex<crate::uptime::BarCache>>,
 }
 
 impl StatusPage {
@@ -100,6 +102,7 @@ impl StatusPage {
             maintenance,
             history: Arc::default(),
             rows_read: Arc::default(),
+            bars: Arc::default(),
         }
     }
 
@@ -124,6 +127,7 @@ impl StatusPage {
             now,
             BAR_DAYS,
             &self.maintenance.probe_labels(),
+            Arc::clone(&self.bars),
         )
         .await
         {

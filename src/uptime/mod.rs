@@ -245,37 +245,115 @@ pub fn bars_from(
     Ok(rows
         .iter()
         .map(|rows| {
-            let excluded = math::merged_exclusions(&rows.probe, exclusions);
-            let cells = (first..=today)
-                .map(|day| {
-                    let window = Span {
-                        from: day * DAY_MS,
-                        to: ((day + 1) * DAY_MS).min(now.as_millis()),
-                    };
-                    let figures = rollup::figures(rows, now.as_millis(), window, &excluded);
-                    DayCell {
-                        date: now_date(day),
-                        availability: figures.availability,
-                        down_ms: figures.down_ms,
-                    }
-                })
-                .collect();
-            (rows.probe.clone(), cells)
+            (
+                rows.probe.clone(),
+                cells(rows, now, first..=today, exclusions),
+            )
         })
         .collect())
 }
 
-/// The status page's bars, read from the journal with the maintenance exclusions applied.
+/// One probe's cells for `days` (UTC day numbers) from its rows, which must cover them.
+fn cells(
+    rows: &rollup::ProbeRows,
+    now: Timestamp,
+    days: std::ops::RangeInclusive<i64>,
+    exclusions: &[Exclusion],
+) -> Vec<DayCell> {
+    let excluded = math::merged_exclusions(&rows.probe, exclusions);
+    days.map(|day| {
+        let window = Span {
+            from: day * DAY_MS,
+            to: ((day + 1) * DAY_MS).min(now.as_millis()),
+        };
+        let figures = rollup::figures(rows, now.as_millis(), window, &excluded);
+        DayCell {
+            date: now_date(day),
+            availability: figures.availability,
+            down_ms: figures.down_ms,
+        }
+    })
+    .collect()
+}
+
+/// The status page's past days, kept between requests. A day that has ended keeps its figures:
+/// its rollups only ever gain what `now` already counted (the open span is closed with the same
+/// class), so its cell changes only with the exclusions (a maintenance event, a label change on
+/// reload) or with the day. A request with the same exclusions on the same UTC day reads
+/// today's rollups alone; anything else rebuilds the whole bar.
+#[derive(Debug, Default)]
+pub struct BarCache {
+    /// (today, days, exclusions) the cached cells were computed for.
+    key: Option<(i64, i64, Vec<Exclusion>)>,
+    /// Per probe, the cells of the days before today, oldest first.
+    past: BTreeMap<String, Vec<DayCell>>,
+    /// Requests answered from the cache (tests and the bench read it).
+    pub hits: u64,
+}
+
+/// [`bars_from`], with the past days from `cache` when it holds them for these exclusions.
+pub fn bars_cached(
+    connection: &Connection,
+    now: Timestamp,
+    days: i64,
+    exclusions: &[Exclusion],
+    cache: &mut BarCache,
+) -> Result<Vec<(String, Vec<DayCell>)>, UptimeError> {
+    let today = math::day_of(now.as_millis());
+    let key = (today, days, exclusions.to_vec());
+    if cache.key.as_ref() != Some(&key) || days < 1 {
+        let bars = bars_from(connection, now, days, exclusions)?;
+        cache.past = bars
+            .iter()
+            .map(|(probe, cells)| {
+                (
+                    probe.clone(),
+                    cells[..cells.len().saturating_sub(1)].to_vec(),
+                )
+            })
+            .collect();
+        cache.key = Some(key);
+        return Ok(bars);
+    }
+    cache.hits += 1;
+    let first = today - days + 1;
+    let mut bars = Vec::new();
+    for rows in rollup::load(connection, None, today, today)? {
+        let mut bar = match cache.past.get(&rows.probe) {
+            Some(past) => past.clone(),
+            // A probe first seen since the cache was built: its whole bar, once.
+            None => {
+                let full = rollup::load(connection, Some(&rows.probe), first, today)?;
+                let past = full
+                    .first()
+                    .map(|rows| cells(rows, now, first..=today - 1, exclusions))
+                    .unwrap_or_default();
+                cache.past.insert(rows.probe.clone(), past.clone());
+                past
+            }
+        };
+        bar.extend(cells(&rows, now, today..=today, exclusions));
+        bars.push((rows.probe, bar));
+    }
+    Ok(bars)
+}
+
+/// The status page's bars, read from the journal with the maintenance exclusions applied; the
+/// past days come from `cache` when nothing that shapes them changed.
 pub async fn bars(
     journal: &Journal,
     now: Timestamp,
     days: i64,
     labels: &ProbeLabels,
+    cache: std::sync::Arc<std::sync::Mutex<BarCache>>,
 ) -> Result<Vec<(String, Vec<DayCell>)>, UptimeError> {
     let from = (math::day_of(now.0) - days + 1) * DAY_MS;
     let excluded = exclusions(journal, Timestamp(from), now, labels).await?;
     journal
-        .read(move |connection| bars_from(connection, now, days, &excluded))
+        .read(move |connection| {
+            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+            bars_cached(connection, now, days, &excluded, &mut cache)
+        })
         .await
 }
 

@@ -625,3 +625,70 @@ fn maintenance_spans_exclude_the_probes_they_cover() {
         );
     }
 }
+
+#[test]
+fn cached_bars_equal_a_full_read_through_days_probes_and_exclusions() {
+    use Class::*;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = JournalStore::open(&dir.path().join(DATABASE_FILE)).unwrap();
+    let mut cache = BarCache::default();
+    let day5 = T0 + 5 * DAY_MS;
+    // (events journaled before the request, request time, exclusions, what the step shows)
+    type Step = (Vec<Event>, i64, Vec<Exclusion>, &'static str);
+    let steps: Vec<Step> = vec![
+        (
+            vec![
+                transition("web", T0, Up),
+                transition("web", T0 + 2 * DAY_MS + H, Down),
+                transition("db", T0 + DAY_MS, Up),
+            ],
+            day5 + H,
+            vec![],
+            "first request builds the cache; web has been down since day 2",
+        ),
+        (
+            vec![],
+            day5 + 2 * H,
+            vec![],
+            "same day: past days from the cache",
+        ),
+        (
+            vec![transition("web", day5 + 3 * H, Up)],
+            day5 + 4 * H,
+            vec![],
+            "the open span across days closes with the class already counted",
+        ),
+        (
+            vec![transition("cron", day5 + 5 * H, Down)],
+            day5 + 6 * H,
+            vec![],
+            "a probe first seen after the cache was built",
+        ),
+        (
+            vec![],
+            day5 + 7 * H,
+            vec![all(T0 + 3 * DAY_MS, T0 + 3 * DAY_MS + 6 * H)],
+            "new exclusions reshape past days",
+        ),
+        (
+            vec![stopping(day5 + 8 * H)],
+            day5 + DAY_MS + H,
+            vec![all(T0 + 3 * DAY_MS, T0 + 3 * DAY_MS + 6 * H)],
+            "a new UTC day",
+        ),
+        (
+            vec![],
+            day5 + DAY_MS + 2 * H,
+            vec![all(T0 + 3 * DAY_MS, T0 + 3 * DAY_MS + 6 * H)],
+            "and from the cache again",
+        ),
+    ];
+    for (events, now, exclusions, step) in steps {
+        store.append(events).unwrap();
+        let now = Timestamp(now);
+        let want = bars_from(store.connection(), now, 90, &exclusions).unwrap();
+        let got = bars_cached(store.connection(), now, 90, &exclusions, &mut cache).unwrap();
+        assert_eq!(got, want, "{step}");
+    }
+    assert_eq!(cache.hits, 4, "requests answered with cached past days");
+}
