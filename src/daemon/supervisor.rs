@@ -393,11 +393,9 @@ impl Supervisor {
         self.config = new_config;
         self.hash = loaded.hash.clone();
         if self.probes.discovering() {
-            // The notifier was given the file's probes; the discovered ones count too.
-            self.notify.notifier.configure(
-                &self.config.notify,
-                &self.probes.with_discovered(&self.config.probes),
-            );
+            // The notifier and the windows were given the file's probes; the discovered ones
+            // count too.
+            self.discovered_changed();
         }
         let state_dir = self.info.borrow().state_dir.clone();
         let remembered = crate::panic_policy::run_blocking(move || {
@@ -464,11 +462,16 @@ impl Supervisor {
     /// Start, change or stop discovered probes after what the engine said.
     pub async fn sighted(&mut self, sightings: Vec<Sighting>) {
         if self.probes.sighted(sightings, &self.config.probes).await {
-            self.notify.notifier.configure(
-                &self.config.notify,
-                &self.probes.with_discovered(&self.config.probes),
-            );
+            self.discovered_changed();
         }
+    }
+
+    /// Tell the notifier (dependants, channels) and the maintenance windows (label scopes)
+    /// about the discovered probes beside the file's.
+    fn discovered_changed(&mut self) {
+        let all = self.probes.with_discovered(&self.config.probes);
+        self.notify.notifier.configure(&self.config.notify, &all);
+        self.maintenance.windows.set_probes(&all);
     }
 
     /// Silence a probe for `duration` (zero lifts it).

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{DiscoverMode, DiscoveryDefaults};
 use crate::event::DiscoverySource;
+use crate::probe::config::validate_labels;
 use crate::probe::ProbeConfig;
 use crate::units::{is_plain_name, HumanDuration};
 
@@ -21,6 +22,9 @@ pub const LABEL_WINDOW: &str = "sentinel.heal.window";
 pub const LABEL_HTTP: &str = "sentinel.http";
 pub const LABEL_DEPENDS_ON: &str = "sentinel.depends_on";
 pub const LABEL_ARCHIVE: &str = "sentinel.archive";
+/// `sentinel.label.team=payments` gives the probe the label `team = "payments"` (what
+/// `[[maintenance]]` scopes and `sentinelctl maintenance start --label` match).
+pub const LABEL_PREFIX: &str = "sentinel.label.";
 pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
 pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
 pub const COMPOSE_NUMBER: &str = "com.docker.compose.container-number";
@@ -288,6 +292,8 @@ struct Overrides {
     http: Option<String>,
     depends_on: Vec<String>,
     archive: Option<Vec<String>>,
+    /// The probe's labels: compose's project and service, then every `sentinel.label.*`.
+    labels: BTreeMap<String, String>,
 }
 
 impl Overrides {
@@ -396,8 +402,42 @@ impl Overrides {
             }
             out.archive = Some(names);
         }
+        out.labels = probe_labels(facts, issues);
         out
     }
+}
+
+/// The labels a discovered probe carries: `compose.project` and `compose.service` for a compose
+/// container, then each `sentinel.label.KEY=VALUE` as `KEY = VALUE` (which may override them).
+/// A label that `[[probe]] labels` would refuse is reported and left out; the others stay.
+fn probe_labels(facts: &ContainerFacts, issues: &mut Vec<LabelIssue>) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    if let (Some(project), Some(service)) = (
+        facts.labels.get(COMPOSE_PROJECT),
+        facts.labels.get(COMPOSE_SERVICE),
+    ) {
+        labels.insert("compose.project".to_string(), project.clone());
+        labels.insert("compose.service".to_string(), service.clone());
+        if validate_labels(&labels).is_err() {
+            labels.clear();
+        }
+    }
+    for (key, value) in &facts.labels {
+        let Some(name) = key.strip_prefix(LABEL_PREFIX) else {
+            continue;
+        };
+        let mut with = labels.clone();
+        with.insert(name.to_string(), value.clone());
+        match validate_labels(&with) {
+            Ok(()) => labels = with,
+            Err(_) => issues.push(LabelIssue::new(
+                key,
+                value,
+                "a name of 1-63 letters, digits, '-', '_', '.' or '/' after sentinel.label., a value of 1-128 printable characters, at most 32 labels",
+            )),
+        }
+    }
+    labels
 }
 
 fn whole(value: &str, low: u32, high: u32) -> Option<u32> {
@@ -491,6 +531,10 @@ fn build(
     );
     if !overrides.depends_on.is_empty() {
         table.insert("depends_on".into(), list(&overrides.depends_on));
+    }
+    if !overrides.labels.is_empty() {
+        let labels = overrides.labels.iter().map(|(k, v)| (k.clone(), text(v)));
+        table.insert("labels".into(), Value::Table(labels.collect()));
     }
     table.insert("heal".into(), Value::Table(heal));
     let source = toml::to_string(&table).ok()?;
@@ -644,6 +688,63 @@ mod tests {
             probe.depends_on.as_ref().unwrap().get_ref(),
             &vec!["db".to_string(), "cache".to_string()]
         );
+    }
+
+    #[test]
+    fn probe_labels_come_from_compose_and_sentinel_label_keys() {
+        let compose = [
+            ("sentinel.enable", "true"),
+            ("com.docker.compose.project", "shop"),
+            ("com.docker.compose.service", "api"),
+        ];
+        let pairs = |found: &Finding| -> Vec<(String, String)> {
+            probe(found).label_map().into_iter().collect()
+        };
+        let own = |k: &str, v: &str| (k.to_string(), v.to_string());
+        type Case<'a> = (
+            &'a str,
+            Vec<(&'a str, &'a str)>,
+            Vec<(String, String)>,
+            usize,
+        );
+        let long = "x".repeat(129);
+        let cases: Vec<Case> = vec![
+            ("no labels", vec![("sentinel.enable", "true")], vec![], 0),
+            (
+                "sentinel.label.*",
+                vec![
+                    ("sentinel.enable", "true"),
+                    ("sentinel.label.team", "payments"),
+                ],
+                vec![own("team", "payments")],
+                0,
+            ),
+            (
+                "compose project and service",
+                compose.to_vec(),
+                vec![
+                    own("compose.project", "shop"),
+                    own("compose.service", "api"),
+                ],
+                0,
+            ),
+            (
+                "a bad name or value is reported, the rest kept",
+                vec![
+                    ("sentinel.enable", "true"),
+                    ("sentinel.label.tier", "front"),
+                    ("sentinel.label.bad name", "x"),
+                    ("sentinel.label.blob", long.as_str()),
+                ],
+                vec![own("tier", "front")],
+                2,
+            ),
+        ];
+        for (case, labels, want, issues) in cases {
+            let found = discover(&facts("web", &labels), &settings(DiscoverMode::Labeled));
+            assert_eq!(pairs(&found), want, "{case}");
+            assert_eq!(found.issues.len(), issues, "{case}: {:?}", found.issues);
+        }
     }
 
     #[test]

@@ -216,15 +216,18 @@ impl Windows {
                 })
             })
             .collect();
+        self.state().schedules = schedules;
+        self.set_probes(probes);
+    }
+
+    /// Take the probes whose labels scopes are matched against: the config's, and the
+    /// discovered ones beside them (`sentinel.label.*` on a container).
+    pub fn set_probes(&self, probes: &[ProbeConfig]) {
         let labels = probes
             .iter()
             .map(|p| (p.name().to_string(), p.label_map()))
             .collect();
-        {
-            let mut state = self.state();
-            state.schedules = schedules;
-            state.labels = labels;
-        }
+        self.state().labels = labels;
         self.bump();
     }
 

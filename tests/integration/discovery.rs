@@ -245,3 +245,46 @@ fn bad_labels_config_probes_and_compose_names() {
     }
     assert!(daemon.stop().success());
 }
+
+#[test]
+fn a_maintenance_window_by_label_covers_a_discovered_container() {
+    if !require_docker("a_maintenance_window_by_label_covers_a_discovered_container") {
+        return;
+    }
+    let scope = scope("window");
+    let (_sandbox, daemon) = discovering("labeled", &scope, "");
+    let team = format!("team=shop{}", std::process::id());
+    let label = format!("sentinel.label.{team}");
+    let container = TestContainer::run_with(
+        "disc-window",
+        &[
+            "--label",
+            "sentinel.enable=true",
+            "--label",
+            &scope,
+            "--label",
+            &label,
+        ],
+        &["sleep", "3600"],
+    );
+    let name = container.name.clone();
+    daemon.wait_state_within(&name, "up", Duration::from_secs(10));
+    let started = daemon.ctl(&[
+        "maintenance",
+        "start",
+        "--for",
+        "10m",
+        "--label",
+        &team,
+        "--reason",
+        "discovered containers by label",
+    ]);
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    let id = text(&started.stdout).trim().to_string();
+    wait_for(
+        Duration::from_secs(5),
+        "the window to cover the probe",
+        || (daemon.probe(&name)["maintenance"]["window"] == id.as_str()).then_some(()),
+    );
+    assert!(daemon.stop().success());
+}
