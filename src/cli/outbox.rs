@@ -16,7 +16,7 @@ pub fn outbox(response: &OutboxResponse) -> String {
             let state = match (m.state, &m.last_error) {
                 (DeliveryState::Delivered, _) => "delivered".to_string(),
                 (DeliveryState::Expired, _) => "expired (gave up)".to_string(),
-                (DeliveryState::Suppressed, _) => "suppressed (silenced)".to_string(),
+                (DeliveryState::Suppressed, _) => "suppressed (silence or maintenance)".to_string(),
                 (DeliveryState::Pending, Some(error)) => format!(
                     "pending ({} failed: {})",
                     m.attempts,

@@ -459,7 +459,7 @@ fn a_silenced_probe_alerts_nobody_and_the_outbox_says_suppressed() {
     nothing_about_app_arrived();
     let table = crate::harness::text(&daemon.ctl(&["outbox"]).stdout);
     assert!(
-        table.contains("probe:app") && table.contains("suppressed (silenced)"),
+        table.contains("probe:app") && table.contains("suppressed (silence or maintenance)"),
         "{table}"
     );
 
