@@ -27,7 +27,10 @@ pub struct ConfigDiff {
     pub heartbeat_changed: bool,
     /// `[[maintenance]]`: the schedules are taken at once.
     pub maintenance_changed: bool,
-    /// `[daemon]` settings that differ; they are read once at start and need a restart.
+    /// `[docker]` discovery settings (the socket needs a restart).
+    pub discovery_changed: bool,
+    /// Settings read once at start (`[daemon]`, the Docker socket) that differ: they need a
+    /// restart.
     pub restart_required: Vec<String>,
     /// What [`ConfigDiff::changes`] reports: the sections that changed apart from secrets, then
     /// each secret file whose content changed ("ingest tokens (from token_file) changed").
@@ -72,6 +75,11 @@ impl ConfigDiff {
             ai_changed: old.ai != new.ai,
             heartbeat_changed: old.heartbeat != new.heartbeat,
             maintenance_changed: old.maintenance != new.maintenance,
+            discovery_changed: {
+                let (a, b) = (&old.docker, &new.docker);
+                (&a.discover, &a.defaults, a.max_discovered, &a.only_label)
+                    != (&b.discover, &b.defaults, b.max_discovered, &b.only_label)
+            },
             ..Default::default()
         };
         diff.remedy_changed = remedy_changes(old, new);
@@ -99,6 +107,7 @@ impl ConfigDiff {
                 "daemon.socket_mode",
                 a.socket_mode_bits() != b.socket_mode_bits(),
             ),
+            ("docker.socket", old.docker.socket != new.docker.socket),
         ];
         diff.restart_required = fields
             .iter()
@@ -154,6 +163,7 @@ impl ConfigDiff {
             (self.ai_changed, "ai changed"),
             (self.heartbeat_changed, "heartbeat check-in changed"),
             (self.maintenance_changed, "maintenance schedules changed"),
+            (self.discovery_changed, "docker discovery changed"),
         ];
         out.extend(
             flags
@@ -302,6 +312,12 @@ address = "127.0.0.1:2"
                 &format!("{BASE}[ai]\nenabled = true\nprovider = \"ollama\"\nendpoint = \"http://127.0.0.1:11434\"\nmodel = \"m\"\n"),
                 &["ai changed"],
                 &[],
+            ),
+            (
+                "docker discovery, and the socket",
+                &format!("{BASE}[docker]\nsocket = \"/run/other.sock\"\ndiscover = \"labeled\"\n"),
+                &["docker discovery changed"],
+                &["docker.socket"],
             ),
         ];
         let old = config(BASE);

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::docker::config::DiscoverMode;
 use crate::docker::discovery::{self, Candidate, ContainerFacts, DiscoveryNote, Finding, Settings};
 use crate::docker::sightings::Sighting;
 use crate::event::{Bus, DiscoveryEnd, EventKind};
@@ -15,6 +16,9 @@ pub struct Discovered {
     max: usize,
     /// Every sighted container that discovery takes or reports on, by full id.
     seen: BTreeMap<String, Finding>,
+    /// Every container the engine has (by full id), taken or not: what tells a removed
+    /// container from one the settings no longer take.
+    present: BTreeSet<String>,
     /// The discovered probes that run, by probe name.
     pub running: BTreeMap<String, Candidate>,
 }
@@ -32,20 +36,45 @@ impl Discovered {
             settings,
             max,
             seen: BTreeMap::new(),
+            present: BTreeSet::new(),
             running: BTreeMap::new(),
         }
+    }
+
+    /// Whether `[docker] discover` is on.
+    pub fn is_on(&self) -> bool {
+        self.settings.mode != DiscoverMode::Off
+    }
+
+    /// Take reloaded settings; true when they differ. The containers must then be listed
+    /// again (each is judged when seen); turned off, nothing is taken from now on.
+    pub fn reconfigure(&mut self, settings: Settings, max: usize) -> bool {
+        if self.settings == settings && self.max == max {
+            return false;
+        }
+        if settings.mode == DiscoverMode::Off {
+            self.seen.clear();
+        }
+        self.settings = settings;
+        self.max = max;
+        true
     }
 
     /// Take what the engine said; label problems not told before go on the bus.
     pub fn absorb(&mut self, sighting: Sighting, bus: &Bus) {
         match sighting {
-            Sighting::Seen(facts) => self.see(&facts, bus),
+            Sighting::Seen(facts) => {
+                self.present.insert(facts.id.clone());
+                self.see(&facts, bus)
+            }
             Sighting::Gone(id) => {
                 self.seen.remove(&id);
+                self.present.remove(&id);
             }
             Sighting::All(all) => {
                 let ids: BTreeSet<&str> = all.iter().map(|f| f.id.as_str()).collect();
                 self.seen.retain(|id, _| ids.contains(id.as_str()));
+                self.present = all.iter().map(|f| f.id.clone()).collect();
                 for facts in &all {
                     self.see(facts, bus);
                 }
@@ -123,12 +152,13 @@ impl Discovered {
                 Some(now) if now == running => {}
                 Some(_) => plan.stop.push((name.clone(), None)),
                 None => {
-                    let reason = if !self.seen.contains_key(&running.container_id) {
+                    let id = &running.container_id;
+                    let reason = if !self.present.contains(id) {
                         DiscoveryEnd::ContainerRemoved
-                    } else if over_limit.contains(&running.container_id) {
+                    } else if over_limit.contains(id) {
                         DiscoveryEnd::OverLimit
-                    } else if self.seen[&running.container_id].candidate.is_none() {
-                        DiscoveryEnd::ContainerRemoved
+                    } else if self.seen.get(id).is_none_or(|f| f.candidate.is_none()) {
+                        DiscoveryEnd::NotEligible
                     } else {
                         DiscoveryEnd::ConfigProbe
                     };
@@ -287,5 +317,42 @@ mod tests {
         let config =
             config("[[probe]]\nname = \"web\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n");
         assert!(d.plan(&config).start.is_empty());
+    }
+
+    #[test]
+    fn reloaded_settings_take_and_drop_containers_that_are_still_there() {
+        let bus = Bus::new();
+        let mut d = discovered(10);
+        let mut unlabelled = facts("b2", "batch");
+        unlabelled.labels.clear();
+        unlabelled.healthcheck = true;
+        let listing = || Sighting::All(vec![facts("a1", "web"), unlabelled.clone()]);
+        d.absorb(listing(), &bus);
+        assert_eq!(d.plan(&[]).start.len(), 1, "labeled: web only");
+
+        let mut all = d.settings.clone();
+        all.mode = DiscoverMode::All;
+        assert!(d.reconfigure(all.clone(), 10));
+        assert!(
+            !d.reconfigure(all.clone(), 10),
+            "the same settings change nothing"
+        );
+        d.absorb(listing(), &bus);
+        let started: Vec<String> = d.plan(&[]).start.into_iter().map(|c| c.name).collect();
+        assert_eq!(started, ["batch"], "all: the HEALTHCHECK one too");
+
+        let mut off = all;
+        off.mode = DiscoverMode::Off;
+        assert!(d.reconfigure(off, 10));
+        assert!(!d.is_on());
+        let plan = d.plan(&[]);
+        assert_eq!(
+            plan.stop,
+            vec![
+                ("batch".to_string(), Some(DiscoveryEnd::NotEligible)),
+                ("web".to_string(), Some(DiscoveryEnd::NotEligible)),
+            ],
+            "still there, no longer taken"
+        );
     }
 }

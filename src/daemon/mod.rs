@@ -292,7 +292,7 @@ pub async fn run(
     // A maintenance window opened or ended: the healers hear of it here.
     let mut maintenance_changes = supervisor.maintenance().changes();
     tokio::pin!(shutdown);
-    // Discovery's sightings (none when `[docker] discover` is off: the sender is gone at once).
+    // Discovery's sightings (quiet while `[docker] discover` is off; a reload can turn it on).
     let mut sightings = supervisor
         .take_sightings()
         .unwrap_or_else(|| mpsc::channel(1).1);

@@ -45,9 +45,12 @@ pub struct Probes {
     /// window covering it (the one gate, the healer's silence).
     maintenance: crate::maintenance::Windows,
     /// `[docker] discover`: the sighted containers and the discovered probes that run.
-    discovered: Option<Discovered>,
-    /// Follows the engine for discovery; its sightings go to the daemon's loop.
-    sightings: Option<(Task, mpsc::Receiver<Sighting>)>,
+    discovered: Discovered,
+    /// Follows the engine while discovery is on; its sightings go to the daemon's loop.
+    follower: Option<Task>,
+    /// The follower's channel: the daemon's loop takes the receiver once, at start, so
+    /// discovery can be turned on by a reload.
+    sightings: (mpsc::Sender<Sighting>, Option<mpsc::Receiver<Sighting>>),
     /// Recovery counts read from the journal at start, for probes discovered later.
     recoveries_at_start: BTreeMap<String, u64>,
     stop: CancellationToken,
@@ -63,13 +66,15 @@ pub struct Shared {
     pub heal_board: HealBoard,
     pub heartbeats: probe::Heartbeats,
     pub maintenance: crate::maintenance::Windows,
-    /// `[docker] discover` (None when off) and `max_discovered`.
-    pub discovery: Option<(crate::docker::discovery::Settings, usize)>,
+    /// `[docker] discover` and `max_discovered`.
+    pub discovery: (crate::docker::discovery::Settings, usize),
 }
 
 impl Probes {
     /// Start every probe of `config`, with recoveries and silences carried over from the journal.
     pub async fn start(config: &[ProbeConfig], shared: Shared, stop: CancellationToken) -> Self {
+        let (settings, max) = shared.discovery;
+        let (tx, rx) = mpsc::channel(256);
         let mut probes = Self {
             docker: shared.docker,
             bus: shared.bus,
@@ -85,8 +90,9 @@ impl Probes {
             docker_events: None,
             silences: BTreeMap::new(),
             maintenance: shared.maintenance,
-            discovered: None,
-            sightings: None,
+            discovered: Discovered::new(settings, max),
+            follower: None,
+            sightings: (tx, Some(rx)),
             recoveries_at_start: BTreeMap::new(),
             stop,
         };
@@ -100,48 +106,50 @@ impl Probes {
                 .await;
         }
         probes.recoveries_at_start = recoveries;
-        if let Some((settings, max)) = shared.discovery {
-            probes.discovered = Some(Discovered::new(settings, max));
-            let (tx, rx) = mpsc::channel(256);
-            let (docker, bus) = (probes.docker.clone(), probes.bus.clone());
-            let task = Task::spawn(&probes.stop, |cancel| {
-                crate::docker::sightings::follow(docker, bus, tx, cancel)
-            });
-            probes.sightings = Some((task, rx));
-        }
+        probes.follow_containers().await;
         probes.follow_docker_events_if_needed(config).await;
         probes.restart_cascade(config).await;
         probes
     }
 
     /// The sightings of discovery, for the daemon's loop to hand back to [`Self::sighted`];
-    /// None when discovery is off (or after the first call).
+    /// None after the first call.
     pub fn take_sightings(&mut self) -> Option<mpsc::Receiver<Sighting>> {
-        let (task, rx) = self.sightings.take()?;
-        self.sightings = Some((task, mpsc::channel(1).1));
-        Some(rx)
+        self.sightings.1.take()
+    }
+
+    /// (Re)start the follower while discovery is on, or stop it: a new follower lists every
+    /// container first, so each is judged again under the current settings.
+    async fn follow_containers(&mut self) {
+        if let Some(task) = self.follower.take() {
+            task.stop(super::SHUTDOWN_GRACE).await;
+        }
+        if self.discovered.is_on() {
+            let (docker, bus, tx) = (
+                self.docker.clone(),
+                self.bus.clone(),
+                self.sightings.0.clone(),
+            );
+            self.follower = Some(Task::spawn(&self.stop, |cancel| {
+                crate::docker::sightings::follow(docker, bus, tx, cancel)
+            }));
+        }
     }
 
     /// `config` and the discovered probes: what the cascade and the notifier work from.
     pub fn with_discovered(&self, config: &[ProbeConfig]) -> Vec<ProbeConfig> {
-        match &self.discovered {
-            Some(discovered) => discovered.with(config),
-            None => config.to_vec(),
-        }
+        self.discovered.with(config)
     }
 
     pub fn discovering(&self) -> bool {
-        self.discovered.is_some()
+        self.discovered.is_on() || !self.discovered.running.is_empty()
     }
 
     /// Take the engine's news and start, change or stop discovered probes to match; true when
     /// the running set changed.
     pub async fn sighted(&mut self, sightings: Vec<Sighting>, config: &[ProbeConfig]) -> bool {
-        let Some(discovered) = &mut self.discovered else {
-            return false;
-        };
         for sighting in sightings {
-            discovered.absorb(sighting, &self.bus);
+            self.discovered.absorb(sighting, &self.bus);
         }
         let changed = self.reconcile_discovered(config).await;
         if changed {
@@ -154,10 +162,7 @@ impl Probes {
 
     /// Stop and start discovered probes so they match the sighted containers beside `config`.
     async fn reconcile_discovered(&mut self, config: &[ProbeConfig]) -> bool {
-        let Some(discovered) = &mut self.discovered else {
-            return false;
-        };
-        let plan = discovered.plan(config);
+        let plan = self.discovered.plan(config);
         let changed = !plan.stop.is_empty() || !plan.start.is_empty();
         let mut carried = BTreeMap::new();
         for (name, reason) in plan.stop {
@@ -190,11 +195,8 @@ impl Probes {
                 .unwrap_or(0);
             self.start_probe(&candidate.probe, so_far, FirstCheck::Now)
                 .await;
-            let note = self
-                .discovered
-                .as_ref()
-                .map(|discovered| discovered.note(&candidate));
-            self.board.update(&name, |s| s.discovered = note);
+            let note = self.discovered.note(&candidate);
+            self.board.update(&name, |s| s.discovered = Some(note));
             self.bus.publish(EventKind::ProbeDiscovered {
                 probe: name.clone(),
                 container: candidate.container.clone(),
@@ -438,8 +440,8 @@ impl Probes {
 
     /// Follow Docker events exactly while some probe watches a container (or discovery runs).
     async fn follow_docker_events_if_needed(&mut self, config: &[ProbeConfig]) {
-        let needed = self.discovered.is_some()
-            || config.iter().any(|p| p.kind() == config::ProbeKind::Docker);
+        let needed =
+            self.discovered.is_on() || config.iter().any(|p| p.kind() == config::ProbeKind::Docker);
         match (needed, self.docker_events.is_some()) {
             (true, false) => {
                 let (docker, bus) = (self.docker.clone(), self.bus.clone());
@@ -477,6 +479,12 @@ impl Component for Probes {
                     task.stop(super::SHUTDOWN_GRACE).await;
                 }
                 self.feeds.close(name);
+            }
+            // `[docker]` discovery settings take effect without a restart.
+            let (settings, max) = super::supervisor::discovery_settings(reload.config);
+            if self.discovered.reconfigure(settings, max) {
+                tracing::info!("discovery settings changed; listing the containers again");
+                self.follow_containers().await;
             }
             // Discovered probes the new config claims stop before its probes start; those it
             // gave up start again.
@@ -522,7 +530,7 @@ impl Component for Probes {
             if let Some(task) = self.cascade.take() {
                 task.stop(grace).await;
             }
-            if let Some((task, _)) = self.sightings.take() {
+            if let Some(task) = self.follower.take() {
                 task.stop(grace).await;
             }
         })

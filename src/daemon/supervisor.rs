@@ -379,9 +379,10 @@ impl Supervisor {
             return Ok(report);
         }
         let source = loaded.source;
-        // Process-wide settings stay as started; the report says a restart is needed.
+        // Process-wide settings stay as started (the daemon's, the Docker socket); the report
+        // says a restart is needed. Discovery's settings are taken.
         new_config.daemon = self.config.daemon.clone();
-        new_config.docker = self.config.docker.clone();
+        new_config.docker.socket = self.config.docker.socket.clone();
 
         // Prepare everything that can fail, in every component, before anything changes.
         let reload = Reload {
@@ -510,12 +511,9 @@ impl Supervisor {
     }
 }
 
-/// What discovery works from, when `[docker] discover` is on.
-fn discovery_settings(config: &Config) -> Option<(crate::docker::discovery::Settings, usize)> {
+/// What discovery works from (`mode` Off: nothing is discovered), and `max_discovered`.
+pub(super) fn discovery_settings(config: &Config) -> (crate::docker::discovery::Settings, usize) {
     let docker = &config.docker;
-    if docker.discover == crate::docker::config::DiscoverMode::Off {
-        return None;
-    }
     let settings = crate::docker::discovery::Settings {
         mode: docker.discover,
         defaults: docker.defaults.clone(),
@@ -527,7 +525,7 @@ fn discovery_settings(config: &Config) -> Option<(crate::docker::discovery::Sett
             .collect(),
         only: docker.only(),
     };
-    Some((settings, docker.max_discovered as usize))
+    (settings, docker.max_discovered as usize)
 }
 
 #[cfg(test)]

@@ -346,6 +346,8 @@ vocabulary! {
         ConfigProbe = "config_probe",
         /// More containers qualify than `[docker] max_discovered` allows.
         OverLimit = "over_limit",
+        /// The container is still there, but `[docker]` (changed on reload) no longer takes it.
+        NotEligible = "not_eligible",
     }
 }
 

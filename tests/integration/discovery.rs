@@ -288,3 +288,48 @@ fn a_maintenance_window_by_label_covers_a_discovered_container() {
     );
     assert!(daemon.stop().success());
 }
+
+#[test]
+fn a_reload_turns_discovery_on_and_off_without_a_restart() {
+    if !require_docker("a_reload_turns_discovery_on_and_off_without_a_restart") {
+        return;
+    }
+    let scope = scope("reload");
+    // Off: nothing follows the engine yet (no docker_engine event to wait for).
+    let sandbox = Sandbox::new();
+    write_discovery_config(&sandbox, "off", &scope, "");
+    let daemon = Daemon::start(&sandbox, |_| {});
+    let container = TestContainer::run_with(
+        "disc-reload",
+        &["--label", "sentinel.enable=true", "--label", &scope],
+        &["sleep", "3600"],
+    );
+    let name = container.name.clone();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(daemon.probe(&name).is_null(), "off: not discovered");
+
+    // The file watcher or the reload command, whichever comes first, applies it.
+    write_discovery_config(&sandbox, "labeled", &scope, "");
+    let reloaded = daemon.ctl(&["reload"]);
+    assert!(reloaded.status.success(), "{}", text(&reloaded.stderr));
+    let probe = daemon.wait_state_within(&name, "up", Duration::from_secs(10));
+    assert_eq!(probe["discovered"]["from"], "label", "{probe}");
+    let applied = daemon.events("config_applied");
+    assert!(
+        applied.iter().any(|e| e["changes"]
+            .to_string()
+            .contains("docker discovery changed")),
+        "{applied:?}"
+    );
+
+    write_discovery_config(&sandbox, "off", &scope, "");
+    let reloaded = daemon.ctl(&["reload"]);
+    assert!(reloaded.status.success(), "{}", text(&reloaded.stderr));
+    wait_for(Duration::from_secs(5), "the probe to go", || {
+        daemon.probe(&name).is_null().then_some(())
+    });
+    let gone = daemon.events("probe_undiscovered");
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0]["reason"], "not_eligible", "{gone:?}");
+    assert!(daemon.stop().success());
+}
