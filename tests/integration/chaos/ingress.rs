@@ -215,3 +215,71 @@ fn kill_9_mid_ingress_experiment_then_restart_sweeps_ifb_and_ingress() {
     );
     assert!(restarted.stop().success());
 }
+
+/// Scoped ingress: `destinations` are the peers traffic comes from, matched as the IP source
+/// on the ifb's htb tree. `b` sends from 10.254.0.2 (limited) and from 10.254.1.2 (not).
+#[test]
+fn scoped_ingress_tbf_limits_one_peer_and_not_another() {
+    if !require_root("scoped_ingress_tbf_limits_one_peer_and_not_another") {
+        return;
+    }
+    let pair = NetnsPair::new("iscope");
+    // a second subnet on the same link: b's packets to 10.254.1.1 leave from 10.254.1.2
+    run(
+        "ip",
+        &[
+            "-n",
+            &pair.a,
+            "addr",
+            "add",
+            "10.254.1.1/24",
+            "dev",
+            "veth-a",
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "-n",
+            &pair.b,
+            "addr",
+            "add",
+            "10.254.1.2/24",
+            "dev",
+            "veth-b",
+        ],
+    );
+    let sandbox = Sandbox::new();
+    let target = format!("netns = \"{}\", interface = \"veth-a\"", pair.a);
+    let fault = "{ kind = \"tbf\", rate = \"1mbit/s\", burst = \"16KiB\", limit = \"64KiB\", direction = \"ingress\", destinations = [\"10.254.0.2\"] }";
+    sandbox.write_config(&sandbox.config(
+        "",
+        &chaos_section("5e74", &profile("slow-from-b", &target, fault)),
+    ));
+    let daemon = Daemon::start(&sandbox, |_| {});
+    let ifb = format!("sntl5e74-{}", ifindex(&pair.a, "veth-a"));
+    let started = daemon.ctl_json(&["chaos", "start", "slow-from-b"]);
+    assert_eq!(started["state"], "active", "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
+    let filters = run("tc", &["-n", &pair.a, "filter", "show", "dev", &ifb]);
+    assert!(
+        filters.contains("match 0afe0002/ffffffff at 12"),
+        "the peer is matched as the source (offset 12):\n{filters}"
+    );
+
+    let limited = flow(&pair.b, &pair.a, "10.254.0.1", 384 << 10);
+    let other = flow(&pair.b, &pair.a, "10.254.1.1", 4 << 20);
+    eprintln!("scoped ingress tbf: from .0.2 {limited:.0} B/s, from .1.2 {other:.0} B/s");
+    assert!(
+        limited > 0.5 * LIMIT_BYTES_PER_SEC && limited < 1.5 * LIMIT_BYTES_PER_SEC,
+        "from 10.254.0.2: {limited:.0} B/s is not near the 125000 B/s limit"
+    );
+    assert!(
+        other > 20.0 * LIMIT_BYTES_PER_SEC,
+        "10.254.1.2 is not a peer of the fault, yet got only {other:.0} B/s"
+    );
+    let stopped = daemon.ctl_json(&["chaos", "stop", &id]);
+    assert_eq!(stopped["state"], "rolled_back", "{stopped}");
+    assert_clean(&pair.a, "veth-a");
+    assert!(daemon.stop().success());
+}
