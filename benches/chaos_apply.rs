@@ -90,6 +90,7 @@ fn qdisc_bench(kind: &str, ns: &str, dev: &str) {
                 limit: ByteSize(64 * 1024),
                 destinations: Vec::new(),
                 protocol: None,
+                direction: Default::default(),
             }),
             &["tbf", "rate", "1mbit", "burst", "16kb", "limit", "64kb"],
         ),
@@ -105,10 +106,10 @@ fn qdisc_bench(kind: &str, ns: &str, dev: &str) {
     let (mut tc_apply, mut tc_rollback) = (Vec::new(), Vec::new());
     for _ in 0..rounds() {
         let started = Instant::now();
-        qdisc::apply(&pin, ifindex, OURS, kind, &options, None, None).expect("apply");
+        qdisc::apply(&pin, ifindex, OURS, kind, &options, None, None, None).expect("apply");
         apply.push(started.elapsed());
         let started = Instant::now();
-        qdisc::revert(&pin, ifindex, OURS, kind, None, None).expect("revert");
+        qdisc::revert(&pin, ifindex, OURS, kind, None, None, None).expect("revert");
         rollback.push(started.elapsed());
 
         let mut add = vec![

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cgroup::CgroupChange;
 use super::classify::Tree;
+use super::ifb::Ingress;
 use super::netns::NetnsPin;
 use super::spec::{ContainerAction, Destination};
 
@@ -31,6 +32,10 @@ pub enum Action {
         /// fault qdisc under its class. Absent in rows of earlier releases (unscoped faults).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tree: Option<Tree>,
+        /// An ingress fault: `ifindex` is the target's, whose ingress is redirected to this
+        /// ifb; the root qdisc (or tree) is on the ifb. Absent for egress faults.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ingress: Option<Box<Ingress>>,
     },
     Cgroup(CgroupChange),
     Signal {
@@ -67,6 +72,7 @@ impl Action {
                 qdisc,
                 replaced,
                 tree,
+                ingress,
                 ..
             } => {
                 let mut text = match tree {
@@ -85,6 +91,14 @@ impl Action {
                         netns.describe()
                     ),
                 };
+                if let Some(ingress) = ingress {
+                    let on = format!("on {interface} (ifindex {ifindex})");
+                    let via = format!(
+                        "on {} for the ingress of {interface} (ifindex {ifindex})",
+                        ingress.ifb
+                    );
+                    text = text.replacen(&on, &via, 1);
+                }
                 if let Some(saved) = replaced {
                     text.push_str(&format!(
                         ", replacing {} {:x}:",
@@ -146,6 +160,7 @@ mod tests {
         let scope = crate::chaos::spec::Scope {
             destinations: vec!["10.0.0.2:80".parse().unwrap()],
             protocol: Some(crate::chaos::spec::Protocol::Tcp),
+            direction: Default::default(),
         };
         let scoped = Action::Qdisc {
             netns: netns.clone(),
@@ -156,13 +171,31 @@ mod tests {
             options: vec![1],
             replaced: None,
             tree: Some(crate::chaos::classify::tree(&scope, 0x5e1d_0000)),
+            ingress: None,
         };
+        let ingress = Action::Qdisc {
+            netns: netns.clone(),
+            interface: "veth-a".into(),
+            ifindex: 2,
+            handle: 0x5e1d_0000,
+            qdisc: "netem".into(),
+            options: vec![1],
+            replaced: None,
+            tree: None,
+            ingress: Some(Box::new(Ingress {
+                ifb: "sntl5e1d-2".into(),
+            })),
+        };
+        assert_eq!(
+            ingress.describe(),
+            "netem 5e1d: on sntl5e1d-2 for the ingress of veth-a (ifindex 2) in host netns (inode 1)"
+        );
         let route = Action::Route {
             netns,
             destination: "fd00::/64".parse().unwrap(),
             metric: 0x5e1d,
         };
-        for action in [scoped, route] {
+        for action in [scoped, ingress, route] {
             let json = serde_json::to_string(&action).unwrap();
             assert_eq!(
                 serde_json::from_str::<Action>(&json).unwrap(),

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{Destination, Protocol, Scope};
+use super::spec::{Destination, Direction, Protocol, Scope};
 use super::tc::{attributes, nla};
 
 const TCA_HTB_PARMS: u16 = 1;
@@ -147,18 +147,26 @@ fn ip_protocol(protocol: Protocol, v6: bool) -> u32 {
 }
 
 /// The keys of one filter, in the order `tc ... u32 match ip dst D match ip protocol P
-/// match ip dport N` gives them. Ports are read at the fixed offset iproute2 uses (IPv4
-/// without options, IPv6 without extension headers).
-fn keys(destination: Option<&Destination>, protocol: Option<Protocol>, v6: bool) -> Vec<Vec<u8>> {
+/// match ip dport N` gives them; for ingress the peer is the source (`match ip src D ...
+/// match ip sport N`). Ports are read at the fixed offset iproute2 uses (IPv4 without
+/// options, IPv6 without extension headers).
+fn keys(
+    destination: Option<&Destination>,
+    protocol: Option<Protocol>,
+    v6: bool,
+    direction: Direction,
+) -> Vec<Vec<u8>> {
+    let ingress = direction == Direction::Ingress;
     let mut keys = Vec::new();
     match destination.map(|d| d.net) {
         Some(ipnet::IpNet::V4(net)) => keys.push(key(
             prefix_mask(net.prefix_len()),
             u32::from(net.network()),
-            16,
+            if ingress { 12 } else { 16 },
         )),
         Some(ipnet::IpNet::V6(net)) => {
             let words = net.network().octets();
+            let base = if ingress { 8 } else { 24 };
             for word in 0..4u8 {
                 let bits = net.prefix_len().saturating_sub(word * 32);
                 if bits == 0 {
@@ -166,7 +174,7 @@ fn keys(destination: Option<&Destination>, protocol: Option<Protocol>, v6: bool)
                 }
                 let at = word as usize * 4;
                 let value = u32::from_be_bytes(words[at..at + 4].try_into().expect("4 bytes"));
-                keys.push(key(prefix_mask(bits), value, 24 + at as i32));
+                keys.push(key(prefix_mask(bits), value, base + at as i32));
             }
         }
         None => {}
@@ -179,7 +187,11 @@ fn keys(destination: Option<&Destination>, protocol: Option<Protocol>, v6: bool)
         });
     }
     if let Some(port) = destination.and_then(|d| d.port) {
-        keys.push(key(0x0000_ffff, port as u32, if v6 { 40 } else { 20 }));
+        let at = if v6 { 40 } else { 20 };
+        keys.push(match ingress {
+            false => key(0x0000_ffff, port as u32, at),
+            true => key(0xffff_0000, (port as u32) << 16, at),
+        });
     }
     keys
 }
@@ -207,7 +219,10 @@ pub fn filters(scope: &Scope, classid: u32) -> Vec<Filter> {
     let filter = |destination: Option<&Destination>, v6: bool| Filter {
         protocol: if v6 { ETH_P_IPV6 } else { ETH_P_IP },
         prio: if v6 { PRIO_IPV6 } else { PRIO_IPV4 },
-        options: u32_options(classid, &keys(destination, scope.protocol, v6)),
+        options: u32_options(
+            classid,
+            &keys(destination, scope.protocol, v6, scope.direction),
+        ),
     };
     if scope.destinations.is_empty() {
         return vec![filter(None, false), filter(None, true)];
@@ -241,6 +256,7 @@ mod tests {
         Scope {
             destinations: destinations.iter().map(|d| d.parse().unwrap()).collect(),
             protocol,
+            direction: Direction::Egress,
         }
     }
 
@@ -357,6 +373,36 @@ mod tests {
                     "{scope:?}"
                 );
             }
+        }
+    }
+
+    /// For ingress the peer is the packet's source: `tc ... u32 match ip src 10.254.0.2/32
+    /// match ip protocol 6 0xff match ip sport 80 0xffff` and `match ip6 src fd00:5e::/64`.
+    #[test]
+    fn ingress_selectors_match_the_source_like_tc() {
+        let ingress = |destinations: &[&str], protocol| Scope {
+            direction: Direction::Ingress,
+            ..scope(destinations, protocol)
+        };
+        let cases = [
+            (
+                ingress(&["10.254.0.2:80"], Some(Protocol::Tcp)),
+                "01 00 03 00 00 00 00 00 00 00 00 00 00 00 00 00 \
+                 ff ff ff ff 0a fe 00 02 0c 00 00 00 00 00 00 00 \
+                 00 ff 00 00 00 06 00 00 08 00 00 00 00 00 00 00 \
+                 ff ff 00 00 00 50 00 00 14 00 00 00 00 00 00 00",
+            ),
+            (
+                ingress(&["fd00:5e::/64"], None),
+                "01 00 02 00 00 00 00 00 00 00 00 00 00 00 00 00 \
+                 ff ff ff ff fd 00 00 5e 08 00 00 00 00 00 00 00 \
+                 ff ff ff ff 00 00 00 00 0c 00 00 00 00 00 00 00",
+            ),
+        ];
+        for (scope, want) in cases {
+            let got = filters(&scope, 0x5e1d_0001);
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].selector().unwrap(), hex(want), "{scope:?}");
         }
     }
 

@@ -223,6 +223,7 @@ fn probe_tbf() -> super::spec::TbfSpec {
         limit: crate::units::ByteSize(32768),
         destinations: Vec::new(),
         protocol: None,
+        direction: Default::default(),
     }
 }
 
@@ -296,6 +297,7 @@ impl ChaosHost for LinuxHost {
                 options,
                 replaced,
                 tree,
+                ingress,
                 ..
             } => qdisc::apply(
                 netns,
@@ -305,6 +307,7 @@ impl ChaosHost for LinuxHost {
                 options,
                 replaced.as_ref(),
                 tree.as_ref(),
+                ingress.as_deref(),
             ),
             Action::Route {
                 netns,
@@ -334,6 +337,7 @@ impl ChaosHost for LinuxHost {
                 qdisc,
                 replaced,
                 tree,
+                ingress,
                 ..
             } => qdisc::revert(
                 netns,
@@ -342,6 +346,7 @@ impl ChaosHost for LinuxHost {
                 qdisc,
                 replaced.as_ref(),
                 tree.as_ref(),
+                ingress.as_deref(),
             ),
             Action::Route {
                 netns,

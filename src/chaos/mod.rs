@@ -6,6 +6,7 @@
 //! - [`config`]: the `[chaos]` section and its `[[chaos.profile]]`s.
 //! - [`hypothesis`]: what should hold while it runs (judged by the `report` area).
 //! - [`tc`], [`dist`]: netem/tbf option bytes and delay distribution tables (pure).
+//! - [`ifb`]: ingress faults (an ifb device and a mirred redirect to it).
 //! - [`netlink`], [`netns`]: the rtnetlink socket and namespace entry (host edge).
 //! - [`cgroup`], [`process`]: cgroupfs v1/v2 and process identity (host edge).
 //! - [`action`]: the journaled, pinned unit of change with its pre-image.
@@ -21,6 +22,7 @@ pub mod engine;
 pub mod experiment;
 pub mod host;
 pub mod hypothesis;
+pub mod ifb;
 mod lifecycle;
 pub mod netlink;
 pub mod netns;

@@ -5,6 +5,7 @@ use netlink_packet_core::{
     DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
     NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
 };
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -18,6 +19,10 @@ const RTM_NEWQDISC: u16 = 36;
 const RTM_NEWTCLASS: u16 = 40;
 const RTM_NEWTFILTER: u16 = 44;
 const RTM_NEWROUTE: u16 = 24;
+const RTM_NEWLINK: u16 = 16;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
 const NLMSGERR_ATTR_MSG: u16 = 1;
 const TC_H_ROOT: u32 = 0xFFFF_FFFF;
 const RT_TABLE_MAIN: u8 = 254;
@@ -62,6 +67,15 @@ pub struct Qdisc {
     pub options: Vec<u8>,
     /// tcmsg's `info`: for a filter, prio << 16 | protocol (network order).
     pub info: u32,
+}
+
+/// A network interface as a link dump reports it (only what the ifb code needs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: i32,
+    pub name: String,
+    /// IFLA_INFO_KIND ("ifb", "veth"), empty for devices without one (lo, physical).
+    pub kind: String,
 }
 
 /// Which traffic-control object a request or dump is about.
@@ -236,6 +250,66 @@ impl RouteSocket {
             .filter_map(|(_, payload)| parse_qdisc(&payload))
             .filter(|q| q.ifindex == ifindex)
             .collect())
+    }
+
+    /// Delete the qdisc `handle` of `kind` under `parent` (e.g. the ingress qdisc, ffff: under
+    /// ffff:fff1); like `delete_root`, the kernel compares handle and kind.
+    pub fn delete_qdisc(
+        &mut self,
+        ifindex: i32,
+        handle: u32,
+        parent: u32,
+        kind: &str,
+    ) -> Result<(), KernelError> {
+        let mut message = tc_message(ifindex, handle, kind);
+        message.header.parent = TcHandle::from(parent);
+        self.request(
+            RouteNetlinkMessage::DelQueueDiscipline(message),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )?;
+        Ok(())
+    }
+
+    /// Every link of the namespace.
+    pub fn links(&mut self) -> Result<Vec<Link>, KernelError> {
+        let replies = self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_REQUEST | NLM_F_DUMP,
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter(|(kind, _)| *kind == RTM_NEWLINK)
+            .filter_map(|(_, payload)| parse_link(&payload))
+            .collect())
+    }
+
+    /// Create an ifb device named `name`, up (NLM_F_EXCL: an existing name is "File exists").
+    pub fn add_ifb(&mut self, name: &str) -> Result<(), KernelError> {
+        let mut message = LinkMessage::default();
+        message.header.flags = LinkFlags::Up;
+        message.header.change_mask = LinkFlags::Up;
+        message
+            .attributes
+            .push(LinkAttribute::IfName(name.to_string()));
+        message
+            .attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Ifb)]));
+        self.request(
+            RouteNetlinkMessage::NewLink(message),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )?;
+        Ok(())
+    }
+
+    /// Delete link `index`.
+    pub fn delete_link(&mut self, index: i32) -> Result<(), KernelError> {
+        let mut message = LinkMessage::default();
+        message.header.index = index as u32;
+        self.request(
+            RouteNetlinkMessage::DelLink(message),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )?;
+        Ok(())
     }
 
     /// Add a route (NLM_F_EXCL: an equal route makes the kernel answer "File exists").
@@ -431,6 +505,36 @@ pub(crate) fn parse_qdisc(payload: &[u8]) -> Option<Qdisc> {
     Some(qdisc)
 }
 
+/// A link from an RTM_NEWLINK payload (`struct ifinfomsg`, then attributes); None when too short.
+pub(crate) fn parse_link(payload: &[u8]) -> Option<Link> {
+    let header = payload.get(..16)?;
+    let mut link = Link {
+        index: i32::from_ne_bytes(header[4..8].try_into().ok()?),
+        name: String::new(),
+        kind: String::new(),
+    };
+    let text = |value: &[u8]| {
+        String::from_utf8_lossy(value)
+            .trim_end_matches('\0')
+            .to_string()
+    };
+    for (kind, value) in attributes(&payload[16..]) {
+        match kind {
+            IFLA_IFNAME => link.name = text(value),
+            IFLA_LINKINFO => {
+                if let Some((_, info)) = attributes(value)
+                    .into_iter()
+                    .find(|(k, _)| *k == IFLA_INFO_KIND)
+                {
+                    link.kind = text(info);
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(link)
+}
+
 /// With NETLINK_CAP_ACK the error echoes only the 16-byte request header; TLVs follow.
 pub(crate) fn extack_message(after_code: &[u8]) -> Option<String> {
     let tlvs = after_code.get(16..)?;
@@ -621,6 +725,29 @@ mod tests {
         }
         for end in 0..20 {
             assert_eq!(parse_qdisc(&[0; 20][..end]), None, "{end} bytes");
+        }
+    }
+
+    /// `ip link add sntl5e60-3 type ifb` as a dump shows it: ifinfomsg, IFLA_IFNAME,
+    /// IFLA_LINKINFO { IFLA_INFO_KIND "ifb" }; short payloads give None.
+    #[test]
+    fn link_dump_is_parsed() {
+        let mut payload = vec![0u8, 0, 1, 0];
+        payload.extend(7i32.to_ne_bytes());
+        payload.extend([0u8; 8]);
+        payload.extend(nla(IFLA_IFNAME, b"sntl5e60-3\0"));
+        payload.extend(nla(IFLA_LINKINFO, &nla(IFLA_INFO_KIND, b"ifb\0")));
+        let link = parse_link(&payload).unwrap();
+        assert_eq!(
+            link,
+            Link {
+                index: 7,
+                name: "sntl5e60-3".into(),
+                kind: "ifb".into()
+            }
+        );
+        for end in 0..16 {
+            assert_eq!(parse_link(&payload[..end]), None, "{end} bytes");
         }
     }
 

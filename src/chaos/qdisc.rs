@@ -1,16 +1,30 @@
 //! Root qdisc faults in a pinned namespace: plan (guardrails, pre-image), apply with read-back,
 //! compare-and-delete rollback, and the sweep for qdiscs carrying our handle that nobody journaled.
 
-use nix::libc::{EINVAL, ENODEV, ENOENT};
+use nix::libc::{EINVAL, ENODEV, ENOENT, EOPNOTSUPP};
 
 use super::action::{Action, SavedQdisc};
 use super::classify::{self, Tree};
+use super::ifb::{self, Ingress};
 use super::netlink::{KernelError, RouteSocket, TcObject};
 use super::netns::{self, NetnsPin};
-use super::spec::{ExperimentSpec, Fault};
+use super::spec::{Direction, ExperimentSpec, Fault};
 use super::{tc, ChaosError};
 
-fn kernel(what: &str, err: KernelError) -> ChaosError {
+pub(super) fn kernel(what: &str, err: KernelError) -> ChaosError {
+    let said = err.message.as_deref().unwrap_or_default();
+    if err.errno == EOPNOTSUPP && what.contains("ifb") {
+        return ChaosError::Unavailable(
+            "ifb".into(),
+            format!("kernel lacks the ifb driver (CONFIG_IFB), which ingress faults redirect through; the kernel said \"{said}\" ({err})"),
+        );
+    }
+    if err.errno == ENOENT && what.contains("mirred") && said.contains("action") {
+        return ChaosError::Unavailable(
+            "mirred".into(),
+            format!("kernel lacks act_mirred (CONFIG_NET_ACT_MIRRED), which ingress faults redirect with; the kernel said \"{said}\""),
+        );
+    }
     if err.errno == ENOENT && err.message.as_deref() == Some("TC classifier not found") {
         return ChaosError::Unavailable(
             "u32".into(),
@@ -50,6 +64,10 @@ pub fn plan(
     let handle = (handle_major as u32) << 16;
     let scope = fault.scope();
     let tree = scope.is_scoped().then(|| classify::tree(&scope, handle));
+    let ingress = match scope.direction {
+        Direction::Egress => None,
+        Direction::Ingress => Some(ifb_for(pin.clone(), &interface, handle_major)?),
+    };
     let (ifindex, replaced) = pin.run(|| {
         let ifindex = netns::ifindex(&interface)?;
         let mut socket = open()?;
@@ -62,6 +80,9 @@ pub fn plan(
                     "{interface} carries the default route (this host's way out, maybe its management); set allow_default_route = true to impair it anyway"
                 )));
             }
+        }
+        if let Some(ifb) = &ingress {
+            return plan_ingress(&mut socket, &interface, ifindex, ifb).map(|()| (ifindex, None));
         }
         let root = socket
             .root_qdisc(ifindex)
@@ -100,7 +121,40 @@ pub fn plan(
         options,
         replaced,
         tree,
+        ingress: ingress.map(|ifb| Box::new(Ingress { ifb })),
     })
+}
+
+/// The ifb name an ingress fault on `interface` gets (its ifindex is part of the name).
+fn ifb_for(pin: NetnsPin, interface: &str, handle_major: u16) -> Result<String, ChaosError> {
+    let ifindex = pin.run(|| netns::ifindex(interface))?;
+    ifb::ifb_name(handle_major, ifindex).ok_or_else(|| {
+        ChaosError::Refused(format!(
+            "{interface} has ifindex {ifindex}: too large to name its ifb device within 15 characters"
+        ))
+    })
+}
+
+/// An ingress fault's guardrails: our ifb must not exist yet, and the interface must have no
+/// ingress or clsact qdisc (it is someone else's, and ours would replace it).
+fn plan_ingress(
+    socket: &mut RouteSocket,
+    interface: &str,
+    ifindex: i32,
+    ifb: &str,
+) -> Result<(), ChaosError> {
+    let links = socket.links().map_err(|err| kernel("listing links", err))?;
+    if links.iter().any(|l| l.name == ifb) {
+        return Err(ChaosError::Refused(format!(
+            "{interface} already has our ingress device {ifb} (another experiment, or one being swept)"
+        )));
+    }
+    if let Some(kind) = ifb::ingress_qdisc(socket, ifindex)? {
+        return Err(ChaosError::Refused(format!(
+            "{interface} has an {kind} qdisc that is not ours: an ingress fault needs the interface's ingress hook; remove it first"
+        )));
+    }
+    Ok(())
 }
 
 /// The kind of the root qdisc an action installs: htb for a scoped fault, else the fault's.
@@ -240,6 +294,44 @@ fn read_back_tree(
     ))
 }
 
+/// The fault as the root qdisc (or scoped tree) of `ifindex`, read back.
+fn apply_root(
+    socket: &mut RouteSocket,
+    ifindex: i32,
+    handle: u32,
+    kind: &str,
+    options: &[u8],
+    replace: bool,
+    tree: Option<&Tree>,
+) -> Result<String, ChaosError> {
+    if let Some(tree) = tree {
+        return apply_tree(socket, ifindex, handle, kind, options, replace, tree);
+    }
+    socket
+        .add_root(ifindex, handle, kind, options, replace)
+        .map_err(|err| kernel(&format!("adding {kind}"), err))?;
+    let root = socket
+        .root_qdisc(ifindex)
+        .map_err(|err| kernel("reading back the qdisc", err))?;
+    let verified = match root {
+        Some(root) if root.handle == handle && root.kind == kind => {
+            tc::verify_options(kind, options, &root.options)
+        }
+        other => Err(tc::ReadBack::NotOurs {
+            kind: kind.to_string(),
+            found: other.map(|q| q.kind),
+        }),
+    };
+    verified.map_err(|mismatch| {
+        let _ = socket.delete_root(ifindex, handle, kind);
+        ChaosError::Kernel {
+            what: format!("{kind} read-back"),
+            detail: mismatch.to_string(),
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     pin: &NetnsPin,
     ifindex: i32,
@@ -248,11 +340,12 @@ pub fn apply(
     options: &[u8],
     replaced: Option<&SavedQdisc>,
     tree: Option<&Tree>,
+    ingress: Option<&Ingress>,
 ) -> Result<String, ChaosError> {
     pin.run(|| {
         let mut socket = open()?;
-        if let Some(tree) = tree {
-            return apply_tree(
+        let Some(ingress) = ingress else {
+            return apply_root(
                 &mut socket,
                 ifindex,
                 handle,
@@ -261,29 +354,16 @@ pub fn apply(
                 replaced.is_some(),
                 tree,
             );
-        }
-        socket
-            .add_root(ifindex, handle, kind, options, replaced.is_some())
-            .map_err(|err| kernel(&format!("adding {kind}"), err))?;
-        let root = socket
-            .root_qdisc(ifindex)
-            .map_err(|err| kernel("reading back the qdisc", err))?;
-        let verified = match root {
-            Some(root) if root.handle == handle && root.kind == kind => {
-                tc::verify_options(kind, options, &root.options)
-            }
-            other => Err(tc::ReadBack::NotOurs {
-                kind: kind.to_string(),
-                found: other.map(|q| q.kind),
-            }),
         };
-        verified.map_err(|mismatch| {
-            let _ = socket.delete_root(ifindex, handle, kind);
-            ChaosError::Kernel {
-                what: format!("{kind} read-back"),
-                detail: mismatch.to_string(),
-            }
-        })
+        // the fault first, then the redirect: no packet meets an ifb without its fault
+        let device = ifb::create(&mut socket, &ingress.ifb)?;
+        let fault = apply_root(&mut socket, device, handle, kind, options, false, tree)?;
+        let major = (handle >> 16) as u16;
+        let redirect = ifb::redirect(&mut socket, ifindex, device, major)?;
+        Ok(format!(
+            "ifb {} (ifindex {device}) verified; {fault}; {redirect}",
+            ingress.ifb
+        ))
     })
 }
 
@@ -294,11 +374,16 @@ pub fn revert(
     kind: &str,
     replaced: Option<&SavedQdisc>,
     tree: Option<&Tree>,
+    ingress: Option<&Ingress>,
 ) -> Result<String, ChaosError> {
     // deleting the root takes its classes, the fault qdisc and the filters with it
     let kind = root_kind(kind, tree);
     pin.run(|| {
         let mut socket = open()?;
+        if let Some(ingress) = ingress {
+            // deleting the ifb takes the fault on its root with it
+            return ifb::remove(&mut socket, ifindex, &ingress.ifb, (handle >> 16) as u16);
+        }
         let mut outcome = match socket.delete_root(ifindex, handle, kind) {
             Ok(()) => format!("{kind} {:x}: deleted", handle >> 16),
             // Not ours any more, or already gone: nothing of ours to delete.
@@ -335,13 +420,19 @@ pub fn orphans(pin: NetnsPin, handle_major: u16, known: &[Action]) -> Vec<Action
     let found = pin.run(|| {
         let mut socket = open()?;
         let mut found = Vec::new();
+        for (target, name, ifb) in ifb::found(&mut socket, handle_major)? {
+            found.push((name, target, None, Some(ifb)));
+        }
         for name in interfaces()? {
+            if ifb::target_of(&name, handle_major).is_some() {
+                continue; // the fault on our ifb goes with the ifb
+            }
             let Ok(ifindex) = netns::ifindex(&name) else {
                 continue;
             };
             if let Ok(Some(root)) = socket.root_qdisc(ifindex) {
                 if root.handle >> 16 == handle_major as u32 {
-                    found.push((name, ifindex, root));
+                    found.push((name, ifindex, Some(root), None));
                 }
             }
         }
@@ -352,21 +443,39 @@ pub fn orphans(pin: NetnsPin, handle_major: u16, known: &[Action]) -> Vec<Action
     };
     found
         .into_iter()
-        .filter(|(_, ifindex, _)| {
+        .filter(|(_, ifindex, _, ifb)| {
             !known.iter().any(|action| {
-                matches!(action, Action::Qdisc { netns, ifindex: i, .. }
-                    if netns.inode == pin.inode && i == ifindex)
+                matches!(action, Action::Qdisc { netns, ifindex: i, ingress, .. }
+                    if netns.inode == pin.inode && i == ifindex
+                        && ingress.as_ref().map(|i| &i.ifb) == ifb.as_ref())
             })
         })
-        .map(|(interface, ifindex, root)| Action::Qdisc {
-            netns: pin.clone(),
-            interface,
-            ifindex,
-            handle: root.handle,
-            qdisc: root.kind,
-            options: root.options,
-            replaced: None,
-            tree: None,
+        .map(|(interface, ifindex, root, ifb)| match (root, ifb) {
+            (Some(root), _) => Action::Qdisc {
+                netns: pin.clone(),
+                interface,
+                ifindex,
+                handle: root.handle,
+                qdisc: root.kind,
+                options: root.options,
+                replaced: None,
+                tree: None,
+                ingress: None,
+            },
+            (None, ifb) => Action::Qdisc {
+                netns: pin.clone(),
+                interface: match interface.is_empty() {
+                    true => "(gone)".into(),
+                    false => interface,
+                },
+                ifindex,
+                handle: (handle_major as u32) << 16,
+                qdisc: "ingress".into(),
+                options: Vec::new(),
+                replaced: None,
+                tree: None,
+                ingress: ifb.map(|ifb| Box::new(Ingress { ifb })),
+            },
         })
         .collect()
 }
@@ -414,18 +523,45 @@ mod tests {
             ),
         ];
         for (what, said, name, want) in cases {
-            match kernel(what, refusal(said)) {
-                ChaosError::Unavailable(got, detail) => {
-                    assert_eq!(got, name);
-                    assert!(detail.starts_with(want), "{detail}");
-                }
-                other => panic!("{what}: {other:?}"),
-            }
+            check(what, refusal(said), name, want);
         }
+        // ingress faults: the kernel's words when ifb, sch_ingress or act_mirred is missing
+        let unsupported = KernelError {
+            errno: EOPNOTSUPP,
+            message: Some("Unknown device type".into()),
+        };
+        check(
+            "adding an ifb device",
+            unsupported,
+            "ifb",
+            "kernel lacks the ifb driver",
+        );
+        check(
+            "adding ingress",
+            refusal("Specified qdisc kind is unknown"),
+            "ingress",
+            "kernel lacks sch_ingress (CONFIG_NET_SCH_INGRESS)",
+        );
+        check(
+            "adding a u32 filter with a mirred redirect",
+            refusal("Failed to load TC action module"),
+            "mirred",
+            "kernel lacks act_mirred (CONFIG_NET_ACT_MIRRED)",
+        );
         assert!(matches!(
             kernel("adding htb", refusal("Exclusivity flag on, cannot modify")),
             ChaosError::Kernel { .. }
         ));
+    }
+
+    fn check(what: &str, err: KernelError, name: &str, want: &str) {
+        match kernel(what, err) {
+            ChaosError::Unavailable(got, detail) => {
+                assert_eq!(got, name);
+                assert!(detail.starts_with(want), "{detail}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
     }
 
     #[test]

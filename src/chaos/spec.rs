@@ -196,6 +196,25 @@ pub enum Protocol {
 pub struct Scope {
     pub destinations: Vec<Destination>,
     pub protocol: Option<Protocol>,
+    /// Ingress: `destinations` are the peers packets come from (u32 matches source fields).
+    #[serde(skip_serializing_if = "Direction::is_egress")]
+    pub direction: Direction,
+}
+
+/// Which way a netem or tbf fault hits the interface: what it sends (egress, a root qdisc) or
+/// what it receives (ingress: redirected through an ifb device whose root carries the fault).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Egress,
+    Ingress,
+}
+
+impl Direction {
+    pub fn is_egress(&self) -> bool {
+        *self == Self::Egress
+    }
 }
 
 impl Scope {
@@ -211,12 +230,19 @@ impl Scope {
         Ok(())
     }
 
-    /// " to 10.0.0.2/32, fd00::/64 (tcp)" or "".
+    /// " to 10.0.0.2/32, fd00::/64 (tcp)" (" ingress from ..." for ingress) or "".
     pub fn describe(&self) -> String {
         let mut text = String::new();
+        if self.direction == Direction::Ingress {
+            text.push_str(" ingress");
+        }
         if !self.destinations.is_empty() {
             let list: Vec<String> = self.destinations.iter().map(|d| d.to_string()).collect();
-            text.push_str(&format!(" to {}", list.join(", ")));
+            let word = match self.direction {
+                Direction::Egress => "to",
+                Direction::Ingress => "from",
+            };
+            text.push_str(&format!(" {word} {}", list.join(", ")));
         }
         if let Some(protocol) = self.protocol {
             text.push_str(&format!(" ({protocol:?})").to_lowercase());
@@ -267,6 +293,9 @@ pub struct NetemSpec {
     pub destinations: Vec<Destination>,
     /// Only packets of this protocol.
     pub protocol: Option<Protocol>,
+    /// egress (default) or ingress (through an ifb device).
+    #[serde(skip_serializing_if = "Direction::is_egress")]
+    pub direction: Direction,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,6 +334,9 @@ pub struct TbfSpec {
     /// Only packets of this protocol.
     #[serde(default)]
     pub protocol: Option<Protocol>,
+    /// egress (default) or ingress (through an ifb device).
+    #[serde(default, skip_serializing_if = "Direction::is_egress")]
+    pub direction: Direction,
 }
 
 /// A CPU quota: `cpus` CPUs' worth of time per `period` (0.5 = half of one CPU).
@@ -395,10 +427,12 @@ impl Fault {
             Self::Netem(n) => Scope {
                 destinations: n.destinations.clone(),
                 protocol: n.protocol,
+                direction: n.direction,
             },
             Self::Tbf(t) => Scope {
                 destinations: t.destinations.clone(),
                 protocol: t.protocol,
+                direction: t.direction,
             },
             _ => Scope::default(),
         }
@@ -452,7 +486,8 @@ impl Fault {
                 "partition{}",
                 Scope {
                     destinations: p.destinations.clone(),
-                    protocol: None
+                    protocol: None,
+                    direction: Direction::Egress,
                 }
                 .describe()
             ),

@@ -358,6 +358,7 @@ mod tests {
             limit: ByteSize(32768),
             destinations: Vec::new(),
             protocol: None,
+            direction: Default::default(),
         };
         let options = tbf_options(&spec);
         let attrs = attributes(&options);
@@ -387,6 +388,7 @@ mod tests {
             limit: ByteSize(32768),
             destinations: Vec::new(),
             protocol: None,
+            direction: Default::default(),
         };
         let sent = tbf_options(&spec);
         // the kernel dumps PARMS only, with cell_log zeroed and the buffer recomputed

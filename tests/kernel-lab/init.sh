@@ -42,9 +42,9 @@ verdict() {
     awk "$@" "BEGIN { print ($condition) ? \"ok\" : \"FAIL\" }" </dev/null
 }
 
-# ping_from_a COUNT INTERVAL: sets SENT, RECEIVED, LOSS (percent, 2 decimals), AVG, MDEV (ms)
+# ping_from_a COUNT INTERVAL [TO]: sets SENT, RECEIVED, LOSS (percent, 2 decimals), AVG, MDEV (ms)
 ping_from_a() {
-    $IP netns exec a $PING -n -q -c "$1" -i "$2" -W 1 10.254.0.2 >/tmp/ping.out 2>&1
+    $IP netns exec a $PING -n -q -c "$1" -i "$2" -W 1 "${3:-10.254.0.2}" >/tmp/ping.out 2>&1
     SENT=$(awk '/packets transmitted/ { print $1 }' /tmp/ping.out)
     RECEIVED=$(awk '/packets transmitted/ { print $4 }' /tmp/ping.out)
     AVG=$(awk -F/ '/^rtt/ { print $5 }' /tmp/ping.out)
@@ -82,6 +82,7 @@ $IP netns add b
 $IP link add veth-a netns a type veth peer name veth-b netns b
 $IP -n a addr add 10.254.0.1/24 dev veth-a
 $IP -n b addr add 10.254.0.2/24 dev veth-b
+$IP -n b addr add 10.254.0.3/24 dev veth-b
 for ns in a b; do
     $IP -n $ns link set lo up
 done
@@ -144,6 +145,37 @@ check "rollback read back by tc" "$(verdict 'q !~ /5e1d:/ && q ~ /noqueue/' -v q
 ping_from_a 20 0.05
 check "baseline after rollback" "$(verdict 'r == 20 && a < b + 5' -v r="$RECEIVED" -v a="$AVG" -v b="$BASELINE")" \
     "avg ${AVG} ms, baseline ${BASELINE} ms, $RECEIVED/$SENT replies"
+
+# Scoped netem (htb + u32): 10.254.0.2 delayed, 10.254.0.3 on the same link not.
+section_started=$(cut -d' ' -f1 /proc/uptime)
+if chaos_start scoped-delay; then
+    tree="$($TC -n a qdisc show dev veth-a | tr '\n' ' ')"
+    check "scoped delay read back by tc" "$(verdict 't ~ /htb 5e1d: root/ && t ~ /netem 5e1e: parent 5e1d:1/ && t ~ /delay 100ms/' -v t="$tree")" "$tree"
+    ping_from_a 10 0.05 10.254.0.2
+    scoped="$AVG"
+    scoped_received="$RECEIVED"
+    ping_from_a 10 0.05 10.254.0.3
+    check "scoped delay 100ms to .2 only" "$(verdict 'r == 10 && o == 10 && d - b >= 95 && d - b <= 105 && a < b + 5' -v r="$scoped_received" -v o="$RECEIVED" -v d="$scoped" -v a="$AVG" -v b="$BASELINE")" \
+        "to .2 avg ${scoped} ms, to .3 avg ${AVG} ms, baseline ${BASELINE} ms, want +100 +-5 and +0 (<5)"
+    chaos_stop scoped-delay
+    tree="$($TC -n a qdisc show dev veth-a; $TC -n a filter show dev veth-a)"
+    check "scoped rollback read back by tc" "$(verdict 't !~ /5e1d:|htb|u32/' -v t="$tree")" "$(echo "$tree" | tr '\n' ' ')"
+fi
+
+# Ingress netem through an ifb: the replies a receives are delayed; the ifb goes at rollback.
+if chaos_start ingress-delay; then
+    links="$($IP -n a -o link show | tr '\n' ' ')"
+    qdiscs="$($TC -n a qdisc show | tr '\n' ' ')"
+    check "ingress delay read back by ip/tc" "$(verdict 'l ~ /sntl5e1d-/ && q ~ /netem 5e1d: dev sntl5e1d-[0-9]+ root/ && q ~ /ingress ffff: dev veth-a/' -v l="$links" -v q="$qdiscs")" "$qdiscs"
+    ping_from_a 10 0.05
+    check "ingress delay 100ms" "$(verdict 'r == 10 && d - b >= 95 && d - b <= 105' -v r="$RECEIVED" -v d="$AVG" -v b="$BASELINE")" \
+        "avg ${AVG} ms, baseline ${BASELINE} ms, want +100 +-5"
+    chaos_stop ingress-delay
+    after="$($IP -n a -o link show; $TC -n a qdisc show)"
+    check "ingress rollback read back by ip/tc" "$(verdict 't !~ /sntl|ingress|5e1d:/' -v t="$after")" "$(echo "$after" | tr '\n' ' ')"
+fi
+
+echo "kernel-lab: scoped and ingress netem checks took $(awk -v s="$section_started" '{ printf "%.1f", $1 - s }' /proc/uptime) s of guest time"
 
 CPU_BEFORE=$(cat $CG/lab/cpu.max)
 MEMORY_BEFORE=$(cat $CG/lab/memory.max)

@@ -4,8 +4,10 @@
 fetch_kernel() {
     local cache="$1"
     mkdir -p "$cache"
-    ls "$cache"/kernel/boot/vmlinuz-* >/dev/null 2>&1 && return 0
+    ls "$cache"/kernel/boot/vmlinuz-* "$cache"/kernel/lib/modules/*/kernel/drivers/net/ifb.ko* >/dev/null 2>&1 && return 0
     download() {
+        deb="$(ls "$cache"/linux-image-[0-9]*.deb 2>/dev/null | head -n1)"
+        [ -f "$deb" ] && { package="$(basename "$deb" | cut -d_ -f1)"; return 0; }
         package="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')"
         [ -n "$package" ] || return 0
         (cd "$cache" && apt-get download -q "$package" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
@@ -19,6 +21,7 @@ fetch_kernel() {
     [ -f "$deb" ] || fail_setup "apt-get download $package failed"
     rm -rf "$cache/kernel.tmp" && mkdir -p "$cache/kernel.tmp"
     dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$cache/kernel.tmp" --wildcards \
-        './boot/vmlinuz-*' './lib/modules/*/kernel/net/sched/*' './lib/modules/*/kernel/drivers/net/veth.ko*'
+        './boot/vmlinuz-*' './lib/modules/*/kernel/net/sched/*' './lib/modules/*/kernel/drivers/net/veth.ko*' \
+        './lib/modules/*/kernel/drivers/net/ifb.ko*'
     rm -rf "$cache/kernel" && mv "$cache/kernel.tmp" "$cache/kernel"
 }

@@ -77,6 +77,8 @@ add_module() {
 }
 add_module veth
 add_module sch_netem
+# scoped and ingress faults: htb + u32, and the ifb device fed by an ingress mirred redirect
+for module in sch_htb cls_u32 sch_ingress act_mirred ifb; do add_module "$module"; done
 
 install -m 0755 "$LAB_DIR/init.sh" "$ROOT/init"
 cp "$LAB_DIR/sentineld.toml" "$ROOT/lab/sentineld.toml"
