@@ -231,7 +231,7 @@ pub fn trend(trend: &Trend) -> String {
         return out;
     }
     out.push_str(&format!(
-        "p50 over {} runs: detect {}, act {}, recover {}; recovery {}\n",
+        "p50 over {} runs: detect {}, act {}, recover {}; recovery trend: {}\n",
         trend.runs.len(),
         seconds(trend.p50.detect_ms),
         seconds(trend.p50.act_ms),
