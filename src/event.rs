@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 mod vocab;
+pub use vocab::DrillSkipReason;
 pub use vocab::{
     AlertCondition, ArchiveStage, ContainerAction, DrillOutcome, ExpectationVerdict, FailureReason,
     HealCause, ProbeState, ReloadTrigger, RemedyAction, RollbackTrigger, SnapshotPhase,
@@ -275,6 +276,9 @@ pub enum EventKind {
         steps: usize,
         probes: Vec<String>,
         alerts: Vec<String>,
+        /// The target picked for this run from the drill's `targets` (absent without them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
     },
     /// A drill step's experiment is in place; `step` counts from 1.
     DrillStepStarted {
@@ -304,6 +308,14 @@ pub enum EventKind {
         met: usize,
         missed: usize,
         reason: Option<String>,
+        /// The run's times from its faults to the first Down of a watched probe, the first
+        /// successful heal and the recovery (its slowest step's); absent when not seen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detect_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        act_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recover_ms: Option<u64>,
     },
     /// A remedy step ran on a postgres probe that answers but is stuck (`step` counts from 1
     /// in the probe's `remedy` list): the sessions it signalled, none when its condition held
@@ -391,6 +403,24 @@ pub enum EventKind {
         uid: u32,
         user: Option<String>,
     },
+    /// A scheduled drill run did not start at `scheduled_at`: `reason` says why, `detail` names
+    /// the maintenance window or the running drill.
+    DrillSkipped {
+        name: String,
+        scheduled_at: Timestamp,
+        reason: DrillSkipReason,
+        detail: String,
+    },
+    /// A finished run of a drill with an `objective`, judged against it: a missed objective
+    /// alerts like an outage, and the next run that meets it resolves that alert.
+    DrillObjectiveChecked {
+        drill: String,
+        name: String,
+        verdict: ExpectationVerdict,
+        /// "recover within 30s", and the other bounds set.
+        objective: String,
+        detail: String,
+    },
 }
 
 impl EventKind {
@@ -435,6 +465,8 @@ impl EventKind {
             Self::ProbeUndiscovered { .. } => "probe_undiscovered",
             Self::DiscoveryLabelInvalid { .. } => "discovery_label_invalid",
             Self::TenantMuted { .. } => "tenant_muted",
+            Self::DrillSkipped { .. } => "drill_skipped",
+            Self::DrillObjectiveChecked { .. } => "drill_objective_checked",
         }
     }
 
@@ -661,11 +693,24 @@ impl EventKind {
                 met,
                 missed,
                 reason,
+                detect_ms,
+                act_ms,
+                recover_ms,
             } => {
                 let why = reason
                     .as_ref()
                     .map_or_else(String::new, |r| format!(": {r}"));
-                format!("drill {name} ({drill}): {outcome}, {met} met, {missed} missed{why}")
+                let ms = |v: &Option<u64>| v.map_or_else(|| "-".to_string(), |v| format!("{v} ms"));
+                let times = match (detect_ms, act_ms, recover_ms) {
+                    (None, None, None) => String::new(),
+                    _ => format!(
+                        "; detect {}, act {}, recover {}",
+                        ms(detect_ms),
+                        ms(act_ms),
+                        ms(recover_ms)
+                    ),
+                };
+                format!("drill {name} ({drill}): {outcome}, {met} met, {missed} missed{why}{times}")
             }
             Self::RemedyStep {
                 probe,
@@ -777,6 +822,22 @@ impl EventKind {
                     ),
                 }
             }
+            Self::DrillSkipped {
+                name,
+                scheduled_at,
+                reason,
+                detail,
+            } => format!(
+                "drill {name}: scheduled run of {} skipped ({reason}): {detail}",
+                scheduled_at.to_rfc3339()
+            ),
+            Self::DrillObjectiveChecked {
+                drill,
+                name,
+                verdict,
+                objective,
+                detail,
+            } => format!("drill {name} ({drill}): objective {objective}: {verdict} ({detail})"),
         }
     }
 }

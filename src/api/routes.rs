@@ -150,6 +150,8 @@ routes! {
     TenantMutes => GET "/v1/tenants/mutes" Open;
     /// `?since=30d&probe=P`: availability from the journal's daily rollups.
     Uptime => GET "/v1/uptime" Open;
+    /// A configured drill's name; `?last=N`: its runs' detect / act / recover times and trend.
+    DrillTrend { drill } => GET "/v1/drills/{drill}/trend" Open;
 }
 
 /// Why a request matched no route.

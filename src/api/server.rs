@@ -220,6 +220,7 @@ async fn answer(
         Route::TenantMute { tenant } => super::tenants::mute(tenant, query, peer, state),
         Route::TenantMutes => super::tenants::mutes(&state.tenants),
         Route::Uptime => super::uptime::get(query, &state.journal, &state.maintenance).await,
+        Route::DrillTrend { drill } => super::drills::trend_of(state, &drill, query).await,
     }
 }
 

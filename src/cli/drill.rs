@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use super::render::{table, table_or};
 use crate::api::{ClientError, ControlClient, DrillRunResponse, DrillsResponse, Route};
+use crate::drill::trend::Trend;
 use crate::drill::{DrillRun, RunState};
 use crate::event::{EventKind, JournaledEvent, Timestamp};
 
@@ -20,6 +21,13 @@ pub enum DrillCommand {
     Show { id: String },
     /// Abort a running drill; its experiment is rolled back.
     Stop { id: String },
+    /// A drill's last runs with their time to detect / act / recover, p50 and the trend.
+    Trend {
+        name: String,
+        /// How many of the latest finished runs (1-200).
+        #[arg(long, default_value_t = crate::drill::trend::DEFAULT_RUNS)]
+        last: usize,
+    },
 }
 
 /// The events that tell a drill's story, asked from the stream.
@@ -77,6 +85,20 @@ pub async fn run(
             let response: DrillRunResponse =
                 client.call(Route::DrillStop { run: id.clone() }).await?;
             print_run(&response.run);
+        }
+        DrillCommand::Trend { name, last } => {
+            let target = Route::DrillTrend {
+                drill: name.clone(),
+            }
+            .with_query([("last", last.to_string())]);
+            let response: Trend = client.call(target).await?;
+            match json {
+                true => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&response).expect("API types serialize")
+                ),
+                false => print!("{}", trend(&response)),
+            }
         }
     }
     Ok(true)
@@ -183,6 +205,45 @@ pub fn verdicts(run: &DrillRun) -> String {
     out
 }
 
+/// The runs of `drill trend`, oldest first, then p50 and the direction of recovery.
+pub fn trend(trend: &Trend) -> String {
+    let seconds =
+        |ms: Option<u64>| ms.map_or_else(|| "-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
+    let mut out = table_or(
+        &format!("drill {}: no finished runs yet\n", trend.name),
+        &[
+            "RUN", "STARTED", "TARGET", "RESULT", "DETECT", "ACT", "RECOVER",
+        ],
+        &trend.runs,
+        |r| {
+            vec![
+                r.id.clone(),
+                r.started.to_rfc3339(),
+                r.target.clone().unwrap_or_else(|| "-".into()),
+                r.state.as_str().into(),
+                seconds(r.timings.detect_ms),
+                seconds(r.timings.act_ms),
+                seconds(r.timings.recover_ms),
+            ]
+        },
+    );
+    if trend.runs.is_empty() {
+        return out;
+    }
+    out.push_str(&format!(
+        "p50 over {} runs: detect {}, act {}, recover {}; recovery trend: {}\n",
+        trend.runs.len(),
+        seconds(trend.p50.detect_ms),
+        seconds(trend.p50.act_ms),
+        seconds(trend.p50.recover_ms),
+        trend.direction.as_str(),
+    ));
+    if let Some(objective) = &trend.objective {
+        out.push_str(&format!("objective: {}\n", objective.describe()));
+    }
+    out
+}
+
 fn list(response: &DrillsResponse) -> String {
     let mut out = table_or(
         "no drills configured ([[drill]] in the config)\n",
@@ -267,6 +328,8 @@ mod tests {
                 },
             ],
             reason: None,
+            target: None,
+            timings: Default::default(),
         };
         let text = verdicts(&run);
         assert!(text.contains("PASS    4.2s      30.0s"), "{text}");

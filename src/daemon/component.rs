@@ -322,9 +322,12 @@ impl Component for Chaos {
     }
 }
 
-/// `[[drill]]`: a running drill keeps its steps; shutdown aborts it and rolls it back.
+/// `[[drill]]`: a running drill keeps its steps; shutdown aborts it and rolls it back. The
+/// scheduler reads the drills' schedules from the runner at each tick, so a reload needs
+/// nothing of it; it stops first, so no scheduled run starts during shutdown.
 pub struct Drills {
     pub runner: DrillRunner,
+    pub scheduler: Option<Task>,
 }
 
 impl Component for Drills {
@@ -333,8 +336,11 @@ impl Component for Drills {
         Box::pin(async {})
     }
 
-    fn stop(&mut self, _grace: Duration) -> BoxFuture<'_, ()> {
-        Box::pin(self.runner.shutdown())
+    fn stop(&mut self, grace: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            stop_all(self.scheduler.take(), grace).await;
+            self.runner.shutdown().await;
+        })
     }
 }
 

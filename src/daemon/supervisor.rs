@@ -221,6 +221,14 @@ impl Supervisor {
             config.drills(),
         );
         runner.remember(past_drills);
+        let scheduler = {
+            let scheduler = crate::drill::schedule::Scheduler::new(
+                runner.clone(),
+                maintenance.windows.clone(),
+                bus.clone(),
+            );
+            Task::spawn(&stop, |cancel| scheduler.run(cancel))
+        };
         let service = crate::ai::AiService::default();
         service.configure(config.ai.settings());
 
@@ -242,7 +250,10 @@ impl Supervisor {
                 engine: chaos,
                 halts: Some(halts),
             },
-            drills: Drills { runner },
+            drills: Drills {
+                runner,
+                scheduler: Some(scheduler),
+            },
             ai: Ai { service },
             checkin,
             health,
@@ -287,6 +298,7 @@ impl Supervisor {
             ("tenant alerts", finished(&self.tenants.alerts)),
             ("chaos halts", finished(&self.chaos.halts)),
             ("maintenance tick", self.maintenance.stopped()),
+            ("drill scheduler", finished(&self.drills.scheduler)),
         ]
         .into_iter()
         .filter(|(_, ended)| *ended)

@@ -1,5 +1,6 @@
 //! `[[drill]]`: named game days, each a list of `[[drill.step]]` (a chaos profile or an inline
-//! experiment, plus expectations), validated against the probes, profiles and alert rules.
+//! experiment, plus expectations), validated against the probes, profiles and alert rules;
+//! optionally a `schedule` (cron), `targets` to pick from per run, and an `objective`.
 
 use std::collections::HashSet;
 
@@ -8,7 +9,10 @@ use toml::Spanned;
 
 use crate::chaos::spec::{ExperimentSpec, Fault, TargetSpec};
 use crate::chaos::StartRequest;
-use crate::drill::{Drill, DrillError, Expectation, Step};
+use crate::drill::{
+    with_target, Drill, DrillError, Expectation, Objective, Step, TARGET_PLACEHOLDER,
+};
+use crate::maintenance::schedule::{parse_zone, Schedule};
 use crate::units::{is_plain_name, HumanDuration, Issue};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -17,6 +21,33 @@ pub struct DrillSection {
     pub name: Spanned<String>,
     #[serde(rename = "step")]
     pub steps: Spanned<Vec<DrillStepSection>>,
+    /// Cron expression the scheduler starts runs on: five fields, or six with seconds first.
+    pub schedule: Option<Spanned<String>>,
+    /// IANA time zone the schedule is read in; default UTC.
+    pub timezone: Option<Spanned<String>>,
+    /// One is picked at random per run; `{target}` in the steps stands for it.
+    pub targets: Option<Spanned<Vec<String>>>,
+    pub objective: Option<Spanned<ObjectiveSection>>,
+}
+
+/// `objective = { recover_within = "30s" }` (and/or `detect_within`, `act_within`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectiveSection {
+    pub detect_within: Option<HumanDuration>,
+    pub act_within: Option<HumanDuration>,
+    pub recover_within: Option<HumanDuration>,
+}
+
+impl ObjectiveSection {
+    fn objective(&self) -> Objective {
+        let ms = |d: Option<HumanDuration>| d.map(|d| d.get().as_millis() as u64);
+        Objective {
+            detect_within_ms: ms(self.detect_within),
+            act_within_ms: ms(self.act_within),
+            recover_within_ms: ms(self.recover_within),
+        }
+    }
 }
 
 /// One step: `profile = "kill-postgres"`, or inline `faults` + `target` like a chaos profile.
@@ -121,6 +152,22 @@ impl DrillSection {
                         .collect(),
                 })
                 .collect(),
+            schedule: self.schedule.as_ref().map(|s| s.get_ref().clone()),
+            timezone: self.timezone.as_ref().map(|z| z.get_ref().clone()),
+            targets: self
+                .targets
+                .as_ref()
+                .map(|t| t.get_ref().clone())
+                .unwrap_or_default(),
+            objective: self.objective.as_ref().map(|o| o.get_ref().objective()),
+        }
+    }
+
+    /// The targets a run may pick: the listed ones, or one run with no target.
+    fn picks(&self) -> Vec<Option<&str>> {
+        match &self.targets {
+            Some(targets) => targets.get_ref().iter().map(|t| Some(t.as_str())).collect(),
+            None => vec![None],
         }
     }
 }
@@ -172,56 +219,181 @@ fn validate_drill(drill: &DrillSection, known: &DrillContext) -> Result<(), Issu
         )
         .or_at("name"));
     }
+    validate_extras(drill)?;
+    let picks = drill.picks();
     for (s, step) in drill.steps.get_ref().iter().enumerate() {
         let step_key = format!("step[{s}]");
-        validate_step(name, step, known).map_err(|issue| issue.within(step_key.as_str()))?;
+        for target in &picks {
+            validate_step(name, step, known, *target)
+                .map_err(|issue| issue.within(step_key.as_str()))?;
+        }
         for (e, expect) in step.expect.get_ref().iter().enumerate() {
             let key = |field: &str| format!("{step_key}.expect[{e}].{field}");
             let problem = |m: String| format!("drill \"{name}\": {m}");
             let expectation = expect.expectation().map_err(|m| {
                 Issue::at(format!("{step_key}.expect[{e}]"), problem(m.to_string()))
             })?;
-            let (found, what, field, spanned) = match (&expectation, expect) {
+            let (set, what, field, spanned) = match (&expectation, expect) {
                 (
-                    Expectation::TenantAlertFires { rule, .. },
+                    Expectation::TenantAlertFires { .. },
                     ExpectSection {
                         tenant_alert: Some(s),
                         ..
                     },
                 ) => (
-                    known.alert_rules.contains(rule.as_str()),
+                    &known.alert_rules,
                     "no [[tenants.alert]] rule",
                     "tenant_alert",
                     s,
                 ),
-                (Expectation::Heal { probe, .. }, ExpectSection { heal: Some(s), .. }) => (
-                    known.healing.contains(probe.as_str()),
-                    "no probe with a heal action",
-                    "heal",
-                    s,
-                ),
-                (_, ExpectSection { probe: Some(s), .. }) => (
-                    known.probes.contains(s.get_ref().as_str()),
-                    "no configured probe",
-                    "probe",
-                    s,
-                ),
+                (Expectation::Heal { .. }, ExpectSection { heal: Some(s), .. }) => {
+                    (&known.healing, "no probe with a heal action", "heal", s)
+                }
+                (_, ExpectSection { probe: Some(s), .. }) => {
+                    (&known.probes, "no configured probe", "probe", s)
+                }
                 _ => unreachable!("expectation() checked the shape"),
             };
-            if !found {
-                return Err(Issue::at(
-                    key(field),
-                    problem(format!("\"{}\" names {what}", spanned.get_ref())),
-                ));
+            for target in &picks {
+                let written = spanned.get_ref();
+                let named = target.map_or_else(|| written.clone(), |t| with_target(written, t));
+                if !set.contains(named.as_str()) {
+                    let via = match target {
+                        Some(t) if named != *written => {
+                            format!(" (\"{written}\" with target \"{t}\")")
+                        }
+                        _ => String::new(),
+                    };
+                    return Err(Issue::at(
+                        key(field),
+                        problem(format!("\"{named}\"{via} names {what}")),
+                    ));
+                }
             }
         }
     }
     Ok(())
 }
 
-/// Checks one `[[drill.step]]`; keys are relative to it.
-fn validate_step(name: &str, step: &DrillStepSection, known: &DrillContext) -> Result<(), Issue> {
+/// `schedule`, `timezone`, `targets` and `objective`; keys are relative to the drill.
+fn validate_extras(drill: &DrillSection) -> Result<(), Issue> {
+    let name = drill.name.get_ref();
     let problem = |m: String| format!("drill \"{name}\": {m}");
+    if let Some(schedule) = &drill.schedule {
+        let zone = drill
+            .timezone
+            .as_ref()
+            .map_or("UTC", |z| z.get_ref().as_str());
+        parse_zone(zone)
+            .map_err(|err| Issue::at("timezone", problem(err.to_string())).because(err))?;
+        Schedule::instants(schedule.get_ref(), zone).map_err(|err| {
+            Issue::at(
+                "schedule",
+                problem(format!(
+                    "{err} (five fields: minute hour day-of-month month day-of-week, or six with seconds first, e.g. \"0 3 * * MON\")"
+                )),
+            )
+            .because(err)
+        })?;
+    } else if drill.timezone.is_some() {
+        return Err(Issue::at(
+            "timezone",
+            problem("timezone needs a schedule = \"<cron>\"".into()),
+        ));
+    }
+    let steps_text = serde_json::to_string(&drill.drill().steps).unwrap_or_default();
+    match &drill.targets {
+        Some(targets) => {
+            let list = targets.get_ref();
+            if list.is_empty() {
+                return Err(Issue::at(
+                    "targets",
+                    problem("targets lists at least one target".into()),
+                ));
+            }
+            let mut seen = HashSet::new();
+            for target in list {
+                if target.trim().is_empty() || target.contains(TARGET_PLACEHOLDER) {
+                    return Err(Issue::at(
+                        "targets",
+                        problem(format!("invalid target \"{target}\"")),
+                    ));
+                }
+                if !seen.insert(target.as_str()) {
+                    return Err(Issue::at(
+                        "targets",
+                        problem(format!("target \"{target}\" is listed twice")),
+                    ));
+                }
+            }
+            if !steps_text.contains(TARGET_PLACEHOLDER) {
+                return Err(Issue::at(
+                    "targets",
+                    problem(format!(
+                        "targets are listed but no step says {TARGET_PLACEHOLDER} where the picked one goes"
+                    )),
+                ));
+            }
+        }
+        None if steps_text.contains(TARGET_PLACEHOLDER) => {
+            return Err(Issue::at(
+                "name",
+                problem(format!(
+                    "a step says {TARGET_PLACEHOLDER} but the drill lists no targets = [...]"
+                )),
+            ));
+        }
+        None => {}
+    }
+    if let Some(objective) = &drill.objective {
+        let section = objective.get_ref();
+        let bounds = [
+            section.detect_within,
+            section.act_within,
+            section.recover_within,
+        ];
+        if bounds.iter().all(Option::is_none) {
+            return Err(Issue::at(
+                "objective",
+                problem(
+                    "objective sets at least one of detect_within, act_within, recover_within"
+                        .into(),
+                ),
+            ));
+        }
+        if bounds.iter().flatten().any(|d| d.get().is_zero()) {
+            return Err(Issue::at(
+                "objective",
+                problem("objective bounds are above zero".into()),
+            ));
+        }
+        let waits_for_recovery = drill.steps.get_ref().iter().any(|step| {
+            step.expect
+                .get_ref()
+                .iter()
+                .any(|e| e.probe.is_some() && e.up_within.is_some())
+        });
+        if !waits_for_recovery {
+            return Err(Issue::at(
+                "objective",
+                problem("an objective needs a step expecting { probe = NAME, up_within = \"...\" }: only then does the run last until the recovery it times".into()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks one `[[drill.step]]`; keys are relative to it.
+fn validate_step(
+    name: &str,
+    step: &DrillStepSection,
+    known: &DrillContext,
+    target: Option<&str>,
+) -> Result<(), Issue> {
+    let problem = |m: String| match target {
+        Some(target) => format!("drill \"{name}\" (target \"{target}\"): {m}"),
+        None => format!("drill \"{name}\": {m}"),
+    };
     match (&step.profile, &step.faults) {
         (Some(profile), None) => {
             if !known.profiles.contains(profile.get_ref().as_str()) {
@@ -235,7 +407,25 @@ fn validate_step(name: &str, step: &DrillStepSection, known: &DrillContext) -> R
             }
         }
         (None, Some(_)) => {
-            step.experiment()
+            let mut experiment = step.experiment();
+            if let Some(target) = target {
+                let drill = Drill {
+                    name: name.to_string(),
+                    steps: vec![Step {
+                        experiment,
+                        expect: Vec::new(),
+                    }],
+                    schedule: None,
+                    timezone: None,
+                    targets: Vec::new(),
+                    objective: None,
+                };
+                let picked = drill
+                    .for_target(target)
+                    .map_err(|m| Issue::at("target", problem(m.to_string())).because(m))?;
+                experiment = picked.steps[0].experiment.clone();
+            }
+            experiment
                 .spec
                 .expect("faults given")
                 .validate()

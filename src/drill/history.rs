@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::runner::{CheckResult, DrillRun, RunState};
+use super::Timings;
 use crate::event::{DrillOutcome, EventKind, ExpectationVerdict, JournaledEvent, Timestamp};
 
 /// The journal kinds this reads.
@@ -27,10 +28,16 @@ pub fn runs_from_journal(events: &[JournaledEvent]) -> Vec<DrillRun> {
         let at = journaled.event.at;
         match &journaled.event.kind {
             EventKind::DrillStarted {
-                drill, name, steps, ..
+                drill,
+                name,
+                steps,
+                target,
+                ..
             } => {
                 order.push(drill.clone());
-                runs.insert(drill.clone(), started(drill, name, *steps, at));
+                let mut run = started(drill, name, *steps, at);
+                run.target = target.clone();
+                runs.insert(drill.clone(), run);
             }
             EventKind::DrillStepStarted {
                 drill,
@@ -68,12 +75,20 @@ pub fn runs_from_journal(events: &[JournaledEvent]) -> Vec<DrillRun> {
                 drill,
                 outcome,
                 reason,
+                detect_ms,
+                act_ms,
+                recover_ms,
                 ..
             } => {
                 if let Some(run) = runs.get_mut(drill) {
                     run.state = RunState::from(*outcome);
                     run.ended = Some(at);
                     run.reason = reason.clone();
+                    run.timings = Timings {
+                        detect_ms: *detect_ms,
+                        act_ms: *act_ms,
+                        recover_ms: *recover_ms,
+                    };
                 }
             }
             _ => {}
@@ -97,6 +112,8 @@ fn started(id: &str, name: &str, steps: usize, at: Timestamp) -> DrillRun {
         experiments: Vec::new(),
         results: Vec::new(),
         reason: None,
+        target: None,
+        timings: Timings::default(),
     }
 }
 
@@ -117,6 +134,9 @@ pub fn close_interrupted(runs: &mut [DrillRun], now: Timestamp) -> Vec<EventKind
                 met,
                 missed: run.results.len() - met,
                 reason: run.reason.clone(),
+                detect_ms: None,
+                act_ms: None,
+                recover_ms: None,
             }
         })
         .collect()

@@ -21,6 +21,7 @@ fn started(id: i64, drill: &str) -> JournaledEvent {
         steps: 2,
         probes: vec!["sql".into()],
         alerts: vec![],
+        target: (drill == "d1").then(|| "sql".into()),
     };
     at(id, kind)
 }
@@ -58,6 +59,9 @@ fn finished(id: i64, drill: &str, outcome: DrillOutcome) -> JournaledEvent {
         met: 1,
         missed: 0,
         reason: (outcome == DrillOutcome::Aborted).then(|| "stopped by an operator".into()),
+        detect_ms: (outcome != DrillOutcome::Aborted).then_some(900),
+        act_ms: None,
+        recover_ms: (outcome != DrillOutcome::Aborted).then_some(4_200),
     };
     at(id, kind)
 }
@@ -100,6 +104,18 @@ fn runs_are_rebuilt_with_their_steps_results_and_outcome() {
     assert!(runs[0].results[0].met && !runs[0].results[1].met);
     assert_eq!(runs[0].results[0].measured_ms, Some(1_000));
     assert_eq!(runs[1].reason.as_deref(), Some("stopped by an operator"));
+    // the picked target and the run's times come back for `drill trend`
+    assert_eq!(runs[0].target.as_deref(), Some("sql"));
+    assert_eq!(runs[1].target, None);
+    assert_eq!(
+        runs[0].timings,
+        crate::drill::Timings {
+            detect_ms: Some(900),
+            act_ms: None,
+            recover_ms: Some(4_200)
+        }
+    );
+    assert_eq!(runs[1].timings, crate::drill::Timings::default());
 }
 
 #[test]

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
 use super::expect::{evaluate, Verdict};
-use super::{Drill, DrillError, Step};
+use super::{Drill, DrillError, Step, Timings};
 use crate::chaos::ChaosEngine;
 use crate::event::{Bus, DrillOutcome, Event, EventKind, ExpectationVerdict, Timestamp};
 use crate::heal::HealBoard;
@@ -78,6 +78,12 @@ pub struct DrillRun {
     pub experiments: Vec<String>,
     pub results: Vec<CheckResult>,
     pub reason: Option<String>,
+    /// The target picked from the drill's `targets`, if it lists any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Detect / act / recover times (the slowest step's), as far as the run saw them.
+    #[serde(default)]
+    pub timings: Timings,
 }
 
 struct Active {
@@ -169,13 +175,43 @@ impl DrillRunner {
             .ok_or_else(|| DrillError::NoSuchRun(id.to_string()))
     }
 
-    /// Start drill `name` in the background; answers with its run at once.
-    pub fn start(&self, name: &str) -> Result<DrillRun, DrillError> {
-        let drill = lock(&self.inner.drills)
+    /// The configured drill `name`.
+    pub fn drill(&self, name: &str) -> Result<Drill, DrillError> {
+        lock(&self.inner.drills)
             .iter()
             .find(|d| d.name == name)
             .cloned()
-            .ok_or_else(|| DrillError::NoSuchDrill(name.to_string()))?;
+            .ok_or_else(|| DrillError::NoSuchDrill(name.to_string()))
+    }
+
+    /// The id of the run going on now, if one is.
+    pub fn running(&self) -> Option<String> {
+        lock(&self.inner.active).as_ref().map(|a| a.id.clone())
+    }
+
+    /// Start drill `name` in the background (a target picked at random when it lists
+    /// `targets`); answers with its run at once.
+    pub fn start(&self, name: &str) -> Result<DrillRun, DrillError> {
+        let drill = self.drill(name)?;
+        let target = pick(&drill.targets);
+        self.start_picked(&drill, target)
+    }
+
+    /// A random one of `targets`, `None` when it is empty.
+    pub fn pick_target(&self, name: &str) -> Result<Option<String>, DrillError> {
+        Ok(pick(&self.drill(name)?.targets))
+    }
+
+    /// Start `drill` with `target` (already picked) written into its steps.
+    pub fn start_picked(
+        &self,
+        drill: &Drill,
+        target: Option<String>,
+    ) -> Result<DrillRun, DrillError> {
+        let drill = match &target {
+            Some(target) => drill.for_target(target)?,
+            None => drill.clone(),
+        };
         let mut active = lock(&self.inner.active);
         if let Some(running) = active.as_ref() {
             return Err(DrillError::Busy(running.id.clone()));
@@ -193,6 +229,8 @@ impl DrillRunner {
             experiments: Vec::new(),
             results: Vec::new(),
             reason: None,
+            target: target.clone(),
+            timings: Timings::default(),
         };
         {
             let mut runs = lock(&self.inner.runs);
@@ -207,7 +245,8 @@ impl DrillRunner {
         };
         let (stop, stopped) = oneshot::channel();
         let runner = self.clone();
-        let task = tokio::spawn(async move { runner.execute(id, drill, events, stopped).await });
+        let task =
+            tokio::spawn(async move { runner.execute(id, drill, target, events, stopped).await });
         *active = Some(Active {
             id: run.id.clone(),
             stop: Some(stop),
@@ -262,6 +301,7 @@ impl DrillRunner {
         self,
         id: String,
         drill: Drill,
+        target: Option<String>,
         mut events: Followers,
         mut stopped: oneshot::Receiver<String>,
     ) {
@@ -282,8 +322,10 @@ impl DrillRunner {
             steps: drill.steps.len(),
             probes: drill.probes(),
             alerts: drill.alerts(),
+            target,
         });
         let mut abort = None;
+        let mut timings: Option<Timings> = None;
         for (index, step) in drill.steps.iter().enumerate() {
             let context = StepContext {
                 id: &id,
@@ -291,14 +333,18 @@ impl DrillRunner {
                 number: index + 1,
                 step,
             };
-            if let Err(Interrupt::Abort(reason)) = self
+            match self
                 .run_step(&context, &mut events, &mut stopped, &ignored)
                 .await
             {
-                abort = Some(reason);
-                break;
+                Ok(step) => timings = Some(timings.map_or(step, |t| t.slowest(step))),
+                Err(Interrupt::Abort(reason)) => {
+                    abort = Some(reason);
+                    break;
+                }
             }
         }
+        let timings = timings.unwrap_or_default();
         let run = self.run_view(&id).ok();
         let results = run.map(|r| r.results).unwrap_or_default();
         let met = results.iter().filter(|r| r.met).count();
@@ -313,6 +359,7 @@ impl DrillRunner {
             run.state = state;
             run.ended = Some(Timestamp::now());
             run.reason = abort.clone();
+            run.timings = timings;
         });
         match &abort {
             Some(reason) => tracing::warn!(drill = drill.name, id, "drill aborted: {reason}"),
@@ -325,7 +372,24 @@ impl DrillRunner {
             met,
             missed,
             reason: abort,
+            detect_ms: timings.detect_ms,
+            act_ms: timings.act_ms,
+            recover_ms: timings.recover_ms,
         });
+        // A run that went to its end is judged against the objective: slower alerts.
+        if let (Some(objective), false) = (drill.objective, outcome == DrillOutcome::Aborted) {
+            let (met, detail) = objective.judge(&timings);
+            self.inner.bus.publish(EventKind::DrillObjectiveChecked {
+                drill: id.clone(),
+                name: drill.name.clone(),
+                verdict: match met {
+                    true => ExpectationVerdict::Met,
+                    false => ExpectationVerdict::Missed,
+                },
+                objective: objective.describe(),
+                detail,
+            });
+        }
         let mut active = lock(&self.inner.active);
         if active.as_ref().is_some_and(|a| a.id == id) {
             *active = None;
@@ -339,7 +403,7 @@ impl DrillRunner {
         events: &mut Followers,
         stopped: &mut oneshot::Receiver<String>,
         ignored: &impl Fn(&str) -> bool,
-    ) -> Result<(), Interrupt> {
+    ) -> Result<Timings, Interrupt> {
         let StepContext {
             id, name, number, ..
         } = *context;
@@ -386,7 +450,7 @@ impl DrillRunner {
         events: &mut Followers,
         stopped: &mut oneshot::Receiver<String>,
         ignored: &impl Fn(&str) -> bool,
-    ) -> Result<(), Interrupt> {
+    ) -> Result<Timings, Interrupt> {
         let expectations = &context.step.expect;
         let mut decided: Vec<bool> = vec![false; expectations.len()];
         let mut seen: Vec<Event> = Vec::new();
@@ -465,7 +529,11 @@ impl DrillRunner {
                 }
             }
             if decided.iter().all(|d| *d) {
-                return Ok(());
+                return Ok(super::trend::step_timings(
+                    &context.step.watched_probes(),
+                    start,
+                    &seen,
+                ));
             }
         }
     }
@@ -510,6 +578,14 @@ impl DrillRunner {
             limit_ms: result.limit_ms,
             detail: result.detail,
         });
+    }
+}
+
+/// One of `targets` at random (`None` when there are none).
+fn pick(targets: &[String]) -> Option<String> {
+    match targets.len() {
+        0 => None,
+        n => Some(targets[fastrand::usize(..n)].clone()),
     }
 }
 

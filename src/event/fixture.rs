@@ -284,6 +284,7 @@ pub(crate) fn journal_0_1_0_events() -> Vec<Event> {
         steps: 2,
         probes: vec![s("api")],
         alerts: vec![s("noisy")],
+        target: None,
     });
     kinds.push(EventKind::DrillStepStarted {
         drill: s("d1"),
@@ -313,6 +314,9 @@ pub(crate) fn journal_0_1_0_events() -> Vec<Event> {
             met: 1,
             missed: usize::from(outcome != DrillOutcome::Passed),
             reason,
+            detect_ms: None,
+            act_ms: None,
+            recover_ms: None,
         });
     }
     kinds

@@ -261,6 +261,16 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// Why a scheduled drill run did not start (`drill_skipped`'s `reason`).
+    pub enum DrillSkipReason {
+        /// A maintenance window covers a probe the drill watches.
+        Maintenance = "maintenance",
+        /// A drill was still running at the scheduled time.
+        Busy = "busy",
+    }
+}
+
 /// What the Docker engine reported about a container (`container_event`'s `action`).
 ///
 /// The engine's vocabulary is open (it adds actions, and `health_status` carries its result:
@@ -383,6 +393,7 @@ mod tests {
         check(DrillOutcome::ALL);
         check(AlertCondition::ALL);
         check(RemedyAction::ALL);
+        check(DrillSkipReason::ALL);
     }
 
     #[test]

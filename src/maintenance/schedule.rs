@@ -30,6 +30,16 @@ impl Schedule {
         })
     }
 
+    /// A schedule of instants only (no window): `expression` with five fields, or six with
+    /// seconds first (`*/5 * * * * *`), in `zone`. What `[[drill]] schedule` uses.
+    pub fn instants(expression: &str, zone: &str) -> Result<Self, MaintenanceError> {
+        Ok(Self {
+            cron: parse(expression, Seconds::Optional)?,
+            zone: parse_zone(zone)?,
+            duration: Duration::ZERO,
+        })
+    }
+
     pub fn zone(&self) -> Tz {
         self.zone
     }
@@ -66,8 +76,12 @@ impl Schedule {
 
 /// A cron expression of five fields; a seconds or year field is refused (windows are minutes).
 pub fn parse_cron(expression: &str) -> Result<Cron, MaintenanceError> {
+    parse(expression, Seconds::Disallowed)
+}
+
+fn parse(expression: &str, seconds: Seconds) -> Result<Cron, MaintenanceError> {
     CronParser::builder()
-        .seconds(Seconds::Disallowed)
+        .seconds(seconds)
         .year(Year::Disallowed)
         .build()
         .parse(expression)

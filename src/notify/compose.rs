@@ -74,6 +74,9 @@ pub struct Composer {
     drill: Option<(String, HashSet<String>)>,
     /// Subjects that fired during a drill, so their resolve carries the same tag.
     drill_subjects: HashMap<String, String>,
+    /// Drills whose last run missed its objective, since when: the next run that meets it
+    /// resolves the alert.
+    slow_drills: HashMap<String, Timestamp>,
 }
 
 impl Composer {
@@ -285,6 +288,40 @@ impl Composer {
                         ("bundle", bundle),
                         ("stage", "upload"),
                     ]),
+                })
+            }
+            // A drill run slower than its objective: an outage of the recovery the drill
+            // proves, firing until a run meets the objective again.
+            EventKind::DrillObjectiveChecked {
+                drill,
+                name,
+                verdict,
+                objective,
+                detail,
+            } => {
+                let missed = *verdict == crate::event::ExpectationVerdict::Missed;
+                let (status, started_at, text) = match missed {
+                    true => (
+                        Status::Firing,
+                        *self.slow_drills.entry(name.clone()).or_insert(at),
+                        format!("🐢 drill {name} ({drill}) missed its objective {objective}: {detail}"),
+                    ),
+                    false => (
+                        Status::Resolved,
+                        self.slow_drills.remove(name)?,
+                        format!("✅ drill {name} ({drill}) met its objective {objective} again: {detail}"),
+                    ),
+                };
+                Some(Notification {
+                    kind: event.kind.name().into(),
+                    subject: format!("drill:{name}"),
+                    probe: name.clone(),
+                    status,
+                    severity: Severity::Critical,
+                    text,
+                    at,
+                    started_at,
+                    labels: labels(&[("alertname", "SentinelDrillObjective"), ("drill", name)]),
                 })
             }
             EventKind::TenantAlertFired {
@@ -625,6 +662,48 @@ mod tests {
         }
     }
 
+    /// A run slower than its drill's objective fires like an outage; the next run that meets
+    /// it resolves; a met objective with nothing firing says nothing.
+    #[test]
+    fn a_missed_drill_objective_fires_and_a_met_one_resolves() {
+        let mut composer = composer();
+        let checked = |ms: i64, run: &str, verdict| {
+            at(
+                ms,
+                EventKind::DrillObjectiveChecked {
+                    drill: run.into(),
+                    name: "gameday".into(),
+                    verdict,
+                    objective: "recover within 1s".into(),
+                    detail: "recover took 4.2 s, over 1.0 s".into(),
+                },
+            )
+        };
+        use crate::event::ExpectationVerdict::{Met, Missed};
+        assert_eq!(composer.compose(&checked(500, "d0", Met)), None);
+        let firing = composer.compose(&checked(1_000, "d1", Missed)).unwrap();
+        assert_eq!(
+            (firing.kind.as_str(), firing.subject.as_str(), firing.status),
+            ("drill_objective_checked", "drill:gameday", Status::Firing)
+        );
+        assert_eq!(firing.severity, Severity::Critical);
+        assert_eq!(firing.probe, "gameday");
+        assert_eq!(firing.labels["alertname"], "SentinelDrillObjective");
+        assert!(
+            firing
+                .text
+                .contains("drill gameday (d1) missed its objective recover within 1s"),
+            "{}",
+            firing.text
+        );
+        let again = composer.compose(&checked(2_000, "d2", Missed)).unwrap();
+        assert_eq!(again.started_at, Timestamp(1_000));
+        let resolved = composer.compose(&checked(3_000, "d3", Met)).unwrap();
+        assert_eq!(resolved.status, Status::Resolved);
+        assert_eq!(resolved.started_at, Timestamp(1_000));
+        assert_eq!(composer.compose(&checked(4_000, "d4", Met)), None);
+    }
+
     #[test]
     fn a_drill_tags_what_it_watches_and_nothing_else() {
         let mut composer = composer();
@@ -636,6 +715,7 @@ mod tests {
                 steps: 1,
                 probes: vec!["api".into()],
                 alerts: vec![],
+                target: None,
             },
         );
         assert_eq!(composer.compose(&started), None);
@@ -655,6 +735,9 @@ mod tests {
                 met: 1,
                 missed: 0,
                 reason: None,
+                detect_ms: None,
+                act_ms: None,
+                recover_ms: None,
             },
         );
         assert_eq!(composer.compose(&finished), None);

@@ -72,6 +72,8 @@ fn belongs(kind: &EventKind, id: &str) -> bool {
         | EventKind::DockerEngine { .. }
         | EventKind::TenantSnapshot { .. }
         | EventKind::DiscoveryLabelInvalid { .. }
-        | EventKind::TenantMuted { .. } => false,
+        | EventKind::TenantMuted { .. }
+        | EventKind::DrillSkipped { .. }
+        | EventKind::DrillObjectiveChecked { .. } => false,
     }
 }

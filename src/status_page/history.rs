@@ -4,11 +4,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::drills::{DrillTracker, DrillView, DRILL_KINDS};
 use super::experiments::{ExperimentTracker, EXPERIMENT_HORIZON, EXPERIMENT_KINDS};
 use super::{ActiveExperiment, INCIDENT_HORIZON, MAX_INCIDENTS, TRANSITIONS_READ};
 use crate::analyze::{Outage, OutageTracker};
 use crate::event::{JournaledEvent, Timestamp};
 use crate::journal::{EventQuery, Journal, JournalError};
+
+/// `drill_finished` rows read at most: the newest ones, enough for the last runs of many drills.
+const DRILL_RUNS_READ: usize = 2000;
 
 /// One kind of journal fact followed by cursor: the highest id read so far.
 #[derive(Debug, Default)]
@@ -64,6 +68,8 @@ pub(super) struct History {
     experiments: Cursor,
     outages: OutageTracker,
     running: ExperimentTracker,
+    drill_runs: Cursor,
+    drills: DrillTracker,
 }
 
 impl History {
@@ -107,7 +113,21 @@ impl History {
         }
         events.iter().for_each(|e| self.running.push(e));
         self.running.retain(since);
+
+        // Every drill's last runs, however old: a weekly drill's trend spans months.
+        let (events, start) = self
+            .drill_runs
+            .read(journal, &DRILL_KINDS, Timestamp(0), DRILL_RUNS_READ, rows)
+            .await?;
+        if start == Start::Fresh {
+            self.drills = DrillTracker::default();
+        }
+        events.iter().for_each(|e| self.drills.push(e));
         Ok(())
+    }
+
+    pub(super) fn drills(&self) -> Vec<DrillView> {
+        self.drills.views()
     }
 
     /// The newest incidents first, at most [`MAX_INCIDENTS`], within the horizon.

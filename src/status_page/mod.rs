@@ -1,6 +1,6 @@
 //! The read-only status page on the public listener (`GET /`): probe states with a latency
-//! sparkline and a 90-day availability bar, running chaos experiments, recent incidents and top
-//! tenants, as one HTML page.
+//! sparkline and a 90-day availability bar, running chaos experiments, drills (last run, result,
+//! recovery trend), recent incidents and top tenants, as one HTML page.
 //!
 //! Server-rendered with inline CSS and inline SVG, no JavaScript; it refreshes itself with a
 //! meta tag. Gathering (`StatusPage::gather`) is separate from rendering (`render::page`), which
@@ -8,6 +8,7 @@
 //! journal is kept between requests and updated from new rows only ([`history`]), so a GET stays
 //! cheap however big the journal is.
 
+mod drills;
 mod experiments;
 mod history;
 mod render;
@@ -25,6 +26,7 @@ use crate::metrics::{Kind, MetricsSource, MetricsText};
 use crate::probe::{ProbeBoard, ProbeSnapshot};
 use crate::tenants::{RankBy, TenantService, TopTenants};
 use crate::uptime::DayCell;
+pub use drills::{DrillView, RunView};
 pub use experiments::running_experiments;
 pub use render::{escape, page};
 
@@ -71,6 +73,8 @@ pub struct PageData {
     /// Per probe name, the last [`BAR_DAYS`] UTC days up to today's, oldest first. A probe
     /// missing here (it never changed state) shows every day as "no data".
     pub uptime: HashMap<String, Vec<DayCell>>,
+    /// Drills that finished a run, by name, each with its recent runs.
+    pub drills: Vec<DrillView>,
 }
 
 /// What the page reads from; cheap to clone per connection.
@@ -113,14 +117,19 @@ impl StatusPage {
 
     pub async fn gather(&self) -> PageData {
         let now = Timestamp::now();
-        let (incidents, experiments, mut journal_error) = {
+        let (incidents, experiments, drills, mut journal_error) = {
             let mut history = self.history.lock().await;
             let error = history
                 .refresh(&self.journal, now, &self.rows_read)
                 .await
                 .err()
                 .map(|err| err.to_string());
-            (history.incidents(now), history.experiments(now), error)
+            (
+                history.incidents(now),
+                history.experiments(now),
+                history.drills(),
+                error,
+            )
         };
         let uptime = match crate::uptime::bars(
             &self.journal,
@@ -152,6 +161,7 @@ impl StatusPage {
             experiments,
             journal_error,
             uptime,
+            drills,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::sparkline::sparkline;
-use super::{ActiveExperiment, PageData, TenantsView, BAR_DAYS};
+use super::{ActiveExperiment, DrillView, PageData, TenantsView, BAR_DAYS};
 use crate::analyze::Outage;
 use crate::event::Timestamp;
 use crate::probe::{ProbeSnapshot, ProbeState};
@@ -51,6 +51,7 @@ pub fn page(data: &PageData) -> String {
     banner(&mut out, &data.probes);
     probes(&mut out, data);
     experiments(&mut out, &data.experiments, data.now.as_millis());
+    drills(&mut out, &data.drills);
     incidents(&mut out, data);
     tenants(&mut out, data.tenants.as_ref());
     out.push_str(
@@ -198,6 +199,48 @@ fn experiments(out: &mut String, running: &[ActiveExperiment], now_ms: i64) {
             escape(&experiment.id),
             escape(&experiment.target),
             duration_between(now_ms, experiment.ends_at.as_millis()),
+        );
+    }
+    out.push_str("</tbody></table></div></section>");
+}
+
+/// Per drill: its last run (when, result, recovery time) and the recovery times of its recent
+/// runs, oldest first, with their direction. Nothing when no drill has run.
+fn drills(out: &mut String, drills: &[DrillView]) {
+    if drills.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<section id=\"drills\"><h2>Drills</h2><div class=\"table-wrap\"><table><thead><tr>\
+         <th>Drill</th><th>Last run</th><th>Result</th><th class=\"num\">Recovered in</th>\
+         <th>Recovery, recent runs</th></tr></thead><tbody>",
+    );
+    let seconds =
+        |ms: Option<u64>| ms.map_or_else(|| "-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
+    for drill in drills {
+        let Some(last) = drill.runs.last() else {
+            continue;
+        };
+        let pill = match last.outcome {
+            crate::event::DrillOutcome::Passed => "up",
+            crate::event::DrillOutcome::Failed => "down",
+            crate::event::DrillOutcome::Aborted => "failing",
+        };
+        let trend: Vec<String> = drill.runs.iter().map(|r| seconds(r.recover_ms)).collect();
+        let _ = write!(
+            out,
+            concat!(
+                "<tr data-drill=\"{name}\"><td>{name}</td><td><time datetime=\"{at}\">{at}</time></td>",
+                "<td><span class=\"pill {pill}\">{outcome}</span></td><td class=\"num\">{recover}</td>",
+                "<td class=\"small\">{trend} <span class=\"muted\">({direction})</span></td></tr>"
+            ),
+            name = escape(&drill.name),
+            at = last.ended.to_rfc3339(),
+            pill = pill,
+            outcome = last.outcome,
+            recover = seconds(last.recover_ms),
+            trend = trend.join(" → "),
+            direction = drill.direction.as_str(),
         );
     }
     out.push_str("</tbody></table></div></section>");

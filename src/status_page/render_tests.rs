@@ -44,6 +44,7 @@ fn data(probes: Vec<ProbeSnapshot>) -> PageData {
         experiments: vec![],
         journal_error: None,
         uptime: Default::default(),
+        drills: vec![],
     }
 }
 
@@ -261,4 +262,57 @@ fn ninety_day_bar_per_probe() {
     let new = &new[..new.find("</article>").unwrap()];
     assert_eq!(new.matches("class=\"day none\"").count(), 90);
     assert!(!html.contains("<script"));
+}
+
+/// The drills section: one row per drill with its last run, result pill, recovery time, and
+/// the recovery times of its recent runs with their direction; absent with no runs; names
+/// escaped.
+#[test]
+fn drills_show_last_run_result_and_recovery_trend() {
+    use crate::drill::trend::Direction;
+    use crate::event::DrillOutcome;
+    use crate::status_page::RunView;
+    let run = |n: i64, outcome, recover_ms| RunView {
+        id: format!("d{n}"),
+        ended: Timestamp(NOW - 1000 * (10 - n)),
+        outcome,
+        recover_ms,
+    };
+    let mut page_data = data(vec![]);
+    assert!(!page(&page_data).contains("id=\"drills\""));
+    page_data.drills = vec![
+        DrillView {
+            name: "kill-<api>".into(),
+            runs: vec![
+                run(1, DrillOutcome::Passed, Some(9_000)),
+                run(2, DrillOutcome::Passed, Some(8_500)),
+                run(3, DrillOutcome::Passed, Some(4_000)),
+                run(4, DrillOutcome::Failed, Some(3_200)),
+            ],
+            direction: Direction::Faster,
+        },
+        DrillView {
+            name: "db".into(),
+            runs: vec![run(5, DrillOutcome::Aborted, None)],
+            direction: Direction::TooFewRuns,
+        },
+    ];
+    let html = page(&page_data);
+    assert!(
+        html.contains("<section id=\"drills\"><h2>Drills</h2>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<tr data-drill=\"kill-&lt;api&gt;\"><td>kill-&lt;api&gt;</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td><span class=\"pill down\">failed</span></td><td class=\"num\">3.2s</td><td class=\"small\">9.0s → 8.5s → 4.0s → 3.2s <span class=\"muted\">(faster)</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<span class=\"pill failing\">aborted</span></td><td class=\"num\">-</td><td class=\"small\">- <span class=\"muted\">(too few runs)</span>"),
+        "{html}"
+    );
+    assert!(!html.contains("<api>"));
 }

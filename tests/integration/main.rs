@@ -18,6 +18,7 @@ mod crash;
 mod discovery;
 mod docker;
 mod drill;
+mod drill_schedule;
 mod hardening;
 mod heartbeat;
 mod host_probes;

@@ -117,3 +117,94 @@ fn drill_errors_point_at_file_line_column() {
         );
     }
 }
+
+/// Two probes named like the containers a drill picks from.
+const TARGETS_BASE: &str = "[[probe]]\nname = \"api-1\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\nheal = { action = \"exec\", command = [\"true\"] }\n\n[[probe]]\nname = \"api-2\"\nkind = \"tcp\"\naddress = \"127.0.0.1:2\"\n\n";
+
+#[test]
+fn a_scheduled_drill_with_targets_and_an_objective() {
+    let source = format!(
+        "{TARGETS_BASE}[[drill]]\nname = \"nightly\"\nschedule = \"*/30 * * * * *\"\ntimezone = \"Europe/Berlin\"\ntargets = [\"api-1\", \"api-2\"]\nobjective = {{ recover_within = \"30s\", detect_within = \"5s\" }}\n\n[[drill.step]]\ntarget = {{ container = \"{{target}}\" }}\nfaults = [{{ kind = \"container\", action = \"kill\" }}]\nexpect = [{{ probe = \"{{target}}\", up_within = \"1m\" }}]\n"
+    );
+    let config = parse(&source).unwrap();
+    let drill = config.drills[0].drill();
+    assert_eq!(drill.schedule.as_deref(), Some("*/30 * * * * *"));
+    assert_eq!(drill.timezone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(drill.targets, ["api-1", "api-2"]);
+    let objective = drill.objective.unwrap();
+    assert_eq!(objective.recover_within_ms, Some(30_000));
+    assert_eq!(objective.detect_within_ms, Some(5_000));
+    assert_eq!(objective.act_within_ms, None);
+    assert_eq!(objective.describe(), "detect within 5s, recover within 30s");
+    // the picked target goes wherever a step says {target}
+    let picked = drill.for_target("api-2").unwrap();
+    let spec = picked.steps[0].experiment.spec.as_ref().unwrap();
+    assert_eq!(spec.target.describe(), "container api-2");
+    assert_eq!(picked.probes(), ["api-2"]);
+    assert_eq!(drill.probes(), ["{target}"]);
+}
+
+#[test]
+fn schedule_targets_and_objective_errors_point_at_file_line_column() {
+    let at = |line: usize| format!("t.toml:{}:", TARGETS_BASE.lines().count() + line);
+    let step = "[[drill.step]]\ntarget = { container = \"{target}\" }\nfaults = [{ kind = \"container\", action = \"kill\" }]\nexpect = [{ probe = \"{target}\", up_within = \"1m\" }]\n";
+    let plain = "[[drill.step]]\ntarget = { container = \"c\" }\nfaults = [{ kind = \"container\", action = \"kill\" }]\nexpect = [{ probe = \"api-1\", stays_up = true }]\n";
+    let cases: Vec<(String, String)> = vec![
+        (
+            format!("[[drill]]\nname = \"g\"\nschedule = \"0 25 * * *\"\ntargets = [\"api-1\"]\n{step}"),
+            format!("{}12: drill \"g\": invalid cron expression \"0 25 * * *\"", at(3)),
+        ),
+        (
+            format!("[[drill]]\nname = \"g\"\nschedule = \"0 3 * * *\"\ntimezone = \"Mars/Olympus\"\ntargets = [\"api-1\"]\n{step}"),
+            format!("{}12: drill \"g\": unknown time zone \"Mars/Olympus\"", at(4)),
+        ),
+        (
+            format!("[[drill]]\nname = \"g\"\ntimezone = \"UTC\"\ntargets = [\"api-1\"]\n{step}"),
+            format!("{}12: drill \"g\": timezone needs a schedule", at(3)),
+        ),
+        (
+            format!("[[drill]]\nname = \"g\"\ntargets = []\n{step}"),
+            format!("{}11: drill \"g\": targets lists at least one target", at(3)),
+        ),
+        (
+            format!("[[drill]]\nname = \"g\"\ntargets = [\"api-1\", \"api-1\"]\n{step}"),
+            format!("{}11: drill \"g\": target \"api-1\" is listed twice", at(3)),
+        ),
+        (
+            format!("[[drill]]\nname = \"g\"\ntargets = [\"api-1\"]\n{plain}"),
+            format!("{}11: drill \"g\": targets are listed but no step says {{target}}", at(3)),
+        ),
+        (
+            format!("[[drill]]\nname = \"g\"\n{step}"),
+            format!("{}8: drill \"g\": a step says {{target}} but the drill lists no targets", at(2)),
+        ),
+        (
+            // a target with no probe of its name: the expectation says which
+            format!("[[drill]]\nname = \"g\"\ntargets = [\"api-1\", \"api-3\"]\n{step}"),
+            format!(
+                "{}21: drill \"g\": \"api-3\" (\"{{target}}\" with target \"api-3\") names no configured probe",
+                at(7)
+            ),
+        ),
+        (
+            format!("[[drill]]\nname = \"g\"\ntargets = [\"api-1\"]\nobjective = {{ recover_in = \"1s\" }}\n{step}"),
+            at(4),
+        ),
+        (
+            format!("[[drill]]\nname = \"g\"\ntargets = [\"api-1\"]\nobjective = {{}}\n{step}"),
+            format!("{}13: drill \"g\": objective sets at least one of", at(4)),
+        ),
+        (
+            format!("[[drill]]\nname = \"g\"\nobjective = {{ recover_within = \"10s\" }}\n{plain}"),
+            format!("{}13: drill \"g\": an objective needs a step expecting {{ probe = NAME, up_within", at(3)),
+        ),
+    ];
+    for (drill, expected) in cases {
+        let source = format!("{TARGETS_BASE}{drill}");
+        let err = parse(&source).expect_err(&drill);
+        assert!(
+            err.starts_with(&expected),
+            "drill {drill:?}\n  got:  {err}\n  want: {expected}"
+        );
+    }
+}
