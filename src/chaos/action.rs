@@ -7,6 +7,7 @@ use super::cgroup::CgroupChange;
 use super::classify::Tree;
 use super::netns::NetnsPin;
 use super::spec::{ContainerAction, Destination};
+use super::unit::UnitChange;
 
 /// A root qdisc that was there before and that `force` replaced: re-created on rollback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +55,8 @@ pub enum Action {
         destination: Destination,
         metric: u32,
     },
+    /// Runtime properties of a systemd unit (`SetUnitProperties`), with the values they replaced.
+    Unit(UnitChange),
 }
 
 impl Action {
@@ -110,6 +113,7 @@ impl Action {
             Self::Route {
                 netns, destination, ..
             } => format!("blackhole route {destination} in {}", netns.describe()),
+            Self::Unit(change) => change.describe(),
         }
     }
 

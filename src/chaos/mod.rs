@@ -8,6 +8,7 @@
 //! - [`tc`], [`dist`]: netem/tbf option bytes and delay distribution tables (pure).
 //! - [`netlink`], [`netns`]: the rtnetlink socket and namespace entry (host edge).
 //! - [`cgroup`], [`process`]: cgroupfs v1/v2 and process identity (host edge).
+//! - [`unit`]: systemd unit limits as D-Bus runtime properties (survive a unit restart).
 //! - [`action`]: the journaled, pinned unit of change with its pre-image.
 //! - [`host`]: `ChaosHost`, the narrow trait over every side effect, and its Linux implementation.
 //! - [`engine`], `lifecycle`: limits, journal, apply, deadline, stop, halt, recovery, sweep.
@@ -29,6 +30,7 @@ pub mod qdisc;
 pub mod route;
 pub mod spec;
 pub mod tc;
+pub mod unit;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -68,6 +70,9 @@ pub enum ChaosError {
     Docker(String),
     #[error("experiment journal: {0}")]
     Journal(String),
+    /// A unit's limits could not be read or set over D-Bus.
+    #[error("systemd: {0}")]
+    Systemd(#[source] Box<crate::systemd::SystemdError>),
 }
 
 /// What this host's kernel can do, probed at start; shown in `sentinelctl status`.
