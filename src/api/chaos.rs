@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::server::{error, json, ApiState, Body};
 use crate::chaos::{ChaosError, ExperimentView, Profile, StartRequest};
+use crate::systemd::SystemdError;
 
 /// `GET /v1/chaos/profiles`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +100,12 @@ pub(super) fn failure(err: ChaosError) -> Response<Body> {
         | ChaosError::Cgroup(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ChaosError::Docker(_) => StatusCode::BAD_GATEWAY,
         ChaosError::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ChaosError::Systemd(err) => match err.as_ref() {
+            SystemdError::Property(_) | SystemdError::NoSuchUnit { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            _ => StatusCode::BAD_GATEWAY,
+        },
     };
     error(status, err.to_string())
 }

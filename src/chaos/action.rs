@@ -8,6 +8,7 @@ use super::classify::Tree;
 use super::ifb::Ingress;
 use super::netns::NetnsPin;
 use super::spec::{ContainerAction, Destination};
+use super::unit::UnitChange;
 
 /// A root qdisc that was there before and that `force` replaced: re-created on rollback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +60,8 @@ pub enum Action {
         destination: Destination,
         metric: u32,
     },
+    /// Runtime properties of a systemd unit (`SetUnitProperties`), with the values they replaced.
+    Unit(UnitChange),
 }
 
 impl Action {
@@ -124,6 +127,7 @@ impl Action {
             Self::Route {
                 netns, destination, ..
             } => format!("blackhole route {destination} in {}", netns.describe()),
+            Self::Unit(change) => change.describe(),
         }
     }
 

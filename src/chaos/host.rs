@@ -13,8 +13,9 @@ use super::cgroup::{self, Cgroupfs, Controller};
 use super::netlink::RouteSocket;
 use super::netns::{self, NetnsPin};
 use super::spec::{ContainerAction, ExperimentSpec, Fault};
-use super::{process, qdisc, route, tc, Capability, ChaosError};
+use super::{process, qdisc, route, tc, unit, Capability, ChaosError};
 use crate::docker::DockerEngine;
+use crate::systemd::Systemd;
 
 /// A container the engine looked up before planning (Docker is asked once, asynchronously).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct LinuxHost {
     cgroup_root: PathBuf,
     handle_major: u16,
     docker: DockerEngine,
+    /// Unit limits go through systemd (opened on first use: hosts without systemd never connect).
+    systemd: Systemd,
     runtime: tokio::runtime::Handle,
     capabilities: Vec<Capability>,
 }
@@ -63,6 +66,7 @@ impl LinuxHost {
             cgroup_root,
             handle_major,
             docker,
+            systemd: Systemd::new(),
             runtime: tokio::runtime::Handle::current(),
             capabilities: Vec::new(),
         }
@@ -245,6 +249,15 @@ impl ChaosHost for LinuxHost {
                     let pin = self.netns_pin(spec, container)?;
                     qdisc::plan(pin, spec, fault, self.handle_major)?
                 }
+                Fault::CpuQuota(_) | Fault::MemoryLimit(_) if spec.target.unit.is_some() => {
+                    let name = spec.target.unit.as_deref().unwrap_or_default();
+                    let systemd = self.systemd.clone();
+                    let fault = fault.clone();
+                    let change = self
+                        .runtime
+                        .block_on(async move { unit::plan(&systemd, name, &fault).await })?;
+                    Action::Unit(change)
+                }
                 Fault::CpuQuota(cpu) => {
                     let fs = self.cgroups()?;
                     let dir = self.cgroup_dir(&fs, Controller::Cpu, spec, container)?;
@@ -315,6 +328,7 @@ impl ChaosHost for LinuxHost {
                 metric,
             } => route::apply(netns, destination, *metric),
             Action::Cgroup(change) => cgroup::apply(change),
+            Action::Unit(change) => self.runtime.block_on(unit::apply(&self.systemd, change)),
             Action::Signal { pid, start, signal } => {
                 let parsed = super::spec::parse_signal(signal).map_err(ChaosError::Invalid)?;
                 process::signal_pinned(*pid, *start, parsed)?;
@@ -354,6 +368,7 @@ impl ChaosHost for LinuxHost {
                 metric,
             } => route::revert(netns, destination, *metric),
             Action::Cgroup(change) => cgroup::restore(change),
+            Action::Unit(change) => self.runtime.block_on(unit::revert(&self.systemd, change)),
             Action::Pause { pid, start } => {
                 process::signal_pinned(*pid, *start, Signal::SIGCONT)?;
                 Ok(format!("pid {pid} continued"))

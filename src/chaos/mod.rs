@@ -9,6 +9,7 @@
 //! - [`ifb`]: ingress faults (an ifb device and a mirred redirect to it).
 //! - [`netlink`], [`netns`]: the rtnetlink socket and namespace entry (host edge).
 //! - [`cgroup`], [`process`]: cgroupfs v1/v2 and process identity (host edge).
+//! - [`unit`]: systemd unit limits as D-Bus runtime properties (survive a unit restart).
 //! - [`action`]: the journaled, pinned unit of change with its pre-image.
 //! - [`host`]: `ChaosHost`, the narrow trait over every side effect, and its Linux implementation.
 //! - [`engine`], `lifecycle`: limits, journal, apply, deadline, stop, halt, recovery, sweep.
@@ -31,6 +32,7 @@ pub mod qdisc;
 pub mod route;
 pub mod spec;
 pub mod tc;
+pub mod unit;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -70,6 +72,9 @@ pub enum ChaosError {
     Docker(String),
     #[error("experiment journal: {0}")]
     Journal(String),
+    /// A unit's limits could not be read or set over D-Bus.
+    #[error("systemd: {0}")]
+    Systemd(#[source] Box<crate::systemd::SystemdError>),
 }
 
 /// What this host's kernel can do, probed at start; shown in `sentinelctl status`.

@@ -1,5 +1,10 @@
-//! The systemd edge: a unit's states and `RestartUnit` over D-Bus (zbus), never `systemctl`.
-//! Owns the connection (system bus, else systemd's private socket), unit names and job results.
+//! The systemd edge: a unit's states, `RestartUnit` and runtime resource limits over D-Bus
+//! (zbus), never `systemctl`. Owns the connection (system bus, else systemd's private socket),
+//! unit names, job results and unit properties (`limits`).
+
+pub mod limits;
+
+pub use limits::{PropertyError, UnitProperty, UnitSetting, UnitValue};
 
 use std::fmt;
 use std::path::Path;
@@ -61,6 +66,9 @@ pub enum SystemdError {
     /// The restart job did not end in time (it may still run: systemd owns it).
     #[error("systemd's restart job for {unit} did not finish within {timeout:?}")]
     JobTimeout { unit: String, timeout: Duration },
+    /// A unit or a property value systemd would refuse, refused before any call.
+    #[error(transparent)]
+    Property(#[from] limits::PropertyError),
 }
 
 /// A unit's `ActiveState` (`org.freedesktop.systemd1.Unit`).
@@ -214,6 +222,13 @@ trait Manager {
     /// Loads the unit (from its file) if it is not loaded; `LoadState` says whether it exists.
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    /// Sets resource properties; `runtime` keeps them under /run (until reboot), not /etc.
+    fn set_unit_properties(
+        &self,
+        name: &str,
+        runtime: bool,
+        properties: &[(&str, zbus::zvariant::Value<'_>)],
+    ) -> zbus::Result<()>;
     /// Asks for job and unit signals (on the system bus they are sent only to subscribers).
     fn subscribe(&self) -> zbus::Result<()>;
     #[zbus(signal)]

@@ -58,6 +58,7 @@ echo "systemd-lab: kernel $(uname -r), PID 1 $(cat /proc/1/comm), $(systemctl --
 mkdir -p /var/lib/sentineld
 booted=$(now)
 sentineld --config /lab/sentineld.toml run >/tmp/sentineld.log 2>&1 &
+daemon=$!
 wait_for 150 probe_is up || fail_with_log "probe up" "state $(probe_state) after 150 s"
 check "probe up" ok "Up $(since "$booted") s after sentineld started; unit $(systemctl is-active sentinel-demo.service)"
 
@@ -78,4 +79,71 @@ if [ "$unit" = active ] && [ "$after" != 0 ] && [ "$after" != "$before" ]; then
 else
     check "probe up again" FAIL "unit $unit, MainPID $before -> $after"
 fi
+
+# Unit limits through SetUnitProperties(runtime): profile unit-limits on sentinel-limits.service
+# (memory_limit max 64MiB, cpu_quota 0.5). systemctl only reads here, and restarts the unit.
+LIMITED=sentinel-limits.service
+APPLIED="MemoryMax=67108864 CPUQuotaPerSecUSec=500ms memory.max=67108864"
+cg=/sys/fs/cgroup$(systemctl show -p ControlGroup --value $LIMITED)
+# one systemctl call (each costs most of a second under emulation)
+limits() {
+    shown=$(systemctl show -p MemoryMax -p CPUQuotaPerSecUSec $LIMITED)
+    echo "MemoryMax=$(echo "$shown" | sed -n 's/^MemoryMax=//p')" \
+        "CPUQuotaPerSecUSec=$(echo "$shown" | sed -n 's/^CPUQuotaPerSecUSec=//p')" \
+        "memory.max=$(cat "$cg/memory.max" 2>/dev/null)"
+}
+cpu_max() { cat "$cg/cpu.max" 2>/dev/null || echo none; }
+limits_are() { [ "$(limits)" = "$1" ]; }
+limited_pid() { systemctl show -p MainPID --value $LIMITED; }
+start_limits() { $CTL --json chaos start unit-limits 2>>/tmp/sentineld.log | tr -d ' \n' | grep -o '"id":"[^"]*"' | head -n1 | sed 's/"id":"//; s/"$//'; }
+experiment_state() { $CTL --json chaos show "$1" 2>/dev/null | tr -d ' \n' | grep -o '"state":"[a-z_]*"' | head -n1 | sed 's/"state":"//; s/"$//'; }
+
+limits_started=$(now)
+original=$(limits)
+step=$(now)
+id=$(start_limits)
+[ -n "$id" ] || fail_with_log "unit limits applied" "chaos start unit-limits answered no id; before: $original"
+if limits_are "$APPLIED" && [ "$(cpu_max)" = "50000 100000" ]; then
+    check "unit limits applied" ok "$id in $(since "$step") s: $(limits) cpu.max=$(cpu_max); before: $original"
+else
+    check "unit limits applied" FAIL "$id: $(limits) cpu.max=$(cpu_max); want $APPLIED cpu.max=50000 100000"
+fi
+
+pid_before=$(limited_pid)
+step=$(now)
+systemctl restart $LIMITED
+pid_after=$(limited_pid)
+if limits_are "$APPLIED" && [ "$(cpu_max)" = "50000 100000" ] && [ "$pid_after" != "$pid_before" ]; then
+    check "unit limits survive a restart" ok "restarted in $(since "$step") s, MainPID $pid_before -> $pid_after: $(limits) cpu.max=$(cpu_max)"
+else
+    check "unit limits survive a restart" FAIL "MainPID $pid_before -> $pid_after: $(limits) cpu.max=$(cpu_max); want $APPLIED"
+fi
+
+step=$(now)
+$CTL chaos stop "$id" >/dev/null 2>&1
+state=$(experiment_state "$id")
+if [ "$state" = rolled_back ] && limits_are "$original"; then
+    check "unit limits rolled back" ok "$id $state in $(since "$step") s: $(limits) cpu.max=$(cpu_max); drop-ins $(systemctl show -p DropInPaths --value $LIMITED)"
+else
+    check "unit limits rolled back" FAIL "$id $state: $(limits); want $original"
+fi
+
+# kill -9 mid-experiment: the limits stay (systemd holds them), the next start rolls them back.
+id=$(start_limits)
+limits_are "$APPLIED" || fail_with_log "unit limits after kill -9" "$id did not apply: $(limits)"
+kill -KILL $daemon
+sleep 1
+held=$(limits)
+killed=$(now)
+sentineld --config /lab/sentineld.toml run >>/tmp/sentineld.log 2>&1 &
+wait_for 120 limits_are "$original" || fail_with_log "unit limits after kill -9" "not restored after restart: $(limits); want $original"
+restored=$(since "$killed")
+wait_for 60 sh -c "$CTL --json chaos show $id 2>/dev/null | grep -q rolled_back"
+state=$(experiment_state "$id")
+if [ "$held" = "$APPLIED" ] && [ "$state" = rolled_back ]; then
+    check "unit limits after kill -9" ok "held after kill -9 of pid $daemon ($held); $id $state, restored ${restored} s after the restart: $(limits)"
+else
+    check "unit limits after kill -9" FAIL "held: $held; $id $state; now $(limits)"
+fi
+echo "systemd-lab: unit limit checks took $(since "$limits_started") s"
 finish

@@ -103,7 +103,8 @@ for binary in "$SENTINELD" "$SENTINELCTL"; do
 done
 install -m 0755 "$LAB_DIR/lab.sh" "$LAB/lab/lab.sh"
 cp "$LAB_DIR/sentineld.toml" "$LAB/lab/sentineld.toml"
-cp "$LAB_DIR/sentinel-demo.service" "$LAB_DIR/sentinel-lab.service" "$LAB/etc/systemd/system/"
+cp "$LAB_DIR/sentinel-demo.service" "$LAB_DIR/sentinel-lab.service" "$LAB_DIR/sentinel-limits.service" \
+    "$LAB/etc/systemd/system/"
 ln -s ../sentinel-lab.service "$LAB/etc/systemd/system/multi-user.target.wants/sentinel-lab.service"
 INITRD="$CACHE/initrd.cpio"
 cp "$BASE" "$INITRD"
