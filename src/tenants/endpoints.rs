@@ -100,19 +100,18 @@ impl EndpointErrors {
         }
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.names.clear();
-        self.window_errors.clear();
-        self.other_window_errors = 0;
-        self.entries.clear();
+    /// No error left in the window.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        let names: usize = self.names.iter().map(|name| name.len()).sum();
+        use super::ring::malloc_size;
+        let names: usize = self.names.iter().map(|name| malloc_size(name.len())).sum();
         names
-            + self.names.capacity() * std::mem::size_of::<Box<str>>()
-            + self.window_errors.capacity() * std::mem::size_of::<u64>()
-            + self.entries.capacity() * std::mem::size_of::<Entry>()
+            + malloc_size(self.names.capacity() * std::mem::size_of::<Box<str>>())
+            + malloc_size(self.window_errors.capacity() * std::mem::size_of::<u64>())
+            + malloc_size(self.entries.capacity() * std::mem::size_of::<Entry>())
     }
 
     fn name(&self, slot: usize) -> &str {

@@ -213,19 +213,22 @@ impl Candidate<'_> {
     }
 }
 
-/// The best `limit` candidates for `by`, best first. O(n) selection plus O(limit log limit);
-/// ties go to more errors, then more requests, then the smaller id (stable output).
+/// Above this limit, insertion into the kept list could cost O(limit) per candidate: collect and
+/// select instead (O(n) plus O(limit log limit)).
+const SORTED_INSERT_LIMIT: usize = 64;
+
+/// The best `limit` candidates for `by`, best first; ties go to more errors, then more requests,
+/// then the smaller id (stable output). One pass keeping the best `limit` in a sorted list: a
+/// candidate that does not beat the current last place costs one comparison and no allocation,
+/// so ranking 100,000 tenants for a top-10 reads each once and copies almost none.
 pub fn select_top<'a>(
     by: RankBy,
     candidates: impl IntoIterator<Item = Candidate<'a>>,
     limit: usize,
     min_requests: u64,
 ) -> Vec<Candidate<'a>> {
-    let mut scored: Vec<((bool, f64), Candidate<'a>)> = candidates
-        .into_iter()
-        .filter_map(|candidate| Some((candidate.score(by, min_requests)?, candidate)))
-        .collect();
-    let order = |a: &((bool, f64), Candidate<'_>), b: &((bool, f64), Candidate<'_>)| -> Ordering {
+    type Scored<'a> = ((bool, f64), Candidate<'a>);
+    let order = |a: &Scored<'_>, b: &Scored<'_>| -> Ordering {
         let ((a_enough, a_score), a) = a;
         let ((b_enough, b_score), b) = b;
         b_enough
@@ -238,12 +241,32 @@ pub fn select_top<'a>(
     if limit == 0 {
         return Vec::new();
     }
-    if scored.len() > limit {
-        scored.select_nth_unstable_by(limit - 1, order);
-        scored.truncate(limit);
+    if limit > SORTED_INSERT_LIMIT {
+        let mut scored: Vec<Scored<'a>> = candidates
+            .into_iter()
+            .filter_map(|candidate| Some((candidate.score(by, min_requests)?, candidate)))
+            .collect();
+        if scored.len() > limit {
+            scored.select_nth_unstable_by(limit - 1, order);
+            scored.truncate(limit);
+        }
+        scored.sort_unstable_by(order);
+        return scored.into_iter().map(|(_, candidate)| candidate).collect();
     }
-    scored.sort_unstable_by(order);
-    scored.into_iter().map(|(_, candidate)| candidate).collect()
+    let mut best: Vec<Scored<'a>> = Vec::with_capacity(limit + 1);
+    for candidate in candidates {
+        let Some(score) = candidate.score(by, min_requests) else {
+            continue;
+        };
+        let scored = (score, candidate);
+        if best.len() == limit && best.last().is_some_and(|last| order(&scored, last).is_ge()) {
+            continue;
+        }
+        let at = best.partition_point(|kept| order(kept, &scored).is_lt());
+        best.insert(at, scored);
+        best.truncate(limit);
+    }
+    best.into_iter().map(|(_, candidate)| candidate).collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,21 @@
 //! `CounterRing`: requests and errors per time bucket over a sliding window, with running
 //! totals; the counting part of every tenant window and of the global totals.
 
+/// What a heap block of `bytes` costs the allocator (glibc malloc: an 8-byte header, 16-byte
+/// alignment, 32-byte minimum chunk): the byte cap counts this, not the bytes asked for, so the
+/// estimate follows the process's resident memory instead of undercounting small blocks.
+pub(crate) const fn malloc_size(bytes: usize) -> usize {
+    if bytes == 0 {
+        return 0;
+    }
+    let chunk = (bytes + 8 + 15) & !15;
+    if chunk < 32 {
+        32
+    } else {
+        chunk
+    }
+}
+
 /// Requests and errors over some span.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -116,24 +131,12 @@ impl CounterRing {
         self.totals.errors += other.totals.errors;
     }
 
-    pub(crate) fn clear(&mut self) {
-        if let Some(head) = self.head {
-            for seq in self.live(head) {
-                self.slots[seq.rem_euclid(self.slots.len() as i64) as usize] =
-                    BucketCounts::default();
-            }
-        }
-        self.head = None;
-        self.oldest = i64::MAX;
-        self.totals = Counts::default();
-    }
-
     /// Buckets that may hold counts when the head is `head`.
     fn live(&self, head: i64) -> std::ops::RangeInclusive<i64> {
         (head - self.slots.len() as i64 + 1).max(self.oldest)..=head
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.slots)
+        malloc_size(std::mem::size_of_val(&*self.slots))
     }
 }

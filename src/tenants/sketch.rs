@@ -36,6 +36,20 @@ impl LatencyKey {
         let value = value_ms.min(MAX_TRACKED_MS);
         Self(Some((value.ln() / LN_GAMMA).ceil() as i32))
     }
+
+    /// The log bin, or `None` for the zero bucket (how a cold window stores the key compactly).
+    pub(crate) fn bin(self) -> Option<i32> {
+        self.0
+    }
+
+    pub(crate) fn from_bin(bin: Option<i32>) -> Self {
+        Self(bin)
+    }
+
+    /// What a sketch's quantile returns for a value in this key's bin.
+    pub(crate) fn value(self) -> f64 {
+        self.0.map_or(0.0, value_of_key)
+    }
 }
 
 /// The representative value of bin `key`: the point whose relative distance to both bin edges is α.
@@ -278,9 +292,10 @@ impl LatencySketch {
         self.count = 0;
     }
 
-    /// Heap bytes held (capacity, not length: that is what the allocator gave us).
+    /// Heap bytes held (capacity, not length: that is what the allocator gave us), as the
+    /// allocator counts them (with its chunk header and rounding).
     pub fn heap_bytes(&self) -> usize {
-        self.bins.capacity() * std::mem::size_of::<u32>()
+        super::ring::malloc_size(self.bins.capacity() * std::mem::size_of::<u32>())
     }
 
     /// Number of bins currently spanned (what the cap bounds).

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::ring::CounterRing;
+use super::ring::{malloc_size, CounterRing};
 use super::sketch::LatencyKey;
 use super::window::{Counts, TenantWindow, WindowShape};
 
@@ -39,7 +39,7 @@ const MAX_DECAY_EXPONENT: f64 = 64.0;
 /// Heap bytes a tracked tenant costs beyond its window: the shared id (`Arc` counts plus text).
 /// Its index entry and slab slot are counted with the table's capacity.
 fn tenant_overhead(id: &str) -> usize {
-    id.len() + 2 * std::mem::size_of::<usize>()
+    malloc_size(id.len() + 2 * std::mem::size_of::<usize>())
 }
 
 /// One event as the tracker needs it: borrowed, classified, its latency already keyed.
@@ -149,7 +149,7 @@ pub struct TenantTracker {
 
 impl TenantTracker {
     pub fn new(shape: WindowShape, max_tenants: usize, max_bytes: usize) -> Self {
-        let other = TenantWindow::new(&shape);
+        let other = TenantWindow::new_hot(&shape);
         Self {
             shape,
             max_tenants: max_tenants.max(1),
@@ -157,7 +157,7 @@ impl TenantTracker {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
-            empty_window_bytes: other.heap_bytes(),
+            empty_window_bytes: TenantWindow::new(&shape).heap_bytes(),
             other,
             global: CounterRing::new(shape.buckets),
             victims: Vec::new(),
@@ -272,15 +272,19 @@ impl TenantTracker {
         }
     }
 
-    /// Heap and table bytes: every tenant window, `__other__`, the index and the slab.
+    /// Heap and table bytes as the allocator counts them: every tenant window, `__other__`, the
+    /// index (its buckets: capacity is 7/8 of them, one control byte each) and the slab's used
+    /// slots (its spare capacity is never written, so the kernel never backs it with memory).
     pub fn bytes_estimate(&self) -> usize {
+        let index_buckets = self.index.capacity() * 8 / 7;
         self.tenant_bytes
             + self.other.heap_bytes()
             + self.global.heap_bytes()
-            + self.slots.capacity() * std::mem::size_of::<Option<TrackedTenant>>()
-            + self.index.capacity() * (std::mem::size_of::<(Arc<str>, u32)>() + 1)
-            + (self.free.capacity() + self.victims.capacity()) * std::mem::size_of::<u32>()
-            + self.scan.capacity() * std::mem::size_of::<(u64, u32)>()
+            + malloc_size(self.slots.len() * std::mem::size_of::<Option<TrackedTenant>>())
+            + malloc_size(index_buckets * (std::mem::size_of::<(Arc<str>, u32)>() + 1))
+            + malloc_size(self.free.capacity() * std::mem::size_of::<u32>())
+            + malloc_size(self.victims.capacity() * std::mem::size_of::<u32>())
+            + malloc_size(self.scan.capacity() * std::mem::size_of::<(u64, u32)>())
     }
 
     /// Moves the tracker's clock (never backwards) and rebases weights when they grow large.

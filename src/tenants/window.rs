@@ -1,10 +1,17 @@
-//! `TenantWindow`: one tenant's recent traffic — requests and errors per bucket, latency sketches
-//! per sub-window plus a running window sketch, a longer latency baseline, and errors by endpoint.
+//! `TenantWindow`: one tenant's recent traffic — requests and errors per bucket, latency (window,
+//! sub-windows, baseline) and errors by endpoint; cold (a few exact events) or hot (sketches).
+//!
+//! [`HotWindow`] is the dense form: a counter ring, latency sketches per sub-window plus a running
+//! window sketch, a longer latency baseline. Its sketches cost kilobytes, which only pays off for
+//! tenants with many events; `cold` holds the rest and promotes itself when it fills.
+
+mod cold;
 
 use super::endpoints::{EndpointErrors, OTHER_ENDPOINT};
-use super::ring::CounterRing;
 pub use super::ring::Counts;
+use super::ring::{malloc_size, CounterRing};
 use super::sketch::{LatencyKey, LatencySketch, P95Cursor};
+pub use cold::{TenantWindow, COLD_EVENTS};
 
 /// Bucket geometry shared by every tenant, derived once from the config so no window stores it.
 /// Time is a bucket sequence number (`epoch_ms / bucket_ms`), never read from a clock.
@@ -41,9 +48,9 @@ impl WindowShape {
     }
 }
 
-/// One tenant's window (also used for the `__other__` aggregate).
+/// One busy tenant's window, dense (also used for the `__other__` aggregate).
 #[derive(Debug, Clone)]
-pub struct TenantWindow {
+pub(crate) struct HotWindow {
     counts: CounterRing,
     /// Ring of sub-window sketches; slot of latency sub-window `l` is `l mod len`.
     latency: Box<[LatencySketch]>,
@@ -64,7 +71,7 @@ pub struct TenantWindow {
     heap_bytes: usize,
 }
 
-impl TenantWindow {
+impl HotWindow {
     pub fn new(shape: &WindowShape) -> Self {
         let mut window = Self {
             counts: CounterRing::new(shape.buckets),
@@ -221,7 +228,7 @@ impl TenantWindow {
 
     /// Adds everything `other` holds (how an evicted tenant is folded into `__other__`). Both
     /// windows must have been advanced to the same head.
-    pub fn absorb(&mut self, shape: &WindowShape, other: &TenantWindow) {
+    pub fn absorb(&mut self, shape: &WindowShape, other: &HotWindow) {
         let Some(head) = other.head() else { return };
         self.advance(shape, head);
         self.counts.absorb(&other.counts);
@@ -249,21 +256,6 @@ impl TenantWindow {
         let before = self.endpoints.heap_bytes();
         self.endpoints.absorb(&other.endpoints, shape.max_endpoints);
         self.heap_bytes = self.heap_bytes + grown - before + self.endpoints.heap_bytes();
-    }
-
-    /// Empties the window for reuse by another tenant, keeping allocations (no malloc on reuse).
-    pub fn reset(&mut self) {
-        self.counts.clear();
-        self.latency.iter_mut().for_each(LatencySketch::clear);
-        self.window_latency.clear();
-        self.p95_cursor = None;
-        self.baseline.iter_mut().for_each(LatencySketch::clear);
-        self.baseline_latency.clear();
-        self.baseline_p95_cache = None;
-        // Sketches keep their capacity; only the endpoint names are freed.
-        let before = self.endpoints.heap_bytes();
-        self.endpoints.clear();
-        self.heap_bytes = self.heap_bytes - before + self.endpoints.heap_bytes();
     }
 
     /// Heap bytes held, kept current on every change so the tracker's byte cap costs O(1).
@@ -313,16 +305,58 @@ impl TenantWindow {
         if self.baseline.is_empty() {
             let slots = shape.baseline_slots.max(1);
             self.baseline = vec![LatencySketch::new(); slots].into_boxed_slice();
-            self.heap_bytes += std::mem::size_of_val(&*self.baseline);
+            self.heap_bytes += malloc_size(std::mem::size_of_val(&*self.baseline));
         }
+    }
+
+    /// Places one remembered event (a cold window's) where it would be had this window seen it:
+    /// the counters if inside the window, then its latency sub-window while that is live, else
+    /// its baseline bucket while that is kept. `latency` is `None` for an event whose latency was
+    /// not counted (it arrived after its sub-window had retired). Leaves the p95s to refresh.
+    fn insert_entry(
+        &mut self,
+        shape: &WindowShape,
+        seq: i64,
+        latency: Option<LatencyKey>,
+        is_error: bool,
+    ) {
+        self.counts.add(seq, 1, u32::from(is_error));
+        let (Some(key), Some(head)) = (latency, self.counts.head()) else {
+            return;
+        };
+        let (latency_seq, latency_head) = (shape.latency_of(seq), shape.latency_of(head));
+        if latency_seq > latency_head - self.latency.len() as i64 {
+            let slot = latency_seq.rem_euclid(self.latency.len() as i64) as usize;
+            self.latency[slot].insert_key(key, 1);
+            self.window_latency.insert_key(key, 1);
+            self.p95_cursor = None;
+            return;
+        }
+        let bucket = latency_seq.div_euclid(shape.latency_per_baseline);
+        let kept = shape.baseline_slots.max(1) as i64;
+        if bucket <= self.baseline_head && bucket > self.baseline_head - kept {
+            self.ensure_baseline(shape);
+            let slot = bucket.rem_euclid(self.baseline.len() as i64) as usize;
+            self.baseline[slot].insert_key(key, 1);
+            self.baseline_latency.insert_key(key, 1);
+            self.baseline_p95_cache = None;
+        }
+    }
+
+    /// True when nothing is left: no counts, no latency in window or baseline, no endpoint.
+    fn holds_nothing(&self) -> bool {
+        self.counts.last(usize::MAX).requests == 0
+            && self.window_latency.is_empty()
+            && self.baseline_latency.is_empty()
+            && self.endpoints.is_empty()
     }
 
     fn recount_heap_bytes(&mut self) {
         let sketches = self.latency.iter().chain(self.baseline.iter());
         self.heap_bytes = self.counts.heap_bytes()
-            + sketches
-                .map(|sketch| std::mem::size_of::<LatencySketch>() + sketch.heap_bytes())
-                .sum::<usize>()
+            + malloc_size(std::mem::size_of_val(&*self.latency))
+            + malloc_size(std::mem::size_of_val(&*self.baseline))
+            + sketches.map(LatencySketch::heap_bytes).sum::<usize>()
             + self.window_latency.heap_bytes()
             + self.baseline_latency.heap_bytes()
             + self.endpoints.heap_bytes();
