@@ -150,6 +150,9 @@ routes! {
     TenantMutes => GET "/v1/tenants/mutes" Open;
     /// `?since=30d&probe=P`: availability from the journal's daily rollups.
     Uptime => GET "/v1/uptime" Open;
+    /// `?signal=errors|latency&tenant=T&window=10m&limit=N`: dimension values over-represented
+    /// among errors or slow requests.
+    TenantsExplain => GET "/v1/tenants/explain" Open;
 }
 
 /// Why a request matched no route.

@@ -80,6 +80,8 @@ pub enum TenantsError {
     },
     #[error("status pattern \"{text}\" must lie within 100-599")]
     StatusOutOfRange { text: String },
+    #[error(transparent)]
+    Explain(#[from] explain::ExplainError),
 }
 
 /// One request as the detector sees it, already validated by ingest.

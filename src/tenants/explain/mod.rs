@@ -46,6 +46,8 @@ pub enum ExplainError {
         "no dimensions configured: set [tenants] dimensions = [\"region\", ...] in sentineld.toml"
     )]
     NoDimensions,
+    #[error("unknown signal `{0}`: expected errors or latency")]
+    UnknownSignal(String),
     #[error("tenant \"{0}\" has no explain scope: it was not among the tenants with most errors or slow requests recently (ask without --tenant for all traffic)")]
     NoScope(String),
 }
@@ -212,15 +214,13 @@ impl Signal {
 }
 
 impl std::str::FromStr for Signal {
-    type Err = String;
+    type Err = ExplainError;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, ExplainError> {
         match text {
             "errors" => Ok(Self::Errors),
             "latency" => Ok(Self::Latency),
-            other => Err(format!(
-                "unknown signal `{other}`: expected errors or latency"
-            )),
+            other => Err(ExplainError::UnknownSignal(other.to_string())),
         }
     }
 }
