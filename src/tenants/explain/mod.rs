@@ -291,14 +291,15 @@ impl Scope {
     fn sum(&self, from: i64, to: i64, cells: usize) -> ([u64; 3], Vec<[u64; 3]>) {
         let mut totals = [0u64; 3];
         let mut sums = vec![[0u64; 3]; cells];
-        for bucket in self.live(from, to) {
-            for k in 0..3 {
-                totals[k] += u64::from(bucket.totals[k]);
+        let add = |sum: &mut [u64; 3], cell: &Cell| {
+            for (total, &n) in sum.iter_mut().zip(cell) {
+                *total += u64::from(n);
             }
+        };
+        for bucket in self.live(from, to) {
+            add(&mut totals, &bucket.totals);
             for (sum, cell) in sums.iter_mut().zip(bucket.cells.iter()) {
-                for k in 0..3 {
-                    sum[k] += u64::from(cell[k]);
-                }
+                add(sum, cell);
             }
         }
         (totals, sums)
