@@ -8,6 +8,7 @@ mod chaos;
 mod client;
 mod drills;
 mod events;
+mod explain;
 mod maintenance;
 mod outbox;
 mod peer;

@@ -152,6 +152,9 @@ routes! {
     Uptime => GET "/v1/uptime" Open;
     /// A configured drill's name; `?last=N`: its runs' detect / act / recover times and trend.
     DrillTrend { drill } => GET "/v1/drills/{drill}/trend" Open;
+    /// `?signal=errors|latency&tenant=T&window=10m&limit=N`: dimension values over-represented
+    /// among errors or slow requests.
+    TenantsExplain => GET "/v1/tenants/explain" Open;
 }
 
 /// Why a request matched no route.

@@ -219,6 +219,7 @@ async fn answer(
         Route::MaintenanceEnd { window } => super::maintenance::end(state, &window, peer),
         Route::TenantMute { tenant } => super::tenants::mute(tenant, query, peer, state),
         Route::TenantMutes => super::tenants::mutes(&state.tenants),
+        Route::TenantsExplain => super::explain::explain(query, &state.tenants),
         Route::Uptime => super::uptime::get(query, &state.journal, &state.maintenance).await,
         Route::DrillTrend { drill } => super::drills::trend_of(state, &drill, query).await,
     }

@@ -283,6 +283,24 @@ async fn tenants(
                 false => print!("{}", sentinel::cli::tenants::muted(&response)),
             }
         }
+        TenantsCommand::Explain {
+            tenant,
+            errors: _,
+            latency,
+            window: w,
+            limit,
+        } => {
+            let signal = if latency { "latency" } else { "errors" };
+            let mut query = vec![("signal", signal.to_string()), ("limit", limit.to_string())];
+            query.extend(tenant.map(|t| ("tenant", t)));
+            query.extend(w.map(|w| ("window", w)));
+            let response: sentinel::tenants::Explanation =
+                client.call(Route::TenantsExplain.with_query(query)).await?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&response)?),
+                false => print!("{}", sentinel::cli::tenants::explain(&response)),
+            }
+        }
         TenantsCommand::Unmute { tenant } => {
             let target = Route::TenantMute { tenant }.with_query([("for", "0")]);
             let response: TenantMuteResponse = client.call(target).await?;

@@ -210,6 +210,26 @@ pub enum TenantsCommand {
     Unmute { tenant: String },
     /// The tenant mutes in force.
     Mutes,
+    /// What failing (or slow) requests have in common: the values of `[tenants] dimensions`
+    /// over-represented among them against the rest of the traffic (lift, Wilson bound).
+    Explain {
+        /// Only this tenant's requests (it must be among those with most errors or slow
+        /// requests); default: all traffic.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Explain errors (the default).
+        #[arg(long, conflicts_with = "latency")]
+        errors: bool,
+        /// Explain slow requests (`[tenants.explain] slow`) instead of errors.
+        #[arg(long)]
+        latency: bool,
+        /// How far back, e.g. 5m (default and maximum: the configured window).
+        #[arg(long)]
+        window: Option<String>,
+        /// How many values.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -219,6 +219,84 @@ fn millis(ms: Option<f64>) -> String {
     }
 }
 
+/// What bad requests have in common, as a table:
+///
+/// ```text
+/// What 5xx have in common (all tenants, last 10 minutes: 4,210 of 61,000 requests)
+///   dimension  value     bad   requests  bad rate  rest   lift  score
+///   region     eu-west   3,962  9,900    40.0%     0.5%   85.3  3,482
+/// ```
+pub fn explain(response: &crate::tenants::Explanation) -> String {
+    use crate::tenants::Signal;
+    let what = match response.signal {
+        Signal::Errors => "errors".to_string(),
+        Signal::Latency => format!("requests slower than {} ms", response.slow_ms),
+    };
+    let scope = match &response.tenant_id {
+        Some(tenant) => format!("tenant {tenant}"),
+        None => "all tenants".into(),
+    };
+    let window = window_phrase(response.window_ms);
+    let mut out = format!(
+        "What {what} have in common ({scope}, {window}: {} of {} requests)\n",
+        response.bad, response.requests
+    );
+    if response.findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "no value of {} stands out (each needs {} bad requests and a bad rate above the rest's with confidence)",
+            response.dimensions.join(", "),
+            response.min_support
+        );
+        return out;
+    }
+    let rows: Vec<[String; 8]> = response
+        .findings
+        .iter()
+        .map(|f| {
+            [
+                f.dimension.clone(),
+                f.value.clone(),
+                f.bad.to_string(),
+                f.requests.to_string(),
+                percent(f.bad_rate),
+                percent(f.rest_rate),
+                format!("{:.1}", f.lift),
+                format!("{:.0}", f.score),
+            ]
+        })
+        .collect();
+    let header = [
+        "dimension",
+        "value",
+        "bad",
+        "requests",
+        "bad rate",
+        "rest",
+        "lift",
+        "score",
+    ];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut line = String::from(" ");
+        for (cell, width) in cells.iter().zip(widths) {
+            let _ = write!(line, " {cell:<width$}");
+        }
+        line.trim_end().to_string()
+    };
+    let _ = writeln!(out, "{}", line(&header));
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        let _ = writeln!(out, "{}", line(&cells));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,8 @@ pub fn apply(
     let tokens = section.ingest.all_tokens();
     let detector = section.enabled.then(|| section.detector_config());
     let outcome = tenants.configure(detector, section.alert_rules())?;
+    let explain = section.enabled.then(|| section.explain_config());
+    tenants.explain().configure(explain)?;
     ingest.configure(IngestSettings {
         tokens,
         max_body: section.ingest.max_body.as_usize(),
@@ -41,6 +43,7 @@ pub fn apply(
         max_event_age: section.max_event_age(),
         max_clock_skew: section.max_clock_skew.get(),
         otlp_tenant_attributes: section.otlp.tenant_attributes.get_ref().clone(),
+        dimensions: section.dimensions.get_ref().clone(),
     });
     let note = match outcome {
         Reconfigured::Unchanged => None,

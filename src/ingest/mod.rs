@@ -45,6 +45,8 @@ pub struct IngestSettings {
     pub max_clock_skew: Duration,
     /// OTLP span (then resource) attributes that name the tenant, in order.
     pub otlp_tenant_attributes: Vec<String>,
+    /// `[tenants] dimensions`: read from OTLP span (then resource) attributes of these names.
+    pub dimensions: Vec<String>,
 }
 
 impl Default for IngestSettings {
@@ -56,6 +58,7 @@ impl Default for IngestSettings {
             max_event_age: Duration::from_secs(600),
             max_clock_skew: Duration::from_secs(300),
             otlp_tenant_attributes: otlp::DEFAULT_TENANT_ATTRIBUTES.map(String::from).to_vec(),
+            dimensions: Vec::new(),
         }
     }
 }
@@ -215,6 +218,8 @@ impl Ingest {
             tenants
                 .record_batch(events.iter().map(ValidEvent::as_ref), limits.now_ms)
                 .ok_or(Refusal::Disabled)?;
+            let explained = events.iter().map(|e| (e.as_ref(), &e.dims[..]));
+            tenants.explain().record_batch(explained, limits.now_ms);
             Ok::<_, Refusal>((accepted, rejections))
         })
         .await;
@@ -277,16 +282,20 @@ impl Ingest {
         };
         let max_body = settings.max_body;
         let keys = settings.otlp_tenant_attributes;
+        let dimensions = settings.dimensions;
         let outcome = crate::panic_policy::run_blocking(move || {
             let body = match gzip {
                 true => gunzip(&body, max_body)?,
                 false => body,
             };
             let request = encoding.decode(&body)?;
-            let mapped = otlp::map_request(&request, &keys, limits);
+            let mapped = otlp::map_request_with_dimensions(&request, &keys, &dimensions, limits);
             tenants
                 .record_batch(mapped.events.iter().map(TenantEvent::as_ref), limits.now_ms)
                 .ok_or(Refusal::Disabled)?;
+            let explained = mapped.events.iter().zip(&mapped.dims);
+            let explained = explained.map(|(e, dims)| (e.as_ref(), &dims[..]));
+            tenants.explain().record_batch(explained, limits.now_ms);
             let message = mapped.message(&keys);
             Ok::<_, Refusal>((mapped, message))
         })

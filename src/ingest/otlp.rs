@@ -12,6 +12,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
 
 use super::parse::{check_clock, EventError, TimeLimits, MAX_ENDPOINT_BYTES, MAX_TENANT_ID_BYTES};
+use crate::tenants::explain::MAX_VALUE_BYTES;
 use crate::tenants::{normalize_endpoint, TenantEvent};
 
 /// The tenant attributes looked for when `[tenants.otlp] tenant_attributes` is not set.
@@ -137,6 +138,8 @@ pub struct Mapped {
     /// Spans that are not server spans: not for the detector, not refused either.
     pub ignored: u64,
     pub rejected: RejectionCounts,
+    /// The configured dimensions each event carried (`(name, value)`), index for index.
+    pub dims: Vec<Vec<(String, String)>>,
 }
 
 impl Mapped {
@@ -166,6 +169,18 @@ pub fn map_request(
     tenant_keys: &[String],
     limits: TimeLimits,
 ) -> Mapped {
+    map_request_with_dimensions(request, tenant_keys, &[], limits)
+}
+
+/// [`map_request`], also reading each of `dimensions` from the span's attribute of that name,
+/// else its resource's (a string, integer, boolean or double; other kinds, empty or overlong
+/// values, or ones with control characters are left out, never refusing the span).
+pub fn map_request_with_dimensions(
+    request: &ExportTraceServiceRequest,
+    tenant_keys: &[String],
+    dimensions: &[String],
+    limits: TimeLimits,
+) -> Mapped {
     let mut mapped = Mapped::default();
     for resource_spans in &request.resource_spans {
         let resource: &[KeyValue] = resource_spans
@@ -179,7 +194,12 @@ pub fn map_request(
                     continue;
                 }
                 match map_span(span, resource, tenant_keys, limits) {
-                    Ok(event) => mapped.events.push(event),
+                    Ok(event) => {
+                        mapped.events.push(event);
+                        mapped
+                            .dims
+                            .push(dimension_values(span, resource, dimensions));
+                    }
                     Err(reason) => mapped.rejected.add(reason),
                 }
             }
@@ -218,6 +238,27 @@ fn map_span(
         latency_ms,
         timestamp_ms,
     })
+}
+
+fn dimension_values(span: &Span, resource: &[KeyValue], names: &[String]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for name in names {
+        let value = attribute(&span.attributes, name).or_else(|| attribute(resource, name));
+        let text = match value {
+            Some(Value::StringValue(text)) => text.clone(),
+            Some(Value::IntValue(n)) => n.to_string(),
+            Some(Value::BoolValue(b)) => b.to_string(),
+            Some(Value::DoubleValue(x)) if x.is_finite() => x.to_string(),
+            _ => continue,
+        };
+        let usable = !text.is_empty()
+            && text.len() <= MAX_VALUE_BYTES
+            && !text.chars().any(char::is_control);
+        if usable {
+            found.push((name.clone(), text));
+        }
+    }
+    found
 }
 
 fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {

@@ -12,6 +12,9 @@ use crate::tenants::TenantEventRef;
 
 pub const MAX_TENANT_ID_BYTES: usize = 128;
 pub const MAX_ENDPOINT_BYTES: usize = 256;
+/// Most keys one event's `dims` object may hold.
+pub const MAX_DIMS_PER_EVENT: usize = 32;
+use crate::tenants::explain::{MAX_DIMENSION_NAME_BYTES, MAX_VALUE_BYTES};
 
 /// What the server accepts about an event's own clock.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +58,15 @@ pub enum EventError {
     StatusCode(i64),
     #[error("latency_ms {0} must be a finite number >= 0")]
     Latency(f64),
+    /// `dims` with more keys than [`MAX_DIMS_PER_EVENT`].
+    #[error("dims has {0} keys; at most {MAX_DIMS_PER_EVENT}")]
+    TooManyDims(usize),
+    #[error(
+        "dims key {0:?} must be 1-{MAX_DIMENSION_NAME_BYTES} bytes without control characters"
+    )]
+    DimName(String),
+    #[error("dims value of \"{0}\" must be 1-{MAX_VALUE_BYTES} bytes without control characters")]
+    DimValue(String),
     #[error("timestamp {0} looks like epoch seconds: send epoch milliseconds or RFC 3339")]
     EpochSeconds(i64),
     #[error("timestamp is {} old; events older than {} are not accepted", human(.age_ms), humantime::format_duration(*.max_age))]
@@ -102,6 +114,44 @@ struct RawEvent<'a> {
     latency_ms: Option<f64>,
     #[serde(default, deserialize_with = "epoch_ms")]
     timestamp: Option<i64>,
+    /// `{"region": "eu-west", ...}`: string values only.
+    #[serde(borrow, default)]
+    dims: Option<Dims<'a>>,
+}
+
+/// A JSON object of strings, in order; keys past [`MAX_DIMS_PER_EVENT`] are counted, not kept.
+#[derive(Default)]
+struct Dims<'a> {
+    pairs: Vec<(Text<'a>, Text<'a>)>,
+    keys: usize,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Dims<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DimsVisitor;
+        impl<'de> serde::de::Visitor<'de> for DimsVisitor {
+            type Value = Dims<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of string values, e.g. {\"region\": \"eu-west\"}")
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut dims = Dims::default();
+                while let Some((name, value)) = map.next_entry::<Text<'de>, Text<'de>>()? {
+                    dims.keys += 1;
+                    if dims.pairs.len() < MAX_DIMS_PER_EVENT {
+                        dims.pairs.push((name, value));
+                    }
+                }
+                Ok(dims)
+            }
+        }
+        deserializer.deserialize_map(DimsVisitor)
+    }
 }
 
 /// A string that borrows from the body unless it had escapes. (serde borrows a bare `Cow` field
@@ -141,6 +191,8 @@ pub struct ValidEvent<'a> {
     pub status_code: u16,
     pub latency_ms: f64,
     pub timestamp_ms: i64,
+    /// `(name, value)` as sent (names not configured are ignored by the explainer).
+    pub dims: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
 impl ValidEvent<'_> {
@@ -207,12 +259,31 @@ pub fn parse_event(bytes: &[u8], limits: TimeLimits) -> Result<ValidEvent<'_>, E
         None => limits.now_ms,
         Some(ms) => check_clock(ms, limits)?,
     };
+    let dims = raw.dims.unwrap_or_default();
+    if dims.keys > MAX_DIMS_PER_EVENT {
+        return Err(EventError::TooManyDims(dims.keys));
+    }
+    let dims = dims.pairs;
+    let bad = |text: &str, max: usize| {
+        text.is_empty() || text.len() > max || text.chars().any(char::is_control)
+    };
+    let mut checked = Vec::with_capacity(dims.len());
+    for (name, value) in dims {
+        if bad(&name.0, MAX_DIMENSION_NAME_BYTES) {
+            return Err(EventError::DimName(name.0.chars().take(80).collect()));
+        }
+        if bad(&value.0, MAX_VALUE_BYTES) {
+            return Err(EventError::DimValue(name.0.into_owned()));
+        }
+        checked.push((name.0, value.0));
+    }
     Ok(ValidEvent {
         tenant_id,
         endpoint,
         status_code,
         latency_ms,
         timestamp_ms,
+        dims: checked,
     })
 }
 

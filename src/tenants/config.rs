@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use crate::tenants::explain::{ExplainConfig, ExplainError, Explainer};
 use crate::tenants::{AlertCondition, AlertRule, TenantsConfig, TenantsError};
 use crate::units::{ByteSize, HumanDuration, Issue, SecretFile};
 
@@ -36,6 +37,43 @@ pub struct TenantsSection {
     pub alerts: Vec<AlertSection>,
     /// `POST /v1/traces`: how OTLP spans name their tenant.
     pub otlp: OtlpSection,
+    /// Dimensions events may carry (`"dims": {"region": "eu-west"}`, or OTLP attributes of the
+    /// same name) for `sentinelctl tenants explain`; at most 8.
+    pub dimensions: Spanned<Vec<String>>,
+    /// `[tenants.explain]`: buckets, caps and thresholds of the explanations.
+    pub explain: ExplainSection,
+}
+
+/// `[tenants.explain]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExplainSection {
+    /// Width of an explain bucket; must divide the tenants window.
+    pub bucket: HumanDuration,
+    /// Distinct values per dimension at once (`__other__` included); more count as `__other__`.
+    pub max_values: usize,
+    /// A request at or above this latency is slow.
+    pub slow: HumanDuration,
+    /// Bad requests a value needs before it may be named.
+    pub min_support: u64,
+    /// Tenants with counts of their own (those with most errors and slow requests).
+    pub max_tenants: usize,
+    /// Memory for all explain counts, next to (not part of) `[tenants] max_memory`.
+    pub max_memory: ByteSize,
+}
+
+impl Default for ExplainSection {
+    fn default() -> Self {
+        let config = ExplainConfig::default();
+        Self {
+            bucket: HumanDuration(config.bucket),
+            max_values: config.max_values,
+            slow: HumanDuration(config.slow),
+            min_support: config.min_support,
+            max_tenants: config.max_tenants,
+            max_memory: ByteSize(config.max_bytes as u64),
+        }
+    }
 }
 
 impl Default for TenantsSection {
@@ -59,6 +97,8 @@ impl Default for TenantsSection {
             ingest: IngestSection::default(),
             alerts: Vec::new(),
             otlp: OtlpSection::default(),
+            dimensions: Spanned::new(0..0, Vec::new()),
+            explain: ExplainSection::default(),
         }
     }
 }
@@ -267,6 +307,21 @@ impl TenantsSection {
         }
     }
 
+    /// The explainer's settings (validated by [`TenantsSection::validate`]).
+    pub fn explain_config(&self) -> ExplainConfig {
+        ExplainConfig {
+            dimensions: self.dimensions.get_ref().clone(),
+            window: self.window.get_ref().get(),
+            bucket: self.explain.bucket.get(),
+            max_values: self.explain.max_values,
+            slow: self.explain.slow.get(),
+            min_support: self.explain.min_support,
+            max_tenants: self.explain.max_tenants,
+            max_bytes: self.explain.max_memory.as_usize(),
+            error_statuses: self.detector_config().error_statuses,
+        }
+    }
+
     pub fn max_event_age(&self) -> Duration {
         self.max_event_age
             .map_or(self.window.get_ref().get(), HumanDuration::get)
@@ -325,6 +380,11 @@ impl TenantsSection {
             }
         }
         self.otlp.validate()?;
+        if let Err(ExplainError::InvalidConfig { field, message }) =
+            Explainer::new(self.explain_config())
+        {
+            return Err(Issue::at(field, format!("tenants: {message}")));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, alert) in self.alerts.iter().enumerate() {
             alert

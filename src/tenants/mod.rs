@@ -8,6 +8,7 @@
 //! - [`tracker`]: the bounded table of tenants, admission by weight, and `__other__`.
 //! - [`rank`]: the rankings and the evidence types the API returns.
 //! - [`normalize`]: endpoint normalization (`/users/42?x=1` → `/users/:id`).
+//! - [`explain`]: which dimension values (region, version, ...) errors or slow requests share.
 //!
 //! [`TenantDetector`] puts them together. Time is always passed in (epoch ms), never read here,
 //! so every behaviour is testable without sleeping; ingest, the API and alerts wire it up.
@@ -15,6 +16,7 @@
 pub mod alerts;
 pub mod config;
 mod endpoints;
+pub mod explain;
 pub mod mute;
 pub mod normalize;
 pub mod rank;
@@ -34,6 +36,7 @@ use thiserror::Error;
 
 pub use alerts::{AlertBook, AlertChange, AlertCondition, AlertNotice, AlertRule};
 pub use endpoints::OTHER_ENDPOINT;
+pub use explain::{ExplainConfig, ExplainService, Explanation, Signal};
 pub use mute::{MuteMark, Mutes, TenantMute};
 pub use normalize::normalize_endpoint;
 use rank::{Candidate, LatencyFigures};
@@ -77,6 +80,8 @@ pub enum TenantsError {
     },
     #[error("status pattern \"{text}\" must lie within 100-599")]
     StatusOutOfRange { text: String },
+    #[error(transparent)]
+    Explain(#[from] explain::ExplainError),
 }
 
 /// One request as the detector sees it, already validated by ingest.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::alerts::{AlertBook, AlertChange, AlertRule, ALERT_CANDIDATES};
+use super::explain::ExplainService;
 use super::mute::{Mutes, TenantMute};
 use super::{
     error_label, RankBy, TenantDetector, TenantEventRef, TenantEvidence, TenantsConfig,
@@ -20,6 +21,8 @@ use crate::metrics::{Kind, MetricsSource, MetricsText};
 #[derive(Debug, Clone, Default)]
 pub struct TenantService {
     shared: Arc<Mutex<Shared>>,
+    /// Dimension counts for `tenants explain`, behind their own lock.
+    explain: ExplainService,
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +78,11 @@ impl TenantService {
             }
         };
         Ok(outcome)
+    }
+
+    /// The explainer fed beside the detector (ingest records into both).
+    pub fn explain(&self) -> &ExplainService {
+        &self.explain
     }
 
     pub fn is_enabled(&self) -> bool {

@@ -40,6 +40,7 @@ mod secrets;
 mod stable;
 mod status_page;
 mod systemd_notify;
+mod tenant_explain;
 mod tenant_mute;
 mod tenants;
 mod tls;

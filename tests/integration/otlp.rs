@@ -43,11 +43,11 @@ fn request(port: u16, head: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
     (status, head, answer[split + 4..].to_vec())
 }
 
-fn post_traces(port: u16, headers: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+pub(crate) fn post_traces(port: u16, headers: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
     request(port, &format!("POST /v1/traces HTTP/1.1{headers}"), body)
 }
 
-const PROTOBUF: &str = "\r\nContent-Type: application/x-protobuf";
+pub(crate) const PROTOBUF: &str = "\r\nContent-Type: application/x-protobuf";
 const JSON: &str = "\r\nContent-Type: application/json";
 
 /// The Python of the venv with FastAPI and OpenTelemetry (tests/setup-and-run.sh makes it), or
@@ -165,14 +165,14 @@ fn fastapi_spans_rank_the_failing_tenant_first() {
     assert!(daemon.stop().success());
 }
 
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
 }
 
-fn attr(key: &str, value: Value) -> KeyValue {
+pub(crate) fn attr(key: &str, value: Value) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue { value: Some(value) }),
@@ -206,7 +206,7 @@ fn spans(tenant: Option<&str>, status: i64, n: usize) -> Vec<Span> {
         .collect()
 }
 
-fn export(spans: Vec<Span>) -> ExportTraceServiceRequest {
+pub(crate) fn export(spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             scope_spans: vec![ScopeSpans {

@@ -255,3 +255,13 @@ def test_a_forked_child_sends_only_its_own_events(receiver: Receiver) -> None:
     assert client.flush(timeout=30)
     assert sorted(e["endpoint"] for e in receiver.events) == ["/child", "/parent"]
     client.close()
+
+
+def test_dims_are_sent_as_text_and_only_when_given(receiver: Receiver) -> None:
+    client = client_for(receiver)
+    client.record("acme", "/a", 503, 1.0, dims={"region": "eu-west", "build": 42})
+    client.record("acme", "/b", 200, 1.0)
+    assert client.flush(timeout=30)
+    assert receiver.events[0]["dims"] == {"region": "eu-west", "build": "42"}
+    assert "dims" not in receiver.events[1]
+    client.close()

@@ -215,6 +215,26 @@ fn errors_point_at_file_line_column() {
         ("[tenants.otlp]\ntenant_attributes = [\" \"]\n", "t.toml:2:21: tenants.otlp: tenant attribute name \" \" is empty or has control characters"),
         ("[tenants.otlp]\ntenant_attribute = [\"x\"]\n", "t.toml:2:1: unknown field `tenant_attribute`"),
         (
+            "[tenants]\ndimensions = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", \"i\"]\n",
+            "t.toml:2:14: tenants: at most 8 dimensions (got 9)",
+        ),
+        (
+            "[tenants]\ndimensions = [\"region\", \"region\"]\n",
+            "t.toml:2:14: tenants: dimension \"region\" is listed twice",
+        ),
+        (
+            "[tenants.explain]\nbucket = \"7s\"\n",
+            "t.toml:2:10: tenants: explain bucket (7s) must divide the tenants window (10m)",
+        ),
+        (
+            "[tenants.explain]\nmax_values = 5000\n",
+            "t.toml:2:14: tenants: max_values must be 2-1024",
+        ),
+        (
+            "[tenants]\ndimensions = [\"region\"]\n[tenants.explain]\nmax_memory = \"1KiB\"\n",
+            "t.toml:4:14: tenants: explain max_memory (1024 bytes) is below",
+        ),
+        (
             "[tenants.ingest]\ntoken_file = \"/nonexistent/tokens\"\n",
             "t.toml:2:14: tenants.ingest: cannot read token_file /nonexistent/tokens",
         ),

@@ -448,3 +448,51 @@ fn json_mapping_decodes() {
     let mapped = map_request(&request, &keys(), limits());
     assert_eq!(mapped.events, vec![event("globex", "/pay", 502)]);
 }
+
+/// Configured dimensions come from the span's attribute of that name, else the resource's;
+/// strings, integers, booleans and doubles read as text; unusable values are left out and never
+/// refuse the span; keys not configured are not read.
+#[test]
+fn dimensions_are_read_from_span_then_resource_attributes() {
+    let dimensions: Vec<String> = ["region", "version", "build", "canary", "host", "empty"]
+        .map(String::from)
+        .to_vec();
+    let base = || {
+        vec![
+            s("http.route", "/pay"),
+            i("http.response.status_code", 200),
+            s("tenant.id", "acme"),
+        ]
+    };
+    let mut attributes = base();
+    attributes.extend([
+        s("region", "eu-west"),
+        i("build", 42),
+        kv("canary", Value::BoolValue(true)),
+        s("host", &"h".repeat(200)),
+        s("empty", ""),
+        s("plan", "free"),
+    ]);
+    let resource = vec![s("version", "2.3.1"), s("region", "resource-loses")];
+    let body = request(resource, vec![span(SpanKind::Server, attributes)]);
+    let mapped = map_request_with_dimensions(&body, &keys(), &dimensions, limits());
+    assert_eq!(mapped.events.len(), 1, "{mapped:?}");
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        mapped.dims,
+        [pairs(&[
+            ("region", "eu-west"),
+            ("version", "2.3.1"),
+            ("build", "42"),
+            ("canary", "true"),
+        ])]
+    );
+    // Without configured dimensions nothing is read, and the events are the same.
+    let plain = map_request(&body, &keys(), limits());
+    assert_eq!(plain.events, mapped.events);
+    assert_eq!(plain.dims, [Vec::<(String, String)>::new()]);
+}

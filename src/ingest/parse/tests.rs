@@ -300,3 +300,55 @@ fn rejections_keep_their_text_and_their_cause() {
         .expect("serde's error is the cause");
     assert!(json.is_eof());
 }
+
+/// `dims`: an object of string values kept in order (borrowed from the body); a non-string
+/// value, a bad key or value, or too many keys refuse only that event, with the reason.
+#[test]
+fn dims_are_kept_or_refused_precisely() {
+    let with = |dims: &str| {
+        format!(
+            r#"{{"tenant_id":"acme","endpoint":"/","status_code":200,"latency_ms":1,"dims":{dims}}}"#
+        )
+    };
+    let event = with(r#"{"region":"eu-west","plan":"free"}"#);
+    let parsed = parse_event(event.as_bytes(), limits()).unwrap();
+    let dims: Vec<(&str, &str)> = parsed.dims.iter().map(|(n, v)| (&**n, &**v)).collect();
+    assert_eq!(dims, [("region", "eu-west"), ("plan", "free")]);
+    assert!(parsed
+        .dims
+        .iter()
+        .all(|(n, v)| matches!((n, v), (Cow::Borrowed(_), Cow::Borrowed(_)))));
+    assert!(parse_event(GOOD.as_bytes(), limits())
+        .unwrap()
+        .dims
+        .is_empty());
+    let many: Vec<String> = (0..33).map(|i| format!(r#""d{i}":"v""#)).collect();
+    let long = "v".repeat(129);
+    let cases = [
+        (
+            with(r#"{"region":3}"#),
+            "invalid type: integer `3`, expected a string",
+        ),
+        (
+            with(r#"["eu-west"]"#),
+            "invalid type: sequence, expected an object of string values",
+        ),
+        (with(r#"{"":"x"}"#), "dims key \"\" must be 1-64 bytes"),
+        (
+            with(&format!(r#"{{"host":"{long}"}}"#)),
+            "dims value of \"host\" must be 1-128 bytes",
+        ),
+        (
+            with(r#"{"host":"a\nb"}"#),
+            "dims value of \"host\" must be 1-128 bytes",
+        ),
+        (
+            with(&format!("{{{}}}", many.join(","))),
+            "dims has 33 keys; at most 32",
+        ),
+    ];
+    for (body, fragment) in cases {
+        let err = parse_event(body.as_bytes(), limits()).unwrap_err();
+        assert!(err.to_string().contains(fragment), "{body}: {err}");
+    }
+}

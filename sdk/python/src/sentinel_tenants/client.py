@@ -14,6 +14,7 @@ import random
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -100,16 +101,24 @@ class SentinelClient:
         status_code: int,
         latency_ms: float,
         timestamp: Timestamp = None,
+        dims: Mapping[str, object] | None = None,
     ) -> None:
-        """Queue one event. `timestamp`: epoch seconds, datetime or RFC 3339 string; default now."""
+        """Queue one event. `timestamp`: epoch seconds, datetime or RFC 3339 string; default now.
+
+        `dims`: the event's dimensions (`{"region": "eu-west", "version": "2.3.1"}`), values as
+        text, for `sentinelctl tenants explain`; sentineld keeps those named in
+        `[tenants] dimensions` and ignores the rest.
+        """
         try:
-            event = {
+            event: dict[str, Any] = {
                 "tenant_id": str(tenant_id),
                 "endpoint": _at_most_256_bytes(str(endpoint)),
                 "status_code": int(status_code),
                 "latency_ms": float(latency_ms),
                 "timestamp": _epoch_millis(timestamp),
             }
+            if dims:
+                event["dims"] = {str(name): str(value) for name, value in dims.items()}
         except Exception:
             self._count_error()
             return
