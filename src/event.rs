@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 mod vocab;
+pub use vocab::DriftCause;
 pub use vocab::{
     AlertCondition, ArchiveStage, ContainerAction, DrillOutcome, ExpectationVerdict, FailureReason,
     HealCause, ProbeState, ReloadTrigger, RemedyAction, RollbackTrigger, SnapshotPhase,
@@ -391,6 +392,15 @@ pub enum EventKind {
         uid: u32,
         user: Option<String>,
     },
+    /// Someone else changed a running experiment's kernel state (`action` says which change,
+    /// `detail` what is there now); the experiment is rolled back without undoing their change.
+    ChaosDrifted {
+        experiment: String,
+        profile: Option<String>,
+        action: String,
+        cause: DriftCause,
+        detail: String,
+    },
 }
 
 impl EventKind {
@@ -435,6 +445,7 @@ impl EventKind {
             Self::ProbeUndiscovered { .. } => "probe_undiscovered",
             Self::DiscoveryLabelInvalid { .. } => "discovery_label_invalid",
             Self::TenantMuted { .. } => "tenant_muted",
+            Self::ChaosDrifted { .. } => "chaos_drifted",
         }
     }
 
@@ -777,6 +788,12 @@ impl EventKind {
                     ),
                 }
             }
+            Self::ChaosDrifted {
+                experiment: id,
+                cause,
+                detail,
+                ..
+            } => format!("chaos {id}: drifted ({cause}): {detail}"),
         }
     }
 }
@@ -1161,6 +1178,7 @@ mod tests {
         );
         // Words added after release 0.1.0: no journal it wrote can hold them.
         let newer = [
+            "rollback=drift",
             "reason=heartbeat_missed",
             "reason=heartbeat_failed",
             "reason=disk_space",

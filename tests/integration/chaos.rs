@@ -3,6 +3,7 @@
 //! Every assertion about the host reads the kernel (`tc`, cgroupfs), not our journal.
 
 mod cgroups;
+mod drift;
 mod net;
 pub(crate) mod process;
 mod rollback;
