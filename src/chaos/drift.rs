@@ -122,7 +122,10 @@ pub fn compare(baseline: &Observed, now: &Observed) -> Option<Drift> {
                     found: root.clone(),
                 })
             }
-            Some(root) if root.options != ours.options || leaf != our_leaf => {
+            // an htb root's options carry a packet counter (direct_pkts): only its leaf is compared
+            Some(root)
+                if (root.kind != "htb" && root.options != ours.options) || leaf != our_leaf =>
+            {
                 Some(Drift::QdiscChanged { ours: ours.name() })
             }
             Some(_) => None,
@@ -300,6 +303,12 @@ mod tests {
                 "scoped, unchanged",
                 seen(htb(), leaf()),
                 seen(htb(), leaf()),
+                None,
+            ),
+            (
+                "scoped: traffic moved the htb root's direct_pkts counter",
+                seen(htb(), leaf()),
+                seen(Some(qdisc(OURS, "htb", &[10])), leaf()),
                 None,
             ),
             (

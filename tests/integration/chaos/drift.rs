@@ -29,7 +29,7 @@ fn start(sandbox: &Sandbox, handle: &str, profiles: &str, name: &str) -> (Daemon
     (daemon, started["id"].as_str().unwrap().to_string())
 }
 
-/// Wait for the experiment to end on its own (drift), and return how long that took, its
+/// Wait for the experiment to end on its own (drift, rolled back), and return how long that took, its
 /// `chaos_drifted` events and its final view.
 fn wait_drifted(
     daemon: &Daemon,
@@ -38,7 +38,8 @@ fn wait_drifted(
 ) -> (Duration, Vec<serde_json::Value>, serde_json::Value) {
     let shown = wait_for(Duration::from_secs(15), "the experiment to end", || {
         let shown = daemon.ctl_json(&["chaos", "show", id]);
-        (shown["state"] != "active").then_some(shown)
+        let running = ["active", "rolling_back"].contains(&shown["state"].as_str().unwrap_or(""));
+        (!running).then_some(shown)
     });
     let took = since.elapsed();
     let drifted = daemon.events("chaos_drifted");
