@@ -8,6 +8,7 @@ use tokio::sync::broadcast;
 
 mod vocab;
 pub use vocab::DrillSkipReason;
+pub use vocab::DriftCause;
 pub use vocab::{
     AlertCondition, ArchiveStage, ContainerAction, DrillOutcome, ExpectationVerdict, FailureReason,
     HealCause, ProbeState, ReloadTrigger, RemedyAction, RollbackTrigger, SnapshotPhase,
@@ -421,6 +422,15 @@ pub enum EventKind {
         objective: String,
         detail: String,
     },
+    /// Someone else changed a running experiment's kernel state (`action` says which change,
+    /// `detail` what is there now); the experiment is rolled back without undoing their change.
+    ChaosDrifted {
+        experiment: String,
+        profile: Option<String>,
+        action: String,
+        cause: DriftCause,
+        detail: String,
+    },
 }
 
 impl EventKind {
@@ -467,6 +477,7 @@ impl EventKind {
             Self::TenantMuted { .. } => "tenant_muted",
             Self::DrillSkipped { .. } => "drill_skipped",
             Self::DrillObjectiveChecked { .. } => "drill_objective_checked",
+            Self::ChaosDrifted { .. } => "chaos_drifted",
         }
     }
 
@@ -838,6 +849,12 @@ impl EventKind {
                 objective,
                 detail,
             } => format!("drill {name} ({drill}): objective {objective}: {verdict} ({detail})"),
+            Self::ChaosDrifted {
+                experiment: id,
+                cause,
+                detail,
+                ..
+            } => format!("chaos {id}: drifted ({cause}): {detail}"),
         }
     }
 }
@@ -1222,6 +1239,7 @@ mod tests {
         );
         // Words added after release 0.1.0: no journal it wrote can hold them.
         let newer = [
+            "rollback=drift",
             "reason=heartbeat_missed",
             "reason=heartbeat_failed",
             "reason=disk_space",

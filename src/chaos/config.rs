@@ -26,6 +26,9 @@ pub struct ChaosSection {
     pub qdisc_handle: Spanned<String>,
     /// Root of the cgroup hierarchy. Read at start.
     pub cgroup_root: PathBuf,
+    /// How often a running experiment's kernel state is read again for someone else's
+    /// change; `0s` turns the check off.
+    pub drift_check: HumanDuration,
     #[serde(rename = "profile")]
     pub profiles: Vec<ChaosProfileConfig>,
 }
@@ -38,6 +41,7 @@ impl Default for ChaosSection {
             default_duration: HumanDuration::from_secs(300),
             qdisc_handle: Spanned::new(0..0, format!("{:x}", crate::chaos::DEFAULT_HANDLE_MAJOR)),
             cgroup_root: PathBuf::from(crate::chaos::cgroup::DEFAULT_ROOT),
+            drift_check: HumanDuration::from_secs(5),
             profiles: Vec::new(),
         }
     }
@@ -107,6 +111,7 @@ impl ChaosSection {
             max_duration: self.max_duration.get(),
             max_concurrent: self.max_concurrent,
             default_duration: self.default_duration.get(),
+            drift_check: self.drift_check.get(),
         }
     }
 
@@ -122,6 +127,16 @@ impl ChaosSection {
             return Err(Issue::at(
                 "max_duration",
                 "chaos.max_duration must be at least 1s",
+            ));
+        }
+        let drift_check = self.drift_check.get();
+        if !drift_check.is_zero() && drift_check < Duration::from_secs(1) {
+            return Err(Issue::at(
+                "drift_check",
+                format!(
+                    "chaos.drift_check {} is too often: 0s (off) or at least 1s",
+                    self.drift_check
+                ),
             ));
         }
         let handle = self.qdisc_handle.get_ref().trim_end_matches(':');

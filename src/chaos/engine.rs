@@ -38,6 +38,8 @@ pub struct ChaosSettings {
     pub max_concurrent: usize,
     /// For ad-hoc experiments that do not say.
     pub default_duration: Duration,
+    /// How often a running experiment's kernel state is read again for drift; zero: never.
+    pub drift_check: Duration,
 }
 
 /// `POST /v1/chaos/start`: a profile by name, or an ad-hoc spec; `duration` overrides the default.
@@ -57,6 +59,8 @@ pub(super) enum StopReason {
     Shutdown,
     Halt(String),
     Recovery,
+    /// Someone else changed the experiment's kernel state (the rollback finds what).
+    Drift,
 }
 
 impl StopReason {
@@ -67,6 +71,7 @@ impl StopReason {
             Self::Shutdown => RollbackTrigger::Shutdown,
             Self::Halt(_) => RollbackTrigger::Halt,
             Self::Recovery => RollbackTrigger::Recovery,
+            Self::Drift => RollbackTrigger::Drift,
         }
     }
 }
@@ -259,6 +264,7 @@ impl ChaosEngine {
             log: Vec::new(),
             ended: None,
             outcome: None,
+            baseline: Vec::new(),
         };
         let planned = match &spec.target.container {
             Some(name) => self.resolve_container(name).await.map(Some),
@@ -283,17 +289,20 @@ impl ChaosEngine {
             Ok(log) => experiment.log = log,
             Err((err, log)) => return Err(self.fail(experiment, err, log).await),
         }
+        // What drift checks and the rollback compare with: the state right after the read-back.
+        let host = Arc::clone(&self.inner.host);
+        let actions = experiment.actions.clone();
+        experiment.baseline =
+            blocking(move || super::lifecycle::observe_all(host.as_ref(), &actions)).await;
         experiment.state = ExperimentState::Active;
         self.persist(&experiment).await?;
 
         let view = experiment.view();
         let (stop, stopped) = oneshot::channel();
         let engine = self.clone();
+        let every = lock(&self.inner.settings).drift_check;
         let task = tokio::spawn(async move {
-            let reason = tokio::select! {
-                _ = tokio::time::sleep(duration) => StopReason::Deadline,
-                reason = stopped => reason.unwrap_or(StopReason::Shutdown),
-            };
+            let reason = engine.hold(&experiment, duration, stopped, every).await;
             engine.roll_back(experiment, reason).await
         });
         if let Some(slot) = lock(&self.inner.running).get_mut(&id) {

@@ -110,6 +110,7 @@ fn setup(fail_apply_on: Option<&str>, max_concurrent: usize) -> Setup {
         max_duration: Duration::from_secs(7200),
         max_concurrent,
         default_duration: Duration::from_secs(60),
+        drift_check: Duration::ZERO,
     };
     let engine = ChaosEngine::open(
         dir.path(),
@@ -315,6 +316,7 @@ async fn recovery_rolls_back_what_a_crash_left_active() {
         log: vec![],
         ended: None,
         outcome: None,
+        baseline: vec![],
     };
     ExperimentStore::open(&s.host.database)
         .unwrap()

@@ -20,6 +20,9 @@ pub enum ExperimentState {
     Failed,
     /// Rollback could not undo everything: an operator must look.
     RollbackFailed,
+    /// Ended because someone else changed its kernel state: what was still ours is undone,
+    /// their change is left in place (`chaos_drifted` says what it was).
+    Drifted,
 }
 
 impl ExperimentState {
@@ -31,6 +34,7 @@ impl ExperimentState {
             Self::RolledBack => "rolled_back",
             Self::Failed => "failed",
             Self::RollbackFailed => "rollback_failed",
+            Self::Drifted => "drifted",
         }
     }
 }
@@ -59,6 +63,10 @@ pub struct Experiment {
     pub log: Vec<String>,
     pub ended: Option<Timestamp>,
     pub outcome: Option<String>,
+    /// What each action's change read right after apply (same order as `actions`): what drift
+    /// checks and the rollback compare with. Empty in rows of earlier releases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline: Vec<super::drift::Observed>,
 }
 
 impl Experiment {

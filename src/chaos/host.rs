@@ -39,6 +39,11 @@ pub trait ChaosHost: Send + Sync + 'static {
     /// Qdiscs with our handle in reachable namespaces that `known` does not cover.
     fn orphans(&self, known: &[Action]) -> Vec<Action>;
     fn capabilities(&self) -> Vec<Capability>;
+    /// What the kernel holds now of the action's change, for the drift check; `TargetGone`
+    /// when its target is not there. The default watches nothing.
+    fn observe(&self, _action: &Action) -> Result<super::drift::Observed, ChaosError> {
+        Ok(super::drift::Observed::Unwatched)
+    }
 }
 
 pub struct LinuxHost {
@@ -210,6 +215,51 @@ impl LinuxHost {
             let verb = if undo { "unpaused" } else { "done" };
             Ok(format!("docker {action:?} {verb}").to_lowercase())
         })
+    }
+}
+
+impl LinuxHost {
+    /// The main pid of each running container, through the Docker edge; none when Docker is
+    /// not there or does not answer within 10 s (the sweep then covers the other namespaces).
+    fn container_pids(&self) -> Vec<i32> {
+        let engine = self.docker.clone();
+        let listed = self.runtime.block_on(async move {
+            let work = async {
+                let client = engine.client().await.ok()?;
+                let running = client
+                    .list_containers(Some(
+                        bollard::query_parameters::ListContainersOptions::default(),
+                    ))
+                    .await
+                    .ok()?;
+                let mut pids = Vec::new();
+                for id in running.into_iter().filter_map(|c| c.id) {
+                    let pid = client
+                        .inspect_container(&id, None)
+                        .await
+                        .ok()
+                        .and_then(|i| i.state)
+                        .and_then(|s| s.pid)
+                        .unwrap_or(0);
+                    if pid > 0 {
+                        pids.push(pid as i32);
+                    }
+                }
+                Some(pids)
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(10), work).await
+        });
+        match listed {
+            Ok(Some(pids)) => pids,
+            Ok(None) => {
+                tracing::debug!("orphan sweep: no container namespaces (Docker not reachable)");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!("orphan sweep: Docker did not list its containers within 10 s; their namespaces are not swept");
+                Vec::new()
+            }
+        }
     }
 }
 
@@ -389,6 +439,19 @@ impl ChaosHost for LinuxHost {
                 .iter()
                 .filter_map(|n| NetnsPin::named(n).ok()),
         );
+        // Containers' namespaces, each once (`--network host` ones are the host's own, and
+        // containers sharing one with `--network container:` are one namespace).
+        for pid in self.container_pids() {
+            let Ok(pin) = NetnsPin::of_pid(pid) else {
+                continue;
+            };
+            if !pins
+                .iter()
+                .any(|p| (p.inode, p.device) == (pin.inode, pin.device))
+            {
+                pins.push(pin);
+            }
+        }
         pins.into_iter()
             .flat_map(|pin| {
                 let mut found = qdisc::orphans(pin.clone(), self.handle_major, known);
@@ -400,5 +463,9 @@ impl ChaosHost for LinuxHost {
 
     fn capabilities(&self) -> Vec<Capability> {
         self.capabilities.clone()
+    }
+
+    fn observe(&self, action: &Action) -> Result<super::drift::Observed, ChaosError> {
+        super::observe::observe(action)
     }
 }

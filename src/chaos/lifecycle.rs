@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::action::Action;
+use super::drift::{self, Drift, Observed, Undo};
 use super::engine::{blocking, lock, ChaosEngine, StopReason};
 use super::experiment::{Experiment, ExperimentState};
 use super::host::ChaosHost;
@@ -26,17 +27,36 @@ impl ChaosEngine {
         }
         let host = Arc::clone(&self.inner.host);
         let actions = experiment.actions.clone();
-        let (ok, lines) = blocking(move || revert_all(host.as_ref(), &actions)).await;
+        let baseline = experiment.baseline.clone();
+        let (ok, lines, drifts) =
+            blocking(move || revert_owned(host.as_ref(), &actions, &baseline)).await;
         experiment.log.extend(lines.iter().cloned());
-        experiment.state = match ok {
-            true => ExperimentState::RolledBack,
-            false => ExperimentState::RollbackFailed,
+        experiment.state = match (ok, drifts.is_empty()) {
+            (true, true) => ExperimentState::RolledBack,
+            (true, false) => ExperimentState::Drifted,
+            (false, _) => ExperimentState::RollbackFailed,
         };
         experiment.ended = Some(Timestamp::now());
         experiment.outcome = Some(match &reason {
             StopReason::Halt(why) => format!("halted: {why}"),
             other => other.trigger().to_string(),
         });
+        if !drifts.is_empty() {
+            let what: Vec<String> = drifts.iter().map(|(_, d)| d.detail()).collect();
+            if let Some(outcome) = &mut experiment.outcome {
+                outcome.push_str(&format!("; drifted: {}", what.join("; ")));
+            }
+        }
+        for (action, drift) in &drifts {
+            tracing::warn!(id = experiment.id, action, cause = %drift.cause(), "chaos experiment drifted: {}", drift.detail());
+            self.inner.bus.publish(EventKind::ChaosDrifted {
+                experiment: experiment.id.clone(),
+                profile: experiment.profile.clone(),
+                action: action.clone(),
+                cause: drift.cause(),
+                detail: drift.detail(),
+            });
+        }
         if let Err(err) = self.persist(&experiment).await {
             tracing::error!(id = experiment.id, error = %err, "cannot journal the rollback end");
         }
@@ -69,6 +89,43 @@ impl ChaosEngine {
             detail,
         });
         experiment
+    }
+
+    /// Hold a started experiment until its deadline, a stop, or someone else's change to its
+    /// kernel state (read again every `every`; zero: never).
+    pub(super) async fn hold(
+        &self,
+        experiment: &Experiment,
+        duration: std::time::Duration,
+        mut stopped: tokio::sync::oneshot::Receiver<StopReason>,
+        every: std::time::Duration,
+    ) -> StopReason {
+        let deadline = tokio::time::sleep(duration);
+        tokio::pin!(deadline);
+        let watched = !every.is_zero()
+            && experiment
+                .baseline
+                .iter()
+                .any(|seen| *seen != Observed::Unwatched);
+        let mut tick = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is now: the baseline was just read
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return StopReason::Deadline,
+                reason = &mut stopped => return reason.unwrap_or(StopReason::Shutdown),
+                _ = tick.tick(), if watched => {
+                    let host = Arc::clone(&self.inner.host);
+                    let actions = experiment.actions.clone();
+                    let baseline = experiment.baseline.clone();
+                    let found = blocking(move || drifts(host.as_ref(), &actions, &baseline)).await;
+                    if !found.is_empty() {
+                        tracing::warn!(id = experiment.id, drifts = found.len(), "someone else changed the experiment's kernel state; rolling back what is still ours");
+                        return StopReason::Drift;
+                    }
+                }
+            }
+        }
     }
 
     /// Abort experiments whose `halt_on` names a probe that goes Down.
@@ -131,7 +188,10 @@ impl ChaosEngine {
                     );
                     let done = self.roll_back(experiment, StopReason::Recovery).await;
                     recovery.experiments.push(Recovered {
-                        ok: done.state == ExperimentState::RolledBack,
+                        ok: matches!(
+                            done.state,
+                            ExperimentState::RolledBack | ExperimentState::Drifted
+                        ),
                         id: done.id,
                         log: done.log,
                     });
@@ -237,6 +297,91 @@ pub(super) fn apply_all(
         }
     }
     Ok(log)
+}
+
+/// What each action's change reads now; `Unwatched` where it cannot be read.
+pub(super) fn observe_all(host: &dyn ChaosHost, actions: &[Action]) -> Vec<Observed> {
+    actions
+        .iter()
+        .map(|action| match host.observe(action) {
+            Ok(seen) => seen,
+            Err(err) => {
+                tracing::warn!(action = action.describe(), error = %err, "cannot read back for drift checks");
+                Observed::Unwatched
+            }
+        })
+        .collect()
+}
+
+/// Someone else's changes to `actions` since `baseline` was read, with each action's
+/// description; a target that is gone or cannot be read now is not a drift.
+pub(super) fn drifts(
+    host: &dyn ChaosHost,
+    actions: &[Action],
+    baseline: &[Observed],
+) -> Vec<(usize, Drift)> {
+    actions
+        .iter()
+        .zip(baseline)
+        .enumerate()
+        .filter(|(_, (_, seen))| **seen != Observed::Unwatched)
+        .filter_map(|(index, (action, seen))| match host.observe(action) {
+            Ok(now) => drift::compare(seen, &now).map(|d| (index, d)),
+            Err(ChaosError::TargetGone(_)) => None,
+            Err(err) => {
+                tracing::debug!(action = action.describe(), error = %err, "drift check: cannot read");
+                None
+            }
+        })
+        .collect()
+}
+
+/// `revert_all`, except that an action someone else changed since `baseline` is undone only
+/// as far as it is still ours (see `drift::undo`); the drifts found, with each action's
+/// description.
+fn revert_owned(
+    host: &dyn ChaosHost,
+    actions: &[Action],
+    baseline: &[Observed],
+) -> (bool, Vec<String>, Vec<(String, Drift)>) {
+    let found = drifts(host, actions, baseline);
+    if found.is_empty() {
+        let (ok, log) = revert_all(host, actions);
+        return (ok, log, Vec::new());
+    }
+    let mut ok = true;
+    let mut log = Vec::new();
+    let mut drifted = Vec::new();
+    for (index, action) in actions.iter().enumerate().rev() {
+        if !action.is_reversible() {
+            continue;
+        }
+        let Some((_, drift)) = found.iter().find(|(i, _)| *i == index) else {
+            let (done, lines) = revert_all(host, std::slice::from_ref(action));
+            ok &= done;
+            log.extend(lines);
+            continue;
+        };
+        drifted.push((action.describe(), drift.clone()));
+        match drift::undo(action, drift) {
+            Undo::Leave { note } => log.push(format!(
+                "nothing of ours to revert for {}: {note}",
+                action.describe()
+            )),
+            Undo::Revert {
+                action: narrowed,
+                note,
+            } => {
+                let (done, lines) = revert_all(host, std::slice::from_ref(narrowed.as_ref()));
+                ok &= done;
+                log.extend(lines);
+                if !note.is_empty() {
+                    log.push(format!("drifted {}: {note}", action.describe()));
+                }
+            }
+        }
+    }
+    (ok, log, drifted)
 }
 
 /// Undo in reverse order, every step even after a failure; a target that is gone counts as undone.

@@ -13,12 +13,14 @@
 //! - [`action`]: the journaled, pinned unit of change with its pre-image.
 //! - [`host`]: `ChaosHost`, the narrow trait over every side effect, and its Linux implementation.
 //! - [`engine`], `lifecycle`: limits, journal, apply, deadline, stop, halt, recovery, sweep.
+//! - [`drift`], `observe`: someone else's change to a running experiment (pure), and its reads.
 
 pub mod action;
 pub mod cgroup;
 pub mod classify;
 pub mod config;
 pub mod dist;
+pub mod drift;
 pub mod engine;
 pub mod experiment;
 pub mod host;
@@ -27,6 +29,7 @@ pub mod ifb;
 mod lifecycle;
 pub mod netlink;
 pub mod netns;
+mod observe;
 pub mod process;
 pub mod qdisc;
 pub mod route;

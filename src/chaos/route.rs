@@ -64,7 +64,8 @@ pub struct DumpedRoute {
 }
 
 impl DumpedRoute {
-    fn is_ours(&self, metric: u32) -> bool {
+    /// Ours: our protocol, blackhole, our metric, the main table.
+    pub fn is_ours(&self, metric: u32) -> bool {
         self.protocol == ROUTE_PROTOCOL
             && self.kind == RTN_BLACKHOLE
             && self.metric == metric

@@ -83,7 +83,10 @@ pub async fn run(
             if *wait {
                 let end = wait_for_end(client, &view.id, json).await?;
                 print(experiment(&end), &end);
-                return Ok(end.state == ExperimentState::RolledBack);
+                return Ok(matches!(
+                    end.state,
+                    ExperimentState::RolledBack | ExperimentState::Drifted
+                ));
             }
         }
         ChaosCommand::List => {
@@ -105,7 +108,10 @@ pub async fn run(
                 })
                 .await?;
             print(experiment(&view), &view);
-            return Ok(view.state == ExperimentState::RolledBack);
+            return Ok(matches!(
+                view.state,
+                ExperimentState::RolledBack | ExperimentState::Drifted
+            ));
         }
         ChaosCommand::Stop { id: None, .. } => {
             let response: StopAllResponse = client.call(Route::ChaosStopAll).await?;

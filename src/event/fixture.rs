@@ -216,7 +216,11 @@ pub(crate) fn journal_0_1_0_events() -> Vec<Event> {
         profile: None,
         reason: s("probe api went down"),
     });
-    for &trigger in RollbackTrigger::ALL {
+    // `drift` came after 0.1.0
+    for &trigger in RollbackTrigger::ALL
+        .iter()
+        .filter(|t| **t != RollbackTrigger::Drift)
+    {
         kinds.push(EventKind::ChaosRolledBack {
             experiment: s("x1"),
             profile: Some(s("slow-db")),

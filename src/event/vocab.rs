@@ -212,6 +212,24 @@ vocabulary! {
         Recovery = "recovery",
         /// An orphan carrying our handle that no experiment accounts for.
         Sweep = "sweep",
+        /// Someone else changed the experiment's kernel state while it ran (`chaos_drifted`).
+        Drift = "drift",
+    }
+}
+
+vocabulary! {
+    /// What someone else changed of a running experiment's kernel state (`chaos_drifted`'s `cause`).
+    pub enum DriftCause {
+        /// Another root qdisc took the place of ours.
+        QdiscReplaced = "qdisc_replaced",
+        /// Our root qdisc was deleted; the kernel's default is back.
+        QdiscRemoved = "qdisc_removed",
+        /// Our qdisc is still there, with other options (`tc qdisc change`).
+        QdiscChanged = "qdisc_changed",
+        /// A cgroup file we wrote holds another value now.
+        CgroupRewritten = "cgroup_rewritten",
+        /// Our blackhole route was deleted.
+        RouteRemoved = "route_removed",
     }
 }
 
@@ -394,6 +412,7 @@ mod tests {
         check(AlertCondition::ALL);
         check(RemedyAction::ALL);
         check(DrillSkipReason::ALL);
+        check(DriftCause::ALL);
     }
 
     #[test]
@@ -418,7 +437,7 @@ mod tests {
             (
                 "rollback trigger",
                 names(RollbackTrigger::ALL.iter().map(|w| w.to_string()).collect()),
-                "deadline stop shutdown halt recovery sweep",
+                "deadline stop shutdown halt recovery sweep drift",
             ),
             (
                 "snapshot phase",

@@ -362,6 +362,30 @@ impl Composer {
                     ]),
                 })
             }
+            // Someone else changed a running experiment: people must know, the fault is half gone.
+            EventKind::ChaosDrifted {
+                experiment,
+                profile,
+                action,
+                cause,
+                detail,
+            } => Some(Notification {
+                kind: event.kind.name().into(),
+                subject: format!("chaos:{experiment}:{action}"),
+                probe: profile.clone().unwrap_or_else(|| experiment.clone()),
+                status: Status::Firing,
+                severity: Severity::Warning,
+                text: format!(
+                    "⚠️ chaos {experiment}: someone else changed {action}: {detail}; rolled back what was still ours, their change left in place"
+                ),
+                at,
+                started_at: at,
+                labels: labels(&[
+                    ("alertname", "SentinelChaosDrift"),
+                    ("experiment", experiment),
+                    ("cause", cause.as_str()),
+                ]),
+            }),
             _ => None,
         }
     }
@@ -967,6 +991,35 @@ mod tests {
         let n = composer.compose(&resolved).unwrap();
         assert_eq!((n.status, n.started_at), (Status::Resolved, Timestamp(50)));
         assert_eq!(n.subject, "tenant:r:acme");
+    }
+
+    /// A drifted experiment alerts once, as a warning naming the experiment and the cause.
+    #[test]
+    fn a_drifted_experiment_alerts() {
+        let mut composer = composer();
+        let drifted = at(
+            70,
+            EventKind::ChaosDrifted {
+                experiment: "x1".into(),
+                profile: Some("slow".into()),
+                action: "tbf 5e1d: on eth1".into(),
+                cause: crate::event::DriftCause::QdiscReplaced,
+                detail: "htb 1: replaced our tbf 5e1d: as the root qdisc".into(),
+            },
+        );
+        let n = composer.compose(&drifted).unwrap();
+        assert_eq!((n.status, n.severity), (Status::Firing, Severity::Warning));
+        assert_eq!(
+            (n.kind.as_str(), n.probe.as_str()),
+            ("chaos_drifted", "slow")
+        );
+        assert_eq!(n.labels["alertname"], "SentinelChaosDrift");
+        assert_eq!(n.labels["cause"], "qdisc_replaced");
+        assert!(
+            n.text.contains("htb 1: replaced our tbf 5e1d:"),
+            "{}",
+            n.text
+        );
     }
 
     #[test]

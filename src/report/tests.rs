@@ -95,6 +95,7 @@ fn experiment(hypothesis: Option<Hypothesis>, ended_ms: Option<i64>) -> Experime
         log: vec![],
         ended: ended_ms.map(|ms| Timestamp(T0 + ms)),
         outcome: None,
+        baseline: vec![],
     }
 }
 

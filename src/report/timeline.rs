@@ -38,6 +38,7 @@ fn belongs(kind: &EventKind, id: &str) -> bool {
         EventKind::ChaosStarted { experiment, .. }
         | EventKind::ChaosAborted { experiment, .. }
         | EventKind::ChaosRolledBack { experiment, .. }
+        | EventKind::ChaosDrifted { experiment, .. }
         | EventKind::DrillStepStarted { experiment, .. } => experiment == id,
         EventKind::ProbeTransition { .. }
         | EventKind::ContainerEvent { .. }

@@ -4,6 +4,7 @@
 
 mod cgroups;
 mod ingress;
+mod drift;
 mod net;
 pub(crate) mod process;
 mod rollback;

@@ -75,6 +75,10 @@ fn profile_errors_point_at_file_line_column() {
             "t.toml:2:18: chaos.max_concurrent must be at least 1",
         ),
         (
+            "[chaos]\ndrift_check = \"500ms\"\n",
+            "t.toml:2:15: chaos.drift_check 500ms is too often: 0s (off) or at least 1s",
+        ),
+        (
             "[[chaos.profile]]\nname = \"a b\"\ntarget = { interface = \"e\" }\nfaults = [{ kind = \"netem\", delay = \"10ms\" }]\n",
             "t.toml:2:8: invalid chaos profile name \"a b\"",
         ),
