@@ -38,6 +38,16 @@ pub trait ChaosHost: Send + Sync + 'static {
     /// Qdiscs with our handle in reachable namespaces that `known` does not cover.
     fn orphans(&self, known: &[Action]) -> Vec<Action>;
     fn capabilities(&self) -> Vec<Capability>;
+    /// `plan`, knowing when the experiment ends (burners stop by themselves then).
+    fn plan_until(
+        &self,
+        spec: &ExperimentSpec,
+        container: Option<&ResolvedContainer>,
+        deadline: crate::event::Timestamp,
+    ) -> Result<Vec<Action>, ChaosError> {
+        let _ = deadline;
+        self.plan(spec, container)
+    }
 }
 
 pub struct LinuxHost {
@@ -46,6 +56,9 @@ pub struct LinuxHost {
     docker: DockerEngine,
     runtime: tokio::runtime::Handle,
     capabilities: Vec<Capability>,
+    /// Where burner and fill records go (`chaos-stress/`, `chaos-fill/`); stress faults need it.
+    state_dir: Option<PathBuf>,
+    burners: super::stress::Burners,
 }
 
 impl LinuxHost {
@@ -65,7 +78,15 @@ impl LinuxHost {
             docker,
             runtime: tokio::runtime::Handle::current(),
             capabilities: Vec::new(),
+            state_dir: None,
+            burners: super::stress::Burners::default(),
         }
+    }
+
+    /// The daemon's state directory: burner pids and fill files are recorded beneath it.
+    pub fn with_state_dir(mut self, state_dir: PathBuf) -> Self {
+        self.state_dir = Some(state_dir);
+        self
     }
 
     fn cgroups(&self) -> Result<Cgroupfs, ChaosError> {
@@ -232,58 +253,16 @@ impl ChaosHost for LinuxHost {
         spec: &ExperimentSpec,
         container: Option<&ResolvedContainer>,
     ) -> Result<Vec<Action>, ChaosError> {
-        let mut actions = Vec::new();
-        for fault in &spec.faults {
-            let action = match fault {
-                Fault::Partition(partition) => {
-                    let pin = self.netns_pin(spec, container)?;
-                    actions.extend(route::plan(pin, partition, self.handle_major)?);
-                    continue;
-                }
-                Fault::Netem(_) | Fault::Tbf(_) => {
-                    let pin = self.netns_pin(spec, container)?;
-                    qdisc::plan(pin, spec, fault, self.handle_major)?
-                }
-                Fault::CpuQuota(cpu) => {
-                    let fs = self.cgroups()?;
-                    let dir = self.cgroup_dir(&fs, Controller::Cpu, spec, container)?;
-                    Action::Cgroup(fs.plan_cpu(&dir, cpu)?)
-                }
-                Fault::MemoryLimit(memory) => {
-                    let fs = self.cgroups()?;
-                    let dir = self.cgroup_dir(&fs, Controller::Memory, spec, container)?;
-                    Action::Cgroup(fs.plan_memory(&dir, memory)?)
-                }
-                Fault::Signal { signal } => {
-                    let pid = spec.target.pid.unwrap_or_default();
-                    super::spec::parse_signal(signal).map_err(ChaosError::Invalid)?;
-                    Action::Signal {
-                        pid,
-                        start: process::start_time(pid)?,
-                        signal: signal.clone(),
-                    }
-                }
-                Fault::Pause {} => {
-                    let pid = spec.target.pid.unwrap_or_default();
-                    Action::Pause {
-                        pid,
-                        start: process::start_time(pid)?,
-                    }
-                }
-                Fault::Container { action } => {
-                    let container = container.ok_or_else(|| {
-                        ChaosError::Target("container fault without a container".into())
-                    })?;
-                    Action::Container {
-                        id: container.id.clone(),
-                        name: container.name.clone(),
-                        action: *action,
-                    }
-                }
-            };
-            actions.push(action);
-        }
-        Ok(actions)
+        self.plan_at(spec, container, None)
+    }
+
+    fn plan_until(
+        &self,
+        spec: &ExperimentSpec,
+        container: Option<&ResolvedContainer>,
+        deadline: crate::event::Timestamp,
+    ) -> Result<Vec<Action>, ChaosError> {
+        self.plan_at(spec, container, Some(deadline))
     }
 
     fn apply(&self, action: &Action) -> Result<String, ChaosError> {
@@ -322,6 +301,8 @@ impl ChaosHost for LinuxHost {
                 Ok(format!("pid {pid} stopped"))
             }
             Action::Container { id, action, .. } => self.docker_call(id, *action, false),
+            Action::Stress(stress) => Ok(self.burners.start(stress)?),
+            Action::DiskFill(fill) => Ok(super::diskfill::apply(fill)?),
         }
     }
 
@@ -359,6 +340,12 @@ impl ChaosHost for LinuxHost {
                 ..
             } => self.docker_call(id, ContainerAction::Pause, true),
             Action::Signal { .. } | Action::Container { .. } => Ok("nothing to undo".into()),
+            Action::Stress(stress) => {
+                Ok(self
+                    .burners
+                    .stop(&stress.token, &stress.record, stress.owner)?)
+            }
+            Action::DiskFill(fill) => Ok(super::diskfill::revert(fill)?),
         }
     }
 
@@ -369,16 +356,201 @@ impl ChaosHost for LinuxHost {
                 .iter()
                 .filter_map(|n| NetnsPin::named(n).ok()),
         );
-        pins.into_iter()
+        let mut found: Vec<Action> = pins
+            .into_iter()
             .flat_map(|pin| {
                 let mut found = qdisc::orphans(pin.clone(), self.handle_major, known);
                 found.extend(route::orphans(pin, self.handle_major, known));
                 found
             })
-            .collect()
+            .collect();
+        let tokens: Vec<String> = known
+            .iter()
+            .filter_map(|a| match a {
+                Action::Stress(s) => Some(s.token.clone()),
+                _ => None,
+            })
+            .collect();
+        let files: Vec<PathBuf> = known
+            .iter()
+            .filter_map(|a| match a {
+                Action::DiskFill(f) => Some(f.file.clone()),
+                _ => None,
+            })
+            .collect();
+        let state_dir = self.state_dir.as_deref();
+        found.extend(
+            super::stress::orphans(state_dir, self.handle_major, &tokens)
+                .into_iter()
+                .map(Action::Stress),
+        );
+        found.extend(
+            super::diskfill::orphans(state_dir, &files)
+                .into_iter()
+                .map(Action::DiskFill),
+        );
+        found
     }
 
     fn capabilities(&self) -> Vec<Capability> {
         self.capabilities.clone()
+    }
+}
+
+impl LinuxHost {
+    fn plan_at(
+        &self,
+        spec: &ExperimentSpec,
+        container: Option<&ResolvedContainer>,
+        deadline: Option<crate::event::Timestamp>,
+    ) -> Result<Vec<Action>, ChaosError> {
+        let mut actions = Vec::new();
+
+        for fault in &spec.faults {
+            let action = match fault {
+                Fault::Partition(partition) => {
+                    let pin = self.netns_pin(spec, container)?;
+                    actions.extend(route::plan(pin, partition, self.handle_major)?);
+                    continue;
+                }
+                Fault::Netem(_) | Fault::Tbf(_) => {
+                    let pin = self.netns_pin(spec, container)?;
+                    qdisc::plan(pin, spec, fault, self.handle_major)?
+                }
+                Fault::CpuQuota(cpu) => {
+                    let fs = self.cgroups()?;
+                    let dir = self.cgroup_dir(&fs, Controller::Cpu, spec, container)?;
+                    Action::Cgroup(fs.plan_cpu(&dir, cpu)?)
+                }
+                Fault::MemoryLimit(memory) => {
+                    let fs = self.cgroups()?;
+                    let dir = self.cgroup_dir(&fs, Controller::Memory, spec, container)?;
+                    Action::Cgroup(fs.plan_memory(&dir, memory)?)
+                }
+                Fault::Signal { signal } => {
+                    let pid = spec.target.pid.unwrap_or_default();
+                    super::spec::parse_signal(signal).map_err(ChaosError::Invalid)?;
+                    Action::Signal {
+                        pid,
+                        start: process::start_time(pid)?,
+                        signal: signal.clone(),
+                    }
+                }
+                Fault::Pause {} => {
+                    let pid = spec.target.pid.unwrap_or_default();
+                    Action::Pause {
+                        pid,
+                        start: process::start_time(pid)?,
+                    }
+                }
+                Fault::CpuStress(_) | Fault::MemoryStress(_) => {
+                    Action::Stress(self.plan_stress(spec, fault, container, deadline)?)
+                }
+                Fault::DiskFill(fill) => Action::DiskFill(super::diskfill::plan(
+                    fill,
+                    self.handle_major,
+                    self.state_dir.as_deref(),
+                )?),
+                Fault::Container { action } => {
+                    let container = container.ok_or_else(|| {
+                        ChaosError::Target("container fault without a container".into())
+                    })?;
+                    Action::Container {
+                        id: container.id.clone(),
+                        name: container.name.clone(),
+                        action: *action,
+                    }
+                }
+            };
+            actions.push(action);
+        }
+        Ok(actions)
+    }
+
+    /// A burner's journaled plan: the target's cgroups (the fault's own controller first, which
+    /// must exist), its load, its end (the experiment's, or earlier), and its record file.
+    fn plan_stress(
+        &self,
+        spec: &ExperimentSpec,
+        fault: &Fault,
+        container: Option<&ResolvedContainer>,
+        deadline: Option<crate::event::Timestamp>,
+    ) -> Result<super::stress::StressAction, ChaosError> {
+        use super::stress::{Burn, PinnedCgroup, StressAction, StressError};
+        use std::os::unix::fs::MetadataExt;
+        let state_dir = self.state_dir.as_ref().ok_or(StressError::NoStateDir)?;
+        let fs = self.cgroups()?;
+        let (first, second, own) = match fault {
+            Fault::CpuStress(c) => (Controller::Cpu, Controller::Memory, c.duration),
+            Fault::MemoryStress(m) => (Controller::Memory, Controller::Cpu, m.duration),
+            _ => unreachable!("only stress faults"),
+        };
+        let mut cgroups: Vec<PinnedCgroup> = Vec::new();
+        for (index, controller) in [first, second].into_iter().enumerate() {
+            let dir = match self.cgroup_dir(&fs, controller, spec, container) {
+                Ok(dir) => dir,
+                Err(err) if index == 0 => return Err(err),
+                Err(_) => continue,
+            };
+            if cgroups.iter().any(|c| c.dir == dir) {
+                continue;
+            }
+            let root = fs.dir(controller, "")?;
+            let relative = dir.strip_prefix(&root).unwrap_or(&dir);
+            let inode = std::fs::metadata(&dir)
+                .map_err(|err| ChaosError::Cgroup(format!("{}: {err}", dir.display())))?
+                .ino();
+            cgroups.push(PinnedCgroup {
+                path: format!("/{}", relative.display()),
+                dir,
+                inode,
+            });
+        }
+        let burn = match fault {
+            Fault::CpuStress(c) => Burn::Cpu {
+                workers: c.workers,
+                percent: c.load,
+            },
+            Fault::MemoryStress(m) => {
+                let bytes = match (m.bytes, m.percent) {
+                    (Some(bytes), _) => bytes.0,
+                    (_, percent) => {
+                        let own_limit = spec.faults.iter().find_map(|f| match f {
+                            Fault::MemoryLimit(limit) => limit.max.map(|b| b.0),
+                            _ => None,
+                        });
+                        let limit = match own_limit {
+                            Some(limit) => limit,
+                            None => fs.memory_limit(&cgroups[0].dir)?.ok_or_else(|| {
+                                StressError::NoLimit {
+                                    dir: cgroups[0].dir.clone(),
+                                }
+                            })?,
+                        };
+                        (limit as f64 * percent.unwrap_or(100.0) / 100.0) as u64
+                    }
+                };
+                Burn::Memory {
+                    bytes,
+                    avoid_oom_kill: m.avoid_oom_kill,
+                }
+            }
+            _ => unreachable!("only stress faults"),
+        };
+        let now = crate::event::Timestamp::now().as_millis();
+        let hour = 3_600_000;
+        let mut until = deadline.map_or(now + hour, |d| d.as_millis());
+        if let Some(own) = own {
+            until = until.min(now + own.get().as_millis() as i64);
+        }
+        let token = super::stress::token();
+        Ok(StressAction {
+            record: super::stress::record_dir(state_dir).join(format!("{token}.json")),
+            token,
+            owner: self.handle_major,
+            burn,
+            cgroups,
+            until: crate::event::Timestamp(until),
+        })
     }
 }

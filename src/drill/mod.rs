@@ -34,7 +34,7 @@ pub enum DrillError {
     #[error("drill run {0} has already finished")]
     Finished(String),
     /// An `expect` entry that is none of the four shapes (config validation).
-    #[error("an expectation is one of {{ probe = NAME, up_within = \"30s\" }}, {{ probe = NAME, stays_up = true }}, {{ tenant_alert = RULE, fires_within = \"60s\" }}, {{ heal = PROBE, within = \"10s\" }}")]
+    #[error("an expectation is one of {{ probe = NAME, up_within = \"30s\" }}, {{ probe = NAME, stays_up = true }}, {{ tenant_alert = RULE, fires_within = \"60s\" }}, {{ heal = PROBE, within = \"10s\" }}, {{ probe = NAME, down_reason = \"oom\", within = \"30s\" }}")]
     ExpectationShape,
 }
 
@@ -76,6 +76,13 @@ pub enum Expectation {
         #[serde(rename = "within_ms", with = "millis")]
         within: Duration,
     },
+    /// The probe goes Down for this reason (e.g. `oom`) within `within`.
+    ProbeDown {
+        probe: String,
+        reason: crate::event::FailureReason,
+        #[serde(rename = "within_ms", with = "millis")]
+        within: Duration,
+    },
 }
 
 impl Expectation {
@@ -89,6 +96,11 @@ impl Expectation {
                 format!("tenant alert {rule} fires within {}", human(within))
             }
             Self::Heal { probe, within } => format!("heal of {probe} within {}", human(within)),
+            Self::ProbeDown {
+                probe,
+                reason,
+                within,
+            } => format!("probe {probe} down ({reason}) within {}", human(within)),
         }
     }
 
@@ -97,7 +109,8 @@ impl Expectation {
         match self {
             Self::ProbeUp { probe, .. }
             | Self::ProbeStaysUp { probe }
-            | Self::Heal { probe, .. } => Some(probe),
+            | Self::Heal { probe, .. }
+            | Self::ProbeDown { probe, .. } => Some(probe),
             Self::TenantAlertFires { .. } => None,
         }
     }
@@ -107,7 +120,8 @@ impl Expectation {
         match self {
             Self::ProbeUp { within, .. }
             | Self::TenantAlertFires { within, .. }
-            | Self::Heal { within, .. } => Some(*within),
+            | Self::Heal { within, .. }
+            | Self::ProbeDown { within, .. } => Some(*within),
             Self::ProbeStaysUp { .. } => None,
         }
     }
