@@ -328,7 +328,9 @@ mod tests {
 
     impl Drop for Tmpfs {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
         }
     }
 
@@ -352,7 +354,10 @@ mod tests {
         let line = apply(&action).unwrap();
         let size = std::fs::metadata(&action.file).unwrap().len();
         let room = before.room_below(ceiling);
-        assert!(size <= room && size + (1 << 20) >= room, "{size} of {room}: {line}");
+        assert!(
+            size <= room && size + (1 << 20) >= room,
+            "{size} of {room}: {line}"
+        );
         assert!(
             Usage::of(dir.path()).unwrap().percent() <= ceiling,
             "{line}"
