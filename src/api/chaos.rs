@@ -97,7 +97,10 @@ pub(super) fn failure(err: ChaosError) -> Response<Body> {
         ChaosError::Target(_)
         | ChaosError::Kernel { .. }
         | ChaosError::Unavailable(..)
-        | ChaosError::Cgroup(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        | ChaosError::Cgroup(_)
+        | ChaosError::Stress(_)
+        | ChaosError::Fill(_)
+        | ChaosError::MemoryBelowUsage { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         ChaosError::Docker(_) => StatusCode::BAD_GATEWAY,
         ChaosError::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         ChaosError::Systemd(err) => match err.as_ref() {

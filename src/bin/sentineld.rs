@@ -9,6 +9,12 @@ use sentinel::cli::{DaemonCli, DaemonCommand};
 use sentinel::{config, daemon, logging};
 
 fn main() -> ExitCode {
+    // The hidden burner mode (chaos cpu_stress / memory_stress): no flags, no logging.
+    let mut raw = std::env::args_os();
+    if raw.nth(1).as_deref() == Some(std::ffi::OsStr::new(sentinel::chaos::burner::MODE)) {
+        let rest: Vec<String> = raw.map(|a| a.to_string_lossy().into_owned()).collect();
+        return ExitCode::from(sentinel::chaos::burner::main(&rest));
+    }
     sentinel::panic_policy::install("sentineld");
     let cli = DaemonCli::parse();
     match cli.command {

@@ -62,6 +62,10 @@ pub enum Action {
     },
     /// Runtime properties of a systemd unit (`SetUnitProperties`), with the values they replaced.
     Unit(UnitChange),
+    /// A CPU or memory burner in the target's cgroup (pid journaled in its record file).
+    Stress(super::stress::StressAction),
+    /// A file filling a filesystem up to a ceiling.
+    DiskFill(super::diskfill::FillAction),
 }
 
 impl Action {
@@ -128,6 +132,23 @@ impl Action {
                 netns, destination, ..
             } => format!("blackhole route {destination} in {}", netns.describe()),
             Self::Unit(change) => change.describe(),
+            Self::Stress(stress) => {
+                let dirs: Vec<String> = stress
+                    .cgroups
+                    .iter()
+                    .map(|c| c.dir.display().to_string())
+                    .collect();
+                format!(
+                    "burner {} with {} in {}",
+                    stress.token,
+                    stress.burn.describe(),
+                    match dirs.is_empty() {
+                        true => "its cgroup".to_string(),
+                        false => dirs.join(", "),
+                    }
+                )
+            }
+            Self::DiskFill(fill) => format!("fill file {}", fill.file.display()),
         }
     }
 

@@ -111,6 +111,27 @@ impl Cgroupfs {
             .map(|(_, path)| path.clone())
     }
 
+    /// The memory limit of `dir` in bytes, `None` when unlimited.
+    pub fn memory_limit(&self, dir: &Path) -> Result<Option<u64>, ChaosError> {
+        let (file, text) = match self.layout {
+            Layout::V2 => ("memory.max", read(dir, "memory.max")?),
+            Layout::V1 | Layout::Hybrid => {
+                ("memory.limit_in_bytes", read(dir, "memory.limit_in_bytes")?)
+            }
+        };
+        match text.as_str() {
+            "max" => Ok(None),
+            text => match text.parse::<u64>() {
+                Ok(bytes) if bytes >= V1_UNLIMITED_FLOOR => Ok(None),
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(_) => Err(ChaosError::Cgroup(format!(
+                    "{}/{file}: unexpected value {text:?}",
+                    dir.display()
+                ))),
+            },
+        }
+    }
+
     pub fn plan_cpu(&self, dir: &Path, cpu: &CpuQuota) -> Result<CgroupChange, ChaosError> {
         let (quota, period) = (cpu.quota_us(), cpu.period_us());
         let (apply, restore) = match self.layout {
@@ -199,6 +220,10 @@ fn read(dir: &Path, file: &str) -> Result<String, ChaosError> {
         .map_err(|err| ChaosError::Cgroup(format!("cannot read {}: {err}", path.display())))
 }
 
+/// Tries of a v1 memory limit write the kernel answers EBUSY, and the pause between them.
+const BUSY_ATTEMPTS: u32 = 5;
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Write each value with one write(2), as the kernel expects.
 fn write_all(change: &CgroupChange, values: &[(String, String)]) -> Result<(), ChaosError> {
     let inode = std::fs::metadata(&change.dir).map(|m| m.ino()).ok();
@@ -210,7 +235,34 @@ fn write_all(change: &CgroupChange, values: &[(String, String)]) -> Result<(), C
     }
     for (file, value) in values {
         let path = change.dir.join(file);
-        std::fs::write(&path, value).map_err(|err| {
+        let mut written = std::fs::write(&path, value);
+        // v1 answers EBUSY when a lower memory limit is below usage it could not reclaim at
+        // once (dirty or in-flight pages); a few more tries let writeback finish.
+        let mut attempts = 1;
+        while file == "memory.limit_in_bytes"
+            && attempts < BUSY_ATTEMPTS
+            && matches!(&written, Err(err) if err.raw_os_error() == Some(nix::libc::EBUSY))
+        {
+            std::thread::sleep(BUSY_PAUSE);
+            written = std::fs::write(&path, value);
+            attempts += 1;
+        }
+        if let Err(err) = &written {
+            if err.raw_os_error() == Some(nix::libc::EBUSY) && file == "memory.limit_in_bytes" {
+                let usage = read(&change.dir, "memory.usage_in_bytes")
+                    .ok()
+                    .and_then(|u| u.parse().ok())
+                    .unwrap_or(0);
+                return Err(ChaosError::MemoryBelowUsage {
+                    file: path,
+                    limit: value.parse().unwrap_or(0),
+                    usage,
+                    attempts,
+                    source: written.expect_err("checked"),
+                });
+            }
+        }
+        written.map_err(|err| {
             let hint = match err.raw_os_error() {
                 Some(nix::libc::EBUSY) => " (the limit is below current usage and reclaim failed)",
                 Some(nix::libc::EINVAL) => " (the kernel refused this value)",

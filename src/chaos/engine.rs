@@ -270,10 +270,11 @@ impl ChaosEngine {
             Some(name) => self.resolve_container(name).await.map(Some),
             None => Ok(None),
         };
+        let deadline = experiment.deadline;
         let planned = match planned {
             Ok(container) => {
                 let host = Arc::clone(&self.inner.host);
-                blocking(move || host.plan(&spec, container.as_ref())).await
+                blocking(move || host.plan_until(&spec, container.as_ref(), deadline)).await
             }
             Err(err) => Err(err),
         };

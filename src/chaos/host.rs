@@ -44,6 +44,17 @@ pub trait ChaosHost: Send + Sync + 'static {
     fn observe(&self, _action: &Action) -> Result<super::drift::Observed, ChaosError> {
         Ok(super::drift::Observed::Unwatched)
     }
+
+    /// `plan`, knowing when the experiment ends (burners stop by themselves then).
+    fn plan_until(
+        &self,
+        spec: &ExperimentSpec,
+        container: Option<&ResolvedContainer>,
+        deadline: crate::event::Timestamp,
+    ) -> Result<Vec<Action>, ChaosError> {
+        let _ = deadline;
+        self.plan(spec, container)
+    }
 }
 
 pub struct LinuxHost {
@@ -54,6 +65,9 @@ pub struct LinuxHost {
     systemd: Systemd,
     runtime: tokio::runtime::Handle,
     capabilities: Vec<Capability>,
+    /// Where burner and fill records go (`chaos-stress/`, `chaos-fill/`); stress faults need it.
+    state_dir: Option<PathBuf>,
+    burners: super::stress::Burners,
 }
 
 impl LinuxHost {
@@ -74,7 +88,15 @@ impl LinuxHost {
             systemd: Systemd::new(),
             runtime: tokio::runtime::Handle::current(),
             capabilities: Vec::new(),
+            state_dir: None,
+            burners: super::stress::Burners::default(),
         }
+    }
+
+    /// The daemon's state directory: burner pids and fill files are recorded beneath it.
+    pub fn with_state_dir(mut self, state_dir: PathBuf) -> Self {
+        self.state_dir = Some(state_dir);
+        self
     }
 
     fn cgroups(&self) -> Result<Cgroupfs, ChaosError> {
@@ -287,7 +309,182 @@ impl ChaosHost for LinuxHost {
         spec: &ExperimentSpec,
         container: Option<&ResolvedContainer>,
     ) -> Result<Vec<Action>, ChaosError> {
+        self.plan_at(spec, container, None)
+    }
+
+    fn plan_until(
+        &self,
+        spec: &ExperimentSpec,
+        container: Option<&ResolvedContainer>,
+        deadline: crate::event::Timestamp,
+    ) -> Result<Vec<Action>, ChaosError> {
+        self.plan_at(spec, container, Some(deadline))
+    }
+
+    fn apply(&self, action: &Action) -> Result<String, ChaosError> {
+        match action {
+            Action::Qdisc {
+                netns,
+                ifindex,
+                handle,
+                qdisc,
+                options,
+                replaced,
+                tree,
+                ingress,
+                ..
+            } => qdisc::apply(
+                netns,
+                *ifindex,
+                *handle,
+                qdisc,
+                options,
+                replaced.as_ref(),
+                tree.as_ref(),
+                ingress.as_deref(),
+            ),
+            Action::Route {
+                netns,
+                destination,
+                metric,
+            } => route::apply(netns, destination, *metric),
+            Action::Cgroup(change) => cgroup::apply(change),
+            Action::Unit(change) => self.runtime.block_on(unit::apply(&self.systemd, change)),
+            Action::Signal { pid, start, signal } => {
+                let parsed = super::spec::parse_signal(signal).map_err(ChaosError::Invalid)?;
+                process::signal_pinned(*pid, *start, parsed)?;
+                Ok(format!("{parsed} sent to pid {pid}"))
+            }
+            Action::Pause { pid, start } => {
+                process::signal_pinned(*pid, *start, Signal::SIGSTOP)?;
+                Ok(format!("pid {pid} stopped"))
+            }
+            Action::Container { id, action, .. } => self.docker_call(id, *action, false),
+            Action::Stress(stress) => Ok(self.burners.start(stress)?),
+            Action::DiskFill(fill) => Ok(super::diskfill::apply(fill)?),
+        }
+    }
+
+    fn revert(&self, action: &Action) -> Result<String, ChaosError> {
+        match action {
+            Action::Qdisc {
+                netns,
+                ifindex,
+                handle,
+                qdisc,
+                replaced,
+                tree,
+                ingress,
+                ..
+            } => qdisc::revert(
+                netns,
+                *ifindex,
+                *handle,
+                qdisc,
+                replaced.as_ref(),
+                tree.as_ref(),
+                ingress.as_deref(),
+            ),
+            Action::Route {
+                netns,
+                destination,
+                metric,
+            } => route::revert(netns, destination, *metric),
+            Action::Cgroup(change) => cgroup::restore(change),
+            Action::Unit(change) => self.runtime.block_on(unit::revert(&self.systemd, change)),
+            Action::Pause { pid, start } => {
+                process::signal_pinned(*pid, *start, Signal::SIGCONT)?;
+                Ok(format!("pid {pid} continued"))
+            }
+            Action::Container {
+                id,
+                action: ContainerAction::Pause,
+                ..
+            } => self.docker_call(id, ContainerAction::Pause, true),
+            Action::Signal { .. } | Action::Container { .. } => Ok("nothing to undo".into()),
+            Action::Stress(stress) => {
+                Ok(self
+                    .burners
+                    .stop(&stress.token, &stress.record, stress.owner)?)
+            }
+            Action::DiskFill(fill) => Ok(super::diskfill::revert(fill)?),
+        }
+    }
+
+    fn orphans(&self, known: &[Action]) -> Vec<Action> {
+        let mut pins: Vec<NetnsPin> = NetnsPin::own().into_iter().collect();
+        pins.extend(
+            netns::named()
+                .iter()
+                .filter_map(|n| NetnsPin::named(n).ok()),
+        );
+        // Containers' namespaces, each once (`--network host` ones are the host's own, and
+        // containers sharing one with `--network container:` are one namespace).
+        for pid in self.container_pids() {
+            let Ok(pin) = NetnsPin::of_pid(pid) else {
+                continue;
+            };
+            if !pins
+                .iter()
+                .any(|p| (p.inode, p.device) == (pin.inode, pin.device))
+            {
+                pins.push(pin);
+            }
+        }
+        let mut found: Vec<Action> = pins
+            .into_iter()
+            .flat_map(|pin| {
+                let mut found = qdisc::orphans(pin.clone(), self.handle_major, known);
+                found.extend(route::orphans(pin, self.handle_major, known));
+                found
+            })
+            .collect();
+        let tokens: Vec<String> = known
+            .iter()
+            .filter_map(|a| match a {
+                Action::Stress(s) => Some(s.token.clone()),
+                _ => None,
+            })
+            .collect();
+        let files: Vec<PathBuf> = known
+            .iter()
+            .filter_map(|a| match a {
+                Action::DiskFill(f) => Some(f.file.clone()),
+                _ => None,
+            })
+            .collect();
+        let state_dir = self.state_dir.as_deref();
+        found.extend(
+            super::stress::orphans(state_dir, self.handle_major, &tokens)
+                .into_iter()
+                .map(Action::Stress),
+        );
+        found.extend(
+            super::diskfill::orphans(state_dir, &files)
+                .into_iter()
+                .map(Action::DiskFill),
+        );
+        found
+    }
+
+    fn capabilities(&self) -> Vec<Capability> {
+        self.capabilities.clone()
+    }
+
+    fn observe(&self, action: &Action) -> Result<super::drift::Observed, ChaosError> {
+        super::observe::observe(action)
+    }
+}
+
+impl LinuxHost {
+    fn plan_at(
+        &self,
+        spec: &ExperimentSpec,
+        container: Option<&ResolvedContainer>,
+        deadline: Option<crate::event::Timestamp>,
+    ) -> Result<Vec<Action>, ChaosError> {
         let mut actions = Vec::new();
+
         for fault in &spec.faults {
             let action = match fault {
                 Fault::Partition(partition) => {
@@ -334,6 +531,14 @@ impl ChaosHost for LinuxHost {
                         start: process::start_time(pid)?,
                     }
                 }
+                Fault::CpuStress(_) | Fault::MemoryStress(_) => {
+                    Action::Stress(self.plan_stress(spec, fault, container, deadline)?)
+                }
+                Fault::DiskFill(fill) => Action::DiskFill(super::diskfill::plan(
+                    fill,
+                    self.handle_major,
+                    self.state_dir.as_deref(),
+                )?),
                 Fault::Container { action } => {
                     let container = container.ok_or_else(|| {
                         ChaosError::Target("container fault without a container".into())
@@ -350,122 +555,90 @@ impl ChaosHost for LinuxHost {
         Ok(actions)
     }
 
-    fn apply(&self, action: &Action) -> Result<String, ChaosError> {
-        match action {
-            Action::Qdisc {
-                netns,
-                ifindex,
-                handle,
-                qdisc,
-                options,
-                replaced,
-                tree,
-                ingress,
-                ..
-            } => qdisc::apply(
-                netns,
-                *ifindex,
-                *handle,
-                qdisc,
-                options,
-                replaced.as_ref(),
-                tree.as_ref(),
-                ingress.as_deref(),
-            ),
-            Action::Route {
-                netns,
-                destination,
-                metric,
-            } => route::apply(netns, destination, *metric),
-            Action::Cgroup(change) => cgroup::apply(change),
-            Action::Unit(change) => self.runtime.block_on(unit::apply(&self.systemd, change)),
-            Action::Signal { pid, start, signal } => {
-                let parsed = super::spec::parse_signal(signal).map_err(ChaosError::Invalid)?;
-                process::signal_pinned(*pid, *start, parsed)?;
-                Ok(format!("{parsed} sent to pid {pid}"))
-            }
-            Action::Pause { pid, start } => {
-                process::signal_pinned(*pid, *start, Signal::SIGSTOP)?;
-                Ok(format!("pid {pid} stopped"))
-            }
-            Action::Container { id, action, .. } => self.docker_call(id, *action, false),
-        }
-    }
-
-    fn revert(&self, action: &Action) -> Result<String, ChaosError> {
-        match action {
-            Action::Qdisc {
-                netns,
-                ifindex,
-                handle,
-                qdisc,
-                replaced,
-                tree,
-                ingress,
-                ..
-            } => qdisc::revert(
-                netns,
-                *ifindex,
-                *handle,
-                qdisc,
-                replaced.as_ref(),
-                tree.as_ref(),
-                ingress.as_deref(),
-            ),
-            Action::Route {
-                netns,
-                destination,
-                metric,
-            } => route::revert(netns, destination, *metric),
-            Action::Cgroup(change) => cgroup::restore(change),
-            Action::Unit(change) => self.runtime.block_on(unit::revert(&self.systemd, change)),
-            Action::Pause { pid, start } => {
-                process::signal_pinned(*pid, *start, Signal::SIGCONT)?;
-                Ok(format!("pid {pid} continued"))
-            }
-            Action::Container {
-                id,
-                action: ContainerAction::Pause,
-                ..
-            } => self.docker_call(id, ContainerAction::Pause, true),
-            Action::Signal { .. } | Action::Container { .. } => Ok("nothing to undo".into()),
-        }
-    }
-
-    fn orphans(&self, known: &[Action]) -> Vec<Action> {
-        let mut pins: Vec<NetnsPin> = NetnsPin::own().into_iter().collect();
-        pins.extend(
-            netns::named()
-                .iter()
-                .filter_map(|n| NetnsPin::named(n).ok()),
-        );
-        // Containers' namespaces, each once (`--network host` ones are the host's own, and
-        // containers sharing one with `--network container:` are one namespace).
-        for pid in self.container_pids() {
-            let Ok(pin) = NetnsPin::of_pid(pid) else {
-                continue;
+    /// A burner's journaled plan: the target's cgroups (the fault's own controller first, which
+    /// must exist), its load, its end (the experiment's, or earlier), and its record file.
+    fn plan_stress(
+        &self,
+        spec: &ExperimentSpec,
+        fault: &Fault,
+        container: Option<&ResolvedContainer>,
+        deadline: Option<crate::event::Timestamp>,
+    ) -> Result<super::stress::StressAction, ChaosError> {
+        use super::stress::{Burn, PinnedCgroup, StressAction, StressError};
+        use std::os::unix::fs::MetadataExt;
+        let state_dir = self.state_dir.as_ref().ok_or(StressError::NoStateDir)?;
+        let fs = self.cgroups()?;
+        let (first, second, own) = match fault {
+            Fault::CpuStress(c) => (Controller::Cpu, Controller::Memory, c.duration),
+            Fault::MemoryStress(m) => (Controller::Memory, Controller::Cpu, m.duration),
+            _ => unreachable!("only stress faults"),
+        };
+        let mut cgroups: Vec<PinnedCgroup> = Vec::new();
+        for (index, controller) in [first, second].into_iter().enumerate() {
+            let dir = match self.cgroup_dir(&fs, controller, spec, container) {
+                Ok(dir) => dir,
+                Err(err) if index == 0 => return Err(err),
+                Err(_) => continue,
             };
-            if !pins
-                .iter()
-                .any(|p| (p.inode, p.device) == (pin.inode, pin.device))
-            {
-                pins.push(pin);
+            if cgroups.iter().any(|c| c.dir == dir) {
+                continue;
             }
+            let root = fs.dir(controller, "")?;
+            let relative = dir.strip_prefix(&root).unwrap_or(&dir);
+            let inode = std::fs::metadata(&dir)
+                .map_err(|err| ChaosError::Cgroup(format!("{}: {err}", dir.display())))?
+                .ino();
+            cgroups.push(PinnedCgroup {
+                path: format!("/{}", relative.display()),
+                dir,
+                inode,
+            });
         }
-        pins.into_iter()
-            .flat_map(|pin| {
-                let mut found = qdisc::orphans(pin.clone(), self.handle_major, known);
-                found.extend(route::orphans(pin, self.handle_major, known));
-                found
-            })
-            .collect()
-    }
-
-    fn capabilities(&self) -> Vec<Capability> {
-        self.capabilities.clone()
-    }
-
-    fn observe(&self, action: &Action) -> Result<super::drift::Observed, ChaosError> {
-        super::observe::observe(action)
+        let burn = match fault {
+            Fault::CpuStress(c) => Burn::Cpu {
+                workers: c.workers,
+                percent: c.load,
+            },
+            Fault::MemoryStress(m) => {
+                let bytes = match (m.bytes, m.percent) {
+                    (Some(bytes), _) => bytes.0,
+                    (_, percent) => {
+                        let own_limit = spec.faults.iter().find_map(|f| match f {
+                            Fault::MemoryLimit(limit) => limit.max.map(|b| b.0),
+                            _ => None,
+                        });
+                        let limit = match own_limit {
+                            Some(limit) => limit,
+                            None => fs.memory_limit(&cgroups[0].dir)?.ok_or_else(|| {
+                                StressError::NoLimit {
+                                    dir: cgroups[0].dir.clone(),
+                                }
+                            })?,
+                        };
+                        (limit as f64 * percent.unwrap_or(100.0) / 100.0) as u64
+                    }
+                };
+                Burn::Memory {
+                    bytes,
+                    avoid_oom_kill: m.avoid_oom_kill,
+                }
+            }
+            _ => unreachable!("only stress faults"),
+        };
+        let now = crate::event::Timestamp::now().as_millis();
+        let hour = 3_600_000;
+        let mut until = deadline.map_or(now + hour, |d| d.as_millis());
+        if let Some(own) = own {
+            until = until.min(now + own.get().as_millis() as i64);
+        }
+        let token = super::stress::token();
+        Ok(StressAction {
+            record: super::stress::record_dir(state_dir).join(format!("{token}.json")),
+            token,
+            owner: self.handle_major,
+            burn,
+            cgroups,
+            until: crate::event::Timestamp(until),
+        })
     }
 }

@@ -10,15 +10,18 @@
 //! - [`netlink`], [`netns`]: the rtnetlink socket and namespace entry (host edge).
 //! - [`cgroup`], [`process`]: cgroupfs v1/v2 and process identity (host edge).
 //! - [`unit`]: systemd unit limits as D-Bus runtime properties (survive a unit restart).
+//! - [`stress`], [`burner`], [`diskfill`]: CPU/memory burners in a target's cgroup, disk fill.
 //! - [`action`]: the journaled, pinned unit of change with its pre-image.
 //! - [`host`]: `ChaosHost`, the narrow trait over every side effect, and its Linux implementation.
 //! - [`engine`], `lifecycle`: limits, journal, apply, deadline, stop, halt, recovery, sweep.
 //! - [`drift`], `observe`: someone else's change to a running experiment (pure), and its reads.
 
 pub mod action;
+pub mod burner;
 pub mod cgroup;
 pub mod classify;
 pub mod config;
+pub mod diskfill;
 pub mod dist;
 pub mod drift;
 pub mod engine;
@@ -34,6 +37,7 @@ pub mod process;
 pub mod qdisc;
 pub mod route;
 pub mod spec;
+pub mod stress;
 pub mod tc;
 pub mod unit;
 
@@ -78,6 +82,21 @@ pub enum ChaosError {
     /// A unit's limits could not be read or set over D-Bus.
     #[error("systemd: {0}")]
     Systemd(#[source] Box<crate::systemd::SystemdError>),
+    #[error("stress: {0}")]
+    Stress(#[from] stress::StressError),
+    #[error("{0}")]
+    Fill(#[from] diskfill::FillError),
+    /// cgroup v1 refuses (EBUSY) a memory limit below what the cgroup uses and could not
+    /// reclaim; it kills nothing (v2 would OOM-kill instead).
+    #[error("cannot lower {} to {limit} B: the cgroup uses {usage} B that the kernel could not reclaim after {attempts} attempts (cgroup v1 answers EBUSY and kills nothing); set max above the usage and add memory_stress to push it over: {source}", file.display())]
+    MemoryBelowUsage {
+        file: std::path::PathBuf,
+        limit: u64,
+        usage: u64,
+        attempts: u32,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What this host's kernel can do, probed at start; shown in `sentinelctl status`.

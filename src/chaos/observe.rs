@@ -73,9 +73,13 @@ pub fn observe(action: &Action) -> Result<Observed, ChaosError> {
             destination,
             metric,
         } => netns.run(|| route(destination, *metric)),
-        Action::Signal { .. } | Action::Pause { .. } | Action::Container { .. } => {
-            Ok(Observed::Unwatched)
-        }
+        // A burner may end before the experiment by design (its own `duration`); a fill file
+        // is the experiment's own: neither is kernel state someone else would rewrite.
+        Action::Signal { .. }
+        | Action::Pause { .. }
+        | Action::Container { .. }
+        | Action::Stress(_)
+        | Action::DiskFill(_) => Ok(Observed::Unwatched),
     }
 }
 

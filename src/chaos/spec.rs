@@ -78,6 +78,18 @@ pub enum SpecError {
     PartitionNeedsDestinations,
     #[error("partition drops whole prefixes (a blackhole route): ports and protocol cannot be matched; use a scoped tbf or netem for those")]
     PartitionPortOrProtocol,
+    #[error("cpu_stress workers must be 1..=256")]
+    StressWorkers,
+    #[error("cpu_stress load is a percentage of each worker's time: 1..=100")]
+    StressLoad,
+    #[error("memory_stress needs either bytes (above zero) or percent (of the target's memory limit, above 0 and at most 1000)")]
+    MemoryStressAmount,
+    #[error("disk_fill path must be an absolute directory path without ..")]
+    DiskFillPath,
+    #[error("disk_fill max_used_percent {value} must be above 0 and below 100")]
+    DiskFillCeiling { value: f64 },
+    #[error("disk_fill bytes must be above zero (leave it out to fill up to the ceiling)")]
+    DiskFillZero,
 }
 
 /// A destination a scoped network fault applies to: `CIDR[:port]`, e.g. `10.0.0.0/24`,
@@ -400,6 +412,12 @@ pub enum Fault {
     },
     /// Blackhole routes to the destinations in the target's namespace; removed on rollback.
     Partition(PartitionSpec),
+    /// CPU burners in the target's cgroup; killed on rollback.
+    CpuStress(super::stress::CpuStress),
+    /// A memory burner in the target's cgroup; killed on rollback.
+    MemoryStress(super::stress::MemoryStress),
+    /// A file filling a directory's filesystem up to a ceiling; removed on rollback.
+    DiskFill(super::diskfill::DiskFill),
 }
 
 impl Fault {
@@ -413,6 +431,9 @@ impl Fault {
             Self::Pause {} => "pause",
             Self::Container { .. } => "container",
             Self::Partition(_) => "partition",
+            Self::CpuStress(_) => "cpu_stress",
+            Self::MemoryStress(_) => "memory_stress",
+            Self::DiskFill(_) => "disk_fill",
         }
     }
 
@@ -490,6 +511,25 @@ impl Fault {
                     direction: Direction::Egress,
                 }
                 .describe()
+            ),
+            Self::CpuStress(c) => format!("cpu stress {} worker(s) at {}%", c.workers, c.load),
+            Self::MemoryStress(m) => {
+                let amount = match (m.bytes, m.percent) {
+                    (Some(bytes), _) => bytes.to_string(),
+                    (None, Some(percent)) => format!("{percent}% of the limit"),
+                    (None, None) => "-".into(),
+                };
+                let avoid = if m.avoid_oom_kill {
+                    " (avoid oom kill)"
+                } else {
+                    ""
+                };
+                format!("memory stress {amount}{avoid}")
+            }
+            Self::DiskFill(d) => format!(
+                "disk fill {} up to {}% used",
+                d.path.display(),
+                d.max_used_percent
             ),
         }
     }
@@ -650,6 +690,19 @@ fn validate_fault(fault: &Fault, target: &TargetSpec) -> Result<(), SpecError> {
         }
         Fault::Pause {} => needs(target.pid.is_some(), "pause", "pid"),
         Fault::Container { .. } => needs(target.container.is_some(), "container", "container"),
+        Fault::CpuStress(cpu) => {
+            super::stress::validate_cpu(cpu)?;
+            needs(has_cgroup, "cpu_stress", "cgroup, pid, unit or container")
+        }
+        Fault::MemoryStress(memory) => {
+            super::stress::validate_memory(memory)?;
+            needs(
+                has_cgroup,
+                "memory_stress",
+                "cgroup, pid, unit or container",
+            )
+        }
+        Fault::DiskFill(fill) => super::diskfill::validate(fill),
     }
 }
 

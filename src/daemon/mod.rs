@@ -425,7 +425,8 @@ fn start_chaos(
         config.chaos.cgroup_root.clone(),
         config.chaos.handle_major(),
         docker.clone(),
-    );
+    )
+    .with_state_dir(state_dir.to_path_buf());
     for capability in crate::chaos::ChaosHost::capabilities(&host) {
         tracing::info!("chaos capability {}", capability.line());
     }

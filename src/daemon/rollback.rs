@@ -161,7 +161,8 @@ async fn undo(state_dir: &Path, from_config: &Bootstrap) -> Result<Recovery, Dae
             .qdisc_handle
             .unwrap_or(crate::chaos::DEFAULT_HANDLE_MAJOR),
         docker.clone(),
-    );
+    )
+    .with_state_dir(state_dir.to_path_buf());
     let bus = Bus::new();
     let mut events = bus.subscribe();
     let engine = ChaosEngine::open(

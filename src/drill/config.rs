@@ -79,11 +79,33 @@ pub struct ExpectSection {
     pub fires_within: Option<HumanDuration>,
     pub heal: Option<Spanned<String>>,
     pub within: Option<HumanDuration>,
+    /// `{ probe = NAME, down_reason = "oom", within = "30s" }`: Down for that reason in time.
+    pub down_reason: Option<crate::event::FailureReason>,
 }
 
 impl ExpectSection {
     fn expectation(&self) -> Result<Expectation, DrillError> {
         let name = |s: &Spanned<String>| s.get_ref().clone();
+        if let Some(reason) = self.down_reason {
+            return match (
+                &self.probe,
+                &self.tenant_alert,
+                &self.heal,
+                self.up_within,
+                self.stays_up,
+                self.fires_within,
+                self.within,
+            ) {
+                (Some(probe), None, None, None, None, None, Some(within)) => {
+                    Ok(Expectation::ProbeDown {
+                        probe: name(probe),
+                        reason,
+                        within: within.get(),
+                    })
+                }
+                _ => Err(DrillError::ExpectationShape),
+            };
+        }
         match (
             &self.probe,
             &self.tenant_alert,
@@ -480,5 +502,31 @@ mod tests {
                 .starts_with("an expectation is one of { probe = NAME, up_within = \"30s\" }"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_down_reason_takes_a_probe_and_within_and_nothing_else() {
+        let section: ExpectSection =
+            toml::from_str("probe = \"web\"\ndown_reason = \"oom\"\nwithin = \"30s\"").unwrap();
+        assert_eq!(
+            section.expectation().unwrap(),
+            Expectation::ProbeDown {
+                probe: "web".into(),
+                reason: crate::event::FailureReason::Oom,
+                within: std::time::Duration::from_secs(30),
+            }
+        );
+        let section: ExpectSection =
+            toml::from_str("probe = \"web\"\ndown_reason = \"oom\"\nup_within = \"30s\"").unwrap();
+        assert!(matches!(
+            section.expectation(),
+            Err(DrillError::ExpectationShape)
+        ));
+        let err = toml::from_str::<ExpectSection>(
+            "probe = \"web\"\ndown_reason = \"oops\"\nwithin = \"3s\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown variant `oops`"), "{err}");
     }
 }

@@ -121,6 +121,26 @@ pub fn evaluate(
                 (None, false) => Verdict::Pending,
             }
         }
+        Expectation::ProbeDown {
+            probe,
+            reason,
+            within,
+        } => {
+            let down = after_start.into_iter().find(|e| {
+                matches!(&e.kind, EventKind::ProbeTransition { probe: p, to: ProbeState::Down, reason: Some(r), .. } if p == probe && r == reason)
+            });
+            match (down, expired(*within)) {
+                (Some(event), _) => judged(since(event.at), *within, &format!("down ({reason})")),
+                (None, true) => Verdict::Missed {
+                    measured_ms: None,
+                    detail: format!(
+                        "not down ({reason}) within {}",
+                        seconds(within.as_millis() as u64)
+                    ),
+                },
+                (None, false) => Verdict::Pending,
+            }
+        }
         Expectation::Heal { probe, within } => {
             let healed = after_start.into_iter().find(|e| {
                 matches!(&e.kind, EventKind::HealFinished { probe: p, ok: true, .. } if p == probe)
@@ -465,5 +485,69 @@ mod tests {
                 detail: "up again after 4.2 s".into()
             }
         );
+    }
+
+    #[test]
+    fn a_down_reason_is_met_only_by_a_down_for_that_reason() {
+        use crate::event::FailureReason;
+        let down = |offset_ms: i64, reason: FailureReason| {
+            at(
+                offset_ms,
+                EventKind::ProbeTransition {
+                    probe: "web".into(),
+                    from: ProbeState::Up,
+                    to: ProbeState::Down,
+                    reason: Some(reason),
+                    status_code: None,
+                    latency_ms: None,
+                    recoveries_total: 0,
+                },
+            )
+        };
+        let oom = Expectation::ProbeDown {
+            probe: "web".into(),
+            reason: FailureReason::Oom,
+            within: Duration::from_secs(30),
+        };
+        let now = Timestamp(START + 5_000);
+        let exited = [down(1_000, FailureReason::ContainerExited)];
+        assert_eq!(
+            evaluate(&oom, Timestamp(START), &exited, now, false),
+            Verdict::Pending
+        );
+        let missed = evaluate(&oom, Timestamp(START), &exited, now, true);
+        assert!(
+            matches!(&missed, Verdict::Missed { detail, .. } if detail == "not down (oom) within 30.0 s"),
+            "{missed:?}"
+        );
+        let events = [
+            down(1_000, FailureReason::ContainerExited),
+            down(2_500, FailureReason::Oom),
+        ];
+        assert_eq!(
+            evaluate(&oom, Timestamp(START), &events, now, false),
+            Verdict::Met {
+                measured_ms: Some(2_500),
+                detail: "down (oom) after 2.5 s".into()
+            }
+        );
+        let late = evaluate(
+            &oom,
+            Timestamp(START),
+            &[down(31_000, FailureReason::Oom)],
+            now,
+            false,
+        );
+        assert!(
+            matches!(
+                late,
+                Verdict::Missed {
+                    measured_ms: Some(31_000),
+                    ..
+                }
+            ),
+            "{late:?}"
+        );
+        assert_eq!(oom.describe(), "probe web down (oom) within 30s");
     }
 }

@@ -39,7 +39,7 @@ pub enum DrillError {
     #[error("drill run {0} has already finished")]
     Finished(String),
     /// An `expect` entry that is none of the four shapes (config validation).
-    #[error("an expectation is one of {{ probe = NAME, up_within = \"30s\" }}, {{ probe = NAME, stays_up = true }}, {{ tenant_alert = RULE, fires_within = \"60s\" }}, {{ heal = PROBE, within = \"10s\" }}")]
+    #[error("an expectation is one of {{ probe = NAME, up_within = \"30s\" }}, {{ probe = NAME, stays_up = true }}, {{ tenant_alert = RULE, fires_within = \"60s\" }}, {{ heal = PROBE, within = \"10s\" }}, {{ probe = NAME, down_reason = \"oom\", within = \"30s\" }}")]
     ExpectationShape,
     /// A step could not take the picked target (its experiment did not read back).
     #[error("drill {drill}: the step's experiment does not take target \"{target}\": {source}")]
@@ -198,6 +198,13 @@ pub enum Expectation {
         #[serde(rename = "within_ms", with = "millis")]
         within: Duration,
     },
+    /// The probe goes Down for this reason (e.g. `oom`) within `within`.
+    ProbeDown {
+        probe: String,
+        reason: crate::event::FailureReason,
+        #[serde(rename = "within_ms", with = "millis")]
+        within: Duration,
+    },
 }
 
 impl Expectation {
@@ -211,6 +218,11 @@ impl Expectation {
                 format!("tenant alert {rule} fires within {}", human(within))
             }
             Self::Heal { probe, within } => format!("heal of {probe} within {}", human(within)),
+            Self::ProbeDown {
+                probe,
+                reason,
+                within,
+            } => format!("probe {probe} down ({reason}) within {}", human(within)),
         }
     }
 
@@ -219,7 +231,8 @@ impl Expectation {
         match self {
             Self::ProbeUp { probe, .. }
             | Self::ProbeStaysUp { probe }
-            | Self::Heal { probe, .. } => Some(probe),
+            | Self::Heal { probe, .. }
+            | Self::ProbeDown { probe, .. } => Some(probe),
             Self::TenantAlertFires { .. } => None,
         }
     }
@@ -229,7 +242,8 @@ impl Expectation {
         match self {
             Self::ProbeUp { within, .. }
             | Self::TenantAlertFires { within, .. }
-            | Self::Heal { within, .. } => Some(*within),
+            | Self::Heal { within, .. }
+            | Self::ProbeDown { within, .. } => Some(*within),
             Self::ProbeStaysUp { .. } => None,
         }
     }
@@ -258,7 +272,8 @@ impl Drill {
                 match expectation {
                     Expectation::ProbeUp { probe, .. }
                     | Expectation::ProbeStaysUp { probe }
-                    | Expectation::Heal { probe, .. } => *probe = with_target(probe, target),
+                    | Expectation::Heal { probe, .. }
+                    | Expectation::ProbeDown { probe, .. } => *probe = with_target(probe, target),
                     Expectation::TenantAlertFires { rule, .. } => *rule = with_target(rule, target),
                 }
             }

@@ -9,6 +9,7 @@ mod net;
 pub(crate) mod process;
 mod rollback;
 mod scoped;
+mod stress;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

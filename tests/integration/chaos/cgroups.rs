@@ -79,6 +79,16 @@ impl TestCgroup {
         pid
     }
 
+    /// A `sleep 3600` in the cgroup (a target with a process of its own).
+    pub(super) fn spawn_sleeper(&mut self) -> u32 {
+        self.spawn("sleep 3600")
+    }
+
+    /// `command` in the cgroup (killed when dropped).
+    pub(super) fn spawn_command(&mut self, command: &str) -> u32 {
+        self.spawn(command)
+    }
+
     fn run(&self, command: &str) -> ExitStatus {
         self.shell(command).status().unwrap()
     }
