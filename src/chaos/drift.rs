@@ -396,6 +396,7 @@ mod tests {
             options: vec![1],
             replaced,
             tree: None,
+            ingress: None,
         }
     }
 
