@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 mod vocab;
-pub use vocab::DrillSkipReason;
 pub use vocab::DriftCause;
+pub use vocab::DrillSkipReason;
 pub use vocab::{
     AlertCondition, ArchiveStage, ContainerAction, DrillOutcome, ExpectationVerdict, FailureReason,
     HealCause, ProbeState, ReloadTrigger, RemedyAction, RollbackTrigger, SnapshotPhase,

@@ -48,8 +48,9 @@ pub struct TenantsSection {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExplainSection {
-    /// Width of an explain bucket; must divide the tenants window.
-    pub bucket: HumanDuration,
+    /// Width of an explain bucket; must divide the tenants window. Default: the tenants
+    /// `bucket`, which does.
+    pub bucket: Option<HumanDuration>,
     /// Distinct values per dimension at once (`__other__` included); more count as `__other__`.
     pub max_values: usize,
     /// A request at or above this latency is slow.
@@ -66,7 +67,7 @@ impl Default for ExplainSection {
     fn default() -> Self {
         let config = ExplainConfig::default();
         Self {
-            bucket: HumanDuration(config.bucket),
+            bucket: None,
             max_values: config.max_values,
             slow: HumanDuration(config.slow),
             min_support: config.min_support,
@@ -312,7 +313,10 @@ impl TenantsSection {
         ExplainConfig {
             dimensions: self.dimensions.get_ref().clone(),
             window: self.window.get_ref().get(),
-            bucket: self.explain.bucket.get(),
+            bucket: self.explain.bucket.map_or_else(
+                || explain_bucket(self.bucket.get_ref().get(), self.window.get_ref().get()),
+                HumanDuration::get,
+            ),
             max_values: self.explain.max_values,
             slow: self.explain.slow.get(),
             min_support: self.explain.min_support,
@@ -509,5 +513,39 @@ mod tests {
         }
         assert_eq!("5xx".parse(), Ok(StatusPattern(500..=599)));
         assert_eq!("500-504".parse(), Ok(StatusPattern(500..=504)));
+    }
+}
+
+/// The default explain bucket: the smallest multiple of the tenants `bucket` that divides the
+/// window into at most 600 buckets (the window is a whole number of tenants buckets).
+fn explain_bucket(bucket: Duration, window: Duration) -> Duration {
+    let (bucket_ms, window_ms) = (bucket.as_millis().max(1), window.as_millis());
+    let count = window_ms / bucket_ms;
+    (1..=count.max(1))
+        .find(|k| count % k == 0 && count / k <= 600)
+        .map_or(window, |k| bucket * k as u32)
+}
+
+#[cfg(test)]
+mod explain_bucket_tests {
+    use super::*;
+
+    #[test]
+    fn the_default_explain_bucket_divides_the_window_into_at_most_600() {
+        let s = Duration::from_secs;
+        let cases = [
+            (s(10), s(600), s(10)),
+            (s(10), s(10), s(10)),
+            (s(1), s(3600), s(6)),
+            (Duration::from_millis(500), s(3600), s(6)),
+            (s(7), s(7 * 601), s(7 * 601)),
+        ];
+        for (bucket, window, want) in cases {
+            assert_eq!(
+                explain_bucket(bucket, window),
+                want,
+                "{bucket:?} {window:?}"
+            );
+        }
     }
 }

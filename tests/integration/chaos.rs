@@ -3,8 +3,8 @@
 //! Every assertion about the host reads the kernel (`tc`, cgroupfs), not our journal.
 
 mod cgroups;
-mod ingress;
 mod drift;
+mod ingress;
 mod net;
 pub(crate) mod process;
 mod rollback;
