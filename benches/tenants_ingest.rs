@@ -367,9 +367,11 @@ fn main() {
             requests.push(request_bytes(&body));
             sent_tenants += BATCH;
         }
-        drive(daemon.port, &Arc::new(requests), connections, None);
+        let started = Instant::now();
+        let (accepted, _, _) = drive(daemon.port, &Arc::new(requests), connections, None);
+        let churn_rate = accepted as f64 / started.elapsed().as_secs_f64();
         println!(
-            "4. {target} distinct tenants: RSS {:.1} MiB (idle {:.1}); tracked {}; evicted {}; estimate {:.1} MiB of the {:.0} MiB cap",
+            "4. {target} distinct tenants: {churn_rate:.0} events/s while every event is a new tenant; RSS {:.1} MiB (idle {:.1}); tracked {}; evicted {}; estimate {:.1} MiB of the {:.0} MiB cap",
             daemon.rss_mib(),
             baseline_rss,
             daemon.metric("sentinel_tenants_tracked"),

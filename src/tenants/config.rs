@@ -36,6 +36,8 @@ pub struct TenantsSection {
     pub alerts: Vec<AlertSection>,
     /// `POST /v1/traces`: how OTLP spans name their tenant.
     pub otlp: OtlpSection,
+    /// Detector shards by tenant hash; default one per core (docs/scaling.md).
+    pub shards: Option<usize>,
 }
 
 impl Default for TenantsSection {
@@ -59,6 +61,7 @@ impl Default for TenantsSection {
             ingest: IngestSection::default(),
             alerts: Vec::new(),
             otlp: OtlpSection::default(),
+            shards: None,
         }
     }
 }
@@ -264,6 +267,7 @@ impl TenantsSection {
                 .map(|p| p.0.clone())
                 .collect(),
             min_requests: self.min_requests,
+            shards: self.shards,
         }
     }
 

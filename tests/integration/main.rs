@@ -41,5 +41,6 @@ mod status_page;
 mod systemd_notify;
 mod tenant_mute;
 mod tenants;
+mod tenants_fleet;
 mod tls;
 mod uptime;
