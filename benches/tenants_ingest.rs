@@ -309,7 +309,11 @@ fn main() {
     let shards = std::env::var("SHARDS").map_or(String::new(), |n| format!("shards = {n}\n"));
     println!(
         "detector shards: {}",
-        if shards.is_empty() { "default (one per core)" } else { shards.trim() }
+        if shards.is_empty() {
+            "default (one per core)"
+        } else {
+            shards.trim()
+        }
     );
     let tenants_config = format!("[tenants]\nenabled = true\n{shards}max_tenants = 100000\nmax_memory = \"1GiB\"\n[tenants.ingest]\nmax_concurrent_requests = 64\n");
     let daemon = Daemon::start(&binary, &tenants_config);

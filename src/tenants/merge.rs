@@ -105,11 +105,11 @@ pub fn merge_other(parts: &[&TenantEvidence], totals: Counts) -> TenantEvidence 
         (Some(only), None) => Some(*only),
         _ => None,
     };
-    let figures = alone.map_or_else(LatencyFigures::default, |only| figures(only));
+    let latency = alone.map_or_else(LatencyFigures::default, figures);
     let top_endpoint = alone
         .and_then(|only| only.top_endpoint.as_ref())
         .map(|e| (e.endpoint.as_str(), e.errors));
-    let mut other = rank::evidence(OTHER_TENANT, counts, totals, figures, top_endpoint, None);
+    let mut other = rank::evidence(OTHER_TENANT, counts, totals, latency, top_endpoint, None);
     if alone.is_none() {
         // The baseline lies outside the window's counts; say nothing rather than guess.
         other.baseline_p95_ms = None;
