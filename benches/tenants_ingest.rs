@@ -305,8 +305,18 @@ fn main() {
     );
 
     // 2. Sustained ingest over HTTP.
-    let tenants_config = "[tenants]\nenabled = true\nmax_tenants = 100000\nmax_memory = \"1GiB\"\n[tenants.ingest]\nmax_concurrent_requests = 64\n";
-    let daemon = Daemon::start(&binary, tenants_config);
+    // SHARDS=N sets `[tenants] shards` (SHARDS=1: one lock, as before sharding).
+    let shards = std::env::var("SHARDS").map_or(String::new(), |n| format!("shards = {n}\n"));
+    println!(
+        "detector shards: {}",
+        if shards.is_empty() {
+            "default (one per core)"
+        } else {
+            shards.trim()
+        }
+    );
+    let tenants_config = format!("[tenants]\nenabled = true\n{shards}max_tenants = 100000\nmax_memory = \"1GiB\"\n[tenants.ingest]\nmax_concurrent_requests = 64\n");
+    let daemon = Daemon::start(&binary, &tenants_config);
     let requests: Arc<Vec<Vec<u8>>> = Arc::new(bodies.iter().map(|b| request_bytes(b)).collect());
     let cpu_before = daemon.cpu_seconds();
     let started = Instant::now();
@@ -353,8 +363,8 @@ fn main() {
     drop(daemon);
 
     // 4. Memory at 100,000 and 1,000,000 distinct tenants, cap 100,000 tenants / 256 MiB.
-    let capped = "[tenants]\nenabled = true\nmax_tenants = 100000\nmax_memory = \"256MiB\"\n[tenants.ingest]\nmax_concurrent_requests = 64\n";
-    let daemon = Daemon::start(&binary, capped);
+    let capped = format!("[tenants]\nenabled = true\n{shards}max_tenants = 100000\nmax_memory = \"256MiB\"\n[tenants.ingest]\nmax_concurrent_requests = 64\n");
+    let daemon = Daemon::start(&binary, &capped);
     let baseline_rss = daemon.rss_mib();
     let mut sent_tenants = 0usize;
     for target in [100_000usize, 1_000_000] {
@@ -367,9 +377,11 @@ fn main() {
             requests.push(request_bytes(&body));
             sent_tenants += BATCH;
         }
-        drive(daemon.port, &Arc::new(requests), connections, None);
+        let started = Instant::now();
+        let (accepted, _, _) = drive(daemon.port, &Arc::new(requests), connections, None);
+        let churn_rate = accepted as f64 / started.elapsed().as_secs_f64();
         println!(
-            "4. {target} distinct tenants: RSS {:.1} MiB (idle {:.1}); tracked {}; evicted {}; estimate {:.1} MiB of the {:.0} MiB cap",
+            "4. {target} distinct tenants: {churn_rate:.0} events/s while every event is a new tenant; RSS {:.1} MiB (idle {:.1}); tracked {}; evicted {}; estimate {:.1} MiB of the {:.0} MiB cap",
             daemon.rss_mib(),
             baseline_rss,
             daemon.metric("sentinel_tenants_tracked"),

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser;
 use sentinel::analyze::Analysis;
 use sentinel::api::{
@@ -250,11 +251,29 @@ async fn tenants(
             by,
             window: w,
             limit,
+            peer,
+            no_local,
         } => {
             let mut query = vec![("by", by), ("limit", limit.to_string())];
             query.extend(w.map(|w| ("window", w)));
-            let response: TenantsTopResponse =
-                client.call(Route::TenantsTop.with_query(query)).await?;
+            let mut sockets: Vec<std::path::PathBuf> = Vec::new();
+            if !no_local {
+                sockets.push(client.socket().to_path_buf());
+            }
+            sockets.extend(peer);
+            let mut answers = Vec::with_capacity(sockets.len());
+            for socket in &sockets {
+                let target = Route::TenantsTop.with_query(query.clone());
+                let answer: TenantsTopResponse = ControlClient::new(socket.clone())
+                    .call(target)
+                    .await
+                    .with_context(|| format!("asking {}", socket.display()))?;
+                answers.push(answer);
+            }
+            let response = match answers.len() {
+                1 => answers.remove(0),
+                _ => sentinel::cli::tenants::merge_answers(answers, limit)?,
+            };
             match json {
                 true => println!("{}", serde_json::to_string_pretty(&response)?),
                 false => print!("{}", sentinel::cli::tenants::top(&response)),

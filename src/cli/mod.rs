@@ -187,6 +187,13 @@ pub enum TenantsCommand {
         /// How many tenants.
         #[arg(long, default_value_t = 10)]
         limit: usize,
+        /// Also ask the sentineld behind this control socket (repeatable): each daemon owns a
+        /// disjoint set of tenants (docs/scaling.md) and the answers are merged exactly.
+        #[arg(long, value_name = "SOCKET")]
+        peer: Vec<std::path::PathBuf>,
+        /// With --peer: ask only the peers, not the local daemon.
+        #[arg(long, requires = "peer")]
+        no_local: bool,
     },
     /// One tenant's requests, errors, latency, baseline and top failing endpoint.
     Show {

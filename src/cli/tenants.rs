@@ -5,7 +5,32 @@ use std::fmt::Write as _;
 
 use crate::api::{TenantMuteResponse, TenantMutesResponse, TenantResponse, TenantsTopResponse};
 use crate::event::Timestamp;
-use crate::tenants::{window_phrase, MuteMark, RankBy, TenantEvidence};
+use crate::tenants::merge::{merge_top, MergeError};
+use crate::tenants::{window_phrase, MuteMark, RankBy, TenantEvidence, TopTenants, TrackerStats};
+
+/// `tenants top --peer`: the answers of daemons owning disjoint tenants as one (the exact merge of
+/// [`crate::tenants::merge`]; stats summed).
+pub fn merge_answers(
+    answers: Vec<TenantsTopResponse>,
+    limit: usize,
+) -> Result<TenantsTopResponse, MergeError> {
+    let tops: Vec<TopTenants> = answers.iter().map(|a| a.top.clone()).collect();
+    let top = merge_top(&tops, limit)?;
+    let mut stats = TrackerStats::default();
+    for s in answers.iter().map(|a| a.stats) {
+        stats += s;
+    }
+    let error_label = answers
+        .into_iter()
+        .next()
+        .map(|a| a.error_label)
+        .unwrap_or_default();
+    Ok(TenantsTopResponse {
+        error_label,
+        stats,
+        top,
+    })
+}
 
 /// The ranking as an on-call engineer reads it:
 ///
@@ -342,6 +367,7 @@ mod tests {
                 total_errors: 100,
                 tenants,
                 other,
+                min_requests: 20,
             },
         }
     }

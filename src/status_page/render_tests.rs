@@ -190,6 +190,7 @@ fn tenants_section_off_empty_or_ranked() {
         total_errors: 80,
         tenants: vec![],
         other: evidence("__other__"),
+        min_requests: 20,
     };
     page_data.tenants = Some(TenantsView {
         error_label: "5xx".into(),

@@ -299,6 +299,7 @@ mod tests {
             total_errors: 0,
             other: tenant("__other__", 0, 0, 1),
             tenants,
+            min_requests: 20,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct TenantsSection {
     pub dimensions: Spanned<Vec<String>>,
     /// `[tenants.explain]`: buckets, caps and thresholds of the explanations.
     pub explain: ExplainSection,
+    /// Detector shards by tenant hash; default one per core (docs/scaling.md).
+    pub shards: Option<usize>,
 }
 
 /// `[tenants.explain]`.
@@ -100,6 +102,7 @@ impl Default for TenantsSection {
             otlp: OtlpSection::default(),
             dimensions: Spanned::new(0..0, Vec::new()),
             explain: ExplainSection::default(),
+            shards: None,
         }
     }
 }
@@ -305,6 +308,7 @@ impl TenantsSection {
                 .map(|p| p.0.clone())
                 .collect(),
             min_requests: self.min_requests,
+            shards: self.shards,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod config;
 mod endpoints;
 pub mod explain;
+pub mod merge;
 pub mod mute;
 pub mod normalize;
 pub mod rank;
@@ -134,6 +135,9 @@ pub struct TenantsConfig {
     /// Status codes that count as errors.
     pub error_statuses: Vec<RangeInclusive<u16>>,
     pub min_requests: u64,
+    /// Detector shards (each its own lock and share of the caps); `None`: one per core, each with
+    /// at least [`service::MIN_TENANTS_PER_SHARD`] tenants.
+    pub shards: Option<usize>,
 }
 
 impl Default for TenantsConfig {
@@ -149,9 +153,13 @@ impl Default for TenantsConfig {
             max_endpoints_per_tenant: DEFAULT_MAX_ENDPOINTS,
             error_statuses: vec![500..=599],
             min_requests: DEFAULT_MIN_REQUESTS,
+            shards: None,
         }
     }
 }
+
+/// Most detector shards: more than cores only adds merge work to every ranking.
+pub const MAX_SHARDS: usize = 256;
 
 /// Largest ring a window may have: more buckets cost memory per tenant and time per query.
 const MAX_BUCKETS_PER_WINDOW: u128 = 3_600;
@@ -197,6 +205,14 @@ impl TenantsConfig {
             return invalid(
                 "bucket",
                 format!("window / bucket is {buckets} buckets; at most {MAX_BUCKETS_PER_WINDOW} (use wider buckets)"),
+            );
+        }
+        if let Some(shards) = self.shards.filter(|n| !(1..=MAX_SHARDS).contains(n)) {
+            return invalid(
+                "shards",
+                format!(
+                    "shards must be 1-{MAX_SHARDS} (got {shards}); leave it out for one per core"
+                ),
             );
         }
         if self.max_tenants == 0 {
@@ -392,6 +408,7 @@ impl TenantDetector {
             total_errors: totals.errors,
             tenants,
             other,
+            min_requests,
         }
     }
 

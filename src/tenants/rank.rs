@@ -111,6 +111,14 @@ pub struct TopTenants {
     pub total_errors: u64,
     pub tenants: Vec<TenantEvidence>,
     pub other: TenantEvidence,
+    /// The detector's `min_requests`: what merging answers of several owners ranks by
+    /// ([`super::merge`]). Answers from before it was sent read as the default.
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u64,
+}
+
+fn default_min_requests() -> u64 {
+    super::DEFAULT_MIN_REQUESTS
 }
 
 /// Latency figures for [`evidence`].

@@ -129,7 +129,7 @@ pub struct TenantTracker {
     slots: Vec<Option<TrackedTenant>>,
     free: Vec<u32>,
     /// Looked up by `&str`, so a known tenant costs no allocation.
-    index: HashMap<Arc<str>, u32>,
+    index: HashMap<Arc<str>, u32, foldhash::fast::RandomState>,
     other: TenantWindow,
     /// Every event in the window, tracked or not: the denominator of shares and lifts.
     global: CounterRing,
@@ -156,7 +156,7 @@ impl TenantTracker {
             max_bytes,
             slots: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             empty_window_bytes: TenantWindow::new(&shape).heap_bytes(),
             other,
             global: CounterRing::new(shape.buckets),

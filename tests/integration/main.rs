@@ -43,5 +43,6 @@ mod systemd_notify;
 mod tenant_explain;
 mod tenant_mute;
 mod tenants;
+mod tenants_fleet;
 mod tls;
 mod uptime;
