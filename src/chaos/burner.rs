@@ -181,6 +181,9 @@ pub fn main(args: &[String]) -> u8 {
     }
     let left = || Duration::from_millis((args.until_ms - now_ms()).max(0) as u64);
     let deadline = Instant::now() + left();
+    // What the memory burner holds, alive until the deadline (dropped sooner, it would be freed
+    // and uncharged at once).
+    let mut held = Vec::new();
     match args.load {
         Load::Cpu { workers, percent } => {
             for _ in 0..workers {
@@ -196,7 +199,7 @@ pub fn main(args: &[String]) -> u8 {
             if let Some(watch) = args.watch.clone() {
                 std::thread::spawn(move || leave_when_alone(&watch));
             }
-            let held = hold_memory(bytes, deadline);
+            held = hold_memory(bytes, deadline);
             std::hint::black_box(&held);
         }
     }
@@ -204,6 +207,7 @@ pub fn main(args: &[String]) -> u8 {
     if deadline > now {
         std::thread::sleep(deadline - now);
     }
+    drop(std::hint::black_box(held));
     0
 }
 
