@@ -6,12 +6,14 @@ fetch_kernel() {
     mkdir -p "$cache"
     ls "$cache"/kernel/boot/vmlinuz-* "$cache"/kernel/lib/modules/*/kernel/drivers/net/ifb.ko* >/dev/null 2>&1 && return 0
     download() {
-        deb="$(ls "$cache"/linux-image-[0-9]*.deb 2>/dev/null | head -n1)"
+        # `|| true`: under the callers' `set -e -o pipefail`, an ls that matches nothing would
+        # end the lab silently
+        deb="$(ls "$cache"/linux-image-[0-9]*.deb 2>/dev/null | head -n1 || true)"
         [ -f "$deb" ] && { package="$(basename "$deb" | cut -d_ -f1)"; return 0; }
         package="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')"
         [ -n "$package" ] || return 0
         (cd "$cache" && apt-get download -q "$package" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-        deb="$(ls "$cache"/"$package"_*.deb 2>/dev/null | head -n1)"
+        deb="$(ls "$cache"/"$package"_*.deb 2>/dev/null | head -n1 || true)"
     }
     deb=""
     download
