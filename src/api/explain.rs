@@ -8,6 +8,7 @@ use hyper::{Response, StatusCode};
 use super::query::QueryError;
 use super::routes::query_pairs;
 use super::server::{error, json, Body};
+use super::tenants::{parse_limit, parse_window};
 use crate::event::Timestamp;
 use crate::tenants::explain::{ExplainError, Signal};
 use crate::tenants::{TenantService, TenantsError};
@@ -62,20 +63,8 @@ fn parse(query: Option<&str>) -> Result<ExplainParams, QueryError> {
         match key.as_str() {
             "signal" => params.signal = value.parse().map_err(TenantsError::from)?,
             "tenant" => params.tenant = Some(value),
-            "window" => {
-                params.window = humantime::parse_duration(&value)
-                    .map_err(|source| QueryError::Window { value, source })?
-            }
-            "limit" => {
-                params.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-                    .ok_or(QueryError::TenantsLimit {
-                        value,
-                        max: MAX_LIMIT,
-                    })?
-            }
+            "window" => params.window = parse_window(value)?,
+            "limit" => params.limit = parse_limit(value, MAX_LIMIT)?,
             _ => {
                 return Err(QueryError::UnknownParameter {
                     name: key,

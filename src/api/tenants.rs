@@ -168,16 +168,7 @@ fn parse_top(query: Option<&str>) -> Result<TopParams, QueryError> {
         match key.as_str() {
             "by" => params.by = value.parse()?,
             "window" => params.window = parse_window(value)?,
-            "limit" => {
-                params.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-                    .ok_or(QueryError::TenantsLimit {
-                        value,
-                        max: MAX_LIMIT,
-                    })?
-            }
+            "limit" => params.limit = parse_limit(value, MAX_LIMIT)?,
             _ => {
                 return Err(QueryError::UnknownParameter {
                     name: key,
@@ -205,8 +196,18 @@ fn parse_window_only(query: Option<&str>) -> Result<Duration, QueryError> {
     Ok(window)
 }
 
-fn parse_window(value: String) -> Result<Duration, QueryError> {
+/// `window=10m` of a tenants route.
+pub(super) fn parse_window(value: String) -> Result<Duration, QueryError> {
     humantime::parse_duration(&value).map_err(|source| QueryError::Window { value, source })
+}
+
+/// `limit=N` of a tenants route: 1 to `max`.
+pub(super) fn parse_limit(value: String, max: usize) -> Result<usize, QueryError> {
+    value
+        .parse()
+        .ok()
+        .filter(|limit| (1..=max).contains(limit))
+        .ok_or(QueryError::TenantsLimit { value, max })
 }
 
 #[cfg(test)]
