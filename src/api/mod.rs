@@ -29,6 +29,7 @@ pub use peer::{authorize, Accounts, Denied, Peer, SystemAccounts};
 pub use query::{parse_events_params, parse_since, EventsParams, QueryError};
 pub use routes::{Guard, Miss, Route, RouteId, Target};
 pub use server::{serve, ApiState, CommandRefused, ControlCommand};
+pub use tenants::{top_answer, TopRefused};
 pub use types::{
     DaemonInfo, ErrorResponse, EventsResponse, HealResponse, ReloadOutcome, ReloadReport,
     SilenceResponse, StatusResponse, TenantMuteResponse, TenantMutesResponse, TenantResponse,

@@ -36,31 +36,56 @@ fn disabled() -> Response<Body> {
     )
 }
 
-/// `GET /v1/tenants/top`.
-pub(super) fn top(query: Option<&str>, tenants: &TenantService) -> Response<Body> {
+/// Why a ranking was not given; its [`TopRefused::status`] and text are the route's answer on
+/// the control socket and on the public listener alike.
+#[derive(Debug, thiserror::Error)]
+pub enum TopRefused {
+    #[error("the tenant detector is disabled: set [tenants] enabled = true in sentineld.toml")]
+    Disabled,
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("the tenant detector was just disabled")]
+    JustDisabled,
+}
+
+impl TopRefused {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Query(_) => StatusCode::BAD_REQUEST,
+            Self::Disabled | Self::JustDisabled => StatusCode::NOT_FOUND,
+        }
+    }
+}
+
+/// The ranking `?by=&window=&limit=` asks for, read from the running detector.
+pub fn top_answer(
+    query: Option<&str>,
+    tenants: &TenantService,
+) -> Result<TenantsTopResponse, TopRefused> {
     if !tenants.is_enabled() {
-        return disabled();
+        return Err(TopRefused::Disabled);
     }
     let now = Timestamp::now().as_millis();
-    let params = match parse_top(query) {
-        Ok(params) => params,
-        Err(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
-    };
+    let params = parse_top(query)?;
     let (Some(top), Some(stats)) = (
         tenants.top(params.by, params.window, params.limit, now),
         tenants.stats(),
     ) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "the tenant detector was just disabled".into(),
-        );
+        return Err(TopRefused::JustDisabled);
     };
-    let response = TenantsTopResponse {
+    Ok(TenantsTopResponse {
         error_label: tenants.error_label(),
         stats,
         top,
-    };
-    json(StatusCode::OK, &response)
+    })
+}
+
+/// `GET /v1/tenants/top`.
+pub(super) fn top(query: Option<&str>, tenants: &TenantService) -> Response<Body> {
+    match top_answer(query, tenants) {
+        Ok(response) => json(StatusCode::OK, &response),
+        Err(refused) => error(refused.status(), refused.to_string()),
+    }
 }
 
 /// `GET /v1/tenants/{id}`; `id` is decoded (it may hold any character, `/` included).

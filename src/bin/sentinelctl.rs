@@ -9,8 +9,9 @@ use sentinel::analyze::Analysis;
 use sentinel::api::{
     ControlClient, EventsResponse, HealResponse, ReloadOutcome, ReloadReport, Route,
     SilenceResponse, StatusResponse, Target, TenantMuteResponse, TenantMutesResponse,
-    TenantResponse, TenantsTopResponse,
+    TenantResponse,
 };
+use sentinel::cli::tenants::PeerAddr;
 use sentinel::cli::{render, CtlCli, CtlCommand, EventsArgs, HealCommandArgs, TenantsCommand};
 use sentinel::config::paths;
 use sentinel::event::JournaledEvent;
@@ -253,21 +254,27 @@ async fn tenants(
             limit,
             peer,
             no_local,
+            peer_token_file,
         } => {
             let mut query = vec![("by", by), ("limit", limit.to_string())];
             query.extend(w.map(|w| ("window", w)));
-            let mut sockets: Vec<std::path::PathBuf> = Vec::new();
+            let token = match peer_token_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                ),
+                None => std::env::var("SENTINEL_PEER_TOKEN").ok(),
+            };
+            let mut peers = Vec::new();
             if !no_local {
-                sockets.push(client.socket().to_path_buf());
+                peers.push(PeerAddr::Socket(client.socket().to_path_buf()));
             }
-            sockets.extend(peer);
-            let mut answers = Vec::with_capacity(sockets.len());
-            for socket in &sockets {
-                let target = Route::TenantsTop.with_query(query.clone());
-                let answer: TenantsTopResponse = ControlClient::new(socket.clone())
-                    .call(target)
+            peers.extend(peer);
+            let mut answers = Vec::with_capacity(peers.len());
+            for peer in &peers {
+                let answer = sentinel::cli::tenants::ask_peer(peer, &query, token.as_deref())
                     .await
-                    .with_context(|| format!("asking {}", socket.display()))?;
+                    .with_context(|| format!("asking {peer}"))?;
                 answers.push(answer);
             }
             let response = match answers.len() {

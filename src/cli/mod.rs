@@ -187,13 +187,18 @@ pub enum TenantsCommand {
         /// How many tenants.
         #[arg(long, default_value_t = 10)]
         limit: usize,
-        /// Also ask the sentineld behind this control socket (repeatable): each daemon owns a
-        /// disjoint set of tenants (docs/scaling.md) and the answers are merged exactly.
-        #[arg(long, value_name = "SOCKET")]
-        peer: Vec<std::path::PathBuf>,
+        /// Also ask this sentineld (repeatable): a control socket path, or the public listener
+        /// of one on another host (http://HOST:9137, its [http] tenants route on). Each daemon
+        /// owns a disjoint set of tenants (docs/scaling.md); the answers are merged exactly.
+        #[arg(long, value_name = "SOCKET_OR_URL")]
+        peer: Vec<crate::cli::tenants::PeerAddr>,
         /// With --peer: ask only the peers, not the local daemon.
         #[arg(long, requires = "peer")]
         no_local: bool,
+        /// A file holding the read token sent to URL peers ([http] read_tokens); the token
+        /// itself may come in $SENTINEL_PEER_TOKEN instead.
+        #[arg(long, value_name = "FILE", requires = "peer")]
+        peer_token_file: Option<std::path::PathBuf>,
     },
     /// One tenant's requests, errors, latency, baseline and top failing endpoint.
     Show {

@@ -3,8 +3,15 @@
 
 use std::fmt::Write as _;
 
-use crate::api::{TenantMuteResponse, TenantMutesResponse, TenantResponse, TenantsTopResponse};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::api::{
+    ClientError, ControlClient, Route, TenantMuteResponse, TenantMutesResponse, TenantResponse,
+    TenantsTopResponse,
+};
 use crate::event::Timestamp;
+use crate::http::client::{HttpTarget, PostError, TargetError};
 use crate::tenants::merge::{merge_top, MergeError};
 use crate::tenants::{window_phrase, MuteMark, RankBy, TenantEvidence, TopTenants, TrackerStats};
 
@@ -30,6 +37,110 @@ pub fn merge_answers(
         stats,
         top,
     })
+}
+
+/// How long a peer on the network may take to answer `tenants top --peer URL`.
+const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most bytes of a peer's answer read (1000 tenants take well under 1 MiB).
+const MAX_PEER_ANSWER: usize = 8 << 20;
+
+/// A `--peer`: the control socket of a sentineld on this host, or the public listener of one
+/// elsewhere (`http://` or `https://`; its `[http] tenants` route must be on or behind a token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerAddr {
+    Socket(PathBuf),
+    /// The listener's base URL, without a trailing slash; `/v1/tenants/top` is appended.
+    Url(String),
+}
+
+impl std::str::FromStr for PeerAddr {
+    type Err = TargetError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let lower = text.to_ascii_lowercase();
+        match lower.starts_with("http://") || lower.starts_with("https://") {
+            true => {
+                let base = text.trim_end_matches('/');
+                HttpTarget::parse(&format!("{base}/v1/tenants/top"))?;
+                Ok(Self::Url(base.to_string()))
+            }
+            false => Ok(Self::Socket(PathBuf::from(text))),
+        }
+    }
+}
+
+impl std::fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Socket(path) => write!(f, "{}", path.display()),
+            Self::Url(url) => f.write_str(url),
+        }
+    }
+}
+
+/// Why a peer's ranking could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error(transparent)]
+    Socket(#[from] ClientError),
+    #[error(transparent)]
+    Http(#[from] PostError),
+    /// The peer answered with an error status; `message` is its explanation.
+    #[error("HTTP {status}: {message}")]
+    Refused { status: u16, message: String },
+    #[error("the answer is not a tenant ranking: {0}")]
+    Answer(#[source] serde_json::Error),
+}
+
+/// Ask one peer for its ranking (`by`, `window`, `limit` as `query`); `token` is sent as a
+/// bearer token to URL peers only.
+pub async fn ask_peer(
+    peer: &PeerAddr,
+    query: &[(&str, String)],
+    token: Option<&str>,
+) -> Result<TenantsTopResponse, PeerError> {
+    let target = Route::TenantsTop.with_query(query.iter().map(|(k, v)| (*k, v.as_str())));
+    let url = match peer {
+        PeerAddr::Socket(socket) => {
+            return Ok(ControlClient::new(socket.clone()).call(target).await?)
+        }
+        PeerAddr::Url(base) => format!("{base}{}", target.uri()),
+    };
+    let headers: Vec<(String, String)> = token
+        .map(|t| ("authorization".to_string(), format!("Bearer {}", t.trim())))
+        .into_iter()
+        .collect();
+    let answer = crate::http::client::send(
+        hyper::Method::GET,
+        &url,
+        &headers,
+        None,
+        PEER_TIMEOUT,
+        MAX_PEER_ANSWER,
+    )
+    .await?;
+    if !(200..300).contains(&answer.status) {
+        #[derive(serde::Deserialize)]
+        struct Refusal {
+            error: String,
+        }
+        let message = serde_json::from_slice::<Refusal>(&answer.body).map_or_else(
+            |_| {
+                String::from_utf8_lossy(&answer.body)
+                    .trim()
+                    .chars()
+                    .take(200)
+                    .collect()
+            },
+            |r| r.error,
+        );
+        return Err(PeerError::Refused {
+            status: answer.status,
+            message,
+        });
+    }
+    serde_json::from_slice(&answer.body).map_err(PeerError::Answer)
 }
 
 /// The ranking as an on-call engineer reads it:

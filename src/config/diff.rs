@@ -14,7 +14,7 @@ pub struct ConfigDiff {
     pub journal_changed: bool,
     /// `enabled` or `listen`: the listener moves, starts or stops.
     pub http_changed: bool,
-    /// `metrics`, `status_page` or the read tokens: applied to the running listener.
+    /// `metrics`, `status_page`, `tenants` or the read tokens: applied to the running listener.
     pub http_access_changed: bool,
     pub tenants_changed: bool,
     /// Which parts of `[archive]` and `[notify]` differ ("archive sink", "notify channels").
@@ -61,11 +61,13 @@ impl ConfigDiff {
             http_access_changed: (
                 &old.http.metrics,
                 &old.http.status_page,
+                &old.http.tenants,
                 &old.http.read_tokens,
                 &old.http.read_token_file,
             ) != (
                 &new.http.metrics,
                 &new.http.status_page,
+                &new.http.tenants,
                 &new.http.read_tokens,
                 &new.http.read_token_file,
             ),
@@ -278,6 +280,12 @@ address = "127.0.0.1:2"
             (
                 "http access",
                 &format!("[http]\nmetrics = \"off\"\n{BASE}"),
+                &["http access changed"],
+                &[],
+            ),
+            (
+                "http tenants route",
+                &format!("[http]\ntenants = \"on\"\n{BASE}"),
                 &["http access changed"],
                 &[],
             ),

@@ -1,5 +1,5 @@
-//! Who may read what on the public listener: `/metrics` and the status page are each open,
-//! off, or behind a read token; bearer tokens are checked here for ingest too.
+//! Who may read what on the public listener: `/metrics`, the status page and the tenant ranking
+//! are each open, off, or behind a read token; bearer tokens are checked here for ingest too.
 //!
 //! Read tokens and ingest tokens are separate lists: an ingest token (often baked into every app
 //! instance) does not open `/metrics`, and a read token (a dashboard's) does not allow ingest.
@@ -33,11 +33,24 @@ impl Exposure {
 }
 
 /// The read routes' exposure and the read tokens; replaced whole on reload.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccessSettings {
     pub metrics: Exposure,
     pub status_page: Exposure,
+    /// Off unless configured: tenant names are customer data.
+    pub tenants: Exposure,
     pub read_tokens: Vec<String>,
+}
+
+impl Default for AccessSettings {
+    fn default() -> Self {
+        Self {
+            metrics: Exposure::On,
+            status_page: Exposure::On,
+            tenants: Exposure::Off,
+            read_tokens: Vec::new(),
+        }
+    }
 }
 
 /// A read route of the public listener.
@@ -45,6 +58,8 @@ pub struct AccessSettings {
 pub enum ReadRoute {
     Metrics,
     StatusPage,
+    /// `GET /v1/tenants/top`.
+    Tenants,
 }
 
 /// What a request to a read route gets.
@@ -72,6 +87,7 @@ impl Access {
         let exposure = match route {
             ReadRoute::Metrics => settings.metrics,
             ReadRoute::StatusPage => settings.status_page,
+            ReadRoute::Tenants => settings.tenants,
         };
         match exposure {
             Exposure::On => Verdict::Serve,
@@ -159,13 +175,16 @@ mod tests {
             access.configure(AccessSettings {
                 metrics: exposure,
                 status_page: Exposure::Off,
+                tenants: exposure,
                 read_tokens: vec!["reader".into()],
             });
-            assert_eq!(
-                access.check(ReadRoute::Metrics, headers),
-                verdict,
-                "{exposure:?}"
-            );
+            for route in [ReadRoute::Metrics, ReadRoute::Tenants] {
+                assert_eq!(
+                    access.check(route, headers),
+                    verdict,
+                    "{route:?} {exposure:?}"
+                );
+            }
             assert_eq!(
                 access.check(ReadRoute::StatusPage, headers),
                 Verdict::NotFound
@@ -174,12 +193,19 @@ mod tests {
         access.configure(AccessSettings {
             metrics: Exposure::Token,
             status_page: Exposure::On,
+            tenants: Exposure::Off,
             read_tokens: vec![],
         });
         assert_eq!(
             access.check(ReadRoute::Metrics, &good),
             Verdict::Unauthorized,
             "no tokens locks out, never opens"
+        );
+        access.configure(AccessSettings::default());
+        assert_eq!(
+            access.check(ReadRoute::Tenants, &good),
+            Verdict::NotFound,
+            "the tenant ranking is off unless configured"
         );
     }
 }

@@ -1,5 +1,6 @@
 //! The `[http]` section: the public listener's address and who may read its read routes
-//! (`/metrics`, the status page), with the read tokens inline or in a secret file.
+//! (`/metrics`, the status page, the tenant ranking), with the read tokens inline or in a secret
+//! file.
 
 use std::net::SocketAddr;
 
@@ -20,6 +21,9 @@ pub struct HttpSection {
     pub metrics: Spanned<Exposure>,
     /// The status page (`GET /`): "on", "off" or "token", as `metrics`.
     pub status_page: Spanned<Exposure>,
+    /// `GET /v1/tenants/top`, what `sentinelctl tenants top --peer URL` reads: "off" by default
+    /// (tenant names are customer data), "token" for a fleet's peers, or "on".
+    pub tenants: Spanned<Exposure>,
     /// Bearer tokens that open the routes set to "token"; they never allow ingest (and ingest
     /// tokens never open these).
     pub read_tokens: Vec<String>,
@@ -34,6 +38,7 @@ impl Default for HttpSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 9137)),
             metrics: Spanned::new(0..0, Exposure::On),
             status_page: Spanned::new(0..0, Exposure::On),
+            tenants: Spanned::new(0..0, Exposure::Off),
             read_tokens: Vec::new(),
             read_token_file: None,
         }
@@ -55,6 +60,7 @@ impl HttpSection {
         AccessSettings {
             metrics: *self.metrics.get_ref(),
             status_page: *self.status_page.get_ref(),
+            tenants: *self.tenants.get_ref(),
             read_tokens: self.all_read_tokens(),
         }
     }
@@ -91,6 +97,7 @@ impl HttpSection {
         for (field, exposure) in [
             ("metrics", &self.metrics),
             ("status_page", &self.status_page),
+            ("tenants", &self.tenants),
         ] {
             if *exposure.get_ref() == Exposure::Token && no_tokens {
                 return Err(Issue::at(

@@ -1,7 +1,8 @@
 //! The public TCP listener: `/healthz`, `/metrics`, tenant event ingest (`POST /v1/events`, OTLP
 //! traces on `POST /v1/traces`),
-//! heartbeat beats (`POST /v1/heartbeat/NAME`, [`heartbeat`]) and the read-only status page
-//! (`GET /`), each read route exposed as its owner chose ([`access`]).
+//! heartbeat beats (`POST /v1/heartbeat/NAME`, [`heartbeat`]), the read-only status page
+//! (`GET /`) and the tenant ranking a fleet's peers read (`GET /v1/tenants/top`, the control
+//! API's answer), each read route exposed as its owner chose ([`access`]).
 //! Bounded like the control socket: connections and header time; ingest bounds its own bodies.
 //! [`client`] is the outbound side: the one client stack (connector, pooled client, JSON POST).
 
@@ -92,6 +93,12 @@ pub async fn serve(listener: TcpListener, routes: PublicRoutes, shutdown: Cancel
                                 verdict => refusal(verdict),
                             }
                         }
+                        (&Method::GET, "/v1/tenants/top") => {
+                            match routes.access.check(ReadRoute::Tenants, request.headers()) {
+                                Verdict::Serve => tenants_top(&request, &routes.tenants),
+                                verdict => refusal(verdict),
+                            }
+                        }
                         (&Method::GET, "/metrics") => {
                             match routes.access.check(ReadRoute::Metrics, request.headers()) {
                                 Verdict::Serve => route(&request, &routes.metrics),
@@ -176,6 +183,26 @@ fn refusal(verdict: Verdict) -> Response<Full<Bytes>> {
             r#"{"error":"no such route"}"#,
         ),
     }
+}
+
+/// The control socket's `GET /v1/tenants/top`, for `sentinelctl tenants top --peer URL`.
+fn tenants_top<B>(request: &Request<B>, tenants: &TenantService) -> Response<Full<Bytes>> {
+    let (status, body) = match crate::api::top_answer(request.uri().query(), tenants) {
+        Ok(answer) => (
+            StatusCode::OK,
+            serde_json::to_vec(&answer).expect("API types serialize"),
+        ),
+        Err(refused) => (
+            refused.status(),
+            serde_json::to_vec(&serde_json::json!({ "error": refused.to_string() }))
+                .expect("a JSON value serializes"),
+        ),
+    };
+    Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts are valid")
 }
 
 fn html(page: String) -> Response<Full<Bytes>> {

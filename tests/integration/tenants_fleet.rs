@@ -1,7 +1,8 @@
 //! A fleet of two sentinelds owning disjoint tenants: `sentinelctl tenants top --peer` merges
-//! their answers into exactly what one daemon fed every event answers.
+//! their answers (over a control socket or a peer's public listener) into exactly what one
+//! daemon fed every event answers.
 
-use crate::harness::{text, Daemon, Sandbox};
+use crate::harness::{ctl_as, text, Daemon, Sandbox};
 use crate::tenants::post_events;
 
 /// 40 tenants, 30 events each: tenant `t{n}` fails `n % 9` times and is `n % 11` ms slower.
@@ -19,8 +20,13 @@ fn events(keep: impl Fn(usize) -> bool) -> Vec<u8> {
     lines.join("\n").into_bytes()
 }
 
-fn start(sandbox: &Sandbox) -> Daemon {
-    sandbox.write_config(&sandbox.config("", "[tenants]\nenabled = true\n"));
+/// The read token of the daemon whose ranking is open to its peers.
+const PEER_TOKEN: &str = "fleet-read-token";
+
+/// A daemon with the detector on; `http` goes into its `[http]` section.
+fn start(sandbox: &Sandbox, http: &str) -> Daemon {
+    let extra = format!("{http}\n[tenants]\nenabled = true\n");
+    sandbox.write_config(&sandbox.config("", &extra));
     Daemon::start(sandbox, |_| {})
 }
 
@@ -50,11 +56,17 @@ fn comparable(mut top: serde_json::Value) -> serde_json::Value {
 #[test]
 fn two_daemons_merged_equal_one_fed_everything() {
     let (a, b, all) = (Sandbox::new(), Sandbox::new(), Sandbox::new());
-    let (daemon_a, daemon_b, daemon_all) = (start(&a), start(&b), start(&all));
+    // b also opens its ranking on its public listener, behind a read token.
+    let open = format!("tenants = \"token\"\nread_tokens = [\"{PEER_TOKEN}\"]");
+    let (daemon_a, daemon_b, daemon_all) = (start(&a, ""), start(&b, &open), start(&all, ""));
     feed(&a, |n| n % 2 == 0);
     feed(&b, |n| n % 2 == 1);
     feed(&all, |_| true);
     let peer = b.socket().display().to_string();
+    let b_url = format!("http://127.0.0.1:{}", b.port);
+    let token_file = a.path().join("peer-token");
+    std::fs::write(&token_file, format!("{PEER_TOKEN}\n")).unwrap();
+    let token_file = token_file.display().to_string();
     for (by, limit) in [
         ("errors", "5"),
         ("error_rate", "3"),
@@ -68,6 +80,11 @@ fn two_daemons_merged_equal_one_fed_everything() {
         let merged = comparable(daemon_a.ctl_json(&with_peer));
         assert_eq!(merged, expected, "by {by}, limit {limit}");
         assert!(!expected["tenants"].as_array().unwrap().is_empty());
+        // The same peer over the network: its public listener, with the read token.
+        let mut with_url = args.to_vec();
+        with_url.extend(["--peer", &b_url, "--peer-token-file", &token_file]);
+        let merged = comparable(daemon_a.ctl_json(&with_url));
+        assert_eq!(merged, expected, "by {by}, limit {limit}, over http");
         // Peers only: the same daemons named the other way round.
         let a_peer = a.socket().display().to_string();
         let mut peers_only = args.to_vec();
@@ -90,6 +107,46 @@ fn two_daemons_merged_equal_one_fed_everything() {
     assert!(!output.status.success());
     assert!(
         text(&output.stderr).contains(&gone),
+        "{}",
+        text(&output.stderr)
+    );
+    // Over http: the token may come from the environment; without it, the peer's 401 is named;
+    // a daemon that keeps its ranking off (the default) answers 404.
+    let args = ["--json", "tenants", "top", "--peer", &b_url];
+    let output = ctl_as(&a.socket(), &args, |c| {
+        c.env("SENTINEL_PEER_TOKEN", PEER_TOKEN);
+    });
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = ctl_as(&a.socket(), &args, |c| {
+        c.env_remove("SENTINEL_PEER_TOKEN");
+    });
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("asking {b_url}"))
+            && stderr.contains("HTTP 401")
+            && stderr.contains("read token"),
+        "{stderr}"
+    );
+    let a_url = format!("http://127.0.0.1:{}/", a.port);
+    let output = daemon_b.ctl(&[
+        "tenants",
+        "top",
+        "--peer",
+        &a_url,
+        "--peer-token-file",
+        &token_file,
+    ]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("HTTP 404") && stderr.contains("no such route"),
+        "{stderr}"
+    );
+    let output = daemon_a.ctl(&["tenants", "top", "--peer", "http://[::1"]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("--peer"),
         "{}",
         text(&output.stderr)
     );

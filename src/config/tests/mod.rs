@@ -60,6 +60,10 @@ fn errors_point_at_file_line_column() {
             "t.toml:2:11: http.metrics = \"token\" needs read_tokens or read_token_file",
         ),
         (
+            "[http]\nlisten = \"0.0.0.0:9137\"\ntenants = \"token\"\n",
+            "t.toml:3:11: http.tenants = \"token\" needs read_tokens or read_token_file",
+        ),
+        (
             "[http]\nstatus_page = \"maybe\"\n",
             "t.toml:2:15: unknown variant `maybe`, expected one of `on`, `off`, `token`",
         ),
