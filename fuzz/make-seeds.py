@@ -50,6 +50,11 @@ write("agent_nginx", "custom-format", b"\x03" + "\n".join([
     r'::1 "-" 200 [10/Oct/2023:15:55:36 +0200] 0.000 "GET /healthz HTTP/1.1"',
 ]).encode())
 write("agent_nginx", "combined-word", b"\x03combined\n" + COMBINED_TENANT[0].encode())
+# dims from $http_user_agent and $remote_user: a value, `-`, an escape, a control character
+write("agent_nginx", "combined-dims", b"\x00" + "\n".join([
+    r'1.2.3.4 - bob [10/Oct/2023:13:55:36 +0000] "GET /a HTTP/1.1" 503 5 "-" "curl/8.0" 0.5 "acme"',
+    r'1.2.3.4 - \x07 [10/Oct/2023:13:55:36 +0000] "GET /a HTTP/1.1" 200 5 "-" "ua \xC3\xA9 \x22x\x22" 0.5 "acme"',
+]).encode())
 
 # --- agent_json: mode byte (bit 0 renamed fields; >>1 unit) + lines -----------------------------
 write("agent_json", "canonical", b"\x00" + "\n".join([
@@ -62,6 +67,17 @@ write("agent_json", "renamed", b"\x03" + "\n".join([
     '{"org":42,"path":"/p","status":"404","duration":"0.250, 0.1 : 2","ts":"2024-05-05T10:00:00+02:00","extra":[1]}',
     '{"org":"","path":"/healthz","status":200,"duration":0.001}',
     '{"org":"x","path":"/","status":200.5,"duration":1e400}',
+]).encode())
+# dims (`region` canonical; `plan`, `geo` renamed): text, numbers, booleans, null, nested, control
+write("agent_json", "dims", b"\x00" + "\n".join([
+    '{"tenant_id":"a","endpoint":"/","status_code":503,"latency_ms":1,"region":"eu-west"}',
+    '{"tenant_id":"a","endpoint":"/","status_code":200,"latency_ms":1,"region":2.5e3}',
+    '{"tenant_id":"a","endpoint":"/","status_code":200,"latency_ms":1,"region":"eu\\u0007west"}',
+    '{"tenant_id":"a","endpoint":"/","status_code":200,"latency_ms":1,"region":{"a":[null]}}',
+]).encode())
+write("agent_json", "dims-renamed", b"\x01" + "\n".join([
+    '{"org":"a","path":"/","status":503,"duration":1,"plan":true,"geo":"' + "x" * 129 + '"}',
+    '{"org":"a","path":"/","status":503,"duration":1,"plan":null,"geo":""}',
 ]).encode())
 
 # --- config: sentineld.toml and sentinel-agent.toml texts ------------------------------------

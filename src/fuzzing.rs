@@ -105,6 +105,10 @@ fn nginx_fields(timestamp: &str) -> FieldMap {
         status_code: "status".into(),
         latency_ms: "request_time".into(),
         timestamp: timestamp.into(),
+        dims: vec![
+            ("agent".into(), "http_user_agent".into()),
+            ("user".into(), "remote_user".into()),
+        ],
     }
 }
 
@@ -154,6 +158,7 @@ pub fn agent_json(data: &[u8]) {
             status_code: "status_code".into(),
             latency_ms: "latency_ms".into(),
             timestamp: "timestamp".into(),
+            dims: vec![("region".into(), "region".into())],
         },
         _ => FieldMap {
             tenant_id: "org".into(),
@@ -161,6 +166,10 @@ pub fn agent_json(data: &[u8]) {
             status_code: "status".into(),
             latency_ms: "duration".into(),
             timestamp: "ts".into(),
+            dims: vec![
+                ("plan".into(), "plan".into()),
+                ("region".into(), "geo".into()),
+            ],
         },
     };
     let parser = LineParser::json(fields, UNITS[usize::from(mode >> 1) % 3]);
@@ -173,8 +182,15 @@ pub fn agent_json(data: &[u8]) {
 fn shipped(parsed: Parsed) {
     match parsed {
         Parsed::Event(event) => {
-            let OutEvent { tenant_id, .. } = &event;
+            let OutEvent {
+                tenant_id, dims, ..
+            } = &event;
             assert!(!tenant_id.is_empty());
+            // a dimension sentineld would refuse would cost the whole event there
+            assert!(
+                dims.values().all(|v| crate::ingest::is_dim_value(v)),
+                "{dims:?}"
+            );
             let _ = serde_json::to_vec(&event).expect("an event serializes");
         }
         Parsed::NoTenant => {}

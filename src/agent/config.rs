@@ -1,6 +1,7 @@
 //! The TOML schema of `agent.toml` and its validation; errors carry file:line:col like the
 //! daemon's (the same `ConfigError`, from the `units` leaf).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -8,7 +9,9 @@ use toml::Spanned;
 
 use super::parse::{nginx::LogFormat, FieldMap, LatencyUnit, LineParser};
 use super::AgentError;
-use crate::units::{ByteSize, ConfigError, HumanDuration, Issue};
+use crate::ingest::{is_dim_name, MAX_DIMS_PER_EVENT};
+use crate::tenants::explain::MAX_DIMENSION_NAME_BYTES;
+use crate::units::{ByteSize, ConfigError, HumanDuration, Issue, KeyPath, Segment};
 
 /// Where the agent keeps offsets and its disk buffer when none is configured.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sentinel-agent";
@@ -110,6 +113,10 @@ pub struct FileConfig {
     /// Which JSON key / nginx variable holds each event field.
     #[serde(default)]
     pub fields: FieldsConfig,
+    /// Dimension name -> the JSON key / nginx variable holding its value (`[file.dims]
+    /// region = "region"`); sent as the event's `dims` for `sentinelctl tenants explain`.
+    #[serde(default)]
+    pub dims: BTreeMap<String, String>,
     /// Unit of the latency field: `ms` (JSON default) or `s` (nginx `$request_time`) or `us`.
     #[serde(default)]
     pub latency_unit: Option<LatencyUnit>,
@@ -149,6 +156,7 @@ impl FileConfig {
             log_format: None,
             append: None,
             fields: FieldsConfig::default(),
+            dims: BTreeMap::new(),
             latency_unit: None,
             start_at: StartAt::End,
             rotate_wait: default_rotate_wait(),
@@ -160,12 +168,14 @@ impl FileConfig {
     /// The line parser this source uses (validated at load, so this only fails on configs
     /// built in code). Issue keys are relative to the `[[file]]` table.
     pub fn parser(&self) -> Result<LineParser, Issue> {
+        let dims = self.dim_sources()?;
         let fields = |format: InputFormat| FieldMap {
             tenant_id: name(&self.fields.tenant_id, "tenant_id", format),
             endpoint: name(&self.fields.endpoint, "endpoint", format),
             status_code: name(&self.fields.status_code, "status_code", format),
             latency_ms: name(&self.fields.latency_ms, "latency_ms", format),
             timestamp: name(&self.fields.timestamp, "timestamp", format),
+            dims: dims.clone(),
         };
         match self.format {
             InputFormat::Json => {
@@ -199,6 +209,13 @@ impl FileConfig {
                         ))));
                     }
                 }
+                for (dim, var) in &fields.dims {
+                    if !format.has(var) {
+                        return Err(spot(Issue::at(dim_key(dim), format!(
+                            "dims.{dim}: ${var} is not in the log format `{text}` (add it with `append`)"
+                        )).or_at("dims")));
+                    }
+                }
                 Ok(LineParser::nginx(
                     format,
                     fields,
@@ -207,6 +224,49 @@ impl FileConfig {
             }
         }
     }
+}
+
+impl FileConfig {
+    /// (dimension name, source name) of `[file.dims]`, checked against what sentineld takes.
+    fn dim_sources(&self) -> Result<Vec<(String, String)>, Issue> {
+        if self.dims.len() > MAX_DIMS_PER_EVENT {
+            return Err(Issue::at(
+                "dims",
+                format!(
+                    "dims maps {} dimensions; sentineld takes at most {MAX_DIMS_PER_EVENT} per event",
+                    self.dims.len()
+                ),
+            ));
+        }
+        self.dims
+            .iter()
+            .map(|(dim, source)| {
+                if !is_dim_name(dim) {
+                    return Err(Issue::at(dim_key(dim), format!(
+                        "dims: dimension name {dim:?} must be 1-{MAX_DIMENSION_NAME_BYTES} bytes without control characters"
+                    ))
+                    .or_at("dims"));
+                }
+                let source = source.trim_start_matches('$');
+                if source.is_empty() {
+                    return Err(Issue::at(
+                        dim_key(dim),
+                        format!("dims.{dim}: name the JSON key or nginx variable that holds it"),
+                    )
+                    .or_at("dims"));
+                }
+                Ok((dim.clone(), source.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// `dims.NAME` as one key, even when the name holds a dot.
+fn dim_key(dim: &str) -> KeyPath {
+    KeyPath::from(vec![
+        Segment::Key("dims".into()),
+        Segment::Key(dim.to_string()),
+    ])
 }
 
 /// The configured name for one event field, else the format's default.

@@ -77,3 +77,53 @@ fn value_errors_keep_their_cause() {
         Some(0o660)
     );
 }
+
+/// `[file.dims]` is checked at load: each nginx variable must be in the log format, names and
+/// counts as sentineld takes them; errors point at the key.
+#[test]
+fn dims_are_checked_at_load() {
+    let nginx = "[[file]]\npath = \"/a\"\nformat = \"nginx\"\nappend = '$request_time \"$http_x_tenant_id\" $geo'\n[file.dims]\n";
+    let json = "[[file]]\npath = \"/a\"\nformat = \"json\"\n[file.dims]\n";
+    let too_many: String = (0..33).map(|i| format!("d{i} = \"k{i}\"\n")).collect();
+    let at_most: String = (0..32).map(|i| format!("d{i} = \"k{i}\"\n")).collect();
+    let long_name = "n".repeat(65);
+    let cases: Vec<(String, Option<&str>)> = vec![
+        (format!("{nginx}region = \"$geo\"\nagent = \"http_user_agent\"\n"), None),
+        (format!("{nginx}region = \"$geo\"\nplan = \"$http_x_plan\"\n"),
+            Some("agent.toml:7:8: dims.plan: $http_x_plan is not in the log format `$remote_addr")),
+        (format!("{json}region = \"region\"\n\"service.version\" = \"ver\"\n"), None),
+        (format!("{json}{at_most}"), None),
+        (format!("{json}{too_many}"), Some("agent.toml:4:1: dims maps 33 dimensions; sentineld takes at most 32 per event")),
+        (format!("{json}\"\" = \"x\"\n"), Some("agent.toml:5:6: dims: dimension name \"\" must be 1-64 bytes without control characters")),
+        (format!("{json}{long_name} = \"x\"\n"), Some("agent.toml:5:69: dims: dimension name \"nnnn")),
+        (format!("{json}\"a\\tb\" = \"x\"\n"), Some("agent.toml:5:10: dims: dimension name \"a\\tb\"")),
+        (format!("{json}region = \"\"\n"), Some("agent.toml:5:10: dims.region: name the JSON key or nginx variable")),
+        (format!("{json}region = \"$\"\n"), Some("agent.toml:5:10: dims.region: name the JSON key")),
+        (format!("{json}region = 3\n"), Some("agent.toml:5:10: invalid type: integer `3`, expected a string")),
+    ];
+    for (source, expected) in cases {
+        match (parse_str(&source), expected) {
+            (Ok(_), None) => {}
+            (Err(err), Some(expected)) => assert!(
+                err.starts_with(expected),
+                "{source}\n got: {err}\nwant: {expected}"
+            ),
+            (got, _) => panic!("{source}\n got: {got:?}\nwant: {expected:?}"),
+        }
+    }
+    // the parser carries the mapping, `$` dropped, in name order
+    let config = parse_str(&format!(
+        "{nginx}region = \"$geo\"\nagent = \"http_user_agent\"\n"
+    ))
+    .unwrap();
+    let LineParser::Nginx { fields, .. } = config.files[0].parser().unwrap() else {
+        panic!("not nginx")
+    };
+    assert_eq!(
+        fields.dims,
+        [
+            ("agent".to_string(), "http_user_agent".to_string()),
+            ("region".to_string(), "geo".to_string())
+        ]
+    );
+}

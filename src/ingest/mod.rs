@@ -18,8 +18,8 @@ use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 
 pub use parse::{
-    parse_body, parse_event, BodyError, EventError, Rejection, TimeLimits, ValidEvent,
-    MAX_ENDPOINT_BYTES, MAX_TENANT_ID_BYTES,
+    is_dim_name, is_dim_value, parse_body, parse_event, BodyError, EventError, Rejection,
+    TimeLimits, ValidEvent, MAX_DIMS_PER_EVENT, MAX_ENDPOINT_BYTES, MAX_TENANT_ID_BYTES,
 };
 pub use timestamp::{parse_rfc3339_ms, TimestampError};
 pub use traces::OtlpEncoding;

@@ -16,6 +16,22 @@ pub const MAX_ENDPOINT_BYTES: usize = 256;
 pub const MAX_DIMS_PER_EVENT: usize = 32;
 use crate::tenants::explain::{MAX_DIMENSION_NAME_BYTES, MAX_VALUE_BYTES};
 
+/// Whether sentineld takes `name` as a `dims` key: 1-[`MAX_DIMENSION_NAME_BYTES`] bytes
+/// without control characters (the agent checks its config with this too).
+pub fn is_dim_name(name: &str) -> bool {
+    dim_text_ok(name, MAX_DIMENSION_NAME_BYTES)
+}
+
+/// Whether sentineld takes `value` as a `dims` value: 1-[`MAX_VALUE_BYTES`] bytes without
+/// control characters (the agent leaves other values out rather than have the event refused).
+pub fn is_dim_value(value: &str) -> bool {
+    dim_text_ok(value, MAX_VALUE_BYTES)
+}
+
+fn dim_text_ok(text: &str, max: usize) -> bool {
+    !text.is_empty() && text.len() <= max && !text.chars().any(char::is_control)
+}
+
 /// What the server accepts about an event's own clock.
 #[derive(Debug, Clone, Copy)]
 pub struct TimeLimits {
@@ -264,15 +280,12 @@ pub fn parse_event(bytes: &[u8], limits: TimeLimits) -> Result<ValidEvent<'_>, E
         return Err(EventError::TooManyDims(dims.keys));
     }
     let dims = dims.pairs;
-    let bad = |text: &str, max: usize| {
-        text.is_empty() || text.len() > max || text.chars().any(char::is_control)
-    };
     let mut checked = Vec::with_capacity(dims.len());
     for (name, value) in dims {
-        if bad(&name.0, MAX_DIMENSION_NAME_BYTES) {
+        if !is_dim_name(&name.0) {
             return Err(EventError::DimName(name.0.chars().take(80).collect()));
         }
-        if bad(&value.0, MAX_VALUE_BYTES) {
+        if !is_dim_value(&value.0) {
             return Err(EventError::DimValue(name.0.into_owned()));
         }
         checked.push((name.0, value.0));

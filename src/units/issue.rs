@@ -50,6 +50,13 @@ impl From<&str> for KeyPath {
     }
 }
 
+/// Segments as they are: a key holding a dot (`dims."service.version"`) stays one key.
+impl From<Vec<Segment>> for KeyPath {
+    fn from(segments: Vec<Segment>) -> Self {
+        Self(segments)
+    }
+}
+
 impl From<String> for KeyPath {
     fn from(text: String) -> Self {
         Self::from(text.as_str())

@@ -72,12 +72,19 @@ fn event(
         Some(value @ (Value::String(_) | Value::Number(_))) => value.clone(),
         _ => Value::from(now_ms),
     };
+    let dims = fields.dims_of(|source| match object.get(source)? {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+    });
     Ok(Some(OutEvent {
         tenant_id,
         endpoint,
         status_code,
         latency_ms,
         timestamp,
+        dims,
     }))
 }
 
@@ -100,6 +107,7 @@ mod tests {
             status_code: names[2].into(),
             latency_ms: names[3].into(),
             timestamp: names[4].into(),
+            dims: Vec::new(),
         }
     }
 
@@ -110,6 +118,7 @@ mod tests {
             status_code: status,
             latency_ms: latency,
             timestamp: ts,
+            dims: Default::default(),
         })
     }
 
@@ -166,6 +175,71 @@ mod tests {
                 ),
                 "{line:?}"
             );
+        }
+    }
+
+    /// Dimensions are optional: a value that is missing, not text-like, or that sentineld would
+    /// refuse leaves that dimension out and keeps the event.
+    #[test]
+    fn json_dims_table() {
+        let mut map = fields([
+            "tenant_id",
+            "endpoint",
+            "status_code",
+            "latency_ms",
+            "timestamp",
+        ]);
+        map.dims = vec![
+            ("plan".into(), "plan".into()),
+            ("region".into(), "geo".into()),
+            ("version".into(), "v".into()),
+        ];
+        let parser = LineParser::json(map, LatencyUnit::Ms);
+        let longest = "é".repeat(64);
+        let too_long = "é".repeat(65);
+        let cases: Vec<(String, Vec<(&str, &str)>)> = vec![
+            (
+                r#""plan":"pro","geo":"eu-west","v":"2.3.1""#.into(),
+                vec![("plan", "pro"), ("region", "eu-west"), ("version", "2.3.1")],
+            ),
+            // numbers and booleans as their JSON text
+            (
+                r#""plan":true,"geo":42,"v":2.5"#.into(),
+                vec![("plan", "true"), ("region", "42"), ("version", "2.5")],
+            ),
+            // missing, null and empty values are left out
+            (r#""plan":null,"geo":"""#.into(), vec![]),
+            (String::new(), vec![]),
+            // objects and arrays are left out, the others kept
+            (
+                r#""plan":{"a":1},"geo":["eu"],"v":"1""#.into(),
+                vec![("version", "1")],
+            ),
+            // what sentineld would refuse: more than 128 bytes, control characters
+            (
+                format!(r#""plan":"{too_long}","geo":"eu\u0007west","v":"a\nb""#),
+                vec![],
+            ),
+            (
+                format!(r#""plan":"{longest}","geo":"eu west""#),
+                vec![("plan", longest.as_str()), ("region", "eu west")],
+            ),
+            // unmapped keys are not dimensions
+            (r#""region":"eu-west","dims":{"plan":"x"}"#.into(), vec![]),
+        ];
+        for (extra, expected) in cases {
+            let sep = if extra.is_empty() { "" } else { "," };
+            let line = format!(
+                r#"{{"tenant_id":"a","endpoint":"/","status_code":200,"latency_ms":1{sep}{extra}}}"#
+            );
+            let Parsed::Event(event) = parser.parse(&line, 7) else {
+                panic!("{line}: not an event");
+            };
+            let expected: std::collections::BTreeMap<String, String> = expected
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(event.dims, expected, "{line}");
         }
     }
 }

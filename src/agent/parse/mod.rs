@@ -4,6 +4,8 @@
 mod json;
 pub mod nginx;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -15,6 +17,8 @@ pub struct FieldMap {
     pub status_code: String,
     pub latency_ms: String,
     pub timestamp: String,
+    /// (dimension name, source name) for every configured dimension, in name order.
+    pub dims: Vec<(String, String)>,
 }
 
 impl FieldMap {
@@ -61,6 +65,24 @@ pub struct OutEvent {
     /// RFC 3339 text or epoch milliseconds, as the source had it; the read time when it had none
     /// (so events that waited in the disk buffer keep their real time).
     pub timestamp: Value,
+    /// The configured dimensions this line has a value for that sentineld takes.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub dims: BTreeMap<String, String>,
+}
+
+impl FieldMap {
+    /// The event's dimensions: each mapped source value that sentineld would take as it is
+    /// (`value_of` gives None when the line has none). Dimensions are optional, so a value
+    /// sentineld would refuse (too long, control characters) is left out, never the event.
+    fn dims_of(&self, value_of: impl Fn(&str) -> Option<String>) -> BTreeMap<String, String> {
+        self.dims
+            .iter()
+            .filter_map(|(name, source)| {
+                let value = value_of(source)?;
+                crate::ingest::is_dim_value(&value).then(|| (name.clone(), value))
+            })
+            .collect()
+    }
 }
 
 /// What became of one line.
@@ -227,6 +249,7 @@ mod tests {
                 status_code: "s".into(),
                 latency_ms: "l".into(),
                 timestamp: "ts".into(),
+                dims: Vec::new(),
             },
             LatencyUnit::Ms,
         );
@@ -238,5 +261,89 @@ mod tests {
             .source()
             .and_then(|s| s.downcast_ref::<serde_json::Error>())
             .is_some_and(serde_json::Error::is_eof));
+        let Parsed::Event(event) = parser.parse(r#"{"t":"a","e":"/","s":200,"l":1}"#, 0) else {
+            panic!("not an event")
+        };
+        assert!(event.dims.is_empty());
+    }
+
+    /// `dims` goes out as sentineld's JSON object, and not at all when the line had none.
+    #[test]
+    fn dims_are_an_object_and_omitted_when_empty() {
+        let mut event = OutEvent {
+            tenant_id: "a".into(),
+            endpoint: "/".into(),
+            status_code: 200,
+            latency_ms: 1.0,
+            timestamp: Value::from(5),
+            dims: BTreeMap::new(),
+        };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"tenant_id":"a","endpoint":"/","status_code":200,"latency_ms":1.0,"timestamp":5}"#
+        );
+        event.dims.insert("region".into(), "eu-west".into());
+        event.dims.insert("plan".into(), "pro".into());
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"tenant_id":"a","endpoint":"/","status_code":200,"latency_ms":1.0,"timestamp":5,"dims":{"plan":"pro","region":"eu-west"}}"#
+        );
+    }
+
+    /// Whatever a line's dimensions hold, sentineld takes the event the agent sends, with
+    /// exactly the dimensions the agent kept (the edge lengths and characters included).
+    #[test]
+    fn sentineld_accepts_every_event_with_its_dims() {
+        let parser = LineParser::json(
+            FieldMap {
+                tenant_id: "t".into(),
+                endpoint: "e".into(),
+                status_code: "s".into(),
+                latency_ms: "l".into(),
+                timestamp: "ts".into(),
+                dims: (0..crate::ingest::MAX_DIMS_PER_EVENT)
+                    .map(|i| (format!("d{i}"), format!("v{i}")))
+                    .collect(),
+            },
+            LatencyUnit::Ms,
+        );
+        let values = [
+            "\"x\"".to_string(),
+            format!("\"{}\"", "é".repeat(64)),
+            format!("\"{}\"", "é".repeat(65)),
+            format!("\"{}\"", "x".repeat(128)),
+            format!("\"{}\"", "x".repeat(129)),
+            "\"a\\u0000b\"".into(),
+            "\"tab\\there\"".into(),
+            "\"\\u2028 line separator\"".into(),
+            "\"\u{85}next line\"".into(),
+            "\"\"".into(),
+            "1e400".into(),
+            "-0.0".into(),
+            "false".into(),
+            "null".into(),
+            "[]".into(),
+        ];
+        for value in &values {
+            let pairs: Vec<String> = (0..crate::ingest::MAX_DIMS_PER_EVENT)
+                .map(|i| format!(r#""v{i}":{value}"#))
+                .collect();
+            let line = format!(
+                r#"{{"t":"a","e":"/","s":200,"l":1,"ts":1000,{}}}"#,
+                pairs.join(",")
+            );
+            let Parsed::Event(event) = parser.parse(&line, 0) else {
+                continue; // a number serde_json refuses (1e400): not an event at all
+            };
+            let body = serde_json::to_vec(&event).unwrap();
+            let limits = crate::ingest::TimeLimits {
+                now_ms: 1000,
+                max_age: std::time::Duration::from_secs(60),
+                max_skew: std::time::Duration::from_secs(60),
+            };
+            let valid = crate::ingest::parse_event(&body, limits)
+                .unwrap_or_else(|err| panic!("{value}: sentineld refused it: {err}"));
+            assert_eq!(valid.dims.len(), event.dims.len(), "{value}");
+        }
     }
 }

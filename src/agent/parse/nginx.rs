@@ -193,6 +193,7 @@ pub(super) fn parse(
             status_code: status_from_text(&status)?,
             latency_ms: latency_from_text(&latency, unit)?,
             timestamp,
+            dims: fields.dims_of(|source| get(source).filter(|v| v != "-")),
         })
     };
     match event() {
@@ -270,6 +271,7 @@ mod tests {
             status_code: "status".into(),
             latency_ms: latency.into(),
             timestamp: "time_local".into(),
+            dims: Vec::new(),
         };
         LineParser::nginx(LogFormat::compile(format).unwrap(), fields, unit)
     }
@@ -281,6 +283,7 @@ mod tests {
             status_code: status,
             latency_ms: latency,
             timestamp: ts.into(),
+            dims: Default::default(),
         })
     }
 
@@ -450,6 +453,59 @@ mod tests {
         ];
         for (text, expected) in cases {
             assert_eq!(time_local_ms(text), expected, "{text}");
+        }
+    }
+
+    /// Dimensions come from their variables, unescaped; `-` (nginx's empty), empty values and
+    /// what sentineld would refuse are left out, and the event is kept.
+    #[test]
+    fn nginx_dims_table() {
+        let format =
+            format!("{COMBINED} $request_time \"$http_x_tenant_id\" $geo \"$http_x_plan\"");
+        let mut p = parser(&format, "http_x_tenant_id", "request_time", LatencyUnit::S);
+        if let LineParser::Nginx { fields, .. } = &mut p {
+            fields.dims = vec![
+                ("plan".into(), "http_x_plan".into()),
+                ("region".into(), "geo".into()),
+            ];
+        }
+        let too_long = "x".repeat(129);
+        /// ($geo, $http_x_plan, the dims expected)
+        type Case<'a> = (String, &'a str, Vec<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
+            (
+                "eu-west".into(),
+                "pro",
+                vec![("plan", "pro"), ("region", "eu-west")],
+            ),
+            ("-".into(), "-", vec![]),
+            ("us-east".into(), "", vec![("region", "us-east")]),
+            // nginx's \xHH escapes are undone; a control character is left out
+            (
+                "eu\\x2Dwest".into(),
+                "p\\x07ro",
+                vec![("region", "eu-west")],
+            ),
+            (
+                "ap".into(),
+                "t\\xC3\\xA9am plan",
+                vec![("plan", "téam plan"), ("region", "ap")],
+            ),
+            (too_long, "free", vec![("plan", "free")]),
+        ];
+        for (geo, plan, expected) in cases {
+            let line = format!(
+                r#"1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "GET /a HTTP/1.1" 503 5 "-" "ua" 0.5 "acme" {geo} "{plan}""#
+            );
+            let Parsed::Event(event) = p.parse(&line, 0) else {
+                panic!("{line}: not an event");
+            };
+            let expected: std::collections::BTreeMap<String, String> = expected
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(event.dims, expected, "{line}");
+            assert_eq!(event.status_code, 503, "{line}");
         }
     }
 }

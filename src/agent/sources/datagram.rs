@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn datagram_payloads_table() {
         type Expected = Vec<Result<&'static str, &'static str>>;
-        let cases: [(&[u8], Expected); 4] = [
+        let cases: [(&[u8], Expected); 5] = [
             (
                 br#"{"tenant_id":"a","endpoint":"/","status_code":200,"latency_ms":1}"#,
                 vec![Ok(r#"{"endpoint":"/","latency_ms":1,"status_code":200,"tenant_id":"a","timestamp":5}"#)],
@@ -157,6 +157,11 @@ mod tests {
             ),
             (b"{\"tenant_id\":\"a\"}\n[1,2]\nnot json", vec![Ok(r#"{"tenant_id":"a","timestamp":5}"#), Err("not a JSON object"), Err("not a JSON object")]),
             (b"", vec![]),
+            // the event's `dims` pass through as sent (sentineld checks them)
+            (
+                br#"{"tenant_id":"a","dims":{"region":"eu-west","plan":"pro"},"timestamp":9}"#,
+                vec![Ok(r#"{"dims":{"plan":"pro","region":"eu-west"},"tenant_id":"a","timestamp":9}"#)],
+            ),
         ];
         for (payload, expected) in cases {
             let got = events_in(payload, 5);
