@@ -722,6 +722,11 @@ impl ExplainService {
         let Some(explainer) = inner.as_mut() else {
             return;
         };
+        // Without a dimension there is nothing to explain (the answer is `NoDimensions`), so
+        // the hot path does not count totals nobody reads.
+        if explainer.dimensions.is_empty() {
+            return;
+        }
         for (event, dims) in events {
             explainer.record(event, dims, now_ms);
         }

@@ -306,3 +306,38 @@ fn bad_configs_are_refused_with_the_key() {
         "explain.min_support"
     );
 }
+
+/// With no dimension configured the service answers `NoDimensions` and records nothing: the
+/// ingest hot path pays one lock per batch, not a count per event.
+#[test]
+fn without_dimensions_the_service_records_nothing() {
+    let service = ExplainService::default();
+    service
+        .configure(Some(ExplainConfig {
+            dimensions: Vec::new(),
+            ..ExplainConfig::default()
+        }))
+        .unwrap();
+    let event = TenantEventRef {
+        tenant_id: "t",
+        endpoint: "/v1/x",
+        status_code: 503,
+        latency_ms: 5000.0,
+        timestamp_ms: NOW,
+    };
+    let none: &[(&str, &str)] = &[];
+    service.record_batch([(event, none); 3], NOW);
+    let inner = service.lock();
+    let explainer = inner.as_ref().expect("configured");
+    let counted: u64 = explainer
+        .global
+        .buckets
+        .iter()
+        .map(|b| u64::from(b.totals[0]))
+        .sum();
+    assert_eq!(counted, 0);
+    assert!(explainer.tenants.is_empty() && explainer.heavy.is_empty());
+    drop(inner);
+    let answer = service.explain(None, Signal::Errors, Duration::ZERO, 10, NOW);
+    assert!(matches!(answer, Some(Err(ExplainError::NoDimensions))));
+}
