@@ -235,11 +235,7 @@ mod tests {
             let Parsed::Event(event) = parser.parse(&line, 7) else {
                 panic!("{line}: not an event");
             };
-            let expected: std::collections::BTreeMap<String, String> = expected
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            assert_eq!(event.dims, expected, "{line}");
+            assert_eq!(event.dims, super::super::dims_map(&expected), "{line}");
         }
     }
 }
