@@ -51,7 +51,11 @@ const MAX_PEER_ANSWER: usize = 8 << 20;
 pub enum PeerAddr {
     Socket(PathBuf),
     /// The listener's base URL, without a trailing slash; `/v1/tenants/top` is appended.
-    Url(String),
+    /// `shown` is the same without credentials, for messages.
+    Url {
+        url: String,
+        shown: String,
+    },
 }
 
 impl std::str::FromStr for PeerAddr {
@@ -63,7 +67,11 @@ impl std::str::FromStr for PeerAddr {
             true => {
                 let base = text.trim_end_matches('/');
                 HttpTarget::parse(&format!("{base}/v1/tenants/top"))?;
-                Ok(Self::Url(base.to_string()))
+                let shown = HttpTarget::parse(base)?.display();
+                Ok(Self::Url {
+                    url: base.to_string(),
+                    shown: shown.trim_end_matches('/').to_string(),
+                })
             }
             false => Ok(Self::Socket(PathBuf::from(text))),
         }
@@ -74,7 +82,7 @@ impl std::fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Socket(path) => write!(f, "{}", path.display()),
-            Self::Url(url) => f.write_str(url),
+            Self::Url { shown, .. } => f.write_str(shown),
         }
     }
 }
@@ -105,7 +113,7 @@ pub async fn ask_peer(
         PeerAddr::Socket(socket) => {
             return Ok(ControlClient::new(socket.clone()).call(target).await?)
         }
-        PeerAddr::Url(base) => format!("{base}{}", target.uri()),
+        PeerAddr::Url { url, .. } => format!("{url}{}", target.uri()),
     };
     let headers: Vec<(String, String)> = token
         .map(|t| ("authorization".to_string(), format!("Bearer {}", t.trim())))
@@ -438,6 +446,41 @@ mod tests {
     use super::*;
     use crate::tenants::rank::EndpointEvidence;
     use crate::tenants::{TopTenants, TrackerStats};
+
+    /// A `--peer` is a URL by its scheme, else a socket path; a URL is shown without its
+    /// credentials and asked with them.
+    #[test]
+    fn peer_addresses_table() {
+        let cases = [
+            ("/run/sentinel/node2.sock", "/run/sentinel/node2.sock", None),
+            ("relative.sock", "relative.sock", None),
+            (
+                "http://10.0.0.2:9137",
+                "http://10.0.0.2:9137",
+                Some("http://10.0.0.2:9137"),
+            ),
+            (
+                "HTTPS://node2:9137/",
+                "https://node2:9137",
+                Some("HTTPS://node2:9137"),
+            ),
+            (
+                "https://ops:s3cret@node2/sentinel/",
+                "https://node2/sentinel",
+                Some("https://ops:s3cret@node2/sentinel"),
+            ),
+        ];
+        for (text, shown, url) in cases {
+            let peer: PeerAddr = text.parse().unwrap();
+            assert_eq!(peer.to_string(), shown, "{text}");
+            match (&peer, url) {
+                (PeerAddr::Url { url: asked, .. }, Some(url)) => assert_eq!(asked, url),
+                (PeerAddr::Socket(_), None) => {}
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        assert!("http://[::1".parse::<PeerAddr>().is_err());
+    }
 
     fn evidence(id: &str, errors: u64, share: f64, endpoint: Option<&str>) -> TenantEvidence {
         TenantEvidence {

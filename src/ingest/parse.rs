@@ -14,23 +14,9 @@ pub const MAX_TENANT_ID_BYTES: usize = 128;
 pub const MAX_ENDPOINT_BYTES: usize = 256;
 /// Most keys one event's `dims` object may hold.
 pub const MAX_DIMS_PER_EVENT: usize = 32;
+/// The explainer owns what a dimension name and value may be; ingest and the agent check with it.
+pub use crate::tenants::explain::{is_dim_name, is_dim_value};
 use crate::tenants::explain::{MAX_DIMENSION_NAME_BYTES, MAX_VALUE_BYTES};
-
-/// Whether sentineld takes `name` as a `dims` key: 1-[`MAX_DIMENSION_NAME_BYTES`] bytes
-/// without control characters (the agent checks its config with this too).
-pub fn is_dim_name(name: &str) -> bool {
-    dim_text_ok(name, MAX_DIMENSION_NAME_BYTES)
-}
-
-/// Whether sentineld takes `value` as a `dims` value: 1-[`MAX_VALUE_BYTES`] bytes without
-/// control characters (the agent leaves other values out rather than have the event refused).
-pub fn is_dim_value(value: &str) -> bool {
-    dim_text_ok(value, MAX_VALUE_BYTES)
-}
-
-fn dim_text_ok(text: &str, max: usize) -> bool {
-    !text.is_empty() && text.len() <= max && !text.chars().any(char::is_control)
-}
 
 /// What the server accepts about an event's own clock.
 #[derive(Debug, Clone, Copy)]

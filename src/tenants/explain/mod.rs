@@ -25,6 +25,22 @@ pub const MAX_DIMENSIONS: usize = 8;
 pub const MAX_DIMENSION_NAME_BYTES: usize = 64;
 /// Longest dimension value, in bytes (ingest refuses longer ones).
 pub const MAX_VALUE_BYTES: usize = 128;
+
+/// Whether `name` may be a dimension (a `dims` key, a `[tenants] dimensions` entry, an agent's
+/// `[file.dims]` key): 1-[`MAX_DIMENSION_NAME_BYTES`] bytes without control characters.
+pub fn is_dim_name(name: &str) -> bool {
+    dim_text_ok(name, MAX_DIMENSION_NAME_BYTES)
+}
+
+/// Whether `value` may be a dimension's value: 1-[`MAX_VALUE_BYTES`] bytes without control
+/// characters (the agent leaves other values out rather than have the event refused).
+pub fn is_dim_value(value: &str) -> bool {
+    dim_text_ok(value, MAX_VALUE_BYTES)
+}
+
+fn dim_text_ok(text: &str, max: usize) -> bool {
+    !text.is_empty() && text.len() <= max && !text.chars().any(char::is_control)
+}
 /// Most distinct values one dimension may hold at once (`[tenants.explain] max_values`).
 pub const MAX_VALUES_LIMIT: usize = 1024;
 /// Most tenant scopes (`[tenants.explain] max_tenants`).
@@ -112,9 +128,7 @@ impl ExplainConfig {
                 format!("at most {MAX_DIMENSIONS} dimensions (got {})", names.len()),
             );
         }
-        if let Some(bad) = names.iter().find(|n| {
-            n.is_empty() || n.len() > MAX_DIMENSION_NAME_BYTES || n.chars().any(char::is_control)
-        }) {
+        if let Some(bad) = names.iter().find(|n| !is_dim_name(n)) {
             return Self::invalid(
                 "dimensions",
                 format!("dimension name {bad:?} must be 1-{MAX_DIMENSION_NAME_BYTES} bytes without control characters"),
