@@ -100,16 +100,7 @@ mod tests {
     use super::*;
     use crate::agent::parse::LineParser;
 
-    fn fields(names: [&str; 5]) -> FieldMap {
-        FieldMap {
-            tenant_id: names[0].into(),
-            endpoint: names[1].into(),
-            status_code: names[2].into(),
-            latency_ms: names[3].into(),
-            timestamp: names[4].into(),
-            dims: Vec::new(),
-        }
-    }
+    use crate::agent::parse::field_map as fields;
 
     fn event(tenant: &str, endpoint: &str, status: i64, latency: f64, ts: Value) -> Parsed {
         Parsed::Event(OutEvent {
@@ -235,7 +226,11 @@ mod tests {
             let Parsed::Event(event) = parser.parse(&line, 7) else {
                 panic!("{line}: not an event");
             };
-            assert_eq!(event.dims, super::super::dims_map(&expected), "{line}");
+            assert_eq!(
+                event.dims,
+                crate::agent::parse::dims_map(&expected),
+                "{line}"
+            );
         }
     }
 }

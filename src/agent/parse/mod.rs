@@ -229,6 +229,20 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The field names in [`FieldMap::entries`] order (tenant, endpoint, status, latency, time), no
+/// dimensions: the parsers' test tables.
+#[cfg(test)]
+fn field_map(names: [&str; 5]) -> FieldMap {
+    FieldMap {
+        tenant_id: names[0].into(),
+        endpoint: names[1].into(),
+        status_code: names[2].into(),
+        latency_ms: names[3].into(),
+        timestamp: names[4].into(),
+        dims: Vec::new(),
+    }
+}
+
 /// `pairs` as an event's `dims`, for the parsers' tables.
 #[cfg(test)]
 fn dims_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -251,17 +265,7 @@ mod tests {
         let cause = err.source().expect("the integer parser's error is kept");
         assert!(cause.downcast_ref::<std::num::ParseIntError>().is_some());
 
-        let parser = LineParser::json(
-            FieldMap {
-                tenant_id: "t".into(),
-                endpoint: "e".into(),
-                status_code: "s".into(),
-                latency_ms: "l".into(),
-                timestamp: "ts".into(),
-                dims: Vec::new(),
-            },
-            LatencyUnit::Ms,
-        );
+        let parser = LineParser::json(field_map(["t", "e", "s", "l", "ts"]), LatencyUnit::Ms);
         let Parsed::Malformed(reason) = parser.parse("{\"t\":", 0) else {
             panic!("not refused")
         };
@@ -303,19 +307,13 @@ mod tests {
     /// exactly the dimensions the agent kept (the edge lengths and characters included).
     #[test]
     fn sentineld_accepts_every_event_with_its_dims() {
-        let parser = LineParser::json(
-            FieldMap {
-                tenant_id: "t".into(),
-                endpoint: "e".into(),
-                status_code: "s".into(),
-                latency_ms: "l".into(),
-                timestamp: "ts".into(),
-                dims: (0..crate::ingest::MAX_DIMS_PER_EVENT)
-                    .map(|i| (format!("d{i}"), format!("v{i}")))
-                    .collect(),
-            },
-            LatencyUnit::Ms,
-        );
+        let fields = FieldMap {
+            dims: (0..crate::ingest::MAX_DIMS_PER_EVENT)
+                .map(|i| (format!("d{i}"), format!("v{i}")))
+                .collect(),
+            ..field_map(["t", "e", "s", "l", "ts"])
+        };
+        let parser = LineParser::json(fields, LatencyUnit::Ms);
         let values = [
             "\"x\"".to_string(),
             format!("\"{}\"", "é".repeat(64)),

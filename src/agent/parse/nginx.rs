@@ -265,14 +265,8 @@ mod tests {
     use crate::agent::parse::LineParser;
 
     fn parser(format: &str, tenant: &str, latency: &str, unit: LatencyUnit) -> LineParser {
-        let fields = FieldMap {
-            tenant_id: tenant.into(),
-            endpoint: "request".into(),
-            status_code: "status".into(),
-            latency_ms: latency.into(),
-            timestamp: "time_local".into(),
-            dims: Vec::new(),
-        };
+        let fields =
+            crate::agent::parse::field_map([tenant, "request", "status", latency, "time_local"]);
         LineParser::nginx(LogFormat::compile(format).unwrap(), fields, unit)
     }
 
@@ -500,7 +494,11 @@ mod tests {
             let Parsed::Event(event) = p.parse(&line, 0) else {
                 panic!("{line}: not an event");
             };
-            assert_eq!(event.dims, super::super::dims_map(&expected), "{line}");
+            assert_eq!(
+                event.dims,
+                crate::agent::parse::dims_map(&expected),
+                "{line}"
+            );
             assert_eq!(event.status_code, 503, "{line}");
         }
     }
