@@ -87,15 +87,28 @@ fn post_slow_version(port: u16) {
     }
 }
 
-fn named(explanation: &serde_json::Value) -> Vec<(String, String)> {
+/// (dimension, value, requests) of every finding, in the answer's order.
+pub fn findings(explanation: &serde_json::Value) -> Vec<(String, String, u64)> {
     explanation["findings"]
         .as_array()
         .unwrap_or_else(|| panic!("{explanation}"))
         .iter()
         .map(|f| {
             let field = |k: &str| f[k].as_str().unwrap_or_default().to_string();
-            (field("dimension"), field("value"))
+            (
+                field("dimension"),
+                field("value"),
+                f["requests"].as_u64().unwrap_or_default(),
+            )
         })
+        .collect()
+}
+
+/// (dimension, value) of every finding, in the answer's order.
+fn named(explanation: &serde_json::Value) -> Vec<(String, String)> {
+    findings(explanation)
+        .into_iter()
+        .map(|(dimension, value, _)| (dimension, value))
         .collect()
 }
 

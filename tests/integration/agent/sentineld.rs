@@ -2,6 +2,7 @@
 
 use super::{Agent, Setup, LIMIT};
 use crate::harness::{wait_for, Daemon};
+use crate::tenant_explain::findings;
 
 /// The whole path: nginx writes, the agent tails and ships, the real sentineld ranks, and
 /// `sentinelctl tenants top` names the tenant.
@@ -91,23 +92,6 @@ flush_interval = "50ms"
 }
 
 const EXPLAIN: &str = "[tenants]\nenabled = true\nbucket = \"1s\"\nlatency_bucket = \"5s\"\nwindow = \"60s\"\nbaseline_bucket = \"60s\"\nbaseline = \"5m\"\ndimensions = [\"plan\", \"region\"]\n\n[tenants.explain]\nbucket = \"5s\"\nmin_support = 10\nslow = \"1s\"\n";
-
-/// (dimension, value, requests) of every finding, in the answer's order.
-fn findings(explanation: &serde_json::Value) -> Vec<(String, String, u64)> {
-    explanation["findings"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{explanation}"))
-        .iter()
-        .map(|f| {
-            let field = |k: &str| f[k].as_str().unwrap_or_default().to_string();
-            (
-                field("dimension"),
-                field("value"),
-                f["requests"].as_u64().unwrap_or_default(),
-            )
-        })
-        .collect()
-}
 
 /// Dimensions through the agent: a JSON log (tenant `shop`, region from the `geo` key, plan
 /// from `tier`) and an nginx log (tenant `api`, both from request headers) are tailed and
