@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::api::{
-    ClientError, ControlClient, Route, TenantMuteResponse, TenantMutesResponse, TenantResponse,
-    TenantsTopResponse,
+    ClientError, ControlClient, ErrorResponse, Route, TenantMuteResponse, TenantMutesResponse,
+    TenantResponse, TenantsTopResponse,
 };
 use crate::event::Timestamp;
 use crate::http::client::{HttpTarget, PostError, TargetError};
@@ -129,11 +129,7 @@ pub async fn ask_peer(
     )
     .await?;
     if !(200..300).contains(&answer.status) {
-        #[derive(serde::Deserialize)]
-        struct Refusal {
-            error: String,
-        }
-        let message = serde_json::from_slice::<Refusal>(&answer.body).map_or_else(
+        let message = serde_json::from_slice::<ErrorResponse>(&answer.body).map_or_else(
             |_| {
                 String::from_utf8_lossy(&answer.body)
                     .trim()
